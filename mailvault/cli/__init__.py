@@ -1,0 +1,29 @@
+"""The command line: parses arguments, opens the vault, calls the services, renders results.
+
+Each group of commands lives in its own module and registers itself on ``app``. Errors from
+the MailvaultError tree become one line on stderr and exit status 1; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mailvault.cli import archiving, audit_log, finding, health
+from mailvault.cli.app import app
+from mailvault.errors import MailvaultError
+
+archiving.register(app)
+finding.register(app)
+health.register(app)
+audit_log.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``mailvault`` command."""
+    try:
+        app()
+    except MailvaultError as exc:
+        typer.echo(f"mailvault: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,68 @@
+"""The Typer application and what every command shares: the --vault option, the actor,
+JSON output, and opening the vault."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from mailvault.vault import Vault, default_vault_path
+
+app = typer.Typer(
+    name="mailvault",
+    help="An email archive: byte-exact, tamper-evident, searchable in milliseconds.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+VaultOption = Annotated[
+    Path | None,
+    typer.Option("--vault", help="The vault folder (default: $MAILVAULT_VAULT or ./vault).",
+                 show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+console = Console()
+errors = Console(stderr=True)
+
+
+@contextmanager
+def open_vault(path: Path | None) -> Iterator[Vault]:
+    """Open the vault named by --vault (or the default) for one command."""
+    vault = Vault.open(path or default_vault_path())
+    try:
+        yield vault
+    finally:
+        vault.close()
+
+
+def actor() -> str:
+    """Who is acting, for the audit log: $MAILVAULT_ACTOR or the operating-system user."""
+    if os.environ.get("MAILVAULT_ACTOR"):
+        return os.environ["MAILVAULT_ACTOR"]
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, UTF-8, one document."""
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(count) < 1024 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TB"

@@ -1,0 +1,110 @@
+"""Commands that put mail in: init, import, reindex."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
+from mailvault.cli.progress import Meter
+from mailvault.errors import InputError
+from mailvault.ingest.files import FORMATS, FileOptions, Reader
+from mailvault.ingest.pipeline import ArchiveReport, Outcome, Pipeline
+from mailvault.search import indexing
+from mailvault.search.query import parse_day
+from mailvault.vault import Vault, default_vault_path
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("import")(import_)
+    app.command("reindex")(reindex)
+
+
+def init(
+    vault: VaultOption = None,
+    passphrase: Annotated[bool, typer.Option(
+        "--passphrase", help="Protect the keyring with a passphrase (asked for, or "
+        "$MAILVAULT_PASSPHRASE) instead of a key file.")] = False,
+) -> None:
+    """Create a vault: settings, keyring, catalog, index and volume folders."""
+    import os
+
+    secret = None
+    if passphrase:
+        secret = os.environ.get("MAILVAULT_PASSPHRASE") or typer.prompt(
+            "Passphrase", hide_input=True, confirmation_prompt=True)
+    path = vault or default_vault_path()
+    created = Vault.create(path, secret)
+    created.close()
+    console.print(f"Created a vault in {created.path}")
+    if not passphrase:
+        console.print(f"Keep a copy of {created.path / 'keys'} somewhere safe: without it the "
+                      "archive cannot be read.")
+
+
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to import.")],
+    vault: VaultOption = None,
+    format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")]
+    = "auto",
+    since: Annotated[str | None, typer.Option(help="Only messages dated on or after (YYYY-MM-DD).")]
+    = None,
+    before: Annotated[str | None, typer.Option(help="Only messages dated before (YYYY-MM-DD).")]
+    = None,
+    folder: Annotated[str | None, typer.Option(help="Archive folder for every message "
+                                               "(default: from the file or Maildir).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Archive EML files, folders of them, mbox files and Maildir trees."""
+    options = FileOptions(format=format, folder=folder,
+                          since=parse_day(since) if since else None,
+                          before=parse_day(before) if before else None)
+    reader = Reader(paths, options)
+    with open_vault(vault) as opened, Pipeline(opened, actor=actor()) as pipeline, \
+            Meter("import", reader.scan.bytes_total) as meter:
+        report = ArchiveReport()
+
+        def progress(outcomes: list[Outcome]) -> None:
+            for outcome in outcomes:
+                report.add(outcome)
+            meter.update(report.processed, reader.scan.bytes_read)
+
+        pipeline.archive_many(reader, on_batch=progress)
+        elapsed = meter.elapsed
+    summary = report.to_json()
+    summary["seconds"] = round(elapsed, 2)
+    summary["outside_date_range"] = reader.scan.outside_range
+    summary["skipped"] = [{"item": i, "reason": r} for i, r in reader.scan.skipped]
+    if json_out:
+        print_json(summary)
+    else:
+        _print_summary(report, reader.scan.outside_range, reader.scan.skipped, elapsed)
+    if report.refused:
+        raise typer.Exit(1)
+    if report.processed == 0 and not reader.scan.outside_range:
+        raise InputError("no messages were found in what was given.")
+
+
+def _print_summary(report: ArchiveReport, outside: int, skipped: list[tuple[str, str]],
+                   elapsed: float) -> None:
+    rate = report.processed / elapsed if elapsed > 0 else 0.0
+    console.print(f"archived {report.archived}, already there {report.duplicates}, "
+                  f"with parse defects {report.with_defects}, refused {report.refused} "
+                  f"({report.bytes / 1048576:.1f} MB in {elapsed:.1f} s, {rate:.0f} msg/s)",
+                  highlight=False)
+    if outside:
+        console.print(f"{outside} messages were outside the date range and left out.")
+    for item, reason in skipped:
+        console.print(f"skipped {item}: {reason}", highlight=False)
+    for item, reason in report.refusals:
+        console.print(f"refused {item}: {reason}", highlight=False)
+
+
+def reindex(vault: VaultOption = None) -> None:
+    """Rebuild the search index from the store and catalog."""
+    with open_vault(vault) as opened, Meter("reindex") as meter:
+        count = indexing.rebuild(opened, lambda n: meter.update(n, 0))
+    console.print(f"reindexed {count} messages")

@@ -1,0 +1,123 @@
+"""Commands that find and read mail: search, count, show, get."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
+from mailvault.compliance import audit
+from mailvault.errors import MailvaultError
+from mailvault.message import parse
+from mailvault.search import finder
+from mailvault.store import catalog
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)
+    app.command("count")(count)
+    app.command("show")(show)
+    app.command("get")(get)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="A query, e.g. 'from:alice after:2001-01-01'.")]
+    = "",
+    vault: VaultOption = None,
+    limit: Annotated[int, typer.Option(help="At most this many results.")] = 50,
+    json_out: JsonOption = False,
+) -> None:
+    """Search the archive, newest first (an empty query lists everything)."""
+    with open_vault(vault) as opened:
+        result = finder.find(opened, query, actor(), limit=limit)
+    if json_out:
+        print_json([row.to_json() for row in result.rows])
+        return
+    table = Table(title=f"{result.total} messages match", title_justify="left")
+    for column in ("id", "date", "from", "subject", "folder"):
+        table.add_column(column, overflow="fold")
+    for row in result.rows:
+        table.add_row(str(row.id), row.date.strftime("%Y-%m-%d %H:%M") if row.date else "",
+                      row.from_addr, row.subject, row.folder)
+    console.print(table)
+
+
+def count(
+    query: Annotated[str, typer.Argument(help="A query (empty: every message).")] = "",
+    vault: VaultOption = None,
+) -> None:
+    """Print how many messages match a query: one number."""
+    with open_vault(vault) as opened:
+        typer.echo(str(finder.count(opened, query, actor())))
+
+
+def show(
+    ref: Annotated[str, typer.Argument(help="Message id, or a SHA-256 prefix (8+ digits).")],
+    vault: VaultOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show a message: headers, where it came from, text and attachments."""
+    with open_vault(vault) as opened:
+        with opened.engine.connect() as conn:
+            row = catalog.resolve(conn, ref)
+            arrivals = catalog.provenances(conn, row.id)
+        raw = opened.read_raw(row)
+        with opened.engine.begin() as conn:
+            audit.record(conn, actor(), "view", {"message": row.id, "sha256": row.sha256})
+    parsed = parse(raw)
+    if json_out:
+        data = row.to_json()
+        data.update(headers=parsed.headers, body=parsed.body, defects=parsed.defects,
+                    provenance=[p.to_json() for p in arrivals],
+                    attachment_list=[{"filename": a.filename, "content_type": a.content_type,
+                                      "size": a.size} for a in parsed.attachments])
+        print_json(data)
+        return
+    console.print(f"[bold]Message {row.id}[/bold]  sha256 {row.sha256}  {row.size} bytes  "
+                  f"tier {row.tier}", highlight=False)
+    for name, value in parsed.headers:
+        console.print(f"[cyan]{name}:[/cyan] {value}", highlight=False, markup=True)
+    console.print("\n[bold]Arrivals[/bold]")
+    for prov in arrivals:
+        line = prov.describe()
+        if prov.envelope_to:
+            line += f"  envelope from {prov.envelope_from} to {', '.join(prov.envelope_to)}"
+        console.print("  " + line, highlight=False, markup=False)
+    if parsed.attachments:
+        console.print("\n[bold]Attachments[/bold]")
+        for att in parsed.attachments:
+            console.print(f"  {att.filename or '(unnamed)'}  {att.content_type}  {att.size} bytes",
+                          highlight=False, markup=False)
+    if parsed.defects:
+        console.print("\n[bold]Parse defects[/bold]: " + ", ".join(parsed.defects),
+                      highlight=False, markup=False)
+    console.print("\n" + parsed.body, highlight=False, markup=False)
+
+
+def get(
+    ref: Annotated[str, typer.Argument(help="Message id, or a SHA-256 prefix (8+ digits).")],
+    vault: VaultOption = None,
+    raw: Annotated[bool, typer.Option("--raw", help="The exact bytes received.")] = True,
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                help="Write to this file, not stdout.")] = None,
+) -> None:
+    """Write a message's exact bytes (checked against its SHA-256) to a file or stdout."""
+    with open_vault(vault) as opened:
+        with opened.engine.connect() as conn:
+            row = catalog.resolve(conn, ref)
+        data = opened.read_raw(row)
+        with opened.engine.begin() as conn:
+            audit.record(conn, actor(), "download", {"message": row.id, "sha256": row.sha256,
+                                                     "to": str(output) if output else "stdout"})
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise MailvaultError(f"{output} cannot be written: {exc.strerror}.") from exc

@@ -1,0 +1,85 @@
+"""Commands that report on the vault: stats, verify, status."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from mailvault.cli.app import JsonOption, VaultOption, actor, console, human_bytes, open_vault, \
+    print_json
+from mailvault.cli.progress import Meter
+from mailvault.store import catalog, inventory
+from mailvault.store.verify import verify as run_verify
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stats")(stats)
+    app.command("verify")(verify)
+    app.command("status")(status)
+
+
+def stats(vault: VaultOption = None, json_out: JsonOption = False) -> None:
+    """Messages, raw and stored bytes, index bytes, per tier, and what dedup saved."""
+    with open_vault(vault) as opened:
+        result = inventory.collect(opened)
+    if json_out:
+        print_json(result.to_json())
+        return
+    table = Table(title=f"{result.messages} messages, {human_bytes(result.raw_bytes)} raw",
+                  title_justify="left")
+    for column in ("tier", "messages", "raw", "stored", "stored/raw", "index", "index/raw"):
+        table.add_column(column, justify="right")
+    for name, tier in sorted(result.tiers.items()):
+        ratios = tier.ratios()
+        table.add_row(name, str(tier.messages), human_bytes(tier.raw_bytes),
+                      human_bytes(tier.stored_bytes), f"{ratios['stored_of_raw'] or 0:.3f}",
+                      human_bytes(tier.index_bytes), f"{ratios['index_of_raw'] or 0:.3f}")
+    console.print(table)
+    console.print(f"dedup: {result.duplicate_arrivals} duplicate arrivals "
+                  f"({human_bytes(result.duplicate_bytes_saved)} not stored again); "
+                  f"{result.shared_parts} of {result.parts} attachment parts shared "
+                  f"({human_bytes(result.part_bytes_saved)} saved)", highlight=False)
+    if result.failures:
+        console.print(f"{result.failures} recorded failures (see 'mailvault status')")
+
+
+def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
+    """Re-read every blob and check every hash; exit status 1 if anything is wrong."""
+    with open_vault(vault) as opened, Meter("verify") as meter:
+        report = run_verify(opened, actor(), lambda n: meter.update(n, 0))
+    if json_out:
+        print_json(report.to_json())
+    else:
+        console.print(f"checked {report.messages_checked} messages and "
+                      f"{report.parts_checked} parts: "
+                      + ("all intact" if report.ok else f"{len(report.problems)} problems"),
+                      highlight=False)
+        for problem in report.problems:
+            console.print("  " + problem, highlight=False, markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
+    """What the vault is doing: message count, index lag, recorded failures."""
+    with open_vault(vault) as opened, opened.engine.connect() as conn:
+        watermark = catalog.get_watermark(conn)
+        total = catalog.count_ids_between(conn, 0, 2**62)
+        highest = catalog.max_message_id(conn)
+        pending = len(catalog.reindex_pending(conn, 100000))
+        failures = catalog.failures(conn)
+    data = {"messages": total, "index": {"indexed_through": watermark, "newest": highest,
+                                         "reindex_queued": pending},
+            "failures": [{"at": f["at"], "kind": f["kind"], "source": f["source"],
+                          "item": f["item"], "reason": f["reason"]} for f in failures[:100]],
+            "failure_count": len(failures)}
+    if json_out:
+        print_json(data)
+        return
+    console.print(f"{total} messages; index through id {watermark} of {highest}"
+                  + (f", {pending} queued for reindex" if pending else ""), highlight=False)
+    if failures:
+        console.print(f"{len(failures)} failures recorded (newest first):")
+        for f in failures[:20]:
+            console.print(f"  {f['kind']} {f['source']} {f['item'] or ''}: {f['reason']}",
+                          highlight=False, markup=False)

@@ -1,0 +1,1 @@
+"""What makes the archive defensible: audit, tiers, retention, holds, disposition."""

@@ -1,0 +1,207 @@
+"""Settings: each one declared once, with its type, default and help.
+
+A vault folder holds ``mailvault.toml``; every setting can also come from the environment as
+``MAILVAULT_<SECTION>_<NAME>`` (environment wins). ``docs/configuration.md`` is generated from
+these declarations (``python -m mailvault.config``), and a test fails when it falls out of date.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailvault.errors import ConfigError
+
+CONFIG_FILE = "mailvault.toml"
+
+
+def setting(default: Any, help: str) -> Any:
+    """Declare one setting: its default and the sentence that documents it."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class StoreSettings:
+    """Where and how blobs are kept."""
+
+    volume_max_mb: int = setting(1024, "A volume file is sealed (read-only) once it reaches this size.")
+    compression_level: int = setting(3, "zstd level for Active-tier blobs (fast, random access).")
+    part_min_bytes: int = setting(
+        8192,
+        "MIME leaf parts at least this large are stored once as their own blob "
+        "(attachment single-instance storage).",
+    )
+
+
+@dataclass
+class IngestSettings:
+    """How messages are brought in."""
+
+    max_message_mb: int = setting(
+        150, "Messages larger than this are refused (recorded as a failure with the reason)."
+    )
+    workers: int = setting(
+        0, "Worker processes that parse and extract text; 0 means one per CPU core."
+    )
+    batch_size: int = setting(
+        500, "Messages archived per batch: one fsync and one catalog transaction per batch."
+    )
+
+
+@dataclass
+class SearchSettings:
+    """Attachment text extraction and the full-text index."""
+
+    extract_max_mb: int = setting(
+        25, "Attachments larger than this are stored and named but their text is not extracted."
+    )
+    extract_timeout_s: float = setting(
+        10.0, "Time allowed to extract text from one attachment before giving up on it."
+    )
+    extract_max_chars: int = setting(
+        2_000_000, "Text kept from one attachment for the index; the rest is cut off."
+    )
+    index_heap_mb: int = setting(128, "Memory the index writer may use before it flushes.")
+
+
+@dataclass
+class Settings:
+    """Every setting of a vault, by section (the TOML tables of mailvault.toml)."""
+
+    store: StoreSettings = field(default_factory=StoreSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+
+
+def load_settings(vault_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``mailvault.toml`` in the vault folder and apply ``MAILVAULT_*`` overrides."""
+    environ = os.environ if environ is None else environ
+    path = vault_dir / CONFIG_FILE
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path} cannot be read: {exc}.") from exc
+    settings = Settings()
+    known_sections = {f.name for f in dataclasses.fields(Settings)}
+    for name in data:
+        if name not in known_sections:
+            raise ConfigError(f"{path} has an unknown section [{name}].")
+    for section_field in dataclasses.fields(Settings):
+        section = getattr(settings, section_field.name)
+        table = data.get(section_field.name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{section_field.name}] must be a table.")
+        _apply_section(section, section_field.name, table, environ, path)
+    return settings
+
+
+def _apply_section(
+    section: Any, name: str, table: dict[str, Any], environ: Mapping[str, str], path: Path
+) -> None:
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    for key in table:
+        if key not in fields:
+            raise ConfigError(f"{path}: [{name}] has an unknown setting {key!r}.")
+    hints = typing.get_type_hints(type(section))
+    for key, f in fields.items():
+        env_name = f"MAILVAULT_{name}_{key}".upper()
+        if env_name in environ:
+            value: Any = _from_env(environ[env_name], hints[key], env_name)
+        elif key in table:
+            value = table[key]
+        else:
+            continue
+        setattr(section, key, _coerce(value, hints[key], f"[{name}] {key}"))
+
+
+def _from_env(text: str, hint: Any, env_name: str) -> Any:
+    if _base(hint) is list:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if _base(hint) is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{env_name} must be true or false, not {text!r}.")
+    return text
+
+
+def _base(hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _base(args[0])
+    return origin or hint
+
+
+def _coerce(value: Any, hint: Any, label: str) -> Any:
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(
+        None
+    ) in typing.get_args(hint)
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise ConfigError(f"{label} must be set.")
+    base = _base(hint)
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if base is list:
+            if isinstance(value, str):
+                value = [value]
+            return [str(v) for v in value]
+        if base is Path:
+            return Path(value)
+        return base(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{label} must be a {getattr(base, '__name__', base)}, not {value!r}.") from None
+
+
+def describe_settings() -> list[tuple[str, str, str, str]]:
+    """Every setting as (section, name, default, help), for the docs and for tests."""
+    rows = []
+    settings = Settings()
+    for section_field in dataclasses.fields(Settings):
+        section = getattr(settings, section_field.name)
+        for f in dataclasses.fields(section):
+            rows.append(
+                (section_field.name, f.name, repr(getattr(section, f.name)), f.metadata.get("help", ""))
+            )
+    return rows
+
+
+def render_settings_doc() -> str:
+    """The Markdown reference of every setting (docs/configuration.md)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Settings live in `mailvault.toml` in the vault folder, one TOML table per section.",
+        "Each can be overridden from the environment as `MAILVAULT_<SECTION>_<NAME>`",
+        "(lists comma-separated). This page is generated by `python -m mailvault.config`.",
+        "",
+    ]
+    current = None
+    for section, name, default, help_text in describe_settings():
+        if section != current:
+            doc = (getattr(Settings(), section).__doc__ or "").strip()
+            lines += ["", f"## [{section}]", "", doc, "", "| setting | default | meaning |", "|---|---|---|"]
+            current = section
+        lines.append(f"| `{name}` | `{default}` | {help_text} |")
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+if __name__ == "__main__":
+    print(render_settings_doc(), end="")

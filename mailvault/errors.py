@@ -1,0 +1,67 @@
+"""The error tree. Every error mailvault raises on purpose derives from MailvaultError.
+
+    MailvaultError            one clear sentence for a person; the CLI prints it and exits 1
+    ├── ConfigError           a setting is missing, malformed, or contradicts another
+    ├── VaultError            no vault at the path, a vault that cannot be opened or created
+    │   └── KeyringError      the master key is missing or the passphrase is wrong
+    ├── StoreError            a blob cannot be written or read
+    │   ├── StorageFullError  the disk is full: callers answer "try again later", never "done"
+    │   └── IntegrityError    bytes read back do not hash to what the catalog says
+    ├── NotFoundError         no message, source or policy by that name or id
+    ├── QueryError            a search query that cannot be parsed
+    ├── InputError            a path or file that cannot be imported (missing, unreadable, wrong format)
+    └── SourceError           a remote source failed (login, network, TLS); carries whether to retry
+
+Lower-layer exceptions (OSError, sqlite3, tantivy) are translated at the module that meets them,
+so the CLI and the web only ever handle this tree.
+"""
+
+from __future__ import annotations
+
+
+class MailvaultError(Exception):
+    """Root of every error mailvault raises on purpose; str() is one sentence for a person."""
+
+
+class ConfigError(MailvaultError):
+    """A setting is missing, malformed or contradicts another."""
+
+
+class VaultError(MailvaultError):
+    """There is no vault at the path, or it cannot be opened or created."""
+
+
+class KeyringError(VaultError):
+    """The master key is missing, or the passphrase does not unlock it."""
+
+
+class StoreError(MailvaultError):
+    """A blob could not be written or read."""
+
+
+class StorageFullError(StoreError):
+    """No space is left where blobs or the spool are written."""
+
+
+class IntegrityError(StoreError):
+    """Bytes read back do not match the hash recorded for them."""
+
+
+class NotFoundError(MailvaultError):
+    """No object exists by that name or id."""
+
+
+class QueryError(MailvaultError):
+    """A search query could not be parsed."""
+
+
+class InputError(MailvaultError):
+    """A file or folder given to import cannot be read as mail."""
+
+
+class SourceError(MailvaultError):
+    """A remote source failed; ``retryable`` says whether trying again later may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -1,0 +1,1 @@
+"""Everything that brings mail in. Every source ends in pipeline.archive_many()."""

@@ -1,0 +1,294 @@
+"""Mail files on disk: EML files and folders of them, mbox files, Maildir trees.
+
+Readers stream: an mbox is read line by line, never whole, so a 20 GB file costs no more
+memory than its largest message. Each message becomes an ``Incoming`` whose provenance names
+the file and the place in it, so importing the same files again is recognised.
+
+mbox variants: mboxo and mboxrd are read the same way. A message starts at a line beginning
+``From `` that follows an empty line (or starts the file); one ``>`` is removed from lines
+that match ``>+From `` (the mboxrd rule, which is also right for the mboxo escaping of
+``From `` lines); the empty line that separates messages is not part of either message.
+mboxcl/mboxcl2 (``Content-Length``-delimited) files are read by the same rule, which is
+right unless a body holds an unescaped ``From `` line after an empty line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from mailvault.errors import InputError
+from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
+from mailvault.message import parse_date
+
+FORMATS = ("auto", "eml", "mbox", "maildir")
+MAILDIR_SUBDIRS = ("cur", "new")
+_HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]{1,76}:")
+_QUOTED_FROM = re.compile(rb"^>+From ")
+_DATE_HEADER = re.compile(rb"^date:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+_SNIFF_BYTES = 4096
+
+
+@dataclass
+class FileScan:
+    """What a file import read besides messages: skipped files and date-range skips."""
+
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    outside_range: int = 0
+    bytes_read: int = 0
+    bytes_total: int = 0
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """The options of ``mailvault import`` that shape what the readers yield."""
+
+    format: str = "auto"
+    folder: str | None = None
+    since: datetime | None = None
+    before: datetime | None = None
+
+
+class Reader:
+    """Walks import paths and yields every message in them, format by format."""
+
+    def __init__(self, paths: list[Path], options: FileOptions) -> None:
+        if options.format not in FORMATS:
+            raise InputError(f"unknown format {options.format!r}: use one of {', '.join(FORMATS)}.")
+        self.paths = [p.expanduser() for p in paths]
+        self.options = options
+        self.scan = FileScan()
+        for path in self.paths:
+            if not path.exists():
+                raise InputError(f"{path} does not exist.")
+            if not os.access(path, os.R_OK):
+                raise InputError(f"{path} cannot be read: permission denied.")
+        self.scan.bytes_total = sum(_size_of(p) for p in self.paths)
+
+    def __iter__(self) -> Iterator[Incoming | Unreadable]:
+        for path in self.paths:
+            for item in self._path(path.resolve()):
+                if isinstance(item, Incoming) and not self._in_range(item.raw):
+                    self.scan.outside_range += 1
+                    continue
+                yield item
+
+    def _path(self, path: Path) -> Iterator[Incoming | Unreadable]:
+        fmt = self.options.format
+        if path.is_dir():
+            if fmt in ("auto", "maildir") and is_maildir(path):
+                yield from self._maildir_tree(path)
+            elif fmt == "maildir":
+                raise InputError(f"{path} is not a Maildir (it has no cur/ and new/ folders).")
+            else:
+                yield from self._folder(path, path, _folder_name(path))
+            return
+        kind = fmt if fmt != "auto" else sniff(path)
+        if kind is None:
+            raise InputError(f"{path} is not a mail file (neither a message nor an mbox).")
+        if kind == "empty":
+            raise InputError(f"{path} is empty.")
+        yield from self._file(path, kind, self.options.folder or _folder_name(path.parent))
+
+    def _file(self, path: Path, kind: str, folder: str) -> Iterator[Incoming | Unreadable]:
+        if kind == "mbox":
+            yield from self._mbox(path, folder)
+        elif kind in ("eml", "empty"):
+            yield self._eml(path, folder, item=str(path))
+        else:
+            raise InputError(f"{path}: the {kind} format is not supported.")
+
+    def _folder(self, root: Path, folder_path: Path, folder: str) -> Iterator[
+            Incoming | Unreadable]:
+        """A plain folder: each file a message or an mbox; subfolders become subfolders."""
+        try:
+            entries = sorted(folder_path.iterdir())
+        except OSError as exc:
+            yield Unreadable(self._prov("folder", folder_path, folder, None),
+                             f"the folder cannot be read: {exc.strerror}")
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            sub_folder = self.options.folder or f"{folder}/{entry.name}"
+            if entry.is_dir():
+                if is_maildir(entry):
+                    yield from self._maildir_tree(entry, parent=folder)
+                else:
+                    yield from self._folder(root, entry, sub_folder)
+                continue
+            kind = self.options.format if self.options.format != "auto" else sniff(entry)
+            if kind is None:
+                self.scan.skipped.append((str(entry), "not a mail file"))
+                self.scan.bytes_read += _size_of(entry)
+                continue
+            yield from self._file(entry, kind, self.options.folder or folder)
+
+    def _maildir_tree(self, root: Path, parent: str | None = None) -> Iterator[
+            Incoming | Unreadable]:
+        """A Maildir and every Maildir below it (nested folders or Maildir++ dot-folders)."""
+        base = _folder_name(root) if parent is None else f"{parent}/{root.name}"
+        for maildir, relative in _maildirs(root):
+            folder = self.options.folder or (base if not relative else f"{base}/{relative}")
+            for sub in MAILDIR_SUBDIRS:
+                directory = maildir / sub
+                try:
+                    names = sorted(os.listdir(directory))
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    yield Unreadable(self._prov("maildir", directory, folder, None),
+                                     f"the folder cannot be read: {exc.strerror}")
+                    continue
+                for name in names:
+                    if name.startswith("."):
+                        continue
+                    # The part before ':2,' is the message's unique name; flags change.
+                    unique = name.split(":2,")[0].split("!2,")[0]
+                    yield self._eml(directory / name, folder,
+                                    item=str(Path(relative or ".") / unique), kind="maildir",
+                                    source=root)
+
+    def _eml(self, path: Path, folder: str, item: str, kind: str = "eml",
+             source: Path | None = None) -> Incoming | Unreadable:
+        prov = self._prov(kind, source or path, folder, item)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            return Unreadable(prov, f"{path} cannot be read: {exc.strerror}")
+        self.scan.bytes_read += len(raw)
+        return Incoming(raw, prov)
+
+    def _mbox(self, path: Path, folder: str) -> Iterator[Incoming | Unreadable]:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+        except OSError as exc:
+            yield Unreadable(self._prov("mbox", path, folder, None),
+                             f"{path} cannot be read: {exc.strerror}")
+            return
+        try:
+            for start, end, raw in split_mbox(handle):
+                self.scan.bytes_read += end - start
+                yield Incoming(raw, self._prov("mbox", path, folder, str(start)))
+        except OSError as exc:
+            yield Unreadable(self._prov("mbox", path, folder, None),
+                             f"{path} could not be read to the end: {exc.strerror}")
+        finally:
+            handle.close()
+
+    def _prov(self, kind: str, source: Path, folder: str, item: str | None) -> Provenance:
+        return Provenance(kind=kind, source=str(source), folder=folder, item=item)
+
+    def _in_range(self, raw: bytes) -> bool:
+        since, before = self.options.since, self.options.before
+        if since is None and before is None:
+            return True
+        date = header_date(raw)
+        if date is None:
+            return True  # undated mail is kept rather than silently left out
+        return (since is None or date >= since) and (before is None or date < before)
+
+
+def split_mbox(handle: Iterable[bytes]) -> Iterator[tuple[int, int, bytes]]:
+    """(start offset, end offset, message bytes) for each message of an open mbox file."""
+    lines: list[bytes] = []
+    start = -1
+    offset = 0
+    previous_blank = True
+    for line in handle:
+        line_offset = offset
+        offset += len(line)
+        if previous_blank and line.startswith(b"From "):
+            if start >= 0:
+                yield start, line_offset, _mbox_message(lines)
+            start, lines, previous_blank = line_offset, [], False
+            continue
+        previous_blank = line in (b"\n", b"\r\n")
+        if start >= 0:
+            if line.startswith(b">") and _QUOTED_FROM.match(line):
+                line = line[1:]
+            lines.append(line)
+    if start >= 0:
+        yield start, offset, _mbox_message(lines)
+
+
+def _mbox_message(lines: list[bytes]) -> bytes:
+    if lines and lines[-1] in (b"\n", b"\r\n"):
+        lines = lines[:-1]
+    return b"".join(lines)
+
+
+def sniff(path: Path) -> str | None:
+    """Guess a file's format: 'mbox', 'eml', 'empty', or None for a file that is not mail.
+
+    A ``.eml`` file is a message however broken it is (it is archived with its defects);
+    other files count as messages when a header line appears among their first lines.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read: {exc.strerror}.") from exc
+    if not head.strip():
+        return "empty"
+    if head.startswith(b"From "):
+        return "mbox"
+    if path.suffix.lower() == ".eml":
+        return "eml"
+    if b"\x00" in head:
+        return None
+    lines = head.lstrip().splitlines()[:10]
+    if any(_HEADER_LINE.match(line.lstrip()) for line in lines):
+        return "eml"
+    return None
+
+
+def header_date(raw: bytes) -> datetime | None:
+    """The Date header of raw message bytes, read without parsing the message."""
+    end = raw.find(b"\n\n")
+    end2 = raw.find(b"\r\n\r\n")
+    cut = min(x for x in (end, end2, len(raw)) if x >= 0)
+    match = _DATE_HEADER.search(raw, 0, cut)
+    if not match:
+        return None
+    return parse_date(match.group(1).decode("ascii", "replace"))
+
+
+def is_maildir(path: Path) -> bool:
+    """A folder with cur/ or new/ inside (tmp/ alone does not make a Maildir)."""
+    return any((path / sub).is_dir() for sub in MAILDIR_SUBDIRS)
+
+
+def _maildirs(root: Path) -> Iterator[tuple[Path, str]]:
+    """(maildir folder, folder name relative to root) for root and every Maildir below it."""
+    yield root, ""
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames.sort()
+        here = Path(dirpath)
+        for name in list(dirnames):
+            if name in ("cur", "new", "tmp"):
+                dirnames.remove(name)
+                continue
+            child = here / name
+            if is_maildir(child):
+                relative = child.relative_to(root).as_posix()
+                if name.startswith(".") and here == root:
+                    relative = name[1:].replace(".", "/")  # Maildir++ ".Lists.linux"
+                yield child, relative
+
+
+def _folder_name(path: Path) -> str:
+    return path.name or str(path)
+
+
+def _size_of(path: Path) -> int:
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    except OSError:
+        return 0

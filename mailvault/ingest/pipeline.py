@@ -1,0 +1,389 @@
+"""The one way in: raw bytes + Provenance from any source become archived messages.
+
+For each batch:
+  1. SHA-256 of the raw bytes; a message already archived only gains a provenance row.
+  2. Worker processes parse (never raising), extract attachment text, cut large leaf parts
+     out (single-instance storage) and compress, so both cores work.
+  3. Blobs are sealed and appended to the tier's volume; one fsync for the batch.
+  4. One catalog transaction: messages, addresses, attachments, parts, provenance, failures
+     and an audit entry. Only now is anything reported archived.
+  5. Index documents are added and committed; the watermark follows in the next transaction,
+     so a crash in between heals on the next start (the index is derived).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import OperationalError
+
+from mailvault.compliance import audit
+from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
+from mailvault.message import ParsedMessage, parse
+from mailvault.search.extract import Limits, extractor
+from mailvault.search.index import IndexDoc
+from mailvault.search.indexing import document
+from mailvault.store import catalog, layout
+from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, compress
+from mailvault.store.catalog import NewMessage
+
+if TYPE_CHECKING:
+    from mailvault.vault import Vault
+
+ARCHIVED = "archived"
+DUPLICATE = "duplicate"
+REFUSED = "refused"
+MAX_REFUSALS_KEPT = 1000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one item: archived, duplicate (already there) or refused."""
+
+    provenance: Provenance
+    status: str
+    message_id: int | None = None
+    sha256: str | None = None
+    size: int = 0
+    defects: int = 0
+    reason: str = ""
+
+
+@dataclass
+class ArchiveReport:
+    """Counts for a run of the pipeline (what the import summary prints)."""
+
+    archived: int = 0
+    duplicates: int = 0
+    with_defects: int = 0
+    refused: int = 0
+    bytes: int = 0
+    refusals: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        self.bytes += outcome.size
+        if outcome.status == ARCHIVED:
+            self.archived += 1
+            if outcome.defects:
+                self.with_defects += 1
+        elif outcome.status == DUPLICATE:
+            self.duplicates += 1
+        else:
+            self.refused += 1
+            if len(self.refusals) < MAX_REFUSALS_KEPT:
+                self.refusals.append((outcome.provenance.describe(), outcome.reason))
+
+    @property
+    def processed(self) -> int:
+        return self.archived + self.duplicates + self.refused
+
+    def to_json(self) -> dict[str, object]:
+        return {"archived": self.archived, "duplicates": self.duplicates,
+                "with_defects": self.with_defects, "refused": self.refused,
+                "bytes": self.bytes,
+                "refusals": [{"item": i, "reason": r} for i, r in self.refusals]}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A worker's result for one new message: parsed fields and compressed blobs."""
+
+    parsed: ParsedMessage
+    skeleton: bytes
+    skeleton_size: int
+    parts: list[tuple[bytes, bytes, int]]  # (sha256, compressed, size)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker needs to know, sent with each chunk of work (small and picklable)."""
+
+    part_min_bytes: int
+    compression_level: int
+    limits: Limits
+
+
+def prepare(raw: bytes, config: WorkerConfig) -> Prepared:
+    """Parse, extract, split and compress one message (runs in a worker process)."""
+    parsed = parse(raw, extractor(config.limits))
+    cut = layout.split(raw, config.part_min_bytes)
+    parts = [(p.sha256, compress(p.data, config.compression_level), len(p.data))
+             for p in cut.parts]
+    return Prepared(parsed, compress(cut.skeleton, config.compression_level),
+                    len(cut.skeleton), parts)
+
+
+def _prepare_chunk(raws: list[bytes], config: WorkerConfig) -> list[Prepared]:
+    return [prepare(raw, config) for raw in raws]
+
+
+class Pipeline:
+    """Archives batches into one vault; holds the worker processes between batches."""
+
+    def __init__(self, vault: Vault, *, tier: str = "active", actor: str = "system",
+                 workers: int | None = None) -> None:
+        self.vault = vault
+        self.tier = tier
+        self.actor = actor
+        settings = vault.settings
+        self.batch_size = max(1, settings.ingest.batch_size)
+        self.max_bytes = settings.ingest.max_message_mb * 1024 * 1024
+        self.config = WorkerConfig(
+            part_min_bytes=settings.store.part_min_bytes,
+            compression_level=settings.store.compression_level,
+            limits=Limits(max_bytes=settings.search.extract_max_mb * 1024 * 1024,
+                          timeout_s=settings.search.extract_timeout_s,
+                          max_chars=settings.search.extract_max_chars),
+        )
+        count = settings.ingest.workers if workers is None else workers
+        if count <= 0:
+            count = multiprocessing.cpu_count()
+        self._pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(
+            "forkserver"))
+        self._workers = count
+        self._pending_watermark: int | None = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish index bookkeeping and stop the workers."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pending_watermark is not None:
+            with self.vault.engine.begin() as conn:
+                catalog.set_watermark(conn, self._pending_watermark)
+            self._pending_watermark = None
+
+    def archive_many(
+        self,
+        items: Iterable[Incoming | Unreadable],
+        on_batch: Callable[[list[Outcome]], None] | None = None,
+    ) -> ArchiveReport:
+        """Archive every item; ``on_batch`` hears each batch's outcomes once they are durable."""
+        report = ArchiveReport()
+        iterator = iter(items)
+        batch = list(islice(iterator, self.batch_size))
+        ahead = self._start(batch)
+        while batch:
+            next_batch = list(islice(iterator, self.batch_size))
+            current = ahead
+            ahead = self._start(next_batch) if next_batch else None
+            outcomes = self._finish(batch, current)
+            for outcome in outcomes:
+                report.add(outcome)
+            if on_batch is not None:
+                on_batch(outcomes)
+            batch = next_batch
+        self.vault.heal_index()
+        return report
+
+    # -- one batch -------------------------------------------------------------------------
+
+    def _start(self, batch: list[Incoming | Unreadable]) -> _Started:
+        """Hash the batch, find what is new, and hand the new messages to the workers."""
+        started = _Started()
+        for item in batch:
+            if isinstance(item, Unreadable):
+                started.refused.append((item.provenance, item.reason, 0))
+                continue
+            reason = self._refusal(item.raw)
+            if reason:
+                started.refused.append((item.provenance, reason, len(item.raw)))
+                continue
+            digest = hashlib.sha256(item.raw).hexdigest()
+            started.accepted.append((item, digest))
+        with self.vault.engine.connect() as conn:
+            started.known = catalog.known(conn, (d for _, d in started.accepted))
+        seen: set[str] = set()
+        new_raws = []
+        for item, digest in started.accepted:
+            if digest not in started.known and digest not in seen:
+                seen.add(digest)
+                started.new_order.append(digest)
+                new_raws.append(item.raw)
+        chunk = max(1, min(64, len(new_raws) // (self._workers * 2) or 1))
+        for start in range(0, len(new_raws), chunk):
+            started.futures.append(
+                self._pool.submit(_prepare_chunk, new_raws[start:start + chunk], self.config))
+        return started
+
+    def _refusal(self, raw: bytes) -> str:
+        if not raw.strip():
+            return "empty: no bytes to archive" if not raw else "empty: only white space"
+        if len(raw) > self.max_bytes:
+            return (f"too large: {len(raw) / 1048576:.1f} MB is over the "
+                    f"{self.max_bytes // 1048576} MB limit")
+        return ""
+
+    def _finish(self, batch: list[Incoming | Unreadable], started: _Started) -> list[Outcome]:
+        prepared: dict[str, Prepared] = {}
+        results: Iterator[Prepared] = (p for f in started.futures for p in f.result())
+        for digest, item in zip(started.new_order, results, strict=True):
+            prepared[digest] = item
+        # The batch was hashed while the one before it was still being committed: whatever
+        # that one archived is known now, not new.
+        with self.vault.engine.connect() as conn:
+            committed_meanwhile = catalog.known(conn, prepared)
+        for digest, message_id in committed_meanwhile.items():
+            del prepared[digest]
+            started.known[digest] = message_id
+        first_arrival = {digest: item for item, digest in reversed(started.accepted)}
+        new_messages = self._write_blobs(prepared, first_arrival)
+        try:
+            with self.vault.engine.begin() as conn:
+                outcomes = self._commit(conn, started, new_messages, prepared)
+        except OperationalError as exc:
+            raise catalog.translate(exc) from exc
+        self._index(new_messages, prepared, started, outcomes)
+        return outcomes
+
+    def _write_blobs(self, prepared: dict[str, Prepared],
+                     first_arrival: dict[str, Incoming]) -> list[NewMessage]:
+        blobs = self.vault.blobs
+        with self.vault.engine.connect() as conn:
+            stored_parts = catalog.known_parts(
+                conn, (p[0].hex() for item in prepared.values() for p in item.parts))
+        written_parts: dict[str, tuple[object, int]] = {}
+        new_messages = []
+        for digest, item in prepared.items():
+            parts = []
+            stored = 0
+            for part_hash, compressed, size in item.parts:
+                hex_hash = part_hash.hex()
+                if hex_hash in stored_parts:
+                    parts.append((hex_hash, None, size, False))
+                    continue
+                if hex_hash not in written_parts:
+                    location = blobs.write(self.tier, KIND_PART, part_hash, compressed, size)
+                    written_parts[hex_hash] = (location, size)
+                    stored += location.length
+                    parts.append((hex_hash, location, size, True))
+                else:
+                    parts.append((hex_hash, written_parts[hex_hash][0], size, False))
+            location = blobs.write(self.tier, KIND_MESSAGE, bytes.fromhex(digest),
+                                   item.skeleton, item.skeleton_size)
+            new_messages.append(_new_message(digest, item, first_arrival[digest], location,
+                                             stored + location.length, self.tier, parts))
+        blobs.sync()
+        return new_messages
+
+    def _commit(self, conn: catalog.Connection, started: _Started,
+                new_messages: list[NewMessage], prepared: dict[str, Prepared]) -> list[Outcome]:
+        ids = dict(started.known)
+        ids.update(catalog.add_messages(conn, new_messages))
+        outcomes: list[Outcome] = []
+        fresh = {m.sha256 for m in new_messages}
+        reindex: list[int] = []
+        for item, digest in started.accepted:
+            message_id = ids[digest]
+            added = catalog.add_provenance(conn, message_id, item.provenance)
+            catalog.resolve_failures(conn, item.provenance)
+            if digest in fresh:
+                fresh.discard(digest)
+                defects = len(prepared[digest].parsed.defects)
+                outcomes.append(Outcome(item.provenance, ARCHIVED, message_id, digest,
+                                        len(item.raw), defects))
+            else:
+                if added and digest in started.known:
+                    reindex.append(message_id)
+                outcomes.append(Outcome(item.provenance, DUPLICATE, message_id, digest,
+                                        len(item.raw)))
+        # Messages archived before this batch need a new document (another folder, another
+        # envelope); new ones get theirs from every arrival in _index().
+        catalog.queue_reindex(conn, reindex)
+        for prov, reason, size in started.refused:
+            catalog.record_failure(conn, prov, reason)
+            outcomes.append(Outcome(prov, REFUSED, size=size, reason=reason))
+        if self._pending_watermark is not None:
+            catalog.set_watermark(conn, self._pending_watermark)
+            self._pending_watermark = None
+        archived = [o for o in outcomes if o.status == ARCHIVED]
+        if outcomes:
+            audit.record(conn, self.actor, "ingest", {
+                "tier": self.tier,
+                "archived": len(archived),
+                "duplicates": sum(o.status == DUPLICATE for o in outcomes),
+                "refused": len(started.refused),
+                "sources": sorted({o.provenance.kind + ":" + o.provenance.source
+                                   for o in outcomes})[:20],
+                "first_id": min((o.message_id for o in archived if o.message_id), default=None),
+                "last_id": max((o.message_id for o in archived if o.message_id), default=None),
+            })
+        return outcomes
+
+    def _index(self, new_messages: list[NewMessage], prepared: dict[str, Prepared],
+               started: _Started, outcomes: list[Outcome]) -> None:
+        if not new_messages:
+            return
+        arrivals: dict[str, list[Provenance]] = {}
+        for item, digest in started.accepted:
+            arrivals.setdefault(digest, []).append(item.provenance)
+        ids = {o.sha256: o.message_id for o in outcomes if o.status == ARCHIVED}
+        docs = []
+        for msg in new_messages:
+            message_id = ids[msg.sha256]
+            assert message_id is not None
+            docs.append(document(message_id, prepared[msg.sha256].parsed, msg.size,
+                                 msg.tier, arrivals[msg.sha256]))
+        index = self.vault.index
+        index.put(docs)
+        index.commit()
+        with self.vault.engine.connect() as conn:
+            watermark = catalog.get_watermark(conn)
+        highest = max(d.id for d in docs)
+        if highest > watermark and self._no_gap(watermark, docs):
+            self._pending_watermark = highest
+
+    def _no_gap(self, watermark: int, docs: list[IndexDoc]) -> bool:
+        """The watermark may only move over ids that are all indexed (no other writer's)."""
+        ours = {d.id for d in docs if d.id > watermark}
+        with self.vault.engine.connect() as conn:
+            return catalog.count_ids_between(conn, watermark, max(ours)) == len(ours)
+
+
+@dataclass
+class _Started:
+    accepted: list[tuple[Incoming, str]] = field(default_factory=list)
+    refused: list[tuple[Provenance, str, int]] = field(default_factory=list)
+    known: dict[str, int] = field(default_factory=dict)
+    new_order: list[str] = field(default_factory=list)
+    futures: list[Future[list[Prepared]]] = field(default_factory=list)
+
+
+def _new_message(digest: str, item: Prepared, first: Incoming, location: object,
+                 stored: int, tier: str, parts: list[tuple[str, object, int, bool]]
+                 ) -> NewMessage:
+    parsed = item.parsed
+    addresses = [(role, a.address, a.name) for role, addrs in parsed.addresses.items()
+                 for a in addrs]
+    for rcpt in first.provenance.envelope_to:
+        addresses.append(("envelope-to", rcpt.lower(), ""))
+    if first.provenance.envelope_from:
+        addresses.append(("envelope-from", first.provenance.envelope_from.lower(), ""))
+    return NewMessage(
+        sha256=digest,
+        size=len(first.raw),
+        stored_bytes=stored,
+        tier=tier,
+        location=location,  # type: ignore[arg-type]
+        date=parsed.date,
+        subject=parsed.subject,
+        from_addr=", ".join(str(a) for a in parsed.addrs("from")),
+        to_addrs=", ".join(str(a) for a in parsed.addrs("to")),
+        cc_addrs=", ".join(str(a) for a in parsed.addrs("cc")),
+        message_id=parsed.message_id,
+        folder=first.provenance.folder or "",
+        defects=parsed.defects,
+        addresses=addresses,
+        attachments=[(a.filename, a.content_type, a.size) for a in parsed.attachments],
+        parts=parts,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,102 @@
+"""Where a copy of a message came from, and what a source hands to the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """One arrival of a message: the source, where in it, and the SMTP envelope if any.
+
+    ``item`` names the copy inside its source (a file path and offset, a PST node id, a POP3
+    UIDL) so that importing the same source again is recognised as the same arrival.
+    """
+
+    kind: str
+    source: str
+    folder: str | None = None
+    account: str | None = None
+    item: str | None = None
+    uidvalidity: int | None = None
+    uid: int | None = None
+    internal_date: datetime | None = None
+    flags: tuple[str, ...] = ()
+    envelope_from: str | None = None
+    envelope_to: tuple[str, ...] = ()
+    client_address: str | None = None
+    client_name: str | None = None
+    helo: str | None = None
+    tls: str | None = None
+    auth_user: str | None = None
+    received_at: datetime | None = None
+    extra: tuple[tuple[str, str], ...] = field(default=())
+
+    def key(self) -> str:
+        """A stable digest of what identifies this arrival (the same arrival twice is one row).
+
+        Files, mailboxes and PSTs are identified by where the copy sits; live captures
+        (no ``item``) by their envelope and time, since two deliveries are two arrivals.
+        """
+        ident: list[Any] = [self.kind, self.source, self.account, self.folder, self.item,
+                            self.uidvalidity, self.uid]
+        if self.item is None and self.uid is None:
+            ident += [self.envelope_from, list(self.envelope_to), self.client_address,
+                      self.received_at.isoformat() if self.received_at else None]
+        return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:32]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (datetimes as ISO 8601, tuples as lists)."""
+        data = asdict(self)
+        for name in ("internal_date", "received_at"):
+            if data[name] is not None:
+                data[name] = data[name].isoformat()
+        data["flags"] = list(self.flags)
+        data["envelope_to"] = list(self.envelope_to)
+        data["extra"] = dict(self.extra)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Provenance:
+        """The inverse of to_json()."""
+        values = dict(data)
+        for name in ("internal_date", "received_at"):
+            if values.get(name):
+                values[name] = datetime.fromisoformat(values[name])
+        values["flags"] = tuple(values.get("flags") or ())
+        values["envelope_to"] = tuple(values.get("envelope_to") or ())
+        values["extra"] = tuple(sorted((values.get("extra") or {}).items()))
+        return cls(**values)
+
+    def describe(self) -> str:
+        """A short human label: 'mbox /a/b.mbox @1234', 'imap alice INBOX uid 5'."""
+        bits = [self.kind, self.source]
+        if self.account:
+            bits.append(self.account)
+        if self.folder:
+            bits.append(self.folder)
+        if self.uid is not None:
+            bits.append(f"uid {self.uid}")
+        elif self.item:
+            bits.append(f"@{self.item}")
+        return " ".join(bits)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """Raw message bytes as received, and where they came from."""
+
+    raw: bytes
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A source item that could not even be read as bytes (corrupt PST item, I/O error)."""
+
+    provenance: Provenance
+    reason: str

@@ -1,0 +1,287 @@
+"""Raw bytes to ParsedMessage: what the catalog and the index need to know about a message.
+
+Parsing never raises. The standard library parser with the ``compat32`` policy does the MIME
+structure (it is about six times faster than ``policy.default``); the headers that are indexed
+are decoded here, tolerantly. Whatever went wrong is listed in ``defects``.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.utils
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.policy import Compat32
+
+from mailvault.charsets import decode_bytes, header_text
+
+ADDRESS_HEADERS = ("from", "sender", "reply-to", "to", "cc", "bcc")
+
+
+class _RawHeaders(Compat32):
+    """compat32, but header values come back as strings even when they hold 8-bit bytes
+    (as surrogate escapes), so that header_text() can decode them; compat32 itself wraps
+    them in Header objects that cannot be decoded reliably."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+POLICY = _RawHeaders()
+MAX_DEPTH = 20
+
+
+@dataclass(frozen=True)
+class Address:
+    """One mailbox from an address header: display name and lower-cased address."""
+
+    name: str
+    address: str
+
+    def __str__(self) -> str:
+        if self.name and self.address:
+            return f"{self.name} <{self.address}>"
+        return self.address or self.name
+
+
+@dataclass
+class Attachment:
+    """A part a mail client would show as an attachment (or an inline file)."""
+
+    filename: str
+    content_type: str
+    size: int
+    text: str = ""
+    inline: bool = False
+
+
+@dataclass
+class ParsedMessage:
+    """Everything indexed or displayed about one message, decoded to text."""
+
+    subject: str = ""
+    addresses: dict[str, list[Address]] = field(default_factory=dict)
+    date: datetime | None = None
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+    def addrs(self, role: str) -> list[Address]:
+        """The addresses of one header ('from', 'to', 'cc', 'bcc', 'sender', 'reply-to')."""
+        return self.addresses.get(role, [])
+
+
+# An extractor turns an attachment's decoded bytes into text; parse() gets one passed in so
+# that this module stays free of PDF/Office libraries and of process and time limits.
+Extractor = Callable[[bytes, str, str], str]
+
+
+def parse(raw: bytes, extract: Extractor | None = None) -> ParsedMessage:
+    """Parse raw RFC 5322 bytes. Never raises: problems end up in ``defects``."""
+    out = ParsedMessage()
+    try:
+        msg = email.message_from_bytes(raw, policy=POLICY)
+    except Exception as exc:  # the parser is tolerant, but a message must never be lost to it
+        out.defects.append(f"unparseable: {type(exc).__name__}: {exc}")
+        return out
+    texts: list[str] = []
+    try:
+        _read_headers(msg, out)
+        _walk(msg, out, texts, extract, depth=0)
+    except RecursionError:
+        out.defects.append("MIME structure nested too deeply")
+    except Exception as exc:  # a parser bug must cost searchability, never the message
+        out.defects.append(f"parse stopped: {type(exc).__name__}: {exc}")
+    out.body = "\n".join(t for t in texts if t)
+    if not raw.strip():
+        out.defects.append("empty message")
+    elif not msg.keys():
+        out.defects.append("no headers")
+    return out
+
+
+def _read_headers(msg: email.message.Message, out: ParsedMessage) -> None:
+    for defect in msg.defects:
+        out.defects.append(type(defect).__name__)
+    for name, value in msg.items():
+        out.headers.append((name, header_text(value)))
+    out.subject = header_text(msg.get("subject"))
+    for role in ADDRESS_HEADERS:
+        values = msg.get_all(role)
+        if values:
+            out.addresses[role] = parse_addresses(values)
+    out.message_id = header_text(msg.get("message-id")).strip()
+    out.in_reply_to = header_text(msg.get("in-reply-to"))
+    out.references = header_text(msg.get("references"))
+    out.date = parse_date(msg.get("date"))
+    if msg.get("date") and out.date is None:
+        out.defects.append("unreadable Date header")
+
+
+def parse_addresses(values: list[str]) -> list[Address]:
+    """Decode address header values into Address records (groups flattened)."""
+    result = []
+    for raw_value in values:
+        text = raw_value
+        if not text.isascii():
+            text = decode_bytes(text.encode("utf-8", "surrogateescape"), "utf-8")[0]
+        try:
+            pairs = email.utils.getaddresses([text])
+        except Exception:
+            pairs = [("", text)]
+        for name, addr in pairs:
+            name = header_text(name)
+            addr = addr.strip().strip("<>").lower()
+            if "=?" in addr:
+                addr = header_text(addr)
+            if name or addr:
+                result.append(Address(name=name, address=addr))
+    return result
+
+
+def parse_date(value: str | None) -> datetime | None:
+    """A Date header as an aware UTC datetime, or None when it cannot be read."""
+    if not value:
+        return None
+    text = header_text(value)
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    if not 1970 <= parsed.year <= 2200:
+        return None
+    return parsed
+
+
+def _walk(
+    part: email.message.Message,
+    out: ParsedMessage,
+    texts: list[str],
+    extract: Extractor | None,
+    depth: int,
+) -> None:
+    if depth > MAX_DEPTH:
+        out.defects.append("MIME structure nested too deeply")
+        return
+    if depth and part.defects:
+        out.defects.extend(type(d).__name__ for d in part.defects)
+    ctype = part.get_content_type()
+    maintype = part.get_content_maintype()
+    if part.is_multipart():
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            for sub in payload:
+                if ctype == "message/rfc822" and isinstance(sub, email.message.Message):
+                    _nested_message(sub, out, texts, extract, depth)
+                else:
+                    _walk(sub, out, texts, extract, depth + 1)
+        return
+    filename = _filename(part)
+    disposition = (part.get("content-disposition") or "").split(";")[0].strip().lower()
+    is_attachment = bool(filename) or disposition == "attachment" or maintype not in (
+        "text",
+        "multipart",
+    )
+    data = _payload_bytes(part, out)
+    if not is_attachment and maintype == "text":
+        text = _part_text(part, data, out)
+        texts.append(html_to_text(text) if ctype == "text/html" else text)
+        return
+    attachment = Attachment(
+        filename=filename,
+        content_type=ctype,
+        size=len(data),
+        inline=disposition == "inline",
+    )
+    if maintype == "text" and ctype != "text/html":
+        attachment.text = _part_text(part, data, out)
+    elif ctype == "text/html":
+        attachment.text = html_to_text(_part_text(part, data, out))
+    elif extract is not None and data:
+        attachment.text = extract(data, filename, ctype)
+    out.attachments.append(attachment)
+
+
+def _nested_message(
+    sub: email.message.Message,
+    out: ParsedMessage,
+    texts: list[str],
+    extract: Extractor | None,
+    depth: int,
+) -> None:
+    """A forwarded message: its headers and text become searchable as attachment text."""
+    inner = ParsedMessage()
+    _read_headers(sub, inner)
+    inner_texts: list[str] = []
+    _walk(sub, inner, inner_texts, extract, depth + 1)
+    summary = [inner.subject] + [str(a) for r in ("from", "to", "cc") for a in inner.addrs(r)]
+    body = "\n".join([*summary, *inner_texts, *(a.text for a in inner.attachments)])
+    name = (inner.subject or "message") + ".eml"
+    out.attachments.append(Attachment(filename=name, content_type="message/rfc822",
+                                      size=len(body), text=body))
+    out.attachments.extend(inner.attachments)
+    out.defects.extend(inner.defects)
+
+
+def _filename(part: email.message.Message) -> str:
+    try:
+        name = part.get_filename() or part.get_param("name") or ""
+    except Exception:
+        name = ""
+    if isinstance(name, tuple):  # RFC 2231 value that collapse could not decode
+        name = name[2]
+    return header_text(str(name)) if name else ""
+
+
+def _payload_bytes(part: email.message.Message, out: ParsedMessage) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception as exc:
+        out.defects.append(f"undecodable body: {type(exc).__name__}")
+        data = None
+    if data is None:
+        payload = part.get_payload()
+        if isinstance(payload, str):
+            return payload.encode("ascii", "surrogateescape")
+        return b""
+    cte = (part.get("content-transfer-encoding") or "").strip().lower()
+    if cte and cte not in ("7bit", "8bit", "binary", "base64", "quoted-printable"):
+        out.defects.append(f"unknown transfer encoding {cte!r}")
+    return data if isinstance(data, bytes) else b""
+
+
+def _part_text(part: email.message.Message, data: bytes, out: ParsedMessage) -> str:
+    charset = part.get_content_charset()
+    text, doubtful = decode_bytes(data, charset)
+    if doubtful:
+        out.defects.append(f"charset {charset!r} did not decode the text")
+    return text
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML document (scripts and styles dropped)."""
+    if not html.strip():
+        return ""
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(html)
+    for node in tree.css("script, style, head"):
+        node.decompose()
+    root = tree.body or tree.root
+    if root is None:
+        return ""
+    return " ".join(root.text(separator=" ").split())

@@ -1,0 +1,1 @@
+"""Finding messages: the query language, the full-text index, attachment text extraction."""

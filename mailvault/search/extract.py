@@ -1,0 +1,148 @@
+"""Text out of attachments: PDF, Office Open XML (DOCX, XLSX, PPTX), OpenDocument, ZIP names.
+
+Runs in the pipeline's worker processes. Every extraction is capped: attachments above a
+size are skipped, the text kept is cut at a length, and a per-attachment time limit (a
+SIGALRM timer in the worker) stops a hostile file from stalling an import. A file that
+cannot be read yields no text, never an exception: the attachment is still archived.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import signal
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from xml.etree.ElementTree import XMLPullParser
+
+_OOXML_TEXT = {
+    "word/document.xml", "word/footnotes.xml", "word/endnotes.xml", "xl/sharedStrings.xml",
+}
+_ZIP_MEMBER_CAP = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The caps on one attachment's extraction."""
+
+    max_bytes: int = 25 * 1024 * 1024
+    timeout_s: float = 10.0
+    max_chars: int = 2_000_000
+
+
+class _Timeout(Exception):
+    pass
+
+
+def extractor(limits: Limits) -> Callable[[bytes, str, str], str]:
+    """A function (data, filename, content type) -> text, with the limits applied."""
+    # pypdf logs every oddity of a broken PDF; the attachment is archived either way.
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
+
+    def extract(data: bytes, filename: str, content_type: str) -> str:
+        if len(data) > limits.max_bytes:
+            return ""
+        kind = kind_of(data, filename, content_type)
+        if kind is None:
+            return ""
+        try:
+            with _time_limit(limits.timeout_s):
+                return _cut(_EXTRACTORS[kind](data), limits.max_chars)
+        except _Timeout:
+            return ""
+        except Exception:  # a broken or hostile file: archived, just not searchable inside
+            return ""
+
+    return extract
+
+
+def kind_of(data: bytes, filename: str, content_type: str) -> str | None:
+    """Which extractor fits: by magic bytes first, then by name and declared type."""
+    name = filename.lower()
+    if data.startswith(b"%PDF") or name.endswith(".pdf") or content_type == "application/pdf":
+        return "pdf"
+    if data.startswith(b"PK\x03\x04"):
+        if name.endswith((".docx", ".docm", ".xlsx", ".xlsm", ".pptx", ".pptm")) or \
+                "openxmlformats" in content_type:
+            return "ooxml"
+        if name.endswith((".odt", ".ods", ".odp")) or "opendocument" in content_type:
+            return "odf"
+        return "zip"
+    return None
+
+
+def _cut(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[:max_chars]
+
+
+def _pdf(data: bytes) -> str:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data), strict=False)
+    if reader.is_encrypted:
+        try:
+            reader.decrypt("")
+        except Exception:
+            return ""
+    return "\n".join((page.extract_text() or "") for page in reader.pages)
+
+
+def _ooxml(data: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [n for n in archive.namelist()
+                 if n in _OOXML_TEXT or (n.startswith(("ppt/slides/slide", "xl/worksheets/sheet"))
+                                         and n.endswith(".xml"))]
+        return "\n".join(" ".join(_xml_text(archive, n)) for n in sorted(names))
+
+
+def _odf(data: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return " ".join(_xml_text(archive, "content.xml"))
+
+
+def _zip(data: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return "\n".join(archive.namelist())
+
+
+def _xml_text(archive: zipfile.ZipFile, name: str) -> Iterator[str]:
+    """Text nodes of one XML member, streamed, stopping at the per-member cap."""
+    parser = XMLPullParser(events=("end",))
+    read = 0
+    with archive.open(name) as member:
+        while chunk := member.read(65536):
+            read += len(chunk)
+            if read > _ZIP_MEMBER_CAP:
+                break
+            parser.feed(chunk)
+            for _, element in parser.read_events():
+                if element.text and element.text.strip():
+                    yield element.text
+                element.clear()
+
+
+_EXTRACTORS: dict[str, Callable[[bytes], str]] = {
+    "pdf": _pdf, "ooxml": _ooxml, "odf": _odf, "zip": _zip,
+}
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block after ``seconds`` (main thread only; elsewhere no limit applies)."""
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+
+    def _expire(_signum: int, _frame: object) -> None:
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

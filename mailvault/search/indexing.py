@@ -1,0 +1,111 @@
+"""Index documents from archived messages: the pipeline's fast path, healing and rebuilding.
+
+The pipeline builds documents from what its workers parsed; everything else (messages the
+index missed after a crash, messages whose arrivals changed, a full rebuild) reads the bytes
+back from the store, parses them again and builds the same document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from mailvault.ingest.provenance import Provenance
+from mailvault.message import ParsedMessage, parse
+from mailvault.search.extract import Limits, extractor
+from mailvault.search.index import IndexDoc
+from mailvault.store import catalog
+
+if TYPE_CHECKING:
+    from mailvault.vault import Vault
+
+FULL_TEXT_TIERS = ("active", "open")
+_BATCH = 500
+
+
+def document(message_id: int, parsed: ParsedMessage, size: int, tier: str,
+             arrivals: list[Provenance], full_text: bool = True) -> IndexDoc:
+    """The index document of a message: headers, text, and what its arrivals add (folders,
+    sources, envelope recipients: the Bcc evidence)."""
+    header_rcpts = {a.address for r in ("to", "cc") for a in parsed.addrs(r)}
+    bcc = [str(a) for a in parsed.addrs("bcc")]
+    for prov in arrivals:
+        bcc += [r for r in prov.envelope_to if r.lower() not in header_rcpts]
+    from_ = [str(a) for a in parsed.addrs("from") + parsed.addrs("sender")]
+    from_ += [p.envelope_from for p in arrivals if p.envelope_from]
+    return IndexDoc(
+        id=message_id,
+        date=int(parsed.date.timestamp()) if parsed.date else None,
+        size=size,
+        tier=tier,
+        subject=parsed.subject,
+        body=parsed.body if full_text else "",
+        attachment="\n".join(a.text for a in parsed.attachments if a.text) if full_text else "",
+        filename=[a.filename for a in parsed.attachments if a.filename],
+        from_=from_,
+        to=[str(a) for a in parsed.addrs("to")],
+        cc=[str(a) for a in parsed.addrs("cc")],
+        bcc=bcc,
+        folder=sorted({p.folder for p in arrivals if p.folder}),
+        source=sorted({f"{p.kind} {p.source}" for p in arrivals}),
+        msgid=parsed.message_id,
+        has=["attachment"] if any(not a.inline for a in parsed.attachments) else [],
+    )
+
+
+def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
+    """Index every message above the watermark and every queued one; returns the count."""
+    done = 0
+    with vault.engine.connect() as conn:
+        watermark = catalog.get_watermark(conn)
+    while True:
+        with vault.engine.connect() as conn:
+            rows = list(islice(catalog.iter_messages(conn, after_id=watermark), _BATCH))
+        if not rows:
+            break
+        _index_rows(vault, rows)
+        watermark = rows[-1].id
+        with vault.engine.begin() as conn:
+            catalog.set_watermark(conn, watermark)
+        done += len(rows)
+        if progress:
+            progress(done)
+    while True:
+        with vault.engine.connect() as conn:
+            ids = catalog.reindex_pending(conn, _BATCH)
+            rows = catalog.messages_by_id(conn, ids)
+        if not ids:
+            break
+        _index_rows(vault, rows)
+        with vault.engine.begin() as conn:
+            catalog.clear_reindex(conn, ids)
+        done += len(rows)
+        if progress:
+            progress(done)
+    return done
+
+
+def rebuild(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
+    """Throw the index away and build it again from store and catalog."""
+    vault.index.clear()
+    with vault.engine.begin() as conn:
+        catalog.set_watermark(conn, 0)
+    return heal(vault, progress)
+
+
+def _index_rows(vault: Vault, rows: list[catalog.MessageRow]) -> None:
+    settings = vault.settings.search
+    extract = extractor(Limits(max_bytes=settings.extract_max_mb * 1024 * 1024,
+                               timeout_s=settings.extract_timeout_s,
+                               max_chars=settings.extract_max_chars))
+    with vault.engine.connect() as conn:
+        arrivals = catalog.arrivals_of(conn, [r.id for r in rows])
+    docs = []
+    for row in rows:
+        full_text = row.tier in FULL_TEXT_TIERS
+        parsed = parse(vault.read_raw(row), extract if full_text else None)
+        docs.append(document(row.id, parsed, row.size, row.tier, arrivals[row.id], full_text))
+    vault.index.put(docs)
+    vault.index.commit()
+

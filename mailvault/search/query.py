@@ -1,0 +1,267 @@
+"""The query language people already know from Gmail, parsed to a backend-neutral AST.
+
+    from:alice subject:"quarterly report" after:2001-01-01 has:attachment -in:trash
+    (budget OR forecast) filename:xls larger:1M word*
+
+Terms side by side must all match; ``OR`` (upper case) between terms offers alternatives and
+binds tighter than the implicit AND, as in Gmail; ``-`` negates; parentheses group. ``after:``
+includes its day, ``before:`` excludes its day, ``on:`` is one day (all UTC). Sizes take K, M
+and G suffixes. An empty query matches every message.
+
+The AST holds no backend types: the Tantivy compiler lives in index.py, and a SQL one can be
+written beside it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from mailvault.errors import QueryError
+
+TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "filename",
+               "folder", "source")
+KEYWORD_FIELDS = ("tier", "tag", "hold", "msgid")
+PARTICIPANT_FIELDS = ("from", "to", "cc", "bcc")
+ALIASES = {"in": "folder", "label": "tag", "rfc822msgid": "msgid", "file": "filename"}
+
+
+@dataclass(frozen=True)
+class Term:
+    """Words that must occur in a field (``field`` None: any of the default fields).
+
+    ``phrase``: the words in this order, adjacent. ``prefix``: the last word is a prefix.
+    """
+
+    field: str | None
+    text: str
+    phrase: bool = False
+    prefix: bool = False
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Message date from ``start`` (inclusive) to ``end`` (exclusive); either may be open."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class SizeRange:
+    """Raw size in bytes, strictly above ``above`` and strictly below ``below``."""
+
+    above: int | None
+    below: int | None
+
+
+@dataclass(frozen=True)
+class HasAttachment:
+    """The message has at least one attachment."""
+
+
+@dataclass(frozen=True)
+class MatchAll:
+    """Every message."""
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+Node = Term | DateRange | SizeRange | HasAttachment | MatchAll | Not | And | Or
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<lparen>\()|(?P<rparen>\))|
+        (?P<neg>-)?(?:(?P<field>[A-Za-z_]+):)?
+        (?:"(?P<quoted>[^"]*)"?|(?P<word>[^\s()"]+)|(?P<group>\())
+    )""",
+    re.X,
+)
+
+
+def parse(text: str) -> Node:
+    """Parse a query; QueryError with a sentence when it cannot be understood."""
+    tokens = _tokenize(text)
+    if not tokens:
+        return MatchAll()
+    parser = _Parser(tokens)
+    node = parser.expression()
+    if parser.pos < len(tokens):
+        raise QueryError(f"unexpected {tokens[parser.pos][1]!r} in the query.")
+    return node
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
+        match = _TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise QueryError(f"the query cannot be read from {text[pos:]!r} on.")
+        pos = match.end()
+        if match.group("lparen") is not None:
+            tokens.append(("(", "("))
+        elif match.group("rparen") is not None:
+            tokens.append((")", ")"))
+        else:
+            if match.group("neg"):
+                tokens.append(("-", "-"))
+            field = match.group("field")
+            if field:
+                tokens.append(("field", field.lower()))
+            if match.group("group") is not None:
+                tokens.append(("(", "("))
+            elif match.group("quoted") is not None:
+                tokens.append(("phrase", match.group("quoted")))
+            else:
+                word = match.group("word")
+                tokens.append(("or", word) if word == "OR" and not field else ("word", word))
+    return tokens
+
+
+class _Parser:
+    """expression := and_expr ; and_expr := or_expr+ ; or_expr := unary (OR unary)*."""
+
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens = tokens
+        self.pos = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def expression(self) -> Node:
+        items = []
+        while self.peek() not in (None, ")"):
+            items.append(self.alternatives())
+        if not items:
+            return MatchAll()
+        return items[0] if len(items) == 1 else And(tuple(items))
+
+    def alternatives(self) -> Node:
+        items = [self.unary()]
+        while self.peek() == "or":
+            self.take()
+            if self.peek() in (None, ")"):
+                raise QueryError("OR must stand between two terms.")
+            items.append(self.unary())
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def unary(self) -> Node:
+        kind, value = self.take()
+        if kind == "-":
+            return Not(self.unary())
+        if kind == "(":
+            node = self.expression()
+            if self.peek() != ")":
+                raise QueryError("a parenthesis is not closed.")
+            self.take()
+            return node
+        if kind == "field":
+            return self.fielded(value)
+        if kind in ("word", "phrase"):
+            return _term(None, value, kind == "phrase")
+        if kind == "or":
+            raise QueryError("OR must stand between two terms.")
+        raise QueryError(f"unexpected {value!r} in the query.")
+
+    def fielded(self, name: str) -> Node:
+        name = ALIASES.get(name, name)
+        if self.peek() == "(":
+            self.take()
+            inner = self.expression()
+            if self.peek() != ")":
+                raise QueryError("a parenthesis is not closed.")
+            self.take()
+            return _with_field(inner, name)
+        if self.peek() not in ("word", "phrase"):
+            raise QueryError(f"{name}: needs a value.")
+        kind, value = self.take()
+        return operator(name, value, kind == "phrase")
+
+
+def operator(name: str, value: str, quoted: bool = False) -> Node:
+    """One ``name:value`` term as a node."""
+    if name in ("after", "before", "on", "older", "newer"):
+        day = parse_day(value)
+        if name in ("after", "newer"):
+            return DateRange(day, None)
+        if name in ("before", "older"):
+            return DateRange(None, day)
+        return DateRange(day, day + timedelta(days=1))
+    if name == "larger":
+        return SizeRange(parse_size(value), None)
+    if name == "smaller":
+        return SizeRange(None, parse_size(value))
+    if name == "has":
+        if value.lower() in ("attachment", "attachments"):
+            return HasAttachment()
+        raise QueryError(f"has:{value} is not known (has:attachment is).")
+    if name == "participant":
+        return Or(tuple(_term(f, value, quoted) for f in PARTICIPANT_FIELDS))
+    if name in TEXT_FIELDS or name in KEYWORD_FIELDS:
+        return _term(name, value, quoted)
+    raise QueryError(f"{name}: is not a search operator.")
+
+
+def _term(field: str | None, value: str, quoted: bool) -> Term:
+    prefix = not quoted and value.endswith("*") and len(value) > 1
+    text = value.rstrip("*") if prefix else value
+    return Term(field, text, phrase=quoted, prefix=prefix)
+
+
+def _with_field(node: Node, name: str) -> Node:
+    """Apply ``name:`` to every bare term of a group: ``subject:(a OR b)``."""
+    if isinstance(node, Term) and node.field is None:
+        return operator(name, node.text + ("*" if node.prefix else ""), node.phrase)
+    if isinstance(node, Not):
+        return Not(_with_field(node.child, name))
+    if isinstance(node, And):
+        return And(tuple(_with_field(c, name) for c in node.children))
+    if isinstance(node, Or):
+        return Or(tuple(_with_field(c, name) for c in node.children))
+    return node
+
+
+def parse_day(value: str) -> datetime:
+    """A day as YYYY-MM-DD or YYYY/MM/DD (or a full ISO date-time), in UTC."""
+    text = value.replace("/", "-")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"{value!r} is not a date (use YYYY-MM-DD).") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmg]?)b?$", re.I)
+
+
+def parse_size(value: str) -> int:
+    """A size like 500, 10K, 2.5M or 1G, in bytes."""
+    match = _SIZE.match(value.strip())
+    if not match:
+        raise QueryError(f"{value!r} is not a size (use a number with K, M or G).")
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+    return int(float(match.group(1)) * factor)

@@ -1,0 +1,1 @@
+"""Where bytes live: volume files, blobs, encryption, and the catalog that points at them."""

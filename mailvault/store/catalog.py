@@ -1,0 +1,434 @@
+"""The catalog: what is archived, where its bytes are, where each copy came from.
+
+Other modules talk to it through these functions and the records below, never through its
+tables directly, so that a PostgreSQL catalog later is a change of engine, not of callers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+
+from mailvault.errors import NotFoundError, StorageFullError, VaultError
+from mailvault.ingest.provenance import Provenance
+from mailvault.store import schema
+from mailvault.store.volumes import Location
+
+WATERMARK = "indexed_through"
+
+
+@dataclass
+class NewMessage:
+    """Everything the catalog records about a message archived for the first time."""
+
+    sha256: str
+    size: int
+    stored_bytes: int
+    tier: str
+    location: Location
+    date: datetime | None
+    subject: str
+    from_addr: str
+    to_addrs: str
+    cc_addrs: str
+    message_id: str
+    folder: str
+    defects: list[str]
+    addresses: list[tuple[str, str, str]]
+    attachments: list[tuple[str, str, int]]
+    parts: list[tuple[str, Location, int, bool]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """A message as listed: the fields of ``search --json``, and where its bytes are."""
+
+    id: int
+    sha256: str
+    date: datetime | None
+    from_addr: str
+    to_addrs: str
+    cc_addrs: str
+    subject: str
+    folder: str
+    tier: str
+    size: int
+    stored_bytes: int
+    attachments: int
+    defects: list[str]
+    location: Location
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract of ``search --json``."""
+        return {
+            "id": self.id,
+            "sha256": self.sha256,
+            "date": self.date.isoformat() if self.date else None,
+            "from": self.from_addr,
+            "to": self.to_addrs,
+            "cc": self.cc_addrs,
+            "subject": self.subject,
+            "folder": self.folder,
+            "tier": self.tier,
+            "size": self.size,
+            "attachments": self.attachments,
+            "defects": self.defects,
+        }
+
+
+def open_engine(path: Path) -> Engine:
+    """The catalog database: SQLite in WAL mode, fsync on every commit (promise 3)."""
+    engine = create_engine(f"sqlite:///{path}", future=True)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every table (idempotent)."""
+    try:
+        schema.metadata.create_all(engine)
+    except OperationalError as exc:
+        raise VaultError(f"the catalog cannot be created: {exc.orig}.") from exc
+
+
+def translate(exc: OperationalError) -> Exception:
+    """A database failure as one of our errors (disk full is the one callers retry)."""
+    text = str(exc.orig).lower()
+    if "full" in text:
+        return StorageFullError("the disk is full: the catalog cannot be written.")
+    return VaultError(f"the catalog cannot be written: {exc.orig}.")
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def epoch(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp())
+
+
+def from_epoch(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+# -- volumes ---------------------------------------------------------------------------------
+
+def new_volume(engine: Engine, tier: str, folder: Path) -> int:
+    """Register a new volume file and return its id."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            insert(schema.volumes).values(tier=tier, folder=str(folder), created_at=now())
+        )
+        assert result.inserted_primary_key is not None
+        return int(result.inserted_primary_key[0])
+
+
+def volume_folders(engine: Engine) -> dict[int, Path]:
+    """Every volume id and the folder that holds it."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.volumes.c.id, schema.volumes.c.folder))
+        return {row.id: Path(row.folder) for row in rows}
+
+
+def last_volume(engine: Engine, tier: str) -> int | None:
+    """The newest volume of a tier (the one still open for appends, unless sealed)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.max(schema.volumes.c.id)).where(schema.volumes.c.tier == tier)
+        ).scalar()
+
+
+# -- archiving -------------------------------------------------------------------------------
+
+def known(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
+    """Of these message hashes, those already archived, with their ids."""
+    found: dict[str, int] = {}
+    chunk: list[str] = []
+    for digest in hashes:
+        chunk.append(digest)
+        if len(chunk) == 500:
+            found.update(_known_chunk(conn, chunk))
+            chunk = []
+    if chunk:
+        found.update(_known_chunk(conn, chunk))
+    return found
+
+
+def _known_chunk(conn: Connection, chunk: list[str]) -> dict[str, int]:
+    rows = conn.execute(
+        select(schema.messages.c.sha256, schema.messages.c.id).where(
+            schema.messages.c.sha256.in_(chunk)
+        )
+    )
+    return {row.sha256: row.id for row in rows}
+
+
+def known_parts(conn: Connection, hashes: Iterable[str]) -> set[str]:
+    """Of these part hashes, those already stored."""
+    wanted = list(set(hashes))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(schema.parts.c.sha256).where(schema.parts.c.sha256.in_(wanted[start:start + 500]))
+        )
+        found.update(row.sha256 for row in rows)
+    return found
+
+
+def add_messages(conn: Connection, batch: Sequence[NewMessage]) -> dict[str, int]:
+    """Insert new messages with their addresses, attachments and parts; returns their ids."""
+    ids: dict[str, int] = {}
+    stamp = now()
+    for msg in batch:
+        result = conn.execute(
+            insert(schema.messages).values(
+                sha256=msg.sha256, size=msg.size, stored_bytes=msg.stored_bytes, tier=msg.tier,
+                volume_id=msg.location.volume, offset=msg.location.offset,
+                length=msg.location.length, date=epoch(msg.date), archived_at=stamp,
+                subject=msg.subject, from_addr=msg.from_addr, to_addrs=msg.to_addrs,
+                cc_addrs=msg.cc_addrs, message_id=msg.message_id, folder=msg.folder,
+                attachments=len(msg.attachments), defects=json.dumps(msg.defects),
+            )
+        )
+        assert result.inserted_primary_key is not None
+        ids[msg.sha256] = int(result.inserted_primary_key[0])
+    address_rows = [
+        {"message_id": ids[m.sha256], "role": role, "address": addr, "name": name}
+        for m in batch for role, addr, name in m.addresses
+    ]
+    if address_rows:
+        conn.execute(insert(schema.addresses), address_rows)
+    attachment_rows = [
+        {"message_id": ids[m.sha256], "filename": name, "content_type": ctype, "size": size}
+        for m in batch for name, ctype, size in m.attachments
+    ]
+    if attachment_rows:
+        conn.execute(insert(schema.attachments), attachment_rows)
+    _add_parts(conn, batch, ids)
+    return ids
+
+
+def _add_parts(conn: Connection, batch: Sequence[NewMessage], ids: dict[str, int]) -> None:
+    new_parts = {}
+    links = set()
+    for msg in batch:
+        for digest, location, size, is_new in msg.parts:
+            if is_new and digest not in new_parts:
+                new_parts[digest] = {"sha256": digest, "tier": msg.tier,
+                                     "volume_id": location.volume, "offset": location.offset,
+                                     "length": location.length, "size": size, "refs": 0}
+            links.add((ids[msg.sha256], digest))
+    if new_parts:
+        conn.execute(insert(schema.parts), list(new_parts.values()))
+    if links:
+        conn.execute(insert(schema.message_parts),
+                     [{"message_id": m, "part_sha256": p} for m, p in links])
+        counts: dict[str, int] = {}
+        for _, digest in links:
+            counts[digest] = counts.get(digest, 0) + 1
+        for digest, count in counts.items():
+            conn.execute(update(schema.parts).where(schema.parts.c.sha256 == digest)
+                         .values(refs=schema.parts.c.refs + count))
+
+
+def add_provenance(conn: Connection, message_id: int, prov: Provenance) -> bool:
+    """Record one arrival of a message; False when this very arrival was already recorded."""
+    received = prov.received_at or datetime.now(UTC)
+    stmt = sqlite_insert(schema.provenance).values(
+        message_id=message_id, key=prov.key(), kind=prov.kind, source=prov.source,
+        folder=prov.folder, account=prov.account, received_at=epoch(received),
+        data=json.dumps(prov.to_json(), ensure_ascii=False),
+    ).on_conflict_do_nothing(index_elements=["message_id", "key"])
+    return conn.execute(stmt).rowcount == 1
+
+
+def record_failure(conn: Connection, prov: Provenance, reason: str) -> None:
+    """Remember an item that could not be archived, so that it can be reported and retried."""
+    conn.execute(insert(schema.failures).values(
+        at=now(), kind=prov.kind, source=prov.source, item=prov.item, reason=reason,
+        provenance=json.dumps(prov.to_json(), ensure_ascii=False), resolved=False,
+    ))
+
+
+def queue_reindex(conn: Connection, message_ids: Iterable[int]) -> None:
+    """Mark messages whose index document must be rebuilt (a new folder or source, say)."""
+    rows = [{"message_id": m} for m in set(message_ids)]
+    if rows:
+        conn.execute(sqlite_insert(schema.reindex_queue).values(rows).on_conflict_do_nothing())
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+_ROW_COLUMNS = (
+    schema.messages.c.id, schema.messages.c.sha256, schema.messages.c.date,
+    schema.messages.c.from_addr, schema.messages.c.to_addrs, schema.messages.c.cc_addrs,
+    schema.messages.c.subject, schema.messages.c.folder, schema.messages.c.tier,
+    schema.messages.c.size, schema.messages.c.stored_bytes, schema.messages.c.attachments,
+    schema.messages.c.defects, schema.messages.c.volume_id, schema.messages.c.offset,
+    schema.messages.c.length,
+)
+
+
+def _row(row: Any) -> MessageRow:
+    return MessageRow(
+        id=row.id, sha256=row.sha256, date=from_epoch(row.date), from_addr=row.from_addr,
+        to_addrs=row.to_addrs, cc_addrs=row.cc_addrs, subject=row.subject, folder=row.folder,
+        tier=row.tier, size=row.size, stored_bytes=row.stored_bytes,
+        attachments=row.attachments, defects=json.loads(row.defects or "[]"),
+        location=Location(row.volume_id, row.offset, row.length),
+    )
+
+
+def messages_by_id(conn: Connection, ids: Sequence[int]) -> list[MessageRow]:
+    """Messages by id, in the order asked for (missing ids are skipped)."""
+    found: dict[int, MessageRow] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(*_ROW_COLUMNS).where(
+            schema.messages.c.id.in_(ids[start:start + 500])))
+        found.update((r.id, _row(r)) for r in rows)
+    return [found[i] for i in ids if i in found]
+
+
+def resolve(conn: Connection, ref: str) -> MessageRow:
+    """A message by id (digits) or by a SHA-256 prefix of at least 8 hex digits."""
+    ref = ref.strip().lower()
+    if ref.isdigit() and len(ref) < 16:
+        rows = messages_by_id(conn, [int(ref)])
+        if rows:
+            return rows[0]
+        raise NotFoundError(f"no message has id {ref}.")
+    if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref):
+        raise NotFoundError(f"{ref!r} is neither a message id nor a SHA-256 prefix of 8+ digits.")
+    rows = list(conn.execute(select(*_ROW_COLUMNS).where(
+        schema.messages.c.sha256.startswith(ref)).limit(2)))
+    if not rows:
+        raise NotFoundError(f"no message's SHA-256 starts with {ref}.")
+    if len(rows) > 1:
+        raise NotFoundError(f"more than one message's SHA-256 starts with {ref}: give more digits.")
+    return _row(rows[0])
+
+
+def iter_messages(conn: Connection, after_id: int = 0, batch: int = 1000) -> Iterator[MessageRow]:
+    """Every message in id order, from after ``after_id``, read in batches."""
+    while True:
+        rows = list(conn.execute(select(*_ROW_COLUMNS).where(schema.messages.c.id > after_id)
+                                 .order_by(schema.messages.c.id).limit(batch)))
+        if not rows:
+            return
+        for r in rows:
+            yield _row(r)
+        after_id = rows[-1].id
+
+
+def provenances(conn: Connection, message_id: int) -> list[Provenance]:
+    """Every recorded arrival of a message, oldest first."""
+    rows = conn.execute(select(schema.provenance.c.data)
+                        .where(schema.provenance.c.message_id == message_id)
+                        .order_by(schema.provenance.c.id))
+    return [Provenance.from_json(json.loads(r.data)) for r in rows]
+
+
+def message_parts(conn: Connection, message_id: int) -> dict[str, tuple[str, Location]]:
+    """The parts a message refers to: hash -> (tier, location)."""
+    rows = conn.execute(
+        select(schema.parts.c.sha256, schema.parts.c.tier, schema.parts.c.volume_id,
+               schema.parts.c.offset, schema.parts.c.length)
+        .join(schema.message_parts, schema.message_parts.c.part_sha256 == schema.parts.c.sha256)
+        .where(schema.message_parts.c.message_id == message_id)
+    )
+    return {r.sha256: (r.tier, Location(r.volume_id, r.offset, r.length)) for r in rows}
+
+
+def iter_parts(conn: Connection) -> Iterator[tuple[str, str, Location, int]]:
+    """Every stored part: (hash, tier, location, size)."""
+    rows = conn.execute(select(schema.parts.c.sha256, schema.parts.c.tier,
+                               schema.parts.c.volume_id, schema.parts.c.offset,
+                               schema.parts.c.length, schema.parts.c.size))
+    for r in rows:
+        yield r.sha256, r.tier, Location(r.volume_id, r.offset, r.length), r.size
+
+
+def failures(conn: Connection, unresolved_only: bool = True) -> list[dict[str, Any]]:
+    """Recorded failures, newest first."""
+    query = select(schema.failures).order_by(schema.failures.c.id.desc())
+    if unresolved_only:
+        query = query.where(schema.failures.c.resolved.is_(False))
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def resolve_failures(conn: Connection, prov: Provenance) -> None:
+    """Mark earlier failures of this very item resolved (it has now been archived)."""
+    if prov.item is None:
+        return
+    conn.execute(update(schema.failures).where(
+        schema.failures.c.kind == prov.kind, schema.failures.c.source == prov.source,
+        schema.failures.c.item == prov.item).values(resolved=True))
+
+
+# -- index bookkeeping -----------------------------------------------------------------------
+
+def get_watermark(conn: Connection) -> int:
+    """The highest message id whose index document is committed."""
+    value = conn.execute(select(schema.index_state.c.value)
+                         .where(schema.index_state.c.name == WATERMARK)).scalar()
+    return int(value or 0)
+
+
+def set_watermark(conn: Connection, value: int) -> None:
+    conn.execute(sqlite_insert(schema.index_state).values(name=WATERMARK, value=value)
+                 .on_conflict_do_update(index_elements=["name"], set_={"value": value}))
+
+
+def count_ids_between(conn: Connection, above: int, through: int) -> int:
+    """How many messages have an id in (above, through]."""
+    return int(conn.execute(select(func.count()).select_from(schema.messages).where(
+        schema.messages.c.id > above, schema.messages.c.id <= through)).scalar() or 0)
+
+
+def max_message_id(conn: Connection) -> int:
+    """The newest message id (0 for an empty vault)."""
+    return int(conn.execute(select(func.max(schema.messages.c.id))).scalar() or 0)
+
+
+def reindex_pending(conn: Connection, limit: int = 1000) -> list[int]:
+    """Message ids queued for a new index document."""
+    rows = conn.execute(select(schema.reindex_queue.c.message_id).limit(limit))
+    return [r.message_id for r in rows]
+
+
+def clear_reindex(conn: Connection, ids: Iterable[int]) -> None:
+    ids = list(ids)
+    for start in range(0, len(ids), 500):
+        conn.execute(schema.reindex_queue.delete().where(
+            schema.reindex_queue.c.message_id.in_(ids[start:start + 500])))
+
+
+def arrivals_of(conn: Connection, message_ids: Sequence[int]) -> dict[int, list[Provenance]]:
+    """Every recorded arrival of each of these messages."""
+    out: dict[int, list[Provenance]] = {m: [] for m in message_ids}
+    for start in range(0, len(message_ids), 500):
+        rows = conn.execute(select(schema.provenance.c.message_id, schema.provenance.c.data)
+                            .where(schema.provenance.c.message_id.in_(
+                                message_ids[start:start + 500]))
+                            .order_by(schema.provenance.c.id))
+        for r in rows:
+            out[r.message_id].append(Provenance.from_json(json.loads(r.data)))
+    return out

@@ -1,0 +1,140 @@
+"""The vault's keyring: a master key that wraps data keys; blobs sealed with AES-256-GCM.
+
+The master key is either a random key in ``keys/master.key`` (mode 0600) or derived from a
+passphrase with Argon2id (parameters and salt in ``keys/keyring.json``; the passphrase comes
+from ``MAILVAULT_PASSPHRASE`` or a prompt). Data keys are random and stored wrapped by the
+master key, so a passphrase change re-wraps two dozen bytes, not the archive.
+
+A sealed blob is ``nonce (12) || ciphertext+tag``, with the blob's SHA-256 as associated data:
+a blob copied to another hash's place fails to open.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from mailvault.errors import IntegrityError, KeyringError
+
+KEYRING_FILE = "keyring.json"
+MASTER_KEY_FILE = "master.key"
+NONCE_BYTES = 12
+TAG_BYTES = 16
+_ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 2}
+
+
+@dataclass
+class Keyring:
+    """Unlocked data keys by id; the newest seals, any of them opens."""
+
+    master: bytes
+    data_keys: dict[int, bytes]
+    current: int
+
+    def seal(self, plaintext: bytes, aad: bytes) -> tuple[int, bytes]:
+        """Encrypt with the current data key: (key id, nonce || ciphertext)."""
+        nonce = os.urandom(NONCE_BYTES)
+        return self.current, nonce + AESGCM(self.data_keys[self.current]).encrypt(
+            nonce, plaintext, aad
+        )
+
+    def open(self, key_id: int, sealed: bytes, aad: bytes) -> bytes:
+        """Decrypt and authenticate; IntegrityError when the bytes were altered."""
+        key = self.data_keys.get(key_id)
+        if key is None:
+            raise IntegrityError(f"a blob names data key {key_id}, which the keyring lacks.")
+        try:
+            return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+        except InvalidTag:
+            raise IntegrityError("a blob failed authentication: its bytes were altered.") from None
+
+    def wrap_secret(self, secret: bytes, label: str) -> str:
+        """Encrypt a small secret (a stored password) under the master key, as text."""
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = nonce + AESGCM(self.master).encrypt(nonce, secret, label.encode())
+        return base64.b64encode(sealed).decode()
+
+    def unwrap_secret(self, text: str, label: str) -> bytes:
+        """The inverse of wrap_secret()."""
+        sealed = base64.b64decode(text)
+        try:
+            return AESGCM(self.master).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:],
+                                               label.encode())
+        except InvalidTag:
+            raise KeyringError(f"the stored secret {label!r} cannot be decrypted.") from None
+
+
+def create_keyring(keys_dir: Path, passphrase: str | None = None) -> Keyring:
+    """Make a new keyring in ``keys_dir`` with one data key."""
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record: dict[str, object] = {"version": 1}
+    if passphrase:
+        salt = secrets.token_bytes(16)
+        master = _derive(passphrase, salt)
+        record["kdf"] = {"name": "argon2id", "salt": base64.b64encode(salt).decode(), **_ARGON2}
+    else:
+        master = secrets.token_bytes(32)
+        _write_private(keys_dir / MASTER_KEY_FILE, base64.b64encode(master) + b"\n")
+        record["kdf"] = {"name": "keyfile", "file": MASTER_KEY_FILE}
+    data_key = secrets.token_bytes(32)
+    ring = Keyring(master=master, data_keys={1: data_key}, current=1)
+    record["check"] = ring.wrap_secret(b"mailvault", "check")
+    record["data_keys"] = [{"id": 1, "wrapped": ring.wrap_secret(data_key, "data-key-1")}]
+    _write_private(keys_dir / KEYRING_FILE, json.dumps(record, indent=2).encode())
+    return ring
+
+
+def open_keyring(keys_dir: Path, passphrase: str | None = None) -> Keyring:
+    """Unlock the keyring in ``keys_dir``; KeyringError with the reason when it cannot be."""
+    try:
+        record = json.loads((keys_dir / KEYRING_FILE).read_text())
+    except FileNotFoundError:
+        raise KeyringError(f"there is no keyring in {keys_dir}.") from None
+    except (OSError, ValueError) as exc:
+        raise KeyringError(f"the keyring in {keys_dir} cannot be read: {exc}.") from exc
+    kdf = record["kdf"]
+    if kdf["name"] == "argon2id":
+        if passphrase is None:
+            passphrase = os.environ.get("MAILVAULT_PASSPHRASE")
+        if not passphrase:
+            raise KeyringError("this vault is locked with a passphrase: set MAILVAULT_PASSPHRASE.")
+        master = _derive(passphrase, base64.b64decode(kdf["salt"]))
+    else:
+        try:
+            master = base64.b64decode((keys_dir / kdf["file"]).read_bytes().strip())
+        except OSError as exc:
+            raise KeyringError(f"the master key file cannot be read: {exc.strerror}.") from exc
+    ring = Keyring(master=master, data_keys={}, current=0)
+    try:
+        ring.unwrap_secret(record["check"], "check")
+    except KeyringError:
+        raise KeyringError("the passphrase or master key does not unlock this vault.") from None
+    for entry in record["data_keys"]:
+        key_id = int(entry["id"])
+        ring.data_keys[key_id] = ring.unwrap_secret(entry["wrapped"], f"data-key-{key_id}")
+    ring.current = max(ring.data_keys)
+    return ring
+
+
+def _derive(passphrase: str, salt: bytes) -> bytes:
+    from argon2.low_level import Type, hash_secret_raw
+
+    return bytes(
+        hash_secret_raw(passphrase.encode(), salt, hash_len=32, type=Type.ID, **_ARGON2)
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

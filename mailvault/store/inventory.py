@@ -1,0 +1,100 @@
+"""What the vault holds and what it costs: counts and bytes per tier, and dedup savings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from mailvault.store import schema
+
+if TYPE_CHECKING:
+    from mailvault.vault import Vault
+
+
+@dataclass
+class TierStats:
+    """One tier: messages, their raw bytes, what is stored for them, index share."""
+
+    messages: int = 0
+    raw_bytes: int = 0
+    stored_bytes: int = 0
+    volume_bytes: int = 0
+    index_bytes: int = 0
+
+    def ratios(self) -> dict[str, float | None]:
+        raw = self.raw_bytes or None
+        per = self.messages or None
+        return {
+            "stored_of_raw": round(self.stored_bytes / raw, 4) if raw else None,
+            "index_of_raw": round(self.index_bytes / raw, 4) if raw else None,
+            "stored_per_message": round(self.stored_bytes / per, 1) if per else None,
+            "index_per_message": round(self.index_bytes / per, 1) if per else None,
+        }
+
+
+@dataclass
+class VaultStats:
+    """The whole vault (``mailvault stats``)."""
+
+    messages: int = 0
+    raw_bytes: int = 0
+    stored_bytes: int = 0
+    index_bytes: int = 0
+    arrivals: int = 0
+    duplicate_arrivals: int = 0
+    duplicate_bytes_saved: int = 0
+    parts: int = 0
+    shared_parts: int = 0
+    part_bytes_saved: int = 0
+    failures: int = 0
+    tiers: dict[str, TierStats] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tiers"] = {name: {**asdict(t), **t.ratios()} for name, t in self.tiers.items()}
+        return data
+
+
+def collect(vault: Vault) -> VaultStats:
+    """Count everything (a few aggregate queries; the volume folders are listed on disk)."""
+    m, p, pv = schema.messages, schema.parts, schema.provenance
+    stats = VaultStats()
+    with vault.engine.connect() as conn:
+        for tier, count, raw, length in conn.execute(
+                select(m.c.tier, func.count(), func.sum(m.c.size), func.sum(m.c.length))
+                .group_by(m.c.tier)):
+            stats.tiers[tier] = TierStats(messages=count, raw_bytes=raw or 0,
+                                          stored_bytes=length or 0)
+        for tier, length in conn.execute(select(p.c.tier, func.sum(p.c.length))
+                                         .where(p.c.refs > 0).group_by(p.c.tier)):
+            stats.tiers.setdefault(tier, TierStats()).stored_bytes += length or 0
+        per_message = (select(pv.c.message_id, func.count().label("n"))
+                       .group_by(pv.c.message_id).subquery())
+        arrivals, extra_bytes = conn.execute(
+            select(func.sum(per_message.c.n), func.sum((per_message.c.n - 1) * m.c.size))
+            .join(m, m.c.id == per_message.c.message_id)).one()
+        stats.arrivals = int(arrivals or 0)
+        stats.duplicate_bytes_saved = int(extra_bytes or 0)
+        stats.parts, stats.shared_parts, stats.part_bytes_saved = (int(x or 0) for x in
+            conn.execute(select(func.count(), func.sum(func.min(p.c.refs - 1, 1)),
+                                func.sum((p.c.refs - 1) * p.c.size)).where(p.c.refs > 0)).one())
+        stats.failures = int(conn.execute(select(func.count()).select_from(schema.failures)
+                                          .where(schema.failures.c.resolved.is_(False)))
+                             .scalar() or 0)
+    stats.messages = sum(t.messages for t in stats.tiers.values())
+    stats.raw_bytes = sum(t.raw_bytes for t in stats.tiers.values())
+    stats.stored_bytes = sum(t.stored_bytes for t in stats.tiers.values())
+    stats.duplicate_arrivals = stats.arrivals - stats.messages
+    stats.index_bytes = vault.index.size_bytes()
+    for name, tier in stats.tiers.items():
+        folder = vault.tier_folder(name)
+        tier.volume_bytes = sum(f.stat().st_size for f in folder.glob("*.vol")) \
+            if folder.is_dir() else 0
+    # Tantivy keeps one index; its size is shared out by raw bytes of the full-text tiers.
+    full_text_raw = sum(t.raw_bytes for n, t in stats.tiers.items() if n != "deep") or 1
+    for name, tier in stats.tiers.items():
+        if name != "deep":
+            tier.index_bytes = int(stats.index_bytes * tier.raw_bytes / full_text_raw)
+    return stats

@@ -1,0 +1,151 @@
+"""The catalog's tables (SQLAlchemy Core, so SQLite now and PostgreSQL later share one schema).
+
+Hashes are stored as lowercase hex text: readable in a SQL shell, and the same in both
+databases. Times are integer seconds since the epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+volumes = Table(
+    "volumes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tier", String(16), nullable=False),
+    Column("folder", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("size", Integer, nullable=False),
+    Column("stored_bytes", Integer, nullable=False),
+    Column("tier", String(16), nullable=False, default="active"),
+    Column("volume_id", Integer, nullable=False),
+    Column("offset", Integer, nullable=False),
+    Column("length", Integer, nullable=False),
+    Column("date", Integer),
+    Column("archived_at", Integer, nullable=False),
+    Column("subject", Text, nullable=False, default=""),
+    Column("from_addr", Text, nullable=False, default=""),
+    Column("to_addrs", Text, nullable=False, default=""),
+    Column("cc_addrs", Text, nullable=False, default=""),
+    Column("message_id", Text, nullable=False, default=""),
+    Column("folder", Text, nullable=False, default=""),
+    Column("attachments", Integer, nullable=False, default=0),
+    Column("defects", Text, nullable=False, default=""),
+)
+Index("messages_date", messages.c.date)
+Index("messages_message_id", messages.c.message_id)
+
+parts = Table(
+    "parts",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("tier", String(16), nullable=False, default="active"),
+    Column("volume_id", Integer, nullable=False),
+    Column("offset", Integer, nullable=False),
+    Column("length", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("refs", Integer, nullable=False, default=0),
+)
+
+message_parts = Table(
+    "message_parts",
+    metadata,
+    Column("message_id", Integer, ForeignKey("messages.id"), primary_key=True),
+    Column("part_sha256", String(64), ForeignKey("parts.sha256"), primary_key=True),
+)
+Index("message_parts_part", message_parts.c.part_sha256)
+
+addresses = Table(
+    "addresses",
+    metadata,
+    Column("message_id", Integer, ForeignKey("messages.id"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("name", Text, nullable=False, default=""),
+)
+Index("addresses_message", addresses.c.message_id)
+Index("addresses_address", addresses.c.address)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("message_id", Integer, ForeignKey("messages.id"), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("content_type", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+)
+Index("attachments_message", attachments.c.message_id)
+
+provenance = Table(
+    "provenance",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", Integer, ForeignKey("messages.id"), nullable=False),
+    Column("key", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("folder", Text),
+    Column("account", Text),
+    Column("received_at", Integer, nullable=False),
+    Column("data", Text, nullable=False),
+    UniqueConstraint("message_id", "key"),
+)
+Index("provenance_source", provenance.c.kind, provenance.c.source)
+
+failures = Table(
+    "failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("item", Text),
+    Column("reason", Text, nullable=False),
+    Column("provenance", Text, nullable=False),
+    Column("resolved", Boolean, nullable=False, default=False),
+)
+
+index_state = Table(
+    "index_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+reindex_queue = Table(
+    "reindex_queue",
+    metadata,
+    Column("message_id", Integer, primary_key=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True),
+    Column("at", Integer, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)

@@ -1,0 +1,213 @@
+"""Append-only volume files: many blobs per file, one fsync per batch.
+
+Creating a file costs about a millisecond here, appending to an open one a few microseconds,
+so blobs are appended to large volume files (the Haystack / git-pack idea) and the catalog
+records (volume, offset, length). A full volume is sealed: made read-only on disk and never
+written again. A record that was appended but not fsynced and committed is simply never
+referenced, so a crash leaves at worst unreferenced bytes at a volume's end.
+
+Record layout: a fixed header (magic, kind, key id, SHA-256, plain length, payload length)
+followed by the payload, so that a volume can be walked and checked without the catalog.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailvault.errors import StorageFullError, StoreError
+
+RECORD_MAGIC = b"MVB\x01"
+RECORD_HEADER = struct.Struct(">4sBxH32sQQ")  # magic, kind, key id, sha256, plain len, payload len
+
+
+@dataclass(frozen=True)
+class RecordHeader:
+    """The fixed header in front of every blob in a volume."""
+
+    kind: int
+    key_id: int
+    sha256: bytes
+    plain_length: int
+    payload_length: int
+
+    def pack(self) -> bytes:
+        return RECORD_HEADER.pack(RECORD_MAGIC, self.kind, self.key_id, self.sha256,
+                                  self.plain_length, self.payload_length)
+
+    def aad(self) -> bytes:
+        """What the payload's authentication covers besides the payload itself."""
+        return self.pack()[4:]
+
+    @classmethod
+    def unpack(cls, data: bytes) -> RecordHeader:
+        magic, kind, key_id, sha, plain, payload = RECORD_HEADER.unpack(data)
+        if magic != RECORD_MAGIC:
+            raise StoreError("a volume record does not start with the record marker.")
+        return cls(kind, key_id, sha, plain, payload)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a record sits: volume id, offset of its header, total record length."""
+
+    volume: int
+    offset: int
+    length: int
+
+
+class Volumes:
+    """The volume files of one tier folder: appends to the open volume, reads from any.
+
+    ``new_volume_id`` hands out globally unique ids (the catalog keeps the list), so that a
+    location never needs to know which folder a volume lives in.
+    """
+
+    def __init__(self, folder: Path, max_bytes: int, paths: Callable[[int], Path],
+                 new_volume_id: Callable[[Path], int], current: int | None) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self._path_of = paths
+        self._new_volume_id = new_volume_id
+        self._current = current
+        self._file: int | None = None
+        self._size = 0
+        self._dirty = False
+        self._new_file = False
+        self._readers: dict[int, int] = {}
+
+    def append(self, record: bytes) -> Location:
+        """Append one record to the open volume (not yet durable: call sync())."""
+        fd = self._writable()
+        offset = self._size
+        try:
+            written = os.write(fd, record)
+            while written < len(record):
+                written += os.write(fd, record[written:])
+        except OSError as exc:
+            # A short write leaves bytes no catalog row will ever point at; cut them off.
+            self._truncate_to(offset)
+            raise _store_error(exc, "append to a volume") from exc
+        self._size += len(record)
+        self._dirty = True
+        assert self._current is not None
+        return Location(self._current, offset, len(record))
+
+    def sync(self) -> None:
+        """Make every appended record durable (one fsync for the whole batch)."""
+        if self._file is None or not self._dirty:
+            return
+        try:
+            os.fsync(self._file)
+            if self._new_file:
+                _fsync_dir(self.folder)
+                self._new_file = False
+        except OSError as exc:
+            raise _store_error(exc, "sync a volume") from exc
+        self._dirty = False
+        if self._size >= self.max_bytes:
+            self.seal()
+
+    def seal(self) -> None:
+        """Close the open volume for good and make it read-only on disk."""
+        if self._file is None or self._current is None:
+            return
+        os.fsync(self._file)
+        os.close(self._file)
+        os.chmod(self._path_of(self._current), stat.S_IRUSR | stat.S_IRGRP)
+        self._file = None
+        self._current = None
+
+    def read(self, location: Location) -> bytes:
+        """The record at a location (header and payload)."""
+        fd = self._readers.get(location.volume)
+        try:
+            if fd is None:
+                fd = os.open(self._path_of(location.volume), os.O_RDONLY)
+                self._readers[location.volume] = fd
+            data = os.pread(fd, location.length, location.offset)
+        except OSError as exc:
+            raise StoreError(f"volume {location.volume} cannot be read: {exc.strerror}.") from exc
+        if len(data) != location.length:
+            raise StoreError(f"volume {location.volume} ends before the record at "
+                             f"offset {location.offset}: it was truncated.")
+        return data
+
+    def close(self) -> None:
+        """Release file handles (appended data should have been synced)."""
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
+        for fd in self._readers.values():
+            os.close(fd)
+        self._readers.clear()
+
+    def _writable(self) -> int:
+        if self._file is not None:
+            return self._file
+        if self._current is not None:
+            path = self._path_of(self._current)
+            try:
+                self._file = os.open(path, os.O_WRONLY | os.O_APPEND)
+                self._size = os.fstat(self._file).st_size
+            except FileNotFoundError:
+                self._current = None
+            except OSError as exc:
+                raise _store_error(exc, "open a volume") from exc
+            if self._file is not None and self._size < self.max_bytes:
+                return self._file
+            if self._file is not None:
+                self.seal()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._current = self._new_volume_id(self.folder)
+            self._file = os.open(self._path_of(self._current),
+                                 os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
+        except OSError as exc:
+            raise _store_error(exc, "create a volume") from exc
+        self._size = 0
+        self._new_file = True
+        return self._file
+
+    def _truncate_to(self, size: int) -> None:
+        if self._file is not None:
+            try:
+                os.ftruncate(self._file, size)
+            except OSError:
+                pass
+
+
+def walk_records(path: Path) -> Iterator[tuple[int, RecordHeader]]:
+    """Every (offset, header) in a volume file, stopping at the first unreadable record."""
+    with open(path, "rb") as handle:
+        offset = 0
+        while True:
+            head = handle.read(RECORD_HEADER.size)
+            if len(head) < RECORD_HEADER.size:
+                return
+            try:
+                header = RecordHeader.unpack(head)
+            except StoreError:
+                return
+            yield offset, header
+            offset += RECORD_HEADER.size + header.payload_length
+            handle.seek(offset)
+
+
+def _store_error(exc: OSError, action: str) -> StoreError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"the disk is full: could not {action}.")
+    return StoreError(f"could not {action}: {exc.strerror or exc}.")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,150 @@
+"""The Vault: one folder holding config, keyring, catalog, index and volumes, wired together.
+
+Nothing is global: every command, server and test opens the vault it needs and passes it on.
+
+    VAULT/
+      mailvault.toml        settings (see docs/configuration.md)
+      keys/                 keyring.json (+ master.key unless a passphrase is used)
+      catalog.sqlite        the catalog (WAL)
+      index/                the Tantivy index (derived: can be rebuilt)
+      volumes/active/       volume files of the Active tier
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from mailvault.config import CONFIG_FILE, Settings, load_settings
+from mailvault.errors import IntegrityError, StoreError, VaultError
+from mailvault.search import indexing
+from mailvault.search.index import SearchIndex
+from mailvault.store import catalog, layout
+from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, BlobStore, volume_path
+from mailvault.store.catalog import MessageRow
+from mailvault.store.crypto import create_keyring, open_keyring
+from mailvault.store.volumes import Volumes
+
+CATALOG_FILE = "catalog.sqlite"
+TIERS = ("active", "open", "deep")
+
+_DEFAULT_TOML = """\
+# mailvault settings: every setting, its default and meaning are in docs/configuration.md.
+# Environment variables MAILVAULT_<SECTION>_<NAME> override what is written here.
+
+[ingest]
+# max_message_mb = 150
+
+[store]
+# volume_max_mb = 1024
+"""
+
+
+class Vault:
+    """An open vault. Use ``Vault.create`` for a new one, ``Vault.open`` for an existing one."""
+
+    def __init__(self, path: Path, settings: Settings, passphrase: str | None = None) -> None:
+        self.path = path
+        self.settings = settings
+        self.keyring = open_keyring(path / "keys", passphrase)
+        self.engine = catalog.open_engine(path / CATALOG_FILE)
+        catalog.create_schema(self.engine)
+        self._volume_folders = catalog.volume_folders(self.engine)
+        self.blobs = BlobStore(self.keyring, self._volumes)
+        self.index = SearchIndex(path / "index", settings.search.index_heap_mb)
+
+    @classmethod
+    def create(cls, path: Path, passphrase: str | None = None) -> Vault:
+        """Make a new vault folder (it must not hold a vault already)."""
+        path = path.expanduser().resolve()
+        if (path / CATALOG_FILE).exists() or (path / "keys").exists():
+            raise VaultError(f"{path} already holds a vault.")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if not (path / CONFIG_FILE).exists():
+                (path / CONFIG_FILE).write_text(_DEFAULT_TOML, encoding="utf-8")
+            create_keyring(path / "keys", passphrase)
+        except OSError as exc:
+            raise VaultError(f"a vault cannot be created in {path}: {exc.strerror}.") from exc
+        return cls.open(path, passphrase)
+
+    @classmethod
+    def open(cls, path: Path, passphrase: str | None = None) -> Vault:
+        """Open an existing vault and heal the index if a crash left it behind the catalog."""
+        path = path.expanduser().resolve()
+        if not (path / "keys").is_dir():
+            raise VaultError(f"there is no vault in {path} (create one with 'mailvault init').")
+        vault = cls(path, load_settings(path), passphrase)
+        vault.heal_index()
+        return vault
+
+    def close(self) -> None:
+        """Flush and release files and the index writer."""
+        self.blobs.close()
+        self.index.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def tier_folder(self, tier: str) -> Path:
+        """Where a tier's volume files live."""
+        return self.path / "volumes" / tier
+
+    def _volumes(self, tier: str) -> Volumes:
+        def new_id(folder: Path) -> int:
+            volume_id = catalog.new_volume(self.engine, tier, folder)
+            self._volume_folders[volume_id] = folder
+            return volume_id
+
+        def path_of(volume_id: int) -> Path:
+            folder = self._volume_folders.get(volume_id)
+            if folder is None:
+                self._volume_folders.update(catalog.volume_folders(self.engine))
+                folder = self._volume_folders.get(volume_id)
+            if folder is None:
+                raise StoreError(f"volume {volume_id} is not in the catalog.")
+            return volume_path(folder, volume_id)
+
+        return Volumes(self.tier_folder(tier), self.settings.store.volume_max_mb * 1024 * 1024,
+                       path_of, new_id, catalog.last_volume(self.engine, tier))
+
+    def read_raw(self, row: MessageRow) -> bytes:
+        """The exact bytes received for a message, checked against its SHA-256."""
+        skeleton = self.blobs.read(row.tier, row.location, KIND_MESSAGE,
+                                   bytes.fromhex(row.sha256))
+        hashes = layout.part_hashes(skeleton)
+        if hashes:
+            with self.engine.connect() as conn:
+                where = catalog.message_parts(conn, row.id)
+
+            def get_part(digest: bytes) -> bytes:
+                entry = where.get(digest.hex())
+                if entry is None:
+                    raise IntegrityError(f"message {row.id} refers to a part the catalog "
+                                         "does not know.")
+                return self.blobs.read(entry[0], entry[1], KIND_PART, digest)
+
+            raw = layout.join(skeleton, get_part)
+        else:
+            raw = layout.join(skeleton, lambda _d: b"")
+        if hashlib.sha256(raw).hexdigest() != row.sha256:
+            raise IntegrityError(f"message {row.id} does not match its SHA-256.")
+        return raw
+
+    # -- index -----------------------------------------------------------------------------
+
+    def heal_index(self) -> int:
+        """Index what the catalog has and the index lacks; returns how many documents."""
+        return indexing.heal(self)
+
+
+def default_vault_path() -> Path:
+    """The vault folder from MAILVAULT_VAULT, or ./vault."""
+    return Path(os.environ.get("MAILVAULT_VAULT", "vault"))
