@@ -20,6 +20,9 @@ from typing import Any
 from mailvault.errors import ConfigError
 
 CONFIG_FILE = "mailvault.toml"
+# Tables read by their own module rather than declared here: [sources.NAME] (one table per
+# IMAP/POP3 source, read by mailvault/sources/definitions.py).
+FREE_SECTIONS = ("sources",)
 
 
 def setting(default: Any, help: str) -> Any:
@@ -74,12 +77,29 @@ class SearchSettings:
 
 
 @dataclass
+class SyncSettings:
+    """How IMAP and POP3 sources are read (sources themselves: [sources.NAME] tables)."""
+
+    connections: int = setting(4, "Accounts read in parallel, one connection each.")
+    fetch_batch: int = setting(200, "Messages asked for in one IMAP UID FETCH or POP3 run.")
+    fetch_batch_mb: int = setting(
+        32, "Bytes asked for in one fetch, by the sizes the server reports (bounds memory)."
+    )
+    retries: int = setting(
+        3, "Times a dropped connection is reopened (with doubling backoff) before giving up."
+    )
+    backoff_s: float = setting(1.0, "Wait before the first reconnection; doubled each time.")
+    timeout_s: float = setting(60.0, "Socket timeout for connecting to and reading a server.")
+
+
+@dataclass
 class Settings:
     """Every setting of a vault, by section (the TOML tables of mailvault.toml)."""
 
     store: StoreSettings = field(default_factory=StoreSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
 
 
 def load_settings(vault_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,7 +115,7 @@ def load_settings(vault_dir: Path, environ: Mapping[str, str] | None = None) -> 
     settings = Settings()
     known_sections = {f.name for f in dataclasses.fields(Settings)}
     for name in data:
-        if name not in known_sections:
+        if name not in known_sections and name not in FREE_SECTIONS:
             raise ConfigError(f"{path} has an unknown section [{name}].")
     for section_field in dataclasses.fields(Settings):
         section = getattr(settings, section_field.name)

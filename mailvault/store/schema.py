@@ -149,3 +149,53 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# -- remote sources (IMAP, POP3): definitions, per-folder sync state, runs ------------------
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("secret", Text, nullable=False, default=""),
+    Column("created_at", Integer, nullable=False),
+)
+
+source_folders = Table(
+    "source_folders",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("account", Text, primary_key=True),
+    Column("folder", Text, primary_key=True),
+    Column("uidvalidity", Integer, nullable=False),
+    Column("highest_uid", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("note", Text, nullable=False, default=""),
+    Column("updated_at", Integer, nullable=False),
+)
+
+source_seen = Table(
+    "source_seen",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("account", Text, primary_key=True),
+    Column("uidl", Text, primary_key=True),
+    Column("at", Integer, nullable=False),
+)
+
+source_runs = Table(
+    "source_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("started_at", Integer, nullable=False),
+    Column("finished_at", Integer),
+    Column("status", String(16), nullable=False),
+    Column("archived", Integer, nullable=False, default=0),
+    Column("duplicates", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default="{}"),
+)
+Index("source_runs_source", source_runs.c.source, source_runs.c.id)
