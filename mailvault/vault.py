@@ -76,7 +76,10 @@ class Vault:
         if not (path / "keys").is_dir():
             raise VaultError(f"there is no vault in {path} (create one with 'mailvault init').")
         vault = cls(path, load_settings(path), passphrase)
-        vault.heal_index()
+        # A running `serve` holds the index writer and heals the index itself; a command that
+        # opens the vault meanwhile must not wait for the writer.
+        if indexing.behind(vault) and not vault.index.writer_busy():
+            vault.heal_index()
         return vault
 
     def close(self) -> None:

@@ -158,6 +158,9 @@ class Pipeline:
     def close(self) -> None:
         """Finish index bookkeeping and stop the workers."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._flush_watermark()
+
+    def _flush_watermark(self) -> None:
         if self._pending_watermark is not None:
             with self.vault.engine.begin() as conn:
                 catalog.set_watermark(conn, self._pending_watermark)
@@ -183,6 +186,9 @@ class Pipeline:
             if on_batch is not None:
                 on_batch(outcomes)
             batch = next_batch
+        # Record the last batch's watermark now, or healing would index that batch again
+        # and a reader opening the vault meanwhile would think the index is behind.
+        self._flush_watermark()
         self.vault.heal_index()
         return report
 

@@ -113,6 +113,18 @@ class SearchIndex:
                     time.sleep(0.2)
         return self._writer
 
+    def writer_busy(self) -> bool:
+        """Whether another process holds the writer now (checked without waiting)."""
+        if self._writer is not None:
+            return False
+        try:
+            self._writer = self._index.writer(self.heap_bytes, 1)
+        except ValueError as exc:
+            if "lock" in str(exc).lower():
+                return True
+            raise VaultError(f"the index cannot be written: {exc}.") from exc
+        return False
+
     def put(self, docs: Sequence[IndexDoc]) -> None:
         """Add or replace documents (not visible until commit())."""
         writer = self.writer()

@@ -86,6 +86,13 @@ def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
     return done
 
 
+def behind(vault: Vault) -> bool:
+    """Whether the index lacks documents the catalog has (heal() has work to do)."""
+    with vault.engine.connect() as conn:
+        return (catalog.max_message_id(conn) > catalog.get_watermark(conn)
+                or bool(catalog.reindex_pending(conn, 1)))
+
+
 def rebuild(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
     """Throw the index away and build it again from store and catalog."""
     vault.index.clear()
