@@ -93,6 +93,108 @@ class SyncSettings:
 
 
 @dataclass
+class TierSettings:
+    """How the Active, Open and Deep tiers pack their blobs, and when mail moves between them."""
+
+    active_folder: str = setting(
+        "", "Folder of the Active tier's volume files (empty: VAULT/volumes/active).")
+    open_folder: str = setting(
+        "", "Folder of the Open tier's volume files, another disk say (empty: VAULT/volumes/open).")
+    deep_folder: str = setting(
+        "", "Folder of the Deep tier's volume files (empty: VAULT/volumes/deep).")
+    open_level: int = setting(19, "zstd level of Open-tier blobs (each still read on its own).")
+    open_dictionary_kb: int = setting(
+        112, "Size of the zstd dictionary trained for the Open tier on its first move "
+        "(0: no dictionary).")
+    deep_level: int = setting(19, "zstd level of Deep-tier solid chunks.")
+    deep_chunk_mb: int = setting(
+        4, "Messages moved to Deep are compressed together in chunks of about this size.")
+    deep_cache_chunks: int = setting(
+        8, "Decompressed Deep chunks kept in memory per process, so neighbours read fast.")
+    move_batch: int = setting(
+        500, "Messages per committed step of a tier move (the unit a killed move redoes).")
+    open_after_days: int = setting(
+        0, "Lifecycle: Active mail older than this moves to Open (0: never).")
+    deep_after_days: int = setting(
+        0, "Lifecycle: Active or Open mail older than this moves to Deep (0: never).")
+    lifecycle_age_from: str = setting(
+        "archived", "Lifecycle age counted from 'archived' (archive date) or 'date' "
+        "(the message's Date header).")
+    lifecycle_every_minutes: int = setting(
+        60, "How often serve applies the lifecycle rules and resumes unfinished moves.")
+
+
+@dataclass
+class RetentionSettings:
+    """How long mail is kept, and how it is disposed of."""
+
+    default_days: int = setting(
+        2557, "Period of the default policy when a vault first needs one (2557 days: 7 years); "
+        "change it later with 'mailvault retention default'.")
+    default_from: str = setting(
+        "date", "The default policy counts from 'date' (the message's Date) or 'archived'.")
+    four_eyes: bool = setting(
+        False, "Disposition needs two people: one proposes a run, another approves it.")
+
+
+@dataclass
+class SmtpSettings:
+    """The SMTP journal endpoint that `mailvault serve` runs."""
+
+    listen: list[str] = setting(
+        ["127.0.0.1:2525"], "HOST:PORT addresses for SMTP with optional STARTTLS (25 in production)."
+    )
+    tls_listen: list[str] = setting(
+        [], "HOST:PORT addresses for implicit TLS (SMTPS, usually port 465); needs tls_cert."
+    )
+    tls_cert: str = setting("", "PEM certificate (chain) for STARTTLS and implicit TLS.")
+    tls_key: str = setting("", "PEM private key of tls_cert.")
+    require_tls: bool = setting(False, "Refuse mail (530) until the client has started TLS.")
+    auth: str = setting(
+        "off",
+        "SMTP AUTH (PLAIN, LOGIN; only after TLS): off, optional or required. "
+        "Users: `mailvault smtp-user add`.",
+    )
+    allow: list[str] = setting(
+        [], "CIDRs that may connect (others get 554 at connect); empty lets any address connect."
+    )
+    recipients: list[str] = setting(
+        [],
+        "Accepted journal recipients: addresses or @domains (anything else gets 550); empty "
+        "accepts any recipient, but only from loopback clients.",
+    )
+    max_message_mb: int = setting(
+        100, "Largest message accepted (SIZE extension; 552 above it; capped by [ingest])."
+    )
+    max_connections: int = setting(500, "Concurrent sessions; one more is told 421 and closed.")
+    timeout_s: float = setting(120.0, "A client silent this long is disconnected.")
+    hostname: str = setting("", "Name in the greeting and EHLO reply; empty means this host's.")
+
+
+@dataclass
+class MilterSettings:
+    """The Postfix/Sendmail milter that `mailvault serve` can run."""
+
+    listen: list[str] = setting([], "HOST:PORT addresses for the milter (empty: no milter).")
+    on_failure: str = setting(
+        "tempfail",
+        "What the MTA is told when a copy cannot be stored: tempfail (the MTA keeps the "
+        "message and retries) or accept (mail flows on unarchived).",
+    )
+
+
+@dataclass
+class SpoolSettings:
+    """Where captured messages wait, fsynced, until the vault has committed them."""
+
+    folder: str = setting("", "Spool folder; empty means VAULT/spool.")
+    segment_mb: int = setting(64, "A spool segment file is sealed once it reaches this size.")
+    max_mb: int = setting(
+        4096, "When the spool holds this much (the vault behind or down), new mail gets 4xx."
+    )
+
+
+@dataclass
 class Settings:
     """Every setting of a vault, by section (the TOML tables of mailvault.toml)."""
 
@@ -100,6 +202,11 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    tiers: TierSettings = field(default_factory=TierSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    milter: MilterSettings = field(default_factory=MilterSettings)
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
 
 
 def load_settings(vault_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:
