@@ -7,20 +7,22 @@ Nothing is global: every command, server and test opens the vault it needs and p
       keys/                 keyring.json (+ master.key unless a passphrase is used)
       catalog.sqlite        the catalog (WAL)
       index/                the Tantivy index (derived: can be rebuilt)
-      volumes/active/       volume files of the Active tier
+      volumes/active/       volume files of the Active tier (open/, deep/ likewise, unless
+                            [tiers] puts a tier's folder elsewhere)
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from mailvault.config import CONFIG_FILE, Settings, load_settings
 from mailvault.errors import IntegrityError, StoreError, VaultError
 from mailvault.search import indexing
 from mailvault.search.index import SearchIndex
-from mailvault.store import catalog, layout
+from mailvault.store import catalog, dictionaries, layout
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, BlobStore, volume_path
 from mailvault.store.catalog import MessageRow
 from mailvault.store.crypto import create_keyring, open_keyring
@@ -51,7 +53,8 @@ class Vault:
         self.engine = catalog.open_engine(path / CATALOG_FILE)
         catalog.create_schema(self.engine)
         self._volume_folders = catalog.volume_folders(self.engine)
-        self.blobs = BlobStore(self.keyring, self._volumes)
+        self.blobs = BlobStore(self.keyring, self._volumes, self._dictionary,
+                               settings.tiers.deep_cache_chunks)
         self.index = SearchIndex(path / "index", settings.search.index_heap_mb)
 
     @classmethod
@@ -97,8 +100,12 @@ class Vault:
     # -- storage ---------------------------------------------------------------------------
 
     def tier_folder(self, tier: str) -> Path:
-        """Where a tier's volume files live."""
-        return self.path / "volumes" / tier
+        """Where a tier's volume files live ([tiers] <tier>_folder, or inside the vault)."""
+        configured = getattr(self.settings.tiers, f"{tier}_folder", "")
+        return Path(configured).expanduser() if configured else self.path / "volumes" / tier
+
+    def _dictionary(self, dict_id: int) -> bytes:
+        return dictionaries.load(self.engine, self.keyring, dict_id)
 
     def _volumes(self, tier: str) -> Volumes:
         def new_id(folder: Path) -> int:
@@ -120,9 +127,15 @@ class Vault:
 
     def read_raw(self, row: MessageRow) -> bytes:
         """The exact bytes received for a message, checked against its SHA-256."""
+        return self.read_stored(row).raw
+
+    def read_stored(self, row: MessageRow) -> StoredMessage:
+        """A message's raw bytes and the blobs they are stored as, checked against its SHA-256
+        (every read of message bytes goes through here, whatever the tier)."""
         skeleton = self.blobs.read(row.tier, row.location, KIND_MESSAGE,
                                    bytes.fromhex(row.sha256))
         hashes = layout.part_hashes(skeleton)
+        parts: dict[bytes, bytes] = {}
         if hashes:
             with self.engine.connect() as conn:
                 where = catalog.message_parts(conn, row.id)
@@ -132,20 +145,34 @@ class Vault:
                 if entry is None:
                     raise IntegrityError(f"message {row.id} refers to a part the catalog "
                                          "does not know.")
-                return self.blobs.read(entry[0], entry[1], KIND_PART, digest)
+                if digest not in parts:
+                    parts[digest] = self.blobs.read(entry[0], entry[1], KIND_PART, digest)
+                return parts[digest]
 
-            raw = layout.join(skeleton, get_part)
+            try:
+                raw = layout.join(skeleton, get_part)
+            except ValueError as exc:
+                raise IntegrityError(f"message {row.id} cannot be rebuilt: {exc}.") from exc
         else:
             raw = layout.join(skeleton, lambda _d: b"")
         if hashlib.sha256(raw).hexdigest() != row.sha256:
             raise IntegrityError(f"message {row.id} does not match its SHA-256.")
-        return raw
+        return StoredMessage(raw=raw, skeleton=skeleton, parts=parts)
 
     # -- index -----------------------------------------------------------------------------
 
     def heal_index(self) -> int:
         """Index what the catalog has and the index lacks; returns how many documents."""
         return indexing.heal(self)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as read back and checked: its raw bytes, its skeleton and its parts."""
+
+    raw: bytes
+    skeleton: bytes
+    parts: dict[bytes, bytes]
 
 
 def default_vault_path() -> Path:

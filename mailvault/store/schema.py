@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -199,3 +200,114 @@ source_runs = Table(
     Column("detail", Text, nullable=False, default="{}"),
 )
 Index("source_runs_source", source_runs.c.source, source_runs.c.id)
+
+# -- compliance: tier jobs, packing dictionaries, retention, holds, disposition --------------
+
+tier_jobs = Table(
+    "tier_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("query", Text, nullable=False),
+    Column("target", String(16), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # running | done
+    Column("total", Integer, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("finished_at", Integer),
+)
+
+tier_job_items = Table(
+    "tier_job_items",
+    metadata,
+    Column("job_id", Integer, ForeignKey("tier_jobs.id"), primary_key=True),
+    Column("message_id", Integer, primary_key=True),
+)
+
+dictionaries = Table(
+    "dictionaries",
+    metadata,
+    Column("dict_id", Integer, primary_key=True, autoincrement=False),
+    Column("tier", String(16), nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", Integer, nullable=False),
+)
+
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("match", String(16), nullable=False),  # default|source|address|domain|folder|tier|query
+    Column("value", Text, nullable=False, default=""),
+    Column("days", Integer, nullable=False),
+    Column("counted_from", String(16), nullable=False),  # date | archived
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+)
+
+retention = Table(
+    "retention",
+    metadata,
+    Column("message_id", Integer, primary_key=True),
+    Column("retain_until", Integer, nullable=False),
+    Column("policy_id", Integer, nullable=False),
+)
+Index("retention_until", retention.c.retain_until)
+
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("custodian", Text),
+    Column("query", Text),
+    Column("date_from", Integer),
+    Column("date_to", Integer),
+    Column("reason", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("released_by", Text),
+    Column("released_at", Integer),
+)
+
+disposition_runs = Table(
+    "disposition_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),  # proposed | executed | cancelled
+    Column("proposed_by", Text, nullable=False),
+    Column("proposed_at", Integer, nullable=False),
+    Column("approved_by", Text),
+    Column("executed_at", Integer),
+    Column("candidates", Integer, nullable=False, default=0),
+    Column("disposed", Integer, nullable=False, default=0),
+    Column("report", Text, nullable=False, default=""),
+)
+
+disposition_items = Table(
+    "disposition_items",
+    metadata,
+    Column("run_id", Integer, ForeignKey("disposition_runs.id"), primary_key=True),
+    Column("message_id", Integer, primary_key=True),
+)
+
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("date", Integer),
+    Column("archived_at", Integer, nullable=False),
+    Column("retain_until", Integer, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("proposed_by", Text, nullable=False),
+    Column("approved_by", Text, nullable=False),
+    Column("disposed_at", Integer, nullable=False),
+)
+Index("tombstones_sha256", tombstones.c.sha256)

@@ -81,6 +81,11 @@ class Volumes:
         self._new_file = False
         self._readers: dict[int, int] = {}
 
+    @property
+    def current(self) -> int | None:
+        """The id of the volume open for appends (None when none is open)."""
+        return self._current
+
     def append(self, record: bytes) -> Location:
         """Append one record to the open volume (not yet durable: call sync())."""
         fd = self._writable()
