@@ -10,16 +10,22 @@ that match ``>+From `` (the mboxrd rule, which is also right for the mboxo escap
 ``From `` lines); the empty line that separates messages is not part of either message.
 mboxcl/mboxcl2 (``Content-Length``-delimited) files are read by the same rule, which is
 right unless a body holds an unescaped ``From `` line after an empty line.
+
+An ``.eml`` file is always one message, taken whole (a leading ``From `` line included).
+Archive folders: a folder given to import is named by its name, its subfolders by their path
+below it, an mbox file by its name without the suffix (one mbox is one mail folder), a
+Maildir folder by its path in the Maildir tree.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from mailvault.errors import InputError
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
@@ -28,7 +34,10 @@ from mailvault.message import parse_date
 FORMATS = ("auto", "eml", "mbox", "maildir")
 MAILDIR_SUBDIRS = ("cur", "new")
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]{1,76}:")
-_QUOTED_FROM = re.compile(rb"^>+From ")
+_QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
+# "From " starts an mbox unless a colon follows (then it is an obsolete-syntax header line,
+# "From  : John Doe <jdoe@example>", as RFC 5322 section 4.5.1 still allows).
+_MBOX_START = re.compile(rb"From (?![ \t]*:)")
 _DATE_HEADER = re.compile(rb"^date:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 _SNIFF_BYTES = 4096
 
@@ -92,7 +101,9 @@ class Reader:
             raise InputError(f"{path} is not a mail file (neither a message nor an mbox).")
         if kind == "empty":
             raise InputError(f"{path} is empty.")
-        yield from self._file(path, kind, self.options.folder or _folder_name(path.parent))
+        # An mbox file is a folder of its own (Inbox, Sent): its name is the archive folder.
+        folder = path.stem if kind == "mbox" else _folder_name(path.parent)
+        yield from self._file(path, kind, self.options.folder or folder)
 
     def _file(self, path: Path, kind: str, folder: str) -> Iterator[Incoming | Unreadable]:
         if kind == "mbox":
@@ -126,7 +137,8 @@ class Reader:
                 self.scan.skipped.append((str(entry), "not a mail file"))
                 self.scan.bytes_read += _size_of(entry)
                 continue
-            yield from self._file(entry, kind, self.options.folder or folder)
+            file_folder = f"{folder}/{entry.stem}" if kind == "mbox" else folder
+            yield from self._file(entry, kind, self.options.folder or file_folder)
 
     def _maildir_tree(self, root: Path, parent: str | None = None) -> Iterator[
             Incoming | Unreadable]:
@@ -152,6 +164,28 @@ class Reader:
                     yield self._eml(directory / name, folder,
                                     item=str(Path(relative or ".") / unique), kind="maildir",
                                     source=root)
+            yield from self._loose_files(maildir, folder)
+
+    def _loose_files(self, maildir: Path, folder: str) -> Iterator[Incoming | Unreadable]:
+        """Files lying in a Maildir folder itself, beside cur/ and new/. Mail that a tool left
+        there is archived (nothing given to an archive is silently left out); other files
+        (index and quota files of IMAP servers) are reported as skipped, empty marker files
+        such as Maildir++'s ``maildirfolder`` are passed over."""
+        try:
+            entries = sorted(e for e in maildir.iterdir()
+                             if e.is_file() and not e.name.startswith("."))
+        except OSError as exc:
+            yield Unreadable(self._prov("maildir", maildir, folder, None),
+                             f"the folder cannot be read: {exc.strerror}")
+            return
+        for entry in entries:
+            kind = sniff(entry)
+            if kind == "empty":
+                continue
+            if kind is None:
+                self.scan.skipped.append((str(entry), "not a mail file"))
+                continue
+            yield from self._file(entry, kind, folder)
 
     def _eml(self, path: Path, folder: str, item: str, kind: str = "eml",
              source: Path | None = None) -> Incoming | Unreadable:
@@ -193,33 +227,91 @@ class Reader:
         return (since is None or date >= since) and (before is None or date < before)
 
 
-def split_mbox(handle: Iterable[bytes]) -> Iterator[tuple[int, int, bytes]]:
-    """(start offset, end offset, message bytes) for each message of an open mbox file."""
-    lines: list[bytes] = []
-    start = -1
-    offset = 0
-    previous_blank = True
-    for line in handle:
-        line_offset = offset
-        offset += len(line)
-        if previous_blank and line.startswith(b"From "):
-            if start >= 0:
-                yield start, line_offset, _mbox_message(lines)
-            start, lines, previous_blank = line_offset, [], False
-            continue
-        previous_blank = line in (b"\n", b"\r\n")
-        if start >= 0:
-            if line.startswith(b">") and _QUOTED_FROM.match(line):
-                line = line[1:]
-            lines.append(line)
-    if start >= 0:
-        yield start, offset, _mbox_message(lines)
+def split_mbox(handle: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[tuple[int, int, bytes]]:
+    """(start offset, end offset, message bytes) for each message of an open mbox file.
+
+    Reads in chunks and finds separators with bytes.find (a Python loop over lines costs
+    more than everything else an import does per message); the buffer is compacted only
+    when more is read, so each byte is copied a bounded number of times.
+    """
+    reader = _Chunks(handle, chunk_size)
+    pos = 0
+    while not reader.buffer.startswith(b"From ", pos):
+        # Text before the first From line is not a message (and not an mbox).
+        first = _find_separator(reader.buffer, pos)
+        if first is not None:
+            pos = first + 1
+        elif not reader.more(pos):
+            return
+        else:
+            pos = 0
+    while True:
+        line_end = reader.buffer.find(b"\n", pos)
+        while line_end < 0:
+            if not reader.more(pos):
+                return
+            pos = 0
+            line_end = reader.buffer.find(b"\n")
+        start = reader.base + pos
+        body_at = line_end + 1
+        scan_at = line_end
+        while (separator := _find_separator(reader.buffer, scan_at)) is None:
+            keep_from = pos
+            if not reader.more(keep_from):
+                break
+            shift = keep_from
+            pos, body_at = 0, body_at - shift
+            scan_at = max(body_at, len(reader.buffer) - len(reader.last) - 8)
+        end = separator + 1 if separator is not None else len(reader.buffer)
+        yield start, reader.base + end, _mbox_message(reader.buffer[body_at:end])
+        if separator is None:
+            return
+        pos = end
 
 
-def _mbox_message(lines: list[bytes]) -> bytes:
-    if lines and lines[-1] in (b"\n", b"\r\n"):
-        lines = lines[:-1]
-    return b"".join(lines)
+class _Chunks:
+    """A growing window on a file: ``buffer`` starts at file offset ``base``."""
+
+    def __init__(self, handle: BinaryIO, chunk_size: int) -> None:
+        self.handle = handle
+        self.chunk_size = chunk_size
+        self.last = handle.read(chunk_size)
+        self.buffer = self.last
+        self.base = 0
+
+    def more(self, keep_from: int) -> bool:
+        """Drop the buffer before ``keep_from`` and append the next chunk; False at the end."""
+        self.last = self.handle.read(self.chunk_size)
+        if not self.last:
+            return False
+        self.base += keep_from
+        self.buffer = self.buffer[keep_from:] + self.last
+        return True
+
+
+def _find_separator(buffer: bytes, at: int) -> int | None:
+    """Index of the newline that ends the empty line before a ``From `` line, or None."""
+    while True:
+        hit = buffer.find(b"\nFrom ", at)
+        if hit < 0:
+            return None
+        if hit >= 1 and (buffer[hit - 1] == 10 or (buffer[hit - 1] == 13 and hit >= 2
+                                                   and buffer[hit - 2] == 10)):
+            return hit
+        at = hit + 1
+
+
+def _mbox_message(data: bytes) -> bytes:
+    """The message of one mbox entry: the separating empty line dropped, >From unquoted."""
+    if data.endswith(b"\r\n\r\n"):
+        data = data[:-2]
+    elif data.endswith(b"\n\n"):
+        data = data[:-1]
+    elif data in (b"\n", b"\r\n"):
+        data = b""
+    if b">From " in data:
+        data = _QUOTED_FROM.sub(rb"\1", data)
+    return data
 
 
 def sniff(path: Path) -> str | None:
@@ -235,10 +327,10 @@ def sniff(path: Path) -> str | None:
         raise InputError(f"{path} cannot be read: {exc.strerror}.") from exc
     if not head.strip():
         return "empty"
-    if head.startswith(b"From "):
-        return "mbox"
     if path.suffix.lower() == ".eml":
         return "eml"
+    if _MBOX_START.match(head):
+        return "mbox"
     if b"\x00" in head:
         return None
     lines = head.lstrip().splitlines()[:10]

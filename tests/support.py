@@ -1,0 +1,212 @@
+"""Test support: builders for messages, attachments and mail files, and the real command line.
+
+Messages are built with the standard library's ``email`` package so that each test states
+only what it cares about (a subject, a sender, an attachment) and gets real RFC 5322 bytes.
+The command line is run two ways: ``run`` starts the installed ``mailvault`` program (the
+contract: exit status, one-line errors on stderr, no traceback), ``invoke`` calls the same
+Typer app in-process for speed where only the output matters.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from mailvault.cli import app
+
+MAILVAULT = [sys.executable, "-m", "mailvault"]
+DEFAULT_DATE = datetime(2021, 3, 4, 10, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to attach: its name, bytes and MIME type."""
+
+    filename: str
+    data: bytes
+    content_type: str = "application/octet-stream"
+
+
+def build_message(
+    subject: str = "A test message",
+    sender: str = "Alice Example <alice@example.org>",
+    to: Sequence[str] = ("Bob Example <bob@example.org>",),
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    date: datetime = DEFAULT_DATE,
+    body: str = "Hello Bob,\nthis is a test.\n",
+    attachments: Iterable[Attachment] = (),
+    message_id: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> bytes:
+    """The raw bytes of one message with exactly these fields."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    if to:
+        msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    if bcc:
+        msg["Bcc"] = ", ".join(bcc)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id or make_msgid(domain="example.org")
+    for name, value in headers:
+        msg[name] = value
+    msg.set_content(body)
+    for item in attachments:
+        maintype, subtype = item.content_type.split("/", 1)
+        msg.add_attachment(item.data, maintype=maintype, subtype=subtype,
+                           filename=item.filename)
+    return msg.as_bytes()
+
+
+def pdf_with_text(text: str) -> bytes:
+    """A one-page PDF whose only text is ``text`` (ASCII), written by hand: no PDF library
+    is needed to make it, and any PDF reader extracts the text from it."""
+    stream = f"BT /F1 24 Tf 72 700 Td ({text}) Tj ET".encode("ascii")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
+        + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n"
+            f"startxref\n{xref}\n%%EOF\n").encode()
+    return bytes(out)
+
+
+def docx_with_text(text: str) -> bytes:
+    """A minimal Word (Office Open XML) document holding one paragraph of ``text``."""
+    document = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        f"<w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body></w:document>"
+    )
+    content_types = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Override PartName="/word/document.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>'
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", content_types)
+        archive.writestr("word/document.xml", document)
+    return buffer.getvalue()
+
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def write_eml_folder(folder: Path, messages: Sequence[bytes]) -> list[Path]:
+    """One ``NNN.eml`` file per message in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, raw in enumerate(messages):
+        path = folder / f"{number:04d}.eml"
+        path.write_bytes(raw)
+        paths.append(path)
+    return paths
+
+
+def write_mbox(path: Path, messages: Sequence[bytes]) -> None:
+    """An mboxrd file: a From_ line before each message, ``>From `` quoting, a blank line
+    between messages."""
+    with open(path, "wb") as handle:
+        for raw in messages:
+            handle.write(b"From MAILER-DAEMON Thu Mar  4 10:30:00 2021\n")
+            for line in raw.splitlines(keepends=True):
+                stripped = line.lstrip(b">")
+                handle.write(b">" + line if stripped.startswith(b"From ") else line)
+            if not raw.endswith(b"\n"):
+                handle.write(b"\n")
+            handle.write(b"\n")
+
+
+def write_maildir(root: Path, messages: Sequence[bytes], sub: str = "cur") -> list[Path]:
+    """A Maildir (cur/, new/, tmp/) holding the messages in ``sub``."""
+    for name in ("cur", "new", "tmp"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, raw in enumerate(messages):
+        path = root / sub / f"1614853800.{number}.test:2,S"
+        path.write_bytes(raw)
+        paths.append(path)
+    return paths
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def run(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 300,
+        prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[bytes]:
+    """Run the real ``mailvault`` program; stdout and stderr captured as bytes."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([*prefix, *MAILVAULT, *map(str, args)], capture_output=True,
+                          env=full_env, timeout=timeout, check=False)
+
+
+@dataclass(frozen=True)
+class Invoked:
+    """What an in-process command printed and how it ended."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: str
+    exception: BaseException | None
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8")
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def invoke(*args: str | Path, env: dict[str, str] | None = None) -> Invoked:
+    """Run a command of the same Typer app in this process (fast; no error translation)."""
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200", **(env or {})})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Invoked(result.exit_code, result.stdout_bytes, result.stderr, result.exception)
+
+
+def search_json(vault: Path, query: str, limit: int = 100_000) -> list[dict[str, Any]]:
+    """``mailvault search QUERY --json`` as a list of rows."""
+    result = invoke("search", query, "--vault", vault, "--limit", str(limit), "--json")
+    assert result.exit_code == 0, result.stdout
+    rows: list[dict[str, Any]] = result.json()
+    return rows
+
+
+def count(vault: Path, query: str) -> int:
+    """``mailvault count QUERY`` as an integer (the output must be one number)."""
+    result = invoke("count", query, "--vault", vault)
+    assert result.exit_code == 0, result.stdout
+    return int(result.text.strip())
