@@ -1,0 +1,67 @@
+"""Many readers, one pipeline: reader threads (one connection each) put items on a bounded
+queue; the pipeline drains it from the calling thread. The queue's size bounds memory, and
+since each reader puts a folder's messages in UID order and the pipeline commits batches in
+order, "every UID up to the highest in a durable batch is durable" holds per folder."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from mailvault.errors import SourceError
+from mailvault.ingest.provenance import Incoming, Unreadable
+
+Item = Incoming | Unreadable
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class ReaderEnd:
+    """A reader finished: cleanly, or with the error that stopped it."""
+
+    account: str
+    error: BaseException | None
+
+
+class Feed:
+    """A bounded hand-over from reader threads to the pipeline."""
+
+    def __init__(self, max_items: int) -> None:
+        self._queue: queue.Queue[Item | ReaderEnd] = queue.Queue(max(1, max_items))
+        self.stop = threading.Event()
+
+    def run_reader(self, account: str, read: Callable[[], Iterable[Item]]) -> None:
+        """Run in a reader thread: put everything ``read()`` yields, then the end marker."""
+        error: BaseException | None = None
+        try:
+            for item in read():
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the pipeline's thread, which re-raises bugs
+            error = exc
+        self._put(ReaderEnd(account, error))
+
+    def _put(self, item: Item | ReaderEnd) -> bool:
+        while not self.stop.is_set():
+            try:
+                self._queue.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def items(self, readers: int, on_end: Callable[[ReaderEnd], None]) -> Iterator[Item]:
+        """Everything the readers put, until each has ended. A SourceError ends only its
+        reader (``on_end`` hears it); any other exception is a bug and is raised here."""
+        ended = 0
+        while ended < readers:
+            item = self._queue.get()
+            if isinstance(item, ReaderEnd):
+                ended += 1
+                if item.error is not None and not isinstance(item.error, SourceError):
+                    raise item.error
+                on_end(item)
+                continue
+            yield item

@@ -1,0 +1,247 @@
+"""A narrow, read-only adapter over imapclient: connect, log in, list, EXAMINE, SEARCH and
+FETCH BODY.PEEK[]. Nothing here can change the mailbox (no SELECT, STORE, EXPUNGE or APPEND).
+
+imapclient's and the socket layer's exceptions are translated into SourceError here, with
+``retryable`` set for what a reconnection may cure (a dropped connection, an unreachable host)
+and not for what it will not (a wrong password, a certificate that does not verify).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import imapclient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from mailvault.errors import SourceError
+from mailvault.sources.tls import client_context, describe_failure
+
+FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS"]
+BODY = b"BODY[]"
+NOSELECT = b"\\Noselect"
+NONEXISTENT = b"\\NonExistent"
+# UIDs per SEARCH/FETCH command, so that a command line stays a reasonable length.
+UID_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect."""
+
+    host: str
+    port: int
+    tls: str
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    timeout_s: float = 60.0
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A login: plain LOGIN, or SASL PLAIN when ``authzid`` names the user to act as."""
+
+    user: str
+    password: str
+    authzid: str | None = None
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder as LISTed: decoded name and its attributes (SPECIAL-USE among them)."""
+
+    name: str
+    attributes: tuple[str, ...]
+
+    @property
+    def selectable(self) -> bool:
+        return not {"\\Noselect", "\\NonExistent"} & set(self.attributes)
+
+    @property
+    def special_use(self) -> set[str]:
+        """SPECIAL-USE names without the backslash: {'Junk'}, {'Sent'}."""
+        return {a.lstrip("\\").capitalize() for a in self.attributes} & {
+            "All", "Archive", "Drafts", "Flagged", "Junk", "Sent", "Trash"}
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """What EXAMINE says about a folder."""
+
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One message as the server returned it, or why it did not."""
+
+    uid: int
+    raw: bytes | None
+    internal_date: datetime | None = None
+    flags: tuple[str, ...] = ()
+    reason: str = ""
+
+
+class ImapSession:
+    """One logged-in, read-only IMAP connection."""
+
+    def __init__(self, endpoint: Endpoint, credentials: Credentials) -> None:
+        self.endpoint = endpoint
+        self.user = credentials.authzid or credentials.user
+        context = client_context(endpoint.ca_file, endpoint.insecure_skip_verify)
+        with self._translated("connect"):
+            self._client = imapclient.IMAPClient(
+                endpoint.host, endpoint.port, ssl=endpoint.tls == "implicit",
+                ssl_context=context, timeout=endpoint.timeout_s)
+        try:
+            self._client.normalise_times = False
+            with self._translated("STARTTLS"):
+                if endpoint.tls == "starttls":
+                    self._client.starttls(context)
+            with self._translated("login"):
+                if credentials.authzid:
+                    self._client.plain_login(credentials.user, credentials.password,
+                                             credentials.authzid)
+                else:
+                    self._client.login(credentials.user, credentials.password)
+        except SourceError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Log out; a connection that is already gone is simply dropped."""
+        try:
+            self._client.logout()
+        except (IMAPClientError, OSError):
+            with suppress(OSError):
+                self._client.shutdown()
+
+    def __enter__(self) -> ImapSession:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def folders(self) -> list[Folder]:
+        """Every folder (names decoded from modified UTF-7), SPECIAL-USE attributes included."""
+        with self._translated("LIST"):
+            listed = self._client.list_folders()
+        return [Folder(str(name), tuple(_text(f) for f in flags)) for flags, _sep, name in listed]
+
+    def examine(self, folder: str) -> FolderState:
+        """Open a folder read-only (EXAMINE)."""
+        with self._translated(f"EXAMINE {folder}"):
+            info = self._client.select_folder(folder, readonly=True)
+        return FolderState(int(info[b"UIDVALIDITY"]), _int(info.get(b"UIDNEXT")),
+                           int(info[b"EXISTS"]))
+
+    def search(self, above_uid: int = 0, since: date | None = None,
+               before: date | None = None) -> list[int]:
+        """UIDs in the examined folder above ``above_uid`` within the date range (server-side
+        SEARCH on INTERNALDATE), ascending."""
+        criteria: list[Any] = []
+        if above_uid:
+            criteria += ["UID", f"{above_uid + 1}:*"]
+        if since:
+            criteria += ["SINCE", since]
+        if before:
+            criteria += ["BEFORE", before]
+        with self._translated("SEARCH"):
+            found = self._client.search(criteria or ["ALL"])
+        # "n:*" also matches the highest UID when it is below n (RFC 3501 6.4.8).
+        return sorted(int(uid) for uid in found if int(uid) > above_uid)
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        """RFC822.SIZE of each UID (cheap: lets fetches be cut by bytes, not only count)."""
+        sizes: dict[int, int] = {}
+        for start in range(0, len(uids), UID_CHUNK):
+            chunk = uids[start:start + UID_CHUNK]
+            with self._translated("FETCH RFC822.SIZE"):
+                answer = self._client.fetch(chunk, [b"RFC822.SIZE"])
+            sizes.update({int(uid): int(data.get(b"RFC822.SIZE", 0))
+                          for uid, data in answer.items()})
+        return sizes
+
+    def fetch(self, uids: list[int]) -> list[Fetched]:
+        """The messages of ``uids`` with BODY.PEEK[] (flags untouched), in UID order.
+
+        When the server refuses the batch, each UID is asked for alone, so that one message
+        the server will not return costs only itself. A UID expunged meanwhile is left out.
+        """
+        try:
+            with self._translated("FETCH"):
+                answer = self._client.fetch(uids, FETCH_ITEMS)
+        except SourceError as exc:
+            if exc.retryable or len(uids) == 1:
+                raise
+            return [item for uid in uids for item in self._fetch_one(uid)]
+        return [_fetched(uid, answer[uid]) for uid in uids if uid in answer]
+
+    def _fetch_one(self, uid: int) -> list[Fetched]:
+        try:
+            return self.fetch([uid])
+        except SourceError as exc:
+            if exc.retryable:
+                raise
+            return [Fetched(uid, None, reason=f"the server refused to return it: {exc}")]
+
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        where = self.endpoint.where
+        try:
+            yield
+        except LoginError as exc:
+            raise SourceError(f"{where} refused the login of {self.user}: wrong user name or "
+                              f"password ({_reply(exc)}).") from None
+        except IMAPClientAbortError as exc:
+            raise SourceError(f"the connection to {where} dropped during {action} "
+                              f"({_reply(exc)}).", retryable=True) from None
+        except IMAPClientError as exc:
+            raise SourceError(f"{where} refused {action}: {_reply(exc)}.") from None
+        except ssl.SSLError as exc:
+            raise SourceError(describe_failure(exc, where) + ".") from None
+        except TimeoutError as exc:
+            raise SourceError(f"{where} did not answer in time during {action} ({exc}).",
+                              retryable=True) from None
+        except (ConnectionRefusedError, socket.gaierror) as exc:
+            raise SourceError(f"{where} is unreachable: {exc.strerror or exc}.",
+                              retryable=True) from None
+        except OSError as exc:
+            raise SourceError(f"the connection to {where} dropped during {action} "
+                              f"({exc.strerror or exc}).", retryable=True) from None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _reply(exc: Exception) -> str:
+    text = str(exc).strip()
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text or type(exc).__name__
+
+
+def _fetched(uid: int, data: dict[bytes, Any]) -> Fetched:
+    raw = data.get(BODY)
+    internal = data.get(b"INTERNALDATE")
+    flags = tuple(_text(f) for f in data.get(b"FLAGS", ()))
+    if raw is None:
+        return Fetched(uid, None, internal, flags,
+                       "the server answered without the message's body")
+    return Fetched(uid, bytes(raw), internal if isinstance(internal, datetime) else None, flags)

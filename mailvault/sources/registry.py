@@ -1,0 +1,88 @@
+"""Where sources are kept: the catalog's ``sources`` table (password sealed with the vault's
+keyring) and ``[sources.NAME]`` tables of mailvault.toml. Adding and removing are audited;
+passwords never reach the audit log, the screen or an exception message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import delete, insert, select
+
+from mailvault.compliance import audit
+from mailvault.errors import ConfigError, InputError, NotFoundError
+from mailvault.sources.definitions import SourceSpec, build, from_toml
+from mailvault.store import catalog, schema
+from mailvault.vault import Vault
+
+
+def _label(name: str) -> str:
+    return f"source-password:{name}"
+
+
+def add(vault: Vault, spec: SourceSpec, password: str, actor: str) -> None:
+    """Keep a new source in the catalog; its password sealed by the keyring."""
+    if any(s.name == spec.name for s in all_sources(vault)):
+        raise ConfigError(f"a source named {spec.name!r} exists already.")
+    if not password:
+        raise InputError("the password is empty.")
+    sealed = vault.keyring.wrap_secret(password.encode(), _label(spec.name))
+    with vault.engine.begin() as conn:
+        conn.execute(insert(schema.sources).values(
+            name=spec.name, kind=spec.kind, spec=json.dumps(spec.to_json()), secret=sealed,
+            created_at=catalog.now()))
+        audit.record(conn, actor, "source-add", {"name": spec.name, "kind": spec.kind,
+                                                 "host": spec.host, "user": spec.user,
+                                                 "scope": spec.scope})
+
+
+def remove(vault: Vault, name: str, actor: str) -> None:
+    """Forget a catalog source and its sync state (archived mail stays, of course)."""
+    spec = get(vault, name)
+    if spec.origin == "config":
+        raise ConfigError(f"source {name!r} is defined in mailvault.toml: remove it there.")
+    with vault.engine.begin() as conn:
+        conn.execute(delete(schema.sources).where(schema.sources.c.name == name))
+        conn.execute(delete(schema.source_folders).where(schema.source_folders.c.source == name))
+        conn.execute(delete(schema.source_seen).where(schema.source_seen.c.source == name))
+        audit.record(conn, actor, "source-remove", {"name": name})
+
+
+def all_sources(vault: Vault) -> list[SourceSpec]:
+    """Every source: the catalog's, then mailvault.toml's, by name."""
+    with vault.engine.connect() as conn:
+        rows = conn.execute(select(schema.sources.c.spec)).all()
+    specs = [build(json.loads(r.spec)) for r in rows] + from_toml(vault.path)
+    return sorted(specs, key=lambda s: s.name)
+
+
+def get(vault: Vault, name: str) -> SourceSpec:
+    """One source by name."""
+    for spec in all_sources(vault):
+        if spec.name == name:
+            return spec
+    raise NotFoundError(f"there is no source named {name!r} (see 'mailvault source list').")
+
+
+def password(vault: Vault, spec: SourceSpec) -> str:
+    """The source's password: unsealed from the catalog, or read from its password file."""
+    if spec.password_file:
+        return read_password_file(Path(spec.password_file))
+    with vault.engine.connect() as conn:
+        sealed = conn.execute(select(schema.sources.c.secret)
+                              .where(schema.sources.c.name == spec.name)).scalar()
+    if not sealed:
+        raise ConfigError(f"source {spec.name!r} has no stored password.")
+    return vault.keyring.unwrap_secret(sealed, _label(spec.name)).decode()
+
+
+def read_password_file(path: Path) -> str:
+    """The first line of a password file (a trailing newline is not part of the password)."""
+    try:
+        text = path.expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"the password file {path} cannot be read: {exc.strerror}.") from exc
+    secret = text.splitlines()[0] if text else ""
+    if not secret:
+        raise InputError(f"the password file {path} is empty.")
+    return secret
