@@ -1,0 +1,234 @@
+"""An Outlook item as RFC 5322 bytes, built deterministically.
+
+The same item always becomes the same bytes (boundaries are digests of the parts they
+separate, no dates or random values are invented), so importing a PST twice adds nothing.
+
+Layout: multipart/mixed (when there are attachments) around multipart/alternative (when
+there is more than one body form: text/plain, text/html, text/rtf) and the attachments; an
+attached Outlook item becomes a message/rfc822 part, recursively.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import mimetypes
+from email.header import Header
+from email.utils import encode_rfc2231
+
+from mailvault.outlook.headers import CRLF, header_lines, subject
+from mailvault.outlook.item import Attachment, Item
+from mailvault.outlook.properties import PT_BINARY, PT_OBJECT, codec_for_codepage, decode_8bit
+from mailvault.outlook.rtf import read_rtf
+from mailvault.outlook.tags import (
+    PR_ATTACH_CONTENT_ID,
+    PR_ATTACH_DATA,
+    PR_ATTACH_FILENAME,
+    PR_ATTACH_LONG_FILENAME,
+    PR_ATTACH_MIME_TAG,
+    PR_BODY,
+    PR_DISPLAY_NAME,
+    PR_HTML,
+    PR_INTERNET_CPID,
+    PR_RTF_COMPRESSED,
+)
+
+_CRLF = CRLF.encode()
+_MAX_DEPTH = 32
+_MIME_CHARSETS = {"utf-8": "utf-8", "ascii": "us-ascii", "cp932": "shift_jis",
+                  "gb18030": "gb18030", "cp936": "gbk", "cp949": "ks_c_5601-1987",
+                  "cp950": "big5", "iso2022_jp": "iso-2022-jp", "iso2022_jp_ext": "iso-2022-jp",
+                  "euc_jp": "euc-jp", "koi8_r": "koi8-r", "koi8_u": "koi8-u",
+                  "cp874": "windows-874"}
+
+
+class Part:
+    """One MIME entity: header lines and body bytes (already transfer-encoded)."""
+
+    def __init__(self, headers: list[str], body: bytes) -> None:
+        self.headers = headers
+        self.body = body
+
+    def render(self) -> bytes:
+        """The entity's bytes: headers, an empty line, the body."""
+        head = CRLF.join(self.headers).encode("ascii") + _CRLF
+        return head + _CRLF + self.body
+
+
+def build_message(item: Item, depth: int = 0) -> bytes:
+    """The RFC 5322 bytes of an email item (headers from the item, body rebuilt)."""
+    lines = header_lines(item)
+    body = _body(item, depth)
+    top = Part([*lines, "MIME-Version: 1.0", *body.headers], body.body)
+    return top.render()
+
+
+def _body(item: Item, depth: int) -> Part:
+    forms = body_forms(item)
+    if not forms:
+        forms = [text_part("", "plain")]
+    main = forms[0] if len(forms) == 1 else multipart("alternative", forms)
+    html = html_text(item)
+    attached = [attachment_part(a, html, depth) for a in item.attachments]
+    parts = [p for p in attached if p is not None]
+    if not parts:
+        return main
+    return multipart("mixed", [main, *parts])
+
+
+def body_forms(item: Item) -> list[Part]:
+    """text/plain, text/html and (only when it is the sole rich form) application/rtf."""
+    props = item.props
+    plain = props.text(PR_BODY)
+    forms = []
+    html = html_part(item)
+    rtf_part: Part | None = None
+    compressed = props.binary(PR_RTF_COMPRESSED)
+    if compressed and html is None:
+        rtf = read_rtf(compressed)
+        if rtf is not None:
+            if rtf.html is not None:
+                html = text_part(rtf.html, "html")
+            elif rtf.text is not None and not plain:
+                plain = rtf.text
+            elif rtf.text is None:
+                rtf_part = Part(["Content-Type: application/rtf",
+                                 "Content-Transfer-Encoding: base64"], _base64(rtf.rtf))
+    if plain:
+        forms.append(text_part(plain, "plain"))
+    if html is not None:
+        forms.append(html)
+    if rtf_part is not None:
+        forms.append(rtf_part)
+    return forms
+
+
+def html_part(item: Item) -> Part | None:
+    """PR_HTML as text/html, its bytes kept in the code page PR_INTERNET_CPID names (the
+    document's own <meta charset> says the same), else converted to UTF-8."""
+    props = item.props
+    data = props.raw(PR_HTML)
+    if not data:
+        return None
+    if props.type_of(PR_HTML) != PT_BINARY:
+        text = props.text(PR_HTML)
+        return text_part(text, "html") if text else None
+    data = data.rstrip(b"\x00")
+    codec = codec_for_codepage(props.integer(PR_INTERNET_CPID))
+    charset = mime_charset(codec)
+    if codec and charset:
+        try:
+            data.decode(codec)
+        except UnicodeDecodeError:
+            pass
+        else:
+            return encoded_text_part(data, "html", charset)
+    return text_part(decode_8bit(data, codec), "html")
+
+
+def html_text(item: Item) -> str:
+    """The item's HTML body as text ('' when it has none), to see which images it shows."""
+    data = item.props.raw(PR_HTML)
+    if not data:
+        return ""
+    return decode_8bit(data, codec_for_codepage(item.props.integer(PR_INTERNET_CPID)))
+
+
+def mime_charset(codec: str | None) -> str | None:
+    """The MIME charset name of a Python codec, when mail clients know one."""
+    if codec is None:
+        return None
+    if codec.startswith("cp125"):
+        return "windows-" + codec[2:]
+    if codec.startswith("iso8859_"):
+        return "iso-8859-" + codec[8:]
+    return _MIME_CHARSETS.get(codec)
+
+
+def text_part(text: str, subtype: str) -> Part:
+    """A text/<subtype> part in UTF-8."""
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return encoded_text_part(data, subtype, "utf-8")
+
+
+def encoded_text_part(data: bytes, subtype: str, charset: str) -> Part:
+    """Text bytes in a charset as a part: 7bit when they can be, else quoted-printable
+    (mostly ASCII) or base64."""
+    headers = [f"Content-Type: text/{subtype}; charset={charset}"]
+    if data.isascii() and all(len(line) <= 998 for line in data.split(b"\n")):
+        body = data.replace(b"\r\n", b"\n").replace(b"\n", _CRLF)
+        encoding = "7bit"
+    elif sum(b > 127 for b in data) * 5 < len(data) and b"\x1b" not in data:
+        body = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True).replace(b"\n", _CRLF)
+        encoding = "quoted-printable"
+    else:
+        body = _base64(data)
+        encoding = "base64"
+    headers.append(f"Content-Transfer-Encoding: {encoding}")
+    return Part(headers, body)
+
+
+def multipart(subtype: str, parts: list[Part]) -> Part:
+    """A multipart whose boundary is a digest of its parts (so it never occurs in them)."""
+    rendered = [p.render() for p in parts]
+    digest = hashlib.sha256(b"".join(rendered)).hexdigest()[:32]
+    boundary = f"=_mv_{subtype[:3]}_{digest}"
+    dash = f"--{boundary}".encode()
+    body = b"".join(dash + _CRLF + r + _CRLF for r in rendered) + dash + b"--" + _CRLF
+    return Part([f'Content-Type: multipart/{subtype}; boundary="{boundary}"'], body)
+
+
+def attachment_name(attachment: Attachment) -> str:
+    """The name Outlook shows for an attachment."""
+    props = attachment.props
+    for tag in (PR_ATTACH_LONG_FILENAME, PR_ATTACH_FILENAME, PR_DISPLAY_NAME):
+        value = (props.text(tag) or "").strip()
+        if value:
+            return value
+    return "attachment"
+
+
+def attachment_part(attachment: Attachment, html: str, depth: int) -> Part | None:
+    """An attachment as a MIME part: its data by value, or an attached item as a message."""
+    name = attachment_name(attachment)
+    if attachment.message is not None and depth < _MAX_DEPTH:
+        inner = attachment.message
+        name = subject(inner.props) or name
+        raw = build_message(inner, depth + 1)
+        encoding = "7bit" if raw.isascii() else "8bit"
+        return Part(["Content-Type: message/rfc822",
+                     f"Content-Transfer-Encoding: {encoding}",
+                     "Content-Disposition: attachment; " + _param("filename", name)], raw)
+    props = attachment.props
+    if props.type_of(PR_ATTACH_DATA) not in (PT_BINARY, PT_OBJECT):
+        return None  # a link or a reference to a file that was never inside the item
+    data = props.raw(PR_ATTACH_DATA) or b""
+    mime = (props.text(PR_ATTACH_MIME_TAG) or "").strip().lower()
+    if "/" not in mime or not mime.isascii() or " " in mime:
+        mime = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+    content_id = (props.text(PR_ATTACH_CONTENT_ID) or "").strip().strip("<>")
+    inline = bool(content_id) and f"cid:{content_id}" in html
+    headers = [f"Content-Type: {mime}; " + _param("name", name),
+               "Content-Transfer-Encoding: base64",
+               f"Content-Disposition: {'inline' if inline else 'attachment'}; "
+               + _param("filename", name)]
+    if content_id and content_id.isascii():
+        headers.append(f"Content-ID: <{content_id}>")
+    return Part(headers, _base64(data))
+
+
+def _param(name: str, value: str) -> str:
+    """A MIME parameter: quoted ASCII, or RFC 2231 UTF-8 (plus an RFC 2047 copy for old
+    clients that only read 'name=')."""
+    value = " ".join(value.split())
+    if value.isascii():
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{name}="{escaped}"'
+    if name == "name":
+        return f'{name}="{Header(value, "utf-8").encode()}"'
+    return f"{name}*={encode_rfc2231(value, 'utf-8')}"
+
+
+def _base64(data: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", _CRLF)
