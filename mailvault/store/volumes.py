@@ -143,6 +143,19 @@ class Volumes:
                              f"offset {location.offset}: it was truncated.")
         return data
 
+    def retire(self, volume_id: int) -> None:
+        """Stop appending to a volume (seal it if it is the open one) and drop its reader, so
+        that compaction can replace it."""
+        if self._current == volume_id:
+            if self._file is not None:
+                self.seal()
+            else:
+                os.chmod(self._path_of(volume_id), stat.S_IRUSR | stat.S_IRGRP)
+                self._current = None
+        fd = self._readers.pop(volume_id, None)
+        if fd is not None:
+            os.close(fd)
+
     def close(self) -> None:
         """Release file handles (appended data should have been synced)."""
         if self._file is not None:
