@@ -9,7 +9,7 @@
     │   └── IntegrityError    bytes read back do not hash to what the catalog says
     ├── NotFoundError         no message, source or policy by that name or id
     ├── QueryError            a search query that cannot be parsed
-    ├── InputError            a path or file that cannot be imported (missing, unreadable, wrong format)
+    ├── InputError            a path or file that cannot be imported (missing, unreadable)
     └── SourceError           a remote source failed (login, network, TLS); carries whether to retry
 
 Lower-layer exceptions (OSError, sqlite3, tantivy) are translated at the module that meets them,

@@ -67,7 +67,6 @@ class ParsedMessage:
     message_id: str = ""
     in_reply_to: str = ""
     references: str = ""
-    headers: list[tuple[str, str]] = field(default_factory=list)
     body: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
@@ -109,8 +108,6 @@ def parse(raw: bytes, extract: Extractor | None = None) -> ParsedMessage:
 def _read_headers(msg: email.message.Message, out: ParsedMessage) -> None:
     for defect in msg.defects:
         out.defects.append(type(defect).__name__)
-    for name, value in msg.items():
-        out.headers.append((name, header_text(value)))
     out.subject = header_text(msg.get("subject"))
     for role in ADDRESS_HEADERS:
         values = msg.get_all(role)
@@ -124,6 +121,15 @@ def _read_headers(msg: email.message.Message, out: ParsedMessage) -> None:
         out.defects.append("unreadable Date header")
 
 
+def display_headers(raw: bytes) -> list[tuple[str, str]]:
+    """Every top-level header, decoded, in order (for showing a message to a person)."""
+    try:
+        msg = email.message_from_bytes(raw, policy=POLICY)
+    except Exception:
+        return []
+    return [(name, header_text(value)) for name, value in msg.items()]
+
+
 def parse_addresses(values: list[str]) -> list[Address]:
     """Decode address header values into Address records (groups flattened)."""
     result = []
@@ -131,10 +137,12 @@ def parse_addresses(values: list[str]) -> list[Address]:
         text = raw_value
         if not text.isascii():
             text = decode_bytes(text.encode("utf-8", "surrogateescape"), "utf-8")[0]
-        try:
-            pairs = email.utils.getaddresses([text])
-        except Exception:
-            pairs = [("", text)]
+        pairs = _simple_addresses(text)
+        if pairs is None:
+            try:
+                pairs = email.utils.getaddresses([text])
+            except Exception:
+                pairs = [("", text)]
         for name, addr in pairs:
             name = header_text(name)
             addr = addr.strip().strip("<>").lower()
@@ -143,6 +151,29 @@ def parse_addresses(values: list[str]) -> list[Address]:
             if name or addr:
                 result.append(Address(name=name, address=addr))
     return result
+
+
+def _simple_addresses(text: str) -> list[tuple[str, str]] | None:
+    """Split the common plain forms (``a@b``, ``Name <a@b>``, comma lists) without the slow
+    general parser; None when quoting, comments or groups need the real one."""
+    if any(c in text for c in '"(\\:;'):
+        return None
+    pairs = []
+    for piece in text.split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if "<" in piece:
+            name, _, rest = piece.partition("<")
+            addr, closed, tail = rest.partition(">")
+            if not closed or tail.strip() or "<" in rest:
+                return None
+            pairs.append((name.strip(), addr.strip()))
+        elif " " in piece or "@" not in piece:
+            return None
+        else:
+            pairs.append(("", piece))
+    return pairs
 
 
 def parse_date(value: str | None) -> datetime | None:
@@ -185,7 +216,9 @@ def _walk(
         payload = part.get_payload()
         if isinstance(payload, list):
             for sub in payload:
-                if ctype == "message/rfc822" and isinstance(sub, email.message.Message):
+                if not isinstance(sub, email.message.Message):
+                    continue
+                if ctype == "message/rfc822":
                     _nested_message(sub, out, texts, extract, depth)
                 else:
                     _walk(sub, out, texts, extract, depth + 1)

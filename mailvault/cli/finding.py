@@ -12,7 +12,7 @@ from rich.table import Table
 from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
 from mailvault.compliance import audit
 from mailvault.errors import MailvaultError
-from mailvault.message import parse
+from mailvault.message import display_headers, parse
 from mailvault.search import finder
 from mailvault.store import catalog
 
@@ -69,9 +69,10 @@ def show(
         with opened.engine.begin() as conn:
             audit.record(conn, actor(), "view", {"message": row.id, "sha256": row.sha256})
     parsed = parse(raw)
+    headers = display_headers(raw)
     if json_out:
         data = row.to_json()
-        data.update(headers=parsed.headers, body=parsed.body, defects=parsed.defects,
+        data.update(headers=headers, body=parsed.body, defects=parsed.defects,
                     provenance=[p.to_json() for p in arrivals],
                     attachment_list=[{"filename": a.filename, "content_type": a.content_type,
                                       "size": a.size} for a in parsed.attachments])
@@ -79,7 +80,7 @@ def show(
         return
     console.print(f"[bold]Message {row.id}[/bold]  sha256 {row.sha256}  {row.size} bytes  "
                   f"tier {row.tier}", highlight=False)
-    for name, value in parsed.headers:
+    for name, value in headers:
         console.print(f"[cyan]{name}:[/cyan] {value}", highlight=False, markup=True)
     console.print("\n[bold]Arrivals[/bold]")
     for prov in arrivals:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from mailvault.cli.app import JsonOption, VaultOption, actor, console, human_bytes, open_vault, \
-    print_json
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    actor,
+    console,
+    human_bytes,
+    open_vault,
+    print_json,
+)
 from mailvault.cli.progress import Meter
 from mailvault.store import catalog, inventory
 from mailvault.store.verify import verify as run_verify

@@ -9,6 +9,7 @@ from types import TracebackType
 from rich.progress import (
     BarColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -32,7 +33,7 @@ class Meter:
         self._last_line = self.started
         self._interactive = sys.stderr.isatty()
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> Meter:
         if self._interactive:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from mailvault.compliance import audit
@@ -28,10 +30,11 @@ from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.message import ParsedMessage, parse
 from mailvault.search.extract import Limits, extractor
 from mailvault.search.index import IndexDoc
-from mailvault.search.indexing import document
+from mailvault.search.indexing import FULL_TEXT_TIERS, message_document, with_arrivals
 from mailvault.store import catalog, layout
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, compress
-from mailvault.store.catalog import NewMessage
+from mailvault.store.catalog import MessageFields, NewMessage
+from mailvault.store.volumes import Location
 
 if TYPE_CHECKING:
     from mailvault.vault import Vault
@@ -40,6 +43,8 @@ ARCHIVED = "archived"
 DUPLICATE = "duplicate"
 REFUSED = "refused"
 MAX_REFUSALS_KEPT = 1000
+INDEX_COMMIT_DOCS = 20_000
+INDEX_COMMIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -92,9 +97,11 @@ class ArchiveReport:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A worker's result for one new message: parsed fields and compressed blobs."""
+    """A worker's result for one new message: catalog fields, index document (without id
+    and arrivals), and compressed blobs. Everything but ids and locations is done here."""
 
-    parsed: ParsedMessage
+    fields: MessageFields
+    doc: IndexDoc
     skeleton: bytes
     skeleton_size: int
     parts: list[tuple[bytes, bytes, int]]  # (sha256, compressed, size)
@@ -107,6 +114,7 @@ class WorkerConfig:
     part_min_bytes: int
     compression_level: int
     limits: Limits
+    tier: str
 
 
 def prepare(raw: bytes, config: WorkerConfig) -> Prepared:
@@ -115,8 +123,26 @@ def prepare(raw: bytes, config: WorkerConfig) -> Prepared:
     cut = layout.split(raw, config.part_min_bytes)
     parts = [(p.sha256, compress(p.data, config.compression_level), len(p.data))
              for p in cut.parts]
-    return Prepared(parsed, compress(cut.skeleton, config.compression_level),
-                    len(cut.skeleton), parts)
+    full_text = config.tier in FULL_TEXT_TIERS
+    return Prepared(catalog_fields(parsed), message_document(parsed, len(raw), config.tier,
+                                                             full_text),
+                    compress(cut.skeleton, config.compression_level), len(cut.skeleton), parts)
+
+
+def catalog_fields(parsed: ParsedMessage) -> MessageFields:
+    """The catalog's columns for a message, from what the parser found."""
+    return MessageFields(
+        date=parsed.date,
+        subject=parsed.subject,
+        from_addr=", ".join(str(a) for a in parsed.addrs("from")),
+        to_addrs=", ".join(str(a) for a in parsed.addrs("to")),
+        cc_addrs=", ".join(str(a) for a in parsed.addrs("cc")),
+        message_id=parsed.message_id,
+        defects=parsed.defects,
+        addresses=[(role, a.address, a.name) for role, addrs in parsed.addresses.items()
+                   for a in addrs],
+        attachments=[(a.filename, a.content_type, a.size) for a in parsed.attachments],
+    )
 
 
 def _prepare_chunk(raws: list[bytes], config: WorkerConfig) -> list[Prepared]:
@@ -140,6 +166,7 @@ class Pipeline:
             limits=Limits(max_bytes=settings.search.extract_max_mb * 1024 * 1024,
                           timeout_s=settings.search.extract_timeout_s,
                           max_chars=settings.search.extract_max_chars),
+            tier=tier,
         )
         count = settings.ingest.workers if workers is None else workers
         if count <= 0:
@@ -148,6 +175,8 @@ class Pipeline:
             "forkserver"))
         self._workers = count
         self._pending_watermark: int | None = None
+        self._uncommitted: list[int] = []
+        self._last_commit = time.monotonic()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -179,13 +208,15 @@ class Pipeline:
         while batch:
             next_batch = list(islice(iterator, self.batch_size))
             current = ahead
-            ahead = self._start(next_batch) if next_batch else None
+            # The workers parse the next batch while this one is written and committed.
+            ahead = self._start(next_batch)
             outcomes = self._finish(batch, current)
             for outcome in outcomes:
                 report.add(outcome)
             if on_batch is not None:
                 on_batch(outcomes)
             batch = next_batch
+        self._commit_index(force=True)
         # Record the last batch's watermark now, or healing would index that batch again
         # and a reader opening the vault meanwhile would think the index is behind.
         self._flush_watermark()
@@ -258,10 +289,10 @@ class Pipeline:
         with self.vault.engine.connect() as conn:
             stored_parts = catalog.known_parts(
                 conn, (p[0].hex() for item in prepared.values() for p in item.parts))
-        written_parts: dict[str, tuple[object, int]] = {}
+        written_parts: dict[str, Location] = {}
         new_messages = []
         for digest, item in prepared.items():
-            parts = []
+            parts: list[tuple[str, Location | None, int, bool]] = []
             stored = 0
             for part_hash, compressed, size in item.parts:
                 hex_hash = part_hash.hex()
@@ -270,11 +301,11 @@ class Pipeline:
                     continue
                 if hex_hash not in written_parts:
                     location = blobs.write(self.tier, KIND_PART, part_hash, compressed, size)
-                    written_parts[hex_hash] = (location, size)
+                    written_parts[hex_hash] = location
                     stored += location.length
                     parts.append((hex_hash, location, size, True))
                 else:
-                    parts.append((hex_hash, written_parts[hex_hash][0], size, False))
+                    parts.append((hex_hash, written_parts[hex_hash], size, False))
             location = blobs.write(self.tier, KIND_MESSAGE, bytes.fromhex(digest),
                                    item.skeleton, item.skeleton_size)
             new_messages.append(_new_message(digest, item, first_arrival[digest], location,
@@ -282,30 +313,29 @@ class Pipeline:
         blobs.sync()
         return new_messages
 
-    def _commit(self, conn: catalog.Connection, started: _Started,
+    def _commit(self, conn: Connection, started: _Started,
                 new_messages: list[NewMessage], prepared: dict[str, Prepared]) -> list[Outcome]:
         ids = dict(started.known)
         ids.update(catalog.add_messages(conn, new_messages))
         outcomes: list[Outcome] = []
         fresh = {m.sha256 for m in new_messages}
-        reindex: list[int] = []
+        gained = catalog.add_provenances(conn, [(ids[d], item.provenance)
+                                                for item, d in started.accepted])
+        catalog.resolve_failures(conn, (item.provenance for item, _ in started.accepted))
         for item, digest in started.accepted:
             message_id = ids[digest]
-            added = catalog.add_provenance(conn, message_id, item.provenance)
-            catalog.resolve_failures(conn, item.provenance)
             if digest in fresh:
                 fresh.discard(digest)
-                defects = len(prepared[digest].parsed.defects)
+                defects = len(prepared[digest].fields.defects)
                 outcomes.append(Outcome(item.provenance, ARCHIVED, message_id, digest,
                                         len(item.raw), defects))
             else:
-                if added and digest in started.known:
-                    reindex.append(message_id)
                 outcomes.append(Outcome(item.provenance, DUPLICATE, message_id, digest,
                                         len(item.raw)))
-        # Messages archived before this batch need a new document (another folder, another
-        # envelope); new ones get theirs from every arrival in _index().
-        catalog.queue_reindex(conn, reindex)
+        # Messages archived before this batch need a new document when they gained an
+        # arrival (another folder, another envelope); new ones get theirs in _index().
+        known_ids = set(started.known.values())
+        catalog.queue_reindex(conn, gained & known_ids)
         for prov, reason, size in started.refused:
             catalog.record_failure(conn, prov, reason)
             outcomes.append(Outcome(prov, REFUSED, size=size, reason=reason))
@@ -338,22 +368,31 @@ class Pipeline:
         for msg in new_messages:
             message_id = ids[msg.sha256]
             assert message_id is not None
-            docs.append(document(message_id, prepared[msg.sha256].parsed, msg.size,
-                                 msg.tier, arrivals[msg.sha256]))
-        index = self.vault.index
-        index.put(docs)
-        index.commit()
+            docs.append(with_arrivals(prepared[msg.sha256].doc, message_id,
+                                      arrivals[msg.sha256]))
+        self.vault.index.put(docs, replace=False)
+        self._uncommitted.extend(d.id for d in docs)
+        self._commit_index(force=False)
+
+    def _commit_index(self, force: bool) -> None:
+        """Commit the index every INDEX_COMMIT_DOCS documents or INDEX_COMMIT_S seconds (a
+        commit costs tens of milliseconds), then let the watermark follow."""
+        if not self._uncommitted:
+            return
+        due = (len(self._uncommitted) >= INDEX_COMMIT_DOCS
+               or time.monotonic() - self._last_commit >= INDEX_COMMIT_S)
+        if not (force or due):
+            return
+        self.vault.index.commit()
+        self._last_commit = time.monotonic()
+        ours = set(self._uncommitted)
+        self._uncommitted = []
         with self.vault.engine.connect() as conn:
             watermark = catalog.get_watermark(conn)
-        highest = max(d.id for d in docs)
-        if highest > watermark and self._no_gap(watermark, docs):
-            self._pending_watermark = highest
-
-    def _no_gap(self, watermark: int, docs: list[IndexDoc]) -> bool:
-        """The watermark may only move over ids that are all indexed (no other writer's)."""
-        ours = {d.id for d in docs if d.id > watermark}
-        with self.vault.engine.connect() as conn:
-            return catalog.count_ids_between(conn, watermark, max(ours)) == len(ours)
+            above = {i for i in ours if i > watermark}
+            # The watermark may only move over ids that are all indexed (no other writer's).
+            if above and catalog.count_ids_between(conn, watermark, max(above)) == len(above):
+                self._pending_watermark = max(above)
 
 
 @dataclass
@@ -365,31 +404,13 @@ class _Started:
     futures: list[Future[list[Prepared]]] = field(default_factory=list)
 
 
-def _new_message(digest: str, item: Prepared, first: Incoming, location: object,
-                 stored: int, tier: str, parts: list[tuple[str, object, int, bool]]
+def _new_message(digest: str, item: Prepared, first: Incoming, location: Location,
+                 stored: int, tier: str, parts: list[tuple[str, Location | None, int, bool]]
                  ) -> NewMessage:
-    parsed = item.parsed
-    addresses = [(role, a.address, a.name) for role, addrs in parsed.addresses.items()
-                 for a in addrs]
-    for rcpt in first.provenance.envelope_to:
-        addresses.append(("envelope-to", rcpt.lower(), ""))
+    envelope = [("envelope-to", rcpt.lower(), "") for rcpt in first.provenance.envelope_to]
     if first.provenance.envelope_from:
-        addresses.append(("envelope-from", first.provenance.envelope_from.lower(), ""))
-    return NewMessage(
-        sha256=digest,
-        size=len(first.raw),
-        stored_bytes=stored,
-        tier=tier,
-        location=location,  # type: ignore[arg-type]
-        date=parsed.date,
-        subject=parsed.subject,
-        from_addr=", ".join(str(a) for a in parsed.addrs("from")),
-        to_addrs=", ".join(str(a) for a in parsed.addrs("to")),
-        cc_addrs=", ".join(str(a) for a in parsed.addrs("cc")),
-        message_id=parsed.message_id,
-        folder=first.provenance.folder or "",
-        defects=parsed.defects,
-        addresses=addresses,
-        attachments=[(a.filename, a.content_type, a.size) for a in parsed.attachments],
-        parts=parts,  # type: ignore[arg-type]
-    )
+        envelope.append(("envelope-from", first.provenance.envelope_from.lower(), ""))
+    return NewMessage(sha256=digest, size=len(first.raw), stored_bytes=stored, tier=tier,
+                      location=location, folder=first.provenance.folder or "",
+                      fields=item.fields, addresses=item.fields.addresses + envelope,
+                      parts=parts)

@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from xml.etree.ElementTree import XMLPullParser
+from xml.etree.ElementTree import Element, XMLPullParser
 
 _OOXML_TEXT = {
     "word/document.xml", "word/footnotes.xml", "word/endnotes.xml", "xl/sharedStrings.xml",
@@ -110,7 +110,7 @@ def _zip(data: bytes) -> str:
 
 def _xml_text(archive: zipfile.ZipFile, name: str) -> Iterator[str]:
     """Text nodes of one XML member, streamed, stopping at the per-member cap."""
-    parser = XMLPullParser(events=("end",))
+    parser: XMLPullParser[Element] = XMLPullParser(events=("end",))
     read = 0
     with archive.open(name) as member:
         while chunk := member.read(65536):
@@ -118,7 +118,10 @@ def _xml_text(archive: zipfile.ZipFile, name: str) -> Iterator[str]:
             if read > _ZIP_MEMBER_CAP:
                 break
             parser.feed(chunk)
-            for _, element in parser.read_events():
+            for event in parser.read_events():
+                element = event[-1]
+                if not isinstance(element, Element):
+                    continue
                 if element.text and element.text.strip():
                     yield element.text
                 element.clear()

@@ -53,11 +53,18 @@ class IndexDoc:
     has: list[str] = field(default_factory=list)
     tag: list[str] = field(default_factory=list)
     hold: list[str] = field(default_factory=list)
+    # Not indexed: the To/Cc addresses, to tell envelope recipients that are Bcc apart.
+    header_rcpts: frozenset[str] = frozenset()
 
 
 def spaced(text: str) -> str:
     """Text ready for the analyzer: CJK characters set apart so each is a token."""
     return _CJK.sub(r" \1 ", text) if not text.isascii() else text
+
+
+def _count(result: tantivy.SearchResult) -> int:
+    # The binding's type stubs omit SearchResult.count, which search(count=True) fills.
+    return int(getattr(result, "count", 0) or 0)
 
 
 def _schema() -> tantivy.Schema:
@@ -125,11 +132,13 @@ class SearchIndex:
             raise VaultError(f"the index cannot be written: {exc}.") from exc
         return False
 
-    def put(self, docs: Sequence[IndexDoc]) -> None:
-        """Add or replace documents (not visible until commit())."""
+    def put(self, docs: Sequence[IndexDoc], replace: bool = True) -> None:
+        """Add documents, replacing any of the same id unless ``replace`` is False (for ids
+        the index cannot have yet). Not visible until commit()."""
         writer = self.writer()
         for doc in docs:
-            writer.delete_documents_by_term("id", doc.id)
+            if replace:
+                writer.delete_documents_by_term("id", doc.id)
             writer.add_document(self._document(doc))
 
     def delete(self, ids: Sequence[int]) -> None:
@@ -192,12 +201,12 @@ class SearchIndex:
         except ValueError as exc:
             raise QueryError(f"the search failed: {exc}.") from exc
         ids = [searcher.doc(address)["id"][0] for _, address in result.hits]
-        return int(result.count or 0), ids
+        return _count(result), ids
 
     def count(self, node: q.Node) -> int:
         """How many messages match."""
         searcher = self._searcher()
-        return int(searcher.search(self.compile(node), limit=1, count=True).count or 0)
+        return _count(searcher.search(self.compile(node), limit=1, count=True))
 
     def ids(self, node: q.Node, page: int = 10_000) -> Iterator[int]:
         """Every matching message id, newest first, read a page at a time."""
@@ -267,7 +276,7 @@ class SearchIndex:
             if term.prefix:
                 return tantivy.Query.regex_query(self.schema, term.field, re.escape(value) + ".*")
             return tantivy.Query.term_query(self.schema, term.field, value)
-        tokens = self.analyzer.analyze(spaced(term.text))
+        tokens: list[str | tuple[int, str]] = list(self.analyzer.analyze(spaced(term.text)))
         if not tokens:
             return tantivy.Query.all_query()
         fields = (term.field,) if term.field else DEFAULT_FIELDS
@@ -276,11 +285,13 @@ class SearchIndex:
             return queries[0]
         return tantivy.Query.boolean_query([(tantivy.Occur.Should, x) for x in queries])
 
-    def _field_query(self, name: str, tokens: list[str], prefix: bool) -> tantivy.Query:
+    def _field_query(self, name: str, tokens: list[str | tuple[int, str]],
+                     prefix: bool) -> tantivy.Query:
         if len(tokens) == 1:
+            word = str(tokens[0])
             if prefix:
-                return tantivy.Query.regex_query(self.schema, name, re.escape(tokens[0]) + ".*")
-            return tantivy.Query.term_query(self.schema, name, tokens[0], index_option="freq")
+                return tantivy.Query.regex_query(self.schema, name, re.escape(word) + ".*")
+            return tantivy.Query.term_query(self.schema, name, word, index_option="freq")
         if prefix:
             return tantivy.Query.phrase_prefix_query(self.schema, name, tokens)
         return tantivy.Query.phrase_query(self.schema, name, tokens)

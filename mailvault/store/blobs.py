@@ -13,6 +13,7 @@ trained dictionary whose id zstd writes into the frame (Open), or a solid chunk 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -142,10 +143,8 @@ class BlobStore:
 
     def close(self) -> None:
         """Sync and release every volume."""
-        try:
+        with contextlib.suppress(StoreError):
             self.sync()
-        except StoreError:
-            pass
         for volumes in self._open.values():
             volumes.close()
         self._open.clear()

@@ -14,7 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
@@ -26,6 +37,21 @@ from mailvault.store.volumes import Location
 WATERMARK = "indexed_through"
 
 
+@dataclass(frozen=True)
+class MessageFields:
+    """What the catalog records from a message's own headers (computed by the workers)."""
+
+    date: datetime | None
+    subject: str
+    from_addr: str
+    to_addrs: str
+    cc_addrs: str
+    message_id: str
+    defects: list[str]
+    addresses: list[tuple[str, str, str]]
+    attachments: list[tuple[str, str, int]]
+
+
 @dataclass
 class NewMessage:
     """Everything the catalog records about a message archived for the first time."""
@@ -35,17 +61,10 @@ class NewMessage:
     stored_bytes: int
     tier: str
     location: Location
-    date: datetime | None
-    subject: str
-    from_addr: str
-    to_addrs: str
-    cc_addrs: str
-    message_id: str
     folder: str
-    defects: list[str]
+    fields: MessageFields
     addresses: list[tuple[str, str, str]]
-    attachments: list[tuple[str, str, int]]
-    parts: list[tuple[str, Location, int, bool]] = field(default_factory=list)
+    parts: list[tuple[str, Location | None, int, bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -186,44 +205,58 @@ def known_parts(conn: Connection, hashes: Iterable[str]) -> set[str]:
     wanted = list(set(hashes))
     found: set[str] = set()
     for start in range(0, len(wanted), 500):
-        rows = conn.execute(
-            select(schema.parts.c.sha256).where(schema.parts.c.sha256.in_(wanted[start:start + 500]))
-        )
+        chunk = wanted[start:start + 500]
+        rows = conn.execute(select(schema.parts.c.sha256).where(schema.parts.c.sha256.in_(chunk)))
         found.update(row.sha256 for row in rows)
     return found
 
 
 def add_messages(conn: Connection, batch: Sequence[NewMessage]) -> dict[str, int]:
-    """Insert new messages with their addresses, attachments and parts; returns their ids."""
-    ids: dict[str, int] = {}
+    """Insert new messages with their addresses, attachments and parts; returns their ids.
+
+    One executemany per table, straight to the driver: building a statement per row costs
+    more than the rest of ingestion.
+    """
+    if not batch:
+        return {}
     stamp = now()
-    for msg in batch:
-        result = conn.execute(
-            insert(schema.messages).values(
-                sha256=msg.sha256, size=msg.size, stored_bytes=msg.stored_bytes, tier=msg.tier,
-                volume_id=msg.location.volume, offset=msg.location.offset,
-                length=msg.location.length, date=epoch(msg.date), archived_at=stamp,
-                subject=msg.subject, from_addr=msg.from_addr, to_addrs=msg.to_addrs,
-                cc_addrs=msg.cc_addrs, message_id=msg.message_id, folder=msg.folder,
-                attachments=len(msg.attachments), defects=json.dumps(msg.defects),
-            )
-        )
-        assert result.inserted_primary_key is not None
-        ids[msg.sha256] = int(result.inserted_primary_key[0])
-    address_rows = [
-        {"message_id": ids[m.sha256], "role": role, "address": addr, "name": name}
-        for m in batch for role, addr, name in m.addresses
-    ]
-    if address_rows:
-        conn.execute(insert(schema.addresses), address_rows)
-    attachment_rows = [
-        {"message_id": ids[m.sha256], "filename": name, "content_type": ctype, "size": size}
-        for m in batch for name, ctype, size in m.attachments
-    ]
-    if attachment_rows:
-        conn.execute(insert(schema.attachments), attachment_rows)
+    m = schema.messages
+    _bulk_insert(conn, m, ("sha256", "size", "stored_bytes", "tier", "volume_id", "offset",
+                           "length", "date", "archived_at", "subject", "from_addr", "to_addrs",
+                           "cc_addrs", "message_id", "folder", "attachments", "defects"), [
+        (msg.sha256, msg.size, msg.stored_bytes, msg.tier, msg.location.volume,
+         msg.location.offset, msg.location.length, epoch(msg.fields.date), stamp,
+         msg.fields.subject, msg.fields.from_addr, msg.fields.to_addrs, msg.fields.cc_addrs,
+         msg.fields.message_id, msg.folder, len(msg.fields.attachments),
+         json.dumps(msg.fields.defects)) for msg in batch])
+    ids = known(conn, (msg.sha256 for msg in batch))
+    _bulk_insert(conn, schema.addresses, ("message_id", "role", "address", "name"),
+                 [(ids[msg.sha256], role, addr, name)
+                  for msg in batch for role, addr, name in msg.addresses])
+    _bulk_insert(conn, schema.attachments, ("message_id", "filename", "content_type", "size"),
+                 [(ids[msg.sha256], name, ctype, size)
+                  for msg in batch for name, ctype, size in msg.fields.attachments])
     _add_parts(conn, batch, ids)
     return ids
+
+
+def _bulk_insert(conn: Connection, table: Table, columns: tuple[str, ...],
+                 rows: list[tuple[Any, ...]]) -> None:
+    """executemany of positional rows through the DBAPI cursor (statement compiled once
+    for this database's dialect, so the SQL stays portable)."""
+    if not rows:
+        return
+    compiled = insert(table).compile(dialect=conn.dialect,
+                                     column_keys=list(columns))
+    order = compiled.positiontup or []
+    position = {name: i for i, name in enumerate(columns)}
+    if order != list(columns):
+        rows = [tuple(row[position[name]] for name in order) for row in rows]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(str(compiled), rows)
+    finally:
+        cursor.close()
 
 
 def _add_parts(conn: Connection, batch: Sequence[NewMessage], ids: dict[str, int]) -> None:
@@ -231,7 +264,7 @@ def _add_parts(conn: Connection, batch: Sequence[NewMessage], ids: dict[str, int
     links = set()
     for msg in batch:
         for digest, location, size, is_new in msg.parts:
-            if is_new and digest not in new_parts:
+            if is_new and location is not None and digest not in new_parts:
                 new_parts[digest] = {"sha256": digest, "tier": msg.tier,
                                      "volume_id": location.volume, "offset": location.offset,
                                      "length": location.length, "size": size, "refs": 0}
@@ -244,20 +277,35 @@ def _add_parts(conn: Connection, batch: Sequence[NewMessage], ids: dict[str, int
         counts: dict[str, int] = {}
         for _, digest in links:
             counts[digest] = counts.get(digest, 0) + 1
-        for digest, count in counts.items():
-            conn.execute(update(schema.parts).where(schema.parts.c.sha256 == digest)
-                         .values(refs=schema.parts.c.refs + count))
+        conn.execute(update(schema.parts).where(schema.parts.c.sha256 == bindparam("d"))
+                     .values(refs=schema.parts.c.refs + bindparam("n")),
+                     [{"d": d, "n": n} for d, n in counts.items()])
 
 
-def add_provenance(conn: Connection, message_id: int, prov: Provenance) -> bool:
-    """Record one arrival of a message; False when this very arrival was already recorded."""
-    received = prov.received_at or datetime.now(UTC)
-    stmt = sqlite_insert(schema.provenance).values(
-        message_id=message_id, key=prov.key(), kind=prov.kind, source=prov.source,
-        folder=prov.folder, account=prov.account, received_at=epoch(received),
-        data=json.dumps(prov.to_json(), ensure_ascii=False),
-    ).on_conflict_do_nothing(index_elements=["message_id", "key"])
-    return conn.execute(stmt).rowcount == 1
+def add_provenances(conn: Connection, arrivals: Sequence[tuple[int, Provenance]]) -> set[int]:
+    """Record arrivals of messages; returns the ids of messages that gained a new arrival.
+
+    An arrival already recorded (same message, same provenance key) is not recorded twice.
+    """
+    if not arrivals:
+        return set()
+    keyed = {(message_id, prov.key()): (message_id, prov) for message_id, prov in arrivals}
+    message_ids = list({m for m, _ in keyed})
+    existing: set[tuple[int, str]] = set()
+    for start in range(0, len(message_ids), 500):
+        rows = conn.execute(select(schema.provenance.c.message_id, schema.provenance.c.key)
+                            .where(schema.provenance.c.message_id.in_(
+                                message_ids[start:start + 500])))
+        existing.update((r.message_id, r.key) for r in rows)
+    fresh = [(key, m, prov) for key, (m, prov) in keyed.items() if key not in existing]
+    if fresh:
+        stamp = now()
+        _bulk_insert(conn, schema.provenance, ("message_id", "key", "kind", "source", "folder",
+                                                "account", "received_at", "data"), [
+            (m, key[1], prov.kind, prov.source, prov.folder, prov.account,
+             epoch(prov.received_at) if prov.received_at else stamp,
+             json.dumps(prov.to_json(), ensure_ascii=False)) for key, m, prov in fresh])
+    return {m for _, m, _ in fresh}
 
 
 def record_failure(conn: Connection, prov: Provenance, reason: str) -> None:
@@ -311,14 +359,14 @@ def resolve(conn: Connection, ref: str) -> MessageRow:
     """A message by id (digits) or by a SHA-256 prefix of at least 8 hex digits."""
     ref = ref.strip().lower()
     if ref.isdigit() and len(ref) < 16:
-        rows = messages_by_id(conn, [int(ref)])
-        if rows:
-            return rows[0]
+        by_id = messages_by_id(conn, [int(ref)])
+        if by_id:
+            return by_id[0]
         raise NotFoundError(f"no message has id {ref}.")
     if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref):
         raise NotFoundError(f"{ref!r} is neither a message id nor a SHA-256 prefix of 8+ digits.")
-    rows = list(conn.execute(select(*_ROW_COLUMNS).where(
-        schema.messages.c.sha256.startswith(ref)).limit(2)))
+    rows = conn.execute(select(*_ROW_COLUMNS).where(
+        schema.messages.c.sha256.startswith(ref)).limit(2)).all()
     if not rows:
         raise NotFoundError(f"no message's SHA-256 starts with {ref}.")
     if len(rows) > 1:
@@ -374,13 +422,17 @@ def failures(conn: Connection, unresolved_only: bool = True) -> list[dict[str, A
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def resolve_failures(conn: Connection, prov: Provenance) -> None:
-    """Mark earlier failures of this very item resolved (it has now been archived)."""
-    if prov.item is None:
+def resolve_failures(conn: Connection, arrivals: Iterable[Provenance]) -> None:
+    """Mark earlier failures of these items resolved (they have now been archived)."""
+    pending = conn.execute(select(func.count()).select_from(schema.failures)
+                           .where(schema.failures.c.resolved.is_(False))).scalar()
+    if not pending:
         return
-    conn.execute(update(schema.failures).where(
-        schema.failures.c.kind == prov.kind, schema.failures.c.source == prov.source,
-        schema.failures.c.item == prov.item).values(resolved=True))
+    items = [{"k": p.kind, "s": p.source, "i": p.item} for p in arrivals if p.item is not None]
+    if items:
+        f = schema.failures
+        conn.execute(update(f).where(f.c.kind == bindparam("k"), f.c.source == bindparam("s"),
+                                     f.c.item == bindparam("i")).values(resolved=True), items)
 
 
 # -- index bookkeeping -----------------------------------------------------------------------

@@ -133,7 +133,7 @@ def _subparts(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[i
     A part ends before the line break that precedes the next delimiter (RFC 2046 5.1.1).
     """
     delimiter = re.compile(rb"(?:^|(?<=\n))--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|$)")
-    spans = []
+    spans: list[tuple[int, int]] = []
     part_start = None
     for match in delimiter.finditer(raw, start, end):
         if part_start is not None:

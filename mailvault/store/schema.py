@@ -52,6 +52,8 @@ messages = Table(
     Column("folder", Text, nullable=False, default=""),
     Column("attachments", Integer, nullable=False, default=0),
     Column("defects", Text, nullable=False, default=""),
+    # Ids are never reused, even after disposition: audit entries and reports refer to them.
+    sqlite_autoincrement=True,
 )
 Index("messages_date", messages.c.date)
 Index("messages_message_id", messages.c.message_id)

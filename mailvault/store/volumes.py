@@ -12,6 +12,7 @@ followed by the payload, so that a volume can be walked and checked without the 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -194,10 +195,8 @@ class Volumes:
 
     def _truncate_to(self, size: int) -> None:
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(self._file, size)
-            except OSError:
-                pass
 
 
 def walk_records(path: Path) -> Iterator[tuple[int, RecordHeader]]:
