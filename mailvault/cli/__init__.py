@@ -10,7 +10,16 @@ import sys
 
 import typer
 
-from mailvault.cli import archiving, audit_log, finding, health
+from mailvault.cli import (
+    archiving,
+    audit_log,
+    compliance_dispose,
+    compliance_retention,
+    compliance_tiers,
+    finding,
+    health,
+    serving,
+)
 from mailvault.cli.app import app
 from mailvault.errors import MailvaultError
 
@@ -18,6 +27,10 @@ archiving.register(app)
 finding.register(app)
 health.register(app)
 audit_log.register(app)
+serving.register(app)
+compliance_tiers.register(app)
+compliance_retention.register(app)
+compliance_dispose.register(app)
 
 
 def main() -> None:

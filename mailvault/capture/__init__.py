@@ -1,0 +1,1 @@
+"""Live capture: the SMTP endpoint, the Postfix milter, the spool that makes both durable."""

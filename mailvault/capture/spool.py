@@ -1,0 +1,391 @@
+"""The spool: received messages, fsynced before the sender hears 250, until the vault has them.
+
+Messages are appended to segment files (``000000000001.seg``, ...), never rewritten. Each
+record is a header (marker, provenance length, raw length), the provenance as JSON, the raw
+bytes exactly as received, and a CRC-32 over provenance and raw, so a record torn by a crash
+is recognised and ignored (its sender never heard 250 for it).
+
+Group commit: sessions append on the event loop and wait; one syncer thread fsyncs every
+segment written since its last pass and then wakes all the sessions whose records that pass
+covered, so a hundred concurrent sessions share one fsync instead of paying one each.
+
+The drain (``capture/drain.py``) reads records back up to what is fsynced and tells the spool
+how far the vault has committed; a segment file is deleted only when it is sealed and every
+record in it is committed. On start, every segment left over is read again: the pipeline
+dedups by hash, so replaying what was already archived only adds nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailvault.errors import StorageFullError, StoreError
+from mailvault.ingest.provenance import Provenance
+
+RECORD_MAGIC = b"MVS\x01"
+RECORD_HEADER = struct.Struct(">4sIQ")  # marker, provenance length, raw length
+RECORD_TRAILER = struct.Struct(">I")  # CRC-32 of provenance + raw
+SEGMENT_SUFFIX = ".seg"
+_RETRY_SYNC_S = 0.5
+
+
+@dataclass(frozen=True)
+class Position:
+    """The end of a record: everything in ``segment`` before ``offset``."""
+
+    segment: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class SpooledMessage:
+    """One record read back from the spool."""
+
+    position: Position
+    raw: bytes
+    provenance: Provenance
+
+
+def encode_record(raw: bytes, provenance: Provenance) -> bytes:
+    """The bytes of one spool record."""
+    meta = json.dumps(provenance.to_json(), ensure_ascii=False).encode()
+    crc = zlib.crc32(raw, zlib.crc32(meta))
+    return b"".join((RECORD_HEADER.pack(RECORD_MAGIC, len(meta), len(raw)), meta, raw,
+                     RECORD_TRAILER.pack(crc)))
+
+
+def read_records(path: Path, segment: int, start: int = 0,
+                 stop: int | None = None) -> Iterator[SpooledMessage]:
+    """The whole records in ``path`` from ``start`` up to ``stop``; ends at a torn record."""
+    with path.open("rb") as f:
+        f.seek(start)
+        offset = start
+        while stop is None or offset < stop:
+            head = f.read(RECORD_HEADER.size)
+            if len(head) < RECORD_HEADER.size:
+                return
+            magic, meta_len, raw_len = RECORD_HEADER.unpack(head)
+            if magic != RECORD_MAGIC:
+                return
+            body = f.read(meta_len + raw_len + RECORD_TRAILER.size)
+            if len(body) < meta_len + raw_len + RECORD_TRAILER.size:
+                return
+            meta, raw = body[:meta_len], body[meta_len:meta_len + raw_len]
+            (crc,) = RECORD_TRAILER.unpack(body[meta_len + raw_len:])
+            if zlib.crc32(raw, zlib.crc32(meta)) != crc:
+                return
+            offset += RECORD_HEADER.size + len(body)
+            try:
+                provenance = Provenance.from_json(json.loads(meta))
+            except (ValueError, TypeError):
+                return
+            yield SpooledMessage(Position(segment, offset), raw, provenance)
+
+
+def segment_path(folder: Path, segment: int) -> Path:
+    """The file of segment number ``segment``."""
+    return folder / f"{segment:012d}{SEGMENT_SUFFIX}"
+
+
+def _segments_in(folder: Path) -> list[int]:
+    found = []
+    for path in folder.glob("*" + SEGMENT_SUFFIX):
+        if path.stem.isdigit():
+            found.append(int(path.stem))
+    return sorted(found)
+
+
+@dataclass
+class _Segment:
+    number: int
+    fd: int | None  # open for appending; None once sealed and synced (or left from a crash)
+    written: int
+    synced: int
+    sealed: bool
+
+
+@dataclass(frozen=True)
+class SpoolState:
+    """What ``status`` shows: records waiting for the vault, their bytes, the oldest one."""
+
+    depth: int
+    bytes: int
+    segments: int
+    oldest_received: float | None
+
+
+class Spool:
+    """An open spool folder. ``store()`` on the event loop; ``read()``/``committed()`` from the
+    drain thread. ``start()`` launches the syncer thread, ``close()`` stops it."""
+
+    def __init__(self, folder: Path, segment_bytes: int, limit_bytes: int) -> None:
+        self.folder = folder
+        self.segment_bytes = max(segment_bytes, 1 << 16)
+        self.limit_bytes = limit_bytes
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._segments: dict[int, _Segment] = {}
+        self._current: _Segment | None = None
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        # (segment, end, time received) of every record the vault has not committed yet.
+        self._pending: deque[tuple[int, int, float]] = deque()
+        self._committed = Position(0, 0)
+        self._syncer: threading.Thread | None = None
+        self._closing = False
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"the spool folder {folder} cannot be created: "
+                             f"{exc.strerror}.") from exc
+        for number in _segments_in(folder):
+            end = 0
+            for record in read_records(segment_path(folder, number), number):
+                end = record.position.offset
+                self._pending.append((number, end, _received(record.provenance)))
+            self._segments[number] = _Segment(number, None, end, end, True)
+
+    # -- writing (event loop) --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the syncer thread (group commit)."""
+        self._syncer = threading.Thread(target=self._sync_loop, name="spool-sync", daemon=True)
+        self._syncer.start()
+
+    async def store(self, raw: bytes, provenance: Provenance) -> Position:
+        """Append a message and return once it is fsynced; raises StoreError if it cannot be
+        (disk full, I/O error, spool over its limit): the caller answers 4xx."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        position = self._append(encode_record(raw, provenance), waiter)
+        await waiter
+        return position
+
+    def _append(self, record: bytes, waiter: asyncio.Future[None]) -> Position:
+        with self._lock:
+            if self.limit_bytes and self._bytes_held() + len(record) > self.limit_bytes:
+                raise StorageFullError("the spool is over its size limit (the vault is "
+                                       "behind or unavailable).")
+            segment = self._writable(len(record))
+            assert segment.fd is not None
+            try:
+                _write_all(segment.fd, record)
+            except OSError as exc:
+                # Cut the torn record off so the segment stays a clean run of records.
+                try:
+                    os.ftruncate(segment.fd, segment.written)
+                except OSError:
+                    self._seal(segment)
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StorageFullError("no space is left for the spool.") from exc
+                raise StoreError(f"the spool cannot be written: {exc.strerror}.") from exc
+            segment.written += len(record)
+            position = Position(segment.number, segment.written)
+            self._pending.append((segment.number, segment.written, time.time()))
+            self._waiters.append((segment.number, segment.written, waiter))
+            self._changed.notify_all()
+            return position
+
+    def _writable(self, size: int) -> _Segment:
+        current = self._current
+        if current is not None and current.written + size > self.segment_bytes \
+                and current.written > 0:
+            self._seal(current)
+            current = None
+        if current is None:
+            number = max(self._segments, default=0) + 1
+            try:
+                fd = os.open(segment_path(self.folder, number),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+                _sync_folder(self.folder)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StorageFullError("no space is left for the spool.") from exc
+                raise StoreError(f"a spool segment cannot be created: {exc.strerror}.") \
+                    from exc
+            current = _Segment(number, fd, 0, 0, False)
+            self._segments[number] = current
+            self._current = current
+        return current
+
+    def _seal(self, segment: _Segment) -> None:
+        """No more appends to this segment; the syncer closes it once it is synced."""
+        segment.sealed = True
+        if self._current is segment:
+            self._current = None
+
+    def _bytes_held(self) -> int:
+        return sum(s.written for s in self._segments.values())
+
+    # -- group commit (syncer thread) -------------------------------------------------------
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closing and not self._dirty():
+                    self._changed.wait()
+                if self._closing and not self._dirty():
+                    return
+                work = [(s, s.fd, s.written) for s in self._segments.values()
+                        if s.fd is not None and s.written > s.synced]
+                closable = [s for s in self._segments.values()
+                            if s.fd is not None and s.sealed and s.written == s.synced]
+            error = None
+            for _segment, fd, _written in work:
+                try:
+                    assert fd is not None
+                    os.fsync(fd)
+                except OSError as exc:
+                    error = exc.strerror or str(exc)
+            with self._lock:
+                for segment, _fd, written in work:
+                    if error is None:
+                        segment.synced = max(segment.synced, written)
+                for segment in closable:
+                    self._close_fd(segment)
+                self._wake_waiters(error)
+                self._changed.notify_all()
+            if error is not None:
+                time.sleep(_RETRY_SYNC_S)
+
+    def _dirty(self) -> bool:
+        return any(s.fd is not None and (s.written > s.synced or s.sealed)
+                   for s in self._segments.values())
+
+    def _close_fd(self, segment: _Segment) -> None:
+        if segment.fd is not None:
+            os.close(segment.fd)
+            segment.fd = None
+
+    def _wake_waiters(self, error: str | None) -> None:
+        still = []
+        for number, end, waiter in self._waiters:
+            segment = self._segments.get(number)
+            if error is not None:
+                _resolve(waiter, StoreError(f"the spool cannot be synced: {error}."))
+            elif segment is not None and segment.synced >= end:
+                _resolve(waiter, None)
+            else:
+                still.append((number, end, waiter))
+        self._waiters = still
+        if error is not None and self._current is not None:
+            # After a failed fsync the page cache of that file is not to be trusted: later
+            # records go to a fresh segment.
+            self._seal(self._current)
+
+    # -- reading and releasing (drain thread) -----------------------------------------------
+
+    def read(self, after: Position, max_items: int, timeout: float) -> list[SpooledMessage]:
+        """Fsynced records after ``after`` (waits up to ``timeout`` for the first one)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                spans = self._readable_spans(after)
+                if spans or self._closing:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._changed.wait(remaining)
+        found: list[SpooledMessage] = []
+        for number, start, stop in spans:
+            for record in read_records(segment_path(self.folder, number), number, start, stop):
+                found.append(record)
+                if len(found) >= max_items:
+                    return found
+        return found
+
+    def _readable_spans(self, after: Position) -> list[tuple[int, int, int]]:
+        spans = []
+        for number in sorted(self._segments):
+            segment = self._segments[number]
+            if number < after.segment:
+                continue
+            start = after.offset if number == after.segment else 0
+            if segment.synced > start:
+                spans.append((number, start, segment.synced))
+        return spans
+
+    def committed(self, position: Position) -> None:
+        """Every record up to ``position`` is in the vault: drop segments wholly behind it."""
+        with self._lock:
+            self._committed = position
+            while self._pending and (self._pending[0][0], self._pending[0][1]) <= (
+                    position.segment, position.offset):
+                self._pending.popleft()
+            done = [s for s in self._segments.values() if s.sealed and s.fd is None and (
+                s.number < position.segment
+                or (s.number == position.segment and position.offset >= s.written))]
+            for segment in done:
+                del self._segments[segment.number]
+        for segment in done:
+            try:
+                segment_path(self.folder, segment.number).unlink(missing_ok=True)
+            except OSError as exc:
+                raise StoreError(f"a spool segment cannot be removed: {exc.strerror}.") \
+                    from exc
+        if done:
+            _sync_folder(self.folder)
+
+    def state(self) -> SpoolState:
+        """Depth, bytes and oldest waiting record, for status."""
+        with self._lock:
+            oldest = self._pending[0][2] if self._pending else None
+            return SpoolState(len(self._pending), self._bytes_held(), len(self._segments),
+                              oldest)
+
+    def close(self) -> None:
+        """Sync what was written, stop the syncer and close the files."""
+        with self._lock:
+            self._closing = True
+            if self._current is not None:
+                self._seal(self._current)
+            self._changed.notify_all()
+        if self._syncer is not None:
+            self._syncer.join()
+        with self._lock:
+            for segment in self._segments.values():
+                self._close_fd(segment)
+
+
+def _received(provenance: Provenance) -> float:
+    return provenance.received_at.timestamp() if provenance.received_at else time.time()
+
+
+def _resolve(waiter: asyncio.Future[None], error: Exception | None) -> None:
+    loop = waiter.get_loop()
+
+    def settle() -> None:
+        if waiter.done():
+            return
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+
+    loop.call_soon_threadsafe(settle)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,106 @@
+"""Counters of the running capture endpoints, kept in a status file `mailvault status` reads.
+
+The serving process owns the counters and rewrites ``VAULT/serve-status.json`` (atomically:
+write, fsync, rename) about once a second, so any other process can show them without talking
+to the server. A file older than a few seconds, or naming a process that is gone, means the
+server is not running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+STATUS_FILE = "serve-status.json"
+STALE_AFTER_S = 10.0
+
+
+class CaptureStatus:
+    """Thread-safe counters: what was accepted and refused (by reason), drained, and failed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started_at = time.time()
+        self._accepted: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()
+        self._drained: Counter[str] = Counter()
+        self._last_error: tuple[float, str] | None = None
+        self._endpoints: list[str] = []
+
+    def listening(self, endpoint: str) -> None:
+        """An endpoint is up (shown as, for example, 'smtp 127.0.0.1:2525')."""
+        with self._lock:
+            self._endpoints.append(endpoint)
+
+    def accepted(self, service: str) -> None:
+        """One message was durably spooled and acknowledged."""
+        with self._lock:
+            self._accepted[service] += 1
+
+    def refused(self, reason: str) -> None:
+        """One connection, recipient or message was refused, for ``reason`` (a short label)."""
+        with self._lock:
+            self._refused[reason] += 1
+
+    def drained(self, status: str, count: int = 1) -> None:
+        """The vault committed ``count`` spooled messages as ``status`` (archived, duplicate)."""
+        with self._lock:
+            self._drained[status] += count
+
+    def error(self, text: str) -> None:
+        """Remember the last error (one sentence)."""
+        with self._lock:
+            self._last_error = (time.time(), text)
+
+    def snapshot(self, spool: dict[str, Any]) -> dict[str, Any]:
+        """Everything as a JSON-ready dict, with the spool's state."""
+        with self._lock:
+            return {
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "updated_at": time.time(),
+                "endpoints": list(self._endpoints),
+                "accepted": dict(self._accepted),
+                "refused": dict(self._refused),
+                "drained": dict(self._drained),
+                "spool": spool,
+                "last_error": ({"at": self._last_error[0], "error": self._last_error[1]}
+                               if self._last_error else None),
+            }
+
+
+def write_status(vault_path: Path, data: dict[str, Any]) -> None:
+    """Replace the status file atomically."""
+    path = vault_path / STATUS_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_status(vault_path: Path) -> dict[str, Any] | None:
+    """The last status the server wrote, with ``running`` added; None if it never ran."""
+    path = vault_path / STATUS_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    data["running"] = (time.time() - float(data.get("updated_at", 0)) < STALE_AFTER_S
+                       and _alive(int(data.get("pid", 0))))
+    return data
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

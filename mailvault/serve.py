@@ -1,0 +1,128 @@
+"""`mailvault serve`: the long-running services of one vault, started and stopped together.
+
+Every service is built by a factory in ``SERVICES`` from the shared ``ServeContext`` (one
+Vault, one spool, one set of counters): adding a service (the IMAP scheduler, the web UI) is
+one line here. A factory returns None when its service is not configured. The spool drain runs
+whenever anything is served: it is the one writer of the vault in this process, so the index
+writer and the pipeline's worker processes are shared by everything ``serve`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from mailvault.capture.drain import Drain
+from mailvault.capture.milter import milter_service
+from mailvault.capture.smtp import smtp_service
+from mailvault.capture.spool import Spool
+from mailvault.capture.status import CaptureStatus, write_status
+from mailvault.errors import MailvaultError
+from mailvault.ingest.pipeline import Pipeline
+from mailvault.vault import Vault
+
+STATUS_EVERY_S = 1.0
+
+
+@dataclass
+class ServeContext:
+    """What every service shares: the vault, the spool, the counters, command-line overrides
+    (service name -> listen addresses, replacing the configured ones)."""
+
+    vault: Vault
+    spool: Spool
+    status: CaptureStatus
+    overrides: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Service(Protocol):
+    """A long-running service: ``start`` returns what it listens on, ``stop`` ends it."""
+
+    name: str
+
+    async def start(self) -> list[str]: ...
+
+    async def stop(self) -> None: ...
+
+
+ServiceFactory = Callable[[ServeContext], Service | None]
+
+SERVICES: tuple[ServiceFactory, ...] = (
+    smtp_service,
+    milter_service,
+)
+
+
+def spool_folder(vault: Vault) -> Path:
+    """Where the spool lives: [spool] folder, or VAULT/spool."""
+    configured = vault.settings.spool.folder
+    return Path(configured) if configured else vault.path / "spool"
+
+
+async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str]] | None = None,
+                on_ready: Callable[[list[str]], None] | None = None,
+                actor: str = "serve") -> None:
+    """Run every configured service until ``stop`` is set; ``on_ready`` hears what listens."""
+    settings = vault.settings.spool
+    spool = Spool(spool_folder(vault), settings.segment_mb * 1024 * 1024,
+                  settings.max_mb * 1024 * 1024)
+    status = CaptureStatus()
+    context = ServeContext(vault, spool, status, overrides or {})
+    services = [s for s in (factory(context) for factory in SERVICES) if s is not None]
+    if not services:
+        raise MailvaultError("nothing to serve: no SMTP or milter address is configured.")
+    spool.start()
+    pipeline = Pipeline(vault, actor=actor)
+    drain = Drain(spool, pipeline, status)
+    drain.start()
+    started: list[Service] = []
+    try:
+        listening = []
+        for service in services:
+            endpoints = await service.start()
+            started.append(service)
+            for endpoint in endpoints:
+                status.listening(endpoint)
+            listening += endpoints
+        if on_ready is not None:
+            on_ready(listening)
+        while not stop.is_set():
+            _publish(vault, status, spool)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
+    finally:
+        for service in reversed(started):
+            await service.stop()
+        drain.stop()
+        await asyncio.get_running_loop().run_in_executor(None, spool.close)
+        pipeline.close()
+        _publish(vault, status, spool)
+
+
+def _publish(vault: Vault, status: CaptureStatus, spool: Spool) -> None:
+    state = spool.state()
+    try:
+        write_status(vault.path, status.snapshot({
+            "depth": state.depth, "bytes": state.bytes, "segments": state.segments,
+            "oldest_received": state.oldest_received}))
+    except OSError as exc:
+        status.error(f"the status file cannot be written: {exc.strerror}.")
+
+
+def run_until_signalled(vault: Vault, overrides: dict[str, list[str]],
+                        on_ready: Callable[[list[str]], None], actor: str) -> None:
+    """Serve in this thread until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(vault, stop, overrides, on_ready, actor)
+
+    asyncio.run(main())
