@@ -1,0 +1,80 @@
+"""Lifecycle: the scheduled upkeep of tiers and retention (``serve`` runs ``apply`` every
+``[tiers] lifecycle_every_minutes``).
+
+One pass finishes tier moves a crash interrupted, moves mail that aged past the ``[tiers]``
+rules (Active to Open after ``open_after_days``, Active or Open to Deep after
+``deep_after_days``), and recomputes retain-until dates so that new mail has them too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mailvault.compliance import retention, tiers
+from mailvault.errors import ConfigError
+from mailvault.store import schema
+from mailvault.store.catalog import now
+
+if TYPE_CHECKING:
+    from mailvault.vault import Vault
+
+ACTOR = "lifecycle"
+DAY = 86400
+
+
+@dataclass
+class LifecycleReport:
+    """What one pass did."""
+
+    resumed: list[int] = field(default_factory=list)
+    moved: dict[str, int] = field(default_factory=dict)
+    retention_changed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"resumed": self.resumed, "moved": self.moved,
+                "retention_changed": self.retention_changed}
+
+
+def interval_s(vault: Vault) -> float:
+    """Seconds between passes."""
+    return max(1, vault.settings.tiers.lifecycle_every_minutes) * 60.0
+
+
+def apply(vault: Vault, actor: str = ACTOR) -> LifecycleReport:
+    """One lifecycle pass (safe to run at any time, and again after a crash)."""
+    report = LifecycleReport()
+    for job in tiers.unfinished(vault):
+        tiers.run_job(vault, job.id)
+        report.resumed.append(job.id)
+    settings = vault.settings.tiers
+    rules = (("deep", settings.deep_after_days, ("active", "open")),
+             ("open", settings.open_after_days, ("active",)))
+    for target, days, sources in rules:
+        if days <= 0:
+            continue
+        ids = aged(vault, sources, days)
+        if ids:
+            job = tiers.create_job(vault, ids, target,
+                                   f"lifecycle: {'/'.join(sources)} older than {days} days",
+                                   actor)
+            report.moved[target] = tiers.run_job(vault, job.id).done
+    report.retention_changed = retention.recompute(vault)
+    return report
+
+
+def aged(vault: Vault, sources: tuple[str, ...], days: int) -> list[int]:
+    """Messages in these tiers older than ``days`` (by archive date or message date)."""
+    m = schema.messages
+    age_from = vault.settings.tiers.lifecycle_age_from
+    if age_from not in ("archived", "date"):
+        raise ConfigError(f"[tiers] lifecycle_age_from must be 'archived' or 'date', "
+                          f"not {age_from!r}.")
+    column = m.c.archived_at if age_from == "archived" else m.c.date
+    cutoff = now() - days * DAY
+    with vault.engine.connect() as conn:
+        return list(conn.execute(select(m.c.id).where(m.c.tier.in_(sources),
+                                                      column < cutoff)
+                                 .order_by(m.c.id)).scalars())
