@@ -356,6 +356,7 @@ class Spool:
         with self._lock:
             for segment in self._segments.values():
                 self._close_fd(segment)
+        self.committed(self._committed)
 
 
 def _received(provenance: Provenance) -> float:

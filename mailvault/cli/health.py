@@ -14,6 +14,7 @@ from mailvault.cli.app import (
     open_vault,
     print_json,
 )
+from mailvault.capture.status import describe_status, read_status
 from mailvault.cli.progress import Meter
 from mailvault.store import catalog, inventory
 from mailvault.store.verify import verify as run_verify
@@ -75,8 +76,9 @@ def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
         highest = catalog.max_message_id(conn)
         pending = len(catalog.reindex_pending(conn, 100000))
         failures = catalog.failures(conn)
+        endpoint = read_status(opened.path)
     data = {"messages": total, "index": {"indexed_through": watermark, "newest": highest,
-                                         "reindex_queued": pending},
+                                         "reindex_queued": pending}, "endpoint": endpoint,
             "failures": [{"at": f["at"], "kind": f["kind"], "source": f["source"],
                           "item": f["item"], "reason": f["reason"]} for f in failures[:100]],
             "failure_count": len(failures)}
@@ -85,6 +87,8 @@ def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
         return
     console.print(f"{total} messages; index through id {watermark} of {highest}"
                   + (f", {pending} queued for reindex" if pending else ""), highlight=False)
+    for line in describe_status(endpoint):
+        console.print(line, highlight=False, markup=False)
     if failures:
         console.print(f"{len(failures)} failures recorded (newest first):")
         for f in failures[:20]:

@@ -1,0 +1,98 @@
+"""The spool on its own: records survive reopening, torn tails are ignored, segments go only
+once committed, and a restarted `serve` replays what the vault did not commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from mailvault.capture.spool import Position, Spool, segment_path
+from mailvault.ingest.provenance import Provenance
+from mailvault.serve import spool_folder
+from mailvault.vault import Vault
+from tests.capture.conftest import Running, build, message_count, wait_until
+
+PROV = Provenance(kind="smtp", source="127.0.0.1:25", envelope_from="a@example.org",
+                  envelope_to=("b@example.org",))
+
+
+def store_all(spool: Spool, raws: list[bytes]) -> list[Position]:
+    async def run() -> list[Position]:
+        return list(await asyncio.gather(*(spool.store(r, PROV) for r in raws)))
+
+    return asyncio.run(run())
+
+
+def test_records_come_back_after_reopening(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20, 0)
+    spool.start()
+    raws = [build(f"message {i}") for i in range(50)]
+    store_all(spool, raws)
+    spool.close()
+    reopened = Spool(tmp_path, 1 << 20, 0)
+    records = reopened.read(Position(0, 0), 1000, 0)
+    assert [r.raw for r in records] == raws
+    assert records[0].provenance == PROV
+    assert reopened.state().depth == 50
+
+
+def test_a_torn_record_is_ignored(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20, 0)
+    spool.start()
+    store_all(spool, [build("whole"), build("torn")])
+    spool.close()
+    path = segment_path(tmp_path, 1)
+    os.truncate(path, path.stat().st_size - 7)
+    records = Spool(tmp_path, 1 << 20, 0).read(Position(0, 0), 1000, 0)
+    assert [r.raw for r in records] == [build("whole")]
+
+
+def test_segments_are_deleted_only_when_committed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 16, 0)  # small segments: several files
+    spool.start()
+    raws = [build(f"message {i}", body="z" * 5000 + "\r\n") for i in range(40)]
+    positions = store_all(spool, raws)
+    segments = sorted({p.segment for p in positions})
+    assert len(segments) > 2
+    middle = positions[len(positions) // 2]
+    spool.committed(middle)
+    spool.close()
+    left = sorted(int(p.stem) for p in tmp_path.glob("*.seg"))
+    assert left == [n for n in segments if n >= middle.segment]
+    reopened = Spool(tmp_path, 1 << 16, 0)
+    assert reopened.state().depth == sum(1 for p in positions if p.segment >= middle.segment)
+    reopened.committed(positions[-1])
+    assert not list(tmp_path.glob("*.seg"))
+
+
+def test_spool_limit_refuses_with_storage_full(tmp_path: Path) -> None:
+    from mailvault.errors import StorageFullError
+
+    spool = Spool(tmp_path, 1 << 20, 20_000)
+    spool.start()
+    store_all(spool, [build("fits", body="a" * 10_000)])
+    try:
+        store_all(spool, [build("does not fit", body="b" * 10_000)])
+    except StorageFullError:
+        pass
+    else:
+        raise AssertionError("the spool took more than its limit")
+    finally:
+        spool.close()
+
+
+def test_serve_replays_the_spool_on_start(vault: Vault,
+                                          serving: Callable[..., Running]) -> None:
+    spool = Spool(spool_folder(vault), 1 << 20, 0)
+    spool.start()
+    raws = [build(f"left in the spool {i}") for i in range(30)]
+    store_all(spool, raws + raws[:5])  # the same bytes twice: archived once
+    spool.close()
+    running = serving()
+    wait_until(lambda: message_count(vault) == 30, what="the replayed messages")
+    running.stop()
+    assert not list(spool_folder(vault).glob("*.seg"))
+    serving()
+    assert message_count(vault) == 30
