@@ -35,13 +35,16 @@ def stats(vault: VaultOption = None, json_out: JsonOption = False) -> None:
         return
     table = Table(title=f"{result.messages} messages, {human_bytes(result.raw_bytes)} raw",
                   title_justify="left")
-    for column in ("tier", "messages", "raw", "stored", "stored/raw", "index", "index/raw"):
+    for column in ("tier", "messages", "raw", "stored", "stored/raw", "stored/msg", "index",
+                   "index/raw", "index/msg"):
         table.add_column(column, justify="right")
     for name, tier in sorted(result.tiers.items()):
         ratios = tier.ratios()
         table.add_row(name, str(tier.messages), human_bytes(tier.raw_bytes),
                       human_bytes(tier.stored_bytes), f"{ratios['stored_of_raw'] or 0:.3f}",
-                      human_bytes(tier.index_bytes), f"{ratios['index_of_raw'] or 0:.3f}")
+                      human_bytes(ratios["stored_per_message"] or 0),
+                      human_bytes(tier.index_bytes), f"{ratios['index_of_raw'] or 0:.3f}",
+                      human_bytes(ratios["index_per_message"] or 0))
     console.print(table)
     console.print(f"dedup: {result.duplicate_arrivals} duplicate arrivals "
                   f"({human_bytes(result.duplicate_bytes_saved)} not stored again); "

@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 
 from mailvault.store import schema
 
 if TYPE_CHECKING:
     from mailvault.vault import Vault
+
+# Index bytes of a metadata-only document beyond its text fields (ids, dates, folder, keys),
+# an estimate used to share the one index out between tiers.
+_DOC_OVERHEAD = 64
 
 
 @dataclass
@@ -61,14 +65,22 @@ def collect(vault: Vault) -> VaultStats:
     """Count everything (a few aggregate queries; the volume folders are listed on disk)."""
     m, p, pv = schema.messages, schema.parts, schema.provenance
     stats = VaultStats()
+    index_weight: dict[str, int] = {}
     with vault.engine.connect() as conn:
-        for tier, count, raw, length in conn.execute(
-                select(m.c.tier, func.count(), func.sum(m.c.size), func.sum(m.c.length))
+        metadata = (func.length(m.c.subject) + func.length(m.c.from_addr)
+                    + func.length(m.c.to_addrs) + func.length(m.c.cc_addrs) + _DOC_OVERHEAD)
+        for tier, count, raw, meta in conn.execute(
+                select(m.c.tier, func.count(), func.sum(m.c.size), func.sum(metadata))
                 .group_by(m.c.tier)):
-            stats.tiers[tier] = TierStats(messages=count, raw_bytes=raw or 0,
-                                          stored_bytes=length or 0)
-        for tier, length in conn.execute(select(p.c.tier, func.sum(p.c.length))
-                                         .where(p.c.refs > 0).group_by(p.c.tier)):
+            stats.tiers[tier] = TierStats(messages=count, raw_bytes=raw or 0)
+            index_weight[tier] = (meta or 0) if tier == "deep" else (raw or 0)
+        # A Deep chunk holds many blobs: each record is counted once, whoever points at it.
+        records = union(
+            select(m.c.tier, m.c.volume_id, m.c.offset, m.c.length),
+            select(p.c.tier, p.c.volume_id, p.c.offset, p.c.length).where(p.c.refs > 0),
+        ).subquery()
+        for tier, length in conn.execute(select(records.c.tier, func.sum(records.c.length))
+                                         .group_by(records.c.tier)):
             stats.tiers.setdefault(tier, TierStats()).stored_bytes += length or 0
         per_message = (select(pv.c.message_id, func.count().label("n"))
                        .group_by(pv.c.message_id).subquery())
@@ -92,9 +104,9 @@ def collect(vault: Vault) -> VaultStats:
         folder = vault.tier_folder(name)
         tier.volume_bytes = sum(f.stat().st_size for f in folder.glob("*.vol")) \
             if folder.is_dir() else 0
-    # Tantivy keeps one index; its size is shared out by raw bytes of the full-text tiers.
-    full_text_raw = sum(t.raw_bytes for n, t in stats.tiers.items() if n != "deep") or 1
+    # Tantivy keeps one index; its size is shared out by what each tier's documents hold:
+    # the raw bytes of full-text messages, the metadata text of Deep ones.
+    total_weight = sum(index_weight.values()) or 1
     for name, tier in stats.tiers.items():
-        if name != "deep":
-            tier.index_bytes = int(stats.index_bytes * tier.raw_bytes / full_text_raw)
+        tier.index_bytes = int(stats.index_bytes * index_weight.get(name, 0) / total_weight)
     return stats
