@@ -19,6 +19,7 @@ from mailvault.cli import (
     finding,
     health,
     serving,
+    sources,
 )
 from mailvault.cli.app import app
 from mailvault.errors import MailvaultError
@@ -28,6 +29,7 @@ finding.register(app)
 health.register(app)
 audit_log.register(app)
 serving.register(app)
+sources.register(app)
 compliance_tiers.register(app)
 compliance_retention.register(app)
 compliance_dispose.register(app)

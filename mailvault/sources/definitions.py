@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mailvault.errors import ConfigError
+from mailvault.sources import cadence
 
 KINDS = ("imap", "pop3")
 TLS_MODES = ("implicit", "starttls", "none")
@@ -126,6 +127,10 @@ def _check(spec: SourceSpec, label: str) -> None:
         raise ConfigError(f"{label}: scope domain needs --domain.")
     if spec.interval and spec.cron:
         raise ConfigError(f"{label}: give an interval or a cron expression, not both.")
+    cadence.check(spec.interval, spec.cron)
+    if spec.kind == "pop3" and (spec.since or spec.before):
+        raise ConfigError(f"{label}: POP3 cannot search by date; --since/--before are for "
+                          "IMAP.")
     if spec.since and spec.before and spec.since >= spec.before:
         raise ConfigError(f"{label}: --since must come before --before.")
     if spec.kind == "pop3" and (spec.include or spec.exclude or spec.special_use):

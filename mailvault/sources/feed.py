@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from mailvault.errors import SourceError
@@ -32,15 +32,21 @@ class Feed:
         self._queue: queue.Queue[Item | ReaderEnd] = queue.Queue(max(1, max_items))
         self.stop = threading.Event()
 
-    def run_reader(self, account: str, read: Callable[[], Iterable[Item]]) -> None:
+    def run_reader(self, account: str, read: Callable[[], Iterator[Item]]) -> None:
         """Run in a reader thread: put everything ``read()`` yields, then the end marker."""
         error: BaseException | None = None
+        items = read()
         try:
-            for item in read():
+            for item in items:
                 if not self._put(item):
                     return
         except BaseException as exc:  # handed to the pipeline's thread, which re-raises bugs
             error = exc
+        finally:
+            # A reader left behind (the pipeline stopped) logs out now, not at collection.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
         self._put(ReaderEnd(account, error))
 
     def _put(self, item: Item | ReaderEnd) -> bool:

@@ -38,18 +38,20 @@ class FolderReport:
     archived: int = 0
     duplicates: int = 0
     failed: int = 0
+    spooled: int = 0
     deleted: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
-        return self.archived + self.duplicates + self.failed
+        return self.archived + self.duplicates + self.failed + self.spooled
 
     def to_json(self) -> dict[str, Any]:
         return {"account": self.account, "folder": self.folder,
                 "uidvalidity": self.uidvalidity, "to_fetch": self.to_fetch,
                 "archived": self.archived, "duplicates": self.duplicates,
-                "failed": self.failed, "deleted": self.deleted, "notes": self.notes}
+                "failed": self.failed, "spooled": self.spooled, "deleted": self.deleted,
+                "notes": self.notes}
 
 
 @dataclass
@@ -76,7 +78,7 @@ class SyncReport:
     def totals(self) -> dict[str, int]:
         """Counts over every folder."""
         return {name: sum(getattr(f, name) for f in self.folders.values())
-                for name in ("archived", "duplicates", "failed", "deleted")}
+                for name in ("archived", "duplicates", "failed", "spooled", "deleted")}
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "status": self.status, "seconds": round(self.seconds, 2),

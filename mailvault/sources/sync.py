@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from mailvault.compliance import audit
-from mailvault.ingest.pipeline import ARCHIVED, DUPLICATE, Outcome, Pipeline
+from mailvault.ingest.pipeline import ARCHIVED, DUPLICATE, ArchiveReport, Outcome, Pipeline
+from mailvault.ingest.provenance import Incoming, Unreadable
 from mailvault.sources import imap_reader, pop3_reader, registry, runs, scope, state
 from mailvault.sources.definitions import SourceSpec
 from mailvault.sources.feed import Feed, Item, ReaderEnd
@@ -24,8 +26,21 @@ from mailvault.sources.report import Observer, Silent, SyncReport
 from mailvault.sources.scope import Account
 from mailvault.vault import Vault
 
+SPOOLED = "spooled"
 
-def sync(vault: Vault, spec: SourceSpec, pipeline: Pipeline, actor: str,
+
+class Sink(Protocol):
+    """Where fetched messages go: the Pipeline, or (under ``serve``) the spool, whose drain
+    is the one writer of the vault. ``on_batch`` hears outcomes once they are durable."""
+
+    batch_size: int
+
+    def archive_many(self, items: Iterable[Incoming | Unreadable],
+                     on_batch: Callable[[list[Outcome]], None] | None = None
+                     ) -> ArchiveReport: ...
+
+
+def sync(vault: Vault, spec: SourceSpec, pipeline: Sink, actor: str,
          observer: Observer | None = None, stop: threading.Event | None = None) -> SyncReport:
     """Bring in what is new at the source; the run is recorded (see ``mailvault status``)."""
     report = SyncReport(spec.name)
@@ -56,10 +71,9 @@ def sync(vault: Vault, spec: SourceSpec, pipeline: Pipeline, actor: str,
     return report
 
 
-def _read_all(ctx: ReadContext, accounts: list[Account], pipeline: Pipeline) -> None:
+def _read_all(ctx: ReadContext, accounts: list[Account], pipeline: Sink) -> None:
     settings = ctx.settings
     feed = Feed(max(settings.fetch_batch, pipeline.batch_size))
-    feed.stop = ctx.stop
     read = pop3_reader.read_account if ctx.spec.kind == "pop3" else imap_reader.read_account
 
     def on_end(end: ReaderEnd) -> None:
@@ -81,7 +95,7 @@ def _read_all(ctx: ReadContext, accounts: list[Account], pipeline: Pipeline) -> 
             pipeline.archive_many(items(), on_batch=on_batch)
         finally:
             # Readers blocked on a full queue give up once the pipeline is gone.
-            ctx.stop.set()
+            feed.stop.set()
 
 
 def _advance(ctx: ReadContext, outcomes: list[Outcome]) -> None:
@@ -97,6 +111,8 @@ def _advance(ctx: ReadContext, outcomes: list[Outcome]) -> None:
             report.archived += 1
         elif outcome.status == DUPLICATE:
             report.duplicates += 1
+        elif outcome.status == SPOOLED:
+            report.spooled += 1
         else:
             report.failed += 1
         if prov.uidvalidity is not None and prov.uid is not None:

@@ -1,0 +1,292 @@
+"""Commands for remote mailboxes: source add|list|show|remove, sync, reconcile."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    actor,
+    console,
+    errors,
+    open_vault,
+    print_json,
+)
+from mailvault.errors import MailvaultError
+from mailvault.sources import overview, registry
+from mailvault.sources.definitions import build
+from mailvault.sources.reconcile import reconcile as run_reconcile
+from mailvault.sources.report import SyncReport
+from mailvault.sources.sync import sync_all
+
+source_app = typer.Typer(help="IMAP and POP3 mailboxes to archive.", no_args_is_help=True)
+add_app = typer.Typer(help="Define a source (the password is asked for, or read from a file, "
+                      "and kept encrypted).", no_args_is_help=True)
+PLAIN_EVERY_S = 5.0
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(source_app, name="source")
+    source_app.add_typer(add_app, name="add")
+    add_app.command("imap")(add_imap)
+    add_app.command("pop3")(add_pop3)
+    source_app.command("list")(list_sources)
+    source_app.command("show")(show)
+    source_app.command("remove")(remove)
+    app.command("sync")(sync)
+    app.command("reconcile")(reconcile)
+
+
+NameArg = Annotated[str, typer.Argument(help="A name for the source (letters, digits, . _ -).")]
+Host = Annotated[str, typer.Option("--host", help="The server's host name or address.")]
+Port = Annotated[int | None, typer.Option("--port", help="Default: from --tls and the protocol.",
+                                          show_default=False)]
+Tls = Annotated[str, typer.Option("--tls", help="implicit (IMAPS/POP3S), starttls, or none.")]
+User = Annotated[str, typer.Option("--user", help="The mailbox owner, or the administrator "
+                                   "for --scope users/domain.")]
+PasswordFile = Annotated[Path | None, typer.Option(
+    "--password-file", help="Read the password from this file (else it is asked for).",
+    show_default=False)]
+CaFile = Annotated[Path | None, typer.Option("--ca-file", help="Trust this CA (PEM) too.",
+                                             show_default=False)]
+Insecure = Annotated[bool, typer.Option(
+    "--insecure-skip-verify", help="Accept any certificate (shown as a warning in status).")]
+Scope = Annotated[str, typer.Option("--scope", help="mailbox, users (--users-file) or domain.")]
+UsersFile = Annotated[Path | None, typer.Option(
+    "--users-file", help="One address a line: the accounts to read.", show_default=False)]
+Domain = Annotated[str | None, typer.Option("--domain", help="For --scope domain.",
+                                            show_default=False)]
+Auth = Annotated[str, typer.Option(
+    "--auth", help="login; master (Dovecot's user*admin); authzid (SASL PLAIN authorization "
+    "identity).")]
+Separator = Annotated[str, typer.Option("--master-separator",
+                                        help="Separator of the master-user form.")]
+Schedule = Annotated[str | None, typer.Option(
+    "--interval", help="Sync this often under 'mailvault serve' (15m, 2h, 1d).",
+    show_default=False)]
+Cron = Annotated[str | None, typer.Option(
+    "--cron", help="Or a cron expression in UTC ('*/30 * * * *').", show_default=False)]
+
+
+def add_imap(
+    name: NameArg, host: Host, user: User, vault: VaultOption = None, port: Port = None,
+    tls: Tls = "implicit", password_file: PasswordFile = None, ca_file: CaFile = None,
+    insecure_skip_verify: Insecure = False, scope: Scope = "mailbox",
+    users_file: UsersFile = None, domain: Domain = None, auth: Auth = "login",
+    master_separator: Separator = "*",
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="Only folders matching this pattern (repeatable; * and ?).",
+        show_default=False)] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Skip folders matching this pattern (repeatable).",
+        show_default=False)] = None,
+    include_special: Annotated[list[str] | None, typer.Option(
+        "--include-special", help="Also read these SPECIAL-USE folders: junk, trash.",
+        show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only messages received on or after (YYYY-MM-DD; IMAP SEARCH).",
+        show_default=False)] = None,
+    before: Annotated[str | None, typer.Option(
+        "--before", help="Only messages received before (YYYY-MM-DD).",
+        show_default=False)] = None,
+    interval: Schedule = None, cron: Cron = None,
+) -> None:
+    """Define an IMAP source (read-only: EXAMINE and BODY.PEEK, flags never change)."""
+    _add(vault, password_file, {
+        "name": name, "kind": "imap", "host": host, "port": port, "tls": tls, "user": user,
+        "ca_file": _path(ca_file), "insecure_skip_verify": insecure_skip_verify,
+        "scope": scope, "users_file": _path(users_file), "domain": domain, "auth": auth,
+        "master_separator": master_separator, "include": include or [],
+        "exclude": exclude or [], "special_use": include_special or [], "since": since,
+        "before": before, "interval": interval, "cron": cron})
+
+
+def add_pop3(
+    name: NameArg, host: Host, user: User, vault: VaultOption = None, port: Port = None,
+    tls: Tls = "implicit", password_file: PasswordFile = None, ca_file: CaFile = None,
+    insecure_skip_verify: Insecure = False, scope: Scope = "mailbox",
+    users_file: UsersFile = None, domain: Domain = None, auth: Auth = "login",
+    master_separator: Separator = "*",
+    delete_after_archive: Annotated[bool, typer.Option(
+        "--delete-after-archive", help="Delete each message at the server once the vault "
+        "has committed it (default: never delete).")] = False,
+    interval: Schedule = None, cron: Cron = None,
+) -> None:
+    """Define a POP3 source (UIDL-based: each message is fetched once)."""
+    _add(vault, password_file, {
+        "name": name, "kind": "pop3", "host": host, "port": port, "tls": tls, "user": user,
+        "ca_file": _path(ca_file), "insecure_skip_verify": insecure_skip_verify,
+        "scope": scope, "users_file": _path(users_file), "domain": domain, "auth": auth,
+        "master_separator": master_separator, "delete_after_archive": delete_after_archive,
+        "interval": interval, "cron": cron})
+
+
+def _path(path: Path | None) -> str | None:
+    return str(path.expanduser().resolve()) if path else None
+
+
+def _add(vault: Path | None, password_file: Path | None, values: dict[str, Any]) -> None:
+    spec = build(values)
+    if password_file is not None:
+        secret = registry.read_password_file(password_file)
+    else:
+        secret = typer.prompt(f"Password for {spec.user}", hide_input=True)
+    with open_vault(vault) as opened:
+        registry.add(opened, spec, secret, actor())
+    console.print(f"Added {spec.kind} source {spec.name} ({spec.user}@{spec.host}:{spec.port}, "
+                  f"TLS {spec.tls}); run 'mailvault sync {spec.name}'.", highlight=False)
+    for warning in overview.warnings(spec):
+        errors.print(f"warning: {warning}", highlight=False)
+
+
+def list_sources(vault: VaultOption = None, json_out: JsonOption = False) -> None:
+    """Every source with its last and next run."""
+    with open_vault(vault) as opened:
+        described = overview.describe(opened)
+    if json_out:
+        print_json(described)
+        return
+    if not described:
+        console.print("No sources (add one with 'mailvault source add imap|pop3').")
+    for entry in described:
+        console.print(overview.one_line(entry), highlight=False, markup=False)
+        for warning in entry["warnings"]:
+            console.print(f"  warning: {warning}", highlight=False, markup=False)
+
+
+def show(name: Annotated[str, typer.Argument(help="The source.")], vault: VaultOption = None,
+         json_out: JsonOption = False) -> None:
+    """A source's settings (never its password)."""
+    with open_vault(vault) as opened:
+        spec = registry.get(opened, name)
+        entry = next(e for e in overview.describe(opened) if e["name"] == name)
+    data = {**spec.to_json(), "origin": spec.origin, "status": entry}
+    if json_out:
+        print_json(data)
+        return
+    for key, value in spec.to_json().items():
+        if value not in (None, [], False, ""):
+            console.print(f"{key}: {value}", highlight=False, markup=False)
+    console.print(overview.one_line(entry), highlight=False, markup=False)
+    for warning in entry["warnings"]:
+        console.print(f"warning: {warning}", highlight=False, markup=False)
+
+
+def remove(name: Annotated[str, typer.Argument(help="The source.")],
+           vault: VaultOption = None) -> None:
+    """Forget a source and its sync state (the archived mail stays)."""
+    with open_vault(vault) as opened:
+        registry.remove(opened, name, actor())
+    console.print(f"Removed source {name}.")
+
+
+def sync(name: Annotated[str | None, typer.Argument(help="One source (default: all).")] = None,
+         vault: VaultOption = None, json_out: JsonOption = False) -> None:
+    """Bring in what is new at the sources now, with a progress bar per account and folder."""
+    with open_vault(vault) as opened:
+        specs = [registry.get(opened, name)] if name else registry.all_sources(opened)
+        if not specs:
+            raise MailvaultError("there are no sources to sync (add one with "
+                                 "'mailvault source add').")
+        with FolderBars() as bars:
+            reports = sync_all(opened, specs, actor(), bars)
+    if json_out:
+        print_json([r.to_json() for r in reports])
+    else:
+        for report in reports:
+            _print_report(report)
+    if any(r.errors for r in reports):
+        raise typer.Exit(1)
+
+
+def _print_report(report: SyncReport) -> None:
+    totals = report.totals()
+    console.print(f"{report.source}: {report.status} in {report.seconds:.1f} s: "
+                  f"{totals['archived']} archived, {totals['duplicates']} already in the "
+                  f"vault, {totals['failed']} failed", highlight=False)
+    table = Table("account", "folder", "new", "archived", "duplicates", "failed", "notes")
+    for folder in report.folders.values():
+        table.add_row(folder.account, folder.folder, str(folder.to_fetch), str(folder.archived),
+                      str(folder.duplicates), str(folder.failed), "; ".join(folder.notes))
+    if report.folders:
+        console.print(table)
+    for account, error in report.errors.items():
+        errors.print(f"{report.source} {account}: {error}", highlight=False, markup=False)
+
+
+def reconcile(name: Annotated[str | None, typer.Argument(help="One source (default: all).")]
+              = None, vault: VaultOption = None, json_out: JsonOption = False) -> None:
+    """Count each folder at the source against the vault; exit 1 if anything is missing."""
+    with open_vault(vault) as opened:
+        specs = [registry.get(opened, name)] if name else registry.all_sources(opened)
+        results = [run_reconcile(opened, spec, actor()) for spec in specs]
+    if json_out:
+        print_json([r.to_json() for r in results])
+    else:
+        for result in results:
+            table = Table("account", "folder", "at source", "archived", "missing", "failed",
+                          title=f"{result.source}: "
+                          + ("complete" if result.complete else "INCOMPLETE"),
+                          title_justify="left")
+            for f in result.folders:
+                table.add_row(f.account, f.folder, str(f.at_source), str(f.archived),
+                              str(len(f.missing)), str(len(f.failed)))
+            console.print(table)
+            for f in result.folders:
+                for uid, why in f.failed + f.missing:
+                    console.print(f"  {f.account} {f.folder} {uid}: {why}", highlight=False,
+                                  markup=False)
+            for account, error in result.errors.items():
+                errors.print(f"{result.source} {account}: {error}", highlight=False,
+                             markup=False)
+    if not all(r.complete for r in results):
+        raise typer.Exit(1)
+
+
+class FolderBars:
+    """A progress bar per account and folder on a terminal; plain lines otherwise."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+        self._last_line = 0.0
+
+    def __enter__(self) -> FolderBars:
+        if sys.stderr.isatty():
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), console=errors)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def folder(self, account: str, folder: str, total: int) -> None:
+        if self._progress is None:
+            if total:
+                errors.print(f"{account} {folder}: {total} to fetch", highlight=False,
+                             markup=False)
+            return
+        key = (account, folder)
+        if key in self._tasks:
+            self._progress.update(self._tasks[key], total=total)
+        elif total:
+            self._tasks[key] = self._progress.add_task(f"{account} {folder}", total=total)
+
+    def progress(self, account: str, folder: str, done: int) -> None:
+        if self._progress is not None:
+            task = self._tasks.get((account, folder))
+            if task is not None:
+                self._progress.update(task, completed=done)
+        elif time.monotonic() - self._last_line >= PLAIN_EVERY_S:
+            self._last_line = time.monotonic()
+            errors.print(f"{account} {folder}: {done} done", highlight=False, markup=False)

@@ -1,0 +1,65 @@
+"""Each source at a glance, for ``mailvault status`` and ``source list``: where it points,
+its last run (when, how long, counts, error), its next run, and warnings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from mailvault.sources import registry, runs
+from mailvault.sources.definitions import SourceSpec
+from mailvault.sources.schedule import next_run
+from mailvault.vault import Vault
+
+INSECURE_WARNING = "TLS certificate NOT verified (--insecure-skip-verify)"
+
+
+def warnings(spec: SourceSpec) -> list[str]:
+    """What a person should know is unsafe about the source."""
+    found = []
+    if spec.insecure_skip_verify:
+        found.append(INSECURE_WARNING)
+    if spec.tls == "none":
+        found.append("no TLS: the password crosses the network in clear")
+    return found
+
+
+def describe(vault: Vault) -> list[dict[str, Any]]:
+    """Every source with its last run, next run and warnings."""
+    described = []
+    for spec in registry.all_sources(vault):
+        with vault.engine.connect() as conn:
+            run = runs.last(conn, spec.name)
+        last_start = None if run is None else datetime.fromtimestamp(run.started_at, UTC)
+        upcoming = next_run(spec, last_start, datetime.now(UTC))
+        described.append({
+            "name": spec.name, "kind": spec.kind, "where": f"{spec.host}:{spec.port}",
+            "user": spec.user, "scope": spec.scope, "origin": spec.origin,
+            "schedule": spec.interval or spec.cron or "",
+            "next_run": upcoming.isoformat(timespec="seconds") if upcoming else None,
+            "last_run": None if run is None else {
+                "started": datetime.fromtimestamp(run.started_at, UTC).isoformat(
+                    timespec="seconds"),
+                "seconds": run.seconds, "status": run.status, "archived": run.archived,
+                "duplicates": run.duplicates, "failed": run.failed, "error": run.error},
+            "warnings": warnings(spec),
+        })
+    return described
+
+
+def one_line(entry: dict[str, Any]) -> str:
+    """A status line for a person."""
+    text = f"{entry['name']} ({entry['kind']} {entry['user']}@{entry['where']})"
+    last = entry["last_run"]
+    if last is None:
+        text += ": never synced"
+    else:
+        text += (f": last run {last['started']} {last['status']}"
+                 f" in {last['seconds'] if last['seconds'] is not None else '?'} s, "
+                 f"{last['archived']} archived, {last['duplicates']} duplicates, "
+                 f"{last['failed']} failed")
+        if last["error"]:
+            text += f"; last error: {last['error']}"
+    if entry["next_run"]:
+        text += f"; next run {entry['next_run']}"
+    return text
