@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mailvault.compliance import audit
+from mailvault.compliance.integrity import (
+    index_problems,
+    retention_problems,
+    row_problems,
+    volume_problems,
+)
 from mailvault.errors import StoreError
 from mailvault.store import catalog
 from mailvault.store.blobs import KIND_PART
@@ -34,9 +40,12 @@ class VerifyReport:
 
 def verify(vault: Vault, actor: str, progress: Callable[[int], None] | None = None
            ) -> VerifyReport:
-    """Check every part, every message's reconstruction and hash, the index count and the
-    audit chain; the result is itself written to the audit log."""
+    """Check every volume file's length, every part, every message's reconstruction and hash,
+    the catalog row against the message's own headers, the index against the catalog, the
+    stored retain-until dates against the policies, and the audit chain. Every problem is
+    reported, and the result is itself written to the audit log."""
     report = VerifyReport()
+    report.problems.extend(volume_problems(vault))
     with vault.engine.connect() as conn:
         for digest, tier, location, _size in catalog.iter_parts(conn):
             try:
@@ -44,18 +53,20 @@ def verify(vault: Vault, actor: str, progress: Callable[[int], None] | None = No
             except StoreError as exc:
                 report.problems.append(f"part {digest[:16]}: {exc}")
             report.parts_checked += 1
+        tiers: dict[str, int] = {}
         for row in catalog.iter_messages(conn):
+            tiers[row.tier] = tiers.get(row.tier, 0) + 1
             try:
-                vault.read_raw(row)
+                raw = vault.read_raw(row)
             except StoreError as exc:
                 report.problems.append(f"message {row.id} ({row.sha256[:16]}): {exc}")
+            else:
+                report.problems.extend(row_problems(row, raw))
             report.messages_checked += 1
             if progress and report.messages_checked % 500 == 0:
                 progress(report.messages_checked)
-        indexed = vault.index.doc_count()
-        if indexed != report.messages_checked:
-            report.problems.append(f"the index holds {indexed} documents for "
-                                   f"{report.messages_checked} messages (run 'mailvault reindex').")
+        report.problems.extend(index_problems(vault, tiers))
+        report.problems.extend(retention_problems(vault))
         report.problems.extend(audit.verify(conn))
     with vault.engine.begin() as conn:
         audit.record(conn, actor, "verify", {"ok": report.ok,
