@@ -9,6 +9,7 @@ import typer
 
 from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
 from mailvault.cli.progress import Meter
+from mailvault.compliance import tiers
 from mailvault.errors import InputError
 from mailvault.ingest.files import FORMATS, FileOptions, Reader
 from mailvault.ingest.pipeline import ArchiveReport, Outcome, Pipeline
@@ -56,13 +57,18 @@ def import_(
     = None,
     folder: Annotated[str | None, typer.Option(help="Archive folder for every message "
                                                "(default: from the file or Maildir).")] = None,
+    tier: Annotated[str, typer.Option("--tier", help="Tier to archive into: active, open or "
+                                      "deep (open and deep: archived, then moved by a "
+                                      "resumable tier job).")] = "active",
     json_out: JsonOption = False,
 ) -> None:
     """Archive EML files, folders of them, mbox files and Maildir trees."""
     options = FileOptions(format=format, folder=folder,
                           since=parse_day(since) if since else None,
                           before=parse_day(before) if before else None)
+    target = tiers.check_tier(tier)
     reader = Reader(paths, options)
+    archived: list[int] = []
     with open_vault(vault) as opened, Pipeline(opened, actor=actor()) as pipeline, \
             Meter("import", reader.scan.bytes_total) as meter:
         report = ArchiveReport()
@@ -70,9 +76,14 @@ def import_(
         def progress(outcomes: list[Outcome]) -> None:
             for outcome in outcomes:
                 report.add(outcome)
+                if outcome.status == "archived" and outcome.message_id is not None:
+                    archived.append(outcome.message_id)
             meter.update(report.processed, reader.scan.bytes_read)
 
         pipeline.archive_many(reader, on_batch=progress)
+        if target != "active" and archived:
+            job = tiers.create_job(opened, archived, target, f"import --tier {target}", actor())
+            tiers.run_job(opened, job.id)
         elapsed = meter.elapsed
     summary = report.to_json()
     summary["seconds"] = round(elapsed, 2)
