@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from mailvault.errors import SourceError
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.sources import scope, state
 from mailvault.sources.feed import Item
@@ -17,10 +18,15 @@ from mailvault.sources.state import FolderMark
 
 @dataclass
 class _Position:
-    """How far this run has handed messages on, per folder: (UIDVALIDITY, UID)."""
+    """How far this run has handed messages on, per folder: (UIDVALIDITY, UID); and which
+    UIDs were being fetched when a connection dropped (a server may drop the connection on
+    a message it cannot read, as Dovecot does: such a batch is retried one UID at a time,
+    and a UID that drops the connection alone is recorded as a failure and passed)."""
 
     handed: dict[str, tuple[int, int]] = field(default_factory=dict)
     checked_folders: bool = False
+    suspects: dict[str, set[int]] = field(default_factory=dict)
+    dropped_alone: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def read_account(ctx: ReadContext, account: Account) -> Iterator[Item]:
@@ -107,13 +113,33 @@ def _read_folder(ctx: ReadContext, session: ImapSession, account: Account, name:
     if not uids:
         return
     sizes = session.sizes(uids)
+    suspects = position.suspects.get(name, set())
     for batch in _batches(uids, sizes, ctx.settings.fetch_batch,
                           ctx.settings.fetch_batch_mb * 1024 * 1024):
         if ctx.stop.is_set():
             return
-        for fetched in session.fetch(batch):
-            yield _item(ctx, account, name, folder, fetched)
-            position.handed[name] = (folder.uidvalidity, fetched.uid)
+        parts = [[uid] for uid in batch] if suspects & set(batch) else [batch]
+        for part in parts:
+            for fetched in _fetch(session, name, part, position):
+                yield _item(ctx, account, name, folder, fetched)
+                position.handed[name] = (folder.uidvalidity, fetched.uid)
+
+
+def _fetch(session: ImapSession, folder: str, uids: list[int],
+           position: _Position) -> list[Fetched]:
+    if len(uids) == 1 and (folder, uids[0]) in position.dropped_alone:
+        reason = position.dropped_alone[(folder, uids[0])]
+        return [Fetched(uids[0], None, reason="the server dropped the connection when asked "
+                        f"for this message alone ({reason})")]
+    try:
+        return session.fetch(uids)
+    except SourceError as exc:
+        if exc.retryable:
+            if len(uids) == 1:
+                position.dropped_alone[(folder, uids[0])] = str(exc)
+            else:
+                position.suspects[folder] = set(uids)
+        raise
 
 
 def _starting_point(ctx: ReadContext, account: Account, name: str, folder: FolderState,
