@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from mailvault.capture.status import describe_status, read_status
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
@@ -14,8 +15,8 @@ from mailvault.cli.app import (
     open_vault,
     print_json,
 )
-from mailvault.capture.status import describe_status, read_status
 from mailvault.cli.progress import Meter
+from mailvault.sources import overview
 from mailvault.store import catalog, inventory
 from mailvault.store.verify import verify as run_verify
 
@@ -80,11 +81,12 @@ def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
         pending = len(catalog.reindex_pending(conn, 100000))
         failures = catalog.failures(conn)
         endpoint = read_status(opened.path)
+        sources = overview.describe(opened)
     data = {"messages": total, "index": {"indexed_through": watermark, "newest": highest,
                                          "reindex_queued": pending}, "endpoint": endpoint,
             "failures": [{"at": f["at"], "kind": f["kind"], "source": f["source"],
                           "item": f["item"], "reason": f["reason"]} for f in failures[:100]],
-            "failure_count": len(failures)}
+            "failure_count": len(failures), "sources": sources}
     if json_out:
         print_json(data)
         return
@@ -92,6 +94,10 @@ def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
                   + (f", {pending} queued for reindex" if pending else ""), highlight=False)
     for line in describe_status(endpoint):
         console.print(line, highlight=False, markup=False)
+    for source in sources:
+        console.print(overview.one_line(source), highlight=False, markup=False)
+        for warning in source["warnings"]:
+            console.print(f"  warning: {warning}", highlight=False, markup=False)
     if failures:
         console.print(f"{len(failures)} failures recorded (newest first):")
         for f in failures[:20]:
