@@ -17,9 +17,13 @@ from mailvault.search import finder
 from mailvault.store import catalog
 
 
+# A query may start with a negation ("-in:trash"): it is the query, not an unknown option.
+QUERY_COMMAND = {"ignore_unknown_options": True}
+
+
 def register(app: typer.Typer) -> None:
-    app.command("search")(search)
-    app.command("count")(count)
+    app.command("search", context_settings=QUERY_COMMAND)(search)
+    app.command("count", context_settings=QUERY_COMMAND)(count)
     app.command("show")(show)
     app.command("get")(get)
 
