@@ -18,6 +18,7 @@ dedups by hash, so replaying what was already archived only adds nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
@@ -328,14 +329,13 @@ class Spool:
                 or (s.number == position.segment and position.offset >= s.written))]
             for segment in done:
                 del self._segments[segment.number]
-        for segment in done:
-            try:
+        try:
+            for segment in done:
                 segment_path(self.folder, segment.number).unlink(missing_ok=True)
-            except OSError as exc:
-                raise StoreError(f"a spool segment cannot be removed: {exc.strerror}.") \
-                    from exc
-        if done:
-            _sync_folder(self.folder)
+            if done:
+                _sync_folder(self.folder)
+        except OSError as exc:
+            raise StoreError(f"a spool segment cannot be removed: {exc.strerror}.") from exc
 
     def state(self) -> SpoolState:
         """Depth, bytes and oldest waiting record, for status."""
@@ -356,7 +356,9 @@ class Spool:
         with self._lock:
             for segment in self._segments.values():
                 self._close_fd(segment)
-        self.committed(self._committed)
+        # A segment that cannot be removed now is replayed (as duplicates) on the next start.
+        with contextlib.suppress(StoreError):
+            self.committed(self._committed)
 
 
 def _received(provenance: Provenance) -> float:

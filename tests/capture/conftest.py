@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import os
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -153,3 +156,33 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return Certificate(cert_path, key_path)
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A 1 MB tmpfs: a real 'disk full' (needs root; skipped where mount is not allowed)."""
+    folder = Path(tempfile.mkdtemp(prefix="mailvault-full-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        folder.rmdir()
+        pytest.skip("a tmpfs cannot be mounted here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+        folder.rmdir()
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of ``folder`` to the last byte; returns the filler file."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
