@@ -62,7 +62,8 @@ def import_(
                                       "resumable tier job).")] = "active",
     json_out: JsonOption = False,
 ) -> None:
-    """Archive EML files, folders of them, mbox files and Maildir trees."""
+    """Archive EML files, folders of them, mbox files, Maildir trees, Outlook PST/OST files
+    and MSG files."""
     options = FileOptions(format=format, folder=folder,
                           since=parse_day(since) if since else None,
                           before=parse_day(before) if before else None)
@@ -89,10 +90,15 @@ def import_(
     summary["seconds"] = round(elapsed, 2)
     summary["outside_date_range"] = reader.scan.outside_range
     summary["skipped"] = [{"item": i, "reason": r} for i, r in reader.scan.skipped]
+    outlook = reader.scan.outlook
+    if outlook.lines():
+        summary["outlook_items"] = outlook.to_json()
     if json_out:
         print_json(summary)
     else:
         _print_summary(report, reader.scan.outside_range, reader.scan.skipped, elapsed)
+        for line in outlook.lines():
+            console.print(line, highlight=False)
     if report.refused:
         raise typer.Exit(1)
     if report.processed == 0 and not reader.scan.outside_range:

@@ -30,8 +30,11 @@ from typing import BinaryIO
 from mailvault.errors import InputError
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.message import parse_date
+from mailvault.outlook.msg import OLE_MAGIC, is_msg
+from mailvault.outlook.ndb import MAGIC as PST_MAGIC
+from mailvault.outlook.source import OutlookTally, msg_items, pst_items
 
-FORMATS = ("auto", "eml", "mbox", "maildir")
+FORMATS = ("auto", "eml", "mbox", "maildir", "pst", "msg")
 MAILDIR_SUBDIRS = ("cur", "new")
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]{1,76}:")
 _QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
@@ -50,6 +53,11 @@ class FileScan:
     outside_range: int = 0
     bytes_read: int = 0
     bytes_total: int = 0
+    outlook: OutlookTally = field(default_factory=OutlookTally)
+
+    def advance(self, size: int) -> None:
+        """Count bytes of input as read (for the progress bar)."""
+        self.bytes_read += size
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,11 @@ class Reader:
             yield from self._mbox(path, folder)
         elif kind in ("eml", "empty"):
             yield self._eml(path, folder, item=str(path))
+        elif kind == "pst":
+            yield from pst_items(path, self.options.folder, self.scan.outlook, self.scan.advance)
+        elif kind == "msg":
+            self.scan.advance(_size_of(path))
+            yield from msg_items(path, folder, self.scan.outlook)
         else:
             raise InputError(f"{path}: the {kind} format is not supported.")
 
@@ -315,7 +328,8 @@ def _mbox_message(data: bytes) -> bytes:
 
 
 def sniff(path: Path) -> str | None:
-    """Guess a file's format: 'mbox', 'eml', 'empty', or None for a file that is not mail.
+    """Guess a file's format: 'mbox', 'eml', 'pst', 'msg', 'empty', or None for a file that
+    is not mail.
 
     A ``.eml`` file is a message however broken it is (it is archived with its defects);
     other files count as messages when a header line appears among their first lines.
@@ -329,6 +343,12 @@ def sniff(path: Path) -> str | None:
         return "empty"
     if path.suffix.lower() == ".eml":
         return "eml"
+    # Outlook files by their magic bytes; a .pst/.ost without them goes to the PST reader,
+    # which says in one sentence what is wrong with it.
+    if head.startswith(PST_MAGIC) or path.suffix.lower() in (".pst", ".ost"):
+        return "pst"
+    if head.startswith(OLE_MAGIC) and is_msg(path):
+        return "msg"
     if _MBOX_START.match(head):
         return "mbox"
     if b"\x00" in head:

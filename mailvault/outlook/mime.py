@@ -78,7 +78,7 @@ def _body(item: Item, depth: int) -> Part:
 
 
 def body_forms(item: Item) -> list[Part]:
-    """text/plain, text/html and (only when it is the sole rich form) application/rtf."""
+    """text/plain, text/html and (only when it is the sole rich form) text/rtf."""
     props = item.props
     plain = props.text(PR_BODY)
     forms = []
@@ -93,7 +93,7 @@ def body_forms(item: Item) -> list[Part]:
             elif rtf.text is not None and not plain:
                 plain = rtf.text
             elif rtf.text is None:
-                rtf_part = Part(["Content-Type: application/rtf",
+                rtf_part = Part(["Content-Type: text/rtf",
                                  "Content-Transfer-Encoding: base64"], _base64(rtf.rtf))
     if plain:
         forms.append(text_part(plain, "plain"))
@@ -207,6 +207,14 @@ def attachment_part(attachment: Attachment, html: str, depth: int) -> Part | Non
     mime = (props.text(PR_ATTACH_MIME_TAG) or "").strip().lower()
     if "/" not in mime or not mime.isascii() or " " in mime:
         mime = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+    if mime == "message/rfc822" and _is_message_text(data):
+        # An attached .eml: a message part (which may not be base64-encoded, RFC 2046 5.2.1).
+        encoding = "7bit" if data.isascii() else "8bit"
+        return Part(["Content-Type: message/rfc822", f"Content-Transfer-Encoding: {encoding}",
+                     "Content-Disposition: attachment; " + _param("filename", name)],
+                    data.replace(b"\r\n", b"\n").replace(b"\n", _CRLF))
+    if mime == "message/rfc822":
+        mime = "application/octet-stream"
     content_id = (props.text(PR_ATTACH_CONTENT_ID) or "").strip().strip("<>")
     inline = bool(content_id) and f"cid:{content_id}" in html
     headers = [f"Content-Type: {mime}; " + _param("name", name),
@@ -216,6 +224,10 @@ def attachment_part(attachment: Attachment, html: str, depth: int) -> Part | Non
     if content_id and content_id.isascii():
         headers.append(f"Content-ID: <{content_id}>")
     return Part(headers, _base64(data))
+
+
+def _is_message_text(data: bytes) -> bool:
+    return b"\x00" not in data and all(len(line) <= 998 for line in data.split(b"\n"))
 
 
 def _param(name: str, value: str) -> str:

@@ -36,10 +36,12 @@ _MAX_DEPTH = 64  # folders and attached items nest; a cycle in a corrupt file mu
 
 @dataclass(frozen=True)
 class Folder:
-    """A folder of the PST: its node id and its path below the top of the mailbox."""
+    """A folder of the PST: its node id, its path below the top of the mailbox, and the name
+    to file its items under (the path, or the top folder's own name for the top itself)."""
 
     nid: int
     path: str
+    label: str = ""
 
 
 class PstReader:
@@ -118,10 +120,11 @@ class PstReader:
 
     def folders(self) -> Iterator[Folder | tuple[str, str]]:
         """Every folder, parents first; a folder that cannot be read is (path, reason)."""
-        yield from self._folders(NID_ROOT_FOLDER, "", 0)
+        yield from self._folders(NID_ROOT_FOLDER, "", "", 0)
 
-    def _folders(self, nid: int, path: str, depth: int) -> Iterator[Folder | tuple[str, str]]:
-        yield Folder(nid, path)
+    def _folders(self, nid: int, path: str, label: str, depth: int) -> Iterator[
+            Folder | tuple[str, str]]:
+        yield Folder(nid, path, path or label)
         if depth >= _MAX_DEPTH:
             return
         try:
@@ -136,7 +139,7 @@ class PstReader:
                 yield (f"{path}/#{child_nid:#x}".lstrip("/"), f"the folder cannot be read: {exc}")
                 continue
             child_path = "" if child_nid == self._top else f"{path}/{name}".lstrip("/")
-            yield from self._folders(child_nid, child_path, depth + 1)
+            yield from self._folders(child_nid, child_path, name, depth + 1)
 
     def _children(self, nid: int) -> Iterator[int]:
         table = open_node(self.file, (nid & ~0x1F) | _HIERARCHY_TABLE)

@@ -1,0 +1,141 @@
+"""PST/OST and MSG files as a source for ``mailvault import``: items become Incoming messages.
+
+Mail items become the RFC 5322 message a mail client would show; appointments, tasks,
+contacts, distribution lists, notes and journal entries become messages carrying iCalendar or
+vCard; any other item class (free/busy data, rules, views) is counted as skipped by its class.
+An item that cannot be read becomes an Unreadable naming its folder and node id, so the
+pipeline records the failure and the rest of the file goes on.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from mailvault.errors import InputError
+from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
+from mailvault.outlook.forms import CONVERTED_KINDS, build_form
+from mailvault.outlook.item import EMAIL, Item
+from mailvault.outlook.mime import build_message
+from mailvault.outlook.msg import MsgFormatError, read_msg
+from mailvault.outlook.ndb import PstFormatError
+from mailvault.outlook.pst import Folder, PstReader
+
+# What a damaged item can raise while it is read or rebuilt: caught per item, never per file.
+ITEM_ERRORS = (PstFormatError, MsgFormatError, struct.error, IndexError, KeyError, ValueError,
+               UnicodeError, LookupError, OverflowError, RecursionError)
+
+
+@dataclass
+class OutlookTally:
+    """What the Outlook files of an import held, by kind: archived, skipped, unreadable."""
+
+    archived: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    unreadable: int = 0
+
+    def lines(self) -> list[str]:
+        """The summary lines an import prints ([] when no Outlook file was read)."""
+        out = []
+        if self.archived:
+            out.append("Outlook items converted: " + _counts(self.archived))
+        if self.skipped:
+            out.append("Outlook items skipped (no standard form): " + _counts(self.skipped))
+        if self.unreadable:
+            out.append(f"Outlook items unreadable (recorded as failures): {self.unreadable}")
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        """The tally for ``import --json``."""
+        return {"converted": dict(sorted(self.archived.items())),
+                "skipped": dict(sorted(self.skipped.items())), "unreadable": self.unreadable}
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(counter.items()))
+
+
+def convert(item: Item) -> bytes | None:
+    """The message bytes for an item, or None when its kind has no standard form."""
+    if item.kind == EMAIL:
+        return build_message(item)
+    if item.kind in CONVERTED_KINDS:
+        return build_form(item)
+    return None
+
+
+def pst_items(path: Path, folder: str | None, tally: OutlookTally,
+              advance: Callable[[int], None]) -> Iterator[Incoming | Unreadable]:
+    """Every item of a PST/OST file, folder by folder; ``advance`` hears bytes of progress."""
+    try:
+        reader = PstReader(path)
+    except PstFormatError as exc:
+        raise InputError(f"{path} cannot be imported: {exc}.") from exc
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read: {exc.strerror}.") from exc
+    size = path.stat().st_size
+    with reader:
+        folders = list(reader.folders())
+        total = sum(len(_ids(reader, f)) for f in folders if isinstance(f, Folder)) or 1
+        for found in folders:
+            if not isinstance(found, Folder):
+                tally.unreadable += 1
+                yield Unreadable(_provenance(path, folder or found[0], None),
+                                 f"folder {found[0]}: {found[1]}")
+                continue
+            name = folder or found.label
+            try:
+                ids = reader.item_ids(found)
+            except ITEM_ERRORS as exc:
+                tally.unreadable += 1
+                yield Unreadable(_provenance(path, name, None),
+                                 f"the item list of folder {found.label or '/'} cannot be "
+                                 f"read: {exc}")
+                continue
+            for nid in ids:
+                advance(size // total)
+                yield from _one(tally, _provenance(path, name, str(nid)),
+                                partial(reader.item, nid),
+                                f"item {nid} in folder {found.label or '/'}")
+
+
+def _ids(reader: PstReader, folder: Folder) -> list[int]:
+    try:
+        return reader.item_ids(folder)
+    except ITEM_ERRORS:
+        return []
+
+
+def msg_items(path: Path, folder: str, tally: OutlookTally) -> Iterator[Incoming | Unreadable]:
+    """The item of one .msg file (an Unreadable when the file is damaged)."""
+    yield from _one(tally, Provenance(kind="msg", source=str(path), folder=folder,
+                                      item=path.name),
+                    lambda: read_msg(path), str(path))
+
+
+def _one(tally: OutlookTally, prov: Provenance, read: Callable[[], Item],
+         label: str) -> Iterator[Incoming | Unreadable]:
+    try:
+        item = read()
+        raw = convert(item)
+    except ITEM_ERRORS as exc:
+        tally.unreadable += 1
+        yield Unreadable(prov, f"{label} cannot be read: {exc}")
+        return
+    except OSError as exc:
+        tally.unreadable += 1
+        yield Unreadable(prov, f"{label} cannot be read: {exc.strerror or exc}")
+        return
+    if raw is None:
+        tally.skipped[item.message_class or "(no class)"] += 1
+        return
+    tally.archived[item.kind] += 1
+    yield Incoming(raw, prov)
+
+
+def _provenance(path: Path, folder: str, item: str | None) -> Provenance:
+    return Provenance(kind="pst", source=str(path), folder=folder, item=item)
