@@ -24,6 +24,7 @@ from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus, write_status
 from mailvault.errors import MailvaultError
 from mailvault.ingest.pipeline import Pipeline
+from mailvault.sources.serving import scheduler_service
 from mailvault.vault import Vault
 
 STATUS_EVERY_S = 1.0
@@ -55,6 +56,7 @@ ServiceFactory = Callable[[ServeContext], Service | None]
 SERVICES: tuple[ServiceFactory, ...] = (
     smtp_service,
     milter_service,
+    scheduler_service,
 )
 
 
