@@ -1,0 +1,96 @@
+"""The command line: source add/list/show/remove, sync, reconcile, status; passwords never
+printed or stored in clear; sources from mailvault.toml."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mailvault.compliance import audit
+from mailvault.errors import ConfigError
+from mailvault.vault import Vault
+from tests.sources.dovecot import Dovecot
+from tests.sources.mailboxes import Mailbox
+from tests.support import invoke, run
+
+
+def test_add_sync_reconcile_status_by_the_real_program(
+        tmp_path: Path, messages: list[bytes], mailbox: Callable[[], Mailbox],
+        dovecot_server: Dovecot) -> None:
+    owner = mailbox()
+    owner.fill({"INBOX": messages[0:6], "Clients/Société": messages[6:9]})
+    vault = tmp_path / "v"
+    assert run("init", "--vault", vault).returncode == 0
+    secret = tmp_path / "pw"
+    secret.write_text(owner.password + "\n")
+
+    added = run("source", "add", "imap", "work", "--vault", vault, "--host", "127.0.0.1",
+                "--port", dovecot_server.imaps, "--user", owner.address,
+                "--password-file", secret, "--ca-file", dovecot_server.ca_file,
+                "--interval", "15m")
+    assert added.returncode == 0, added.stderr
+    synced = run("sync", "work", "--vault", vault, "--json")
+    assert synced.returncode == 0, synced.stderr
+    assert json.loads(synced.stdout)[0]["archived"] == 9
+    checked = run("reconcile", "--vault", vault, "--json")
+    assert checked.returncode == 0, checked.stdout
+    folders = {f["folder"]: f for f in json.loads(checked.stdout)[0]["folders"]}
+    assert folders["Clients/Société"]["at_source"] == folders["Clients/Société"]["archived"] == 3
+    status = run("status", "--vault", vault, "--json")
+    entry = json.loads(status.stdout)["sources"][0]
+    assert entry["last_run"]["status"] == "ok" and entry["last_run"]["archived"] == 9
+    assert entry["next_run"] and entry["schedule"] == "15m"
+    human = run("status", "--vault", vault)
+    assert b"work (imap" in human.stdout and b"next run" in human.stdout
+
+    everything = b"".join([added.stdout, added.stderr, synced.stdout, synced.stderr,
+                           status.stdout, run("source", "show", "work", "--vault", vault,
+                                              "--json").stdout])
+    assert owner.password.encode() not in everything
+    assert owner.password.encode() not in (vault / "catalog.sqlite").read_bytes()
+    with Vault.open(vault) as opened, opened.engine.connect() as conn:
+        logged = list(audit.entries(conn))
+    actions = {e.action for e in logged}
+    assert {"source-add", "source-sync", "source-reconcile"} <= actions
+    assert owner.password not in json.dumps([e.detail for e in logged])
+
+
+def test_wrong_password_exits_1_with_one_line(tmp_path: Path, mailbox: Callable[[], Mailbox],
+                                              dovecot_server: Dovecot) -> None:
+    owner = mailbox()
+    vault = tmp_path / "v"
+    run("init", "--vault", vault)
+    secret = tmp_path / "pw"
+    secret.write_text("wrong\n")
+    run("source", "add", "imap", "bad", "--vault", vault, "--host", "127.0.0.1", "--port",
+        dovecot_server.imap, "--tls", "starttls", "--user", owner.address,
+        "--password-file", secret, "--ca-file", dovecot_server.ca_file)
+    synced = run("sync", "--vault", vault)
+    assert synced.returncode == 1
+    assert b"wrong user name or password" in synced.stderr
+    assert b"Traceback" not in synced.stderr
+    status = json.loads(run("status", "--vault", vault, "--json").stdout)
+    assert "wrong user name or password" in status["sources"][0]["last_run"]["error"]
+
+
+def test_sources_from_mailvault_toml_and_removal(vault: Vault, messages: list[bytes],
+                                                 mailbox: Callable[[], Mailbox],
+                                                 dovecot_server: Dovecot, tmp_path: Path) -> None:
+    owner = mailbox()
+    owner.fill({"INBOX": messages[0:2]})
+    secret = tmp_path / "pw"
+    secret.write_text(owner.password)
+    with (vault.path / "mailvault.toml").open("a") as toml:
+        toml.write(f'\n[sources.fromtoml]\nkind = "pop3"\nhost = "127.0.0.1"\n'
+                   f'port = {dovecot_server.pop3}\ntls = "starttls"\n'
+                   f'user = "{owner.address}"\npassword_file = "{secret}"\n'
+                   f'ca_file = "{dovecot_server.ca_file}"\ncron = "*/30 * * * *"\n')
+    listed = invoke("source", "list", "--vault", vault.path, "--json").json()
+    assert [(s["name"], s["origin"]) for s in listed] == [("fromtoml", "config")]
+    synced = invoke("sync", "fromtoml", "--vault", vault.path, "--json")
+    assert synced.exit_code == 0 and synced.json()[0]["archived"] == 2
+    with pytest.raises(ConfigError, match=r"defined in mailvault\.toml"):
+        invoke("source", "remove", "fromtoml", "--vault", vault.path)
