@@ -28,6 +28,8 @@ from mailvault.sources.serving import scheduler_service
 from mailvault.vault import Vault
 
 STATUS_EVERY_S = 1.0
+# At a clean stop the spool is archived first, for up to this long (the rest is replayed).
+DRAIN_AT_STOP_S = 60.0
 
 
 @dataclass
@@ -100,7 +102,7 @@ async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str
     finally:
         for service in reversed(started):
             await service.stop()
-        drain.stop()
+        await asyncio.get_running_loop().run_in_executor(None, drain.stop, DRAIN_AT_STOP_S)
         await asyncio.get_running_loop().run_in_executor(None, spool.close)
         pipeline.close()
         _publish(vault, status, spool)

@@ -9,6 +9,7 @@ comes back as a duplicate, which adds nothing (the pipeline dedups by hash and p
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 
@@ -34,6 +35,7 @@ class Drain:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._committed = Position(0, 0)
+        self._finish_by = 0.0
         # A read takes a few pipeline batches, so the pipeline can prepare the next batch
         # while it commits the current one.
         self._read_size = pipeline.batch_size * 4
@@ -43,17 +45,25 @@ class Drain:
         self._thread = threading.Thread(target=self._run, name="spool-drain", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Finish the batch in hand and stop (what is left stays in the spool for next time)."""
+    def stop(self, finish_within: float = 0.0) -> None:
+        """Stop; with ``finish_within``, first archive what the spool holds, for up to that
+        many seconds (whatever is left stays in the spool and is replayed on the next start)."""
+        self._finish_by = time.monotonic() + finish_within
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
 
     def _run(self) -> None:
         retry = _RETRY_FIRST_S
-        while not self._stop.is_set():
-            records = self.spool.read(self._committed, self._read_size, _IDLE_WAIT_S)
+        while True:
+            stopping = self._stop.is_set()
+            if stopping and time.monotonic() >= self._finish_by:
+                return
+            records = self.spool.read(self._committed, self._read_size,
+                                      0 if stopping else _IDLE_WAIT_S)
             if not records:
+                if stopping:
+                    return
                 continue
             try:
                 self._archive(records)
