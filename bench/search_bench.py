@@ -23,14 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_corpus import seeds, vary  # noqa: E402
+from make_corpus import seeds, vary
 
-from mailvault.message import parse  # noqa: E402
-from mailvault.search.index import SearchIndex  # noqa: E402
-from mailvault.search.indexing import message_document  # noqa: E402
-from mailvault.search.query import parse as parse_query  # noqa: E402
-from mailvault.store import catalog  # noqa: E402
-from mailvault.vault import Vault  # noqa: E402
+from mailvault.message import parse
+from mailvault.search.document import message_document
+from mailvault.search.index import SearchIndex
+from mailvault.search.query import parse as parse_query
+from mailvault.store import catalog
+from mailvault.vault import Vault
 
 QUERIES = [
     "from:phillip.allen",

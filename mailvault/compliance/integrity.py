@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from mailvault.compliance import retention
-from mailvault.ingest.pipeline import catalog_fields
+from mailvault.ingest.prepare import catalog_fields
 from mailvault.message import parse
 from mailvault.search import query as q
 from mailvault.store import schema

@@ -26,14 +26,13 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from mailvault.compliance import audit
+from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
-from mailvault.message import ParsedMessage, parse
-from mailvault.search.extract import Limits, extractor
-from mailvault.search.index import IndexDoc
-from mailvault.search.indexing import FULL_TEXT_TIERS, message_document, with_arrivals
-from mailvault.store import catalog, layout
-from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, compress
-from mailvault.store.catalog import MessageFields, NewMessage
+from mailvault.search.document import with_arrivals
+from mailvault.search.extract import Limits
+from mailvault.store import catalog
+from mailvault.store.blobs import KIND_MESSAGE, KIND_PART
+from mailvault.store.catalog import NewMessage
 from mailvault.store.volumes import Location
 
 if TYPE_CHECKING:
@@ -93,60 +92,6 @@ class ArchiveReport:
                 "with_defects": self.with_defects, "refused": self.refused,
                 "bytes": self.bytes,
                 "refusals": [{"item": i, "reason": r} for i, r in self.refusals]}
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A worker's result for one new message: catalog fields, index document (without id
-    and arrivals), and compressed blobs. Everything but ids and locations is done here."""
-
-    fields: MessageFields
-    doc: IndexDoc
-    skeleton: bytes
-    skeleton_size: int
-    parts: list[tuple[bytes, bytes, int]]  # (sha256, compressed, size)
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """What a worker needs to know, sent with each chunk of work (small and picklable)."""
-
-    part_min_bytes: int
-    compression_level: int
-    limits: Limits
-    tier: str
-
-
-def prepare(raw: bytes, config: WorkerConfig) -> Prepared:
-    """Parse, extract, split and compress one message (runs in a worker process)."""
-    parsed = parse(raw, extractor(config.limits))
-    cut = layout.split(raw, config.part_min_bytes)
-    parts = [(p.sha256, compress(p.data, config.compression_level), len(p.data))
-             for p in cut.parts]
-    full_text = config.tier in FULL_TEXT_TIERS
-    return Prepared(catalog_fields(parsed), message_document(parsed, len(raw), config.tier,
-                                                             full_text),
-                    compress(cut.skeleton, config.compression_level), len(cut.skeleton), parts)
-
-
-def catalog_fields(parsed: ParsedMessage) -> MessageFields:
-    """The catalog's columns for a message, from what the parser found."""
-    return MessageFields(
-        date=parsed.date,
-        subject=parsed.subject,
-        from_addr=", ".join(str(a) for a in parsed.addrs("from")),
-        to_addrs=", ".join(str(a) for a in parsed.addrs("to")),
-        cc_addrs=", ".join(str(a) for a in parsed.addrs("cc")),
-        message_id=parsed.message_id,
-        defects=parsed.defects,
-        addresses=[(role, a.address, a.name) for role, addrs in parsed.addresses.items()
-                   for a in addrs],
-        attachments=[(a.filename, a.content_type, a.size) for a in parsed.attachments],
-    )
-
-
-def _prepare_chunk(raws: list[bytes], config: WorkerConfig) -> list[Prepared]:
-    return [prepare(raw, config) for raw in raws]
 
 
 class Pipeline:
@@ -250,7 +195,7 @@ class Pipeline:
         chunk = max(1, min(64, len(new_raws) // (self._workers * 2) or 1))
         for start in range(0, len(new_raws), chunk):
             started.futures.append(
-                self._pool.submit(_prepare_chunk, new_raws[start:start + chunk], self.config))
+                self._pool.submit(prepare_chunk, new_raws[start:start + chunk], self.config))
         return started
 
     def _refusal(self, raw: bytes) -> str:

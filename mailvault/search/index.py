@@ -12,54 +12,20 @@ import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import tantivy
 
 from mailvault.errors import QueryError, VaultError
 from mailvault.search import query as q
+from mailvault.search.document import IndexDoc, spaced
 
 ANALYZER = "mv"
 DEFAULT_FIELDS = ("subject", "body", "attachment", "from", "to", "cc", "filename")
 TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "filename",
                "folder", "source")
 KEYWORD_FIELDS = ("tier", "tag", "hold", "msgid", "has")
-# Han, kana, Hangul and CJK compatibility characters are indexed one character a token (and a
-# query word becomes a phrase of them): CJK text has no spaces to split words on.
-_CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
 _LOCK_WAIT_S = 30.0
-
-
-@dataclass
-class IndexDoc:
-    """What the index knows about one message. Deep-tier documents leave the text empty."""
-
-    id: int
-    date: int | None
-    size: int
-    tier: str
-    subject: str = ""
-    body: str = ""
-    attachment: str = ""
-    filename: list[str] = field(default_factory=list)
-    from_: list[str] = field(default_factory=list)
-    to: list[str] = field(default_factory=list)
-    cc: list[str] = field(default_factory=list)
-    bcc: list[str] = field(default_factory=list)
-    folder: list[str] = field(default_factory=list)
-    source: list[str] = field(default_factory=list)
-    msgid: str = ""
-    has: list[str] = field(default_factory=list)
-    tag: list[str] = field(default_factory=list)
-    hold: list[str] = field(default_factory=list)
-    # Not indexed: the To/Cc addresses, to tell envelope recipients that are Bcc apart.
-    header_rcpts: frozenset[str] = frozenset()
-
-
-def spaced(text: str) -> str:
-    """Text ready for the analyzer: CJK characters set apart so each is a token."""
-    return _CJK.sub(r" \1 ", text) if not text.isascii() else text
 
 
 def _count(result: tantivy.SearchResult) -> int:

@@ -8,20 +8,23 @@ back from the store, parses them again and builds the same document.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from mailvault.ingest.provenance import Provenance
 from mailvault.message import ParsedMessage, parse
+from mailvault.search.document import (
+    FULL_TEXT_TIERS,
+    IndexDoc,
+    message_document,
+    with_arrivals,
+)
 from mailvault.search.extract import Limits, extractor
-from mailvault.search.index import IndexDoc
 from mailvault.store import catalog
 
 if TYPE_CHECKING:
     from mailvault.vault import Vault
 
-FULL_TEXT_TIERS = ("active", "open")
 _BATCH = 500
 
 
@@ -29,43 +32,6 @@ def document(message_id: int, parsed: ParsedMessage, size: int, tier: str,
              arrivals: list[Provenance], full_text: bool = True) -> IndexDoc:
     """The index document of a message: headers, text, and what its arrivals add."""
     return with_arrivals(message_document(parsed, size, tier, full_text), message_id, arrivals)
-
-
-def message_document(parsed: ParsedMessage, size: int, tier: str,
-                     full_text: bool = True) -> IndexDoc:
-    """What the message itself says (id 0 until with_arrivals()); runs in the workers."""
-    return IndexDoc(
-        id=0,
-        date=int(parsed.date.timestamp()) if parsed.date else None,
-        size=size,
-        tier=tier,
-        subject=parsed.subject,
-        body=parsed.body if full_text else "",
-        attachment="\n".join(a.text for a in parsed.attachments if a.text) if full_text else "",
-        filename=[a.filename for a in parsed.attachments if a.filename],
-        from_=[str(a) for a in parsed.addrs("from") + parsed.addrs("sender")],
-        to=[str(a) for a in parsed.addrs("to")],
-        cc=[str(a) for a in parsed.addrs("cc")],
-        bcc=[str(a) for a in parsed.addrs("bcc")],
-        msgid=parsed.message_id,
-        has=["attachment"] if any(not a.inline for a in parsed.attachments) else [],
-        header_rcpts=frozenset(a.address for r in ("to", "cc") for a in parsed.addrs(r)),
-    )
-
-
-def with_arrivals(doc: IndexDoc, message_id: int, arrivals: list[Provenance]) -> IndexDoc:
-    """The document with its id and what the arrivals add: folders, sources, and envelope
-    recipients the headers do not name (the Bcc evidence)."""
-    extra_bcc = [r for p in arrivals for r in p.envelope_to
-                 if r.lower() not in doc.header_rcpts]
-    return replace(
-        doc,
-        id=message_id,
-        from_=doc.from_ + [p.envelope_from for p in arrivals if p.envelope_from],
-        bcc=doc.bcc + extra_bcc,
-        folder=sorted({p.folder for p in arrivals if p.folder}),
-        source=sorted({f"{p.kind} {p.source}" for p in arrivals}),
-    )
 
 
 def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:

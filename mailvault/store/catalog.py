@@ -30,26 +30,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
 from mailvault.errors import NotFoundError, StorageFullError, VaultError
+from mailvault.ingest.prepare import MessageFields
 from mailvault.ingest.provenance import Provenance
 from mailvault.store import schema
 from mailvault.store.volumes import Location
 
 WATERMARK = "indexed_through"
-
-
-@dataclass(frozen=True)
-class MessageFields:
-    """What the catalog records from a message's own headers (computed by the workers)."""
-
-    date: datetime | None
-    subject: str
-    from_addr: str
-    to_addrs: str
-    cc_addrs: str
-    message_id: str
-    defects: list[str]
-    addresses: list[tuple[str, str, str]]
-    attachments: list[tuple[str, str, int]]
 
 
 @dataclass
