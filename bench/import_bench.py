@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_corpus import write_mbox  # noqa: E402
+from make_corpus import write_mbox
 
 MAILVAULT = [sys.executable, "-m", "mailvault"]
 
