@@ -37,7 +37,7 @@ _MAX_DEPTH = 64  # folders and attached items nest; a cycle in a corrupt file mu
 @dataclass(frozen=True)
 class Folder:
     """A folder of the PST: its node id, its path below the top of the mailbox, and the name
-    to file its items under (the path, or the top folder's own name for the top itself)."""
+    to file its items under (the path; for the top itself, the mailbox's name)."""
 
     nid: int
     path: str
@@ -52,7 +52,7 @@ class PstReader:
         try:
             self.names = self._name_map()
             self.codepage = self._store_codepage()
-            self._top = self._ipm_subtree()
+            self._top, self.store_name = self._store()
             root = open_node(self.file, NID_ROOT_FOLDER)
             if root is None:
                 raise PstFormatError("it has no root folder (it is damaged)")
@@ -103,18 +103,22 @@ class PstReader:
                 continue
         return None
 
-    def _ipm_subtree(self) -> int | None:
+    def _store(self) -> tuple[int | None, str]:
+        """The node id of the top of the mailbox (IPM subtree) and the store's name."""
         node = open_node(self.file, NID_MESSAGE_STORE)
         if node is None:
-            return None
+            return None, ""
         try:
-            entry = property_context(node).binary(PR_IPM_SUBTREE_ENTRYID)
+            props = property_context(node)
         except (PstFormatError, struct.error, IndexError):
-            return None
+            return None, ""
+        props.codepage = self.codepage
+        name = (props.text(PR_DISPLAY_NAME) or "").replace("/", "_")
+        entry = props.binary(PR_IPM_SUBTREE_ENTRYID)
         if not entry or len(entry) < 24:
-            return None
+            return None, name
         nid: int = struct.unpack_from("<I", entry, 20)[0]
-        return nid
+        return nid, name
 
     # -- folders ---------------------------------------------------------------------------
 
@@ -138,8 +142,10 @@ class PstReader:
             except (PstFormatError, struct.error, IndexError) as exc:
                 yield (f"{path}/#{child_nid:#x}".lstrip("/"), f"the folder cannot be read: {exc}")
                 continue
-            child_path = "" if child_nid == self._top else f"{path}/{name}".lstrip("/")
-            yield from self._folders(child_nid, child_path, name, depth + 1)
+            top = child_nid == self._top
+            child_path = "" if top else f"{path}/{name}".lstrip("/")
+            yield from self._folders(child_nid, child_path,
+                                     (self.store_name or name) if top else name, depth + 1)
 
     def _children(self, nid: int) -> Iterator[int]:
         table = open_node(self.file, (nid & ~0x1F) | _HIERARCHY_TABLE)

@@ -1,0 +1,94 @@
+"""What Debian's readpst makes of a PST, and the same facts about mailvault's conversion, in
+one comparable shape: per email, subject, sender, recipients, date, attachments and body."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import mailbox
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from mailvault.ingest.provenance import Incoming
+from mailvault.outlook.source import OutlookTally, pst_items
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What both sides must agree on for one email."""
+
+    folder: str
+    subject: str
+    sender: str
+    recipients: tuple[str, ...]
+    date: datetime | None
+    attachments: tuple[tuple[str, int], ...]
+    body: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.folder, self.subject
+
+
+def readpst_emails(pst: Path, out: Path) -> list[Facts]:
+    """Every email readpst writes for a PST (``readpst -t e``, one mbox per folder)."""
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["readpst", "-q", "-t", "e", "-o", str(out), str(pst)], check=True,
+                   capture_output=True, timeout=120)
+    found = []
+    for path in sorted(out.rglob("*")):
+        if path.is_file():
+            box = mailbox.mbox(path, create=False)
+            try:
+                for message in box:
+                    found.append(facts(message.as_bytes(), path.name.removesuffix(".mbox")))
+            finally:
+                box.close()
+    return found
+
+
+def mailvault_emails(pst: Path) -> tuple[list[Facts], OutlookTally]:
+    """Every email mailvault makes of a PST, and the tally of the other items."""
+    tally = OutlookTally()
+    found = []
+    for item in pst_items(pst, None, tally, lambda _size: None):
+        assert isinstance(item, Incoming), item
+        if dict(_kinds(item.raw)).get("x-kind") is None:
+            found.append(facts(item.raw, (item.provenance.folder or "").rsplit("/", 1)[-1]))
+    return found, tally
+
+
+def _kinds(raw: bytes) -> list[tuple[str, str]]:
+    # Converted calendar items and contacts carry a text/calendar or text/vcard part.
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    return [("x-kind", part.get_content_type()) for part in message.walk()
+            if part.get_content_type() in ("text/calendar", "text/vcard")]
+
+
+def facts(raw: bytes, folder: str) -> Facts:
+    """The comparable facts of one message."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    sender = ",".join(a.addr_spec.lower() for a in message["from"].addresses) \
+        if message["from"] else ""
+    recipients = sorted(a.addr_spec.lower() for name in ("to", "cc")
+                        for header in message.get_all(name, [])
+                        for a in header.addresses)
+    date = message["date"].datetime if message["date"] else None
+    attachments = [(part.get_filename() or "", len(part.get_payload(decode=True) or b""))
+                   for part in _leaves(message) if part.get_filename()]
+    body = message.get_body(("plain",))
+    text = body.get_content() if body is not None else ""
+    return Facts(folder, str(message["subject"] or ""), sender, tuple(recipients), date,
+                 tuple(sorted(attachments)), " ".join(text.split()))
+
+
+def _leaves(message: email.message.Message) -> list[email.message.Message]:
+    """The leaf parts of a message, not looking inside attached messages."""
+    if message.get_content_type() == "message/rfc822":
+        return []
+    if message.is_multipart():
+        return [leaf for part in message.get_payload() for leaf in _leaves(part)]
+    return [message]
