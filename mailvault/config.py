@@ -102,7 +102,9 @@ class TierSettings:
         "", "Folder of the Open tier's volume files, another disk say (empty: VAULT/volumes/open).")
     deep_folder: str = setting(
         "", "Folder of the Deep tier's volume files (empty: VAULT/volumes/deep).")
-    open_level: int = setting(19, "zstd level of Open-tier blobs (each still read on its own).")
+    open_level: int = setting(
+        15, "zstd level of Open-tier blobs (each still read on its own; with the dictionary, "
+        "19 saves under 1% more at twice the time).")
     open_dictionary_kb: int = setting(
         112, "Size of the zstd dictionary trained for the Open tier on its first move "
         "(0: no dictionary).")
