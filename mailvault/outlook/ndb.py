@@ -188,7 +188,8 @@ class PstFile:
         parent = struct.unpack_from("<I", entry, 3 * size)[0]
         return NodeEntry(nid, lay.ident(entry, size), lay.ident(entry, 2 * size), parent)
 
-    def _block_place(self, bid: int) -> tuple[int, int]:
+    def block_place(self, bid: int) -> tuple[int, int]:
+        """(file offset, size) of a block."""
         # The lowest bit of a block id is reserved and not part of the key.
         entry = self._search(self._bbt_root, bid & ~1, self.layout.bbt_entry)
         if entry is None:
@@ -202,7 +203,7 @@ class PstFile:
 
     def block(self, bid: int) -> bytes:
         """One block's data, decoded (internal blocks are never encoded)."""
-        offset, size = self._block_place(bid)
+        offset, size = self.block_place(bid)
         data = self._read_at(offset, size)
         if self.crypt == _CRYPT_PERMUTE and not bid & _INTERNAL_BID:
             data = data.translate(_DECODE)
