@@ -47,7 +47,9 @@ def init(
 
 
 def import_(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to import.")],
+    # readable=False: the Reader says which path cannot be read, in one sentence, exit 1.
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to import.",
+                                                readable=False)],
     vault: VaultOption = None,
     format: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")]
     = "auto",

@@ -159,6 +159,10 @@ class Reader:
         base = _folder_name(root) if parent is None else f"{parent}/{root.name}"
         for maildir, relative in _maildirs(root):
             folder = self.options.folder or (base if not relative else f"{base}/{relative}")
+            if not os.access(maildir, os.R_OK | os.X_OK):
+                yield Unreadable(self._prov("maildir", maildir, folder, None),
+                                 "the folder cannot be read: Permission denied")
+                continue
             for sub in MAILDIR_SUBDIRS:
                 directory = maildir / sub
                 try:
@@ -371,8 +375,12 @@ def header_date(raw: bytes) -> datetime | None:
 
 
 def is_maildir(path: Path) -> bool:
-    """A folder with cur/ or new/ inside (tmp/ alone does not make a Maildir)."""
-    return any((path / sub).is_dir() for sub in MAILDIR_SUBDIRS)
+    """A folder with cur/ or new/ inside (tmp/ alone does not make a Maildir). A folder that
+    cannot be looked into is not one: reading it as a folder then reports why it failed."""
+    try:
+        return any((path / sub).is_dir() for sub in MAILDIR_SUBDIRS)
+    except OSError:
+        return False
 
 
 def _maildirs(root: Path) -> Iterator[tuple[Path, str]]:
@@ -386,7 +394,8 @@ def _maildirs(root: Path) -> Iterator[tuple[Path, str]]:
                 dirnames.remove(name)
                 continue
             child = here / name
-            if is_maildir(child):
+            # A folder that cannot be entered is yielded too, so that it is reported.
+            if is_maildir(child) or not os.access(child, os.R_OK | os.X_OK):
                 relative = child.relative_to(root).as_posix()
                 if name.startswith(".") and here == root:
                     relative = name[1:].replace(".", "/")  # Maildir++ ".Lists.linux"
