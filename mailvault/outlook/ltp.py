@@ -117,18 +117,32 @@ def property_context(node: Node) -> PropertyBag:
 
 def table_rows(node: Node) -> Iterator[PropertyBag]:
     """Each row of a node that holds a table context, as a PropertyBag."""
+    heap, info, rows = _table(node)
+    count = info[1]
+    bitmap_at = struct.unpack_from("<H", info, 6)[0]
+    columns = [struct.unpack_from("<IHBB", info, 22 + i * 8) for i in range(count)]
+    for row in rows:
+        yield _row(heap, row, columns, bitmap_at)
+
+
+def table_row_ids(node: Node) -> list[int]:
+    """The row ids of a table (a folder's item and subfolder node ids), read without
+    decoding the other columns: each row starts with its id ([MS-PST] 2.3.4.4.1)."""
+    _, _, rows = _table(node)
+    return [struct.unpack_from("<I", row)[0] for row in rows]
+
+
+def _table(node: Node) -> tuple[Heap, bytes, Iterator[bytes]]:
     heap = Heap(node)
     if heap.signature != TC_SIGNATURE:
         raise PstFormatError(f"node {node.nid:#x} holds no table")
     info = heap.get(heap.user_root)
     if len(info) < 22 or info[0] != TC_SIGNATURE:
         raise PstFormatError(f"the table of node {node.nid:#x} has a bad header")
-    count = info[1]
-    _, _, bitmap_at, row_size = struct.unpack_from("<4H", info, 2)
+    row_size = struct.unpack_from("<H", info, 8)[0]
     rows_hnid = struct.unpack_from("<I", info, 14)[0]
-    columns = [struct.unpack_from("<IHBB", info, 22 + i * 8) for i in range(count)]
     if rows_hnid == 0 or row_size == 0:
-        return
+        return heap, info, iter(())
     if rows_hnid & 0x1F == 0:
         chunks = [heap.get(rows_hnid)]
     else:
@@ -136,9 +150,9 @@ def table_rows(node: Node) -> Iterator[PropertyBag]:
         if sub is None:
             raise PstFormatError(f"the rows of table {node.nid:#x} are missing")
         chunks = sub.blocks()
-    for chunk in chunks:
-        for start in range(0, len(chunk) - row_size + 1, row_size):
-            yield _row(heap, chunk[start:start + row_size], columns, bitmap_at)
+    rows = (chunk[start:start + row_size] for chunk in chunks
+            for start in range(0, len(chunk) - row_size + 1, row_size))
+    return heap, info, rows
 
 
 def _row(heap: Heap, row: bytes, columns: list[tuple[int, int, int, int]],

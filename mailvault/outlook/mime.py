@@ -46,9 +46,10 @@ _MIME_CHARSETS = {"utf-8": "utf-8", "ascii": "us-ascii", "cp932": "shift_jis",
 class Part:
     """One MIME entity: header lines and body bytes (already transfer-encoded)."""
 
-    def __init__(self, headers: list[str], body: bytes) -> None:
+    def __init__(self, headers: list[str], body: bytes, *, inline: bool = False) -> None:
         self.headers = headers
         self.body = body
+        self.inline = inline  # shown inside the HTML body, not as an attachment
 
     def render(self) -> bytes:
         """The entity's bytes: headers, an empty line, the body."""
@@ -65,24 +66,33 @@ def build_message(item: Item, depth: int = 0) -> bytes:
 
 
 def _body(item: Item, depth: int) -> Part:
-    forms = body_forms(item)
+    forms, html = _forms(item)
     if not forms:
         forms = [text_part("", "plain")]
     main = forms[0] if len(forms) == 1 else multipart("alternative", forms)
-    html = html_text(item)
-    attached = [attachment_part(a, html, depth) for a in item.attachments]
-    parts = [p for p in attached if p is not None]
-    if not parts:
-        return main
-    return multipart("mixed", [main, *parts])
+    built = [attachment_part(a, html, depth) for a in item.attachments]
+    parts = [p for p in built if p is not None]
+    # Pictures the HTML shows (cid: references) sit with it in multipart/related (RFC 2387).
+    inline = [p for p in parts if p.inline]
+    if inline:
+        main = multipart("related", [main, *inline], 'type="multipart/alternative"'
+                         if len(forms) > 1 else f'type="{_content_type(forms[0])}"')
+    attached = [p for p in parts if not p.inline]
+    return multipart("mixed", [main, *attached]) if attached else main
 
 
 def body_forms(item: Item) -> list[Part]:
     """text/plain, text/html and (only when it is the sole rich form) text/rtf."""
+    return _forms(item)[0]
+
+
+def _forms(item: Item) -> tuple[list[Part], str]:
+    """The body parts, and the HTML as text (to see which attachments it shows inline)."""
     props = item.props
     plain = props.text(PR_BODY)
     forms = []
     html = html_part(item)
+    html_source = html_text(item)
     rtf_part: Part | None = None
     compressed = props.binary(PR_RTF_COMPRESSED)
     if compressed and html is None:
@@ -90,6 +100,7 @@ def body_forms(item: Item) -> list[Part]:
         if rtf is not None:
             if rtf.html is not None:
                 html = text_part(rtf.html, "html")
+                html_source = rtf.html
             elif rtf.text is not None and not plain:
                 plain = rtf.text
             elif rtf.text is None:
@@ -101,7 +112,11 @@ def body_forms(item: Item) -> list[Part]:
         forms.append(html)
     if rtf_part is not None:
         forms.append(rtf_part)
-    return forms
+    return forms, html_source
+
+
+def _content_type(part: Part) -> str:
+    return part.headers[0].split(":", 1)[1].split(";", 1)[0].strip()
 
 
 def html_part(item: Item) -> Part | None:
@@ -169,14 +184,15 @@ def encoded_text_part(data: bytes, subtype: str, charset: str) -> Part:
     return Part(headers, body)
 
 
-def multipart(subtype: str, parts: list[Part]) -> Part:
+def multipart(subtype: str, parts: list[Part], parameter: str = "") -> Part:
     """A multipart whose boundary is a digest of its parts (so it never occurs in them)."""
     rendered = [p.render() for p in parts]
     digest = hashlib.sha256(b"".join(rendered)).hexdigest()[:32]
     boundary = f"=_mv_{subtype[:3]}_{digest}"
     dash = f"--{boundary}".encode()
     body = b"".join(dash + _CRLF + r + _CRLF for r in rendered) + dash + b"--" + _CRLF
-    return Part([f'Content-Type: multipart/{subtype}; boundary="{boundary}"'], body)
+    extra = f"; {parameter}" if parameter else ""
+    return Part([f'Content-Type: multipart/{subtype}; boundary="{boundary}"{extra}'], body)
 
 
 def attachment_name(attachment: Attachment) -> str:
@@ -223,7 +239,7 @@ def attachment_part(attachment: Attachment, html: str, depth: int) -> Part | Non
                + _param("filename", name)]
     if content_id and content_id.isascii():
         headers.append(f"Content-ID: <{content_id}>")
-    return Part(headers, _base64(data))
+    return Part(headers, _base64(data), inline=inline)
 
 
 def _is_message_text(data: bytes) -> bool:

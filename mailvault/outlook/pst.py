@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailvault.outlook.item import Attachment, Item, item_codepage
-from mailvault.outlook.ltp import property_context, table_rows
+from mailvault.outlook.ltp import property_context, table_row_ids, table_rows
 from mailvault.outlook.ndb import Node, PstFile, PstFormatError, open_node
 from mailvault.outlook.properties import PT_OBJECT, NameMap, PropertyBag
 from mailvault.outlook.tags import (
@@ -92,7 +92,7 @@ class PstReader:
                 continue
             seen.add(nid)
             try:
-                pending += list(self._children(nid))
+                pending += self._children(nid)
                 for item_nid in self.item_ids(Folder(nid, "")):
                     looked += 1
                     node = open_node(self.file, item_nid)
@@ -132,7 +132,7 @@ class PstReader:
         if depth >= _MAX_DEPTH:
             return
         try:
-            children = list(self._children(nid))
+            children = self._children(nid)
         except (PstFormatError, struct.error, IndexError) as exc:
             yield (path or "/", f"its subfolders cannot be read: {exc}")
             return
@@ -147,14 +147,9 @@ class PstReader:
             yield from self._folders(child_nid, child_path,
                                      (self.store_name or name) if top else name, depth + 1)
 
-    def _children(self, nid: int) -> Iterator[int]:
+    def _children(self, nid: int) -> list[int]:
         table = open_node(self.file, (nid & ~0x1F) | _HIERARCHY_TABLE)
-        if table is None:
-            return
-        for row in table_rows(table):
-            child = row.integer(PR_LTP_ROW_ID)
-            if child is not None:
-                yield child & 0xFFFFFFFF
+        return [] if table is None else table_row_ids(table)
 
     def _folder_name(self, nid: int) -> str:
         node = open_node(self.file, nid)
@@ -167,14 +162,7 @@ class PstReader:
     def item_ids(self, folder: Folder) -> list[int]:
         """The node ids of a folder's items (a list of ints: small even for big folders)."""
         table = open_node(self.file, (folder.nid & ~0x1F) | _CONTENTS_TABLE)
-        if table is None:
-            return []
-        ids = []
-        for row in table_rows(table):
-            nid = row.integer(PR_LTP_ROW_ID)
-            if nid is not None:
-                ids.append(nid & 0xFFFFFFFF)
-        return ids
+        return [] if table is None else table_row_ids(table)
 
     # -- items -----------------------------------------------------------------------------
 
