@@ -1,0 +1,106 @@
+"""The messages built from Outlook items: the same bytes every time, valid MIME that the
+standard library reads without defects, and text decoded from the right code page."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+
+import pytest
+
+from mailvault.ingest.provenance import Incoming
+from mailvault.message import parse
+from mailvault.outlook.msg import read_msg
+from mailvault.outlook.rtf import deencapsulate
+from mailvault.outlook.source import OutlookTally, convert, pst_items
+
+
+def _all_pst_messages(pst_dir: Path) -> list[bytes]:
+    raws = []
+    for pst in sorted(pst_dir.glob("*.pst")):
+        for item in pst_items(pst, None, OutlookTally(), lambda _size: None):
+            assert isinstance(item, Incoming)
+            raws.append(item.raw)
+    return raws
+
+
+def test_building_is_deterministic(pst_dir: Path, msg_dir: Path) -> None:
+    assert _all_pst_messages(pst_dir) == _all_pst_messages(pst_dir)
+    for path in sorted(msg_dir.glob("*.msg")):
+        assert convert(read_msg(path)) == convert(read_msg(path)), path.name
+
+
+def test_every_message_is_clean_mime(pst_dir: Path, msg_dir: Path) -> None:
+    raws = _all_pst_messages(pst_dir)
+    raws += [raw for p in sorted(msg_dir.glob("*.msg")) if (raw := convert(read_msg(p)))]
+    assert len(raws) == 154 + 44
+    for raw in raws:
+        assert raw.isascii() or b"Content-Transfer-Encoding: 8bit" in raw
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        problems = [d for part in message.walk() for d in part.defects]
+        assert not problems, (message["subject"], problems)
+        assert not parse(raw).defects, message["subject"]
+
+
+@pytest.mark.parametrize(("name", "subject", "body"), [
+    ("nonUnicodeCP932.msg", "日本語 Non Unicode タイトル", "日本語"),
+    ("Hello +CJK.msg", "Hello +CJK", "你好"),
+    ("voteYes.msg", "はい: 3 vote items: はい;いいえ;たぶん", ""),
+])
+def test_legacy_code_pages_are_decoded(msg_dir: Path, name: str, subject: str,
+                                       body: str) -> None:
+    raw = convert(read_msg(msg_dir / name))
+    assert raw is not None
+    parsed = parse(raw)
+    assert parsed.subject == subject
+    assert body in parsed.body
+
+
+def test_an_item_without_transport_headers_gets_headers_from_its_properties(
+        msg_dir: Path) -> None:
+    raw = convert(read_msg(msg_dir / "200 recipients.msg"))
+    assert raw is not None
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    recipients = [a for name in ("to", "cc", "bcc") for h in message.get_all(name, [])
+                  for a in h.addresses]
+    assert len(recipients) == 200
+    assert message["subject"] == "200 recipients"
+    assert message["date"] is not None
+
+
+def test_an_appointment_carries_icalendar(msg_dir: Path) -> None:
+    raw = convert(read_msg(msg_dir / "Appointment sample EST.msg"))
+    assert raw is not None
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    [calendar] = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    text = calendar.get_content()
+    assert "BEGIN:VEVENT" in text and "SUMMARY:Appointment sample EST" in text
+    assert "DTSTART:" in text and "DTEND:" in text
+
+
+# -- RTF de-encapsulation ([MS-OXRTFEX]) -------------------------------------------------------
+
+SPEC_EXAMPLE = (
+    rb"{\rtf1\ansi\ansicpg1252\fromhtml1 \deff0{\fonttbl {\f0\fswiss\fcharset0 Arial;}"
+    rb"{\f1\fmodern Courier New;}{\f2\fnil\fcharset2 Symbol;}}"
+    rb"{\colortbl\red0\green0\blue0;\red0\green0\blue255;}"
+    rb"{\*\htmltag64}\uc1\pard\plain\deftab360 \f0\fs24 "
+    rb"{\*\htmltag <HTML><head>}{\*\htmltag <style>}{\*\htmltag <!--}"
+    rb"{\*\htmltag \par p \{font-family: Arial;\}\par}{\*\htmltag -->}{\*\htmltag </style>}"
+    rb"{\*\htmltag </head><body>}\htmlrtf {\htmlrtf0 Hello{\*\htmltag <br>}\htmlrtf \line"
+    rb"\htmlrtf0 caf\'e9 \u8364?\htmlrtf }\htmlrtf0 {\*\htmltag </body></HTML>}}")
+
+
+def test_html_is_recovered_from_rtf() -> None:
+    html = deencapsulate(SPEC_EXAMPLE, html=True)
+    assert html.startswith("<HTML><head><style><!--")
+    assert "p {font-family: Arial;}" in html
+    assert "Hello<br>café €</body></HTML>" in html
+
+
+def test_text_in_a_font_with_its_own_charset_is_decoded_in_it() -> None:
+    rtf = (rb"{\rtf1\ansi\ansicpg1252\fromhtml1{\fonttbl{\f0\fswiss\fcharset0 Arial;}"
+           rb"{\f5\fnil\fcharset134 SimSun;}}{\*\htmltag <p>}\htmlrtf0 {\f5 \'c4\'e3\'ba\'c3}"
+           rb"{\*\htmltag </p>}}")
+    assert deencapsulate(rtf, html=True) == "<p>你好</p>"
