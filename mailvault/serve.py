@@ -22,6 +22,7 @@ from mailvault.capture.milter import milter_service
 from mailvault.capture.smtp import smtp_service
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus, write_status
+from mailvault.compliance.lifecycle import lifecycle_service
 from mailvault.errors import MailvaultError
 from mailvault.ingest.pipeline import Pipeline
 from mailvault.sources.serving import scheduler_service
@@ -59,6 +60,7 @@ SERVICES: tuple[ServiceFactory, ...] = (
     smtp_service,
     milter_service,
     scheduler_service,
+    lifecycle_service,
 )
 
 

@@ -8,21 +8,28 @@ rules (Active to Open after ``open_after_days``, Active or Open to Deep after
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from mailvault.compliance import retention, tiers
-from mailvault.errors import ConfigError
+from mailvault.errors import ConfigError, MailvaultError
 from mailvault.store import schema
 from mailvault.store.catalog import now
 
 if TYPE_CHECKING:
+    from mailvault.serve import ServeContext
     from mailvault.vault import Vault
 
-ACTOR = "lifecycle"
+ACTOR = "serve:lifecycle"
 DAY = 86400
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,25 +50,28 @@ def interval_s(vault: Vault) -> float:
     return max(1, vault.settings.tiers.lifecycle_every_minutes) * 60.0
 
 
-def apply(vault: Vault, actor: str = ACTOR) -> LifecycleReport:
-    """One lifecycle pass (safe to run at any time, and again after a crash)."""
+def apply(vault: Vault, actor: str = ACTOR,
+          stopping: Callable[[], bool] | None = None) -> LifecycleReport:
+    """One lifecycle pass (safe to run at any time, and again after a crash); ``stopping``
+    ends it early at a batch boundary."""
     report = LifecycleReport()
     for job in tiers.unfinished(vault):
-        tiers.run_job(vault, job.id)
+        tiers.run_job(vault, job.id, stopping=stopping)
         report.resumed.append(job.id)
     settings = vault.settings.tiers
     rules = (("deep", settings.deep_after_days, ("active", "open")),
              ("open", settings.open_after_days, ("active",)))
     for target, days, sources in rules:
-        if days <= 0:
+        if days <= 0 or (stopping is not None and stopping()):
             continue
         ids = aged(vault, sources, days)
         if ids:
             job = tiers.create_job(vault, ids, target,
                                    f"lifecycle: {'/'.join(sources)} older than {days} days",
                                    actor)
-            report.moved[target] = tiers.run_job(vault, job.id).done
-    report.retention_changed = retention.recompute(vault)
+            report.moved[target] = tiers.run_job(vault, job.id, stopping=stopping).done
+    if stopping is None or not stopping():
+        report.retention_changed = retention.recompute(vault)
     return report
 
 
@@ -78,3 +88,50 @@ def aged(vault: Vault, sources: tuple[str, ...], days: int) -> list[int]:
         return list(conn.execute(select(m.c.id).where(m.c.tier.in_(sources),
                                                       column < cutoff)
                                  .order_by(m.c.id)).scalars())
+
+
+class LifecycleService:
+    """Runs ``apply`` every ``lifecycle_every_minutes`` while ``serve`` runs (in a worker
+    thread; a pass that fails is logged and tried again at the next interval, and the tier
+    jobs it left unfinished resume then)."""
+
+    name = "lifecycle"
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self._stop = asyncio.Event()
+        self._stopping = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last: LifecycleReport | None = None
+
+    async def start(self) -> list[str]:
+        """Start the schedule; it listens on nothing."""
+        self._task = asyncio.create_task(self._run())
+        return []
+
+    async def stop(self) -> None:
+        """Stop at the next committed batch of the pass under way (an interrupted tier move
+        resumes at the next pass)."""
+        self._stopping.set()
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            try:
+                self.last = await loop.run_in_executor(None, apply, self.vault, ACTOR,
+                                                       self._stopping.is_set)
+            except MailvaultError as exc:
+                log.warning("lifecycle pass failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval_s(self.vault))
+
+
+def lifecycle_service(context: ServeContext) -> LifecycleService | None:
+    """The lifecycle schedule, when [tiers] has a rule (open_after_days or deep_after_days)."""
+    settings = context.vault.settings.tiers
+    if settings.open_after_days <= 0 and settings.deep_after_days <= 0:
+        return None
+    return LifecycleService(context.vault)

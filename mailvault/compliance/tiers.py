@@ -100,13 +100,18 @@ def create_job(vault: Vault, ids: Sequence[int], target: str, query: str, actor:
 
 
 def run_job(vault: Vault, job_id: int,
-            progress: Callable[[int, int], None] | None = None) -> Job:
-    """Move what is left of a job, batch by batch; safe to run again after a crash."""
+            progress: Callable[[int, int], None] | None = None,
+            stopping: Callable[[], bool] | None = None) -> Job:
+    """Move what is left of a job, batch by batch; safe to run again after a crash.
+    ``stopping`` is asked between batches: when it says so, the job is left running (a later
+    run finishes it)."""
     with vault.engine.connect() as conn:
         job = _job(conn, job_id)
     if job.state == DONE:
         return job
     while True:
+        if stopping is not None and stopping():
+            return job
         with vault.engine.connect() as conn:
             rows, gone = _next_batch(vault, conn, job)
         if not rows and not gone:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -69,6 +70,9 @@ class SearchIndex:
         self.analyzer = _analyzer()
         self._index.register_tokenizer(ANALYZER, self.analyzer)
         self._writer: tantivy.IndexWriter | None = None
+        # Under serve, the spool drain and the lifecycle pass share one writer from two
+        # threads; the binding does not allow two calls on it at once.
+        self._write_lock = threading.RLock()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -101,22 +105,25 @@ class SearchIndex:
     def put(self, docs: Sequence[IndexDoc], replace: bool = True) -> None:
         """Add documents, replacing any of the same id unless ``replace`` is False (for ids
         the index cannot have yet). Not visible until commit()."""
-        writer = self.writer()
-        for doc in docs:
-            if replace:
-                writer.delete_documents_by_term("id", doc.id)
-            writer.add_document(self._document(doc))
+        with self._write_lock:
+            writer = self.writer()
+            for doc in docs:
+                if replace:
+                    writer.delete_documents_by_term("id", doc.id)
+                writer.add_document(self._document(doc))
 
     def delete(self, ids: Sequence[int]) -> None:
         """Remove the documents of these messages (not visible until commit())."""
-        writer = self.writer()
-        for message_id in ids:
-            writer.delete_documents_by_term("id", message_id)
+        with self._write_lock:
+            writer = self.writer()
+            for message_id in ids:
+                writer.delete_documents_by_term("id", message_id)
 
     def commit(self) -> None:
         """Make added documents durable and searchable."""
-        if self._writer is not None:
-            self._writer.commit()
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.commit()
 
     def close(self) -> None:
         """Release the writer (and its lock)."""
