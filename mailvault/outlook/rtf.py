@@ -10,9 +10,8 @@ message as ``text/rtf``. One linear pass over the tokens (general RTF parsers ta
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
-
-import compressed_rtf
 
 from mailvault.outlook.properties import codec_for_codepage
 
@@ -52,13 +51,62 @@ class RtfBody:
     text: str | None = None
 
 
+# [MS-OXRTFCP] 2.1.3.1: the dictionary starts with this text; the rest of it is spaces.
+_INITIAL = (rb"{\rtf1\ansi\mac\deff0\deftab720{\fonttbl;}{\f0\fnil \froman \fswiss "
+            rb"\fmodern \fscript \fdecor MS Sans SerifSymbolArialTimes New RomanCourier"
+            rb"{\colortbl\red0\green0\blue0" b"\r\n" rb"\par \pard\plain\f0\fs20\b\i\u\tab\tx")
+_COMPRESSED = b"LZFu"
+_UNCOMPRESSED = b"MELA"
+_WINDOW = 4096
+
+
 def decompress(data: bytes) -> bytes | None:
-    """The RTF inside PR_RTF_COMPRESSED, or None when it is damaged."""
-    try:
-        result: bytes = compressed_rtf.decompress(data)
-    except Exception:  # the library raises bare Exception on bad input
+    """The RTF inside PR_RTF_COMPRESSED ([MS-OXRTFCP] LZ77), or None when it is not one.
+
+    The output is kept after the initial dictionary text in one buffer, so the dictionary
+    position of every byte is its index modulo 4096 and a reference is a slice copy. The
+    CRC is not checked: a damaged body is still decoded as far as it goes.
+    """
+    if len(data) < 16:
         return None
-    return result
+    size, raw_size, kind = struct.unpack_from("<II4s", data)
+    body = data[16:4 + size]
+    if kind == _UNCOMPRESSED:
+        return body[:raw_size]
+    if kind != _COMPRESSED:
+        return None
+    out = bytearray(_INITIAL)
+    at, end = 0, len(body)
+    while at < end:
+        control = body[at]
+        at += 1
+        if control == 0 and at + 8 <= end:
+            out += body[at:at + 8]  # eight literal bytes, the common case in text
+            at += 8
+            continue
+        for bit in range(8):
+            if at >= end:
+                break
+            if not control & (1 << bit):
+                out.append(body[at])
+                at += 1
+                continue
+            if at + 2 > end:
+                at = end
+                break
+            token = (body[at] << 8) | body[at + 1]
+            at += 2
+            offset, length = token >> 4, (token & 0xF) + 2
+            current = len(out)
+            if offset == current % _WINDOW:
+                return bytes(out[len(_INITIAL):])  # the end marker
+            start = current - 1 - ((current - 1 - offset) % _WINDOW)
+            if start >= 0 and start + length <= current:
+                out += out[start:start + length]
+            else:  # overlapping the bytes it writes, or the never-written (space) part
+                for k in range(length):
+                    out.append(out[start + k] if start + k >= 0 else 0x20)
+    return bytes(out[len(_INITIAL):])
 
 
 def read_rtf(compressed: bytes) -> RtfBody | None:
