@@ -36,6 +36,7 @@ from mailvault.outlook.tags import (
 
 _CRLF = CRLF.encode()
 _MAX_DEPTH = 32
+_ASCII = bytes(range(128))
 _MIME_CHARSETS = {"utf-8": "utf-8", "ascii": "us-ascii", "cp932": "shift_jis",
                   "gb18030": "gb18030", "cp936": "gbk", "cp949": "ks_c_5601-1987",
                   "cp950": "big5", "iso2022_jp": "iso-2022-jp", "iso2022_jp_ext": "iso-2022-jp",
@@ -174,7 +175,7 @@ def encoded_text_part(data: bytes, subtype: str, charset: str) -> Part:
     if data.isascii() and all(len(line) <= 998 for line in data.split(b"\n")):
         body = data.replace(b"\r\n", b"\n").replace(b"\n", _CRLF)
         encoding = "7bit"
-    elif sum(b > 127 for b in data) * 5 < len(data) and b"\x1b" not in data:
+    elif len(data.translate(None, _ASCII)) * 5 < len(data) and b"\x1b" not in data:
         body = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True).replace(b"\n", _CRLF)
         encoding = "quoted-printable"
     else:

@@ -15,6 +15,7 @@ refused with a clear error.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,16 @@ ANSI = Layout(False, 4, 496, 12, 16, 12, 4, 12, 8)
 
 
 @dataclass(frozen=True)
+class _Page:
+    """A B-tree page, its keys read once (pages are cached)."""
+
+    level: int
+    entry_size: int
+    keys: list[int]
+    data: bytes
+
+
+@dataclass(frozen=True)
 class NodeEntry:
     """A node B-tree leaf: where a node's data and subnodes are."""
 
@@ -88,7 +99,7 @@ class PstFile:
         except BaseException:
             self._handle.close()
             raise
-        self._pages: OrderedDict[int, bytes] = OrderedDict()
+        self._pages: OrderedDict[int, _Page] = OrderedDict()
 
     def close(self) -> None:
         """Close the file."""
@@ -132,12 +143,19 @@ class PstFile:
 
     # -- B-trees ---------------------------------------------------------------------------
 
-    def _page(self, offset: int) -> bytes:
+    def _page(self, offset: int, leaf_entry: int) -> _Page:
         page = self._pages.get(offset)
         if page is not None:
             self._pages.move_to_end(offset)
             return page
-        page = self._read_at(offset, PAGE_SIZE)
+        data = self._read_at(offset, PAGE_SIZE)
+        lay = self.layout
+        count, _, size, level = data[lay.bt_entries:lay.bt_entries + 4]
+        size = size or (leaf_entry if level == 0 else lay.bt_entry)
+        if size < lay.id_size or count * size > lay.bt_entries:
+            raise PstFormatError(f"the index page at {offset} is corrupt")
+        keys = [lay.ident(data, i * size) for i in range(count)]
+        page = _Page(level, size, keys, data)
         self._pages[offset] = page
         if len(self._pages) > _PAGE_CACHE:
             self._pages.popitem(last=False)
@@ -154,28 +172,19 @@ class PstFile:
 
     def _search(self, root: int, key: int, leaf_entry: int) -> bytes | None:
         """The leaf entry whose key is ``key`` in the B-tree at ``root``, or None."""
-        lay = self.layout
         offset = root
         for _ in range(16):  # B-trees here are a few levels deep; a loop means corruption
-            page = self._page(offset)
-            count, _, entry_size, level = page[lay.bt_entries:lay.bt_entries + 4]
-            if level == 0:
-                size = entry_size or leaf_entry
-                for i in range(count):
-                    start = i * size
-                    if lay.ident(page, start) == key:
-                        return page[start:start + size]
+            page = self._page(offset, leaf_entry)
+            # The last entry whose key is <= key: its subtree (or itself, in a leaf).
+            index = bisect_right(page.keys, key) - 1
+            if index < 0:
                 return None
-            size = entry_size or lay.bt_entry
-            child = None
-            for i in range(count):
-                start = i * size
-                if lay.ident(page, start) > key:
-                    break
-                child = lay.ident(page, start + 2 * lay.id_size)
-            if child is None:
-                return None
-            offset = child
+            start = index * page.entry_size
+            if page.level == 0:
+                if page.keys[index] != key:
+                    return None
+                return page.data[start:start + page.entry_size]
+            offset = self.layout.ident(page.data, start + 2 * self.layout.id_size)
         raise PstFormatError("the index B-tree is deeper than any real one (corrupt)")
 
     def node(self, nid: int) -> NodeEntry | None:
