@@ -61,9 +61,41 @@ class Part:
 def build_message(item: Item, depth: int = 0) -> bytes:
     """The RFC 5322 bytes of an email item (headers from the item, body rebuilt)."""
     lines = header_lines(item)
-    body = _body(item, depth)
+    signed = _signed_entity(item)
+    if signed is not None:
+        # The signed MIME entity as it was received: headers, then its bytes untouched.
+        return CRLF.join([*lines, "MIME-Version: 1.0"]).encode("ascii") + _CRLF + signed
+    body = _smime_body(item) or _body(item, depth)
     top = Part([*lines, "MIME-Version: 1.0", *body.headers], body.body)
     return top.render()
+
+
+def _signed_entity(item: Item) -> bytes | None:
+    """For a clear-signed S/MIME item, the multipart/signed entity Outlook keeps as its only
+    attachment (headers included), so the signature still verifies."""
+    if not item.message_class.lower().startswith("ipm.note.smime.multipartsigned"):
+        return None
+    if len(item.attachments) != 1:
+        return None
+    data = item.attachments[0].props.raw(PR_ATTACH_DATA) or b""
+    head = data[:data.find(b"\n\n") if b"\n\n" in data else 2048].lower()
+    if b"content-type:" not in head or b"multipart/signed" not in head:
+        return None
+    return data
+
+
+def _smime_body(item: Item) -> Part | None:
+    """For an encrypted or opaque-signed S/MIME item, its PKCS #7 attachment as the body."""
+    if not item.message_class.lower().startswith("ipm.note.smime") or len(item.attachments) != 1:
+        return None
+    props = item.attachments[0].props
+    mime = (props.text(PR_ATTACH_MIME_TAG) or "").strip().lower()
+    if mime not in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        return None
+    return Part([f'Content-Type: {mime}; name="smime.p7m"',
+                 "Content-Transfer-Encoding: base64",
+                 'Content-Disposition: attachment; filename="smime.p7m"'],
+                _base64(props.raw(PR_ATTACH_DATA) or b""))
 
 
 def _body(item: Item, depth: int) -> Part:

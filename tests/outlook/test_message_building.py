@@ -12,11 +12,20 @@ import pytest
 
 from mailvault.ingest.provenance import Incoming
 from mailvault.message import parse
+from mailvault.outlook.item import Attachment, Item
+from mailvault.outlook.mime import build_message
 from mailvault.outlook.msg import read_msg
+from mailvault.outlook.properties import PT_BINARY, PT_UNICODE, PropertyBag
 from mailvault.outlook.pst import Folder, PstReader
 from mailvault.outlook.rtf import decompress, deencapsulate
 from mailvault.outlook.source import OutlookTally, convert, pst_items
-from mailvault.outlook.tags import PR_RTF_COMPRESSED
+from mailvault.outlook.tags import (
+    PR_ATTACH_DATA,
+    PR_ATTACH_MIME_TAG,
+    PR_MESSAGE_CLASS,
+    PR_RTF_COMPRESSED,
+    PR_SUBJECT,
+)
 
 
 def _all_pst_messages(pst_dir: Path) -> list[bytes]:
@@ -123,3 +132,32 @@ def test_compressed_rtf_decodes_as_the_reference_library_does(pst_dir: Path,
     assert len(bodies) >= 50
     for body in bodies:
         assert decompress(body) == compressed_rtf.decompress(body)
+
+
+def _item(message_class: str, attachment: bytes, mime: str) -> Item:
+    props = PropertyBag()
+    props.put(PR_MESSAGE_CLASS, PT_UNICODE, message_class.encode("utf-16-le"))
+    props.put(PR_SUBJECT, PT_UNICODE, "Signed".encode("utf-16-le"))
+    attached = PropertyBag()
+    attached.put(PR_ATTACH_DATA, PT_BINARY, attachment)
+    attached.put(PR_ATTACH_MIME_TAG, PT_UNICODE, mime.encode("utf-16-le"))
+    return Item(props, attachments=[Attachment(attached)])
+
+
+def test_a_clear_signed_item_keeps_its_signed_entity_byte_for_byte() -> None:
+    entity = (b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; '
+              b'micalg=sha-256; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n'
+              b"Signed text.\r\n--b1\r\nContent-Type: application/pkcs7-signature\r\n"
+              b"Content-Transfer-Encoding: base64\r\n\r\nMIIB\r\n--b1--\r\n")
+    raw = build_message(_item("IPM.Note.SMIME.MultipartSigned", entity, "multipart/signed"))
+    assert raw.endswith(b"MIME-Version: 1.0\r\n" + entity)
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message.get_content_type() == "multipart/signed"
+    assert message["subject"] == "Signed"
+
+
+def test_an_encrypted_item_is_an_smime_message() -> None:
+    raw = build_message(_item("IPM.Note.SMIME", b"\x30\x82\x01\x00", "application/pkcs7-mime"))
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message.get_content_type() == "application/pkcs7-mime"
+    assert message.get_payload(decode=True) == b"\x30\x82\x01\x00"
