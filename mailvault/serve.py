@@ -107,6 +107,7 @@ async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str
         await asyncio.get_running_loop().run_in_executor(None, drain.stop, DRAIN_AT_STOP_S)
         await asyncio.get_running_loop().run_in_executor(None, spool.close)
         pipeline.close()
+        status.stopped()
         _publish(vault, status, spool)
 
 

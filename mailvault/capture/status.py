@@ -31,6 +31,7 @@ class CaptureStatus:
         self._drained: Counter[str] = Counter()
         self._last_error: tuple[float, str] | None = None
         self._endpoints: list[str] = []
+        self._stopped_at: float | None = None
 
     def listening(self, endpoint: str) -> None:
         """An endpoint is up (shown as, for example, 'smtp 127.0.0.1:2525')."""
@@ -52,6 +53,11 @@ class CaptureStatus:
         with self._lock:
             self._drained[status] += count
 
+    def stopped(self) -> None:
+        """The server stopped cleanly (the file then says so, not just that it went stale)."""
+        with self._lock:
+            self._stopped_at = time.time()
+
     def error(self, text: str) -> None:
         """Remember the last error (one sentence)."""
         with self._lock:
@@ -64,6 +70,7 @@ class CaptureStatus:
                 "pid": os.getpid(),
                 "started_at": self.started_at,
                 "updated_at": time.time(),
+                "stopped_at": self._stopped_at,
                 "endpoints": list(self._endpoints),
                 "accepted": dict(self._accepted),
                 "refused": dict(self._refused),
@@ -89,7 +96,8 @@ def read_status(vault_path: Path) -> dict[str, Any] | None:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    data["running"] = (time.time() - float(data.get("updated_at", 0)) < STALE_AFTER_S
+    data["running"] = (not data.get("stopped_at")
+                       and time.time() - float(data.get("updated_at", 0)) < STALE_AFTER_S
                        and _alive(int(data.get("pid", 0))))
     return data
 

@@ -1,0 +1,91 @@
+"""The milter spoken to by a script (the protocol as Sendmail's libmilter documents it): replies
+for every step when the MTA cannot do without them, abort, several messages per connection."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from mailvault.capture.milter import header_line
+from mailvault.store import catalog, schema
+from mailvault.vault import Vault
+from tests.capture.conftest import Running, message_count, wait_until
+
+
+class ScriptedMTA:
+    """An MTA side of the milter protocol over a real socket."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+
+    def send(self, command: bytes, data: bytes = b"") -> None:
+        self.sock.sendall(struct.pack(">I", len(data) + 1) + command + data)
+
+    def reply(self) -> tuple[bytes, bytes]:
+        (length,) = struct.unpack(">I", self._exactly(4))
+        body = self._exactly(length)
+        return body[:1], body[1:]
+
+    def _exactly(self, count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            chunk = self.sock.recv(count - len(data))
+            assert chunk, "the milter hung up"
+            data += chunk
+        return data
+
+    def step(self, command: bytes, data: bytes = b"") -> bytes:
+        self.send(command, data)
+        return self.reply()[0]
+
+
+def message(mta: ScriptedMTA, sender: bytes, recipients: list[bytes],
+            headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    mta.send(b"D", b"M" + b"i\0QUEUE42\0")
+    assert mta.step(b"M", b"<" + sender + b">\0SIZE=100\0") == b"c"
+    for rcpt in recipients:
+        assert mta.step(b"R", b"<" + rcpt + b">\0") == b"c"
+    assert mta.step(b"T") == b"c"
+    for name, value in headers:
+        assert mta.step(b"L", name + b"\0" + value + b"\0") == b"c"
+    assert mta.step(b"N") == b"c"
+    assert mta.step(b"B", body) == b"c"
+
+
+def test_scripted_conversation_without_no_reply_flags(
+        vault: Vault, serving: Callable[..., Running]) -> None:
+    running = serving({"smtp": [], "milter": ["127.0.0.1:0"]})
+    mta = ScriptedMTA(running.port("milter"))
+    mta.send(b"O", struct.pack(">III", 6, 0x1FF, 0))  # offers no protocol options at all
+    command, data = mta.reply()
+    assert command == b"O" and struct.unpack(">III", data[:12]) == (6, 0, 0)
+    assert mta.step(b"C", b"mx.example.org\x004\x00\x19192.0.2.7\0") == b"c"
+    assert mta.step(b"H", b"mx.example.org\0") == b"c"
+    headers = [(b"From", b"alice@example.org"), (b"Subject", b"first\n\tfolded")]
+    message(mta, b"alice@example.org", [b"bob@example.org"], headers, b"aborted\r\n")
+    mta.send(b"A")  # the MTA gave up on that one
+    message(mta, b"carol@example.org", [b"dan@example.org", b"eve@example.org"], headers,
+            b"kept\r\n")
+    assert mta.step(b"E") == b"c"
+    mta.send(b"Q")
+    mta.sock.close()
+    wait_until(lambda: message_count(vault) == 1)
+    with vault.engine.connect() as conn:
+        (row,) = catalog.messages_by_id(conn, [catalog.max_message_id(conn)])
+        (data_text,) = conn.execute(select(schema.provenance.c.data)).scalars().all()
+    assert vault.read_raw(row) == (b"From: alice@example.org\r\nSubject: first\r\n\tfolded\r\n"
+                                   b"\r\nkept\r\n")
+    prov = json.loads(data_text)
+    assert prov["envelope_from"] == "carol@example.org"
+    assert prov["envelope_to"] == ["dan@example.org", "eve@example.org"]
+    assert prov["client_address"] == "192.0.2.7" and prov["client_name"] == "mx.example.org"
+    assert prov["extra"] == {"queue_id": "QUEUE42"}
+
+
+def test_header_lines_keep_their_leading_space_when_negotiated() -> None:
+    assert header_line(b"To", b"  x@example.org", leading_space=True) == b"To:  x@example.org\r\n"
+    assert header_line(b"To", b"x@example.org", leading_space=False) == b"To: x@example.org\r\n"
