@@ -88,9 +88,10 @@ def compact(
                                             "share of released bytes.")] = 0.25,
     json_out: JsonOption = False,
 ) -> None:
-    """Reclaim the space of moved and disposed blobs in sealed volumes."""
+    """Reclaim the space of moved and disposed blobs (a volume still open for appends is
+    sealed first, unless another process is appending to it)."""
     with open_vault(vault) as opened:
-        report = compaction.compact(opened, actor(), min_free=min_free)
+        report = compaction.compact(opened, actor(), min_free=min_free, include_open=True)
     if json_out:
         print_json(report.to_json())
         return

@@ -27,7 +27,7 @@ from mailvault.compliance import audit
 from mailvault.errors import IntegrityError
 from mailvault.store import chunks, schema
 from mailvault.store.blobs import KIND_CHUNK, KIND_MESSAGE, KIND_PART, volume_path
-from mailvault.store.volumes import Location
+from mailvault.store.volumes import Location, lock_exclusive
 
 if TYPE_CHECKING:
     from mailvault.vault import Vault
@@ -99,7 +99,8 @@ def compact(vault: Vault, actor: str, *, min_free: float = 0.25,
             volume_ids: Iterable[int] | None = None, include_open: bool = False
             ) -> CompactionReport:
     """Compact sealed volumes with at least ``min_free`` of their bytes released (or exactly
-    ``volume_ids``; ``include_open`` lets the open volume of a tier be sealed first)."""
+    ``volume_ids``); ``include_open`` also seals and compacts volumes still open for appends,
+    unless a process is appending to them right now."""
     report = CompactionReport()
     forced = set(volume_ids) if volume_ids is not None else None
     for use in usage(vault):
@@ -107,8 +108,7 @@ def compact(vault: Vault, actor: str, *, min_free: float = 0.25,
             continue
         if forced is None and (use.free_share < min_free or use.size == 0):
             continue
-        ours = include_open and vault.blobs.volumes(use.tier).current == use.id
-        if not use.sealed and not ours:
+        if not use.sealed and not include_open:
             continue
         _compact_one(vault, use, report)
     if report.volumes:
@@ -118,9 +118,24 @@ def compact(vault: Vault, actor: str, *, min_free: float = 0.25,
 
 
 def _compact_one(vault: Vault, use: VolumeUse, report: CompactionReport) -> None:
-    records = _live_records(vault, use.id)
+    """Replace one volume by copies of its live records, holding its append lock throughout
+    (a volume another process is appending to is left alone)."""
     volumes = vault.blobs.volumes(use.tier)
     volumes.retire(use.id)
+    fd = os.open(use.path, os.O_RDONLY)
+    try:
+        if not lock_exclusive(fd):
+            return
+        if os.fstat(fd).st_mode & stat.S_IWUSR:
+            os.fchmod(fd, stat.S_IRUSR | stat.S_IRGRP)
+        _replace(vault, use, report)
+    finally:
+        os.close(fd)
+
+
+def _replace(vault: Vault, use: VolumeUse, report: CompactionReport) -> None:
+    records = _live_records(vault, use.id)
+    volumes = vault.blobs.volumes(use.tier)
     moved: dict[int, Location] = {}
     copies: dict[int, bytes] = {}
     for offset, record in sorted(records.items()):

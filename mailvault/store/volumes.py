@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 import struct
@@ -124,8 +125,9 @@ class Volumes:
         if self._file is None or self._current is None:
             return
         os.fsync(self._file)
-        os.close(self._file)
+        # Read-only before the lock is released: whoever locks it next sees it sealed.
         os.chmod(self._path_of(self._current), stat.S_IRUSR | stat.S_IRGRP)
+        os.close(self._file)
         self._file = None
         self._current = None
 
@@ -145,13 +147,12 @@ class Volumes:
         return data
 
     def retire(self, volume_id: int) -> None:
-        """Stop appending to a volume (seal it if it is the open one) and drop its reader, so
-        that compaction can replace it."""
+        """Stop appending to a volume (seal it if this process has it open) and drop its
+        reader, so that compaction can replace it."""
         if self._current == volume_id:
             if self._file is not None:
                 self.seal()
             else:
-                os.chmod(self._path_of(volume_id), stat.S_IRUSR | stat.S_IRGRP)
                 self._current = None
         fd = self._readers.pop(volume_id, None)
         if fd is not None:
@@ -172,21 +173,31 @@ class Volumes:
         if self._current is not None:
             path = self._path_of(self._current)
             try:
-                self._file = os.open(path, os.O_WRONLY | os.O_APPEND)
-                self._size = os.fstat(self._file).st_size
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND)
             except FileNotFoundError:
-                self._current = None
+                fd = None
             except OSError as exc:
                 raise _store_error(exc, "open a volume") from exc
-            if self._file is not None and self._size < self.max_bytes:
-                return self._file
-            if self._file is not None:
-                self.seal()
+            if fd is not None and lock_exclusive(fd):
+                info = os.fstat(fd)
+                self._file, self._size = fd, info.st_size
+                if info.st_mode & stat.S_IWUSR and info.st_nlink and self._size < self.max_bytes:
+                    return self._file
+                if info.st_mode & stat.S_IWUSR and info.st_nlink:
+                    self.seal()
+                else:
+                    os.close(fd)
+                    self._file = None
+            elif fd is not None:
+                # Another process appends to it (or compacts it): start a volume of our own.
+                os.close(fd)
+            self._current = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._current = self._new_volume_id(self.folder)
             self._file = os.open(self._path_of(self._current),
                                  os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
+            lock_exclusive(self._file)
         except OSError as exc:
             raise _store_error(exc, "create a volume") from exc
         self._size = 0
@@ -197,6 +208,19 @@ class Volumes:
         if self._file is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._file, size)
+
+
+def lock_exclusive(fd: int) -> bool:
+    """Take the volume's append lock without waiting; False when another open file holds it.
+
+    One process appends to a volume at a time (its offsets come from its own count of what
+    it wrote), and compaction replaces only a volume nobody holds.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def walk_records(path: Path) -> Iterator[tuple[int, RecordHeader]]:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from mailvault.compliance import compaction, tiers
 from mailvault.search.query import parse
 from mailvault.store import catalog, inventory, schema
-from mailvault.store.blobs import KIND_CHUNK
+from mailvault.store.blobs import KIND_CHUNK, KIND_PART
 from mailvault.store.verify import verify
 from mailvault.store.volumes import walk_records
 from mailvault.vault import Vault
@@ -168,3 +168,25 @@ def test_unknown_tier_is_one_clear_error(enron_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.decode().strip() == (
         "mailvault: 'glacier' is not a tier (use active, open or deep).")
+
+
+def test_compaction_leaves_a_volume_another_process_appends_to(small_vault: Vault) -> None:
+    archive(small_vault, [build_message(subject="busy")])
+    move(small_vault, "", "open")
+    (path,) = small_vault.tier_folder("active").glob("*.vol")
+    # small_vault still holds its Active volume open for appends: another vault (another
+    # process, as far as the lock goes) must leave it alone.
+    with Vault.open(small_vault.path) as other:
+        report = compaction.compact(other, "test", min_free=0.0, include_open=True)
+    assert report.volumes == [] and path.exists()
+    report = compaction.compact(small_vault, "test", min_free=0.0, include_open=True)
+    assert report.volumes and not path.exists()
+
+
+def test_two_writers_never_share_a_volume(small_vault: Vault) -> None:
+    with Vault.open(small_vault.path) as second:
+        first_at = small_vault.blobs.write("active", KIND_PART, b"a" * 32, b"x", 1)
+        second_at = second.blobs.write("active", KIND_PART, b"b" * 32, b"y", 1)
+        assert first_at.volume != second_at.volume
+        second.blobs.sync()
+    small_vault.blobs.sync()
