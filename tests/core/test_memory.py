@@ -69,8 +69,9 @@ def peak_rss_of_import(tmp_path: Path, corpus: Path, size: int) -> int:
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report)
     assert match is not None, report[-2000:]
     peak_kb = int(match[1])
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", report)
     print(f"{messages} messages, {mbox.stat().st_size / 1048576:.0f} MB: "
-          f"peak RSS {peak_kb / 1024:.0f} MB")
+          f"peak RSS {peak_kb / 1024:.0f} MB, wall {wall[1] if wall else '?'}")
     mbox.unlink()
     return peak_kb
 
