@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from mailvault.compliance import audit
 from mailvault.compliance.packing import Packer, Written, warmest
@@ -204,17 +204,19 @@ def _move_batch(vault: Vault, job: Job, rows: list[MessageRow], gone: list[int])
         each.flush()
     vault.blobs.sync()
     with vault.engine.begin() as conn:
-        for row in moving:
-            written = message_slots[row.id][0]
-            conn.execute(update(schema.messages).where(schema.messages.c.id == row.id).values(
-                tier=job.target, volume_id=written.location.volume,
-                offset=written.location.offset, length=written.location.length,
-                stored_bytes=written.stored_bytes))
-        for hex_digest, (tier, slot) in part_slots.items():
-            location = slot[0].location
-            conn.execute(update(schema.parts).where(schema.parts.c.sha256 == hex_digest)
-                         .values(tier=tier, volume_id=location.volume,
-                                 offset=location.offset, length=location.length))
+        m, p = schema.messages, schema.parts
+        if moving:
+            conn.execute(update(m).where(m.c.id == bindparam("b_id")).values(
+                tier=bindparam("b_tier"), volume_id=bindparam("b_volume"),
+                offset=bindparam("b_offset"), length=bindparam("b_length"),
+                stored_bytes=bindparam("b_stored")),
+                [_new_place(row.id, job.target, message_slots[row.id][0]) for row in moving])
+        if part_slots:
+            conn.execute(update(p).where(p.c.sha256 == bindparam("b_id")).values(
+                tier=bindparam("b_tier"), volume_id=bindparam("b_volume"),
+                offset=bindparam("b_offset"), length=bindparam("b_length")),
+                [_new_place(digest, tier, slot[0]) for digest, (tier, slot)
+                 in part_slots.items()])
         finished = [r.id for r in rows] + gone
         for start in range(0, len(finished), 500):
             conn.execute(schema.tier_job_items.delete().where(
@@ -222,6 +224,13 @@ def _move_batch(vault: Vault, job: Job, rows: list[MessageRow], gone: list[int])
                 schema.tier_job_items.c.message_id.in_(finished[start:start + 500])))
         catalog.queue_reindex(conn, [r.id for r in moving])
     indexing.heal(vault)
+
+
+def _new_place(key: int | str, tier: str, written: Written) -> dict[str, Any]:
+    """Bind values of one location switch (the b_ names keep clear of column names)."""
+    return {"b_id": key, "b_tier": tier, "b_volume": written.location.volume,
+            "b_offset": written.location.offset, "b_length": written.location.length,
+            "b_stored": written.stored_bytes}
 
 
 def _part_targets(conn: Connection, moving: list[MessageRow],
