@@ -117,9 +117,9 @@ def _print_summary(report: ArchiveReport, outside: int, skipped: list[tuple[str,
     if outside:
         console.print(f"{outside} messages were outside the date range and left out.")
     for item, reason in skipped:
-        console.print(f"skipped {item}: {reason}", highlight=False)
+        console.print(f"skipped {item}: {reason}", highlight=False, markup=False)
     for item, reason in report.refusals:
-        console.print(f"refused {item}: {reason}", highlight=False)
+        console.print(f"refused {item}: {reason}", highlight=False, markup=False)
 
 
 def reindex(vault: VaultOption = None) -> None:

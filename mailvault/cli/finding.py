@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
@@ -15,7 +16,6 @@ from mailvault.errors import MailvaultError
 from mailvault.message import display_headers, parse
 from mailvault.search import finder
 from mailvault.store import catalog
-
 
 # A query may start with a negation ("-in:trash"): it is the query, not an unknown option.
 QUERY_COMMAND = {"ignore_unknown_options": True}
@@ -45,8 +45,9 @@ def search(
     for column in ("id", "date", "from", "subject", "folder"):
         table.add_column(column, overflow="fold")
     for row in result.rows:
+        # Mail text is data, not Rich markup: "[sqlite-dev] ..." must show as written.
         table.add_row(str(row.id), row.date.strftime("%Y-%m-%d %H:%M") if row.date else "",
-                      row.from_addr, row.subject, row.folder)
+                      escape(row.from_addr), escape(row.subject), escape(row.folder))
     console.print(table)
 
 
@@ -85,7 +86,8 @@ def show(
     console.print(f"[bold]Message {row.id}[/bold]  sha256 {row.sha256}  {row.size} bytes  "
                   f"tier {row.tier}", highlight=False)
     for name, value in headers:
-        console.print(f"[cyan]{name}:[/cyan] {value}", highlight=False, markup=True)
+        console.print(f"[cyan]{escape(name)}:[/cyan] {escape(value)}", highlight=False,
+                      markup=True)
     console.print("\n[bold]Arrivals[/bold]")
     for prov in arrivals:
         line = prov.describe()

@@ -10,7 +10,7 @@ import pytest
 
 from mailvault.ingest.files import FORMATS
 from tests.core.conftest import CorpusVault
-from tests.support import build_message, run, write_eml_folder
+from tests.support import build_message, invoke, run, write_eml_folder
 
 
 @pytest.fixture
@@ -62,3 +62,15 @@ def test_json_outputs_parse(corpus_vault: CorpusVault) -> None:
         result = run(command, "--json", "--vault", corpus_vault.path)
         assert result.returncode == 0, (command, result.stderr)
         assert isinstance(json.loads(result.stdout), dict)
+
+
+def test_mail_text_is_shown_as_written(empty_vault: Path, tmp_path: Path) -> None:
+    """Brackets in mail are text, not Rich markup: a list tag stays, a stray closing tag
+    neither vanishes nor stops the command."""
+    subject = "[dev] a [/b] tag"
+    write_eml_folder(tmp_path / "mail", [build_message(subject=subject)])
+    assert invoke("import", tmp_path / "mail", "--vault", empty_vault).exit_code == 0
+    listed = invoke("search", "", "--vault", empty_vault)
+    assert listed.exit_code == 0 and subject in listed.text
+    shown = invoke("show", "1", "--vault", empty_vault)
+    assert shown.exit_code == 0 and f"Subject: {subject}\n" in shown.text
