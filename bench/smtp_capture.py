@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import smtplib
 import socket
@@ -51,6 +52,32 @@ def wait_listening(port: int) -> None:
     raise TimeoutError(f"nothing listens on {port}")
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        # utime, stime, and those of children already waited for.
+        times[pid] = sum(int(f) for f in fields[11:15]) / ticks
+    total = 0.0
+    for pid, cpu in times.items():
+        walk = pid
+        while walk > 1 and walk != root:
+            walk = parents.get(walk, 0)
+        if walk == root:
+            total += cpu
+    return total
+
+
 def smtp_source(port: int, messages: int, sessions: int, size: int) -> float:
     """Seconds smtp-source takes to send ``messages`` (every one must get 250)."""
     start = time.monotonic()
@@ -65,11 +92,13 @@ def reference(name: str, command: list[str], port: int, args: argparse.Namespace
     try:
         wait_listening(port)
         seconds = smtp_source(port, args.messages, args.sessions, args.size)
+        cpu = tree_cpu_seconds(process.pid)
     finally:
         process.terminate()
         process.wait()
     rate = args.messages / seconds
-    print(f"{name}: {args.messages} messages in {seconds:.2f} s = {rate:,.0f} msg/s", flush=True)
+    print(f"{name}: {args.messages} messages in {seconds:.2f} s = {rate:,.0f} msg/s; "
+          f"server CPU {cpu * 1000 / args.messages:.2f} ms/msg", flush=True)
     return rate
 
 
@@ -126,6 +155,7 @@ def mailvault_run(args: argparse.Namespace) -> dict[str, float]:
                 break
             time.sleep(0.05)
         archived_s = time.monotonic() - start
+        cpu = tree_cpu_seconds(server.pid)
         stop.set()
         for thread in threads:
             thread.join()
@@ -143,12 +173,14 @@ def mailvault_run(args: argparse.Namespace) -> dict[str, float]:
         "searchable_p50_s": statistics.median(probes),
         "searchable_p95_s": probes[max(0, int(len(probes) * 0.95) - 1)],
         "probes": len(probes),
+        "cpu_ms_per_message": cpu * 1000 / args.messages,
     }
     print(f"mailvault serve: {args.messages} messages accepted in {seconds:.2f} s = "
           f"{result['accepted_per_s']:,.0f} msg/s (250 after fsync); all archived after "
           f"{archived_s:.2f} s = {result['archived_per_s']:,.0f} msg/s; deepest spool "
           f"{deepest[0]}; time to searchable p50 {result['searchable_p50_s']:.2f} s, "
-          f"p95 {result['searchable_p95_s']:.2f} s ({len(probes)} probes)", flush=True)
+          f"p95 {result['searchable_p95_s']:.2f} s ({len(probes)} probes); server CPU "
+          f"(with workers) {result['cpu_ms_per_message']:.2f} ms/msg", flush=True)
     return result
 
 
@@ -159,7 +191,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=5000)
     args = parser.parse_args()
     port = free_port()
-    reference("smtp-sink", ["smtp-sink", "-c", f"127.0.0.1:{port}", "256"], port, args)
+    reference("smtp-sink", ["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{port}", "256"],
+              port, args)
     port = free_port()
     reference("do-nothing aiosmtpd", [sys.executable, str(HERE / "smtp_null_server.py"),
                                       str(port)], port, args)

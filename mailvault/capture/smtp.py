@@ -162,7 +162,8 @@ class CaptureHandler:
         provenance = Provenance(
             kind="smtp",
             source=self.source,
-            envelope_from=envelope.mail_from or "",
+            # The null sender of bounces and receipts is kept as "" (aiosmtpd says "<>").
+            envelope_from="" if envelope.mail_from in (None, "<>") else envelope.mail_from,
             envelope_to=tuple(envelope.rcpt_tos),
             client_address=str(peer[0]),
             helo=session.host_name or None,

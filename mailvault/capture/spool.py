@@ -265,7 +265,10 @@ class Spool:
 
     def _close_fd(self, segment: _Segment) -> None:
         if segment.fd is not None:
-            os.close(segment.fd)
+            # Closing after a successful fsync cannot lose data; an error here must not stop
+            # the syncer thread that every session waits on.
+            with contextlib.suppress(OSError):
+                os.close(segment.fd)
             segment.fd = None
 
     def _wake_waiters(self, error: str | None) -> None:

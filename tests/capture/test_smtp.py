@@ -65,6 +65,15 @@ def _bcc(address: str):  # type: ignore[no-untyped-def]
     return parse(f"bcc:{address}")
 
 
+def test_null_sender_is_accepted(vault: Vault, serving: Serving) -> None:
+    running = serving()
+    with smtplib.SMTP("127.0.0.1", running.port(), timeout=10) as client:
+        client.sendmail("<>", ["postmaster@example.org"], build("Undelivered Mail"))
+    wait_until(lambda: message_count(vault) == 1)
+    (prov,) = provenances(vault)
+    assert prov["envelope_from"] == ""
+
+
 def test_eight_bit_and_smtputf8_are_kept_byte_exact(vault: Vault, serving: Serving) -> None:
     running = serving()
     raw = ("From: jörg@例え.jp\r\nTo: zoë@example.org\r\nSubject: Grüße\r\n"
