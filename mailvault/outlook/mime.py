@@ -292,4 +292,8 @@ def _param(name: str, value: str) -> str:
 
 
 def _base64(data: bytes) -> bytes:
-    return base64.encodebytes(data).replace(b"\n", _CRLF)
+    """Base64 in 76-character CRLF lines (faster than base64.encodebytes' 57-byte loop)."""
+    encoded = base64.b64encode(data)
+    if not encoded:
+        return b""
+    return _CRLF.join([encoded[i:i + 76] for i in range(0, len(encoded), 76)]) + _CRLF
