@@ -43,6 +43,8 @@ _QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
 _MBOX_START = re.compile(rb"From (?![ \t]*:)")
 _DATE_HEADER = re.compile(rb"^date:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 _SNIFF_BYTES = 4096
+# What IMAP servers keep in a Maildir folder beside cur/ and new/ (never mail).
+_SERVER_FILES = ("dovecot", "courierimap", "maildirsize", "maildirfolder", "subscriptions")
 
 
 @dataclass
@@ -145,7 +147,11 @@ class Reader:
                 else:
                     yield from self._folder(root, entry, sub_folder)
                 continue
-            kind = self.options.format if self.options.format != "auto" else sniff(entry)
+            try:
+                kind = self.options.format if self.options.format != "auto" else sniff(entry)
+            except InputError as exc:
+                yield self._unreadable_file(entry, self.options.folder or folder, exc)
+                continue
             if kind is None:
                 self.scan.skipped.append((str(entry), "not a mail file"))
                 self.scan.bytes_read += _size_of(entry)
@@ -186,23 +192,33 @@ class Reader:
     def _loose_files(self, maildir: Path, folder: str) -> Iterator[Incoming | Unreadable]:
         """Files lying in a Maildir folder itself, beside cur/ and new/. Mail that a tool left
         there is archived (nothing given to an archive is silently left out); other files
-        (index and quota files of IMAP servers) are reported as skipped, empty marker files
-        such as Maildir++'s ``maildirfolder`` are passed over."""
+        are reported as skipped; empty marker files and the bookkeeping files IMAP servers
+        keep there (Dovecot's index and uidlist, Courier's, Maildir++ quota) are passed over."""
         try:
-            entries = sorted(e for e in maildir.iterdir()
-                             if e.is_file() and not e.name.startswith("."))
+            entries = sorted(e for e in maildir.iterdir() if e.is_file()
+                             and not e.name.startswith((".", *_SERVER_FILES)))
         except OSError as exc:
             yield Unreadable(self._prov("maildir", maildir, folder, None),
                              f"the folder cannot be read: {exc.strerror}")
             return
         for entry in entries:
-            kind = sniff(entry)
+            try:
+                kind = sniff(entry)
+            except InputError as exc:
+                yield self._unreadable_file(entry, folder, exc)
+                continue
             if kind == "empty":
                 continue
             if kind is None:
                 self.scan.skipped.append((str(entry), "not a mail file"))
                 continue
             yield from self._file(entry, kind, folder)
+
+    def _unreadable_file(self, path: Path, folder: str, error: InputError) -> Unreadable:
+        """One file in a folder that cannot be read: a failure of its own (the same item
+        key as when it is read, so a later successful import resolves it), not the end of
+        the whole import."""
+        return Unreadable(self._prov("eml", path, folder, str(path)), str(error))
 
     def _eml(self, path: Path, folder: str, item: str, kind: str = "eml",
              source: Path | None = None) -> Incoming | Unreadable:

@@ -208,3 +208,28 @@ def build_message_in(vault: Path, subject: str) -> bytes:
     rows = search_json(vault, f'subject:"{subject}"')
     assert len(rows) == 1
     return invoke("get", str(rows[0]["id"]), "--raw", "--vault", vault).stdout
+
+
+def test_an_unreadable_file_in_a_folder(vault: Path, tmp_path: Path) -> None:
+    """One file that cannot be read is one failure, not the end of the import; once it can
+    be read, importing again archives it and resolves the failure."""
+    prefix = without_permission_bypass()
+    mail = tmp_path / "mail"
+    write_eml_folder(mail, GOOD)
+    locked_message = build_message(subject="Locked file")
+    locked = mail / "message-without-suffix"
+    locked.write_bytes(locked_message)
+    locked.chmod(0)
+    try:
+        result = run("import", mail, "--vault", vault, prefix=prefix)
+        assert result.returncode == 1
+        out = " ".join(result.stdout.decode().split())
+        assert "archived 3," in out and "refused 1" in out, out
+        assert f"{locked} cannot be read: Permission denied." in out
+        assert len(failures(vault)) == 1
+    finally:
+        locked.chmod(0o644)
+    again = run("import", mail, "--vault", vault, "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["archived"] == 1
+    assert failures(vault) == []
+    assert_intact(vault, [*GOOD, locked_message])
