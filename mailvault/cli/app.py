@@ -31,8 +31,10 @@ VaultOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-console = Console()
-errors = Console(stderr=True)
+# soft_wrap: a line stays one line when the output is a file or a pipe (scripts read it);
+# tables still fit the width.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager
