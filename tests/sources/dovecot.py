@@ -44,6 +44,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_master_user_separator = *
 auth_cache_size = 0
+auth_failure_delay = 0
 mail_location = maildir:~/Maildir
 first_valid_uid = 1
 pop3_uidl_format = %08Xu%08Xv

@@ -23,32 +23,32 @@ def test_add_sync_reconcile_status_by_the_real_program(
     owner = mailbox()
     owner.fill({"INBOX": messages[0:6], "Clients/Société": messages[6:9]})
     vault = tmp_path / "v"
-    assert run("init", "--vault", vault).returncode == 0
+    assert invoke("init", "--vault", vault).exit_code == 0
     secret = tmp_path / "pw"
     secret.write_text(owner.password + "\n")
 
-    added = run("source", "add", "imap", "work", "--vault", vault, "--host", "127.0.0.1",
-                "--port", dovecot_server.imaps, "--user", owner.address,
-                "--password-file", secret, "--ca-file", dovecot_server.ca_file,
-                "--interval", "15m")
-    assert added.returncode == 0, added.stderr
+    added = invoke("source", "add", "imap", "work", "--vault", vault, "--host", "127.0.0.1",
+                   "--port", dovecot_server.imaps, "--user", owner.address,
+                   "--password-file", secret, "--ca-file", dovecot_server.ca_file,
+                   "--interval", "15m")
+    assert added.exit_code == 0, added.text
     synced = run("sync", "work", "--vault", vault, "--json")
     assert synced.returncode == 0, synced.stderr
     assert json.loads(synced.stdout)[0]["archived"] == 9
-    checked = run("reconcile", "--vault", vault, "--json")
-    assert checked.returncode == 0, checked.stdout
-    folders = {f["folder"]: f for f in json.loads(checked.stdout)[0]["folders"]}
+    checked = invoke("reconcile", "--vault", vault, "--json")
+    assert checked.exit_code == 0, checked.text
+    folders = {f["folder"]: f for f in checked.json()[0]["folders"]}
     assert folders["Clients/Société"]["at_source"] == folders["Clients/Société"]["archived"] == 3
-    status = run("status", "--vault", vault, "--json")
-    entry = json.loads(status.stdout)["sources"][0]
+    status = invoke("status", "--vault", vault, "--json")
+    entry = status.json()["sources"][0]
     assert entry["last_run"]["status"] == "ok" and entry["last_run"]["archived"] == 9
     assert entry["next_run"] and entry["schedule"] == "15m"
-    human = run("status", "--vault", vault)
-    assert b"work (imap" in human.stdout and b"next run" in human.stdout
+    human = invoke("status", "--vault", vault)
+    assert "work (imap" in human.text and "next run" in human.text
 
-    everything = b"".join([added.stdout, added.stderr, synced.stdout, synced.stderr,
-                           status.stdout, run("source", "show", "work", "--vault", vault,
-                                              "--json").stdout])
+    everything = b"".join([added.stdout, synced.stdout, synced.stderr, status.stdout,
+                           invoke("source", "show", "work", "--vault", vault, "--json").stdout,
+                           invoke("source", "list", "--vault", vault).stdout])
     assert owner.password.encode() not in everything
     assert owner.password.encode() not in (vault / "catalog.sqlite").read_bytes()
     with Vault.open(vault) as opened, opened.engine.connect() as conn:
@@ -62,17 +62,17 @@ def test_wrong_password_exits_1_with_one_line(tmp_path: Path, mailbox: Callable[
                                               dovecot_server: Dovecot) -> None:
     owner = mailbox()
     vault = tmp_path / "v"
-    run("init", "--vault", vault)
+    invoke("init", "--vault", vault)
     secret = tmp_path / "pw"
     secret.write_text("wrong\n")
-    run("source", "add", "imap", "bad", "--vault", vault, "--host", "127.0.0.1", "--port",
-        dovecot_server.imap, "--tls", "starttls", "--user", owner.address,
-        "--password-file", secret, "--ca-file", dovecot_server.ca_file)
+    invoke("source", "add", "imap", "bad", "--vault", vault, "--host", "127.0.0.1", "--port",
+           dovecot_server.imap, "--tls", "starttls", "--user", owner.address,
+           "--password-file", secret, "--ca-file", dovecot_server.ca_file)
     synced = run("sync", "--vault", vault)
     assert synced.returncode == 1
     assert b"wrong user name or password" in synced.stderr
     assert b"Traceback" not in synced.stderr
-    status = json.loads(run("status", "--vault", vault, "--json").stdout)
+    status = invoke("status", "--vault", vault, "--json").json()
     assert "wrong user name or password" in status["sources"][0]["last_run"]["error"]
 
 
