@@ -2,9 +2,9 @@
 
 Every service is built by a factory in ``SERVICES`` from the shared ``ServeContext`` (one
 Vault, one spool, one set of counters): adding a service (the IMAP scheduler, the web UI) is
-one line here. A factory returns None when its service is not configured. The spool drain runs
-whenever anything is served: it is the one writer of the vault in this process, so the index
-writer and the pipeline's worker processes are shared by everything ``serve`` runs.
+one line here. A factory returns None when its service is not configured. Whatever a service
+captures goes through the one spool, and one archiver process (``capture/archiver.py``) drains
+it into the vault: that process alone holds the index writer and the pipeline's workers.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mailvault.capture.drain import Drain
+from mailvault.capture.archiver import Archiver
 from mailvault.capture.milter import milter_service
 from mailvault.capture.smtp import smtp_service
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus, write_status
 from mailvault.compliance.lifecycle import lifecycle_service
 from mailvault.errors import MailvaultError
-from mailvault.ingest.pipeline import Pipeline
 from mailvault.sources.serving import scheduler_service
 from mailvault.vault import Vault
 
@@ -82,10 +81,11 @@ async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str
     services = [s for s in (factory(context) for factory in SERVICES) if s is not None]
     if not services:
         raise MailvaultError("nothing to serve: no SMTP or milter address is configured.")
+    # The archiver process holds the index writer from now on; this process only reads.
+    vault.index.close()
     spool.start()
-    pipeline = Pipeline(vault, actor=actor)
-    drain = Drain(spool, pipeline, status)
-    drain.start()
+    archiver = Archiver(vault.path, spool, status, actor)
+    archiver.start()
     started: list[Service] = []
     try:
         listening = []
@@ -98,15 +98,16 @@ async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str
         if on_ready is not None:
             on_ready(listening)
         while not stop.is_set():
+            archiver.check()
             _publish(vault, status, spool)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
     finally:
         for service in reversed(started):
             await service.stop()
-        await asyncio.get_running_loop().run_in_executor(None, drain.stop, DRAIN_AT_STOP_S)
-        await asyncio.get_running_loop().run_in_executor(None, spool.close)
-        pipeline.close()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, archiver.stop, DRAIN_AT_STOP_S)
+        await loop.run_in_executor(None, spool.close)
         status.stopped()
         _publish(vault, status, spool)
 

@@ -79,10 +79,9 @@ class Vault:
         if not (path / "keys").is_dir():
             raise VaultError(f"there is no vault in {path} (create one with 'mailvault init').")
         vault = cls(path, load_settings(path), passphrase)
-        # A running `serve` holds the index writer and heals the index itself; a command that
-        # opens the vault meanwhile must not wait for the writer.
-        if indexing.behind(vault) and not vault.index.writer_busy():
-            vault.heal_index()
+        # heal() leaves the index to a running `serve` that holds its writer: a command that
+        # opens the vault meanwhile does not wait for the writer.
+        vault.heal_index()
         return vault
 
     def close(self) -> None:

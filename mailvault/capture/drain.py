@@ -1,5 +1,6 @@
-"""The drain: a thread that feeds spooled messages into the pipeline, in order, and tells the
-spool how far the vault has committed so it can delete segments.
+"""The drain: feeds spooled messages into the pipeline, in order, and reports how far the vault
+has committed so the spool can delete segments. It runs in the archiver process
+(``capture/archiver.py``), which sees the spool through a ``SpoolSource``.
 
 Every read starts after the last committed record, so a failed batch (vault disk full, index
 locked) is simply read and tried again after a pause; what that batch had already committed
@@ -8,77 +9,79 @@ comes back as a duplicate, which adds nothing (the pipeline dedups by hash and p
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from typing import Protocol
 
 from mailvault.capture.arrival import to_incoming
-from mailvault.capture.spool import Position, Spool, SpooledMessage
-from mailvault.capture.status import CaptureStatus
+from mailvault.capture.spool import Position, SpooledMessage
 from mailvault.errors import MailvaultError
 from mailvault.ingest.pipeline import REFUSED, Outcome, Pipeline
 from mailvault.ingest.provenance import Incoming
 
-_IDLE_WAIT_S = 0.2
+IDLE_WAIT_S = 0.2
+HEAL_EVERY_S = 1.0
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 10.0
 
 
-class Drain:
-    """Runs ``pipeline.archive_many`` over the spool until stopped."""
+class SpoolSource(Protocol):
+    """The spool as the drain sees it."""
 
-    def __init__(self, spool: Spool, pipeline: Pipeline, status: CaptureStatus) -> None:
-        self.spool = spool
+    def read(self, after: Position, max_items: int, timeout: float) -> list[SpooledMessage] | None:
+        """Fsynced records after ``after`` ([] after ``timeout``); None: stop now."""
+
+    def committed(self, position: Position) -> None:
+        """Everything up to ``position`` is in the vault."""
+
+    def drained(self, status: str, count: int) -> None:
+        """``count`` records ended as ``status`` (archived, duplicate, refused)."""
+
+    def error(self, text: str) -> None:
+        """Something failed (one sentence); the drain will try again."""
+
+
+class Drain:
+    """Runs ``pipeline.archive_many`` over the spool until the source says stop."""
+
+    def __init__(self, source: SpoolSource, pipeline: Pipeline, start: Position) -> None:
+        self.source = source
         self.pipeline = pipeline
-        self.status = status
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._committed = Position(0, 0)
-        self._finish_by = 0.0
+        self._committed = start
         # A read takes a few pipeline batches, so the pipeline can prepare the next batch
         # while it commits the current one.
         self._read_size = pipeline.batch_size * 4
 
-    def start(self) -> None:
-        """Start the drain thread."""
-        self._thread = threading.Thread(target=self._run, name="spool-drain", daemon=True)
-        self._thread.start()
-
-    def stop(self, finish_within: float = 0.0) -> None:
-        """Stop; with ``finish_within``, first archive what the spool holds, for up to that
-        many seconds (whatever is left stays in the spool and is replayed on the next start)."""
-        self._finish_by = time.monotonic() + finish_within
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Archive until the source says stop."""
         retry = _RETRY_FIRST_S
+        healed_at = 0.0
         while True:
-            stopping = self._stop.is_set()
-            if stopping and time.monotonic() >= self._finish_by:
+            records = self.source.read(self._committed, self._read_size, IDLE_WAIT_S)
+            if records is None:
                 return
-            records = self.spool.read(self._committed, self._read_size,
-                                      0 if stopping else _IDLE_WAIT_S)
-            if not records:
-                if stopping:
-                    return
+            if not records and time.monotonic() - healed_at < HEAL_EVERY_S:
                 continue
             try:
-                self._archive(records)
+                if records:
+                    self._archive(records)
+                else:
+                    # This process holds the index writer, so it indexes what others queued
+                    # (tier moves, retention) or left behind; they do not wait for the writer.
+                    healed_at = time.monotonic()
+                    self.pipeline.vault.heal_index()
                 retry = _RETRY_FIRST_S
+                continue
             except MailvaultError as exc:
-                self.status.error(f"archiving from the spool failed (will retry): {exc}")
-                self._stop.wait(retry)
-                retry = min(retry * 2, _RETRY_MAX_S)
+                self.source.error(f"archiving from the spool failed (will retry): {exc}")
             except Exception as exc:
                 # A bug or an untranslated library error must not stop the drain: the spool
                 # keeps the messages, and the status shows the error until it is fixed.
-                self.status.error(f"archiving from the spool failed (will retry): "
+                self.source.error(f"archiving from the spool failed (will retry): "
                                   f"{type(exc).__name__}: {exc}")
-                self._stop.wait(retry)
-                retry = min(retry * 2, _RETRY_MAX_S)
+            time.sleep(retry)
+            retry = min(retry * 2, _RETRY_MAX_S)
 
     def _archive(self, records: list[SpooledMessage]) -> None:
         positions: deque[Position] = deque()
@@ -93,11 +96,14 @@ class Drain:
             last = self._committed
             for _ in outcomes:
                 last = positions.popleft()
+            counts: dict[str, int] = {}
             for outcome in outcomes:
-                self.status.drained(outcome.status)
+                counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 if outcome.status == REFUSED:
-                    self.status.error(f"the vault refused a captured message: {outcome.reason}")
+                    self.source.error(f"the vault refused a captured message: {outcome.reason}")
             self._committed = last
-            self.spool.committed(last)
+            self.source.committed(last)
+            for status, count in counts.items():
+                self.source.drained(status, count)
 
         self.pipeline.archive_many(items(), on_batch=on_batch)

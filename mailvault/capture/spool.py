@@ -9,10 +9,10 @@ Group commit: sessions append on the event loop and wait; one syncer thread fsyn
 segment written since its last pass and then wakes all the sessions whose records that pass
 covered, so a hundred concurrent sessions share one fsync instead of paying one each.
 
-The drain (``capture/drain.py``) reads records back up to what is fsynced and tells the spool
-how far the vault has committed; a segment file is deleted only when it is sealed and every
-record in it is committed. On start, every segment left over is read again: the pipeline
-dedups by hash, so replaying what was already archived only adds nothing.
+The drain (``capture/drain.py``, in the archiver process) reads records back up to what is
+fsynced and tells the spool how far the vault has committed; a segment file is deleted only
+when it is sealed and every record in it is committed. On start, every segment left over is
+read again: the pipeline dedups by hash, so replaying what was already archived adds nothing.
 """
 
 from __future__ import annotations
@@ -94,6 +94,27 @@ def read_records(path: Path, segment: int, start: int = 0,
             yield SpooledMessage(Position(segment, offset), raw, provenance)
 
 
+@dataclass(frozen=True)
+class Span:
+    """Bytes ``start``..``stop`` of a segment: whole, fsynced records."""
+
+    segment: int
+    start: int
+    stop: int
+
+
+def read_spans(folder: Path, spans: list[Span], max_items: int) -> list[SpooledMessage]:
+    """The records in these spans, in order, at most ``max_items``."""
+    found: list[SpooledMessage] = []
+    for span in spans:
+        path = segment_path(folder, span.segment)
+        for record in read_records(path, span.segment, span.start, span.stop):
+            found.append(record)
+            if len(found) >= max_items:
+                return found
+    return found
+
+
 def segment_path(folder: Path, segment: int) -> Path:
     """The file of segment number ``segment``."""
     return folder / f"{segment:012d}{SEGMENT_SUFFIX}"
@@ -127,8 +148,8 @@ class SpoolState:
 
 
 class Spool:
-    """An open spool folder. ``store()`` on the event loop; ``read()``/``committed()`` from the
-    drain thread. ``start()`` launches the syncer thread, ``close()`` stops it."""
+    """An open spool folder. ``store()`` on the event loop; ``readable()``/``committed()`` for
+    the archiver. ``start()`` launches the syncer thread, ``close()`` stops it."""
 
     def __init__(self, folder: Path, segment_bytes: int, limit_bytes: int) -> None:
         self.folder = folder
@@ -287,29 +308,22 @@ class Spool:
             # records go to a fresh segment.
             self._seal(self._current)
 
-    # -- reading and releasing (drain thread) -----------------------------------------------
+    # -- reading and releasing (for the archiver) -----------------------------------------------
 
-    def read(self, after: Position, max_items: int, timeout: float) -> list[SpooledMessage]:
-        """Fsynced records after ``after`` (waits up to ``timeout`` for the first one)."""
+    def readable(self, after: Position, timeout: float) -> list[Span]:
+        """The fsynced spans after ``after`` (waits up to ``timeout`` for one to appear)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
                 spans = self._readable_spans(after)
                 if spans or self._closing:
-                    break
+                    return spans
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
                 self._changed.wait(remaining)
-        found: list[SpooledMessage] = []
-        for number, start, stop in spans:
-            for record in read_records(segment_path(self.folder, number), number, start, stop):
-                found.append(record)
-                if len(found) >= max_items:
-                    return found
-        return found
 
-    def _readable_spans(self, after: Position) -> list[tuple[int, int, int]]:
+    def _readable_spans(self, after: Position) -> list[Span]:
         spans = []
         for number in sorted(self._segments):
             segment = self._segments[number]
@@ -317,7 +331,7 @@ class Spool:
                 continue
             start = after.offset if number == after.segment else 0
             if segment.synced > start:
-                spans.append((number, start, segment.synced))
+                spans.append(Span(number, start, segment.synced))
         return spans
 
     def committed(self, position: Position) -> None:

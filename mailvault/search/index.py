@@ -8,6 +8,8 @@ on the next start, and ``mailvault reindex`` rebuilds everything from store and 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import shutil
 import threading
@@ -27,6 +29,7 @@ TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "file
                "folder", "source")
 KEYWORD_FIELDS = ("tier", "tag", "hold", "msgid", "has")
 _LOCK_WAIT_S = 30.0
+WRITER_LOCK = ".tantivy-writer.lock"  # Tantivy's writer holds an flock on this file
 
 
 def _count(result: tantivy.SearchResult) -> int:
@@ -91,15 +94,20 @@ class SearchIndex:
         return self._writer
 
     def writer_busy(self) -> bool:
-        """Whether another process holds the writer now (checked without waiting)."""
+        """Whether another process (or index object) holds the writer now: a peek at the
+        writer's lock file, without waiting and without taking it."""
         if self._writer is not None:
             return False
         try:
-            self._writer = self._index.writer(self.heap_bytes, 1)
-        except ValueError as exc:
-            if "lock" in str(exc).lower():
-                return True
-            raise VaultError(f"the index cannot be written: {exc}.") from exc
+            fd = os.open(self.path / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return False  # a read-only index: nobody writes it, and writer() will say why
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also releases the peek's own lock
         return False
 
     def put(self, docs: Sequence[IndexDoc], replace: bool = True) -> None:

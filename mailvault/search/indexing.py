@@ -35,7 +35,13 @@ def document(message_id: int, parsed: ParsedMessage, size: int, tier: str,
 
 
 def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
-    """Index every message above the watermark and every queued one; returns the count."""
+    """Index every message above the watermark and every queued one; returns the count.
+
+    Only the holder of the index writer heals: when another process holds it (a running
+    `serve`'s archiver), that process heals, and this returns 0 at once instead of waiting.
+    """
+    if vault.index.writer_busy():
+        return 0
     done = 0
     with vault.engine.connect() as conn:
         watermark = catalog.get_watermark(conn)
@@ -64,13 +70,6 @@ def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
         if progress:
             progress(done)
     return done
-
-
-def behind(vault: Vault) -> bool:
-    """Whether the index lacks documents the catalog has (heal() has work to do)."""
-    with vault.engine.connect() as conn:
-        return (catalog.max_message_id(conn) > catalog.get_watermark(conn)
-                or bool(catalog.reindex_pending(conn, 1)))
 
 
 def rebuild(vault: Vault, progress: Callable[[int], None] | None = None) -> int:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from mailvault.capture.spool import Position, Spool, segment_path
+from mailvault.capture.spool import Position, Spool, read_spans, segment_path
 from mailvault.ingest.provenance import Provenance
 from mailvault.serve import spool_folder
 from mailvault.vault import Vault
@@ -32,7 +32,7 @@ def test_records_come_back_after_reopening(tmp_path: Path) -> None:
     store_all(spool, raws)
     spool.close()
     reopened = Spool(tmp_path, 1 << 20, 0)
-    records = reopened.read(Position(0, 0), 1000, 0)
+    records = read_spans(tmp_path, reopened.readable(Position(0, 0), 0), 1000)
     assert [r.raw for r in records] == raws
     assert records[0].provenance == PROV
     assert reopened.state().depth == 50
@@ -45,7 +45,8 @@ def test_a_torn_record_is_ignored(tmp_path: Path) -> None:
     spool.close()
     path = segment_path(tmp_path, 1)
     os.truncate(path, path.stat().st_size - 7)
-    records = Spool(tmp_path, 1 << 20, 0).read(Position(0, 0), 1000, 0)
+    records = read_spans(tmp_path, Spool(tmp_path, 1 << 20, 0).readable(Position(0, 0), 0),
+                         1000)
     assert [r.raw for r in records] == [build("whole")]
 
 
