@@ -82,3 +82,24 @@ def _flags(client: imapclient.IMAPClient) -> dict[int, set[bytes]]:
     """Stored flags by UID (\\Recent is per session, not stored)."""
     answer = client.fetch([1, 2, 3, 4], ["FLAGS"])
     return {uid: set(data[b"FLAGS"]) - {b"\\Recent"} for uid, data in answer.items()}
+
+
+def test_folder_patterns_and_special_use_on_request(vault: Vault, messages: list[bytes],
+                                                    mailbox: Callable[[], Mailbox],
+                                                    add_source: Callable[..., SourceSpec]
+                                                    ) -> None:
+    owner = mailbox()
+    owner.fill({"INBOX": messages[0:2], "Lists/linux": messages[2:4],
+                "Lists/python": messages[4:5], "Private": messages[5:6],
+                "Junk": messages[6:7], "Trash": messages[7:8]})
+    spec = add_source(owner.address, owner.password, include=["INBOX", "Lists/*", "Junk"],
+                      exclude=["Lists/python"], special_use=["junk"])
+
+    report = run_sync(vault, spec)
+
+    assert per_folder(vault, spec.name) == {
+        (owner.address, "INBOX"): 2, (owner.address, "Lists/linux"): 2,
+        (owner.address, "Junk"): 1}
+    reasons = {f: r for _a, f, r in report.skipped}
+    assert "--exclude" in reasons["Lists/python"] and "--include" in reasons["Private"]
+    assert "Trash" in reasons["Trash"]
