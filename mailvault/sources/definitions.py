@@ -92,7 +92,9 @@ def build(data: dict[str, Any], origin: str = "catalog") -> SourceSpec:
     values["port"] = int(values.get("port") or DEFAULT_PORTS[(kind, tls)])
     for key in ("include", "exclude", "special_use"):
         values[key] = tuple(values.get(key) or ())
-    values["special_use"] = tuple(s.strip("\\").capitalize() for s in values["special_use"])
+    values["special_use"] = tuple(name.strip().strip("\\").capitalize()
+                                  for item in values["special_use"] for name in item.split(",")
+                                  if name.strip())
     for key in ("since", "before"):
         values[key] = _day(label, key, values.get(key))
     spec = SourceSpec(**values, origin=origin)
@@ -125,6 +127,10 @@ def _check(spec: SourceSpec, label: str) -> None:
                           "line; IMAP has no way to list a server's accounts).")
     if spec.scope == "domain" and not spec.domain:
         raise ConfigError(f"{label}: scope domain needs --domain.")
+    unknown = sorted(set(spec.special_use) - set(EXCLUDED_SPECIAL_USE))
+    if unknown:
+        raise ConfigError(f"{label}: --include-special takes {', '.join(EXCLUDED_SPECIAL_USE)} "
+                          f"(the folders skipped by default), not {', '.join(unknown)}.")
     if spec.interval and spec.cron:
         raise ConfigError(f"{label}: give an interval or a cron expression, not both.")
     cadence.check(spec.interval, spec.cron)

@@ -65,3 +65,4 @@ def test_scheduled_sync_runs_under_serve_through_the_spool(
     with vault.engine.connect() as conn:
         run = runs.last(conn, spec.name)
     assert run is not None and run.status == "ok" and run.detail["spooled"] == 9
+
