@@ -4,6 +4,7 @@ acknowledged message and archives none twice."""
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import signal
 import smtplib
@@ -103,3 +104,20 @@ def test_sigkill_under_load_loses_no_acknowledged_message(vault_path: Path) -> N
     assert len(archived) == len(set(archived))
     missing = acknowledged - set(archived)
     assert not missing, f"{len(missing)} acknowledged messages were lost"
+
+
+def test_a_killed_archiver_is_started_again(vault: Vault,
+                                            serving: Callable[..., Running]) -> None:
+    running = serving()
+    (archiver,) = [p for p in multiprocessing.active_children()
+                   if p.name == "mailvault-archiver"]
+    assert archiver.pid is not None
+    os.kill(archiver.pid, signal.SIGKILL)
+    archiver.join()
+    with smtplib.SMTP("127.0.0.1", running.port(), timeout=10) as client:
+        for i in range(3):
+            client.sendmail("a@example.org", ["b@example.org"], build(f"after the kill {i}"))
+    wait_until(lambda: message_count(vault) == 3, what="the restarted archiver")
+    running.stop()
+    status = (vault.path / "serve-status.json").read_text()
+    assert "the archiver process stopped (exit code -9)" in status
