@@ -3,6 +3,9 @@ UIDVALIDITY rescans without storing anything twice; renamed and deleted folders.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +18,7 @@ from tests.sources.cutting_proxy import CuttingProxy
 from tests.sources.dovecot import Dovecot, free_ports
 from tests.sources.mailboxes import Mailbox, sha256
 from tests.sources.support import arrivals, message_count, message_hashes, per_folder, run_sync
+from tests.support import MAILVAULT
 
 
 def test_second_sync_fetches_only_new_mail(vault: Vault, messages: list[bytes],
@@ -151,3 +155,32 @@ def test_unreachable_host_is_retryable(vault: Vault, add_source: Callable[..., S
     with pytest.raises(SourceError) as caught:
         ImapSession(Endpoint("127.0.0.1", spec.port, "none"), Credentials("a", "b"))
     assert caught.value.retryable
+
+
+@pytest.mark.slow
+def test_killed_sync_resumes_without_loss_or_duplicates(
+        vault: Vault, messages: list[bytes], mailbox: Callable[[], Mailbox],
+        add_source: Callable[..., SourceSpec]) -> None:
+    owner = mailbox()
+    owner.fill({"INBOX": messages[0:250], "Older": messages[250:400]})
+    spec = add_source(owner.address, owner.password)
+    small = {"MAILVAULT_INGEST_BATCH_SIZE": "20", "MAILVAULT_SYNC_FETCH_BATCH": "20",
+             "MAILVAULT_INGEST_WORKERS": "1"}
+    process = subprocess.Popen([*MAILVAULT, "sync", spec.name, "--vault", str(vault.path)],
+                               env={**os.environ, **small}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while message_count(vault) < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no clean-up of any kind
+    process.wait()
+    partial = message_count(vault)
+    assert 60 <= partial < 400
+
+    report = run_sync(vault, spec)
+
+    assert report.status == "ok", report.errors
+    assert message_hashes(vault) == {sha256(m) for m in messages[0:400]}
+    found = arrivals(vault, spec.name)
+    assert len(found) == 400
+    assert len({(a["folder"], a["uid"]) for a in found}) == 400
