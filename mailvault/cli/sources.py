@@ -244,6 +244,9 @@ def reconcile(name: Annotated[str | None, typer.Argument(help="One source (defau
                 for uid, why in f.failed + f.missing:
                     console.print(f"  {f.account} {f.folder} {uid}: {why}", highlight=False,
                                   markup=False)
+            for account, folder, what in result.departed:
+                console.print(f"  {account} {folder}: no longer at the source ({what})",
+                              highlight=False, markup=False)
             for account, error in result.errors.items():
                 errors.print(f"{result.source} {account}: {error}", highlight=False,
                              markup=False)

@@ -58,6 +58,8 @@ class Reconciliation:
     source: str
     folders: list[FolderBalance] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    # Folders archived before that are no longer at the source: (account, folder, what).
+    departed: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -66,7 +68,9 @@ class Reconciliation:
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "complete": self.complete,
                 "folders": [f.to_json() for f in self.folders],
-                "errors": [{"account": a, "error": e} for a, e in self.errors.items()]}
+                "errors": [{"account": a, "error": e} for a, e in self.errors.items()],
+                "departed": [{"account": a, "folder": f, "what": w}
+                             for a, f, w in self.departed]}
 
 
 def reconcile(vault: Vault, spec: SourceSpec, actor: str) -> Reconciliation:
@@ -80,6 +84,7 @@ def reconcile(vault: Vault, spec: SourceSpec, actor: str) -> Reconciliation:
                 result.folders.append(_pop3(vault, spec, endpoint, account))
             else:
                 result.folders += _imap(vault, spec, endpoint, account)
+                result.departed += _departed(vault, spec, account.address)
         except SourceError as exc:
             result.errors[account.address] = str(exc)
     with vault.engine.begin() as conn:
@@ -117,6 +122,13 @@ def _imap(vault: Vault, spec: SourceSpec, endpoint: Endpoint,
                     balance.missing.append((uid, _why_missing(mark, info.uidvalidity, uid)))
             balances.append(balance)
     return balances
+
+
+def _departed(vault: Vault, spec: SourceSpec, account: str) -> list[tuple[str, str, str]]:
+    with vault.engine.connect() as conn:
+        marks = state.folder_marks(conn, spec.name, account)
+    return [(account, m.folder, f"renamed to {m.note}" if m.status == state.RENAMED
+             else m.note) for m in marks.values() if m.status != state.ACTIVE]
 
 
 def _names_of(folder: str, marks: dict[str, FolderMark]) -> set[str]:

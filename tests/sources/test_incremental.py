@@ -13,6 +13,7 @@ import pytest
 from mailvault.errors import SourceError
 from mailvault.sources.definitions import SourceSpec
 from mailvault.sources.imap import Credentials, Endpoint, ImapSession
+from mailvault.sources.reconcile import reconcile
 from mailvault.vault import Vault
 from tests.sources.cutting_proxy import CuttingProxy
 from tests.sources.dovecot import Dovecot, free_ports
@@ -133,6 +134,11 @@ def test_renamed_and_deleted_folders_are_reported(vault: Vault, messages: list[b
     assert any("deleted at the source" in n
                for n in report.folders[(owner.address, "Doomed")].notes)
     assert report.totals()["archived"] == 0 and message_count(vault) == 6
+    result = reconcile(vault, spec, "test")
+    assert result.complete
+    renamed = next(f for f in result.folders if f.folder == "New/Name")
+    assert (renamed.at_source, renamed.archived) == (4, 4)
+    assert sorted(f for _a, f, _w in result.departed) == ["Doomed", "Old name"]
 
 
 def test_wrong_password_is_a_clear_recorded_failure(vault: Vault, mailbox: Callable[[], Mailbox],
