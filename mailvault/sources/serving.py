@@ -43,13 +43,16 @@ class SpoolSink:
 
     def archive_many(self, items: Iterable[Incoming | Unreadable],
                      on_batch: Callable[[list[Outcome]], None] | None = None) -> ArchiveReport:
-        """Spool every message (Unreadable ones become failure records); batch by batch."""
+        """Spool every message (Unreadable ones become failure records); batch by batch.
+
+        The report counts only refusals: what is spooled is counted by the drain."""
         report = ArchiveReport()
         iterator = iter(items)
         while batch := list(islice(iterator, self.batch_size)):
             outcomes = self._spool(batch)
             for outcome in outcomes:
-                report.add(outcome)
+                if outcome.status == REFUSED:
+                    report.add(outcome)
             if on_batch is not None:
                 on_batch(outcomes)
         return report
