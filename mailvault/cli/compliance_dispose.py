@@ -40,6 +40,8 @@ def dispose(
             listed = disposition.runs(opened)
             if json_out:
                 print_json([r.to_json() for r in listed])
+            elif not listed:
+                console.print("no disposition runs yet")
             for r in [] if json_out else listed:
                 console.print(f"run {r.id}: {r.state}, {r.disposed}/{r.candidates} disposed, "
                               f"proposed by {r.proposed_by}, approved by "
