@@ -336,7 +336,7 @@ def _find_separator(buffer: bytes, at: int) -> int | None:
 
 def _mbox_message(data: bytes) -> bytes:
     """The message of one mbox entry: the separating empty line dropped, >From unquoted."""
-    if data.endswith(b"\r\n\r\n"):
+    if data.endswith(b"\n\r\n"):  # a CRLF empty line, after a CRLF or an LF line
         data = data[:-2]
     elif data.endswith(b"\n\n"):
         data = data[:-1]
