@@ -19,7 +19,7 @@ from mailvault.store.verify import verify
 from mailvault.store.volumes import walk_records
 from mailvault.vault import Vault
 from tests.compliance.conftest import archive
-from tests.support import Attachment, build_message
+from tests.support import Attachment, build_message, invoke, search_json, write_mbox
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=3 * 365)
@@ -217,3 +217,27 @@ def test_disposal_from_a_deep_chunk_repacks_it(small_vault: Vault) -> None:
     check = verify(small_vault, "admin")
     assert check.ok, check.problems
     assert small_vault.index.count(parse("subject:chunked")) == 3
+
+
+def test_command_line(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    assert invoke("init", "--vault", vault).exit_code == 0
+    mbox = tmp_path / "in.mbox"
+    write_mbox(mbox, [build_message(subject="old one", date=OLD, sender="x@corp.example"),
+                      build_message(subject="new one", date=RECENT)])
+    assert invoke("import", mbox, "--vault", vault).exit_code == 0
+    assert invoke("retention", "default", "--period", "1y", "--vault", vault).exit_code == 0
+    added = invoke("retention", "add", "corp", "--match", "domain", "--value", "corp.example",
+                   "--period", "10y", "--vault", vault, "--json")
+    assert added.json()["days"] == 3650
+    placed = invoke("hold", "place", "h", "--query", "subject:new", "--reason", "case",
+                    "--owner", "legal", "--vault", vault, "--json")
+    assert placed.json()["messages"] == 1
+    assert invoke("retention", "remove", "corp", "--vault", vault).exit_code == 0
+    plan = invoke("dispose", "--dry-run", "--vault", vault, "--json").json()
+    assert [m["sha256"] for m in plan["messages"]] and plan["held_back"] == 0
+    done = invoke("dispose", "--vault", vault, "--json").json()
+    assert (done["state"], done["disposed"]) == ("executed", 1)
+    assert [r["id"] for r in invoke("dispose", "--runs", "--vault", vault, "--json").json()] == [
+        done["id"]]
+    assert len(search_json(vault, "")) == 1
