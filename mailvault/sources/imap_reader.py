@@ -154,7 +154,7 @@ def _starting_point(ctx: ReadContext, account: Account, name: str, folder: Folde
         notes.append(f"UIDVALIDITY changed from {mark.uidvalidity} to {folder.uidvalidity}: "
                      "rescanned (messages already archived are not stored again)")
     elif not notes:
-        notes.append("first sync of this folder")
+        notes.append("first sync")
     with ctx.vault.engine.begin() as conn:
         state.set_folder(conn, source, account.address, FolderMark(name, folder.uidvalidity, 0))
     return 0
