@@ -61,6 +61,7 @@ class Folder:
 
     name: str
     attributes: tuple[str, ...]
+    delimiter: str = "/"
 
     @property
     def selectable(self) -> bool:
@@ -137,7 +138,8 @@ class ImapSession:
         """Every folder (names decoded from modified UTF-7), SPECIAL-USE attributes included."""
         with self._translated("LIST"):
             listed = self._client.list_folders()
-        return [Folder(str(name), tuple(_text(f) for f in flags)) for flags, _sep, name in listed]
+        return [Folder(str(name), tuple(_text(f) for f in flags), _text(sep or b"/"))
+                for flags, sep, name in listed]
 
     def examine(self, folder: str) -> FolderState:
         """Open a folder read-only (EXAMINE)."""

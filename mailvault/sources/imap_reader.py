@@ -51,7 +51,7 @@ def _read(ctx: ReadContext, session: ImapSession, account: Account,
 
 def _folders_in_scope(ctx: ReadContext, session: ImapSession, account: Account,
                       position: _Position) -> list[str]:
-    listed = session.folders()
+    listed = scope.with_special_use(session.folders())
     names = []
     for folder in listed:
         reason = scope.wanted(folder, ctx.spec)

@@ -102,7 +102,8 @@ def _imap(vault: Vault, spec: SourceSpec, endpoint: Endpoint,
         marks = state.folder_marks(conn, spec.name, account.address)
     balances = []
     with ImapSession(endpoint, account.credentials) as session:
-        in_scope = [f for f in session.folders() if not scope.wanted(f, spec)]
+        in_scope = [f for f in scope.with_special_use(session.folders())
+                    if not scope.wanted(f, spec)]
         for folder in sorted(in_scope, key=lambda f: (f.name.upper() != "INBOX", f.name)):
             info = session.examine(folder.name)
             uids = session.search(0, spec.since, spec.before) if info.exists else []

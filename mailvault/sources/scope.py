@@ -62,6 +62,28 @@ def _login_as(spec: SourceSpec, address: str, password: str) -> Credentials:
     return Credentials(spec.user, password, authzid=address)
 
 
+# Names that mean Junk or Trash on servers that do not announce SPECIAL-USE (RFC 6154).
+_NAMED_SPECIAL = {"junk": "\\Junk", "spam": "\\Junk", "junk e-mail": "\\Junk",
+                  "junk email": "\\Junk", "bulk mail": "\\Junk", "trash": "\\Trash",
+                  "deleted items": "\\Trash", "deleted messages": "\\Trash",
+                  "bin": "\\Trash"}
+
+
+def with_special_use(folders: list[Folder]) -> list[Folder]:
+    """The listing, where the server marked no SPECIAL-USE folder at all, with Junk and
+    Trash recognised by their usual names (top level or directly under INBOX)."""
+    if any(f.special_use for f in folders):
+        return folders
+    marked = []
+    for folder in folders:
+        parts = folder.name.split(folder.delimiter)
+        top = len(parts) == 1 or (len(parts) == 2 and parts[0].upper() == "INBOX")
+        flag = _NAMED_SPECIAL.get(parts[-1].lower()) if top else None
+        marked.append(Folder(folder.name, (*folder.attributes, flag), folder.delimiter)
+                      if flag else folder)
+    return marked
+
+
 def wanted(folder: Folder, spec: SourceSpec) -> str:
     """Why a folder is left out, or "" when it is in scope."""
     if not folder.selectable:
