@@ -155,28 +155,36 @@ def _next_batch(vault: Vault, conn: Connection, job: Job) -> tuple[list[MessageR
     settings = vault.settings.tiers
     limit = DEEP_BATCH_MAX if job.target == "deep" else max(1, settings.move_batch)
     found = conn.execute(
-        select(items.c.message_id, m.c.id.label("present"), m.c.size)
+        select(items.c.message_id, m.c.id.label("present"))
         .join(m, m.c.id == items.c.message_id, isouter=True)
         .where(items.c.job_id == job.id)
         .order_by(m.c.volume_id, m.c.offset).limit(limit)).all()
-    budget = max(1, settings.deep_chunk_mb) * 1024 * 1024
-    ids: list[int] = []
-    gone: list[int] = []
-    taken = 0
-    for row in found:
-        if row.present is None:
-            gone.append(row.message_id)
-            continue
-        ids.append(row.message_id)
-        taken += row.size
-        if job.target == "deep" and taken >= budget:
-            break
+    ids = [row.message_id for row in found if row.present is not None]
+    gone = [row.message_id for row in found if row.present is None]
     return catalog.messages_by_id(conn, ids), gone
 
 
+def _read_batch(vault: Vault, job: Job, rows: list[MessageRow]
+                ) -> tuple[list[MessageRow], dict[int, StoredMessage]]:
+    """Read the messages to move; for Deep only until a chunk's worth of skeletons (the rest
+    wait for the next batch), so that each batch is one full chunk whatever the attachments."""
+    budget = max(1, vault.settings.tiers.deep_chunk_mb) * 1024 * 1024
+    taken = 0
+    stored: dict[int, StoredMessage] = {}
+    done: list[MessageRow] = []
+    for row in rows:
+        done.append(row)
+        if row.tier != job.target:
+            stored[row.id] = vault.read_stored(row)
+            taken += len(stored[row.id].skeleton)
+        if job.target == "deep" and taken >= budget:
+            break
+    return done, stored
+
+
 def _move_batch(vault: Vault, job: Job, rows: list[MessageRow], gone: list[int]) -> None:
+    rows, stored = _read_batch(vault, job, rows)
     moving = [r for r in rows if r.tier != job.target]
-    stored = {r.id: vault.read_stored(r) for r in moving}
     with vault.engine.connect() as conn:
         part_tiers = _part_targets(conn, moving, stored, job.target)
     samples: list[bytes] = []
