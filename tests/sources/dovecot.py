@@ -8,8 +8,10 @@ while it runs) and a master user ``admin`` for the ``user*admin`` and SASL PLAIN
 from __future__ import annotations
 
 import datetime
+import grp
 import ipaddress
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -25,6 +27,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 NOBODY = 65534
+# Run as a normal user (CI may), Dovecot needs that user for everything and no chroot.
+UNPRIVILEGED = """\
+default_login_user = {user}
+default_internal_user = {user}
+default_internal_group = {group}
+service anvil {{
+  chroot =
+}}
+"""
 MASTER_USER = "admin"
 MASTER_PASSWORD = "admin-secret"
 DOMAIN = "example.org"
@@ -79,7 +90,7 @@ userdb {{
   args = {dir}/passwd/%u
 }}
 service imap-login {{
-  inet_listener imap {{
+{chroot}  inet_listener imap {{
     port = {imap}
   }}
   inet_listener imaps {{
@@ -88,7 +99,7 @@ service imap-login {{
   }}
 }}
 service pop3-login {{
-  inet_listener pop3 {{
+{chroot}  inet_listener pop3 {{
     port = {pop3}
   }}
   inet_listener pop3s {{
@@ -96,7 +107,7 @@ service pop3-login {{
     ssl = yes
   }}
 }}
-"""
+{unprivileged}"""
 
 
 def free_ports(count: int) -> list[int]:
@@ -129,10 +140,12 @@ class Dovecot:
         local = address.split("@")[0]
         home = self.dir / "mail" / f"{local}-{len(self.passwords)}"
         home.mkdir(parents=True)
-        os.chown(home, NOBODY, NOBODY)
+        # Dovecot refuses to run mail processes as root: as root, users are nobody.
+        uid, gid = (NOBODY, NOBODY) if os.getuid() == 0 else (os.getuid(), os.getgid())
+        os.chown(home, uid, gid)
         self.passwords[address] = password
         (self.dir / "passwd" / address).write_text(
-            f"{address}:{{PLAIN}}{password}:{NOBODY}:{NOBODY}::{home}\n", encoding="utf-8")
+            f"{address}:{{PLAIN}}{password}:{uid}:{gid}::{home}\n", encoding="utf-8")
         return home
 
     def stop(self) -> None:
@@ -163,8 +176,12 @@ def start(root: Path | None = None) -> Dovecot:
     (base / "master-users").write_text(f"{MASTER_USER}:{{PLAIN}}{MASTER_PASSWORD}\n",
                                        encoding="utf-8")
     config = base / "dovecot.conf"
+    root = os.getuid() == 0
+    unprivileged = "" if root else UNPRIVILEGED.format(
+        user=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name)
     config.write_text(CONFIG.format(dir=base, tag=base.name, imap=imap, imaps=imaps,
-                                    pop3=pop3, pop3s=pop3s), encoding="utf-8")
+                                    pop3=pop3, pop3s=pop3s, unprivileged=unprivileged,
+                                    chroot="" if root else "  chroot =\n"), encoding="utf-8")
     server = Dovecot(base, imap, imaps, pop3, pop3s, ca_file)
     server.process = subprocess.Popen(["dovecot", "-F", "-c", str(config)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
