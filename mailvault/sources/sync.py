@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Protocol
 
 from mailvault.compliance import audit
@@ -20,7 +21,7 @@ from mailvault.ingest.pipeline import ARCHIVED, DUPLICATE, ArchiveReport, Outcom
 from mailvault.ingest.provenance import Incoming, Unreadable
 from mailvault.sources import imap_reader, pop3_reader, registry, runs, scope, state
 from mailvault.sources.definitions import SourceSpec
-from mailvault.sources.feed import Feed, Item, ReaderEnd
+from mailvault.sources.feed import Feed, ReaderEnd
 from mailvault.sources.reading import ReadContext
 from mailvault.sources.report import Observer, Silent, SyncReport
 from mailvault.sources.scope import Account
@@ -80,19 +81,13 @@ def _read_all(ctx: ReadContext, accounts: list[Account], pipeline: Sink) -> None
         if end.error is not None:
             ctx.report.errors[end.account] = str(end.error)
 
-    def on_batch(outcomes: list[Outcome]) -> None:
-        _advance(ctx, outcomes)
-
-    def items() -> Iterator[Item]:
-        yield from feed.items(len(accounts), on_end)
-
     with ThreadPoolExecutor(max(1, min(settings.connections, len(accounts))),
                             thread_name_prefix=f"sync-{ctx.spec.name}") as pool:
         try:
             for account in accounts:
-                pool.submit(feed.run_reader, account.address,
-                            lambda a=account: read(ctx, a))  # type: ignore[misc]
-            pipeline.archive_many(items(), on_batch=on_batch)
+                pool.submit(feed.run_reader, account.address, partial(read, ctx, account))
+            pipeline.archive_many(feed.items(len(accounts), on_end),
+                                  on_batch=partial(_advance, ctx))
         finally:
             # Readers blocked on a full queue give up once the pipeline is gone.
             feed.stop.set()
