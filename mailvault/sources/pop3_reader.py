@@ -28,7 +28,8 @@ def read_account(ctx: ReadContext, account: Account) -> Iterator[Item]:
         try:
             with ctx.vault.engine.connect() as conn:
                 seen = state.seen_uidls(conn, ctx.spec.name, account.address)
-            todo = [m for m in session.listing() if m.uidl not in seen | handed]
+            done = seen | handed
+            todo = [m for m in session.listing() if m.uidl not in done]
             report = ctx.report.folder(account.address, FOLDER)
             report.to_fetch = report.done + len(todo)
             ctx.observer.folder(account.address, FOLDER, report.to_fetch)
