@@ -10,6 +10,7 @@ from mailvault.sources.imap import Credentials, Endpoint
 from mailvault.sources.pop3 import Pop3Session
 from mailvault.sources.reconcile import reconcile
 from mailvault.vault import Vault
+from tests.sources.cutting_proxy import CuttingProxy
 from tests.sources.dovecot import Dovecot
 from tests.sources.mailboxes import Mailbox, sha256
 from tests.sources.support import arrivals, message_hashes, run_sync
@@ -66,3 +67,23 @@ def test_pop3_deletes_only_after_commit_and_never_a_failure(
     assert report.totals()["archived"] == 5 and report.totals()["failed"] == 1
     assert report.totals()["deleted"] == 5
     assert _pop3_count(dovecot_server, owner) == 1  # the refused message stays at the server
+
+
+def test_pop3_dropped_connection_resumes_in_the_same_run(
+        vault: Vault, messages: list[bytes], mailbox: Callable[[], Mailbox],
+        add_source: Callable[..., SourceSpec], dovecot_server: Dovecot) -> None:
+    owner = mailbox()
+    owner.fill({"INBOX": messages[340:380]})
+    vault.settings.sync.backoff_s = 0.01
+    size = sum(len(m) for m in messages[340:380])
+    proxy = CuttingProxy(dovecot_server.pop3, cut_after=size // 2).start()
+    try:
+        spec = add_source(owner.address, owner.password, kind="pop3", tls="none",
+                          port=proxy.port)
+        report = run_sync(vault, spec)
+    finally:
+        proxy.stop()
+    assert report.status == "ok" and len(report.retries) == 1
+    assert "dropped" in report.retries[0][1]
+    assert message_hashes(vault) == {sha256(m) for m in messages[340:380]}
+    assert len(arrivals(vault, spec.name)) == 40
