@@ -100,8 +100,16 @@ def _follow_renames(ctx: ReadContext, session: ImapSession, account: Account,
 
 def _read_folder(ctx: ReadContext, session: ImapSession, account: Account, name: str,
                  position: _Position) -> Iterator[Item]:
-    folder = session.examine(name)
     report = ctx.report.folder(account.address, name)
+    try:
+        folder = session.examine(name)
+    except SourceError as exc:
+        if exc.retryable:
+            raise
+        # Deleted between LIST and EXAMINE, or not open to this login: the others go on.
+        report.notes.append(f"not read: {exc}")
+        ctx.report.skipped.append((account.address, name, str(exc)))
+        return
     report.uidvalidity = folder.uidvalidity
     above = _starting_point(ctx, account, name, folder, report.notes)
     handed = position.handed.get(name)
