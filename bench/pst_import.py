@@ -1,7 +1,7 @@
 """PST import, end to end: `mailvault import` against `readpst` converting the same file.
 
 The corpus PSTs are a few MB (start-up dominates), so by default a PST of N messages is written
-first by bench/pst_make.py (realistic sizes, 1 in 5 with an attachment). Each round, under
+first by tests/outlook/pst_writer.py (realistic sizes, 1 in 5 with an attachment). Each round, under
 /usr/bin/time -v:
   - `mailvault init` + `mailvault import FILE` into a fresh vault (read the PST, rebuild each
     item as MIME, hash, parse, extract, compress, encrypt, fsync, catalog, index);
@@ -29,9 +29,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
-from pst_make import write_pst  # noqa: E402
+from tests.outlook.pst_writer import write_pst  # noqa: E402
 
 MAILVAULT = [sys.executable, "-m", "mailvault"]
 _WALL = re.compile(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)")

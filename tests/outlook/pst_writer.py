@@ -1,18 +1,17 @@
-"""Write a large Unicode PST for the import benchmark (the corpus PSTs are a few MB).
+"""A writer of large Unicode PSTs, for the benchmark and the scale tests (the corpus PSTs are
+a few MB).
 
-A writer of the [MS-PST] structures the readers use, no more: header, NBT/BBT B-trees,
-blocks (with XBLOCK data trees), subnode blocks, heap-on-node, property contexts and table
-contexts. Folders Inbox/Sent/Archive/YYYY hold N messages with realistic sizes: plain and HTML
-bodies, 1-4 recipients, transport headers on received mail, one in five with an attachment of
-10-80 KB. No allocation maps or CRCs (neither readpst nor mailvault reads them); Outlook would
-want them, so this is a benchmark fixture, not an exporter.
-
-    .venv/bin/python bench/pst_make.py /tmp/big.pst --messages 20000
+It writes the [MS-PST] structures the readers use, no more: header, NBT/BBT B-trees (as many
+levels as needed), blocks (with XBLOCK data trees), subnode blocks, heap-on-node, property
+contexts and table contexts (rows in subnodes when large). Folders Inbox, Sent Items, Archive,
+Archive/2001, Archive/2002 (half of them) hold N messages with realistic sizes: plain and HTML bodies, 1-4
+recipients, transport headers on received mail, one in five with an attachment of 10-80 KB.
+No allocation maps or CRCs (neither readpst nor mailvault reads them): Outlook would want
+them, so this is a test fixture, not an exporter.
 """
 
 from __future__ import annotations
 
-import argparse
 import random
 import struct
 from datetime import UTC, datetime, timedelta
@@ -317,7 +316,7 @@ def write_pst(path: Path, messages: int, seed: int = 7) -> None:
         contents: dict[str, list[int]] = {name: [] for name in names}
         start = datetime(2001, 1, 1, tzinfo=UTC)
         for n in range(messages):
-            name = names[n % len(names)]
+            name = names[min(n % 8, len(names) - 1)]  # half go to the last folder
             nid = ((0x10000 + n) << 5) | 0x04
             when = start + timedelta(minutes=37 * n)
             heap, subs = message(writer, rng, n, when, received=name != "Sent Items")
@@ -340,16 +339,3 @@ def write_pst(path: Path, messages: int, seed: int = 7) -> None:
             folder(writer, nids[name], parent, name.rsplit("/", 1)[-1], children,
                    contents[name])
         writer.finish()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path)
-    parser.add_argument("--messages", type=int, default=20000)
-    args = parser.parse_args()
-    write_pst(args.path, args.messages)
-    print(f"{args.path}: {args.messages} messages, {args.path.stat().st_size / 1048576:.0f} MiB")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,72 @@
+"""PSTs larger than the corpus's, written by tests/outlook/pst_writer.py: read the same way
+readpst reads them (multi-level B-trees, data trees, tables whose rows live in subnodes), and
+read in memory that does not grow with the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.outlook.pst_writer import write_pst
+from tests.outlook.readpst_reference import mailvault_emails, readpst_emails
+
+# Enough for 2-level B-trees, bodies in data trees, and a contents table (Archive/2002 holds
+# half the messages) whose rows live in a subnode of several blocks.
+MESSAGES = 1000
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pst") / "written.pst"
+    write_pst(path, MESSAGES)
+    return path
+
+
+def test_a_large_pst_reads_as_readpst_reads_it(written: Path, tmp_path: Path) -> None:
+    theirs = readpst_emails(written, tmp_path)
+    ours, tally = mailvault_emails(written)
+    assert tally.archived == Counter({"email": MESSAGES})
+    assert len(theirs) == len(ours) == MESSAGES
+    assert Counter(f.folder for f in ours) == Counter(f.folder for f in theirs)
+    reference = {f.subject: f for f in theirs}
+    for mine in ours:
+        other = reference[mine.subject]
+        assert (mine.sender, mine.date, mine.attachments) == (
+            other.sender, other.date, other.attachments), mine.subject
+        assert "".join(mine.body.split()) == "".join(other.body.split()), mine.subject
+        if mine.folder != "Sent Items":
+            # Unsent copies: readpst writes PR_DISPLAY_TO ('a; b') where mailvault writes
+            # the recipient table; received ones carry their transport headers on both sides.
+            assert mine.recipients == other.recipients, mine.subject
+    assert sum(len(f.attachments) for f in ours) > MESSAGES // 10
+
+
+READ_AND_MEASURE = """
+import resource, sys
+from pathlib import Path
+from mailvault.outlook.source import OutlookTally, pst_items
+count = sum(1 for _ in pst_items(Path(sys.argv[1]), None, OutlookTally(), lambda size: None))
+print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _read(path: Path) -> tuple[int, int]:
+    done = subprocess.run([sys.executable, "-c", READ_AND_MEASURE, str(path)], check=True,
+                          capture_output=True, text=True, timeout=600)
+    count, peak_kib = done.stdout.split()
+    return int(count), int(peak_kib)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_memory_does_not_grow_with_the_pst(written: Path, tmp_path: Path) -> None:
+    large = tmp_path / "large.pst"
+    write_pst(large, MESSAGES * 20)  # ~350 MB
+    small_count, small_peak = _read(written)
+    large_count, large_peak = _read(large)
+    assert (small_count, large_count) == (MESSAGES, MESSAGES * 20)
+    assert large_peak < small_peak + 16 * 1024, (small_peak, large_peak)
