@@ -3,9 +3,10 @@ a few MB).
 
 It writes the [MS-PST] structures the readers use, no more: header, NBT/BBT B-trees (as many
 levels as needed), blocks (with XBLOCK data trees), subnode blocks, heap-on-node, property
-contexts and table contexts (rows in subnodes when large). Folders Inbox, Sent Items, Archive,
-Archive/2001, Archive/2002 (half of them) hold N messages with realistic sizes: plain and HTML bodies, 1-4
-recipients, transport headers on received mail, one in five with an attachment of 10-80 KB.
+contexts and table contexts (rows in subnodes when large). Folders Inbox, Sent Items,
+Archive, Archive/2001 and Archive/2002 (half of them) hold N messages with realistic sizes:
+plain and HTML bodies, 1-4 recipients, transport headers on received mail, one in five with an
+attachment of 10-80 KB.
 No allocation maps or CRCs (neither readpst nor mailvault reads them): Outlook would want
 them, so this is a test fixture, not an exporter.
 """
