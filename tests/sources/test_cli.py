@@ -8,9 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from mailvault.cli import app
 from mailvault.compliance import audit
 from mailvault.errors import ConfigError
+from mailvault.sources import registry
 from mailvault.vault import Vault
 from tests.sources.dovecot import Dovecot
 from tests.sources.mailboxes import Mailbox
@@ -94,3 +97,16 @@ def test_sources_from_mailvault_toml_and_removal(vault: Vault, messages: list[by
     assert synced.exit_code == 0 and synced.json()[0]["archived"] == 2
     with pytest.raises(ConfigError, match=r"defined in mailvault\.toml"):
         invoke("source", "remove", "fromtoml", "--vault", vault.path)
+
+
+def test_password_is_asked_for_and_kept_sealed(vault: Vault) -> None:
+    result = CliRunner().invoke(app, ["source", "add", "pop3", "asked", "--vault",
+                                      str(vault.path), "--host", "pop.example.org",
+                                      "--user", "eve"], input="s3cret-Pass\n")
+    assert result.exit_code == 0, result.output
+    assert "s3cret-Pass" not in result.output
+    spec = registry.get(vault, "asked")
+    assert (spec.port, spec.tls) == (995, "implicit")
+    assert registry.password(vault, spec) == "s3cret-Pass"
+    invoke("source", "remove", "asked", "--vault", vault.path)
+    assert registry.all_sources(vault) == []
