@@ -120,6 +120,14 @@ def test_a_zero_byte_message_in_a_maildir(vault: Path, tmp_path: Path) -> None:
     assert "1614853900.99.test: empty: no bytes to archive" in out
     assert len(failures(vault)) == 1
     assert_intact(vault, GOOD)
+    # The delivery completes (same file name, now with its bytes): the retry archives it and
+    # the recorded failure is resolved.
+    delivered = build_message(subject="Delivered late")
+    (maildir / "new" / "1614853900.99.test").write_bytes(delivered)
+    again = run("import", maildir, "--vault", vault, "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["archived"] == 1
+    assert failures(vault) == []
+    assert_intact(vault, [*GOOD, delivered])
 
 
 def big_message() -> bytes:
