@@ -36,7 +36,9 @@ def setting(default: Any, help: str) -> Any:
 class StoreSettings:
     """Where and how blobs are kept."""
 
-    volume_max_mb: int = setting(1024, "A volume file is sealed (read-only) once it reaches this size.")
+    volume_max_mb: int = setting(
+        1024, "A volume file is sealed (read-only) once it reaches this size."
+    )
     compression_level: int = setting(3, "zstd level for Active-tier blobs (fast, random access).")
     part_min_bytes: int = setting(
         8192,
@@ -73,7 +75,7 @@ class SearchSettings:
     extract_max_chars: int = setting(
         2_000_000, "Text kept from one attachment for the index; the rest is cut off."
     )
-    index_heap_mb: int = setting(128, "Memory the index writer may use before it flushes.")
+    index_heap_mb: int = setting(64, "Memory the index writer may use before it flushes.")
 
 
 @dataclass
@@ -144,7 +146,8 @@ class SmtpSettings:
     """The SMTP journal endpoint that `mailvault serve` runs."""
 
     listen: list[str] = setting(
-        ["127.0.0.1:2525"], "HOST:PORT addresses for SMTP with optional STARTTLS (25 in production)."
+        ["127.0.0.1:2525"],
+        "HOST:PORT addresses for SMTP with optional STARTTLS (25 in production).",
     )
     tls_listen: list[str] = setting(
         [], "HOST:PORT addresses for implicit TLS (SMTPS, usually port 465); needs tls_cert."
@@ -243,7 +246,7 @@ def _apply_section(
         if key not in fields:
             raise ConfigError(f"{path}: [{name}] has an unknown setting {key!r}.")
     hints = typing.get_type_hints(type(section))
-    for key, f in fields.items():
+    for key in fields:
         env_name = f"MAILVAULT_{name}_{key}".upper()
         if env_name in environ:
             value: Any = _from_env(environ[env_name], hints[key], env_name)
@@ -296,7 +299,8 @@ def _coerce(value: Any, hint: Any, label: str) -> Any:
             return Path(value)
         return base(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{label} must be a {getattr(base, '__name__', base)}, not {value!r}.") from None
+        kind = getattr(base, "__name__", base)
+        raise ConfigError(f"{label} must be a {kind}, not {value!r}.") from None
 
 
 def describe_settings() -> list[tuple[str, str, str, str]]:
@@ -306,9 +310,8 @@ def describe_settings() -> list[tuple[str, str, str, str]]:
     for section_field in dataclasses.fields(Settings):
         section = getattr(settings, section_field.name)
         for f in dataclasses.fields(section):
-            rows.append(
-                (section_field.name, f.name, repr(getattr(section, f.name)), f.metadata.get("help", ""))
-            )
+            default = repr(getattr(section, f.name))
+            rows.append((section_field.name, f.name, default, f.metadata.get("help", "")))
     return rows
 
 
@@ -326,7 +329,8 @@ def render_settings_doc() -> str:
     for section, name, default, help_text in describe_settings():
         if section != current:
             doc = (getattr(Settings(), section).__doc__ or "").strip()
-            lines += ["", f"## [{section}]", "", doc, "", "| setting | default | meaning |", "|---|---|---|"]
+            lines += ["", f"## [{section}]", "", doc, ""]
+            lines += ["| setting | default | meaning |", "|---|---|---|"]
             current = section
         lines.append(f"| `{name}` | `{default}` | {help_text} |")
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
