@@ -74,7 +74,8 @@ def sync(vault: Vault, spec: SourceSpec, pipeline: Sink, actor: str,
 
 def _read_all(ctx: ReadContext, accounts: list[Account], pipeline: Sink) -> None:
     settings = ctx.settings
-    feed = Feed(max(settings.fetch_batch, pipeline.batch_size))
+    feed = Feed(max(settings.fetch_batch, pipeline.batch_size),
+                settings.fetch_batch_mb * 1024 * 1024)
     read = pop3_reader.read_account if ctx.spec.kind == "pop3" else imap_reader.read_account
 
     def on_end(end: ReaderEnd) -> None:
