@@ -19,7 +19,7 @@ from email.utils import encode_rfc2231
 
 from mailvault.outlook.headers import CRLF, header_lines, subject
 from mailvault.outlook.item import Attachment, Item
-from mailvault.outlook.properties import PT_BINARY, PT_OBJECT, codec_for_codepage, decode_8bit
+from mailvault.outlook.properties import PT_BINARY, codec_for_codepage, decode_8bit
 from mailvault.outlook.rtf import read_rtf
 from mailvault.outlook.tags import (
     PR_ATTACH_CONTENT_ID,
@@ -250,8 +250,10 @@ def attachment_part(attachment: Attachment, html: str, depth: int) -> Part | Non
                      f"Content-Transfer-Encoding: {encoding}",
                      "Content-Disposition: attachment; " + _param("filename", name)], raw)
     props = attachment.props
-    if props.type_of(PR_ATTACH_DATA) not in (PT_BINARY, PT_OBJECT):
-        return None  # a link or a reference to a file that was never inside the item
+    if props.type_of(PR_ATTACH_DATA) != PT_BINARY:
+        # A link to a file that was never inside the item, or an OLE object without native
+        # data: nothing to attach.
+        return None
     data = props.raw(PR_ATTACH_DATA) or b""
     mime = (props.text(PR_ATTACH_MIME_TAG) or "").strip().lower()
     if "/" not in mime or not mime.isascii() or " " in mime:

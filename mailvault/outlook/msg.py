@@ -15,7 +15,7 @@ from pathlib import Path
 import olefile
 
 from mailvault.outlook.item import Attachment, Item, item_codepage
-from mailvault.outlook.properties import PT_OBJECT, NameMap, PropertyBag
+from mailvault.outlook.properties import PT_BINARY, PT_OBJECT, NameMap, PropertyBag
 from mailvault.outlook.tags import PR_ATTACH_DATA
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -128,11 +128,15 @@ class _MsgReader:
         props.codepage = parent.codepage
         attachment = Attachment(props)
         inner = (*storage, _EMBEDDED)
-        if _EMBEDDED in self.tree.get(storage, []) and depth < _MAX_DEPTH:
-            if _PROPERTIES in self.tree.get(inner, []):
+        if _EMBEDDED not in self.tree.get(storage, []):
+            return attachment
+        if _PROPERTIES in self.tree.get(inner, []):
+            if depth < _MAX_DEPTH:
                 attachment.message = self._item(inner, 24, depth + 1)
-            else:
-                # An OLE object (a Word document, a picture) that is not an Outlook item: the
-                # storage itself is what the attachment holds, but it has no file form here.
-                props.put(PR_ATTACH_DATA, PT_OBJECT, b"")
+            return attachment
+        # An embedded OLE object (a document, a picture): its native data, where it has some.
+        for name, skip in (("CONTENTS", 0), ("\x01Ole10Native", 4), ("Package", 0)):
+            if name in self.tree.get(inner, []):
+                props.put(PR_ATTACH_DATA, PT_BINARY, self._stream((*inner, name))[skip:])
+                break
         return attachment

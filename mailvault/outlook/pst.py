@@ -15,9 +15,11 @@ from pathlib import Path
 from mailvault.outlook.item import Attachment, Item, item_codepage
 from mailvault.outlook.ltp import property_context, table_row_ids, table_rows
 from mailvault.outlook.ndb import Node, PstFile, PstFormatError, open_node
-from mailvault.outlook.properties import PT_OBJECT, NameMap, PropertyBag
+from mailvault.outlook.properties import PT_BINARY, PT_OBJECT, NameMap, PropertyBag
 from mailvault.outlook.tags import (
+    ATTACH_EMBEDDED_MSG,
     PR_ATTACH_DATA,
+    PR_ATTACH_METHOD,
     PR_DISPLAY_NAME,
     PR_IPM_SUBTREE_ENTRYID,
     PR_LTP_ROW_ID,
@@ -198,11 +200,16 @@ class PstReader:
         props.names = self.names
         props.codepage = parent.codepage
         attachment = Attachment(props)
-        if props.type_of(PR_ATTACH_DATA) == PT_OBJECT and depth < _MAX_DEPTH:
-            ref = props.raw(PR_ATTACH_DATA) or b""
-            if len(ref) >= 4:
-                inner = node.subnode(struct.unpack_from("<I", ref)[0])
-                if inner is None:
-                    raise PstFormatError("an attached message is missing")
-                attachment.message = self._item(inner, depth + 1)
+        if props.type_of(PR_ATTACH_DATA) != PT_OBJECT:
+            return attachment
+        # An object attachment: the value names a subnode holding an Outlook item (attached
+        # message) or an OLE compound file (an embedded document), kept as its bytes.
+        ref = props.raw(PR_ATTACH_DATA) or b""
+        inner = node.subnode(struct.unpack_from("<I", ref)[0]) if len(ref) >= 4 else None
+        if inner is None:
+            raise PstFormatError("the object of an attachment is missing")
+        if props.integer(PR_ATTACH_METHOD) == ATTACH_EMBEDDED_MSG and depth < _MAX_DEPTH:
+            attachment.message = self._item(inner, depth + 1)
+        else:
+            props.put(PR_ATTACH_DATA, PT_BINARY, inner.data())
         return attachment

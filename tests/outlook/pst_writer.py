@@ -275,11 +275,19 @@ def message(writer: PstWriter, rng: random.Random, n: int, when: datetime,
     if rng.random() < 0.2:
         data = rng.randbytes(rng.randint(10_000, 80_000))
         name = f"report-{n}.bin"
+        # Every fourth one as an OLE object (method 6): the data sits in a subnode that the
+        # PT_OBJECT value names, not in the property itself.
+        ole = n % 4 == 0
+        object_nid = (0x100 << 5) | 0x1F
         attach_props: list[Prop] = [
-            (0x3705, 0x03, struct.pack("<I", 1)), (0x3707, 0x1F, utf16(name)),
+            (0x3705, 0x03, struct.pack("<I", 6 if ole else 1)), (0x3707, 0x1F, utf16(name)),
             (0x3704, 0x1F, utf16(name[:8])), (0x370E, 0x1F, utf16("application/octet-stream")),
-            (0x0E20, 0x03, struct.pack("<I", len(data))), (0x3701, 0x102, data)]
+            (0x0E20, 0x03, struct.pack("<I", len(data))),
+            (0x3701, 0x0D, struct.pack("<II", object_nid, len(data))) if ole
+            else (0x3701, 0x102, data)]
         attach_heap, attach_subs = property_context(writer, attach_props)
+        if ole:
+            attach_subs.append((object_nid, writer.data(data), 0))
         attach_nid = (1 << 5) | 0x05
         subs.append((attach_nid, writer.data(attach_heap), writer.subnodes(attach_subs)))
         table, att_table_subs = table_context(
