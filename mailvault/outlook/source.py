@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -24,10 +24,20 @@ from mailvault.outlook.mime import build_message
 from mailvault.outlook.msg import MsgFormatError, read_msg
 from mailvault.outlook.ndb import PstFormatError
 from mailvault.outlook.pst import Folder, PstReader
+from mailvault.outlook.tags import (
+    PR_FLAG_STATUS,
+    PR_LAST_VERB_EXECUTED,
+    PR_MESSAGE_DELIVERY_TIME,
+    PR_MESSAGE_FLAGS,
+)
 
 # What a damaged item can raise while it is read or rebuilt: caught per item, never per file.
 ITEM_ERRORS = (PstFormatError, MsgFormatError, struct.error, IndexError, KeyError, ValueError,
                UnicodeError, LookupError, OverflowError, RecursionError)
+_MSGFLAG_READ = 0x1
+_MSGFLAG_UNSENT = 0x8
+_FLAGGED = 2
+_REPLIED = (102, 103)  # EXCHIVERB_REPLYTOSENDER, EXCHIVERB_REPLYTOALL
 
 
 @dataclass
@@ -134,7 +144,25 @@ def _one(tally: OutlookTally, prov: Provenance, read: Callable[[], Item],
         tally.skipped[item.message_class or "(no class)"] += 1
         return
     tally.archived[item.kind] += 1
-    yield Incoming(raw, prov)
+    yield Incoming(raw, replace(prov, internal_date=item.props.time(PR_MESSAGE_DELIVERY_TIME),
+                                flags=item_flags(item),
+                                extra=(("message_class", item.message_class),)))
+
+
+def item_flags(item: Item) -> tuple[str, ...]:
+    """The IMAP flags an item's state amounts to (read, unsent, flagged, replied to)."""
+    props = item.props
+    state = props.integer(PR_MESSAGE_FLAGS) or 0
+    flags = []
+    if props.integer(PR_LAST_VERB_EXECUTED) in _REPLIED:
+        flags.append("\\Answered")
+    if state & _MSGFLAG_UNSENT:
+        flags.append("\\Draft")
+    if props.integer(PR_FLAG_STATUS) == _FLAGGED:
+        flags.append("\\Flagged")
+    if state & _MSGFLAG_READ:
+        flags.append("\\Seen")
+    return tuple(flags)
 
 
 def _provenance(path: Path, folder: str, item: str | None) -> Provenance:

@@ -102,3 +102,16 @@ def test_readpst_facts_are_read_from_real_output(pst_dir: Path, tmp_path: Path) 
     facts: list[Facts] = readpst_emails(pst_dir / "aspose-net_Outlook_Outlook.pst", tmp_path)
     assert {f.folder for f in facts} == {"Inbox", "Sent Items"}
     assert any(p.suffix == ".mbox" for p in tmp_path.rglob("*"))
+
+
+def test_provenance_names_file_folder_item_and_state(pst_dir: Path) -> None:
+    path = pst_dir / "aspose-net_Outlook_Outlook.pst"
+    items = {i.provenance.item: i.provenance for i in pst_items(
+        path, None, OutlookTally(), lambda _size: None) if isinstance(i, Incoming)}
+    unread = items["2097700"]  # "message 1" in Inbox, never opened
+    assert (unread.kind, unread.source, unread.folder) == ("pst", str(path), "Inbox")
+    assert unread.flags == ()
+    assert unread.internal_date is not None and unread.internal_date.year == 2011
+    assert items["2097476"].flags == ("\\Seen",)
+    assert dict(items["2097860"].extra) == {"message_class": "IPM.Appointment"}
+    assert items["2097860"].folder == "Calendar"
