@@ -87,30 +87,41 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
         raise InputError(f"{path} cannot be imported: {exc}.") from exc
     except OSError as exc:
         raise InputError(f"{path} cannot be read: {exc.strerror}.") from exc
-    size = path.stat().st_size
     with reader:
-        folders = list(reader.folders())
-        total = sum(len(_ids(reader, f)) for f in folders if isinstance(f, Folder)) or 1
-        for found in folders:
-            if not isinstance(found, Folder):
-                tally.unreadable += 1
-                yield Unreadable(_provenance(path, folder or found[0], None),
-                                 f"folder {found[0]}: {found[1]}")
-                continue
-            name = folder or found.label
-            try:
-                ids = reader.item_ids(found)
-            except ITEM_ERRORS as exc:
-                tally.unreadable += 1
-                yield Unreadable(_provenance(path, name, None),
-                                 f"the item list of folder {found.label or '/'} cannot be "
-                                 f"read: {exc}")
-                continue
-            for nid in ids:
-                advance(size // total)
-                yield from _one(tally, _provenance(path, name, str(nid)),
-                                partial(reader.item, nid),
-                                f"item {nid} in folder {found.label or '/'}")
+        try:
+            yield from _pst_folders(reader, path, folder, tally, advance)
+        except OSError as exc:
+            # The disk, not the format: what was read is archived, the rest is a failure.
+            tally.unreadable += 1
+            yield Unreadable(_provenance(path, folder or "", None),
+                             f"{path} could not be read to the end: {exc.strerror or exc}")
+
+
+def _pst_folders(reader: PstReader, path: Path, folder: str | None, tally: OutlookTally,
+                 advance: Callable[[int], None]) -> Iterator[Incoming | Unreadable]:
+    size = path.stat().st_size
+    folders = list(reader.folders())
+    total = sum(len(_ids(reader, f)) for f in folders if isinstance(f, Folder)) or 1
+    for found in folders:
+        if not isinstance(found, Folder):
+            tally.unreadable += 1
+            yield Unreadable(_provenance(path, folder or found[0], None),
+                             f"folder {found[0]}: {found[1]}")
+            continue
+        name = folder or found.label
+        try:
+            ids = reader.item_ids(found)
+        except ITEM_ERRORS as exc:
+            tally.unreadable += 1
+            yield Unreadable(_provenance(path, name, None),
+                             f"the item list of folder {found.label or '/'} cannot be "
+                             f"read: {exc}")
+            continue
+        for nid in ids:
+            advance(size // total)
+            yield from _one(tally, _provenance(path, name, str(nid)),
+                            partial(reader.item, nid),
+                            f"item {nid} in folder {found.label or '/'}")
 
 
 def _ids(reader: PstReader, folder: Folder) -> list[int]:
