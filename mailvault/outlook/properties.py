@@ -79,10 +79,6 @@ class PropertyBag:
     def __contains__(self, prop_id: int) -> bool:
         return prop_id in self._values
 
-    def ids(self) -> list[int]:
-        """Every property id present."""
-        return list(self._values)
-
     def type_of(self, prop_id: int) -> int | None:
         """The property type of a present property, or None."""
         found = self._values.get(prop_id)
@@ -148,11 +144,6 @@ class PropertyBag:
         """A named date property, or None."""
         prop_id = self.named_id(guid, name)
         return self.time(prop_id) if prop_id is not None else None
-
-    def named_integer(self, guid: uuid.UUID, name: int | str) -> int | None:
-        """A named integer or boolean property, or None."""
-        prop_id = self.named_id(guid, name)
-        return self.integer(prop_id) if prop_id is not None else None
 
 
 def decode_8bit(data: bytes, codec: str | None) -> str:
