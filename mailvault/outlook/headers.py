@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from email.header import Header
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, getaddresses
 
 from mailvault.outlook.item import Item
 from mailvault.outlook.properties import PropertyBag
@@ -53,6 +53,8 @@ _STRUCTURE_HEADERS = {"content-type", "content-transfer-encoding", "mime-version
                       "content-length", "content-md5"}
 _FIELD = re.compile(r"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _RECIPIENT_HEADERS = {1: "To", 2: "Cc", 3: "Bcc"}
+_ADDRESS_FIELDS = {"from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-to",
+                   "resent-cc", "resent-sender"}
 _IMPORTANCE = {0: "low", 2: "high"}
 
 
@@ -107,10 +109,18 @@ def _transport_fields(text: str) -> list[tuple[str, str]]:
 
 
 def _ascii(field: str) -> str:
+    """A transport header field with raw non-ASCII text made RFC 2047 (an address field only
+    in its display names, so the addresses stay readable)."""
     if field.isascii():
         return field
     name, _, value = field.partition(":")
-    return encode_field(name, " ".join(value.split()))
+    value = " ".join(value.split())
+    if name.strip().lower() in _ADDRESS_FIELDS:
+        mailboxes = [formataddr(pair, charset="utf-8") for pair in getaddresses([value])
+                     if pair[1].isascii()]
+        if mailboxes:
+            return f"{name}: " + ("," + CRLF + " ").join(mailboxes)
+    return encode_field(name, value)
 
 
 def _built_fields(item: Item) -> list[tuple[str, str]]:

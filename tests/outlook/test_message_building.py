@@ -22,9 +22,11 @@ from mailvault.outlook.source import OutlookTally, convert, pst_items
 from mailvault.outlook.tags import (
     PR_ATTACH_DATA,
     PR_ATTACH_MIME_TAG,
+    PR_BODY,
     PR_MESSAGE_CLASS,
     PR_RTF_COMPRESSED,
     PR_SUBJECT,
+    PR_TRANSPORT_HEADERS,
 )
 
 
@@ -161,3 +163,20 @@ def test_an_encrypted_item_is_an_smime_message() -> None:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert message.get_content_type() == "application/pkcs7-mime"
     assert message.get_payload(decode=True) == b"\x30\x82\x01\x00"
+
+
+def test_non_ascii_transport_headers_become_encoded_words_around_the_addresses() -> None:
+    props = PropertyBag()
+    props.put(PR_MESSAGE_CLASS, PT_UNICODE, "IPM.Note".encode("utf-16-le"))
+    headers = ("Received: from a by b\r\nFrom: Jörg Müller <jm@example.de>\r\n"
+               "To: \"Ünal\" <u@example.tr>, plain@example.com\r\nSubject: Grüße\r\n"
+               "Content-Type: text/plain; charset=iso-8859-1\r\n\r\n")
+    props.put(PR_TRANSPORT_HEADERS, PT_UNICODE, headers.encode("utf-16-le"))
+    props.put(PR_BODY, PT_UNICODE, "Hallo".encode("utf-16-le"))
+    raw = build_message(Item(props))
+    assert raw.isascii()
+    parsed = parse(raw)
+    assert [str(a) for a in parsed.addrs("from")] == ["Jörg Müller <jm@example.de>"]
+    assert [a.address for a in parsed.addrs("to")] == ["u@example.tr", "plain@example.com"]
+    assert parsed.subject == "Grüße"
+    assert raw.count(b"Content-Type:") == 1  # the original's is dropped: the body is rebuilt
