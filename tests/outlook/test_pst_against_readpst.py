@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -115,3 +116,22 @@ def test_provenance_names_file_folder_item_and_state(pst_dir: Path) -> None:
     assert items["2097476"].flags == ("\\Seen",)
     assert dict(items["2097860"].extra) == {"message_class": "IPM.Appointment"}
     assert items["2097860"].folder == "Calendar"
+
+
+def test_calendar_and_contact_say_what_readpst_says(pst_dir: Path, tmp_path: Path) -> None:
+    path = pst_dir / "aspose-net_Outlook_Outlook.pst"
+    subprocess.run(["readpst", "-q", "-t", "ac", "-o", str(tmp_path), str(path)], check=True,
+                   capture_output=True, timeout=120)
+    theirs = "\n".join(p.read_text(errors="replace") for p in sorted(tmp_path.iterdir()))
+    ours = []
+    for item in pst_items(path, None, OutlookTally(), lambda _size: None):
+        assert isinstance(item, Incoming)
+        message = email.message_from_bytes(item.raw, policy=email.policy.default)
+        ours += [p.get_content() for p in message.walk()
+                 if p.get_content_type() in ("text/calendar", "text/vcard")]
+    mine = "\n".join(ours)
+    for field in ("DTSTART", "DTEND", "LOCATION", "SUMMARY"):
+        [line] = [x for x in theirs.splitlines() if x.startswith(field)]
+        assert f"{field}:{line.split(':', 1)[1]}" in mine
+    for value in ("saqib.razzaq@xp.local", "1110001234", "1112223333", "3334443333"):
+        assert value in theirs and value in mine
