@@ -8,9 +8,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from mailvault.capture.spool import Position, Spool, read_spans, segment_path
 from mailvault.ingest.provenance import Provenance
 from mailvault.serve import spool_folder
+from mailvault.store import schema
 from mailvault.vault import Vault
 from tests.capture.conftest import Running, build, message_count, wait_until
 
@@ -91,9 +94,23 @@ def test_serve_replays_the_spool_on_start(vault: Vault,
     raws = [build(f"left in the spool {i}") for i in range(30)]
     store_all(spool, raws + raws[:5])  # the same bytes twice: archived once
     spool.close()
+    (segment,) = spool_folder(vault).glob("*.seg")
+    kept = segment.read_bytes()
     running = serving()
     wait_until(lambda: message_count(vault) == 30, what="the replayed messages")
     running.stop()
     assert not list(spool_folder(vault).glob("*.seg"))
-    serving()
+    arrivals = provenance_count(vault)
+    # A crash after the commit but before the segment was deleted: replayed, nothing added.
+    segment.write_bytes(kept)
+    running = serving()
+    wait_until(lambda: not segment.exists(), what="the segment replayed and deleted")
+    running.stop()
     assert message_count(vault) == 30
+    assert provenance_count(vault) == arrivals
+
+
+def provenance_count(vault: Vault) -> int:
+    with vault.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(schema.provenance)).scalar()
+                   or 0)
