@@ -23,7 +23,8 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from mailvault.compliance import audit, compaction, holds, retention
 from mailvault.errors import InputError, NotFoundError
-from mailvault.store import schema
+from mailvault.search import indexing
+from mailvault.store import catalog, schema
 from mailvault.store.catalog import from_epoch, now
 
 if TYPE_CHECKING:
@@ -208,8 +209,7 @@ def _execute(vault: Vault, run: Run, approver: str) -> Run:
             audit.record(conn, approver, "dispose", {
                 "run": run.id, "messages": len(batch),
                 "sha256": [c.sha256 for c in batch]})
-        vault.index.delete([c.message_id for c in batch])
-        vault.index.commit()
+        indexing.heal(vault)
     compacted = compaction.compact(vault, approver, volume_ids=volumes, include_open=True)
     report = _write_report(vault, run, approver, final, current, frozen, compacted)
     with vault.engine.begin() as conn:
@@ -244,8 +244,11 @@ def _delete(conn: Connection, batch: list[Candidate], run: Run, approver: str,
         conn.execute(update(p).where(p.c.sha256 == digest).values(refs=p.c.refs - count))
     for table in _referencing_tables():
         conn.execute(table.delete().where(table.c.message_id.in_(ids)))
-    for table in (schema.retention, schema.reindex_queue, schema.tier_job_items):
+    for table in (schema.retention, schema.tier_job_items):
         conn.execute(table.delete().where(table.c.message_id.in_(ids)))
+    # The index documents go through the reindex queue, so that a crash right after this
+    # commit (or another process holding the index writer) still removes them.
+    catalog.queue_reindex(conn, ids)
     unused = conn.execute(select(p.c.sha256, p.c.volume_id)
                           .where(p.c.sha256.in_(list(uses)), p.c.refs <= 0)).all()
     volumes |= {row.volume_id for row in unused}

@@ -35,7 +35,8 @@ def document(message_id: int, parsed: ParsedMessage, size: int, tier: str,
 
 
 def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
-    """Index every message above the watermark and every queued one; returns the count.
+    """Index every message above the watermark and every queued one (a queued one that no
+    longer exists loses its document); returns the count.
 
     Only the holder of the index writer heals: when another process holds it (a running
     `serve`'s archiver), that process heals, and this returns 0 at once instead of waiting.
@@ -63,6 +64,9 @@ def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
             rows = catalog.messages_by_id(conn, ids)
         if not ids:
             break
+        # A queued id without a message was disposed of: its document goes.
+        present = {r.id for r in rows}
+        vault.index.delete([i for i in ids if i not in present])
         _index_rows(vault, rows)
         with vault.engine.begin() as conn:
             catalog.clear_reindex(conn, ids)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from mailvault.compliance import disposition, holds, retention, tiers
 from mailvault.errors import InputError
+from mailvault.search import indexing
 from mailvault.search.query import parse
 from mailvault.store import schema
 from mailvault.store.verify import verify
@@ -241,3 +242,17 @@ def test_command_line(tmp_path: Path) -> None:
     assert [r["id"] for r in invoke("dispose", "--runs", "--vault", vault, "--json").json()] == [
         done["id"]]
     assert len(search_json(vault, "")) == 1
+
+
+def test_index_documents_go_even_when_another_process_holds_the_index(
+        small_vault: Vault) -> None:
+    archive(small_vault, [build_message(subject="ephemeral", date=OLD)])
+    retention.set_default(small_vault, "1y", "date", "admin")
+    small_vault.index.close()
+    with Vault.open(small_vault.path) as other:
+        other.index.writer()
+        assert disposition.dispose(small_vault, "admin").disposed == 1
+        assert small_vault.index.count(parse("subject:ephemeral")) == 1
+    assert indexing.heal(small_vault) == 0
+    assert small_vault.index.count(parse("subject:ephemeral")) == 0
+    assert verify(small_vault, "admin").ok
