@@ -126,6 +126,9 @@ class TierSettings:
         "(the message's Date header).")
     lifecycle_every_minutes: int = setting(
         60, "How often serve applies the lifecycle rules and resumes unfinished moves.")
+    compact_min_free: float = setting(
+        0.25, "Compaction (each lifecycle pass, and 'tier compact') rewrites a sealed volume once "
+        "this share of its bytes was released by moves or disposal (above 1: never).")
 
 
 @dataclass

@@ -84,14 +84,16 @@ def jobs(vault: VaultOption = None, json_out: JsonOption = False) -> None:
 @group.command("compact")
 def compact(
     vault: VaultOption = None,
-    min_free: Annotated[float, typer.Option(help="Compact sealed volumes with at least this "
-                                            "share of released bytes.")] = 0.25,
+    min_free: Annotated[float | None, typer.Option(
+        help="Compact volumes with at least this share of released bytes (default: [tiers] "
+        "compact_min_free).")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Reclaim the space of moved and disposed blobs (a volume still open for appends is
     sealed first, unless another process is appending to it)."""
     with open_vault(vault) as opened:
-        report = compaction.compact(opened, actor(), min_free=min_free, include_open=True)
+        threshold = opened.settings.tiers.compact_min_free if min_free is None else min_free
+        report = compaction.compact(opened, actor(), min_free=threshold, include_open=True)
     if json_out:
         print_json(report.to_json())
         return
@@ -111,7 +113,8 @@ def run_lifecycle(vault: VaultOption = None, json_out: JsonOption = False) -> No
         return
     console.print(f"resumed {len(report.resumed)} moves; moved "
                   + (", ".join(f"{n} to {t}" for t, n in report.moved.items()) or "nothing")
-                  + f"; {report.retention_changed} retain-until dates changed",
+                  + f"; {report.retention_changed} retain-until dates changed; "
+                  f"{len(report.compacted)} volumes compacted",
                   highlight=False)
 
 

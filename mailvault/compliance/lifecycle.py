@@ -3,7 +3,8 @@
 
 One pass finishes tier moves a crash interrupted, moves mail that aged past the ``[tiers]``
 rules (Active to Open after ``open_after_days``, Active or Open to Deep after
-``deep_after_days``), and recomputes retain-until dates so that new mail has them too.
+``deep_after_days``), recomputes retain-until dates so that new mail has them too, and
+compacts sealed volumes with ``compact_min_free`` of their bytes released.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from mailvault.compliance import retention, tiers
+from mailvault.compliance import compaction, retention, tiers
 from mailvault.errors import ConfigError, MailvaultError
 from mailvault.store import schema
 from mailvault.store.catalog import now
@@ -39,10 +40,11 @@ class LifecycleReport:
     resumed: list[int] = field(default_factory=list)
     moved: dict[str, int] = field(default_factory=dict)
     retention_changed: int = 0
+    compacted: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"resumed": self.resumed, "moved": self.moved,
-                "retention_changed": self.retention_changed}
+                "retention_changed": self.retention_changed, "compacted": self.compacted}
 
 
 def interval_s(vault: Vault) -> float:
@@ -72,6 +74,9 @@ def apply(vault: Vault, actor: str = ACTOR,
             report.moved[target] = tiers.run_job(vault, job.id, stopping=stopping).done
     if stopping is None or not stopping():
         report.retention_changed = retention.recompute(vault)
+    if (stopping is None or not stopping()) and settings.compact_min_free <= 1:
+        report.compacted = compaction.compact(vault, actor,
+                                              min_free=settings.compact_min_free).volumes
     return report
 
 

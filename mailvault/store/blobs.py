@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,15 +46,17 @@ class BlobStore:
         self._volumes_for = volumes
         self._dictionary = dictionary
         self._open: dict[str, Volumes] = {}
+        self._open_lock = threading.Lock()
         self._decompressor = zstandard.ZstdDecompressor()
         self._dict_decompressors: dict[int, zstandard.ZstdDecompressor] = {}
         self.chunks = ChunkCache(cached_chunks)
 
     def volumes(self, tier: str) -> Volumes:
         """The volume set of a tier (opened on first use)."""
-        if tier not in self._open:
-            self._open[tier] = self._volumes_for(tier)
-        return self._open[tier]
+        with self._open_lock:
+            if tier not in self._open:
+                self._open[tier] = self._volumes_for(tier)
+            return self._open[tier]
 
     def write(self, tier: str, kind: int, sha256: bytes, compressed: bytes,
               plain_length: int) -> Location:
@@ -66,7 +69,7 @@ class BlobStore:
 
     def sync(self) -> None:
         """fsync every volume written since the last sync."""
-        for volumes in self._open.values():
+        for volumes in list(self._open.values()):
             volumes.sync()
 
     def write_chunk(self, tier: str, plain: bytes, compressed: bytes) -> Location:

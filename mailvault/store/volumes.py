@@ -18,6 +18,7 @@ import fcntl
 import os
 import stat
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,8 @@ class Volumes:
         self._dirty = False
         self._new_file = False
         self._readers: dict[int, int] = {}
+        # Under serve, the drain and the lifecycle pass may write one tier from two threads.
+        self._lock = threading.RLock()
 
     @property
     def current(self) -> int | None:
@@ -90,46 +93,49 @@ class Volumes:
 
     def append(self, record: bytes) -> Location:
         """Append one record to the open volume (not yet durable: call sync())."""
-        fd = self._writable()
-        offset = self._size
-        try:
-            written = os.write(fd, record)
-            while written < len(record):
-                written += os.write(fd, record[written:])
-        except OSError as exc:
-            # A short write leaves bytes no catalog row will ever point at; cut them off.
-            self._truncate_to(offset)
-            raise _store_error(exc, "append to a volume") from exc
-        self._size += len(record)
-        self._dirty = True
-        assert self._current is not None
-        return Location(self._current, offset, len(record))
+        with self._lock:
+            fd = self._writable()
+            offset = self._size
+            try:
+                written = os.write(fd, record)
+                while written < len(record):
+                    written += os.write(fd, record[written:])
+            except OSError as exc:
+                # A short write leaves bytes no catalog row will ever point at; cut them off.
+                self._truncate_to(offset)
+                raise _store_error(exc, "append to a volume") from exc
+            self._size += len(record)
+            self._dirty = True
+            assert self._current is not None
+            return Location(self._current, offset, len(record))
 
     def sync(self) -> None:
         """Make every appended record durable (one fsync for the whole batch)."""
-        if self._file is None or not self._dirty:
-            return
-        try:
-            os.fsync(self._file)
-            if self._new_file:
-                _fsync_dir(self.folder)
-                self._new_file = False
-        except OSError as exc:
-            raise _store_error(exc, "sync a volume") from exc
-        self._dirty = False
-        if self._size >= self.max_bytes:
-            self.seal()
+        with self._lock:
+            if self._file is None or not self._dirty:
+                return
+            try:
+                os.fsync(self._file)
+                if self._new_file:
+                    _fsync_dir(self.folder)
+                    self._new_file = False
+            except OSError as exc:
+                raise _store_error(exc, "sync a volume") from exc
+            self._dirty = False
+            if self._size >= self.max_bytes:
+                self.seal()
 
     def seal(self) -> None:
         """Close the open volume for good and make it read-only on disk."""
-        if self._file is None or self._current is None:
-            return
-        os.fsync(self._file)
-        # Read-only before the lock is released: whoever locks it next sees it sealed.
-        os.chmod(self._path_of(self._current), stat.S_IRUSR | stat.S_IRGRP)
-        os.close(self._file)
-        self._file = None
-        self._current = None
+        with self._lock:
+            if self._file is None or self._current is None:
+                return
+            os.fsync(self._file)
+            # Read-only before the lock is released: whoever locks it next sees it sealed.
+            os.chmod(self._path_of(self._current), stat.S_IRUSR | stat.S_IRGRP)
+            os.close(self._file)
+            self._file = None
+            self._current = None
 
     def read(self, location: Location) -> bytes:
         """The record at a location (header and payload)."""
@@ -149,23 +155,25 @@ class Volumes:
     def retire(self, volume_id: int) -> None:
         """Stop appending to a volume (seal it if this process has it open) and drop its
         reader, so that compaction can replace it."""
-        if self._current == volume_id:
-            if self._file is not None:
-                self.seal()
-            else:
-                self._current = None
-        fd = self._readers.pop(volume_id, None)
-        if fd is not None:
-            os.close(fd)
+        with self._lock:
+            if self._current == volume_id:
+                if self._file is not None:
+                    self.seal()
+                else:
+                    self._current = None
+            fd = self._readers.pop(volume_id, None)
+            if fd is not None:
+                os.close(fd)
 
     def close(self) -> None:
         """Release file handles (appended data should have been synced)."""
-        if self._file is not None:
-            os.close(self._file)
-            self._file = None
-        for fd in self._readers.values():
-            os.close(fd)
-        self._readers.clear()
+        with self._lock:
+            if self._file is not None:
+                os.close(self._file)
+                self._file = None
+            for fd in self._readers.values():
+                os.close(fd)
+            self._readers.clear()
 
     def _writable(self) -> int:
         if self._file is not None:

@@ -64,3 +64,16 @@ def test_serve_runs_the_pass(small_vault: Vault, monkeypatch: pytest.MonkeyPatch
     asyncio.run(run_once())
     assert service.last is not None and service.last.moved == {"deep": 1}
     assert set(tier_of(small_vault).values()) == {"deep"}
+
+
+def test_a_pass_compacts_released_sealed_volumes(small_vault: Vault,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    archive(small_vault, [build_message(subject=f"aged {n}", date=NOW - timedelta(days=400))
+                          for n in range(20)])
+    small_vault.blobs.volumes("active").seal()
+    (sealed,) = small_vault.tier_folder("active").glob("*.vol")
+    monkeypatch.setattr(small_vault.settings.tiers, "deep_after_days", 365)
+    monkeypatch.setattr(small_vault.settings.tiers, "lifecycle_age_from", "date")
+    report = lifecycle.apply(small_vault)
+    assert report.moved == {"deep": 20}
+    assert report.compacted == [int(sealed.stem)] and not sealed.exists()
