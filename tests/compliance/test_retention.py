@@ -72,6 +72,12 @@ def test_longest_applicable_period_wins(small_vault: Vault) -> None:
     assert stored_until(small_vault, plain) == (days_after(OLD, 730), "all-inbox")
     assert stored_until(small_vault, kept) == (days_after(OLD, 3650), "exec")
     assert stored_until(small_vault, legal) == (days_after(OLD, 1825), "law")
+    (journaled,) = archive(small_vault, [build_message(subject="journaled", date=OLD)],
+                           source="journal-1")
+    retention.add_policy(small_vault, "journal", "source", "file:journal-1", "8y", "date",
+                         "admin")
+    assert stored_until(small_vault, journaled) == (days_after(OLD, 2920), "journal")
+    assert stored_until(small_vault, plain)[1] == "all-inbox"
 
 
 def test_periods_count_from_the_date_or_the_archive_date(small_vault: Vault) -> None:
