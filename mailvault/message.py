@@ -211,7 +211,7 @@ def _walk(
     if depth and part.defects:
         out.defects.extend(type(d).__name__ for d in part.defects)
     ctype = part.get_content_type()
-    maintype = part.get_content_maintype()
+    maintype = ctype.partition("/")[0]
     if part.is_multipart():
         payload = part.get_payload()
         if isinstance(payload, list):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ ARCHIVED = "archived"
 DUPLICATE = "duplicate"
 REFUSED = "refused"
 MAX_REFUSALS_KEPT = 1000
+LOOKAHEAD = 2
 INDEX_COMMIT_DOCS = 20_000
 INDEX_COMMIT_S = 1.0
 
@@ -148,19 +150,23 @@ class Pipeline:
         """Archive every item; ``on_batch`` hears each batch's outcomes once they are durable."""
         report = ArchiveReport()
         iterator = iter(items)
-        batch = list(islice(iterator, self.batch_size))
-        ahead = self._start(batch)
-        while batch:
-            next_batch = list(islice(iterator, self.batch_size))
-            current = ahead
-            # The workers parse the next batch while this one is written and committed.
-            ahead = self._start(next_batch)
+        # The workers parse the next LOOKAHEAD batches while one is written and committed,
+        # so that they never wait for the parent's fsyncs.
+        started: deque[tuple[list[Incoming | Unreadable], _Started]] = deque()
+        while True:
+            while len(started) <= LOOKAHEAD:
+                batch = list(islice(iterator, self.batch_size))
+                if not batch:
+                    break
+                started.append((batch, self._start(batch)))
+            if not started:
+                break
+            batch, current = started.popleft()
             outcomes = self._finish(batch, current)
             for outcome in outcomes:
                 report.add(outcome)
             if on_batch is not None:
                 on_batch(outcomes)
-            batch = next_batch
         self._commit_index(force=True)
         # Record the last batch's watermark now, or healing would index that batch again
         # and a reader opening the vault meanwhile would think the index is behind.

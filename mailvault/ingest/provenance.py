@@ -50,7 +50,7 @@ class Provenance:
         return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:32]
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (datetimes as ISO 8601, tuples as lists)."""
+        """A JSON-ready dict of every field (datetimes as ISO 8601, tuples as lists)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("internal_date", "received_at"):
             if data[name] is not None:

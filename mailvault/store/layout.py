@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 _MAGIC = b"MVSK\x01"
@@ -132,10 +132,11 @@ def _subparts(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[i
 
     A part ends before the line break that precedes the next delimiter (RFC 2046 5.1.1).
     """
-    delimiter = re.compile(rb"(?:^|(?<=\n))--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|$)")
+    marker = b"--" + boundary
+    delimiter = re.compile(re.escape(marker) + rb"(--)?[ \t]*(?:\r?\n|$)")
     spans: list[tuple[int, int]] = []
     part_start = None
-    for match in delimiter.finditer(raw, start, end):
+    for match in _delimiters(raw, start, end, marker, delimiter):
         if part_start is not None:
             part_end = match.start()
             if raw[part_end - 2 : part_end] == b"\r\n":
@@ -148,3 +149,16 @@ def _subparts(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[i
             return spans
         part_start = match.end()
     return spans  # no closing delimiter: the trailing text stays in the skeleton
+
+
+def _delimiters(raw: bytes, start: int, end: int, marker: bytes,
+                delimiter: re.Pattern[bytes]) -> Iterator[re.Match[bytes]]:
+    """Delimiter lines in order: found with bytes.find (a regex tried at every position of
+    a large attachment is far slower), then checked to start a line."""
+    at = raw.find(marker, start, end)
+    while at >= 0:
+        if at == start or raw[at - 1:at] == b"\n":
+            match = delimiter.match(raw, at, end)
+            if match:
+                yield match
+        at = raw.find(marker, at + 1, end)
