@@ -40,6 +40,11 @@ class StoreSettings:
         1024, "A volume file is sealed (read-only) once it reaches this size."
     )
     compression_level: int = setting(3, "zstd level for Active-tier blobs (fast, random access).")
+    dictionary_kb: int = setting(
+        64,
+        "Size of the zstd dictionary the Active tier trains on the first batch of at least "
+        "64 new messages (0: none); small messages compress far better with it.",
+    )
     part_min_bytes: int = setting(
         8192,
         "MIME leaf parts at least this large are stored once as their own blob "

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,7 @@ from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.search.document import with_arrivals
 from mailvault.search.extract import Limits
-from mailvault.store import catalog
+from mailvault.store import catalog, dictionaries
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART
 from mailvault.store.catalog import NewMessage
 from mailvault.store.volumes import Location
@@ -44,6 +44,7 @@ DUPLICATE = "duplicate"
 REFUSED = "refused"
 MAX_REFUSALS_KEPT = 1000
 LOOKAHEAD = 2
+DICTIONARY_SAMPLE_BYTES = 16 * 1024
 INDEX_COMMIT_DOCS = 20_000
 INDEX_COMMIT_S = 1.0
 
@@ -192,17 +193,39 @@ class Pipeline:
         with self.vault.engine.connect() as conn:
             started.known = catalog.known(conn, (d for _, d in started.accepted))
         seen: set[str] = set()
-        new_raws = []
+        new_raws: list[bytes] = []
         for item, digest in started.accepted:
             if digest not in started.known and digest not in seen:
                 seen.add(digest)
                 started.new_order.append(digest)
                 new_raws.append(item.raw)
+        self._ensure_dictionary(new_raws)
         chunk = max(1, min(64, len(new_raws) // (self._workers * 2) or 1))
         for start in range(0, len(new_raws), chunk):
             started.futures.append(
                 self._pool.submit(prepare_chunk, new_raws[start:start + chunk], self.config))
         return started
+
+    def _ensure_dictionary(self, samples: list[bytes]) -> None:
+        """Give the workers the tier's zstd dictionary; train one on the first batch with
+        enough new messages when the tier has none (Active only: the other tiers train
+        theirs when mail moves there)."""
+        if self.config.dictionary is not None or self.tier != "active":
+            return
+        size = self.vault.settings.store.dictionary_kb * 1024
+        if size <= 0:
+            return
+        engine, keyring = self.vault.engine, self.vault.keyring
+        dict_id = dictionaries.newest(engine, self.tier)
+        if dict_id is not None:
+            data: bytes | None = dictionaries.load(engine, keyring, dict_id)
+        else:
+            # Headers and text are what repeats; long attachments would only crowd them out.
+            data = dictionaries.train([raw[:DICTIONARY_SAMPLE_BYTES] for raw in samples], size)
+            if data is None:
+                return
+            dictionaries.save(engine, keyring, self.tier, data)
+        self.config = replace(self.config, dictionary=data)
 
     def _refusal(self, raw: bytes) -> str:
         if not raw.strip():

@@ -52,18 +52,21 @@ class WorkerConfig:
     compression_level: int
     limits: Limits
     tier: str
+    dictionary: bytes | None = None
 
 
 def prepare(raw: bytes, config: WorkerConfig) -> Prepared:
     """Parse, extract, split and compress one message (runs in a worker process)."""
     parsed = parse(raw, extractor(config.limits))
     cut = layout.split(raw, config.part_min_bytes)
+    # Parts are attachments (mostly base64): a dictionary of mail headers does not help them.
     parts = [(p.sha256, compress(p.data, config.compression_level), len(p.data))
              for p in cut.parts]
     full_text = config.tier in FULL_TEXT_TIERS
     return Prepared(catalog_fields(parsed), message_document(parsed, len(raw), config.tier,
                                                              full_text),
-                    compress(cut.skeleton, config.compression_level), len(cut.skeleton), parts)
+                    compress(cut.skeleton, config.compression_level, config.dictionary),
+                    len(cut.skeleton), parts)
 
 
 def catalog_fields(parsed: ParsedMessage) -> MessageFields:

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import zstandard
@@ -31,9 +32,19 @@ KIND_PART = 2
 KIND_CHUNK = 3
 
 
-def compress(data: bytes, level: int) -> bytes:
-    """zstd-compress one blob (a frame that records its own size)."""
-    return zstandard.ZstdCompressor(level=level).compress(data)
+def compress(data: bytes, level: int, dictionary: bytes | None = None) -> bytes:
+    """zstd-compress one blob (a frame that records its own size, and the id of the
+    dictionary when one is used, so that a reader finds it)."""
+    return _compressor(level, dictionary).compress(data)
+
+
+@lru_cache(maxsize=8)
+def _compressor(level: int, dictionary: bytes | None) -> zstandard.ZstdCompressor:
+    # Digesting a dictionary costs milliseconds; a process keeps the few it uses.
+    if dictionary is None:
+        return zstandard.ZstdCompressor(level=level)
+    return zstandard.ZstdCompressor(level=level,
+                                    dict_data=zstandard.ZstdCompressionDict(dictionary))
 
 
 class BlobStore:
