@@ -70,7 +70,7 @@ class Drain:
                     # This process holds the index writer, so it indexes what others queued
                     # (tier moves, retention) or left behind; they do not wait for the writer.
                     healed_at = time.monotonic()
-                    self.pipeline.vault.heal_index()
+                    self.pipeline.flush()
                 retry = _RETRY_FIRST_S
                 continue
             except MailvaultError as exc:
@@ -106,4 +106,6 @@ class Drain:
             for status, count in counts.items():
                 self.source.drained(status, count)
 
-        self.pipeline.archive_many(items(), on_batch=on_batch)
+        # The index commits itself every second while mail flows, and flush() runs when the
+        # spool is idle: a commit per read would cost more than the archiving.
+        self.pipeline.archive_many(items(), on_batch=on_batch, flush=False)

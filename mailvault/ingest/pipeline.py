@@ -135,6 +135,7 @@ class Pipeline:
     def close(self) -> None:
         """Finish index bookkeeping and stop the workers."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._commit_index(force=True)
         self._flush_watermark()
 
     def _flush_watermark(self) -> None:
@@ -147,8 +148,14 @@ class Pipeline:
         self,
         items: Iterable[Incoming | Unreadable],
         on_batch: Callable[[list[Outcome]], None] | None = None,
+        flush: bool = True,
     ) -> ArchiveReport:
-        """Archive every item; ``on_batch`` hears each batch's outcomes once they are durable."""
+        """Archive every item; ``on_batch`` hears each batch's outcomes once they are durable.
+
+        With ``flush`` the index is committed and healed at the end, so everything is
+        searchable on return; a caller that archives continuously (the spool drain) passes
+        False and calls flush() when idle, instead of paying an index commit per call.
+        """
         report = ArchiveReport()
         iterator = iter(items)
         # The workers parse the next LOOKAHEAD batches while one is written and committed,
@@ -168,12 +175,18 @@ class Pipeline:
                 report.add(outcome)
             if on_batch is not None:
                 on_batch(outcomes)
+        if flush:
+            self.flush()
+        return report
+
+    def flush(self) -> None:
+        """Make everything archived so far searchable: commit the index, record the
+        watermark, and index what others queued."""
         self._commit_index(force=True)
         # Record the last batch's watermark now, or healing would index that batch again
         # and a reader opening the vault meanwhile would think the index is behind.
         self._flush_watermark()
         self.vault.heal_index()
-        return report
 
     # -- one batch -------------------------------------------------------------------------
 
