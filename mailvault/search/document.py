@@ -39,7 +39,6 @@ class IndexDoc:
     msgid: str = ""
     has: list[str] = field(default_factory=list)
     tag: list[str] = field(default_factory=list)
-    hold: list[str] = field(default_factory=list)
     # Not indexed: the To/Cc addresses, to tell envelope recipients that are Bcc apart.
     header_rcpts: frozenset[str] = frozenset()
 

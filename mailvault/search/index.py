@@ -27,7 +27,7 @@ ANALYZER = "mv"
 DEFAULT_FIELDS = ("subject", "body", "attachment", "from", "to", "cc", "filename")
 TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "filename",
                "folder", "source")
-KEYWORD_FIELDS = ("tier", "tag", "hold", "msgid", "has")
+KEYWORD_FIELDS = ("tier", "tag", "msgid", "has")
 _LOCK_WAIT_S = 30.0
 WRITER_LOCK = ".tantivy-writer.lock"  # Tantivy's writer holds an flock on this file
 
@@ -165,7 +165,7 @@ class SearchIndex:
                     d.add_text(name, spaced(value))
         if doc.msgid:
             d.add_text("msgid", doc.msgid.strip().strip("<>"))
-        for name, values in (("has", doc.has), ("tag", doc.tag), ("hold", doc.hold)):
+        for name, values in (("has", doc.has), ("tag", doc.tag)):
             for value in values:
                 d.add_text(name, value.lower())
         return d
@@ -229,6 +229,8 @@ class SearchIndex:
                 node.above + 1 if node.above is not None else None,
                 max(node.below - 1, 0) if node.below is not None else None,
             )
+        if isinstance(node, q.IdSet):
+            return tantivy.Query.term_set_query(self.schema, "id", sorted(node.ids))
         if isinstance(node, q.HasAttachment):
             return tantivy.Query.term_query(self.schema, "has", "attachment")
         if isinstance(node, q.Not):

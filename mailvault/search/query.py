@@ -67,6 +67,13 @@ class MatchAll:
 
 
 @dataclass(frozen=True)
+class IdSet:
+    """Exactly these messages (what ``hold:NAME`` becomes once the hold is looked up)."""
+
+    ids: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Not:
     child: Node
 
@@ -81,7 +88,7 @@ class Or:
     children: tuple[Node, ...]
 
 
-Node = Term | DateRange | SizeRange | HasAttachment | MatchAll | Not | And | Or
+Node = Term | DateRange | SizeRange | HasAttachment | MatchAll | IdSet | Not | And | Or
 
 _TOKEN = re.compile(
     r"""\s*(?:

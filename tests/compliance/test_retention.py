@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from mailvault.compliance import disposition, holds, retention, tiers
-from mailvault.errors import InputError
-from mailvault.search import indexing
+from mailvault.errors import InputError, QueryError
+from mailvault.search import finder, indexing
 from mailvault.search.query import parse
 from mailvault.store import schema
 from mailvault.store.verify import verify
@@ -262,3 +262,23 @@ def test_index_documents_go_even_when_another_process_holds_the_index(
     assert indexing.heal(small_vault) == 0
     assert small_vault.index.count(parse("subject:ephemeral")) == 0
     assert verify(small_vault, "admin").ok
+
+
+def test_hold_operator_finds_exactly_what_the_hold_covers(small_vault: Vault) -> None:
+    held_old, _held_new, _other = archive(small_vault, [
+        build_message(subject="inside", date=OLD, to=("bob@example.org",)),
+        build_message(subject="later", date=OLD + timedelta(days=400), to=("bob@example.org",)),
+        build_message(subject="unrelated", date=OLD, to=("carol@example.org",)),
+    ])
+    hold = holds.place(small_vault, "Matter-9", custodian="bob@example.org", query=None,
+                       date_from=OLD - timedelta(days=5), date_to=OLD + timedelta(days=5),
+                       reason="subpoena", owner="legal", actor="admin")
+    assert holds.held_by(small_vault, hold) == {held_old}
+    assert {row.id for row in finder.find(small_vault, "hold:matter-9", "t").rows} == {held_old}
+    assert finder.count(small_vault, "-hold:Matter-9", "t") == 2
+    assert finder.count(small_vault, "hold:matter-9 OR subject:later", "t") == 2
+    with pytest.raises(QueryError, match="no active legal hold named 'nope'"):
+        finder.count(small_vault, "hold:nope", "t")
+    holds.release(small_vault, "Matter-9", "admin")
+    with pytest.raises(QueryError):
+        finder.count(small_vault, "hold:matter-9", "t")
