@@ -8,8 +8,6 @@ and not for what it will not (a wrong password, a certificate that does not veri
 
 from __future__ import annotations
 
-import socket
-import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from mailvault.errors import SourceError
-from mailvault.sources.tls import client_context, describe_failure
+from mailvault.sources.tls import client_context, network_error
 
 FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS"]
 BODY = b"BODY[]"
@@ -211,17 +209,8 @@ class ImapSession:
                               f"({_reply(exc)}).", retryable=True) from None
         except IMAPClientError as exc:
             raise SourceError(f"{where} refused {action}: {_reply(exc)}.") from None
-        except ssl.SSLError as exc:
-            raise SourceError(describe_failure(exc, where) + ".") from None
-        except TimeoutError as exc:
-            raise SourceError(f"{where} did not answer in time during {action} ({exc}).",
-                              retryable=True) from None
-        except (ConnectionRefusedError, socket.gaierror) as exc:
-            raise SourceError(f"{where} is unreachable: {exc.strerror or exc}.",
-                              retryable=True) from None
         except OSError as exc:
-            raise SourceError(f"the connection to {where} dropped during {action} "
-                              f"({exc.strerror or exc}).", retryable=True) from None
+            raise network_error(exc, where, action) from None
 
 
 def _text(value: bytes | str) -> str:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import socket
-import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from mailvault.errors import SourceError
 from mailvault.sources.imap import Credentials, Endpoint
-from mailvault.sources.tls import client_context, describe_failure
+from mailvault.sources.tls import client_context, network_error
 
 OK = b"+OK"
 ERR = b"-ERR"
@@ -135,17 +134,8 @@ class Pop3Session:
             yield
         except _Refused as exc:
             raise SourceError(f"{where} refused {action}: {exc}.") from None
-        except ssl.SSLError as exc:
-            raise SourceError(describe_failure(exc, where) + ".") from None
-        except TimeoutError as exc:
-            raise SourceError(f"{where} did not answer in time during {action} ({exc}).",
-                              retryable=True) from None
-        except (ConnectionRefusedError, socket.gaierror) as exc:
-            raise SourceError(f"{where} is unreachable: {exc.strerror or exc}.",
-                              retryable=True) from None
         except OSError as exc:
-            raise SourceError(f"the connection to {where} dropped during {action} "
-                              f"({exc.strerror or exc}).", retryable=True) from None
+            raise network_error(exc, where, action) from None
 
 
 class _Refused(Exception):

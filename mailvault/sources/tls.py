@@ -3,10 +3,11 @@ opt-out that status shows as a warning."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 
-from mailvault.errors import InputError
+from mailvault.errors import InputError, SourceError
 
 
 def client_context(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLContext:
@@ -31,3 +32,17 @@ def describe_failure(exc: ssl.SSLError, where: str) -> str:
         return (f"TLS failure: the certificate of {where} cannot be verified "
                 f"({exc.verify_message}); give --ca-file with the issuing CA")
     return f"TLS failure with {where}: {exc.reason or exc}"
+
+
+def network_error(exc: OSError, where: str, action: str) -> SourceError:
+    """A socket, TLS or timeout failure during ``action`` as one sentence, retryable unless
+    it is about TLS (a certificate does not fix itself by waiting)."""
+    if isinstance(exc, ssl.SSLError):
+        return SourceError(describe_failure(exc, where) + ".")
+    if isinstance(exc, TimeoutError):
+        return SourceError(f"{where} did not answer in time during {action} ({exc}).",
+                           retryable=True)
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+        return SourceError(f"{where} is unreachable: {exc.strerror or exc}.", retryable=True)
+    return SourceError(f"the connection to {where} dropped during {action} "
+                       f"({exc.strerror or exc}).", retryable=True)
