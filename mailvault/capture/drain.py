@@ -21,6 +21,12 @@ from mailvault.ingest.pipeline import REFUSED, Outcome, Pipeline
 from mailvault.ingest.provenance import Incoming
 
 IDLE_WAIT_S = 0.2
+# After a read that did not fill a pipeline batch, the next read waits until this long after
+# it: under load a read then takes a few hundred messages instead of the few dozen that
+# arrived while the last batch was archived, and each pipeline batch has fixed costs
+# (catalog queries and transaction, volume fsync, audit entry, work handed to the workers).
+# A message waits at most this much longer before it is archived; a full batch goes at once.
+GATHER_S = 0.25
 HEAL_EVERY_S = 1.0
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 10.0
@@ -58,6 +64,7 @@ class Drain:
         retry = _RETRY_FIRST_S
         healed_at = 0.0
         while True:
+            read_at = time.monotonic()
             records = self.source.read(self._committed, self._read_size, IDLE_WAIT_S)
             if records is None:
                 return
@@ -66,6 +73,8 @@ class Drain:
             try:
                 if records:
                     self._archive(records)
+                    if len(records) < self.pipeline.batch_size:
+                        time.sleep(max(0.0, GATHER_S - (time.monotonic() - read_at)))
                 else:
                     # This process holds the index writer, so it indexes what others queued
                     # (tier moves, retention) or left behind; they do not wait for the writer.
