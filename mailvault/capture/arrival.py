@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from mailvault.capture.journal_report import unwrap
+from mailvault.capture.journal_report import JOURNAL_HEADER, unwrap
 from mailvault.ingest.provenance import Incoming, Provenance
 
 # Headers in which MTAs and delivery agents record envelope recipients.
@@ -21,7 +21,10 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 def to_incoming(raw: bytes, provenance: Provenance) -> Incoming:
     """The Incoming for a captured message (a journal report becomes its original)."""
-    report = unwrap(raw)
+    # Most messages are neither journal reports nor carry envelope headers: a substring test
+    # on the lower-cased header block spares them the header parsing (a header named so
+    # cannot be there without its name appearing in it).
+    report = unwrap(raw) if JOURNAL_HEADER in _head(raw).lower() else None
     if report is not None:
         extra = dict(provenance.extra)
         extra["journal"] = "exchange"
@@ -39,8 +42,10 @@ def to_incoming(raw: bytes, provenance: Provenance) -> Incoming:
 
 def _with_envelope_headers(raw: bytes, provenance: Provenance) -> Provenance:
     """Record X-Envelope-To / Delivered-To: their addresses join the envelope recipients."""
-    match = _HEADER_END.search(raw)
-    head = raw[:match.start()] if match else raw
+    head = _head(raw)
+    lowered = head.lower()
+    if not any(name in lowered for name in ENVELOPE_HEADERS):
+        return provenance
     found: dict[str, list[str]] = {}
     name = b""
     for line in re.split(rb"\r?\n", head):
@@ -65,3 +70,9 @@ def _with_envelope_headers(raw: bytes, provenance: Provenance) -> Provenance:
                 recipients.append(address)
     return dataclasses.replace(provenance, envelope_to=tuple(recipients),
                                extra=tuple(sorted(extra.items())))
+
+
+def _head(raw: bytes) -> bytes:
+    """The header block (everything before the first empty line)."""
+    match = _HEADER_END.search(raw)
+    return raw[:match.start()] if match else raw
