@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -83,6 +84,52 @@ def test_spool_limit_refuses_with_storage_full(tmp_path: Path) -> None:
         pass
     else:
         raise AssertionError("the spool took more than its limit")
+    finally:
+        spool.close()
+
+
+def test_every_provenance_field_comes_back_from_a_record(tmp_path: Path) -> None:
+    # Records leave out the fields at their defaults: set ones must all come back, the
+    # left-out ones as their defaults.
+    full = Provenance(
+        kind="smtp", source="[::1]:2525", folder="INBOX", account="journal", item="item 7",
+        uidvalidity=0, uid=0, internal_date=datetime(2021, 3, 4, 10, 30, tzinfo=UTC),
+        flags=("\\Seen",), envelope_from="", envelope_to=("b@example.org", "c@example.org"),
+        client_address="::1", client_name="mx.example.org", helo="mx.example.org",
+        tls="TLSv1.3 TLS_AES_256_GCM_SHA384", auth_user="jörg",
+        received_at=datetime(2021, 3, 4, 10, 31, 5, 123456, tzinfo=UTC),
+        extra=(("delivered-to", "b@example.org"), ("journal", "exchange")))
+    bare = Provenance(kind="smtp", source="")
+    spool = Spool(tmp_path, 1 << 20, 0)
+    spool.start()
+
+    async def run() -> None:
+        await spool.store(build("full"), full)
+        await spool.store(build("bare"), bare)
+
+    asyncio.run(run())
+    spool.close()
+    records = read_spans(tmp_path, Spool(tmp_path, 1 << 20, 0).readable(Position(0, 0), 0), 10)
+    assert [r.provenance for r in records] == [full, bare]
+
+
+def test_the_limit_frees_up_as_segments_are_committed(tmp_path: Path) -> None:
+    from mailvault.errors import StorageFullError
+
+    spool = Spool(tmp_path, 1 << 16, 150_000)  # one 45 KB message per 64 KB segment
+    spool.start()
+    try:
+        positions = [store_all(spool, [build(f"m{i}", body="c" * 45_000)])[0]
+                     for i in range(3)]
+        try:
+            store_all(spool, [build("over the limit", body="d" * 45_000)])
+        except StorageFullError:
+            pass
+        else:
+            raise AssertionError("the spool took more than its limit")
+        spool.committed(positions[1])  # two sealed segments deleted: room again
+        assert spool.state().segments == 1
+        store_all(spool, [build("fits again", body="d" * 45_000)])
     finally:
         spool.close()
 
