@@ -4,14 +4,17 @@ once committed, and a restarted `serve` replays what the vault did not commit.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pytest import MonkeyPatch
 from sqlalchemy import func, select
 
-from mailvault.capture.spool import Position, Spool, read_spans, segment_path
+from mailvault.capture.spool import SYNC_INTERVAL_S, Position, Spool, read_spans, segment_path
 from mailvault.ingest.provenance import Provenance
 from mailvault.serve import spool_folder
 from mailvault.store import schema
@@ -132,6 +135,35 @@ def test_the_limit_frees_up_as_segments_are_committed(tmp_path: Path) -> None:
         store_all(spool, [build("fits again", body="d" * 45_000)])
     finally:
         spool.close()
+
+
+def test_sessions_share_sync_passes(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    # 20 sessions storing one message after another: a pass starts at most every
+    # SYNC_INTERVAL_S, however fast the disk, so each fsync covers several sessions.
+    fsyncs: list[float] = []
+    real_fsync = os.fsync
+
+    def counted(fd: int) -> None:
+        fsyncs.append(time.monotonic())
+        real_fsync(fd)
+
+    spool = Spool(tmp_path, 1 << 24, 0)
+    spool.start()
+    store_all(spool, [build("creates the segment")])  # and fsyncs the folder: not counted
+    monkeypatch.setattr(os, "fsync", counted)
+
+    async def session(n: int) -> None:
+        for i in range(20):
+            await spool.store(build(f"session {n} message {i}"), PROV)
+
+    async def run() -> None:
+        await asyncio.gather(*(session(n) for n in range(20)))
+
+    asyncio.run(run())
+    spool.close()
+    gaps = [b - a for a, b in itertools.pairwise(fsyncs)]
+    assert min(gaps) >= SYNC_INTERVAL_S * 0.9  # one segment: one fsync per pass
+    assert len(fsyncs) < 400 / 4
 
 
 def test_serve_replays_the_spool_on_start(vault: Vault,
