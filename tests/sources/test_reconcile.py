@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from mailvault.sources.definitions import SourceSpec
 from mailvault.sources.reconcile import reconcile
@@ -56,6 +57,8 @@ def test_a_message_the_server_cannot_return_is_recorded_and_passed(
     home = dovecot_server.dir / "mail"
     files = sorted(p for p in home.glob(f"{owner.address.split('@')[0]}-*/Maildir/new/*"))
     assert len(files) == 10
+    # File names do not sort in UID order; Dovecot's uidlist says which UID a file has.
+    unreadable_uid = _uid_of(files[3])
     # Dovecot (uid 65534) cannot read this file: it drops the connection on FETCH.
     os.chmod(files[3], 0)
     vault.settings.sync.backoff_s = 0.01
@@ -68,5 +71,15 @@ def test_a_message_the_server_cannot_return_is_recorded_and_passed(
     assert report.totals()["archived"] == 9 and report.totals()["failed"] == 1
     assert message_count(vault) == 9
     inbox = next(f for f in reconcile(vault, spec, "test").folders if f.folder == "INBOX")
-    assert inbox.archived == 9 and [uid for uid, _ in inbox.failed] == [4]
+    assert inbox.archived == 9 and [uid for uid, _ in inbox.failed] == [unreadable_uid]
     assert "dropped the connection" in inbox.failed[0][1]
+
+
+def _uid_of(message_file: Path) -> int:
+    """The UID Dovecot gave a Maildir file, from its dovecot-uidlist ("UID [ext] :name")."""
+    uidlist = message_file.parent.parent / "dovecot-uidlist"
+    for line in uidlist.read_text().splitlines()[1:]:
+        uid, _, name = line.partition(" :")
+        if name.split(":2,")[0] == message_file.name.split(":2,")[0]:
+            return int(uid.split()[0])
+    raise AssertionError(f"{message_file.name} is not in {uidlist}")
