@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from mailvault.serve import serve
 from mailvault.store import schema
 from mailvault.vault import Vault
+from tests.support import unavailable
 
 READY_TIMEOUT_S = 30.0
 
@@ -166,7 +167,7 @@ def small_disk() -> Iterator[Path]:
                              capture_output=True)
     if mounted.returncode != 0:
         folder.rmdir()
-        pytest.skip("a tmpfs cannot be mounted here")
+        unavailable("a tmpfs cannot be mounted here")
     try:
         yield folder
     finally:

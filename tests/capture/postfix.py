@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.support import unavailable
 
 MASTER_CF = """\
 {port} inet n - n - - smtpd
@@ -82,7 +82,7 @@ class Postfix:
 def start_postfix(folder: Path, settings: dict[str, str]) -> Postfix:
     """Configure and start a Postfix in ``folder`` with these main.cf settings on top."""
     if shutil.which("postfix") is None:
-        pytest.skip("postfix is not installed")
+        unavailable("postfix is not installed")
     port = free_port()
     etc, spool, data = folder / "etc", folder / "spool", folder / "data"
     for path in (etc, spool, data):

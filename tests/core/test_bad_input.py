@@ -20,6 +20,7 @@ from tests.support import (
     invoke,
     run,
     search_json,
+    unavailable,
     write_eml_folder,
     write_maildir,
 )
@@ -171,7 +172,7 @@ def without_permission_bypass() -> list[str]:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("running as root without setpriv: permissions cannot stop a read")
+        unavailable("running as root without setpriv: permissions cannot stop a read")
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
 
 

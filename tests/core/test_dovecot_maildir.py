@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import build_message, invoke, run, search_json
+from tests.support import build_message, invoke, run, search_json, unavailable
 
 FOLDERS = {"INBOX": 3, "Archive": 2, "Lists/linux": 2}
 
@@ -55,9 +55,9 @@ userdb {{
 def dovecot(tmp_path: Path) -> Iterator[Path]:
     """A running Dovecot master (for doveadm's user lookups); yields its config file."""
     if shutil.which("dovecot") is None or shutil.which("doveadm") is None:
-        pytest.skip("Dovecot is not installed (.ci/run installs dovecot-imapd)")
+        unavailable("Dovecot is not installed (.ci/run installs dovecot-imapd)")
     if os.geteuid() != 0:
-        pytest.skip("the test Dovecot stores mail as uid 65534, which needs root")
+        unavailable("the test Dovecot stores mail as uid 65534, which needs root")
     base = Path(f"/tmp/mv-dv-{os.getpid()}")  # short: unix socket paths are limited
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir()
