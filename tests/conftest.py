@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mailvault.vault import Vault
+from tests.support import unavailable
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -17,9 +17,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 def corpus() -> Path:
     """The shared corpus (../shared/corpus); skipped where absent, a failure in CI."""
     if not CORPUS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the corpus is missing at {CORPUS}")
-        pytest.skip(f"the corpus is not at {CORPUS}")
+        unavailable(f"the corpus is not at {CORPUS}")
     return CORPUS
 
 
