@@ -7,7 +7,7 @@ documents, import little.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from mailvault.ingest.provenance import Provenance
 from mailvault.message import ParsedMessage
@@ -71,15 +71,13 @@ def message_document(parsed: ParsedMessage, size: int, tier: str,
 
 
 def with_arrivals(doc: IndexDoc, message_id: int, arrivals: list[Provenance]) -> IndexDoc:
-    """The document with its id and what the arrivals add: folders, sources, and envelope
-    recipients the headers do not name (the Bcc evidence)."""
-    extra_bcc = [r for p in arrivals for r in p.envelope_to
-                 if r.lower() not in doc.header_rcpts]
-    return replace(
-        doc,
-        id=message_id,
-        from_=doc.from_ + [p.envelope_from for p in arrivals if p.envelope_from],
-        bcc=doc.bcc + extra_bcc,
-        folder=sorted({p.folder for p in arrivals if p.folder}),
-        source=sorted({f"{p.kind} {p.source}" for p in arrivals}),
-    )
+    """Fill in (in place: every caller holds a fresh document) the id and what the arrivals
+    add: folders, sources, and envelope recipients the headers do not name (the Bcc
+    evidence). Returns the same document."""
+    doc.id = message_id
+    doc.from_ = doc.from_ + [p.envelope_from for p in arrivals if p.envelope_from]
+    doc.bcc = doc.bcc + [r for p in arrivals for r in p.envelope_to
+                         if r.lower() not in doc.header_rcpts]
+    doc.folder = sorted({p.folder for p in arrivals if p.folder})
+    doc.source = sorted({f"{p.kind} {p.source}" for p in arrivals})
+    return doc
