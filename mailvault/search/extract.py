@@ -34,7 +34,7 @@ class Limits:
 
 
 class _Timeout(Exception):
-    pass
+    """Raised by the SIGALRM handler when an extraction runs out of time."""
 
 
 def extractor(limits: Limits) -> Callable[[bytes, str, str], str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from pytest import MonkeyPatch
 from sqlalchemy import func, select
 
@@ -82,11 +83,8 @@ def test_spool_limit_refuses_with_storage_full(tmp_path: Path) -> None:
     spool.start()
     store_all(spool, [build("fits", body="a" * 10_000)])
     try:
-        store_all(spool, [build("does not fit", body="b" * 10_000)])
-    except StorageFullError:
-        pass
-    else:
-        raise AssertionError("the spool took more than its limit")
+        with pytest.raises(StorageFullError):
+            store_all(spool, [build("does not fit", body="b" * 10_000)])
     finally:
         spool.close()
 
@@ -124,12 +122,8 @@ def test_the_limit_frees_up_as_segments_are_committed(tmp_path: Path) -> None:
     try:
         positions = [store_all(spool, [build(f"m{i}", body="c" * 45_000)])[0]
                      for i in range(3)]
-        try:
+        with pytest.raises(StorageFullError):
             store_all(spool, [build("over the limit", body="d" * 45_000)])
-        except StorageFullError:
-            pass
-        else:
-            raise AssertionError("the spool took more than its limit")
         spool.committed(positions[1])  # two sealed segments deleted: room again
         assert spool.state().segments == 1
         store_all(spool, [build("fits again", body="d" * 45_000)])
