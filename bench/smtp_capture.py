@@ -1,5 +1,6 @@
-"""SMTP capture benchmark: Postfix's smtp-source against smtp-sink, a do-nothing aiosmtpd
-server, and `mailvault serve` (durable 250), plus time-to-searchable under that load.
+"""SMTP capture benchmark: Postfix's smtp-source against smtp-sink, do-nothing Python SMTP
+servers (aiosmtpd, and mailvault's own session discarding everything), and `mailvault serve`
+(durable 250), plus time-to-searchable under that load.
 
     .venv/bin/python bench/smtp_capture.py [--messages N] [--sessions 20] [--size 5000]
 
@@ -193,9 +194,11 @@ def main() -> None:
     port = free_port()
     reference("smtp-sink", ["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{port}", "256"],
               port, args)
-    port = free_port()
-    reference("do-nothing aiosmtpd", [sys.executable, str(HERE / "smtp_null_server.py"),
-                                      str(port)], port, args)
+    for kind in ("aiosmtpd", "mailvault"):
+        port = free_port()
+        reference(f"do-nothing {kind} session",
+                  [sys.executable, str(HERE / "smtp_null_server.py"), str(port), kind],
+                  port, args)
     mailvault_run(args)
 
 

@@ -205,6 +205,14 @@ class SpoolSettings:
     max_mb: int = setting(
         4096, "When the spool holds this much (the vault behind or down), new mail gets 4xx."
     )
+    in_flow_depth: int = setting(
+        2000,
+        "When more messages than this wait for the vault, each new one waits (up to "
+        "in_flow_delay_s) for the vault to catch up before its 250; 0 turns this off.",
+    )
+    in_flow_delay_s: float = setting(
+        1.0, "Longest wait of in-flow control (Postfix's in_flow_delay); then it is spooled."
+    )
 
 
 @dataclass

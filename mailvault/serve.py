@@ -75,7 +75,8 @@ async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str
     """Run every configured service until ``stop`` is set; ``on_ready`` hears what listens."""
     settings = vault.settings.spool
     spool = Spool(spool_folder(vault), settings.segment_mb * 1024 * 1024,
-                  settings.max_mb * 1024 * 1024)
+                  settings.max_mb * 1024 * 1024, settings.in_flow_depth,
+                  settings.in_flow_delay_s)
     status = CaptureStatus()
     context = ServeContext(vault, spool, status, overrides or {})
     services = [s for s in (factory(context) for factory in SERVICES) if s is not None]

@@ -1,9 +1,9 @@
-"""The SMTP journal endpoint: aiosmtpd sessions whose handler hands bytes + envelope to the spool.
+"""The SMTP journal endpoint: sessions whose handler hands bytes + envelope to the spool.
 
-aiosmtpd speaks the protocol (EHLO, SIZE, 8BITMIME, SMTPUTF8, STARTTLS, AUTH, dot-unstuffing);
-this module decides: who may connect (554), how many at once (421), which recipients (550),
-who may log in (PLAIN/LOGIN only after TLS, users from ``smtp-users.json``), and it answers 250
-only once the spool has fsynced the message, 4xx when it cannot.
+``session.py`` speaks the protocol; this module decides: who may connect (554), how many at
+once (421), which recipients (550), who may log in (PLAIN/LOGIN only after TLS, users from
+``smtp-users.json``), and it answers 250 only once the spool has fsynced the message, 4xx when
+it cannot.
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from typing import TYPE_CHECKING
 
 from mailvault.capture.access import AccessPolicy
 from mailvault.capture.listen import parse_listen, show_listen
+from mailvault.capture.session import (
+    Client,
+    SessionOptions,
+    SmtpSession,
+    Transaction,
+)
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus
 from mailvault.capture.users import check_password, load_users
@@ -35,16 +39,10 @@ ACCEPTED = "250 2.0.0 OK: stored"
 REFUSE_CLIENT = "554 5.7.1 Your address may not send to this archive"
 TOO_MANY = "421 4.7.0 Too many connections, try again later"
 REFUSE_RECIPIENT = "550 5.7.1 Recipient not accepted by this archive"
-RECIPIENT_OK = "250 2.1.5 OK"
-AUTH_REQUIRED = "530 5.7.0 Authentication required"
 EMPTY_MESSAGE = "554 5.6.0 Empty message: nothing to archive"
 SPOOL_FULL = "452 4.3.1 Insufficient storage for the archive, try again later"
 SPOOL_FAILED = "451 4.3.0 The archive cannot store the message now, try again later"
-AUTH_MECHANISMS = ("PLAIN", "LOGIN")
 STOP_GRACE_S = 5.0
-# Real mail has lines longer than RFC 5321's 1,000 octets; refusing them with a permanent 500
-# would lose them, so lines are limited only by the message size limit and this bound.
-LINE_LIMIT = 1 << 20
 
 
 @dataclass
@@ -54,10 +52,10 @@ class Gate:
     policy: AccessPolicy
     max_connections: int
     status: CaptureStatus
-    sessions: set[asyncio.BaseTransport] = field(default_factory=set)
+    sessions: set[SmtpSession] = field(default_factory=set)
 
     def admit(self, client: str) -> str | None:
-        """The refusal to send, or None when the client may go on (then counted as open)."""
+        """The refusal to send, or None when the client may go on."""
         if not self.policy.may_connect(client):
             self.status.refused("client not allowed")
             return REFUSE_CLIENT
@@ -68,107 +66,68 @@ class Gate:
 
     def close_all(self) -> None:
         """Hang up on every session (at shutdown, after a grace period)."""
-        for transport in list(self.sessions):
-            transport.close()
-
-
-class CaptureSMTP(SMTP):
-    """aiosmtpd's SMTP session with admission at connect (before the greeting)."""
-
-    line_length_limit = LINE_LIMIT
-
-    def __init__(self, handler: CaptureHandler, gate: Gate, **options: Any) -> None:
-        super().__init__(handler, **options)
-        self._gate = gate
-        self._admitted = False
-        self._turned_away = False
-        self._transport_at_connect: asyncio.BaseTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not self._admitted:
-            peer = transport.get_extra_info("peername") or ("", 0)
-            refusal = self._gate.admit(str(peer[0]))
-            if refusal is not None:
-                self._turned_away = True
-                assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(refusal.encode() + b"\r\n")
-                transport.close()
-                return
-            self._admitted = True
-            self._gate.sessions.add(transport)
-            self._transport_at_connect = transport
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self._turned_away:
-            return
-        if self._transport_at_connect is not None:
-            self._gate.sessions.discard(self._transport_at_connect)
-        super().connection_lost(error)
-
-    def eof_received(self) -> bool | None:
-        if self._turned_away:
-            return False
-        return super().eof_received()
+        for session in list(self.sessions):
+            session.close()
 
 
 class CaptureHandler:
-    """aiosmtpd handler: recipient policy, AUTH check, and the durable hand-over to the spool."""
+    """The endpoint's decisions for its sessions: admission, recipients, logins, and the
+    durable hand-over to the spool."""
 
-    def __init__(self, spool: Spool, status: CaptureStatus, policy: AccessPolicy,
-                 users: dict[str, str], source: str, auth: str) -> None:
+    def __init__(self, spool: Spool, status: CaptureStatus, gate: Gate,
+                 users: dict[str, str], source: str) -> None:
         self.spool = spool
         self.status = status
-        self.policy = policy
+        self.gate = gate
         self.users = users
         self.source = source
-        self.auth = auth
         # Argon2 checks are slow on purpose; a login that succeeded once is remembered (by a
         # digest, never the password) so a client that logs in per message is not slowed.
         self._logged_in: set[bytes] = set()
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
-                          hostname: str, responses: list[str]) -> list[str]:
-        session.host_name = hostname
-        if self.auth == "off":
-            responses = [r for r in responses if not r.startswith("250-AUTH")]
-        return responses
+    def connected(self, session: SmtpSession) -> str | None:
+        refusal = self.gate.admit(session.client.address)
+        if refusal is None:
+            self.gate.sessions.add(session)
+        return refusal
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, mail_options: list[str]) -> str:
-        if self.auth == "required" and not session.authenticated:
-            self.status.refused("not authenticated")
-            return AUTH_REQUIRED
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 OK"
+    def disconnected(self, session: SmtpSession) -> None:
+        self.gate.sessions.discard(session)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
-        client = str((session.peer or ("",))[0])
-        if not self.policy.accepts_recipient(address, client):
+    def refused(self, reason: str) -> None:
+        self.status.refused(reason)
+
+    def recipient(self, client: Client, address: str) -> str | None:
+        if not self.gate.policy.accepts_recipient(address, client.address):
             self.status.refused("recipient not accepted")
             return REFUSE_RECIPIENT
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
-        return RECIPIENT_OK
+        return None
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
+    async def login(self, name: str, password: bytes) -> bool:
+        digest = hashlib.sha256(name.encode() + b"\0" + password).digest()
+        if digest in self._logged_in:
+            return True
+        text = password.decode("utf-8", "replace")
+        # Argon2 takes tens of milliseconds: off the event loop, so other sessions go on.
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(None, check_password, self.users, name, text):
+            self._logged_in.add(digest)
+            return True
+        return False
+
+    async def deliver(self, client: Client, transaction: Transaction, raw: bytes) -> str:
         if not raw.strip():
             self.status.refused("empty message")
             return EMPTY_MESSAGE
-        peer = session.peer or ("", 0)
         provenance = Provenance(
             kind="smtp",
             source=self.source,
-            # The null sender of bounces and receipts is kept as "" (aiosmtpd says "<>").
-            envelope_from="" if envelope.mail_from in (None, "<>") else envelope.mail_from,
-            envelope_to=tuple(envelope.rcpt_tos),
-            client_address=str(peer[0]),
-            helo=session.host_name or None,
-            tls=_tls_of(server),
-            auth_user=_user_of(session),
+            envelope_from=transaction.mail_from,
+            envelope_to=tuple(transaction.rcpt_to),
+            client_address=client.address,
+            helo=client.helo,
+            tls=client.tls,
+            auth_user=client.user,
             received_at=datetime.now(UTC),
         )
         try:
@@ -183,35 +142,6 @@ class CaptureHandler:
             return SPOOL_FAILED
         self.status.accepted("smtp")
         return ACCEPTED
-
-    def authenticate(self, server: SMTP, session: Session, envelope: Envelope,
-                     mechanism: str, auth_data: Any) -> AuthResult:
-        """aiosmtpd authenticator: PLAIN/LOGIN against the vault's SMTP users."""
-        if mechanism not in AUTH_MECHANISMS or not isinstance(auth_data, LoginPassword):
-            return AuthResult(success=False, handled=False)
-        name = auth_data.login.decode("utf-8", "replace")
-        password = auth_data.password.decode("utf-8", "replace")
-        digest = hashlib.sha256(name.encode() + b"\0" + auth_data.password).digest()
-        if digest in self._logged_in or check_password(self.users, name, password):
-            self._logged_in.add(digest)
-            return AuthResult(success=True, auth_data=name)
-        self.status.refused("authentication failed")
-        return AuthResult(success=False, handled=False)
-
-
-def _tls_of(server: SMTP) -> str | None:
-    transport = server.transport
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
-        return None
-    cipher = ssl_object.cipher()
-    return f"{ssl_object.version()} {cipher[0] if cipher else ''}".strip()
-
-
-def _user_of(session: Session) -> str | None:
-    if not session.authenticated:
-        return None
-    return str(session.auth_data) if session.auth_data is not None else None
 
 
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
@@ -266,30 +196,18 @@ class SmtpEndpoint:
         host, port = parse_listen(text)
         loop = asyncio.get_running_loop()
         source = "smtps" if implicit_tls else "smtp"
-        handler = CaptureHandler(self.context.spool, self.context.status, self.gate.policy,
-                                 self.users, "", self.settings.auth)
-
-        def session() -> CaptureSMTP:
-            return CaptureSMTP(
-                handler, self.gate,
-                data_size_limit=self.limit,
-                enable_SMTPUTF8=True,
-                decode_data=False,
-                hostname=self.hostname,
-                ident="mailvault",
-                tls_context=None if implicit_tls else self.tls,
-                require_starttls=self.settings.require_tls and not implicit_tls,
-                timeout=self.settings.timeout_s,
-                # An implicit-TLS connection is encrypted from the first byte.
-                auth_require_tls=not implicit_tls,
-                auth_exclude_mechanism=[] if self.settings.auth != "off"
-                else list(AUTH_MECHANISMS),
-                authenticator=handler.authenticate,
-                loop=loop,
-            )
-
+        handler = CaptureHandler(self.context.spool, self.context.status, self.gate,
+                                 self.users, "")
+        options = SessionOptions(
+            hostname=self.hostname,
+            size_limit=self.limit,
+            timeout_s=self.settings.timeout_s,
+            starttls=None if implicit_tls else self.tls,
+            require_tls=self.settings.require_tls and not implicit_tls,
+            auth=self.settings.auth,
+        )
         try:
-            server = await loop.create_server(session, host, port,
+            server = await loop.create_server(lambda: SmtpSession(handler, options), host, port,
                                               ssl=self.tls if implicit_tls else None,
                                               reuse_address=True)
         except OSError as exc:

@@ -13,6 +13,13 @@ wait on separate conditions, so an append wakes only the syncer (and only when i
 the event loop, which speaks SMTP for every session, is not made to hand the GIL to a thread
 per message.
 
+In-flow control: when the vault falls behind (more than ``in_flow_depth`` records not yet
+committed), ``store()`` first waits for it to catch up, up to ``in_flow_delay_s``, as Postfix's
+``in_flow_delay`` does. Clients then wait for their 250 instead of filling the spool faster than
+it drains, so under sustained load the spool, and the time from 250 to searchable, stay
+bounded. When the vault does not catch up in time (it is down), the message is spooled anyway:
+the spool's size limit is what finally answers 4xx.
+
 The drain (``capture/drain.py``, in the archiver process) reads records back up to what is
 fsynced and tells the spool how far the vault has committed; a segment file is deleted only
 when it is sealed and every record in it is committed. On start, every segment left over is
@@ -48,6 +55,8 @@ _RETRY_SYNC_S = 0.5
 # of the GIL; waiting a little lets a pass take the records of many sessions at once. After a
 # quiet spell the first message is synced at once.
 SYNC_INTERVAL_S = 0.003
+# How often a store held back by in-flow control looks at the depth again.
+_IN_FLOW_POLL_S = 0.005
 # Reading back: one read() per this many bytes, not two per record.
 _READ_BUFFER = 1 << 20
 _PROVENANCE_FIELDS = tuple(f.name for f in fields(Provenance))
@@ -179,10 +188,13 @@ class Spool:
     """An open spool folder. ``store()`` on the event loop; ``readable()``/``committed()`` for
     the archiver. ``start()`` launches the syncer thread, ``close()`` stops it."""
 
-    def __init__(self, folder: Path, segment_bytes: int, limit_bytes: int) -> None:
+    def __init__(self, folder: Path, segment_bytes: int, limit_bytes: int,
+                 in_flow_depth: int = 0, in_flow_delay_s: float = 0.0) -> None:
         self.folder = folder
         self.segment_bytes = max(segment_bytes, 1 << 16)
         self.limit_bytes = limit_bytes
+        self.in_flow_depth = in_flow_depth
+        self.in_flow_delay_s = in_flow_delay_s
         self._lock = threading.Lock()
         # The syncer waits for appends; readers wait for what a sync pass made readable.
         self._to_sync = threading.Condition(self._lock)
@@ -220,10 +232,19 @@ class Spool:
         """Append a message and return once it is fsynced; raises StoreError if it cannot be
         (disk full, I/O error, spool over its limit): the caller answers 4xx."""
         loop = asyncio.get_running_loop()
+        if self.in_flow_depth and len(self._pending) > self.in_flow_depth:
+            await self._in_flow_wait(loop)
         waiter: asyncio.Future[None] = loop.create_future()
         position = self._append(encode_record(raw, provenance), waiter)
         await waiter
         return position
+
+    async def _in_flow_wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until the vault is within ``in_flow_depth`` records, or the delay is over."""
+        deadline = loop.time() + self.in_flow_delay_s
+        # The deque's length is read without the lock: a stale value only shifts the wait.
+        while len(self._pending) > self.in_flow_depth and loop.time() < deadline:
+            await asyncio.sleep(_IN_FLOW_POLL_S)
 
     def _append(self, record: bytes, waiter: asyncio.Future[None]) -> Position:
         with self._lock:

@@ -187,3 +187,35 @@ def provenance_count(vault: Vault) -> int:
     with vault.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(schema.provenance)).scalar()
                    or 0)
+
+
+def test_in_flow_control_holds_new_mail_while_the_vault_is_behind(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20, 0, in_flow_depth=2, in_flow_delay_s=10.0)
+    spool.start()
+    positions = store_all(spool, [build("one"), build("two"), build("three")])
+
+    async def held_then_released() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        store = asyncio.ensure_future(spool.store(build("four"), PROV))
+        await asyncio.sleep(0.2)
+        held = not store.done()  # three waiting for the vault, more than in_flow_depth
+        started = loop.time()
+        await loop.run_in_executor(None, spool.committed, positions[0])  # the vault catches up
+        await store
+        return held, loop.time() - started
+
+    held, waited = asyncio.run(held_then_released())
+    assert held and waited < 5.0  # released by the commit, not by the 10 s delay
+    assert spool.state().depth == 3
+    spool.close()
+
+
+def test_in_flow_control_gives_up_waiting_when_the_vault_does_not_move(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20, 0, in_flow_depth=1, in_flow_delay_s=0.2)
+    spool.start()
+    store_all(spool, [build("one"), build("two")])
+    started = time.monotonic()
+    store_all(spool, [build("three")])  # spooled after the delay: the vault may be down
+    assert time.monotonic() - started >= 0.2
+    assert spool.state().depth == 3
+    spool.close()
