@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailvault.capture.session import Client, SessionOptions, SmtpSession, Transaction
 from tests.capture.conftest import Certificate
@@ -274,3 +276,15 @@ def _trusting() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.text(alphabet=". a\t\u00e9", max_size=6), min_size=1, max_size=8))
+def test_any_message_comes_back_exact_through_smtplib(server: Server,
+                                                      lines: list[str]) -> None:
+    message = "".join(f"{line}\r\n" for line in lines).encode()
+    before = len(server.handler.delivered)
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
+        client.sendmail("a@example.org", ["b@example.org"], message)  # smtplib dot-stuffs
+    assert server.handler.delivered[before][1] == message
