@@ -1,21 +1,27 @@
 """Raw bytes to ParsedMessage: what the catalog and the index need to know about a message.
 
-Parsing never raises. The standard library parser with the ``compat32`` policy does the MIME
-structure (it is about six times faster than ``policy.default``); the headers that are indexed
-are decoded here, tolerantly. Whatever went wrong is listed in ``defects``.
+Parsing never raises. The MIME tree is the standard library's ``compat32`` one (about six times
+faster than ``policy.default``): for a well-formed message it is assembled here from the
+delimiter ranges of ``multipart.py``, each part's headers read by the standard parser, and
+anything irregular (a missing delimiter, a stray carriage return, a header defect) is left to
+the standard parser as a whole, so its defects are reported as before. The headers that are
+indexed are decoded here, tolerantly. Whatever went wrong is listed in ``defects``.
 """
 
 from __future__ import annotations
 
 import email
 import email.message
+import email.parser
 import email.utils
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.policy import Compat32
 
 from mailvault.charsets import decode_bytes, header_text
+from mailvault.multipart import split_multipart
 
 ADDRESS_HEADERS = ("from", "sender", "reply-to", "to", "cc", "bcc")
 
@@ -31,6 +37,11 @@ class _RawHeaders(Compat32):
 
 POLICY = _RawHeaders()
 MAX_DEPTH = 20
+_HEADER_PARSER = email.parser.BytesHeaderParser(policy=POLICY)
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+# Transfer encodings a multipart entity may have (RFC 2045 6.4); others are a defect that the
+# standard parser reports.
+_MULTIPART_ENCODINGS = ("7bit", "8bit", "binary")
 
 
 @dataclass(frozen=True)
@@ -85,7 +96,7 @@ def parse(raw: bytes, extract: Extractor | None = None) -> ParsedMessage:
     """Parse raw RFC 5322 bytes. Never raises: problems end up in ``defects``."""
     out = ParsedMessage()
     try:
-        msg = email.message_from_bytes(raw, policy=POLICY)
+        msg = message_tree(raw)
     except Exception as exc:  # the parser is tolerant, but a message must never be lost to it
         out.defects.append(f"unparseable: {type(exc).__name__}: {exc}")
         return out
@@ -103,6 +114,69 @@ def parse(raw: bytes, extract: Extractor | None = None) -> ParsedMessage:
     elif not msg.keys():
         out.defects.append("no headers")
     return out
+
+
+def message_tree(raw: bytes) -> email.message.Message:
+    """The ``compat32`` MIME tree of raw bytes, as the standard parser builds it."""
+    if b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n"):
+        # A lone CR ends a line for the standard parser: its line splitting decides.
+        return email.message_from_bytes(raw, policy=POLICY)
+    tree = _tree(raw, 0, len(raw), "text/plain", 0)
+    return tree if tree is not None else email.message_from_bytes(raw, policy=POLICY)
+
+
+def _tree(raw: bytes, start: int, end: int, default_type: str,
+          depth: int) -> email.message.Message | None:
+    """The entity in ``raw[start:end]``, or None when it is irregular in any way."""
+    if depth > MAX_DEPTH:
+        return None
+    body_start = _body_start(raw, start, end)
+    if body_start is None:
+        return None
+    msg = _HEADER_PARSER.parsebytes(raw[start:body_start])
+    if msg.defects or msg.get_payload():
+        return None  # not a clean header block: a line that is no header, a continuation first
+    msg.set_default_type(default_type)
+    maintype = msg.get_content_maintype()
+    if maintype == "message":
+        if msg.get_content_subtype() == "delivery-status":
+            return None  # blocks of headers: the standard parser's own case
+        inner = _tree(raw, body_start, end, "text/plain", depth + 1)
+        if inner is None:
+            return None
+        msg.set_payload([inner])
+    elif maintype == "multipart":
+        boundary = msg.get_boundary()
+        encoding = str(msg.get("content-transfer-encoding", "8bit")).lower()
+        # A boundary folded over lines can never match a delimiter line: the standard parser
+        # reports that.
+        if not boundary or encoding not in _MULTIPART_ENCODINGS or "\n" in boundary \
+                or "\r" in boundary:
+            return None
+        split = split_multipart(raw, body_start, end,
+                                boundary.encode("ascii", "surrogateescape"))
+        if not split.closed or not split.parts:
+            return None
+        child_type = "message/rfc822" if msg.get_content_subtype() == "digest" else "text/plain"
+        children: list[email.message.Message | str] = []
+        for part_start, part_end in split.parts:
+            child = _tree(raw, part_start, part_end, child_type, depth + 1)
+            if child is None:
+                return None
+            children.append(child)
+        msg.set_payload(children)
+    else:
+        msg.set_payload(raw[body_start:end].decode("ascii", "surrogateescape"))
+    return msg
+
+
+def _body_start(raw: bytes, start: int, end: int) -> int | None:
+    """Where the body of the entity at ``start`` begins (after the blank line)."""
+    for blank in (b"\r\n", b"\n"):
+        if raw.startswith(blank, start, end):
+            return start + len(blank)  # no headers at all
+    match = _BLANK_LINE.search(raw, start, end)
+    return match.end() if match is not None else None
 
 
 def _read_headers(msg: email.message.Message, out: ParsedMessage) -> None:

@@ -1,7 +1,7 @@
 """A message as stored: a skeleton plus large leaf parts cut out as content-addressed blobs.
 
 The same attachment sent to fifty people is stored once. Cutting works on the raw bytes
-(a small MIME boundary scanner, not a parser that re-serialises), so joining the skeleton and
+(``multipart.py``'s delimiter scanner, not a parser that re-serialises), so joining the skeleton and
 the parts gives back exactly the bytes received, which the reader checks against the hash.
 
 Skeleton format: ``MVSK`` + version byte + part count (u32), then per part its position in
@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from mailvault.multipart import split_multipart
 
 _MAGIC = b"MVSK\x01"
 _ENTRY = struct.Struct(">QQ32s")
@@ -116,8 +118,10 @@ def _leaf_ranges(
         boundary = _BOUNDARY.search(ctype)
         if boundary:
             token = boundary.group(1) or boundary.group(2)
-            for sub_start, sub_end in _subparts(raw, body_start, end, token):
-                _leaf_ranges(raw, sub_start, sub_end, min_part, out, depth + 1)
+            # Without a close delimiter the trailing text stays in the skeleton.
+            for sub_start, sub_end in split_multipart(raw, body_start, end, token).parts:
+                if sub_end > sub_start:
+                    _leaf_ranges(raw, sub_start, sub_end, min_part, out, depth + 1)
         return
     if lowered.lstrip().startswith(b"message/"):
         _leaf_ranges(raw, body_start, end, min_part, out, depth + 1)
@@ -125,40 +129,3 @@ def _leaf_ranges(
     if depth == 0:
         return  # a single-part message: the whole body is the message; nothing to share
     out.append((body_start, end))
-
-
-def _subparts(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
-    """Byte ranges of the parts between delimiter lines of one multipart body.
-
-    A part ends before the line break that precedes the next delimiter (RFC 2046 5.1.1).
-    """
-    marker = b"--" + boundary
-    delimiter = re.compile(re.escape(marker) + rb"(--)?[ \t]*(?:\r?\n|$)")
-    spans: list[tuple[int, int]] = []
-    part_start = None
-    for match in _delimiters(raw, start, end, marker, delimiter):
-        if part_start is not None:
-            part_end = match.start()
-            if raw[part_end - 2 : part_end] == b"\r\n":
-                part_end -= 2
-            elif raw[part_end - 1 : part_end] == b"\n":
-                part_end -= 1
-            if part_end > part_start:
-                spans.append((part_start, part_end))
-        if match.group(1):
-            return spans
-        part_start = match.end()
-    return spans  # no closing delimiter: the trailing text stays in the skeleton
-
-
-def _delimiters(raw: bytes, start: int, end: int, marker: bytes,
-                delimiter: re.Pattern[bytes]) -> Iterator[re.Match[bytes]]:
-    """Delimiter lines in order: found with bytes.find (a regex tried at every position of
-    a large attachment is far slower), then checked to start a line."""
-    at = raw.find(marker, start, end)
-    while at >= 0:
-        if at == start or raw[at - 1:at] == b"\n":
-            match = delimiter.match(raw, at, end)
-            if match:
-                yield match
-        at = raw.find(marker, at + 1, end)
