@@ -5,15 +5,23 @@ contacts, distribution lists, notes and journal entries become messages carrying
 vCard; any other item class (free/busy data, rules, views) is counted as skipped by its class.
 An item that cannot be read becomes an Unreadable naming its folder and node id, so the
 pipeline records the failure and the rest of the file goes on.
+
+A PST is read in a process of its own, which hands over items in small batches through a
+bounded queue: reading and rebuilding items costs about as much CPU as archiving them, and
+the importing process is the pipeline's busiest, so the two run side by side. Memory stays
+bounded by the queue (a few batches of at most ``BATCH_ITEMS`` items or ``BATCH_BYTES``).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 from mailvault.errors import InputError
@@ -38,6 +46,13 @@ _MSGFLAG_READ = 0x1
 _MSGFLAG_UNSENT = 0x8
 _FLAGGED = 2
 _REPLIED = (102, 103)  # EXCHIVERB_REPLYTOSENDER, EXCHIVERB_REPLYTOALL
+# A batch from the reading process closes at this many items or bytes; QUEUE_BATCHES batches
+# may wait for the importer.
+BATCH_ITEMS = 64
+BATCH_BYTES = 8 << 20
+QUEUE_BATCHES = 4
+# How often the importer, waiting for a batch, checks that the reading process is alive.
+_ALIVE_CHECK_S = 1.0
 
 
 @dataclass
@@ -59,6 +74,12 @@ class OutlookTally:
             out.append(f"Outlook items unreadable (recorded as failures): {self.unreadable}")
         return out
 
+    def add(self, other: OutlookTally) -> None:
+        """Count in another tally (a batch's, from the reading process)."""
+        self.archived.update(other.archived)
+        self.skipped.update(other.skipped)
+        self.unreadable += other.unreadable
+
     def to_json(self) -> dict[str, object]:
         """The tally for ``import --json``."""
         return {"converted": dict(sorted(self.archived.items())),
@@ -78,9 +99,94 @@ def convert(item: Item) -> bytes | None:
     return None
 
 
+@dataclass
+class _Batch:
+    """What the reading process hands over at a time."""
+
+    items: list[Incoming | Unreadable] = field(default_factory=list)
+    tally: OutlookTally = field(default_factory=OutlookTally)
+    progress: int = 0
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """The file cannot be read at all: the sentence for InputError."""
+
+    reason: str
+
+
+_DONE = "done"
+
+
 def pst_items(path: Path, folder: str | None, tally: OutlookTally,
               advance: Callable[[int], None]) -> Iterator[Incoming | Unreadable]:
-    """Every item of a PST/OST file, folder by folder; ``advance`` hears bytes of progress."""
+    """Every item of a PST/OST file, folder by folder, read in a process of its own;
+    ``advance`` hears bytes of progress. InputError when the file is no PST at all."""
+    context = multiprocessing.get_context("forkserver")
+    batches: Queue[_Batch | _Refused | str] = context.Queue(QUEUE_BATCHES)
+    reading = context.Process(target=_read_pst, args=(path, folder, batches), daemon=True,
+                              name="pst-reader")
+    reading.start()
+    try:
+        while True:
+            try:
+                batch = batches.get(timeout=_ALIVE_CHECK_S)
+            except queue.Empty:
+                if reading.is_alive():
+                    continue
+                tally.unreadable += 1
+                yield Unreadable(_provenance(path, folder or "", None),
+                                 f"{path} could not be read to the end: the reading process "
+                                 f"stopped (exit code {reading.exitcode})")
+                return
+            if batch == _DONE:
+                return
+            if isinstance(batch, _Refused):
+                raise InputError(batch.reason)
+            assert isinstance(batch, _Batch)
+            tally.add(batch.tally)
+            advance(batch.progress)
+            yield from batch.items
+    finally:
+        if reading.is_alive():
+            reading.terminate()
+        reading.join()
+        batches.close()
+
+
+def _read_pst(path: Path, folder: str | None, out: Queue[_Batch | _Refused | str]) -> None:
+    """The reading process: every item of the file, in batches, then ``_DONE``."""
+    tally = OutlookTally()
+    batch = _Batch()
+
+    def advance(count: int) -> None:
+        batch.progress += count
+
+    def hand_over() -> None:
+        nonlocal batch
+        batch.tally.add(tally)
+        tally.archived.clear()
+        tally.skipped.clear()
+        tally.unreadable = 0
+        out.put(batch)
+        batch = _Batch()
+
+    try:
+        for item in _read_items(path, folder, tally, advance):
+            batch.items.append(item)
+            batch.size += len(item.raw) if isinstance(item, Incoming) else 0
+            if len(batch.items) >= BATCH_ITEMS or batch.size >= BATCH_BYTES:
+                hand_over()
+    except InputError as exc:
+        out.put(_Refused(str(exc)))
+        return
+    hand_over()
+    out.put(_DONE)
+
+
+def _read_items(path: Path, folder: str | None, tally: OutlookTally,
+                advance: Callable[[int], None]) -> Iterator[Incoming | Unreadable]:
     try:
         reader = PstReader(path)
     except PstFormatError as exc:

@@ -4,6 +4,7 @@ re-import adds nothing, bad files fail in one sentence, a damaged item fails alo
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailvault.outlook.ndb import PstFile
+from mailvault.outlook.source import OutlookTally, pst_items
 from tests.support import count, invoke, run, search_json
 
 OUTLOOK = "aspose-net_Outlook_Outlook.pst"
@@ -150,3 +152,13 @@ def test_nested_messages_keep_their_attachments(vault: Path, msg_dir: Path) -> N
     raw = invoke("get", str(row["id"]), "--raw", "--vault", vault).stdout
     assert raw.count(b"Content-Type: message/rfc822") == 2
     assert b'filename="green.png"' in raw and b'filename="blue.png"' in raw
+
+
+def test_stopping_early_ends_the_reading_process(pst_dir: Path) -> None:
+    tally = OutlookTally()
+    items = pst_items(pst_dir / OUTLOOK, None, tally, lambda size: None)
+    next(items)
+    readers = [p for p in multiprocessing.active_children() if p.name == "pst-reader"]
+    items.close()
+    assert readers and not any(p.is_alive() for p in readers)
+    assert sum(tally.archived.values()) >= 1
