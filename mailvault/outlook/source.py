@@ -6,22 +6,22 @@ vCard; any other item class (free/busy data, rules, views) is counted as skipped
 An item that cannot be read becomes an Unreadable naming its folder and node id, so the
 pipeline records the failure and the rest of the file goes on.
 
-A PST is read in a process of its own, which hands over items in small batches through a
-bounded queue: reading and rebuilding items costs about as much CPU as archiving them, and
-the importing process is the pipeline's busiest, so the two run side by side. Memory stays
-bounded by the queue (a few batches of at most ``BATCH_ITEMS`` items or ``BATCH_BYTES``).
+A PST is read in a process of its own: reading and rebuilding items costs about as much CPU
+as the importing process's own work, so the two run side by side. The importer lists the
+folders through it, then asks for the items in chunks, a bounded number ahead, so memory
+stays bounded; a reading process that dies is a recorded failure, never a hang.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import queue
 import struct
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from functools import partial
-from multiprocessing.queues import Queue
 from pathlib import Path
 
 from mailvault.errors import InputError
@@ -46,13 +46,10 @@ _MSGFLAG_READ = 0x1
 _MSGFLAG_UNSENT = 0x8
 _FLAGGED = 2
 _REPLIED = (102, 103)  # EXCHIVERB_REPLYTOSENDER, EXCHIVERB_REPLYTOALL
-# A batch from the reading process closes at this many items or bytes; QUEUE_BATCHES batches
-# may wait for the importer.
-BATCH_ITEMS = 64
-BATCH_BYTES = 8 << 20
-QUEUE_BATCHES = 4
-# How often the importer, waiting for a batch, checks that the reading process is alive.
-_ALIVE_CHECK_S = 1.0
+# The reading process reads items in chunks of CHUNK_ITEMS, CHUNKS_AHEAD chunks ahead of the
+# importer (about as many items as one pipeline batch takes at a time).
+CHUNK_ITEMS = 64
+CHUNKS_AHEAD = 16
 
 
 @dataclass
@@ -99,142 +96,148 @@ def convert(item: Item) -> bytes | None:
     return None
 
 
-@dataclass
-class _Batch:
-    """What the reading process hands over at a time."""
+@dataclass(frozen=True)
+class _FolderItems:
+    """One folder of the file, as the reading process lists it."""
 
-    items: list[Incoming | Unreadable] = field(default_factory=list)
-    tally: OutlookTally = field(default_factory=OutlookTally)
-    progress: int = 0
-    size: int = 0
+    name: str  # the archive folder its items go to
+    label: str  # its path in the file, for messages
+    nids: list[int]
 
 
 @dataclass(frozen=True)
-class _Refused:
-    """The file cannot be read at all: the sentence for InputError."""
+class _Chunk:
+    """What reading some items of a folder gave: messages and failures, and their tally."""
 
-    reason: str
-
-
-_DONE = "done"
+    items: list[Incoming | Unreadable]
+    tally: OutlookTally
 
 
 def pst_items(path: Path, folder: str | None, tally: OutlookTally,
               advance: Callable[[int], None]) -> Iterator[Incoming | Unreadable]:
     """Every item of a PST/OST file, folder by folder, read in a process of its own;
     ``advance`` hears bytes of progress. InputError when the file is no PST at all."""
-    context = multiprocessing.get_context("forkserver")
-    batches: Queue[_Batch | _Refused | str] = context.Queue(QUEUE_BATCHES)
-    reading = context.Process(target=_read_pst, args=(path, folder, batches), daemon=True,
-                              name="pst-reader")
-    reading.start()
+    reading = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
     try:
-        while True:
-            try:
-                batch = batches.get(timeout=_ALIVE_CHECK_S)
-            except queue.Empty:
-                if reading.is_alive():
-                    continue
+        try:
+            plan = reading.submit(_plan, path, folder).result()
+        except BrokenProcessPool as exc:
+            raise InputError(f"{path} cannot be read: the reading process stopped.") from exc
+        total = sum(len(e.nids) for e in plan if isinstance(e, _FolderItems)) or 1
+        step = path.stat().st_size // total
+        for entry in _read_ahead(reading, path, plan):
+            if isinstance(entry, Unreadable):
                 tally.unreadable += 1
-                yield Unreadable(_provenance(path, folder or "", None),
-                                 f"{path} could not be read to the end: the reading process "
-                                 f"stopped (exit code {reading.exitcode})")
+                yield entry
+                continue
+            count, future = entry
+            try:
+                chunk = future.result()
+            except (BrokenProcessPool, InputError) as exc:
+                # The reading process died, or the file went away or became unreadable.
+                tally.unreadable += 1
+                yield _unfinished(path, folder, str(exc) if isinstance(exc, InputError)
+                                  else "the reading process stopped")
                 return
-            if batch == _DONE:
-                return
-            if isinstance(batch, _Refused):
-                raise InputError(batch.reason)
-            assert isinstance(batch, _Batch)
-            tally.add(batch.tally)
-            advance(batch.progress)
-            yield from batch.items
+            tally.add(chunk.tally)
+            advance(step * count)
+            yield from chunk.items
     finally:
-        if reading.is_alive():
-            reading.terminate()
-        reading.join()
-        batches.close()
+        # An import that stops early: what is queued is dropped, the chunk in hand finishes.
+        reading.shutdown(wait=True, cancel_futures=True)
 
 
-def _read_pst(path: Path, folder: str | None, out: Queue[_Batch | _Refused | str]) -> None:
-    """The reading process: every item of the file, in batches, then ``_DONE``."""
-    tally = OutlookTally()
-    batch = _Batch()
+def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItems | Unreadable]
+                ) -> Iterator[Unreadable | tuple[int, Future[_Chunk]]]:
+    """The plan's failures, and its chunks as futures submitted CHUNKS_AHEAD in advance."""
+    queued: deque[Unreadable | tuple[int, Future[_Chunk]]] = deque()
+    submitted = 0
+    for work in _work(plan):
+        if isinstance(work, Unreadable):
+            queued.append(work)
+        else:
+            found, nids = work
+            queued.append((len(nids), _submit(reading, path, found, nids)))
+            submitted += 1
+        while submitted >= CHUNKS_AHEAD:
+            entry = queued.popleft()
+            submitted -= not isinstance(entry, Unreadable)
+            yield entry
+    yield from queued
 
-    def advance(count: int) -> None:
-        batch.progress += count
 
-    def hand_over() -> None:
-        nonlocal batch
-        batch.tally.add(tally)
-        tally.archived.clear()
-        tally.skipped.clear()
-        tally.unreadable = 0
-        out.put(batch)
-        batch = _Batch()
-
+def _submit(reading: ProcessPoolExecutor, path: Path, found: _FolderItems,
+            nids: list[int]) -> Future[_Chunk]:
+    """Ask for a chunk; once the reading process has died, a future holding that failure."""
     try:
-        for item in _read_items(path, folder, tally, advance):
-            batch.items.append(item)
-            batch.size += len(item.raw) if isinstance(item, Incoming) else 0
-            if len(batch.items) >= BATCH_ITEMS or batch.size >= BATCH_BYTES:
-                hand_over()
-    except InputError as exc:
-        out.put(_Refused(str(exc)))
-        return
-    hand_over()
-    out.put(_DONE)
+        return reading.submit(_read_chunk, path, found.name, found.label, nids)
+    except BrokenProcessPool as exc:
+        failed: Future[_Chunk] = Future()
+        failed.set_exception(exc)
+        return failed
 
 
-def _read_items(path: Path, folder: str | None, tally: OutlookTally,
-                advance: Callable[[int], None]) -> Iterator[Incoming | Unreadable]:
+def _unfinished(path: Path, folder: str | None, reason: str) -> Unreadable:
+    """The failure standing for the rest of a file that could not be read to the end."""
+    return Unreadable(_provenance(path, folder or "", None),
+                      f"{path} could not be read to the end: {reason}")
+
+
+def _work(plan: list[_FolderItems | Unreadable]) -> Iterator[
+        Unreadable | tuple[_FolderItems, list[int]]]:
+    """The plan as failures and chunks of item ids, in the file's order."""
+    for entry in plan:
+        if isinstance(entry, Unreadable):
+            yield entry
+            continue
+        for start in range(0, len(entry.nids), CHUNK_ITEMS):
+            yield entry, entry.nids[start:start + CHUNK_ITEMS]
+
+
+def _open(path: Path) -> PstReader:
     try:
-        reader = PstReader(path)
+        return PstReader(path)
     except PstFormatError as exc:
         raise InputError(f"{path} cannot be imported: {exc}.") from exc
     except OSError as exc:
         raise InputError(f"{path} cannot be read: {exc.strerror}.") from exc
-    with reader:
+
+
+def _plan(path: Path, folder: str | None) -> list[_FolderItems | Unreadable]:
+    """In the reading process: the file's folders and their item ids, and the folders that
+    cannot be listed."""
+    plan: list[_FolderItems | Unreadable] = []
+    with _open(path) as reader:
         try:
-            yield from _pst_folders(reader, path, folder, tally, advance)
+            for found in reader.folders():
+                if not isinstance(found, Folder):
+                    plan.append(Unreadable(_provenance(path, folder or found[0], None),
+                                           f"folder {found[0]}: {found[1]}"))
+                    continue
+                name = folder or found.label
+                try:
+                    nids = reader.item_ids(found)
+                except ITEM_ERRORS as exc:
+                    plan.append(Unreadable(_provenance(path, name, None),
+                                           f"the item list of folder {found.label or '/'} "
+                                           f"cannot be read: {exc}"))
+                    continue
+                plan.append(_FolderItems(name, found.label or "/", nids))
         except OSError as exc:
-            # The disk, not the format: what was read is archived, the rest is a failure.
-            tally.unreadable += 1
-            yield Unreadable(_provenance(path, folder or "", None),
-                             f"{path} could not be read to the end: {exc.strerror or exc}")
+            # The disk, not the format: what was listed is read, the rest is a failure.
+            plan.append(_unfinished(path, folder, str(exc.strerror or exc)))
+    return plan
 
 
-def _pst_folders(reader: PstReader, path: Path, folder: str | None, tally: OutlookTally,
-                 advance: Callable[[int], None]) -> Iterator[Incoming | Unreadable]:
-    size = path.stat().st_size
-    folders = list(reader.folders())
-    total = sum(len(_ids(reader, f)) for f in folders if isinstance(f, Folder)) or 1
-    for found in folders:
-        if not isinstance(found, Folder):
-            tally.unreadable += 1
-            yield Unreadable(_provenance(path, folder or found[0], None),
-                             f"folder {found[0]}: {found[1]}")
-            continue
-        name = folder or found.label
-        try:
-            ids = reader.item_ids(found)
-        except ITEM_ERRORS as exc:
-            tally.unreadable += 1
-            yield Unreadable(_provenance(path, name, None),
-                             f"the item list of folder {found.label or '/'} cannot be "
-                             f"read: {exc}")
-            continue
-        for nid in ids:
-            advance(size // total)
-            yield from _one(tally, _provenance(path, name, str(nid)),
-                            partial(reader.item, nid),
-                            f"item {nid} in folder {found.label or '/'}")
-
-
-def _ids(reader: PstReader, folder: Folder) -> list[int]:
-    try:
-        return reader.item_ids(folder)
-    except ITEM_ERRORS:
-        return []
+def _read_chunk(path: Path, name: str, label: str, nids: list[int]) -> _Chunk:
+    """In the reading process: some items of one folder, as messages or failures."""
+    tally = OutlookTally()
+    items: list[Incoming | Unreadable] = []
+    with _open(path) as reader:
+        for nid in nids:
+            items.extend(_one(tally, _provenance(path, name, str(nid)),
+                              partial(reader.item, nid), f"item {nid} in folder {label}"))
+    return _Chunk(items, tally)
 
 
 def msg_items(path: Path, folder: str, tally: OutlookTally) -> Iterator[Incoming | Unreadable]:

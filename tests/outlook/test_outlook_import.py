@@ -156,9 +156,10 @@ def test_nested_messages_keep_their_attachments(vault: Path, msg_dir: Path) -> N
 
 def test_stopping_early_ends_the_reading_process(pst_dir: Path) -> None:
     tally = OutlookTally()
+    before = set(multiprocessing.active_children())
     items = pst_items(pst_dir / OUTLOOK, None, tally, lambda size: None)
     next(items)
-    readers = [p for p in multiprocessing.active_children() if p.name == "pst-reader"]
+    readers = set(multiprocessing.active_children()) - before
     items.close()
     assert readers and not any(p.is_alive() for p in readers)
     assert sum(tally.archived.values()) >= 1
