@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mailvault.cli.app import JsonOption, VaultOption, console, open_vault, print_json
+from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
 from mailvault.compliance import audit
 from mailvault.search.query import parse_day
 
@@ -24,9 +24,11 @@ def log(
     = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Print audit entries, oldest first."""
-    with open_vault(vault) as opened, opened.engine.connect() as conn:
+    """Print audit entries, oldest first (the reading is itself recorded)."""
+    with open_vault(vault) as opened, opened.engine.begin() as conn:
         rows = list(audit.entries(conn, parse_day(since) if since else None))
+        # The log shows what others searched for and opened: reading it is a human action.
+        audit.record(conn, actor(), "audit read", {"since": since, "entries": len(rows)})
     if json_out:
         print_json([e.to_json() for e in rows])
         return

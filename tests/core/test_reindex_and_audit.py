@@ -85,6 +85,9 @@ def test_the_audit_log_records_human_actions(vault: Path, tmp_path: Path) -> Non
     assert by_action["download"]["sha256"] == first["sha256"]  # type: ignore[index]
     assert sum(e["detail"]["archived"] for e in mine  # type: ignore[index,misc]
                if e["action"] == "ingest") == len(search_json(vault, ""))
+    # The reading above is in the log now; this one is recorded after it is shown.
+    reading = [e for e in actions(vault) if e["action"] == "audit read"]
+    assert [e["detail"] for e in reading] == [{"since": None, "entries": len(entries)}]
     verified = invoke("audit", "verify", "--vault", vault)
     assert verified.exit_code == 0
     assert "the audit chain is intact" in verified.text
