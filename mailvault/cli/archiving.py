@@ -15,6 +15,7 @@ from mailvault.ingest.files import FORMATS, FileOptions, Reader
 from mailvault.ingest.pipeline import ArchiveReport, Outcome, Pipeline
 from mailvault.search import indexing
 from mailvault.search.query import parse_day
+from mailvault.store import catalog
 from mailvault.vault import Vault, default_vault_path
 
 
@@ -83,7 +84,11 @@ def import_(
                     archived.append(outcome.message_id)
             meter.update(report.processed, reader.scan.bytes_read)
 
+        with opened.engine.connect() as conn:
+            last_failure = catalog.last_failure_id(conn)
         pipeline.archive_many(reader, on_batch=progress)
+        with opened.engine.begin() as conn:
+            settled = catalog.settle_failures(conn, reader.scan.read_whole, last_failure)
         if target != "active" and archived:
             job = tiers.create_job(opened, archived, target, f"import --tier {target}", actor())
             tiers.run_job(opened, job.id)
@@ -92,6 +97,7 @@ def import_(
     summary["seconds"] = round(elapsed, 2)
     summary["outside_date_range"] = reader.scan.outside_range
     summary["skipped"] = [{"item": i, "reason": r} for i, r in reader.scan.skipped]
+    summary["failures_settled"] = settled
     outlook = reader.scan.outlook
     if outlook.lines():
         summary["outlook_items"] = outlook.to_json()
@@ -101,6 +107,9 @@ def import_(
         _print_summary(report, reader.scan.outside_range, reader.scan.skipped, elapsed)
         for line in outlook.lines():
             console.print(line, highlight=False)
+        if settled:
+            console.print(f"earlier failures settled (their folder or file was read whole this "
+                          f"time): {settled}", highlight=False)
     if report.refused:
         raise typer.Exit(1)
     if report.processed == 0 and not reader.scan.outside_range:

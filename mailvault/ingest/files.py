@@ -56,6 +56,9 @@ class FileScan:
     bytes_read: int = 0
     bytes_total: int = 0
     outlook: OutlookTally = field(default_factory=OutlookTally)
+    # Places (folders listed, files read to the end), as provenance without an item: failures
+    # recorded for one of them as a whole in an earlier import are settled by this one.
+    read_whole: list[Provenance] = field(default_factory=list)
 
     def advance(self, size: int) -> None:
         """Count bytes of input as read (for the progress bar)."""
@@ -121,7 +124,8 @@ class Reader:
         elif kind in ("eml", "empty"):
             yield self._eml(path, folder, item=str(path))
         elif kind == "pst":
-            yield from pst_items(path, self.options.folder, self.scan.outlook, self.scan.advance)
+            yield from pst_items(path, self.options.folder, self.scan.outlook, self.scan.advance,
+                                 self.scan.read_whole.append)
         elif kind == "msg":
             self.scan.advance(_size_of(path))
             yield from msg_items(path, folder, self.scan.outlook)
@@ -137,6 +141,7 @@ class Reader:
             yield Unreadable(self._prov("folder", folder_path, folder, None),
                              f"the folder cannot be read: {exc.strerror}")
             return
+        self.scan.read_whole.append(self._prov("folder", folder_path, folder, None))
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -169,6 +174,7 @@ class Reader:
                 yield Unreadable(self._prov("maildir", maildir, folder, None),
                                  "the folder cannot be read: Permission denied")
                 continue
+            self.scan.read_whole.append(self._prov("maildir", maildir, folder, None))
             for sub in MAILDIR_SUBDIRS:
                 directory = maildir / sub
                 try:
@@ -179,6 +185,7 @@ class Reader:
                     yield Unreadable(self._prov("maildir", directory, folder, None),
                                      f"the folder cannot be read: {exc.strerror}")
                     continue
+                self.scan.read_whole.append(self._prov("maildir", directory, folder, None))
                 for name in names:
                     if name.startswith("."):
                         continue
@@ -241,6 +248,7 @@ class Reader:
             for start, end, raw in split_mbox(handle):
                 self.scan.bytes_read += end - start
                 yield Incoming(raw, self._prov("mbox", path, folder, str(start)))
+            self.scan.read_whole.append(self._prov("mbox", path, folder, None))
         except OSError as exc:
             yield Unreadable(self._prov("mbox", path, folder, None),
                              f"{path} could not be read to the end: {exc.strerror}")

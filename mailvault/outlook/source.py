@@ -114,9 +114,12 @@ class _Chunk:
 
 
 def pst_items(path: Path, folder: str | None, tally: OutlookTally,
-              advance: Callable[[int], None]) -> Iterator[Incoming | Unreadable]:
+              advance: Callable[[int], None],
+              read_whole: Callable[[Provenance], None] | None = None,
+              ) -> Iterator[Incoming | Unreadable]:
     """Every item of a PST/OST file, folder by folder, read in a process of its own;
-    ``advance`` hears bytes of progress. InputError when the file is no PST at all."""
+    ``advance`` hears bytes of progress, ``read_whole`` of each folder listed and of the file
+    once read to the end. InputError when the file is no PST at all."""
     reading = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
     try:
         try:
@@ -125,6 +128,7 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
             raise InputError(f"{path} cannot be read: the reading process stopped.") from exc
         total = sum(len(e.nids) for e in plan if isinstance(e, _FolderItems)) or 1
         step = path.stat().st_size // total
+        listed = [_provenance(path, e.name, None) for e in plan if isinstance(e, _FolderItems)]
         for entry in _read_ahead(reading, path, plan):
             if isinstance(entry, Unreadable):
                 tally.unreadable += 1
@@ -142,6 +146,9 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
             tally.add(chunk.tally)
             advance(step * count)
             yield from chunk.items
+        if read_whole is not None:
+            for place in [*listed, _provenance(path, folder or "", None)]:
+                read_whole(place)
     finally:
         # An import that stops early: what is queued is dropped, the chunk in hand finishes.
         reading.shutdown(wait=True, cancel_futures=True)

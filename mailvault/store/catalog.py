@@ -302,6 +302,28 @@ def record_failure(conn: Connection, prov: Provenance, reason: str) -> None:
     ))
 
 
+def last_failure_id(conn: Connection) -> int:
+    """The id of the newest recorded failure (0 when there is none)."""
+    return int(conn.execute(select(func.max(schema.failures.c.id))).scalar() or 0)
+
+
+def settle_failures(conn: Connection, places: Iterable[Provenance], up_to: int) -> int:
+    """Mark resolved the failures (up to id ``up_to``) recorded for a whole place: a folder
+    that could not be listed, a file not read to the end, that has now been read whole.
+    ``places`` are provenances without an item; returns how many were settled."""
+    f = schema.failures
+    keys = {(p.kind, p.source, p.folder or "") for p in places}
+    if not keys:
+        return 0
+    rows = conn.execute(select(f.c.id, f.c.kind, f.c.source, f.c.provenance).where(
+        f.c.resolved.is_(False), f.c.item.is_(None), f.c.id <= up_to)).all()
+    settled = [row.id for row in rows
+               if (row.kind, row.source, json.loads(row.provenance).get("folder") or "") in keys]
+    if settled:
+        conn.execute(update(f).where(f.c.id.in_(settled)).values(resolved=True))
+    return len(settled)
+
+
 def queue_reindex(conn: Connection, message_ids: Iterable[int]) -> None:
     """Mark messages whose index document must be rebuilt (a new folder or source, say)."""
     rows = [{"message_id": m} for m in set(message_ids)]

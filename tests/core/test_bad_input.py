@@ -179,7 +179,7 @@ def without_permission_bypass() -> list[str]:
 def test_a_folder_without_permission(vault: Path, tmp_path: Path) -> None:
     """A locked folder, given directly, inside a plain folder, or nested in a Maildir tree:
     reported (never silently passed over), the rest archived, and archived later once
-    readable."""
+    readable, which settles the folders' failures."""
     prefix = without_permission_bypass()
     mail = tmp_path / "mail"
     write_eml_folder(mail / "open", GOOD)
@@ -204,10 +204,13 @@ def test_a_folder_without_permission(vault: Path, tmp_path: Path) -> None:
     finally:
         for folder in locked:
             folder.chmod(0o755)
-    # Once readable, the same import archives what it could not read.
+    # Once readable, the same import archives what it could not read, and the two folder
+    # failures are settled.
     again = run("import", mail, "--vault", vault, "--json")
     assert again.returncode == 0, again.stdout
     assert json.loads(again.stdout)["archived"] == 2
+    assert json.loads(again.stdout)["failures_settled"] == 2
+    assert failures(vault) == []
     assert count(vault, "") == 6
     assert invoke("verify", "--vault", vault).exit_code == 0
 
