@@ -110,6 +110,7 @@ class SmtpSession(asyncio.Protocol):
         self._admitted = False
         self._last_heard = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        # The conversation's task; held here because the loop keeps only a weak reference.
         self._task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -225,7 +226,7 @@ class SmtpSession(asyncio.Protocol):
         while True:
             if not too_big and self._buffer.startswith(b".\r\n"):
                 self._take(3)
-                return None if too_big else b""
+                return b""
             end = self._buffer.find(END_OF_DATA, max(self._scanned - 4, 0))
             if end >= 0:
                 data = self._take(end + len(END_OF_DATA))
