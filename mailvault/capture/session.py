@@ -262,7 +262,7 @@ class SmtpSession(asyncio.Protocol):
                 elif not await self._command(line):
                     break
         except _Closed:
-            pass
+            pass  # the client went away: there is no one left to answer
         finally:
             self.close()
 
