@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import ssl
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,6 +30,7 @@ MAX_ERRORS = 20
 # requires at least 100).
 MAX_RECIPIENTS = 10_000
 END_OF_DATA = b"\r\n.\r\n"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,12 @@ class SmtpSession(asyncio.Protocol):
                     break
         except _Closed:
             pass  # the client went away: there is no one left to answer
+        except Exception:
+            # A fault of ours must not leave the client waiting for a reply that never comes:
+            # it hears 421 and tries again later (nothing it sent was acknowledged).
+            log.exception("the SMTP session with %s failed", self.client.address)
+            self.handler.refused("internal error")
+            self._reply("421 4.3.0 Internal error, try again later")
         finally:
             self.close()
 

@@ -46,6 +46,8 @@ class Recorder:
         return (name, password) == ("journal", b"s3cret")
 
     async def deliver(self, client: Client, transaction: Transaction, raw: bytes) -> str:
+        if b"Subject: explode" in raw:
+            raise RuntimeError("a fault in the handler")
         self.delivered.append((transaction, raw, Client(**vars(client))))
         return "250 2.0.0 OK"
 
@@ -216,6 +218,16 @@ def test_an_abusive_client_is_hung_up_on(server: Server, talk: Talk) -> None:
     assert talk.command("XYZZY").startswith("500")
     assert talk.reply().startswith("421")
     assert talk.reader.readline() == b""
+
+
+def test_a_fault_in_the_handler_is_a_421_not_a_hang(server: Server, talk: Talk) -> None:
+    talk.command("EHLO client.test")
+    talk.command("MAIL FROM:<a@example.org>")
+    talk.command("RCPT TO:<b@example.org>")
+    talk.command("DATA")
+    assert talk.command("Subject: explode\r\n\r\nboom\r\n.").startswith("421 4.3.0")
+    assert talk.reader.readline() == b""
+    assert server.handler.refusals == ["internal error"] and not server.handler.delivered
 
 
 def test_a_too_long_command_line_is_refused_and_the_session_goes_on(talk: Talk) -> None:
