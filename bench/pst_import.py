@@ -43,7 +43,7 @@ from mailvault.outlook.source import OutlookTally, pst_items
 tally = OutlookTally()
 for path in sys.argv[1:]:
     for _ in pst_items(Path(path), None, tally, lambda size: None):
-        pass
+        pass  # reading is what is timed: the items themselves are dropped
 print(sum(tally.archived.values()) + sum(tally.skipped.values()))
 """
 

@@ -139,7 +139,7 @@ def mailvault_run(args: argparse.Namespace) -> dict[str, float]:
                     data = json.loads((vault_path / "serve-status.json").read_text())
                     deepest[0] = max(deepest[0], int(data["spool"]["depth"]))
                 except (OSError, ValueError, KeyError):
-                    pass
+                    pass  # status is rewritten while we read it: the next look will do
                 stop.wait(0.5)
 
         threads = [threading.Thread(target=probe), threading.Thread(target=watch_spool)]

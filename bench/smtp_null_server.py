@@ -27,10 +27,10 @@ class DiscardSessions:
         return None
 
     def disconnected(self, session: SmtpSession) -> None:
-        pass
+        """Nothing to count: the reference keeps no state."""
 
     def refused(self, reason: str) -> None:
-        pass
+        """Nothing to count: the reference keeps no state."""
 
     def recipient(self, client: Client, address: str) -> str | None:
         return None

@@ -169,7 +169,7 @@ def html_part(item: Item) -> Part | None:
         try:
             data.decode(codec)
         except UnicodeDecodeError:
-            pass
+            pass  # not in the declared code page: decode_8bit below makes the best of it
         else:
             return encoded_text_part(data, "html", charset)
     return text_part(decode_8bit(data, codec), "html")

@@ -152,7 +152,7 @@ def decode_8bit(data: bytes, codec: str | None) -> str:
         try:
             return data.decode(codec)
         except (UnicodeDecodeError, LookupError):
-            pass
+            pass  # a wrong or unknown code page: the fallbacks below decide
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

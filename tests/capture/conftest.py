@@ -183,7 +183,7 @@ def fill(folder: Path) -> Path:
         while True:
             os.write(fd, b"\0" * 4096)
     except OSError:
-        pass
+        pass  # ENOSPC: the file system is full, which is what was wanted
     finally:
         os.close(fd)
     return filler

@@ -118,7 +118,7 @@ def start_postfix(folder: Path, settings: dict[str, str]) -> Postfix:
                 if sock.recv(256).startswith(b"220"):
                     break
         except OSError:
-            pass
+            pass  # not listening yet: poll again until the deadline
         if time.monotonic() > deadline:
             postfix.stop()
             raise TimeoutError(f"postfix did not start: {postfix.log()[-2000:]}")

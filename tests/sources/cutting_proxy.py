@@ -59,7 +59,7 @@ class CuttingProxy:
                 sink.sendall(data)
                 sent += len(data)
         except OSError:
-            pass
+            pass  # the proxy cutting the connection is the point of this helper
         finally:
             for s in (source, sink):
                 with contextlib.suppress(OSError):
