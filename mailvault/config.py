@@ -216,6 +216,23 @@ class SpoolSettings:
 
 
 @dataclass
+class AccountsSettings:
+    """The people who use the archive: passwords, sign-in lock-out, TOTP, API tokens."""
+
+    min_password_length: int = setting(
+        12, "Shortest password accepted for a user (`mailvault user add`, `user passwd`).")
+    max_failed_logins: int = setting(
+        5, "Failed sign-ins in a row (wrong password or code) after which an account is locked "
+        "(0: never locked).")
+    lockout_minutes: int = setting(
+        15, "How long a locked account refuses every sign-in, even with the right password.")
+    totp_issuer: str = setting(
+        "mailvault", "Issuer shown by authenticator apps for this archive's TOTP codes.")
+    token_expires_days: int = setting(
+        90, "Lifetime of an API token made without --expires (0: tokens never expire).")
+
+
+@dataclass
 class Settings:
     """Every setting of a vault, by section (the TOML tables of mailvault.toml)."""
 
@@ -228,6 +245,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     milter: MilterSettings = field(default_factory=MilterSettings)
     spool: SpoolSettings = field(default_factory=SpoolSettings)
+    accounts: AccountsSettings = field(default_factory=AccountsSettings)
 
 
 def load_settings(vault_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:

@@ -10,7 +10,11 @@
     ├── NotFoundError         no message, source or policy by that name or id
     ├── QueryError            a search query that cannot be parsed
     ├── InputError            a path or file that cannot be imported (missing, unreadable)
-    └── SourceError           a remote source failed (login, network, TLS); carries whether to retry
+    ├── SourceError           a remote source failed (login, network, TLS); carries whether to retry
+    ├── AuthenticationError   a sign-in or API token refused; one sentence that never says which
+    │   │                     part was wrong (the audit log has the reason)
+    │   └── SecondFactorRequired  the password was right and the account asks for a TOTP code
+    └── PermissionDenied      a known principal asked for what none of its roles allows
 
 Lower-layer exceptions (OSError, sqlite3, tantivy) are translated at the module that meets them,
 so the CLI and the web only ever handle this tree.
@@ -65,3 +69,23 @@ class SourceError(MailvaultError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class AuthenticationError(MailvaultError):
+    """A sign-in or an API token was refused.
+
+    The sentence is the same whatever was wrong (name, password, code, lock, disabled), so
+    that it tells a guesser nothing; ``reason`` is for the audit log, never for the screen.
+    """
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SecondFactorRequired(AuthenticationError):
+    """The password was right, and the account needs a TOTP code as well."""
+
+
+class PermissionDenied(MailvaultError):
+    """A known principal asked for something none of its roles allows."""

@@ -20,6 +20,7 @@ from mailvault.cli import (
     health,
     serving,
     sources,
+    users,
 )
 from mailvault.cli.app import app
 from mailvault.errors import MailvaultError
@@ -33,6 +34,7 @@ sources.register(app)
 compliance_tiers.register(app)
 compliance_retention.register(app)
 compliance_dispose.register(app)
+users.register(app)
 
 
 def main() -> None:

@@ -313,3 +313,42 @@ tombstones = Table(
     Column("disposed_at", Integer, nullable=False),
 )
 Index("tombstones_sha256", tombstones.c.sha256)
+
+# -- accounts: the people who use the archive, and their API tokens -------------------------
+
+users = Table(
+    "users",
+    metadata,
+    # Ids and names are never reused: a removed user's row stays (removed_at set), so every
+    # audit entry keeps naming one person.
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("roles", Text, nullable=False),  # space-separated role names
+    Column("addresses", Text, nullable=False, default=""),  # space-separated, lower case
+    Column("password_hash", Text),  # Argon2id; cleared on removal
+    Column("totp_secret", Text),  # sealed with keyring.wrap_secret; cleared on removal
+    Column("totp_last_step", Integer),  # last TOTP time step accepted (replay guard)
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", Integer),
+    Column("last_login_at", Integer),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("removed_at", Integer),
+    sqlite_autoincrement=True,
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 hex, never the token
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("expires_at", Integer),  # null: never expires
+    Column("revoked_at", Integer),
+    Column("last_used_at", Integer),
+    sqlite_autoincrement=True,
+)
+Index("api_tokens_user", api_tokens.c.user_id)
