@@ -1,10 +1,10 @@
 """Sign-in by name, password and (when the account has one) a TOTP code, with a lock-out.
 
 After ``[accounts] max_failed_logins`` failures in a row an account refuses every sign-in for
-``lockout_minutes``, the right password included, and is not even checked meanwhile (so a
-guesser learns nothing and burns no CPU). Every refusal is audited (``login-failed`` with the
-reason), a lock too (``login-locked``), and so is a sign-in (``login``); the person is told one
-sentence that never says which part was wrong.
+``lockout_minutes``, the right password included (it is not checked against the account
+meanwhile, so a guesser learns nothing). Every refusal is audited (``login-failed`` with the
+reason), a lock too (``login-locked``), and so is a sign-in (``login``); the person is told
+one sentence that never says which part was wrong.
 """
 
 from __future__ import annotations
@@ -39,12 +39,16 @@ def authenticate(vault: Vault, name: str, password: str, totp_code: str | None, 
     cleaned = name.strip().lower()
     with vault.engine.connect() as conn:
         row = conn.execute(select(schema.users).where(schema.users.c.name == cleaned)).first()
+    # Every refusal costs one Argon2 check, like a wrong password, so that the time taken
+    # does not tell a guesser which names exist or are locked.
     if row is None or row.removed_at is not None:
-        passwords.verify(None, password)  # as slow as a wrong password: names stay secret
+        passwords.verify(None, password)
         _audit_refusal(vault, actor, _loggable(cleaned), "unknown user")
     if row.locked_until is not None and row.locked_until > when:
+        passwords.verify(None, password)
         _audit_refusal(vault, actor, row.name, "locked")
     if row.disabled:
+        passwords.verify(None, password)
         _audit_refusal(vault, actor, row.name, "disabled")
     checked = passwords.verify(row.password_hash, password)
     if not checked.ok:
