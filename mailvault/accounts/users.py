@@ -80,9 +80,7 @@ def add_user(vault: Vault, name: str, roles: Iterable[str], addresses: Iterable[
     name = check_name(name)
     granted = _roles(roles)
     owned = _addresses(addresses)
-    if Role.USER in granted and not owned:
-        raise InputError("a user with the role 'user' needs at least one --address: their "
-                         "own mail is found by it.")
+    _check_user_role(granted, owned)
     passwords.check_new(password, vault.settings.accounts.min_password_length)
     hashed = passwords.hash_password(password)
     at = catalog.now()
@@ -139,6 +137,24 @@ def set_password(vault: Vault, name: str, password: str, actor: str) -> None:
         row = live_row(conn, name)
         _update(conn, row.id, password_hash=hashed, failed_logins=0, locked_until=None)
         audit.record(conn, actor, "user-passwd", {"user": row.name})
+
+
+def update_user(vault: Vault, name: str, actor: str, *, roles: Iterable[str] | None = None,
+                addresses: Iterable[str] | None = None) -> UserRecord:
+    """Replace a user's roles, addresses or both (what is None stays as it is)."""
+    with vault.engine.begin() as conn:
+        row = live_row(conn, name)
+        before = record_of(row)
+        granted = before.roles if roles is None else _roles(roles)
+        owned = before.addresses if addresses is None else _addresses(addresses)
+        _check_user_role(granted, owned)
+        _update(conn, row.id, roles=" ".join(sorted(r.value for r in granted)),
+                addresses=" ".join(owned))
+        audit.record(conn, actor, "user-update", {
+            "user": row.name, "roles": sorted(r.value for r in granted),
+            "addresses": list(owned), "roles_before": sorted(r.value for r in before.roles),
+            "addresses_before": list(before.addresses)})
+    return get_user(vault, name)
 
 
 def disable_user(vault: Vault, name: str, actor: str) -> None:
@@ -253,6 +269,12 @@ def _addresses(addresses: Iterable[str]) -> tuple[str, ...]:
         if not _ADDRESS.fullmatch(address):
             raise InputError(f"{address!r} is not a mail address (local@domain).")
     return owned
+
+
+def _check_user_role(roles: frozenset[Role], addresses: tuple[str, ...]) -> None:
+    if Role.USER in roles and not addresses:
+        raise InputError("a user with the role 'user' needs at least one --address: their "
+                         "own mail is found by it.")
 
 
 def _taken(name: str, removed: bool) -> ConfigError:

@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(user_app, name="user")
     user_app.command("add")(add)
     user_app.command("list")(list_users)
+    user_app.command("set")(set_roles)
     user_app.command("passwd")(passwd)
     user_app.command("disable")(disable)
     user_app.command("enable")(enable)
@@ -86,6 +87,24 @@ def list_users(
                       ", ".join(u.addresses), u.status(at), "yes" if u.totp else "no",
                       _when(u.last_login_at))
     console.print(table)
+
+
+def set_roles(
+    name: NameArg,
+    vault: VaultOption = None,
+    role: Annotated[list[str] | None, typer.Option(
+        "--role", help="The user's roles from now on (repeatable; replaces the old ones).",
+        show_default=False)] = None,
+    address: Annotated[list[str] | None, typer.Option(
+        "--address", help="The user's own addresses from now on (repeatable; replaces the "
+        "old ones).", show_default=False)] = None,
+) -> None:
+    """Change a user's roles or addresses (what is not given stays)."""
+    with open_vault(vault) as opened:
+        changed = users.update_user(opened, name, actor(), roles=role, addresses=address)
+    roles = ", ".join(sorted(r.value for r in changed.roles))
+    console.print(f"User {changed.name}: {roles}; {', '.join(changed.addresses) or 'no address'}",
+                  highlight=False, markup=False)
 
 
 def passwd(name: NameArg, vault: VaultOption = None, password_file: PasswordFile = None) -> None:

@@ -21,6 +21,7 @@ def test_every_change_is_audited_without_a_secret(accounts_vault: Vault) -> None
     vault = accounts_vault
     users.add_user(vault, "bob", ["user"], ["bob@example.org"], PASSWORD, ADMIN)
     users.set_password(vault, "bob", NEW_PASSWORD, ADMIN)
+    users.update_user(vault, "bob", ADMIN, roles=["user", "reviewer"])
     uri = users.enable_totp(vault, "bob", ADMIN)
     secret = pyotp.parse_uri(uri).secret
     at = time.time()
@@ -37,12 +38,15 @@ def test_every_change_is_audited_without_a_secret(accounts_vault: Vault) -> None
 
     log = audit_log(vault)
     assert [e.action for e in log] == [
-        "user-add", "user-passwd", "user-totp", "login",
+        "user-add", "user-passwd", "user-update", "user-totp", "login",
         *(["login-failed"] * MAX_FAILED), "login-locked",
         "token-create", "token-revoke", "user-disable", "user-enable", "user-remove"]
     assert {e.actor for e in log if not e.action.startswith("login")} == {ADMIN}
     assert all(e.detail["user"] == "bob" for e in log)
     assert log[0].detail == {"user": "bob", "roles": ["user"], "addresses": ["bob@example.org"]}
+    assert log[2].detail == {"user": "bob", "roles": ["reviewer", "user"],
+                             "addresses": ["bob@example.org"], "roles_before": ["user"],
+                             "addresses_before": ["bob@example.org"]}
     assert log[-1].detail == {"user": "bob", "tokens_revoked": 0}
     text = "\n".join(f"{e.actor} {e.action} {e.detail}" for e in log)
     for secret_text in (PASSWORD, NEW_PASSWORD, secret, uri, made.token, made.token[4:],

@@ -55,6 +55,8 @@ def test_user_round_trip(cli_vault: Path, tmp_path: Path) -> None:
             authenticate(vault, "carol", PASSWORD, None, "test")
         assert authenticate(vault, "carol", new_password, None, "test").name == "carol"
 
+    changed = invoke("user", "set", "carol", "--role", "reviewer", "--vault", cli_vault)
+    assert changed.text == "User carol: reviewer; carol@example.org, c.x@example.org\n"
     assert invoke("user", "disable", "carol", "--vault", cli_vault).exit_code == 0
     assert invoke("user", "list", "--json", "--vault", cli_vault).json()[0]["status"] == \
         "disabled"
@@ -64,8 +66,8 @@ def test_user_round_trip(cli_vault: Path, tmp_path: Path) -> None:
     assert [u["status"] for u in invoke("user", "list", "--all", "--json",
                                         "--vault", cli_vault).json()] == ["removed"]
     actions = [e["action"] for e in invoke("audit", "log", "--json", "--vault", cli_vault).json()]
-    assert actions[:7] == ["user-add", "login", "user-passwd", "login-failed", "login",
-                           "user-disable", "user-enable"]
+    assert actions[:8] == ["user-add", "login", "user-passwd", "login-failed", "login",
+                           "user-update", "user-disable", "user-enable"]
 
 
 def test_the_password_is_asked_for_twice(cli_vault: Path) -> None:

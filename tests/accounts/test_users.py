@@ -89,3 +89,18 @@ def test_changes_to_an_unknown_user_say_so(accounts_vault: Vault) -> None:
             change(accounts_vault, "nobody", ADMIN)
     with pytest.raises(NotFoundError):
         users.set_password(accounts_vault, "nobody", PASSWORD, ADMIN)
+
+
+def test_roles_and_addresses_can_change(accounts_vault: Vault, alice: UserRecord) -> None:
+    changed = users.update_user(accounts_vault, "alice", ADMIN, roles=["user", "reviewer"])
+    assert changed.roles == {Role.USER, Role.REVIEWER}
+    assert changed.addresses == ("alice@example.org",)
+    changed = users.update_user(accounts_vault, "alice", ADMIN,
+                                addresses=["a.smith@example.org", "Alice@Example.org"])
+    assert changed.addresses == ("a.smith@example.org", "alice@example.org")
+    assert users.principal_of_user(accounts_vault, "alice").owns("a.smith@example.org")
+    with pytest.raises(InputError, match="needs at least one --address"):
+        users.update_user(accounts_vault, "alice", ADMIN, addresses=[])
+    with pytest.raises(InputError, match="needs at least one --role"):
+        users.update_user(accounts_vault, "alice", ADMIN, roles=[])
+    assert users.get_user(accounts_vault, "alice").roles == {Role.USER, Role.REVIEWER}
