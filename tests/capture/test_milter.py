@@ -9,9 +9,12 @@ import socket
 import struct
 from collections.abc import Callable
 
+from pytest import MonkeyPatch
 from sqlalchemy import select
 
-from mailvault.capture.milter import header_line
+from mailvault.capture.milter import TEMPFAIL_REPLY, header_line
+from mailvault.capture.spool import Position, Spool
+from mailvault.ingest.provenance import Provenance
 from mailvault.store import catalog, schema
 from mailvault.vault import Vault
 from tests.capture.conftest import Running, message_count, wait_until
@@ -118,3 +121,25 @@ def test_envelope_bytes_that_are_not_utf8_are_archived_with_the_bytes(
         b"j\xe9@x.org", b"ok@example.org"]
     assert base64.b64decode(extra["helo_bytes"]) == b"h\xe9st"
     assert base64.b64decode(extra["client_name_bytes"]) == b"mx\xff.example.org"
+
+
+def test_a_fault_of_ours_is_a_tempfail_counted_as_an_internal_error(
+        vault: Vault, serving: Callable[..., Running], monkeypatch: MonkeyPatch) -> None:
+    async def failing(spool: Spool, raw: bytes, provenance: Provenance) -> Position:
+        raise RuntimeError("the disk controller is on fire")
+
+    monkeypatch.setattr(Spool, "store", failing)
+    running = serving({"smtp": [], "milter": ["127.0.0.1:0"]})
+    mta = ScriptedMTA(running.port("milter"))
+    mta.send(b"O", struct.pack(">III", 6, 0x1FF, 0))
+    mta.reply()
+    message(mta, b"a@example.org", [b"b@example.org"], [(b"Subject", b"x")], b"x\r\n")
+    mta.send(b"E")
+    assert mta.reply() == (b"y", TEMPFAIL_REPLY)  # the MTA keeps it and retries
+    mta.send(b"Q")
+    mta.sock.close()
+    running.stop()
+    status = json.loads((vault.path / "serve-status.json").read_text())
+    assert status["internal_errors"] == 1 and status["refused"] == {"internal error": 1}
+    assert status["last_error"]["error"] == ("the milter failed: RuntimeError: the disk "
+                                             "controller is on fire")

@@ -54,12 +54,9 @@ def test_a_dripping_flood_from_one_address_leaves_room_for_others(vault: Vault,
     running = serving()
     drips = list(_connections(running.port(), "127.0.0.2", 10))
     try:
-        for sock, _ in drips:
-            try:
-                sock.sendall(b"NO")  # a command begun and never finished
-            except OSError:
-                pass  # refused and closed already
         assert [greeting[:3] for _, greeting in drips] == [b"220"] * 3 + [b"421"] * 7
+        for sock, _ in drips[:3]:
+            sock.sendall(b"NO")  # a command begun and never finished
         with smtplib.SMTP("127.0.0.1", running.port(), timeout=10,
                           source_address=("127.0.0.3", 0)) as client:
             client.sendmail("a@example.org", ["b@example.org"], build("through the flood"))
