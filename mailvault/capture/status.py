@@ -22,7 +22,7 @@ STALE_AFTER_S = 10.0
 
 class CaptureStatus:
     """Thread-safe counters: what was accepted and refused (by reason), drained, and failed
-    (internal errors: faults of ours that a client was told 421 for)."""
+    (internal errors: faults of ours, answered 421 or, by the milter, tempfail)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -140,7 +140,8 @@ def describe_status(data: dict[str, Any] | None) -> list[str]:
                                   or "none"))
     internal = data.get("internal_errors") or 0
     if internal:
-        lines.append(f"  internal errors: {internal} (421 answered; see the last error)")
+        lines.append(f"  internal errors: {internal} (faults of the archive, answered 421 or "
+                     "tempfail; see the last error)")
     spool = data.get("spool") or {}
     oldest = spool.get("oldest_received")
     waiting = f", oldest waiting {time.time() - float(oldest):.1f} s" if oldest else ""

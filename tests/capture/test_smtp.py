@@ -331,5 +331,6 @@ def test_a_fault_of_ours_is_counted_and_shown_by_status(vault: Vault, serving: S
     assert status["last_error"]["error"] == ("an SMTP session failed: RuntimeError: the disk "
                                              "controller is on fire")
     lines = describe_status(status)
-    assert "  internal errors: 1 (421 answered; see the last error)" in lines
+    assert ("  internal errors: 1 (faults of the archive, answered 421 or tempfail; see the "
+            "last error)") in lines
     assert any("the disk controller is on fire" in line for line in lines)
