@@ -15,6 +15,7 @@ import sys
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailvault.capture.session import Client, SessionOptions, SmtpSession, Transaction
+from mailvault.config import SmtpSettings
 
 
 class Discard:
@@ -30,6 +31,9 @@ class DiscardSessions:
         """Nothing to count: the reference keeps no state."""
 
     def refused(self, reason: str) -> None:
+        """Nothing to count: the reference keeps no state."""
+
+    def failed(self, error: str) -> None:
         """Nothing to count: the reference keeps no state."""
 
     def recipient(self, client: Client, address: str) -> str | None:
@@ -49,7 +53,11 @@ async def main(port: int, kind: str) -> None:
             lambda: SMTP(Discard(), hostname="null", enable_SMTPUTF8=True, loop=loop),
             "127.0.0.1", port)
     else:
-        options = SessionOptions(hostname="null", size_limit=50 << 20, timeout_s=300)
+        smtp = SmtpSettings()
+        options = SessionOptions(hostname="null", size_limit=50 << 20, timeout_s=300,
+                                 command_deadline_s=smtp.command_deadline_s,
+                                 data_deadline_s=smtp.data_deadline_s,
+                                 max_recipients=smtp.max_recipients)
         handler = DiscardSessions()
         server = await loop.create_server(lambda: SmtpSession(handler, options),
                                           "127.0.0.1", port)

@@ -180,7 +180,33 @@ class SmtpSettings:
         100, "Largest message accepted (SIZE extension; 552 above it; capped by [ingest])."
     )
     max_connections: int = setting(500, "Concurrent sessions; one more is told 421 and closed.")
+    max_connections_per_client: int = setting(
+        50,
+        "Concurrent sessions from one client address (an IPv6 client: its /64); one more is "
+        "told 421. Leave room for the journaling MTA's own concurrency (Postfix: 20).",
+    )
+    connection_reserve_percent: int = setting(
+        10,
+        "Share of max_connections kept for client addresses that hold no session yet, so "
+        "clients from a few addresses can never take every slot.",
+    )
     timeout_s: float = setting(120.0, "A client silent this long is disconnected.")
+    command_deadline_s: float = setting(
+        60.0,
+        "A command line must be complete this long after its first byte arrived, or the client "
+        "is told 421 and disconnected (a client that drips bytes is never silent).",
+    )
+    data_deadline_s: float = setting(
+        300.0,
+        "A message (DATA) must be complete within this long plus one second per KiB received, "
+        "or the client is told 421 and disconnected; a sender faster than 1 KiB/s is never "
+        "cut off.",
+    )
+    max_recipients: int = setting(
+        1000,
+        "RCPT TO per message; more get 452 and the client sends them in another transaction "
+        "(RFC 5321 requires at least 100).",
+    )
     hostname: str = setting("", "Name in the greeting and EHLO reply; empty means this host's.")
 
 

@@ -7,17 +7,24 @@ the message and asks for headers with their leading space, so the message is put
 byte for byte as the MTA holds it. At end of message the copy is appended to the spool, and the
 answer is "continue" only once it is fsynced; if it cannot be stored the answer is a temporary
 failure (the MTA keeps the message and retries), or "continue" if ``[milter] on_failure`` is
-``accept``.
+``accept``; a fault of ours is answered the same way, and counted as an internal error.
+
+What the MTA passes on from the client (addresses, the HELO name, the client's name, macros)
+is decoded with ``surrogateescape`` like the SMTP session's input: bytes that are not UTF-8
+reach the spool, which records them readable with the exact bytes kept (``client_text.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from mailvault.capture.client_text import for_log
 from mailvault.capture.listen import parse_listen, show_listen
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus
@@ -44,6 +51,7 @@ NO_REPLY = {
 HEADER_LEADING_SPACE = 0x100000
 _MAX_PACKET = 64 * 1024 * 1024
 _U32 = struct.Struct(">I")
+log = logging.getLogger(__name__)
 
 
 def packet(command: bytes, data: bytes = b"") -> bytes:
@@ -65,8 +73,13 @@ def _strings(data: bytes) -> list[bytes]:
     return parts[:-1] if parts and parts[-1] == b"" else parts
 
 
+def _text(data: bytes) -> str:
+    """Bytes from the MTA as text, every byte kept (see the module's docstring)."""
+    return data.decode("utf-8", "surrogateescape")
+
+
 def _address(argument: bytes) -> str:
-    return argument.decode("utf-8", "surrogateescape").strip().strip("<>")
+    return _text(argument).strip().strip("<>")
 
 
 @dataclass
@@ -129,8 +142,7 @@ class MilterConnection:
         elif command == MACRO:
             items = _strings(data[1:])
             for name, value in zip(items[::2], items[1::2], strict=False):
-                self.macros[name.decode("ascii", "replace").strip("{}")] = \
-                    value.decode("utf-8", "replace")
+                self.macros[name.decode("ascii", "replace").strip("{}")] = _text(value)
         elif command in (QUIT, QUIT_NEW_CONNECTION):
             if command == QUIT:
                 return False
@@ -152,11 +164,11 @@ class MilterConnection:
     def _record(self, command: bytes, data: bytes) -> None:
         if command == CONNECT:
             name, _, rest = data.partition(b"\0")
-            self.client_name = name.decode("utf-8", "replace") or None
+            self.client_name = _text(name) or None
             if rest[:1] in (b"4", b"6") and len(rest) >= 3:
                 self.client_address = rest[3:].rstrip(b"\0").decode("ascii", "replace")
         elif command == HELO:
-            self.helo = data.rstrip(b"\0").decode("utf-8", "replace") or None
+            self.helo = _text(data.rstrip(b"\0")) or None
         elif command == MAIL:
             self.message = MilterMessage()
             args = _strings(data)
@@ -254,13 +266,24 @@ class MilterEndpoint:
             await self.spool.store(message.raw(), connection.provenance())
         except StoreError as exc:
             self.status.error(str(exc))
-            if self.on_failure == "accept":
-                self.status.refused("spool failed, passed unarchived")
-                return packet(CONTINUE)
-            self.status.refused("spool failed")
-            return packet(REPLY_CODE, TEMPFAIL_REPLY)
+            return self._not_stored("spool failed")
+        except Exception as exc:
+            # A fault of ours: the MTA is answered as for a spool failure, never left waiting.
+            error = f"the milter failed: {type(exc).__name__}: {for_log(str(exc))}"
+            log.error("%s\n%s", error, "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+            self.status.internal_error(error)
+            return self._not_stored("internal error")
         self.status.accepted("milter")
         return packet(CONTINUE)
+
+    def _not_stored(self, reason: str) -> bytes:
+        """The answer for a message that could not be stored: tempfail, or continue (counted
+        as passed unarchived) when ``on_failure`` is ``accept``."""
+        if self.on_failure == "accept":
+            self.status.refused(f"{reason}, passed unarchived")
+            return packet(CONTINUE)
+        self.status.refused(reason)
+        return packet(REPLY_CODE, TEMPFAIL_REPLY)
 
     async def stop(self) -> None:
         """Stop listening and end the open conversations."""

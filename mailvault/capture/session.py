@@ -9,6 +9,12 @@ DATA is found by searching the received bytes for ``CRLF . CRLF`` rather than re
 line, and one ``bytes.replace`` undoes the dot-stuffing: a 5 KB message costs a few calls, not
 one per line. Replies to pipelined commands are written together when the session next waits
 for the client.
+
+What a client may hold is bounded: a command line (2,048 octets, AUTH 12,288), a path (256
+octets), the recipients of a message (``max_recipients``), and the time a command or a message
+may take once begun (``command_deadline_s``, ``data_deadline_s``), besides the silence allowed
+(``timeout_s``), so a client that drips a byte at a time cannot keep a session for ever. A
+client that does not read its replies is not read from until it does.
 """
 
 from __future__ import annotations
@@ -18,17 +24,26 @@ import base64
 import binascii
 import logging
 import ssl
+import traceback
 from dataclasses import dataclass, field
 from typing import Protocol
 
-# RFC 5321 allows 1,000 octets a line, but real mail has longer ones; refusing them with a
-# permanent 5xx would lose them, so lines are limited only by the message size and this bound.
-LINE_LIMIT = 1 << 20
+from mailvault.capture.client_text import for_log
+
+# A command line (without its CRLF): RFC 5321 4.5.3.1.4 allows 512 octets and extensions more
+# for their parameters; this is Postfix's line_length_limit. AUTH lines may be longer (RFC
+# 4954 4: 12,288 octets). Longer lines are read through, not kept, and answered 500.
+COMMAND_LINE_LIMIT = 2048
+AUTH_LINE_LIMIT = 12_288
+# A reverse- or forward-path, angle brackets included (RFC 5321 4.5.3.1.3): 501 above it.
+MAX_PATH = 256
+# Lines of a message are limited only by the message size; reading stops (until the session
+# has caught up) when this much more than the size limit is waiting.
+READ_AHEAD = 1 << 20
+# A message may take ``data_deadline_s`` plus one second for every this many bytes received.
+DATA_DEADLINE_BYTES_PER_S = 1024
 # A session is hung up on after this many refused or malformed commands in a row.
 MAX_ERRORS = 20
-# A transaction with more recipients than this gets 452 for the rest (RFC 5321 4.5.3.1.8
-# requires at least 100).
-MAX_RECIPIENTS = 10_000
 END_OF_DATA = b"\r\n.\r\n"
 log = logging.getLogger(__name__)
 
@@ -39,7 +54,10 @@ class SessionOptions:
 
     hostname: str
     size_limit: int
-    timeout_s: float
+    timeout_s: float  # silence allowed
+    command_deadline_s: float  # from a command line's first byte to its end
+    data_deadline_s: float  # for a message after 354, plus a second per KiB received
+    max_recipients: int
     # The context STARTTLS offers (None: no STARTTLS); an implicit-TLS listener has none,
     # its connections being encrypted from the first byte.
     starttls: ssl.SSLContext | None = None
@@ -50,7 +68,11 @@ class SessionOptions:
 
 @dataclass
 class Client:
-    """What the session knows of the client: the handler reads it, the session fills it."""
+    """What the session knows of the client: the handler reads it, the session fills it.
+
+    Text the client sent (``helo`` here, the addresses of a ``Transaction``) is decoded with
+    ``surrogateescape``: ``text.encode("utf-8", "surrogateescape")`` gives its bytes back.
+    """
 
     address: str
     helo: str | None = None
@@ -78,6 +100,9 @@ class SessionHandler(Protocol):
     def refused(self, reason: str) -> None:
         """The session refused something itself (counted by reason)."""
 
+    def failed(self, error: str) -> None:
+        """A fault of ours ended the session with 421; ``error`` says what (one sentence)."""
+
     def recipient(self, client: Client, address: str) -> str | None:
         """The refusal for this RCPT TO address, or None to accept it."""
 
@@ -92,6 +117,17 @@ class _Closed(Exception):
     """The client went away (or was hung up on) while the session waited for it."""
 
 
+@dataclass(frozen=True)
+class _Deadline:
+    """What the client has begun to send and by when it must be whole: ``at``, plus
+    ``per_byte`` seconds for each byte received since ``received``."""
+
+    what: str  # "command" or "message"
+    at: float
+    per_byte: float
+    received: int
+
+
 class SmtpSession(asyncio.Protocol):
     """The server side of one SMTP connection."""
 
@@ -104,7 +140,10 @@ class SmtpSession(asyncio.Protocol):
         self._scanned = 0  # bytes of the buffer already searched without finding an ending
         self._eof = False
         self._closing = False
-        self._paused = False
+        self._paused = False  # reading paused: too much is waiting in the buffer
+        self._writing_paused = False  # the client is not reading its replies
+        self._received = 0  # bytes received in all
+        self._deadline: _Deadline | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._replies: list[bytes] = []
         self._errors = 0
@@ -131,17 +170,30 @@ class SmtpSession(asyncio.Protocol):
         self._admitted = True
         self.client.tls = _tls_of(transport)
         self._last_heard = self._loop.time()
-        self._timer = self._loop.call_later(self.options.timeout_s, self._check_idle)
+        self._timer = self._loop.call_later(self.options.timeout_s, self._watch)
         self._task = self._loop.create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        self._received += len(data)
         self._last_heard = self._loop.time()
         if (not self._paused and self._transport is not None
-                and len(self._buffer) > self.options.size_limit + LINE_LIMIT):
+                and len(self._buffer) > self.options.size_limit + READ_AHEAD):
             self._transport.pause_reading()
             self._paused = True
         self._wake()
+
+    def pause_writing(self) -> None:
+        # The client does not read its replies: read no more commands (whose replies would
+        # pile up here) until it does.
+        self._writing_paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._transport is not None and not self._paused:
+            self._transport.resume_reading()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -162,17 +214,48 @@ class SmtpSession(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def _check_idle(self) -> None:
-        """Hang up on a client silent for ``timeout_s`` (RFC 5321 4.5.3.2 timeouts)."""
-        if self._transport is None:
+    def _watch(self) -> None:
+        """Hang up on a client silent for ``timeout_s`` (RFC 5321 4.5.3.2 timeouts), or one
+        that has not finished a command or a message by its deadline (a client that drips
+        bytes is never silent)."""
+        transport = self._transport
+        if transport is None:
             return
-        idle = self._loop.time() - self._last_heard
-        if idle < self.options.timeout_s:
-            self._timer = self._loop.call_later(self.options.timeout_s - idle, self._check_idle)
+        now = self._loop.time()
+        due = self._last_heard + self.options.timeout_s
+        if self._closing:
+            if now >= due:
+                # Replies still wait for a client that reads nothing: give up on them.
+                transport.abort()
+                return
+        elif now >= due:
+            self._hang_up("timeout", "Timeout")
             return
-        self.handler.refused("timeout")
-        self._reply(f"421 4.4.2 {self.options.hostname} Timeout, closing connection")
+        elif self._deadline is not None:
+            deadline = self._deadline
+            at = deadline.at + (self._received - deadline.received) * deadline.per_byte
+            if now >= at:
+                self._hang_up(f"{deadline.what} too slow",
+                              f"{deadline.what.capitalize()} not completed in time")
+                return
+            due = min(due, at)
+        self._timer = self._loop.call_at(due, self._watch)
+
+    def _hang_up(self, reason: str, why: str) -> None:
+        self.handler.refused(reason)
+        self._reply(f"421 4.4.2 {self.options.hostname} {why}, closing connection")
         self.close()
+        if self._transport is not None and self._transport.get_write_buffer_size():
+            # The client reads nothing: what is unsent would hold the connection open.
+            self._transport.abort()
+
+    def _begin(self, what: str, seconds: float, per_byte: float) -> None:
+        """The client has begun a command or a message: it must finish within ``seconds``."""
+        deadline = _Deadline(what, self._loop.time() + seconds, per_byte, self._received)
+        self._deadline = deadline
+        if self._timer is not None and self._timer.when() > deadline.at:
+            self._timer.cancel()
+            self._timer = self._loop.call_at(deadline.at, self._watch)
 
     def close(self) -> None:
         """Send what is pending and hang up (the session ends; idempotent)."""
@@ -188,9 +271,10 @@ class SmtpSession(asyncio.Protocol):
         if self._eof:
             raise _Closed
         self._flush()
-        if self._paused and self._transport is not None:
-            self._transport.resume_reading()
+        if self._paused:
             self._paused = False
+            if self._transport is not None and not self._writing_paused:
+                self._transport.resume_reading()
         self._waiter = self._loop.create_future()
         try:
             await self._waiter
@@ -204,18 +288,26 @@ class SmtpSession(asyncio.Protocol):
         return chunk
 
     async def _line(self) -> bytes | None:
-        """The next command line without its line ending; None when it was too long."""
+        """The next command line without its line ending; None when it was too long.
+
+        A line that is not whole at once must be whole within ``command_deadline_s``.
+        """
         too_long = False
-        while True:
-            end = self._buffer.find(b"\n", self._scanned)
-            if end >= 0:
-                line = self._take(end + 1)
-                return None if too_long else line.rstrip(b"\r\n")
-            if len(self._buffer) > LINE_LIMIT:
-                too_long = True
-                del self._buffer[:]
-            self._scanned = len(self._buffer)
-            await self._more()
+        try:
+            while True:
+                end = self._buffer.find(b"\n", self._scanned)
+                if end >= 0:
+                    line = self._take(end + 1)
+                    return None if too_long else line.rstrip(b"\r\n")
+                if len(self._buffer) > AUTH_LINE_LIMIT:
+                    too_long = True
+                    del self._buffer[:]
+                self._scanned = len(self._buffer)
+                if self._deadline is None and (self._buffer or too_long):
+                    self._begin("command", self.options.command_deadline_s, 0.0)
+                await self._more()
+        finally:
+            self._deadline = None
 
     async def _data(self) -> bytes | None:
         """The message after 354, dot-unstuffed; None when it was over the size limit.
@@ -225,22 +317,29 @@ class SmtpSession(asyncio.Protocol):
         """
         limit = self.options.size_limit
         too_big = False
-        while True:
-            if not too_big and self._buffer.startswith(b".\r\n"):
-                self._take(3)
-                return b""
-            end = self._buffer.find(END_OF_DATA, max(self._scanned - 4, 0))
-            if end >= 0:
-                data = self._take(end + len(END_OF_DATA))
-                if too_big or end + 2 > limit:
-                    return None
-                return _unstuff(data[:end + 2])
-            if len(self._buffer) > limit + len(END_OF_DATA):
-                # Over the limit: keep only what may begin the ending, in step with the client.
-                too_big = True
-                del self._buffer[:-len(END_OF_DATA)]
-            self._scanned = len(self._buffer)
-            await self._more()
+        try:
+            while True:
+                if not too_big and self._buffer.startswith(b".\r\n"):
+                    self._take(3)
+                    return b""
+                end = self._buffer.find(END_OF_DATA, max(self._scanned - 4, 0))
+                if end >= 0:
+                    data = self._take(end + len(END_OF_DATA))
+                    if too_big or end + 2 > limit:
+                        return None
+                    return _unstuff(data[:end + 2])
+                if len(self._buffer) > limit + len(END_OF_DATA):
+                    # Over the limit: keep only what may begin the ending, in step with the
+                    # client.
+                    too_big = True
+                    del self._buffer[:-len(END_OF_DATA)]
+                self._scanned = len(self._buffer)
+                if self._deadline is None:
+                    self._begin("message", self.options.data_deadline_s,
+                                1 / DATA_DEADLINE_BYTES_PER_S)
+                await self._more()
+        finally:
+            self._deadline = None
 
     # Writing replies.
 
@@ -265,11 +364,14 @@ class SmtpSession(asyncio.Protocol):
                     break
         except _Closed:
             pass  # the client went away: there is no one left to answer
-        except Exception:
+        except Exception as exc:
             # A fault of ours must not leave the client waiting for a reply that never comes:
-            # it hears 421 and tries again later (nothing it sent was acknowledged).
-            log.exception("the SMTP session with %s failed", self.client.address)
-            self.handler.refused("internal error")
+            # it hears 421 and tries again later (nothing it sent was acknowledged). What is
+            # logged and reported of the error is bounded: its message may quote the client.
+            error = f"an SMTP session failed: {type(exc).__name__}: {for_log(str(exc))}"
+            log.error("%s (client %s)\n%s", error, self.client.address,
+                      "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+            self.handler.failed(error)
             self._reply("421 4.3.0 Internal error, try again later")
         finally:
             self.close()
@@ -288,10 +390,12 @@ class SmtpSession(asyncio.Protocol):
         verb, _, arg = text.partition(" ")
         verb = verb.upper()
         arg = arg.strip()
-        if verb == "QUIT":
+        if len(line) > COMMAND_LINE_LIMIT and verb != "AUTH":
+            self._error("500 5.5.2 Line too long")
+        elif verb == "QUIT":
             self._reply("221 2.0.0 Bye")
             self.close()
-        if verb in ("EHLO", "HELO"):
+        elif verb in ("EHLO", "HELO"):
             self._hello(verb, arg)
         elif verb in ("NOOP", "RSET", "HELP", "VRFY"):
             self._simple(verb)
@@ -371,6 +475,9 @@ class SmtpSession(asyncio.Protocol):
             self._error("501 5.5.4 Syntax: MAIL FROM:<address>")
             return
         address, params = parsed
+        if _too_long(address):
+            self._error("501 5.1.7 Path too long")
+            return
         for name, value in params:
             if name == "SIZE":
                 if not value.isdigit():
@@ -396,11 +503,14 @@ class SmtpSession(asyncio.Protocol):
             self._error("501 5.5.4 Syntax: RCPT TO:<address>")
             return
         address, params = parsed
+        if _too_long(address):
+            self._error("501 5.1.3 Path too long")
+            return
         if params:
             self._error(f"555 5.5.4 RCPT TO parameter {params[0][0][:32]!r} not recognized")
             return
         assert self._transaction is not None
-        if len(self._transaction.rcpt_to) >= MAX_RECIPIENTS:
+        if len(self._transaction.rcpt_to) >= self.options.max_recipients:
             self._reply("452 4.5.3 Too many recipients")
             return
         refusal = self.handler.recipient(self.client, address)
@@ -524,6 +634,11 @@ def _unstuff(data: bytes) -> bytes:
     if data.startswith(b"."):
         data = data[1:]
     return data.replace(b"\r\n.", b"\r\n") if b"\r\n." in data else data
+
+
+def _too_long(address: str) -> bool:
+    """Whether ``<address>`` is over MAX_PATH octets."""
+    return len(address.encode("utf-8", "surrogateescape")) + 2 > MAX_PATH
 
 
 def _base64(text: bytes) -> bytes | None:

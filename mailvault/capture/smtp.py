@@ -1,17 +1,19 @@
 """The SMTP journal endpoint: sessions whose handler hands bytes + envelope to the spool.
 
 ``session.py`` speaks the protocol; this module decides: who may connect (554), how many at
-once (421), which recipients (550), who may log in (PLAIN/LOGIN only after TLS, users from
-``smtp-users.json``), and it answers 250 only once the spool has fsynced the message, 4xx when
-it cannot.
+once, in all and from one client address (421), which recipients (550), who may log in
+(PLAIN/LOGIN only after TLS, users from ``smtp-users.json``), and it answers 250 only once the
+spool has fsynced the message, 4xx when it cannot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import socket
 import ssl
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 ACCEPTED = "250 2.0.0 OK: stored"
 REFUSE_CLIENT = "554 5.7.1 Your address may not send to this archive"
 TOO_MANY = "421 4.7.0 Too many connections, try again later"
+TOO_MANY_FROM_CLIENT = "421 4.7.0 Too many connections from your address, try again later"
 REFUSE_RECIPIENT = "550 5.7.1 Recipient not accepted by this archive"
 EMPTY_MESSAGE = "554 5.6.0 Empty message: nothing to archive"
 SPOOL_FULL = "452 4.3.1 Insufficient storage for the archive, try again later"
@@ -47,22 +50,46 @@ STOP_GRACE_S = 5.0
 
 @dataclass
 class Gate:
-    """Connection admission shared by all listeners: allowlist and connection limit."""
+    """Connection admission shared by all listeners: the allowlist, the connection limit, the
+    limit per client address, and the last ``reserve`` slots, which go only to addresses that
+    hold none yet, so clients from a few addresses (dripping bytes to hold their sessions)
+    can never take every slot."""
 
     policy: AccessPolicy
-    max_connections: int
     status: CaptureStatus
+    max_connections: int
+    per_client: int
+    reserve: int
     sessions: set[SmtpSession] = field(default_factory=set)
+    _held: Counter[str] = field(default_factory=Counter, init=False)
+    _total: int = field(default=0, init=False)
 
     def admit(self, client: str) -> str | None:
-        """The refusal to send, or None when the client may go on."""
+        """The refusal to send, or None when the client may go on: it then holds a slot
+        until ``release``."""
         if not self.policy.may_connect(client):
             self.status.refused("client not allowed")
             return REFUSE_CLIENT
-        if len(self.sessions) >= self.max_connections:
+        if self._total >= self.max_connections:
             self.status.refused("too many connections")
             return TOO_MANY
+        key = _client_key(client)
+        held = self._held[key]
+        if held >= self.per_client or (held and
+                                       self.max_connections - self._total <= self.reserve):
+            self.status.refused("too many connections from one address")
+            return TOO_MANY_FROM_CLIENT
+        self._held[key] = held + 1
+        self._total += 1
         return None
+
+    def release(self, client: str) -> None:
+        """An admitted client's session has ended."""
+        key = _client_key(client)
+        self._held[key] -= 1
+        if self._held[key] <= 0:
+            del self._held[key]
+        self._total -= 1
 
     def close_all(self) -> None:
         """Hang up on every session (at shutdown, after a grace period)."""
@@ -93,9 +120,13 @@ class CaptureHandler:
 
     def disconnected(self, session: SmtpSession) -> None:
         self.gate.sessions.discard(session)
+        self.gate.release(session.client.address)
 
     def refused(self, reason: str) -> None:
         self.status.refused(reason)
+
+    def failed(self, error: str) -> None:
+        self.status.internal_error(error)
 
     def recipient(self, client: Client, address: str) -> str | None:
         if not self.gate.policy.accepts_recipient(address, client.address):
@@ -144,6 +175,20 @@ class CaptureHandler:
         return ACCEPTED
 
 
+def _client_key(address: str) -> str:
+    """What connections are counted by: the IPv4 address, or an IPv6 client's /64 (a host
+    is usually given a whole /64, so counting its addresses one by one would not limit it)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     """The server TLS context from tls_cert/tls_key, or None when none is configured."""
     if not settings.tls_cert:
@@ -177,8 +222,12 @@ class SmtpEndpoint:
                               "tls_cert and tls_key.")
         self.limit = min(self.settings.max_message_mb,
                          settings.ingest.max_message_mb) * 1024 * 1024
-        self.gate = Gate(AccessPolicy.from_settings(self.settings),
-                         self.settings.max_connections, context.status)
+        self.gate = Gate(
+            AccessPolicy.from_settings(self.settings), context.status,
+            max_connections=self.settings.max_connections,
+            per_client=self.settings.max_connections_per_client,
+            reserve=self.settings.max_connections
+            * self.settings.connection_reserve_percent // 100)
         self.users = load_users(context.vault.path) if self.settings.auth != "off" else {}
         self.hostname = self.settings.hostname or socket.gethostname()
         self._servers: list[asyncio.AbstractServer] = []
@@ -202,6 +251,9 @@ class SmtpEndpoint:
             hostname=self.hostname,
             size_limit=self.limit,
             timeout_s=self.settings.timeout_s,
+            command_deadline_s=self.settings.command_deadline_s,
+            data_deadline_s=self.settings.data_deadline_s,
+            max_recipients=self.settings.max_recipients,
             starttls=None if implicit_tls else self.tls,
             require_tls=self.settings.require_tls and not implicit_tls,
             auth=self.settings.auth,

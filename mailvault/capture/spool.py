@@ -3,7 +3,9 @@
 Messages are appended to segment files (``000000000001.seg``, ...), never rewritten. Each
 record is a header (marker, provenance length, raw length), the provenance as JSON, the raw
 bytes exactly as received, and a CRC-32 over provenance and raw, so a record torn by a crash
-is recognised and ignored (its sender never heard 250 for it).
+is recognised and ignored (its sender never heard 250 for it). Envelope text a client sent
+that is not UTF-8 is recorded readable with its exact bytes beside it (``client_text.py``),
+so every message a session took can be recorded.
 
 Group commit: sessions append on the event loop and wait; one syncer thread fsyncs every
 segment written since its last pass and then wakes all the sessions whose records that pass
@@ -42,6 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from mailvault.capture.client_text import recorded
 from mailvault.errors import StorageFullError, StoreError
 from mailvault.ingest.provenance import Provenance
 
@@ -80,8 +83,13 @@ class SpooledMessage:
 
 
 def encode_record(raw: bytes, provenance: Provenance) -> bytes:
-    """The bytes of one spool record."""
-    meta = json.dumps(_provenance_meta(provenance), ensure_ascii=False).encode()
+    """The bytes of one spool record (any provenance can be recorded: see ``recorded``)."""
+    try:
+        meta = json.dumps(_provenance_meta(provenance), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # Bytes a client sent that are not UTF-8: recorded readable, the bytes kept in extra.
+        # Only such a record pays for the conversion.
+        meta = json.dumps(_provenance_meta(recorded(provenance)), ensure_ascii=False).encode()
     crc = zlib.crc32(raw, zlib.crc32(meta))
     return b"".join((RECORD_HEADER.pack(RECORD_MAGIC, len(meta), len(raw)), meta, raw,
                      RECORD_TRAILER.pack(crc)))

@@ -21,7 +21,8 @@ STALE_AFTER_S = 10.0
 
 
 class CaptureStatus:
-    """Thread-safe counters: what was accepted and refused (by reason), drained, and failed."""
+    """Thread-safe counters: what was accepted and refused (by reason), drained, and failed
+    (internal errors: faults of ours, answered 421 or, by the milter, tempfail)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -29,6 +30,7 @@ class CaptureStatus:
         self._accepted: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()
         self._drained: Counter[str] = Counter()
+        self._internal_errors = 0
         self._last_error: tuple[float, str] | None = None
         self._endpoints: list[str] = []
         self._stopped_at: float | None = None
@@ -53,6 +55,13 @@ class CaptureStatus:
         with self._lock:
             self._drained[status] += count
 
+    def internal_error(self, text: str) -> None:
+        """A fault of ours made a session answer 421 (or the milter tempfail); ``text`` says
+        what (one sentence, kept as the last error)."""
+        with self._lock:
+            self._internal_errors += 1
+            self._last_error = (time.time(), text)
+
     def stopped(self) -> None:
         """The server stopped cleanly (the file then says so, not just that it went stale)."""
         with self._lock:
@@ -75,6 +84,7 @@ class CaptureStatus:
                 "accepted": dict(self._accepted),
                 "refused": dict(self._refused),
                 "drained": dict(self._drained),
+                "internal_errors": self._internal_errors,
                 "spool": spool,
                 "last_error": ({"at": self._last_error[0], "error": self._last_error[1]}
                                if self._last_error else None),
@@ -128,6 +138,10 @@ def describe_status(data: dict[str, Any] | None) -> list[str]:
     refused = data.get("refused") or {}
     lines.append("  refused: " + (", ".join(f"{n} {k}" for k, n in sorted(refused.items()))
                                   or "none"))
+    internal = data.get("internal_errors") or 0
+    if internal:
+        lines.append(f"  internal errors: {internal} (faults of the archive, answered 421 or "
+                     "tempfail; see the last error)")
     spool = data.get("spool") or {}
     oldest = spool.get("oldest_received")
     waiting = f", oldest waiting {time.time() - float(oldest):.1f} s" if oldest else ""

@@ -27,6 +27,7 @@ class Recorder:
 
     delivered: list[tuple[Transaction, bytes, Client]] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
     sessions: set[SmtpSession] = field(default_factory=set)
 
     def connected(self, session: SmtpSession) -> str | None:
@@ -39,6 +40,9 @@ class Recorder:
     def refused(self, reason: str) -> None:
         self.refusals.append(reason)
 
+    def failed(self, error: str) -> None:
+        self.faults.append(error)
+
     def recipient(self, client: Client, address: str) -> str | None:
         return "550 5.7.1 no" if address == "nobody@example.org" else None
 
@@ -47,7 +51,7 @@ class Recorder:
 
     async def deliver(self, client: Client, transaction: Transaction, raw: bytes) -> str:
         if b"Subject: explode" in raw:
-            raise RuntimeError("a fault in the handler")
+            raise RuntimeError("a fault in the handler " + raw.decode("latin-1"))
         self.delivered.append((transaction, raw, Client(**vars(client))))
         return "250 2.0.0 OK"
 
@@ -58,15 +62,29 @@ class Server:
     handler: Recorder
 
 
-def _serve(options: SessionOptions) -> Iterator[Server]:
+def _options(**changes: object) -> SessionOptions:
+    settings: dict[str, object] = dict(
+        hostname="archive.test", size_limit=10_000, timeout_s=10, command_deadline_s=10,
+        data_deadline_s=10, max_recipients=100)
+    settings.update(changes)
+    return SessionOptions(**settings)  # type: ignore[arg-type]
+
+
+def _serve(options: SessionOptions, send_buffer: int = 0) -> Iterator[Server]:
+    """A listener on 127.0.0.1; ``send_buffer`` pins the kernel's send buffer of its
+    connections so small that replies wait in the session's transport, as on a slow link."""
     handler = Recorder()
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict[str, asyncio.Server] = {}
+    listener = socket.socket()
+    if send_buffer:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    listener.bind(("127.0.0.1", 0))
 
     async def start() -> None:
         holder["server"] = await loop.create_server(
-            lambda: SmtpSession(handler, options), "127.0.0.1", 0)
+            lambda: SmtpSession(handler, options), sock=listener)
         started.set()
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -93,16 +111,14 @@ def _serve(options: SessionOptions) -> Iterator[Server]:
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    yield from _serve(SessionOptions(hostname="archive.test", size_limit=10_000,
-                                     timeout_s=10))
+    yield from _serve(_options())
 
 
 @pytest.fixture
 def tls_server(certificate: Certificate) -> Iterator[Server]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certificate.cert, certificate.key)
-    yield from _serve(SessionOptions(hostname="archive.test", size_limit=10_000, timeout_s=10,
-                                     starttls=context, auth="optional"))
+    yield from _serve(_options(starttls=context, auth="optional"))
 
 
 class Talk:
@@ -220,20 +236,74 @@ def test_an_abusive_client_is_hung_up_on(server: Server, talk: Talk) -> None:
     assert talk.reader.readline() == b""
 
 
-def test_a_fault_in_the_handler_is_a_421_not_a_hang(server: Server, talk: Talk) -> None:
+def test_a_fault_in_the_handler_is_a_421_not_a_hang(server: Server, talk: Talk,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     talk.command("EHLO client.test")
     talk.command("MAIL FROM:<a@example.org>")
     talk.command("RCPT TO:<b@example.org>")
     talk.command("DATA")
-    assert talk.command("Subject: explode\r\n\r\nboom\r\n.").startswith("421 4.3.0")
+    # The fault's message carries 9,000 bytes the client sent: reported and logged bounded.
+    assert talk.command("Subject: explode\r\n\r\n" + "boom " * 1800 + "\r\n.").startswith(
+        "421 4.3.0")
     assert talk.reader.readline() == b""
-    assert server.handler.refusals == ["internal error"] and not server.handler.delivered
+    ((fault,),) = [server.handler.faults]
+    assert fault.startswith("an SMTP session failed: RuntimeError: a fault in the handler")
+    assert len(fault) < 400 and not server.handler.delivered
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "RuntimeError" in logged and "boom " * 100 not in logged
 
 
-def test_a_too_long_command_line_is_refused_and_the_session_goes_on(talk: Talk) -> None:
-    talk.send(b"EHLO " + b"x" * (2 << 20) + b"\r\n")
-    assert talk.reply().startswith("500 5.5.2")
-    assert talk.command("EHLO client.test").startswith("250")
+def test_quit_ends_a_pipelined_stream_with_one_reply_per_command() -> None:
+    # Replies wait in the session's transport (a small send buffer, a client that reads only
+    # after writing): nothing may follow the 221.
+    for server in _serve(_options(), send_buffer=4096):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            commands = [b"EHLO client.test"] * 1000 + [b"NOOP", b"RSET", b"QUIT"]
+            sock.sendall(b"".join(c + b"\r\n" for c in commands))
+            stream = b""
+            while chunk := sock.recv(1 << 16):
+                stream += chunk
+        codes = [line[:3] for line in stream.split(b"\r\n")[:-1] if line[3:4] != b"-"]
+        assert codes == [b"220"] + [b"250"] * 1002 + [b"221"]
+
+
+def test_an_over_long_path_gets_501(server: Server, talk: Talk) -> None:
+    talk.command("EHLO client.test")
+    local = "x" * 245
+    assert talk.command(f"MAIL FROM:<{local}@example.org>").startswith("501 5.1.7")
+    assert talk.command(f"MAIL FROM:<{local[:242]}@example.org>").startswith("250")  # 256
+    assert talk.command(f"RCPT TO:<{local}@example.org>").startswith("501 5.1.3")
+    assert talk.command("RCPT TO:<b@example.org>").startswith("250")
+    talk.command("DATA")
+    assert talk.command("Subject: x\r\n\r\nx\r\n.").startswith("250")
+    ((transaction, _, _),) = server.handler.delivered
+    assert transaction.rcpt_to == ["b@example.org"]
+
+
+def test_a_command_line_over_the_limit_gets_500(talk: Talk) -> None:
+    talk.command("EHLO client.test")
+    reply = talk.command("MAIL FROM:<a@example.org> " + "BODY=8BITMIME " * 200)
+    assert reply == "500 5.5.2 Line too long"
+    talk.command("MAIL FROM:<a@example.org>")
+    talk.send(b"RCPT TO:<" + b"y" * (1 << 20) + b"@example.org>\r\n")
+    assert talk.reply() == "500 5.5.2 Line too long"
+    assert talk.command("RCPT TO:<b@example.org>").startswith("250")
+
+
+def test_recipients_beyond_the_limit_get_452() -> None:
+    for server in _serve(_options(max_recipients=3)):
+        talk = Talk(server.port)
+        talk.command("EHLO client.test")
+        talk.command("MAIL FROM:<a@example.org>")
+        replies = [talk.command(f"RCPT TO:<r{i}@example.org>")[:3] for i in range(5)]
+        assert replies == ["250", "250", "250", "452", "452"]
+        talk.command("DATA")
+        assert talk.command("Subject: x\r\n\r\nx\r\n.").startswith("250")
+        talk.close()
+        ((transaction, _, _),) = server.handler.delivered
+        assert len(transaction.rcpt_to) == 3
 
 
 def test_starttls_discards_what_was_pipelined_in_clear(tls_server: Server) -> None:

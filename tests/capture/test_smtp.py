@@ -3,16 +3,21 @@ and every refusal the endpoint owes (554, 550, 552, 421, 538/530, empty)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import smtplib
 import socket
 import ssl
 from collections.abc import Callable
+from typing import BinaryIO
 
 import pytest
 from sqlalchemy import select
 
+from mailvault.capture.spool import Position, Spool
+from mailvault.capture.status import describe_status, read_status
 from mailvault.capture.users import add_user
+from mailvault.ingest.provenance import Provenance
 from mailvault.serve import spool_folder
 from mailvault.store import catalog, schema
 from mailvault.vault import Vault
@@ -257,3 +262,75 @@ def test_silent_client_times_out(vault: Vault, serving: Serving) -> None:
         assert reader.readline().startswith(b"220")
         assert reader.readline().startswith(b"421 4.4.2")  # told why ...
         assert reader.readline() == b""  # ... and closed by the server, not by us
+
+
+def converse(port: int, commands: list[bytes], source: str = "127.0.0.1") -> list[bytes]:
+    """Send each command as raw bytes and collect its whole reply (the greeting first)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                  source_address=(source, 0)) as sock:
+        reader = sock.makefile("rb")
+        replies = [_whole_reply(reader)]
+        for command in commands:
+            sock.sendall(command + b"\r\n")
+            replies.append(_whole_reply(reader))
+        return replies
+
+
+def _whole_reply(reader: BinaryIO) -> bytes:
+    lines = []
+    while (line := reader.readline())[3:4] == b"-":
+        lines.append(line)
+    return b"".join([*lines, line])
+
+
+def test_an_envelope_that_is_not_utf8_is_archived_with_its_bytes(vault: Vault,
+                                                                 serving: Serving) -> None:
+    running = serving()
+    replies = converse(running.port(), [
+        b"EHLO h\xe9st", b"MAIL FROM:<\xff\xfe@bad>", b"RCPT TO:<j\xe9@x.org>", b"DATA",
+        build("Latin-1 envelope") + b".", b"QUIT"])
+    assert [r[:3] for r in replies] == [b"220", b"250", b"250", b"250", b"354", b"250", b"221"]
+    wait_until(lambda: message_count(vault) == 1, what="the message in the vault")
+    (prov,) = provenances(vault)
+    # Shown decoded as well as can be; the bytes as received kept beside.
+    assert prov["envelope_from"] == "\\xff\\xfe@bad"
+    assert prov["envelope_to"] == ["j\\xe9@x.org"]
+    assert prov["helo"] == "h\\xe9st"
+    extra = prov["extra"]
+    assert isinstance(extra, dict)
+    assert base64.b64decode(extra["envelope_from_bytes"]) == b"\xff\xfe@bad"
+    assert [base64.b64decode(b) for b in json.loads(extra["envelope_to_bytes"])] == [
+        b"j\xe9@x.org"]
+    assert base64.b64decode(extra["helo_bytes"]) == b"h\xe9st"
+    running.stop()
+    status = json.loads((vault.path / "serve-status.json").read_text())
+    assert status["accepted"] == {"smtp": 1} and status["internal_errors"] == 0
+    assert status["last_error"] is None
+
+
+def test_a_fault_of_ours_is_counted_and_shown_by_status(vault: Vault, serving: Serving,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Spool.store
+
+    async def failing(spool: Spool, raw: bytes, provenance: Provenance) -> Position:
+        if b"Subject: fault" in raw:
+            raise RuntimeError("the disk controller is on fire")
+        return await store(spool, raw, provenance)
+
+    monkeypatch.setattr(Spool, "store", failing)
+    running = serving()
+    with smtplib.SMTP("127.0.0.1", running.port(), timeout=10) as client, \
+            pytest.raises(smtplib.SMTPDataError) as failed:
+        client.sendmail("a@example.org", ["b@example.org"], build("fault"))
+    assert failed.value.smtp_code == 421
+    with smtplib.SMTP("127.0.0.1", running.port(), timeout=10) as client:
+        client.sendmail("a@example.org", ["b@example.org"], build("fine"))
+    running.stop()
+    status = read_status(vault.path)
+    assert status is not None and status["internal_errors"] == 1
+    assert status["last_error"]["error"] == ("an SMTP session failed: RuntimeError: the disk "
+                                             "controller is on fire")
+    lines = describe_status(status)
+    assert ("  internal errors: 1 (faults of the archive, answered 421 or tempfail; see the "
+            "last error)") in lines
+    assert any("the disk controller is on fire" in line for line in lines)

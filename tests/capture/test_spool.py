@@ -4,7 +4,9 @@ once committed, and a restarted `serve` replays what the vault did not commit.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
+import json
 import os
 import time
 from collections.abc import Callable
@@ -219,3 +221,29 @@ def test_in_flow_control_gives_up_waiting_when_the_vault_does_not_move(tmp_path:
     assert time.monotonic() - started >= 0.2
     assert spool.state().depth == 3
     spool.close()
+
+
+def test_text_that_is_not_utf8_is_recorded_readable_with_its_bytes(tmp_path: Path) -> None:
+    # What a door decoded with surrogateescape (bytes that are not UTF-8) is stored, not a
+    # UnicodeEncodeError: shown escaped, the bytes kept in extra.
+    def received(data: bytes) -> str:
+        return data.decode("utf-8", "surrogateescape")
+
+    odd = Provenance(kind="smtp", source="127.0.0.1:25", envelope_from=received(b"\xff@bad"),
+                     envelope_to=("b@example.org", received(b"j\xe9@x.org")),
+                     helo=received(b"h\xe9st"), extra=(("queue_id", received(b"Q\x80")),))
+    spool = Spool(tmp_path, 1 << 20, 0)
+    spool.start()
+    asyncio.run(spool.store(b"Subject: x\r\n\r\nx\r\n", odd))
+    spool.close()
+    (record,) = read_spans(tmp_path, Spool(tmp_path, 1 << 20, 0).readable(Position(0, 0), 0),
+                           10)
+    kept = record.provenance
+    assert kept.envelope_from == "\\xff@bad" and kept.helo == "h\\xe9st"
+    assert kept.envelope_to == ("b@example.org", "j\\xe9@x.org")
+    extra = dict(kept.extra)
+    assert extra["queue_id"] == "Q\\x80" and base64.b64decode(extra["queue_id_bytes"]) == b"Q\x80"
+    assert base64.b64decode(extra["envelope_from_bytes"]) == b"\xff@bad"
+    assert [base64.b64decode(b) for b in json.loads(extra["envelope_to_bytes"])] == [
+        b"b@example.org", b"j\xe9@x.org"]
+    assert base64.b64decode(extra["helo_bytes"]) == b"h\xe9st"
