@@ -60,6 +60,8 @@ class Outcome:
     size: int = 0
     defects: int = 0
     reason: str = ""
+    # Archived, but the index would not take its document (recorded as a failure).
+    index_error: str = ""
 
 
 @dataclass
@@ -72,9 +74,12 @@ class ArchiveReport:
     refused: int = 0
     bytes: int = 0
     refusals: list[tuple[str, str]] = field(default_factory=list)
+    not_indexed: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
         self.bytes += outcome.size
+        if outcome.index_error and len(self.not_indexed) < MAX_REFUSALS_KEPT:
+            self.not_indexed.append((outcome.provenance.describe(), outcome.index_error))
         if outcome.status == ARCHIVED:
             self.archived += 1
             if outcome.defects:
@@ -94,7 +99,8 @@ class ArchiveReport:
         return {"archived": self.archived, "duplicates": self.duplicates,
                 "with_defects": self.with_defects, "refused": self.refused,
                 "bytes": self.bytes,
-                "refusals": [{"item": i, "reason": r} for i, r in self.refusals]}
+                "refusals": [{"item": i, "reason": r} for i, r in self.refusals],
+                "not_indexed": [{"item": i, "reason": r} for i, r in self.not_indexed]}
 
 
 class Pipeline:
@@ -115,6 +121,7 @@ class Pipeline:
                           timeout_s=settings.search.extract_timeout_s,
                           max_chars=settings.search.extract_max_chars),
             tier=tier,
+            max_text_chars=settings.search.max_text_chars,
         )
         count = settings.ingest.workers if workers is None else workers
         if count <= 0:
@@ -267,7 +274,11 @@ class Pipeline:
                 outcomes = self._commit(conn, started, new_messages, prepared)
         except OperationalError as exc:
             raise catalog.translate(exc) from exc
-        self._index(new_messages, prepared, started, outcomes)
+        rejected = self._index(new_messages, prepared, started, outcomes)
+        if rejected:
+            outcomes = [replace(o, index_error=rejected[o.message_id])
+                        if o.status == ARCHIVED and o.message_id in rejected else o
+                        for o in outcomes]
         return outcomes
 
     def _write_blobs(self, prepared: dict[str, Prepared],
@@ -344,9 +355,11 @@ class Pipeline:
         return outcomes
 
     def _index(self, new_messages: list[NewMessage], prepared: dict[str, Prepared],
-               started: _Started, outcomes: list[Outcome]) -> None:
+               started: _Started, outcomes: list[Outcome]) -> dict[int, str]:
+        """Add the new messages' documents; returns those the index would not take (id ->
+        reason), recorded as failures: one such message never stops the batch."""
         if not new_messages:
-            return
+            return {}
         arrivals: dict[str, list[Provenance]] = {}
         for item, digest in started.accepted:
             arrivals.setdefault(digest, []).append(item.provenance)
@@ -357,9 +370,17 @@ class Pipeline:
             assert message_id is not None
             docs.append(with_arrivals(prepared[msg.sha256].doc, message_id,
                                       arrivals[msg.sha256]))
-        self.vault.index.put(docs, replace=False)
+        rejected = self.vault.index.put(docs, replace=False)
+        if rejected:
+            hashes = {o.message_id: o.sha256 or "" for o in outcomes if o.status == ARCHIVED}
+            with self.vault.engine.begin() as conn:
+                catalog.record_index_failures(
+                    conn, {i: (hashes[i], reason) for i, reason in rejected.items()})
+        # A rejected document is done with too (it is a recorded failure, which reindex
+        # tries again): the watermark may pass it, or healing would retry it for ever.
         self._uncommitted.extend(d.id for d in docs)
         self._commit_index(force=False)
+        return rejected
 
     def _commit_index(self, force: bool) -> None:
         """Commit the index every INDEX_COMMIT_DOCS documents or INDEX_COMMIT_S seconds (a

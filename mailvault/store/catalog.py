@@ -302,6 +302,29 @@ def record_failure(conn: Connection, prov: Provenance, reason: str) -> None:
     ))
 
 
+INDEX_FAILURE = "index"
+
+
+def index_failure_provenance(message_id: int, sha256: str) -> Provenance:
+    """How a message the index would not take is named among the failures."""
+    return Provenance(kind=INDEX_FAILURE, source=f"message {message_id}", item=sha256)
+
+
+def record_index_failures(conn: Connection, rejected: dict[int, tuple[str, str]]) -> None:
+    """Remember archived messages the index would not take (id -> (sha256, reason)): they
+    are kept and readable, only not searchable, and `status` lists them. A message that
+    fails again (every reindex tries it) is not recorded twice."""
+    f = schema.failures
+    for message_id, (sha256, reason) in rejected.items():
+        prov = index_failure_provenance(message_id, sha256)
+        already = conn.execute(select(f.c.id).where(
+            f.c.kind == prov.kind, f.c.source == prov.source, f.c.item == prov.item,
+            f.c.resolved.is_(False)).limit(1)).first()
+        if already is None:
+            record_failure(conn, prov, f"message {message_id} could not be indexed (it is "
+                           f"archived, but not searchable): {reason}")
+
+
 def last_failure_id(conn: Connection) -> int:
     """The id of the newest recorded failure (0 when there is none)."""
     return int(conn.execute(select(func.max(schema.failures.c.id))).scalar() or 0)
