@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailvault.errors import InputError
+from mailvault.fsnames import shown
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.message import parse_date
 from mailvault.outlook.msg import OLE_MAGIC, is_msg
@@ -158,7 +159,7 @@ class Reader:
                 yield self._unreadable_file(entry, self.options.folder or folder, exc)
                 continue
             if kind is None:
-                self.scan.skipped.append((str(entry), "not a mail file"))
+                self.scan.skipped.append((shown(str(entry)), "not a mail file"))
                 self.scan.bytes_read += _size_of(entry)
                 continue
             file_folder = f"{folder}/{entry.stem}" if kind == "mbox" else folder
@@ -217,7 +218,7 @@ class Reader:
             if kind == "empty":
                 continue
             if kind is None:
-                self.scan.skipped.append((str(entry), "not a mail file"))
+                self.scan.skipped.append((shown(str(entry)), "not a mail file"))
                 continue
             yield from self._file(entry, kind, folder)
 

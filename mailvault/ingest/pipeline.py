@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from mailvault.compliance import audit
+from mailvault.fsnames import shown
 from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.search.document import with_arrivals
@@ -89,7 +90,7 @@ class ArchiveReport:
         else:
             self.refused += 1
             if len(self.refusals) < MAX_REFUSALS_KEPT:
-                self.refusals.append((outcome.provenance.describe(), outcome.reason))
+                self.refusals.append((outcome.provenance.describe(), shown(outcome.reason)))
 
     @property
     def processed(self) -> int:
@@ -347,7 +348,7 @@ class Pipeline:
                 "archived": len(archived),
                 "duplicates": sum(o.status == DUPLICATE for o in outcomes),
                 "refused": len(started.refused),
-                "sources": sorted({o.provenance.kind + ":" + o.provenance.source
+                "sources": sorted({o.provenance.kind + ":" + shown(o.provenance.source)
                                    for o in outcomes})[:20],
                 "first_id": min((o.message_id for o in archived if o.message_id), default=None),
                 "last_id": max((o.message_id for o in archived if o.message_id), default=None),
@@ -415,10 +416,11 @@ class _Started:
 def _new_message(digest: str, item: Prepared, first: Incoming, location: Location,
                  stored: int, tier: str, parts: list[tuple[str, Location | None, int, bool]]
                  ) -> NewMessage:
-    envelope = [("envelope-to", rcpt.lower(), "") for rcpt in first.provenance.envelope_to]
+    envelope = [("envelope-to", shown(rcpt.lower()), "")
+                for rcpt in first.provenance.envelope_to]
     if first.provenance.envelope_from:
-        envelope.append(("envelope-from", first.provenance.envelope_from.lower(), ""))
+        envelope.append(("envelope-from", shown(first.provenance.envelope_from.lower()), ""))
     return NewMessage(sha256=digest, size=len(first.raw), stored_bytes=stored, tier=tier,
-                      location=location, folder=first.provenance.folder or "",
+                      location=location, folder=shown(first.provenance.folder or ""),
                       fields=item.fields, addresses=item.fields.addresses + envelope,
                       parts=parts)
