@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from mailvault import lifeline
 from mailvault.compliance import audit
 from mailvault.fsnames import shown
 from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
@@ -127,8 +129,9 @@ class Pipeline:
         count = settings.ingest.workers if workers is None else workers
         if count <= 0:
             count = multiprocessing.cpu_count()
+        # The workers end with this process, even when it is killed (lifeline.py).
         self._pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(
-            "forkserver"))
+            "forkserver"), initializer=lifeline.bind_to, initargs=(os.getpid(),))
         self._workers = count
         self._pending_watermark: int | None = None
         self._uncommitted: list[int] = []
