@@ -80,6 +80,10 @@ class SearchSettings:
     extract_max_chars: int = setting(
         2_000_000, "Text kept from one attachment for the index; the rest is cut off."
     )
+    max_text_chars: int = setting(
+        4_000_000, "Text one message may give the index (body, attachments and forwarded "
+        "messages together); the rest is cut off and a parse defect says so."
+    )
     index_heap_mb: int = setting(64, "Memory the index writer may use before it flushes.")
 
 

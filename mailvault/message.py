@@ -37,6 +37,7 @@ class _RawHeaders(Compat32):
 
 POLICY = _RawHeaders()
 MAX_DEPTH = 20
+_TOO_DEEP = "MIME structure nested too deeply"
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=POLICY)
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 # Transfer encodings a multipart entity may have (RFC 2045 6.4); others are a defect that the
@@ -92,8 +93,39 @@ class ParsedMessage:
 Extractor = Callable[[bytes, str, str], str]
 
 
-def parse(raw: bytes, extract: Extractor | None = None) -> ParsedMessage:
-    """Parse raw RFC 5322 bytes. Never raises: problems end up in ``defects``."""
+@dataclass
+class TextBudget:
+    """What is left of the text one message may give the index (body and attachment text
+    together): every piece of text is taken through it once, so a message cannot make the
+    index (or the worker building its document) hold more than ``max_chars``."""
+
+    max_chars: int | None
+    used: int = 0
+    cut: bool = False
+
+    def take(self, text: str) -> str:
+        """``text``, or as much of it as the budget still allows."""
+        if self.max_chars is None or not text:
+            return text
+        left = self.max_chars - self.used
+        if len(text) > left:
+            self.cut = True
+            text = text[:max(0, left)]
+        self.used += len(text)
+        return text
+
+    @property
+    def spent(self) -> bool:
+        return self.max_chars is not None and self.used >= self.max_chars
+
+
+def parse(raw: bytes, extract: Extractor | None = None,
+          max_text_chars: int | None = None) -> ParsedMessage:
+    """Parse raw RFC 5322 bytes. Never raises: problems end up in ``defects``.
+
+    ``max_text_chars`` caps the text taken from the message (body and attachment text
+    together, nested messages included); text past it is dropped and a defect says so.
+    """
     out = ParsedMessage()
     try:
         msg = message_tree(raw)
@@ -101,13 +133,16 @@ def parse(raw: bytes, extract: Extractor | None = None) -> ParsedMessage:
         out.defects.append(f"unparseable: {type(exc).__name__}: {exc}")
         return out
     texts: list[str] = []
+    budget = TextBudget(max_text_chars)
     try:
         _read_headers(msg, out)
-        _walk(msg, out, texts, extract, depth=0)
+        _walk(msg, out, texts, _Walk(extract, budget), depth=0)
     except RecursionError:
-        out.defects.append("MIME structure nested too deeply")
+        out.defects.append(_TOO_DEEP)
     except Exception as exc:  # a parser bug must cost searchability, never the message
         out.defects.append(f"parse stopped: {type(exc).__name__}: {exc}")
+    if budget.cut:
+        out.defects.append(f"indexed text cut at {max_text_chars} characters")
     out.body = "\n".join(t for t in texts if t)
     if not raw.strip():
         out.defects.append("empty message")
@@ -272,15 +307,24 @@ def parse_date(value: str | None) -> datetime | None:
     return parsed
 
 
+@dataclass(frozen=True)
+class _Walk:
+    """What every step of a walk over the MIME tree shares."""
+
+    extract: Extractor | None
+    budget: TextBudget
+
+
 def _walk(
     part: email.message.Message,
     out: ParsedMessage,
     texts: list[str],
-    extract: Extractor | None,
+    walk: _Walk,
     depth: int,
 ) -> None:
     if depth > MAX_DEPTH:
-        out.defects.append("MIME structure nested too deeply")
+        if _TOO_DEEP not in out.defects:
+            out.defects.append(_TOO_DEEP)
         return
     if depth and part.defects:
         out.defects.extend(type(d).__name__ for d in part.defects)
@@ -293,9 +337,9 @@ def _walk(
                 if not isinstance(sub, email.message.Message):
                     continue
                 if ctype == "message/rfc822":
-                    _nested_message(sub, out, texts, extract, depth)
+                    _nested_message(sub, out, texts, walk, depth)
                 else:
-                    _walk(sub, out, texts, extract, depth + 1)
+                    _walk(sub, out, texts, walk, depth + 1)
         return
     filename = _filename(part)
     disposition = (part.get("content-disposition") or "").split(";")[0].strip().lower()
@@ -304,9 +348,11 @@ def _walk(
         "multipart",
     )
     data = _payload_bytes(part, out)
+    budget = walk.budget
     if not is_attachment and maintype == "text":
-        text = _part_text(part, data, out)
-        texts.append(html_to_text(text) if ctype == "text/html" else text)
+        if not budget.spent:
+            text = _part_text(part, data, out)
+            texts.append(budget.take(html_to_text(text) if ctype == "text/html" else text))
         return
     attachment = Attachment(
         filename=filename,
@@ -314,34 +360,51 @@ def _walk(
         size=len(data),
         inline=disposition == "inline",
     )
-    if maintype == "text" and ctype != "text/html":
-        attachment.text = _part_text(part, data, out)
-    elif ctype == "text/html":
-        attachment.text = html_to_text(_part_text(part, data, out))
-    elif extract is not None and data:
-        attachment.text = extract(data, filename, ctype)
+    # Once the budget is spent an attachment is still named and counted, just not read.
+    if not budget.spent:
+        attachment.text = budget.take(_attachment_text(part, data, filename, out, walk.extract))
     out.attachments.append(attachment)
+
+
+def _attachment_text(part: email.message.Message, data: bytes, filename: str,
+                     out: ParsedMessage, extract: Extractor | None) -> str:
+    ctype = part.get_content_type()
+    if ctype == "text/html":
+        return html_to_text(_part_text(part, data, out))
+    if part.get_content_maintype() == "text":
+        return _part_text(part, data, out)
+    if extract is not None and data:
+        return extract(data, filename, ctype)
+    return ""
 
 
 def _nested_message(
     sub: email.message.Message,
     out: ParsedMessage,
     texts: list[str],
-    extract: Extractor | None,
+    walk: _Walk,
     depth: int,
 ) -> None:
-    """A forwarded message: its headers and text become searchable as attachment text."""
+    """A forwarded message: its headers and text become searchable as attachment text.
+
+    The ``.eml`` attachment's text is the nested message's headers and its own text; the
+    nested message's attachments (forwarded messages nested in it among them) are listed
+    beside it with their own text. Each piece of text is taken once: repeating the inner
+    attachments' text in the ``.eml`` text doubled the text at every level of nesting.
+    """
     inner = ParsedMessage()
     _read_headers(sub, inner)
-    inner_texts: list[str] = []
-    _walk(sub, inner, inner_texts, extract, depth + 1)
+    # The headers first: under the text cap an outer level outranks the levels inside it.
     summary = [inner.subject] + [str(a) for r in ("from", "to", "cc") for a in inner.addrs(r)]
-    body = "\n".join([*summary, *inner_texts, *(a.text for a in inner.attachments)])
+    inner_texts = [walk.budget.take("\n".join(summary))]
+    _walk(sub, inner, inner_texts, walk, depth + 1)
+    body = "\n".join(inner_texts)
     name = (inner.subject or "message") + ".eml"
     out.attachments.append(Attachment(filename=name, content_type="message/rfc822",
                                       size=len(body), text=body))
     out.attachments.extend(inner.attachments)
-    out.defects.extend(inner.defects)
+    # The deepest level says "nested too deeply"; the levels above need not repeat it.
+    out.defects.extend(d for d in inner.defects if d not in out.defects or d != _TOO_DEEP)
 
 
 def _filename(part: email.message.Message) -> str:

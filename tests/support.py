@@ -83,6 +83,20 @@ def build_message(
     return msg.as_bytes()
 
 
+def nested_message(levels: int, words: str = "nested") -> bytes:
+    """A message that forwards a message that forwards one, ``levels`` deep: each level is
+    a message/rfc822 entity whose body is the next level, the innermost one plain text.
+    Level N's subject is ``{words} level N``; the innermost body has a few lines of text."""
+    raw = (f"Subject: {words} level {levels}\r\nFrom: Inner <inner@example.org>\r\n"
+           f"Content-Type: text/plain\r\n\r\n"
+           + f"innermost {words} body text, line after line\r\n" * 4).encode()
+    for level in range(levels - 1, -1, -1):
+        raw = (f"Subject: {words} level {level}\r\nFrom: Level{level} <l{level}@example.org>"
+               f"\r\nTo: Bob <bob@example.org>\r\nDate: Thu, 4 Mar 2021 10:30:00 +0000\r\n"
+               f"MIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n").encode() + raw
+    return raw
+
+
 def pdf_with_text(text: str) -> bytes:
     """A one-page PDF whose only text is ``text`` (ASCII), written by hand: no PDF library
     is needed to make it, and any PDF reader extracts the text from it."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -19,6 +20,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from mailvault import lifeline
 from mailvault.capture.drain import Drain
 from mailvault.capture.spool import Position, Span, Spool, SpooledMessage, read_spans
 from mailvault.capture.status import CaptureStatus
@@ -52,7 +54,7 @@ class Archiver:
         self._process = self._context.Process(
             target=run_archiver, name="mailvault-archiver",
             args=(str(self.vault_path), str(self.spool.folder), theirs,
-                  (self.committed.segment, self.committed.offset), self.actor))
+                  (self.committed.segment, self.committed.offset), self.actor, os.getpid()))
         self._process.start()
         theirs.close()
         self._started_at = time.monotonic()
@@ -146,10 +148,13 @@ class RemoteSpool:
 
 
 def run_archiver(vault_path: str, spool_folder: str, conn: Connection,
-                 start: tuple[int, int], actor: str) -> None:
+                 start: tuple[int, int], actor: str, server: int) -> None:
     """The archiver process: open the vault and drain until told to stop."""
     # Ctrl-C reaches the whole process group; the serving process decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A killed server must not leave the archiver busy with a batch (the pipe tells it only
+    # at its next read): it ends at once, and its workers with it.
+    lifeline.bind_to(server)
     source = RemoteSpool(Path(spool_folder), conn)
     try:
         with Vault.open(Path(vault_path)) as vault, Pipeline(vault, actor=actor) as pipeline:

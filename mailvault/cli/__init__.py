@@ -24,6 +24,7 @@ from mailvault.cli import (
 )
 from mailvault.cli.app import app
 from mailvault.errors import MailvaultError
+from mailvault.fsnames import shown
 
 archiving.register(app)
 finding.register(app)
@@ -42,5 +43,6 @@ def main() -> None:
     try:
         app()
     except MailvaultError as exc:
-        typer.echo(f"mailvault: {exc}", err=True)
+        # A file name in the sentence may hold bytes that are not UTF-8: shown escaped.
+        typer.echo(f"mailvault: {shown(str(exc))}", err=True)
         sys.exit(1)

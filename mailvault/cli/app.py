@@ -4,7 +4,6 @@ JSON output, and opening the vault."""
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from mailvault.fsnames import exact_json
 from mailvault.vault import Vault, default_vault_path
 
 app = typer.Typer(
@@ -58,8 +58,8 @@ def actor() -> str:
 
 
 def print_json(data: Any) -> None:
-    """JSON on stdout, UTF-8, one document."""
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    """JSON on stdout, UTF-8, one document (file names exact: fsnames.exact_json)."""
+    typer.echo(exact_json(data, indent=2, default=str))
 
 
 def human_bytes(count: float) -> str:

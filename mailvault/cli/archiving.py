@@ -129,6 +129,9 @@ def _print_summary(report: ArchiveReport, outside: int, skipped: list[tuple[str,
         console.print(f"skipped {item}: {reason}", highlight=False, markup=False)
     for item, reason in report.refusals:
         console.print(f"refused {item}: {reason}", highlight=False, markup=False)
+    for item, reason in report.not_indexed:
+        console.print(f"archived but not searchable (recorded as a failure; 'mailvault "
+                      f"reindex' tries again) {item}: {reason}", highlight=False, markup=False)
 
 
 def reindex(vault: VaultOption = None) -> None:

@@ -15,12 +15,21 @@ An ``.eml`` file is always one message, taken whole (a leading ``From `` line in
 Archive folders: a folder given to import is named by its name, its subfolders by their path
 below it, an mbox file by its name without the suffix (one mbox is one mail folder), a
 Maildir folder by its path in the Maildir tree.
+
+Symbolic links: the paths a person names are taken as they resolve (a link to a Maildir is
+where they keep it), but a link found inside what is imported is never followed, neither to
+a file nor to a folder: it could lead out of the tree (``new/etc -> /etc/passwd``) or round
+in a loop (``.Loop -> .``). Each such link is refused once, with one sentence naming it, and
+recorded as a failure of the folder it lies in (settled when a later import reads that
+folder whole). Files inside the tree are opened with ``O_NOFOLLOW``, so a file replaced by a
+link meanwhile is not read either.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailvault.errors import InputError
+from mailvault.fsnames import shown
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.message import parse_date
 from mailvault.outlook.msg import OLE_MAGIC, is_msg
@@ -145,6 +155,9 @@ class Reader:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
+            if entry.is_symlink():
+                yield self._link_refused(entry, "folder", folder_path, folder)
+                continue
             sub_folder = self.options.folder or f"{folder}/{entry.name}"
             if entry.is_dir():
                 if is_maildir(entry):
@@ -158,7 +171,7 @@ class Reader:
                 yield self._unreadable_file(entry, self.options.folder or folder, exc)
                 continue
             if kind is None:
-                self.scan.skipped.append((str(entry), "not a mail file"))
+                self.scan.skipped.append((shown(str(entry)), "not a mail file"))
                 self.scan.bytes_read += _size_of(entry)
                 continue
             file_folder = f"{folder}/{entry.stem}" if kind == "mbox" else folder
@@ -168,7 +181,9 @@ class Reader:
             Incoming | Unreadable]:
         """A Maildir and every Maildir below it (nested folders or Maildir++ dot-folders)."""
         base = _folder_name(root) if parent is None else f"{parent}/{root.name}"
-        for maildir, relative in _maildirs(root):
+        root_folder = self.options.folder or base
+        links: list[Path] = []
+        for maildir, relative in _maildirs(root, links):
             folder = self.options.folder or (base if not relative else f"{base}/{relative}")
             if not os.access(maildir, os.R_OK | os.X_OK):
                 yield Unreadable(self._prov("maildir", maildir, folder, None),
@@ -177,8 +192,14 @@ class Reader:
             self.scan.read_whole.append(self._prov("maildir", maildir, folder, None))
             for sub in MAILDIR_SUBDIRS:
                 directory = maildir / sub
+                if directory.is_symlink():
+                    yield self._link_refused(directory, "maildir", maildir, folder)
+                    continue
                 try:
-                    names = sorted(os.listdir(directory))
+                    # scandir knows links from the directory entry, without a stat per file.
+                    with os.scandir(directory) as listing:
+                        found = {e.name: e.is_symlink() for e in listing}
+                    names = sorted(found)
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
@@ -189,12 +210,19 @@ class Reader:
                 for name in names:
                     if name.startswith("."):
                         continue
+                    if found[name]:
+                        yield self._link_refused(directory / name, "maildir", directory, folder)
+                        continue
                     # The part before ':2,' is the message's unique name; flags change.
                     unique = name.split(":2,")[0].split("!2,")[0]
                     yield self._eml(directory / name, folder,
                                     item=str(Path(relative or ".") / unique), kind="maildir",
                                     source=root)
             yield from self._loose_files(maildir, folder)
+        # Links to folders, found while walking the tree (links to files are refused where
+        # the files are read).
+        for link in links:
+            yield self._link_refused(link, "maildir", root, root_folder)
 
     def _loose_files(self, maildir: Path, folder: str) -> Iterator[Incoming | Unreadable]:
         """Files lying in a Maildir folder itself, beside cur/ and new/. Mail that a tool left
@@ -202,13 +230,18 @@ class Reader:
         are reported as skipped; empty marker files and the bookkeeping files IMAP servers
         keep there (Dovecot's index and uidlist, Courier's, Maildir++ quota) are passed over."""
         try:
-            entries = sorted(e for e in maildir.iterdir() if e.is_file()
-                             and not e.name.startswith((".", *_SERVER_FILES)))
+            # A link to a folder is refused by the walk over the tree (_maildirs).
+            entries = sorted(e for e in maildir.iterdir()
+                             if not e.name.startswith((".", *_SERVER_FILES))
+                             and (e.is_file() if not e.is_symlink() else not e.is_dir()))
         except OSError as exc:
             yield Unreadable(self._prov("maildir", maildir, folder, None),
                              f"the folder cannot be read: {exc.strerror}")
             return
         for entry in entries:
+            if entry.is_symlink():
+                yield self._link_refused(entry, "maildir", maildir, folder)
+                continue
             try:
                 kind = sniff(entry)
             except InputError as exc:
@@ -217,9 +250,21 @@ class Reader:
             if kind == "empty":
                 continue
             if kind is None:
-                self.scan.skipped.append((str(entry), "not a mail file"))
+                self.scan.skipped.append((shown(str(entry)), "not a mail file"))
                 continue
             yield from self._file(entry, kind, folder)
+
+    def _link_refused(self, link: Path, kind: str, place: Path, folder: str) -> Unreadable:
+        """A symbolic link inside the tree: refused, as a failure of the folder it lies in
+        (``place``, listed whole in this run), so a later import that finds the link gone
+        settles it."""
+        try:
+            target = os.readlink(link)
+        except OSError:
+            target = "?"
+        return Unreadable(self._prov(kind, place, folder, None),
+                          f"{link} is a symbolic link (to {target}): links inside an imported "
+                          "folder are not followed.")
 
     def _unreadable_file(self, path: Path, folder: str, error: InputError) -> Unreadable:
         """One file in a folder that cannot be read: a failure of its own (the same item
@@ -231,7 +276,8 @@ class Reader:
              source: Path | None = None) -> Incoming | Unreadable:
         prov = self._prov(kind, source or path, folder, item)
         try:
-            raw = path.read_bytes()
+            with _open_in_tree(path) as handle:
+                raw = handle.read()
         except OSError as exc:
             return Unreadable(prov, f"{path} cannot be read: {exc.strerror}")
         self.scan.bytes_read += len(raw)
@@ -239,7 +285,7 @@ class Reader:
 
     def _mbox(self, path: Path, folder: str) -> Iterator[Incoming | Unreadable]:
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+            handle = _open_in_tree(path)
         except OSError as exc:
             yield Unreadable(self._prov("mbox", path, folder, None),
                              f"{path} cannot be read: {exc.strerror}")
@@ -407,8 +453,15 @@ def is_maildir(path: Path) -> bool:
         return False
 
 
-def _maildirs(root: Path) -> Iterator[tuple[Path, str]]:
-    """(maildir folder, folder name relative to root) for root and every Maildir below it."""
+def _open_in_tree(path: Path) -> BinaryIO:
+    """A file inside an imported tree, opened for reading without following a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    return os.fdopen(fd, "rb")
+
+
+def _maildirs(root: Path, links: list[Path]) -> Iterator[tuple[Path, str]]:
+    """(maildir folder, folder name relative to root) for root and every Maildir below it.
+    Links to folders are not entered (os.walk does not follow them) but put in ``links``."""
     yield root, ""
     for dirpath, dirnames, _ in os.walk(root):
         dirnames.sort()
@@ -418,6 +471,10 @@ def _maildirs(root: Path) -> Iterator[tuple[Path, str]]:
                 dirnames.remove(name)
                 continue
             child = here / name
+            if child.is_symlink():
+                links.append(child)
+                dirnames.remove(name)
+                continue
             # A folder that cannot be entered is yielded too, so that it is reported.
             if is_maildir(child) or not os.access(child, os.R_OK | os.X_OK):
                 relative = child.relative_to(root).as_posix()
@@ -431,9 +488,19 @@ def _folder_name(path: Path) -> str:
 
 
 def _size_of(path: Path) -> int:
+    """Bytes of a file, or of the files of a tree (links inside it not followed)."""
     try:
         if path.is_file():
             return path.stat().st_size
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     except OSError:
         return 0
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                info = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -26,7 +27,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from mailvault import lifeline
 from mailvault.compliance import audit
+from mailvault.fsnames import shown
 from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.search.document import with_arrivals
@@ -60,6 +63,8 @@ class Outcome:
     size: int = 0
     defects: int = 0
     reason: str = ""
+    # Archived, but the index would not take its document (recorded as a failure).
+    index_error: str = ""
 
 
 @dataclass
@@ -72,9 +77,12 @@ class ArchiveReport:
     refused: int = 0
     bytes: int = 0
     refusals: list[tuple[str, str]] = field(default_factory=list)
+    not_indexed: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
         self.bytes += outcome.size
+        if outcome.index_error and len(self.not_indexed) < MAX_REFUSALS_KEPT:
+            self.not_indexed.append((outcome.provenance.describe(), outcome.index_error))
         if outcome.status == ARCHIVED:
             self.archived += 1
             if outcome.defects:
@@ -84,7 +92,7 @@ class ArchiveReport:
         else:
             self.refused += 1
             if len(self.refusals) < MAX_REFUSALS_KEPT:
-                self.refusals.append((outcome.provenance.describe(), outcome.reason))
+                self.refusals.append((outcome.provenance.describe(), shown(outcome.reason)))
 
     @property
     def processed(self) -> int:
@@ -94,7 +102,8 @@ class ArchiveReport:
         return {"archived": self.archived, "duplicates": self.duplicates,
                 "with_defects": self.with_defects, "refused": self.refused,
                 "bytes": self.bytes,
-                "refusals": [{"item": i, "reason": r} for i, r in self.refusals]}
+                "refusals": [{"item": i, "reason": r} for i, r in self.refusals],
+                "not_indexed": [{"item": i, "reason": r} for i, r in self.not_indexed]}
 
 
 class Pipeline:
@@ -115,12 +124,14 @@ class Pipeline:
                           timeout_s=settings.search.extract_timeout_s,
                           max_chars=settings.search.extract_max_chars),
             tier=tier,
+            max_text_chars=settings.search.max_text_chars,
         )
         count = settings.ingest.workers if workers is None else workers
         if count <= 0:
             count = multiprocessing.cpu_count()
+        # The workers end with this process, even when it is killed (lifeline.py).
         self._pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(
-            "forkserver"))
+            "forkserver"), initializer=lifeline.bind_to, initargs=(os.getpid(),))
         self._workers = count
         self._pending_watermark: int | None = None
         self._uncommitted: list[int] = []
@@ -267,7 +278,11 @@ class Pipeline:
                 outcomes = self._commit(conn, started, new_messages, prepared)
         except OperationalError as exc:
             raise catalog.translate(exc) from exc
-        self._index(new_messages, prepared, started, outcomes)
+        rejected = self._index(new_messages, prepared, started, outcomes)
+        if rejected:
+            outcomes = [replace(o, index_error=rejected[o.message_id])
+                        if o.status == ARCHIVED and o.message_id in rejected else o
+                        for o in outcomes]
         return outcomes
 
     def _write_blobs(self, prepared: dict[str, Prepared],
@@ -336,7 +351,7 @@ class Pipeline:
                 "archived": len(archived),
                 "duplicates": sum(o.status == DUPLICATE for o in outcomes),
                 "refused": len(started.refused),
-                "sources": sorted({o.provenance.kind + ":" + o.provenance.source
+                "sources": sorted({o.provenance.kind + ":" + shown(o.provenance.source)
                                    for o in outcomes})[:20],
                 "first_id": min((o.message_id for o in archived if o.message_id), default=None),
                 "last_id": max((o.message_id for o in archived if o.message_id), default=None),
@@ -344,9 +359,11 @@ class Pipeline:
         return outcomes
 
     def _index(self, new_messages: list[NewMessage], prepared: dict[str, Prepared],
-               started: _Started, outcomes: list[Outcome]) -> None:
+               started: _Started, outcomes: list[Outcome]) -> dict[int, str]:
+        """Add the new messages' documents; returns those the index would not take (id ->
+        reason), recorded as failures: one such message never stops the batch."""
         if not new_messages:
-            return
+            return {}
         arrivals: dict[str, list[Provenance]] = {}
         for item, digest in started.accepted:
             arrivals.setdefault(digest, []).append(item.provenance)
@@ -357,9 +374,17 @@ class Pipeline:
             assert message_id is not None
             docs.append(with_arrivals(prepared[msg.sha256].doc, message_id,
                                       arrivals[msg.sha256]))
-        self.vault.index.put(docs, replace=False)
+        rejected = self.vault.index.put(docs, replace=False)
+        if rejected:
+            hashes = {o.message_id: o.sha256 or "" for o in outcomes if o.status == ARCHIVED}
+            with self.vault.engine.begin() as conn:
+                catalog.record_index_failures(
+                    conn, {i: (hashes[i], reason) for i, reason in rejected.items()})
+        # A rejected document is done with too (it is a recorded failure, which reindex
+        # tries again): the watermark may pass it, or healing would retry it for ever.
         self._uncommitted.extend(d.id for d in docs)
         self._commit_index(force=False)
+        return rejected
 
     def _commit_index(self, force: bool) -> None:
         """Commit the index every INDEX_COMMIT_DOCS documents or INDEX_COMMIT_S seconds (a
@@ -394,10 +419,11 @@ class _Started:
 def _new_message(digest: str, item: Prepared, first: Incoming, location: Location,
                  stored: int, tier: str, parts: list[tuple[str, Location | None, int, bool]]
                  ) -> NewMessage:
-    envelope = [("envelope-to", rcpt.lower(), "") for rcpt in first.provenance.envelope_to]
+    envelope = [("envelope-to", shown(rcpt.lower()), "")
+                for rcpt in first.provenance.envelope_to]
     if first.provenance.envelope_from:
-        envelope.append(("envelope-from", first.provenance.envelope_from.lower(), ""))
+        envelope.append(("envelope-from", shown(first.provenance.envelope_from.lower()), ""))
     return NewMessage(sha256=digest, size=len(first.raw), stored_bytes=stored, tier=tier,
-                      location=location, folder=first.provenance.folder or "",
+                      location=location, folder=shown(first.provenance.folder or ""),
                       fields=item.fields, addresses=item.fields.addresses + envelope,
                       parts=parts)

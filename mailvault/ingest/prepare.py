@@ -52,12 +52,13 @@ class WorkerConfig:
     compression_level: int
     limits: Limits
     tier: str
+    max_text_chars: int
     dictionary: bytes | None = None
 
 
 def prepare(raw: bytes, config: WorkerConfig) -> Prepared:
     """Parse, extract, split and compress one message (runs in a worker process)."""
-    parsed = parse(raw, extractor(config.limits))
+    parsed = parse(raw, extractor(config.limits), config.max_text_chars)
     cut = layout.split(raw, config.part_min_bytes)
     # Parts are attachments (mostly base64): a dictionary of mail headers does not help them.
     parts = [(p.sha256, compress(p.data, config.compression_level), len(p.data))

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from mailvault.fsnames import shown
+
 
 @dataclass(frozen=True)
 class Provenance:
@@ -15,6 +17,7 @@ class Provenance:
 
     ``item`` names the copy inside its source (a file path and offset, a PST node id, a POP3
     UIDL) so that importing the same source again is recognised as the same arrival.
+    File names are kept exactly, as ``os.fsdecode`` gives them (see ``mailvault.fsnames``).
     """
 
     kind: str
@@ -73,7 +76,8 @@ class Provenance:
         return cls(**values)
 
     def describe(self) -> str:
-        """A short human label: 'mbox /a/b.mbox @1234', 'imap alice INBOX uid 5'."""
+        """A short human label: 'mbox /a/b.mbox @1234', 'imap alice INBOX uid 5' (file
+        names with bytes that are not UTF-8 shown escaped: fsnames.shown)."""
         bits = [self.kind, self.source]
         if self.account:
             bits.append(self.account)
@@ -83,7 +87,7 @@ class Provenance:
             bits.append(f"uid {self.uid}")
         elif self.item:
             bits.append(f"@{self.item}")
-        return " ".join(bits)
+        return shown(" ".join(bits))
 
 
 @dataclass(frozen=True)

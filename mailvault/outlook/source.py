@@ -15,6 +15,7 @@ stays bounded; a reading process that dies is a recorded failure, never a hang.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import struct
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from mailvault import lifeline
 from mailvault.errors import InputError
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.outlook.forms import CONVERTED_KINDS, build_form
@@ -120,7 +122,9 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
     """Every item of a PST/OST file, folder by folder, read in a process of its own;
     ``advance`` hears bytes of progress, ``read_whole`` of each folder listed and of the file
     once read to the end. InputError when the file is no PST at all."""
-    reading = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+    # The reading process ends with this one, even when it is killed (lifeline.py).
+    reading = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"),
+                                  initializer=lifeline.bind_to, initargs=(os.getpid(),))
     try:
         try:
             plan = reading.submit(_plan, path, folder).result()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mailvault.fsnames import shown
 from mailvault.ingest.provenance import Provenance
 from mailvault.message import ParsedMessage
 
@@ -73,11 +74,12 @@ def message_document(parsed: ParsedMessage, size: int, tier: str,
 def with_arrivals(doc: IndexDoc, message_id: int, arrivals: list[Provenance]) -> IndexDoc:
     """Fill in (in place: every caller holds a fresh document) the id and what the arrivals
     add: folders, sources, and envelope recipients the headers do not name (the Bcc
-    evidence). Returns the same document."""
+    evidence). Returns the same document. File names are indexed as people see them
+    (fsnames.shown: a byte that is not UTF-8 as \\xNN)."""
     doc.id = message_id
-    doc.from_ = doc.from_ + [p.envelope_from for p in arrivals if p.envelope_from]
-    doc.bcc = doc.bcc + [r for p in arrivals for r in p.envelope_to
+    doc.from_ = doc.from_ + [shown(p.envelope_from) for p in arrivals if p.envelope_from]
+    doc.bcc = doc.bcc + [shown(r) for p in arrivals for r in p.envelope_to
                          if r.lower() not in doc.header_rcpts]
-    doc.folder = sorted({p.folder for p in arrivals if p.folder})
-    doc.source = sorted({f"{p.kind} {p.source}" for p in arrivals})
+    doc.folder = sorted({shown(p.folder) for p in arrivals if p.folder})
+    doc.source = sorted({shown(f"{p.kind} {p.source}") for p in arrivals})
     return doc

@@ -110,15 +110,31 @@ class SearchIndex:
             os.close(fd)  # also releases the peek's own lock
         return False
 
-    def put(self, docs: Sequence[IndexDoc], replace: bool = True) -> None:
+    def put(self, docs: Sequence[IndexDoc], replace: bool = True) -> dict[int, str]:
         """Add documents, replacing any of the same id unless ``replace`` is False (for ids
-        the index cannot have yet). Not visible until commit()."""
+        the index cannot have yet). Not visible until commit().
+
+        A document the index will not take (a value the binding cannot convert, an error
+        inside Tantivy) is left out and returned, id -> reason: one message must cost its
+        own searchability, never the batch around it.
+        """
+        rejected: dict[int, str] = {}
         with self._write_lock:
             writer = self.writer()
             for doc in docs:
                 if replace:
                     writer.delete_documents_by_term("id", doc.id)
-                writer.add_document(self._document(doc))
+                try:
+                    writer.add_document(self._document(doc))
+                except Exception as exc:
+                    rejected[doc.id] = f"{type(exc).__name__}: {exc}"
+                except BaseException as exc:
+                    # A Rust panic reaches Python as pyo3's PanicException, which derives
+                    # from BaseException; everything else of that kind (Ctrl-C) goes on.
+                    if type(exc).__name__ != "PanicException":
+                        raise
+                    rejected[doc.id] = f"the index library failed: {exc}"
+        return rejected
 
     def delete(self, ids: Sequence[int]) -> None:
         """Remove the documents of these messages (not visible until commit())."""

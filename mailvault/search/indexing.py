@@ -94,8 +94,16 @@ def _index_rows(vault: Vault, rows: list[catalog.MessageRow]) -> None:
     docs = []
     for row in rows:
         full_text = row.tier in FULL_TEXT_TIERS
-        parsed = parse(vault.read_raw(row), extract if full_text else None)
+        parsed = parse(vault.read_raw(row), extract if full_text else None,
+                       settings.max_text_chars)
         docs.append(document(row.id, parsed, row.size, row.tier, arrivals[row.id], full_text))
-    vault.index.put(docs)
+    rejected = vault.index.put(docs)
     vault.index.commit()
+    with vault.engine.begin() as conn:
+        # A message the index takes now settles its earlier failure; one it still will not
+        # take stays recorded (once), and healing goes on past it.
+        catalog.resolve_failures(conn, (catalog.index_failure_provenance(r.id, r.sha256)
+                                        for r in rows if r.id not in rejected))
+        catalog.record_index_failures(conn, {r.id: (r.sha256, rejected[r.id])
+                                             for r in rows if r.id in rejected})
 

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
 from mailvault.errors import NotFoundError, StorageFullError, VaultError
+from mailvault.fsnames import exact_json, shown
 from mailvault.ingest.prepare import MessageFields
 from mailvault.ingest.provenance import Provenance
 from mailvault.store import schema
@@ -288,18 +289,47 @@ def add_provenances(conn: Connection, arrivals: Sequence[tuple[int, Provenance]]
         stamp = now()
         _bulk_insert(conn, schema.provenance, ("message_id", "key", "kind", "source", "folder",
                                                 "account", "received_at", "data"), [
-            (m, key[1], prov.kind, prov.source, prov.folder, prov.account,
-             epoch(prov.received_at) if prov.received_at else stamp,
-             json.dumps(prov.to_json(), ensure_ascii=False)) for key, m, prov in fresh])
+            (m, key[1], prov.kind, shown(prov.source), _shown(prov.folder),
+             _shown(prov.account), epoch(prov.received_at) if prov.received_at else stamp,
+             exact_json(prov.to_json())) for key, m, prov in fresh])
     return {m for _, m, _ in fresh}
 
 
 def record_failure(conn: Connection, prov: Provenance, reason: str) -> None:
     """Remember an item that could not be archived, so that it can be reported and retried."""
     conn.execute(insert(schema.failures).values(
-        at=now(), kind=prov.kind, source=prov.source, item=prov.item, reason=reason,
-        provenance=json.dumps(prov.to_json(), ensure_ascii=False), resolved=False,
+        at=now(), kind=prov.kind, source=shown(prov.source), item=_shown(prov.item),
+        reason=shown(reason), provenance=exact_json(prov.to_json()), resolved=False,
     ))
+
+
+def _shown(text: str | None) -> str | None:
+    """A provenance value for a catalog column: file names escaped (fsnames.shown); the
+    exact value is in the row's JSON."""
+    return None if text is None else shown(text)
+
+
+INDEX_FAILURE = "index"
+
+
+def index_failure_provenance(message_id: int, sha256: str) -> Provenance:
+    """How a message the index would not take is named among the failures."""
+    return Provenance(kind=INDEX_FAILURE, source=f"message {message_id}", item=sha256)
+
+
+def record_index_failures(conn: Connection, rejected: dict[int, tuple[str, str]]) -> None:
+    """Remember archived messages the index would not take (id -> (sha256, reason)): they
+    are kept and readable, only not searchable, and `status` lists them. A message that
+    fails again (every reindex tries it) is not recorded twice."""
+    f = schema.failures
+    for message_id, (sha256, reason) in rejected.items():
+        prov = index_failure_provenance(message_id, sha256)
+        already = conn.execute(select(f.c.id).where(
+            f.c.kind == prov.kind, f.c.source == prov.source, f.c.item == prov.item,
+            f.c.resolved.is_(False)).limit(1)).first()
+        if already is None:
+            record_failure(conn, prov, f"message {message_id} could not be indexed (it is "
+                           f"archived, but not searchable): {reason}")
 
 
 def last_failure_id(conn: Connection) -> int:
@@ -312,7 +342,7 @@ def settle_failures(conn: Connection, places: Iterable[Provenance], up_to: int) 
     that could not be listed, a file not read to the end, that has now been read whole.
     ``places`` are provenances without an item; returns how many were settled."""
     f = schema.failures
-    keys = {(p.kind, p.source, p.folder or "") for p in places}
+    keys = {(p.kind, shown(p.source), p.folder or "") for p in places}
     if not keys:
         return 0
     rows = conn.execute(select(f.c.id, f.c.kind, f.c.source, f.c.provenance).where(
@@ -436,7 +466,8 @@ def resolve_failures(conn: Connection, arrivals: Iterable[Provenance]) -> None:
                            .where(schema.failures.c.resolved.is_(False))).scalar()
     if not pending:
         return
-    items = [{"k": p.kind, "s": p.source, "i": p.item} for p in arrivals if p.item is not None]
+    items = [{"k": p.kind, "s": shown(p.source), "i": shown(p.item)} for p in arrivals
+             if p.item is not None]
     if items:
         f = schema.failures
         conn.execute(update(f).where(f.c.kind == bindparam("k"), f.c.source == bindparam("s"),
