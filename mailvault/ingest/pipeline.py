@@ -8,11 +8,14 @@ For each batch:
   4. One catalog transaction: messages, addresses, attachments, parts, provenance, failures
      and an audit entry. Only now is anything reported archived.
   5. Index documents are added and committed; the watermark follows in the next transaction,
-     so a crash in between heals on the next start (the index is derived).
+     so a crash in between heals on the next start (the index is derived). An index that
+     cannot be written (a full disk) does not stop archiving: the watermark stays where the
+     index's last commit left it, ``vault.index_problem`` says why, and healing catches up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import time
@@ -21,14 +24,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from mailvault.compliance import audit
+from mailvault.errors import StoreError
 from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
+from mailvault.search import indexing
 from mailvault.search.document import with_arrivals
 from mailvault.search.extract import Limits
 from mailvault.store import catalog, dictionaries
@@ -124,6 +129,9 @@ class Pipeline:
         self._workers = count
         self._pending_watermark: int | None = None
         self._uncommitted: list[int] = []
+        # The index writer the uncommitted documents went to (SearchIndex.lost_writers at
+        # the time): if it was lost since, so were they.
+        self._writer_epoch = vault.index.lost_writers
         self._last_commit = time.monotonic()
 
     def __enter__(self) -> Pipeline:
@@ -133,15 +141,21 @@ class Pipeline:
         self.close()
 
     def close(self) -> None:
-        """Finish index bookkeeping and stop the workers."""
+        """Finish index bookkeeping and stop the workers (never raising for the index: what
+        is archived is committed, and healing finishes whatever the index lacks)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._commit_index(force=True)
-        self._flush_watermark()
+        # A catalog on a full disk keeps the lower watermark: healing redoes those documents.
+        with contextlib.suppress(StoreError):
+            self._flush_watermark()
 
     def _flush_watermark(self) -> None:
         if self._pending_watermark is not None:
-            with self.vault.engine.begin() as conn:
-                catalog.set_watermark(conn, self._pending_watermark)
+            try:
+                with self.vault.engine.begin() as conn:
+                    catalog.set_watermark(conn, self._pending_watermark)
+            except OperationalError as exc:
+                raise catalog.translate(exc) from exc
             self._pending_watermark = None
 
     def archive_many(
@@ -166,11 +180,11 @@ class Pipeline:
                 batch = list(islice(iterator, self.batch_size))
                 if not batch:
                     break
-                started.append((batch, self._start(batch)))
+                started.append((batch, self._catalog_step(self._start, batch)))
             if not started:
                 break
             batch, current = started.popleft()
-            outcomes = self._finish(batch, current)
+            outcomes = self._catalog_step(self._finish, batch, current)
             for outcome in outcomes:
                 report.add(outcome)
             if on_batch is not None:
@@ -179,9 +193,19 @@ class Pipeline:
             self.flush()
         return report
 
+    @staticmethod
+    def _catalog_step(step: Callable[..., _T], *args: object) -> _T:
+        # Every catalog read and write of a batch (dictionary, volumes, the commit) says
+        # "disk full" as StorageFullError, which callers answer with "try again later".
+        try:
+            return step(*args)
+        except OperationalError as exc:
+            raise catalog.translate(exc) from exc
+
     def flush(self) -> None:
         """Make everything archived so far searchable: commit the index, record the
-        watermark, and index what others queued."""
+        watermark, and index what others queued. An index that cannot be written leaves
+        ``vault.index_problem`` set instead of raising; a later flush tries again."""
         self._commit_index(force=True)
         # Record the last batch's watermark now, or healing would index that batch again
         # and a reader opening the vault meanwhile would think the index is behind.
@@ -262,11 +286,8 @@ class Pipeline:
             started.known[digest] = message_id
         first_arrival = {digest: item for item, digest in reversed(started.accepted)}
         new_messages = self._write_blobs(prepared, first_arrival)
-        try:
-            with self.vault.engine.begin() as conn:
-                outcomes = self._commit(conn, started, new_messages, prepared)
-        except OperationalError as exc:
-            raise catalog.translate(exc) from exc
+        with self.vault.engine.begin() as conn:
+            outcomes = self._commit(conn, started, new_messages, prepared)
         self._index(new_messages, prepared, started, outcomes)
         return outcomes
 
@@ -345,7 +366,9 @@ class Pipeline:
 
     def _index(self, new_messages: list[NewMessage], prepared: dict[str, Prepared],
                started: _Started, outcomes: list[Outcome]) -> None:
-        if not new_messages:
+        if not new_messages or self.vault.index_problem:
+            # While the index cannot be written, its documents wait for healing (above the
+            # watermark, they are found again from the catalog).
             return
         arrivals: dict[str, list[Provenance]] = {}
         for item, digest in started.accepted:
@@ -357,7 +380,15 @@ class Pipeline:
             assert message_id is not None
             docs.append(with_arrivals(prepared[msg.sha256].doc, message_id,
                                       arrivals[msg.sha256]))
-        self.vault.index.put(docs, replace=False)
+        index = self.vault.index
+        if index.lost_writers != self._writer_epoch:
+            self._uncommitted = []
+            self._writer_epoch = index.lost_writers
+        try:
+            index.put(docs, replace=False)
+        except StoreError as exc:
+            self._index_failed(exc)
+            return
         self._uncommitted.extend(d.id for d in docs)
         self._commit_index(force=False)
 
@@ -370,16 +401,45 @@ class Pipeline:
                or time.monotonic() - self._last_commit >= INDEX_COMMIT_S)
         if not (force or due):
             return
-        self.vault.index.commit()
+        index = self.vault.index
+        if index.lost_writers != self._writer_epoch:
+            # The writer they were added to failed (in healing, say): they are not indexed.
+            self._uncommitted = []
+            return
+        watermark = self._watermark_after(set(self._uncommitted))
+        try:
+            index.commit(watermark=watermark)
+        except StoreError as exc:
+            self._index_failed(exc)
+            return
         self._last_commit = time.monotonic()
-        ours = set(self._uncommitted)
         self._uncommitted = []
+        if watermark is not None:
+            self._pending_watermark = watermark
+
+    def _watermark_after(self, ours: set[int]) -> int | None:
+        """The watermark once ``ours`` are committed, or None if it cannot move."""
         with self.vault.engine.connect() as conn:
-            watermark = catalog.get_watermark(conn)
+            watermark = self._pending_watermark
+            if watermark is None:
+                # The lower of the catalog's and the index's own watermark: a vault whose
+                # index is behind (disk was full, an older copy) must not count it caught up.
+                watermark = indexing.indexed_through(self.vault, conn).watermark
             above = {i for i in ours if i > watermark}
             # The watermark may only move over ids that are all indexed (no other writer's).
             if above and catalog.count_ids_between(conn, watermark, max(above)) == len(above):
-                self._pending_watermark = max(above)
+                return max(above)
+        return None
+
+    def _index_failed(self, exc: StoreError) -> None:
+        """The index lost what was added since its last commit: keep the watermark where it
+        is and say why; healing indexes those messages once the index can be written."""
+        self._uncommitted = []
+        self._writer_epoch = self.vault.index.lost_writers
+        self.vault.index_problem = str(exc)
+
+
+_T = TypeVar("_T")
 
 
 @dataclass
