@@ -7,6 +7,7 @@ tables directly, so that a PostgreSQL catalog later is a change of engine, not o
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -103,6 +104,15 @@ def open_engine(path: Path) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+    @event.listens_for(engine, "handle_error")
+    def _disk_full(context: Any) -> BaseException | None:
+        # Any statement or commit that meets a full disk (an audit entry of a search, a
+        # watermark, a batch) says so in the one error callers answer with "try again later".
+        original = context.original_exception
+        if isinstance(original, sqlite3.OperationalError) and "full" in str(original).lower():
+            return StorageFullError("the disk is full: the catalog cannot be written.")
+        return None
 
     return engine
 

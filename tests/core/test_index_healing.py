@@ -190,3 +190,29 @@ def test_an_import_that_fills_the_disk_says_how_many_were_committed(tmp_path: Pa
         summary = again.json()
         assert (summary["archived"], summary["duplicates"]) == (total - done, done)
         assert count(vault, "") == total
+
+
+def test_a_full_vault_disk_gives_one_sentence_where_a_read_must_be_audited(
+        tmp_path: Path) -> None:
+    """With the catalog's own disk full, what only reads works; a search, whose audit entry
+    cannot be written, is refused in one sentence (every search is audited), never a
+    traceback."""
+    write_eml_folder(tmp_path / "mail", [build_message(subject=f"m {i}") for i in range(10)])
+    with tmpfs(tmp_path / "disk", "6m") as disk:
+        vault = disk / "vault"
+        assert invoke("init", "--vault", vault).exit_code == 0
+        assert invoke("import", tmp_path / "mail", "--vault", vault).exit_code == 0
+        # A process that keeps the catalog open (as `serve` does) keeps its WAL files.
+        held = sqlite3.connect(vault / "catalog.sqlite")
+        try:
+            held.execute("select count(*) from messages").fetchall()
+            fill(disk)
+            assert index_status(vault)["indexed"] == 10
+            audit = invoke("audit", "verify", "--vault", vault, "--json")
+            assert audit.exit_code == 0 and audit.json()["ok"]
+            searched = run("count", "", "--vault", vault)
+            assert searched.returncode == 1
+            assert searched.stderr.decode().strip() == (
+                "mailvault: the disk is full: the catalog cannot be written.")
+        finally:
+            held.close()
