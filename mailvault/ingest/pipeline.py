@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
@@ -132,6 +132,8 @@ class Pipeline:
         # The index writer the uncommitted documents went to (SearchIndex.lost_writers at
         # the time): if it was lost since, so were they.
         self._writer_epoch = vault.index.lost_writers
+        # Set when a write of ours failed; new documents then wait for a heal to succeed.
+        self._index_failing = False
         self._last_commit = time.monotonic()
 
     def __enter__(self) -> Pipeline:
@@ -145,17 +147,15 @@ class Pipeline:
         is archived is committed, and healing finishes whatever the index lacks)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._commit_index(force=True)
-        # A catalog on a full disk keeps the lower watermark: healing redoes those documents.
+        # A catalog on a full disk (StorageFullError) keeps the lower watermark: healing
+        # redoes those documents.
         with contextlib.suppress(StoreError):
             self._flush_watermark()
 
     def _flush_watermark(self) -> None:
         if self._pending_watermark is not None:
-            try:
-                with self.vault.engine.begin() as conn:
-                    catalog.set_watermark(conn, self._pending_watermark)
-            except OperationalError as exc:
-                raise catalog.translate(exc) from exc
+            with self.vault.engine.begin() as conn:
+                catalog.set_watermark(conn, self._pending_watermark)
             self._pending_watermark = None
 
     def archive_many(
@@ -180,11 +180,11 @@ class Pipeline:
                 batch = list(islice(iterator, self.batch_size))
                 if not batch:
                     break
-                started.append((batch, self._catalog_step(self._start, batch)))
+                started.append((batch, self._start(batch)))
             if not started:
                 break
             batch, current = started.popleft()
-            outcomes = self._catalog_step(self._finish, batch, current)
+            outcomes = self._finish(batch, current)
             for outcome in outcomes:
                 report.add(outcome)
             if on_batch is not None:
@@ -192,15 +192,6 @@ class Pipeline:
         if flush:
             self.flush()
         return report
-
-    @staticmethod
-    def _catalog_step(step: Callable[..., _T], *args: object) -> _T:
-        # Every catalog read and write of a batch (dictionary, volumes, the commit) says
-        # "disk full" as StorageFullError, which callers answer with "try again later".
-        try:
-            return step(*args)
-        except OperationalError as exc:
-            raise catalog.translate(exc) from exc
 
     def flush(self) -> None:
         """Make everything archived so far searchable: commit the index, record the
@@ -211,6 +202,7 @@ class Pipeline:
         # and a reader opening the vault meanwhile would think the index is behind.
         self._flush_watermark()
         self.vault.heal_index()
+        self._index_failing = bool(self.vault.index_problem) and self._index_failing
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -286,8 +278,11 @@ class Pipeline:
             started.known[digest] = message_id
         first_arrival = {digest: item for item, digest in reversed(started.accepted)}
         new_messages = self._write_blobs(prepared, first_arrival)
-        with self.vault.engine.begin() as conn:
-            outcomes = self._commit(conn, started, new_messages, prepared)
+        try:
+            with self.vault.engine.begin() as conn:
+                outcomes = self._commit(conn, started, new_messages, prepared)
+        except OperationalError as exc:
+            raise catalog.translate(exc) from exc
         self._index(new_messages, prepared, started, outcomes)
         return outcomes
 
@@ -366,7 +361,7 @@ class Pipeline:
 
     def _index(self, new_messages: list[NewMessage], prepared: dict[str, Prepared],
                started: _Started, outcomes: list[Outcome]) -> None:
-        if not new_messages or self.vault.index_problem:
+        if not new_messages or self._index_failing:
             # While the index cannot be written, its documents wait for healing (above the
             # watermark, they are found again from the catalog).
             return
@@ -436,10 +431,8 @@ class Pipeline:
         is and say why; healing indexes those messages once the index can be written."""
         self._uncommitted = []
         self._writer_epoch = self.vault.index.lost_writers
+        self._index_failing = True
         self.vault.index_problem = str(exc)
-
-
-_T = TypeVar("_T")
 
 
 @dataclass
