@@ -188,7 +188,9 @@ def _mismatched(vault: Vault, conn: Connection, watermark: int) -> list[int]:
         seen.add(message_id)
     wrong |= tiers.keys() - seen
     for tier in set(tiers.values()):
-        wrong |= {i for i in vault.index.ids_through(watermark, tier) if tiers.get(i) != tier}
+        # In the tier without belonging there, or belonging there and not in it.
+        wrong |= set(vault.index.ids_through(watermark, tier)) ^ {
+            i for i, t in tiers.items() if t == tier}
     return sorted(wrong)
 
 
@@ -199,8 +201,11 @@ def index_progress(vault: Vault) -> IndexProgress:
         messages = catalog.count_ids_between(conn, 0, _EVERY_ID)
         indexed = catalog.count_ids_between(conn, 0, through.watermark)
         if through.suspect and indexed:
+            # Documents the records vouch for but that are wrong (a message the catalog no
+            # longer has is not one of the catalog's messages, so it does not count).
+            present = catalog.tiers_through(conn, through.watermark)
             indexed -= len([i for i in _mismatched(vault, conn, through.watermark)
-                            if i <= through.watermark])
+                            if i in present])
         queued = catalog.count_reindex_pending(conn)
         newest = catalog.max_message_id(conn)
     problem = vault.index_problem

@@ -26,6 +26,7 @@ from tests.support import (
 EARLY = 30
 LATE = 8
 WRITER_LOCK = ".tantivy-writer.lock"
+MARKER_FILE = "mailvault-index.json"  # the index folder's own record of what it holds
 
 
 def index_status(vault: Path) -> dict[str, object]:
@@ -115,6 +116,28 @@ def test_a_copy_older_than_changes_to_archived_messages_heals(tmp_path: Path) ->
     assert count(vault, "folder:projects") == 3
     assert count(vault, "tier:deep") == 2
     assert count(vault, "") == 20
+    assert index_status(vault)["behind"] == 0
+
+
+def test_an_index_folder_without_a_marker_is_compared_with_the_catalog(
+        tmp_path: Path) -> None:
+    """An index written before markers existed (or whose marker was lost) is trusted as far as
+    the catalog says, then checked document by document: missing documents and documents in
+    the wrong tier are mended."""
+    vault = tmp_path / "vault"
+    assert invoke("init", "--vault", vault).exit_code == 0
+    write_eml_folder(tmp_path / "first", [build_message(subject=f"first {i}", body=f"w{i}\n")
+                                          for i in range(20)])
+    write_eml_folder(tmp_path / "more", [build_message(subject=f"more {i}") for i in range(5)])
+    assert invoke("import", tmp_path / "first", "--vault", vault).exit_code == 0
+    shutil.copytree(vault / "index", tmp_path / "index-copy")
+    (tmp_path / "index-copy" / MARKER_FILE).unlink(missing_ok=True)
+    assert invoke("tier", "move", "w3 OR w4", "--to", "deep", "--vault", vault).exit_code == 0
+    assert invoke("import", tmp_path / "more", "--vault", vault).exit_code == 0
+    put_back(tmp_path / "index-copy", vault / "index")
+    assert count(vault, "") == 25
+    assert count(vault, "tier:deep") == 2
+    assert count(vault, "tier:active") == 23
     assert index_status(vault)["behind"] == 0
 
 
