@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailvault.config import CONFIG_FILE, Settings, load_settings
-from mailvault.errors import IntegrityError, StoreError, VaultError
+from mailvault.errors import IntegrityError, MailvaultError, StoreError, VaultError
 from mailvault.search import indexing
 from mailvault.search.index import SearchIndex
 from mailvault.store import catalog, dictionaries, layout
@@ -56,6 +56,9 @@ class Vault:
         self.blobs = BlobStore(self.keyring, self._volumes, self._dictionary,
                                settings.tiers.deep_cache_chunks)
         self.index = SearchIndex(path / "index", settings.search.index_heap_mb)
+        # Why the index is behind the catalog ('' when it is not known to be): the last
+        # failed index write or heal of this process. `status` shows it.
+        self.index_problem = ""
 
     @classmethod
     def create(cls, path: Path, passphrase: str | None = None) -> Vault:
@@ -74,7 +77,9 @@ class Vault:
 
     @classmethod
     def open(cls, path: Path, passphrase: str | None = None) -> Vault:
-        """Open an existing vault and heal the index if a crash left it behind the catalog."""
+        """Open an existing vault and heal the index if it is behind the catalog (a crash, a
+        full disk, an older copy of the index folder). Healing is best effort: a vault on a
+        full disk still opens for reading, with ``index_problem`` saying why."""
         path = path.expanduser().resolve()
         if not (path / "keys").is_dir():
             raise VaultError(f"there is no vault in {path} (create one with 'mailvault init').")
@@ -161,8 +166,17 @@ class Vault:
     # -- index -----------------------------------------------------------------------------
 
     def heal_index(self) -> int:
-        """Index what the catalog has and the index lacks; returns how many documents."""
-        return indexing.heal(self)
+        """Index what the catalog has and the index lacks; returns how many documents.
+
+        Never raises for an index or catalog that cannot be written (a full disk, a broken
+        message): the reason goes to ``index_problem`` and the next heal tries again."""
+        try:
+            done = indexing.heal(self)
+        except MailvaultError as exc:
+            self.index_problem = str(exc)
+            return 0
+        self.index_problem = ""
+        return done
 
 
 @dataclass(frozen=True)

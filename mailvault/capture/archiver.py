@@ -104,6 +104,8 @@ class Archiver:
                     self.status.drained(message[1], message[2])
                 elif kind == "error":
                     self.status.error(message[1])
+                elif kind == "index":
+                    self.status.index(message[1])
 
     def _spans(self, after: Position, timeout: float) -> list[tuple[int, int, int]] | None:
         if self._stop_by is None:
@@ -140,6 +142,9 @@ class RemoteSpool:
 
     def error(self, text: str) -> None:
         self._tell(("error", text))
+
+    def index(self, problem: str) -> None:
+        self._tell(("index", problem))
 
     def _tell(self, message: tuple[object, ...]) -> None:
         # If the serving process is gone, the next read says stop.

@@ -5,6 +5,10 @@ has committed so the spool can delete segments. It runs in the archiver process
 Every read starts after the last committed record, so a failed batch (vault disk full, index
 locked) is simply read and tried again after a pause; what that batch had already committed
 comes back as a duplicate, which adds nothing (the pipeline dedups by hash and provenance).
+
+An index that cannot be written (its disk is full) does not stop archiving: the drain says
+why (``SpoolSource.index``) and heals again and again, mail flowing or not, at a pace that
+slows to ``HEAL_RETRY_MAX_S``, until the index has caught up.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ IDLE_WAIT_S = 0.2
 # A message waits at most this much longer before it is archived; a full batch goes at once.
 GATHER_S = 0.25
 HEAL_EVERY_S = 1.0
+HEAL_RETRY_MAX_S = 8.0
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 10.0
 
@@ -47,6 +52,9 @@ class SpoolSource(Protocol):
     def error(self, text: str) -> None:
         """Something failed (one sentence); the drain will try again."""
 
+    def index(self, problem: str) -> None:
+        """Why the index is behind the vault (one sentence), or '' once it has caught up."""
+
 
 class Drain:
     """Runs ``pipeline.archive_many`` over the spool until the source says stop."""
@@ -55,6 +63,7 @@ class Drain:
         self.source = source
         self.pipeline = pipeline
         self._committed = start
+        self._index_problem = ""
         # A read takes a few pipeline batches, so the pipeline can prepare the next batch
         # while it commits the current one.
         self._read_size = pipeline.batch_size * 4
@@ -63,23 +72,31 @@ class Drain:
         """Archive until the source says stop."""
         retry = _RETRY_FIRST_S
         healed_at = 0.0
+        heal_every = HEAL_EVERY_S
+        self._report_index()
         while True:
             read_at = time.monotonic()
             records = self.source.read(self._committed, self._read_size, IDLE_WAIT_S)
             if records is None:
                 return
-            if not records and time.monotonic() - healed_at < HEAL_EVERY_S:
+            behind = bool(self.pipeline.vault.index_problem)
+            heal_due = time.monotonic() - healed_at >= heal_every
+            if not records and not heal_due:
                 continue
             try:
                 if records:
                     self._archive(records)
                     if len(records) < self.pipeline.batch_size:
                         time.sleep(max(0.0, GATHER_S - (time.monotonic() - read_at)))
-                else:
+                if heal_due and (behind or not records):
                     # This process holds the index writer, so it indexes what others queued
                     # (tier moves, retention) or left behind; they do not wait for the writer.
+                    # While the index cannot be written this is also the retry, under load too.
                     healed_at = time.monotonic()
                     self.pipeline.flush()
+                    heal_every = (min(heal_every * 2, HEAL_RETRY_MAX_S)
+                                  if self.pipeline.vault.index_problem else HEAL_EVERY_S)
+                self._report_index()
                 retry = _RETRY_FIRST_S
                 continue
             except MailvaultError as exc:
@@ -91,6 +108,14 @@ class Drain:
                                   f"{type(exc).__name__}: {exc}")
             time.sleep(retry)
             retry = min(retry * 2, _RETRY_MAX_S)
+
+    def _report_index(self) -> None:
+        problem = self.pipeline.vault.index_problem
+        if problem != self._index_problem:
+            self._index_problem = problem
+            self.source.index(problem)
+            if problem:
+                self.source.error(f"the index is behind (will retry): {problem}")
 
     def _archive(self, records: list[SpooledMessage]) -> None:
         positions: deque[Position] = deque()

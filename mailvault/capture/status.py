@@ -32,6 +32,7 @@ class CaptureStatus:
         self._drained: Counter[str] = Counter()
         self._internal_errors = 0
         self._last_error: tuple[float, str] | None = None
+        self._index_problem = ""
         self._endpoints: list[str] = []
         self._stopped_at: float | None = None
 
@@ -72,6 +73,11 @@ class CaptureStatus:
         with self._lock:
             self._last_error = (time.time(), text)
 
+    def index(self, problem: str) -> None:
+        """Why the index is behind the vault ('' once the archiver has caught up)."""
+        with self._lock:
+            self._index_problem = problem
+
     def snapshot(self, spool: dict[str, Any]) -> dict[str, Any]:
         """Everything as a JSON-ready dict, with the spool's state."""
         with self._lock:
@@ -86,6 +92,7 @@ class CaptureStatus:
                 "drained": dict(self._drained),
                 "internal_errors": self._internal_errors,
                 "spool": spool,
+                "index_problem": self._index_problem or None,
                 "last_error": ({"at": self._last_error[0], "error": self._last_error[1]}
                                if self._last_error else None),
             }
@@ -148,6 +155,8 @@ def describe_status(data: dict[str, Any] | None) -> list[str]:
     lines.append(f"  spool: {spool.get('depth', 0)} waiting for the vault, "
                  f"{spool.get('bytes', 0)} bytes in {spool.get('segments', 0)} segments"
                  + waiting)
+    if data.get("index_problem"):
+        lines.append(f"  index: behind, healing is retried: {data['index_problem']}")
     error = data.get("last_error")
     if error:
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(error["at"])))

@@ -7,10 +7,18 @@ from typing import Annotated
 
 import typer
 
-from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    actor,
+    console,
+    errors,
+    open_vault,
+    print_json,
+)
 from mailvault.cli.progress import Meter
 from mailvault.compliance import tiers
-from mailvault.errors import InputError
+from mailvault.errors import InputError, StorageFullError
 from mailvault.ingest.files import FORMATS, FileOptions, Reader
 from mailvault.ingest.pipeline import ArchiveReport, Outcome, Pipeline
 from mailvault.search import indexing
@@ -73,26 +81,36 @@ def import_(
     target = tiers.check_tier(tier)
     reader = Reader(paths, options)
     archived: list[int] = []
-    with open_vault(vault) as opened, Pipeline(opened, actor=actor()) as pipeline, \
-            Meter("import", reader.scan.bytes_total) as meter:
-        report = ArchiveReport()
+    report = ArchiveReport()
+    try:
+        with open_vault(vault) as opened, Pipeline(opened, actor=actor()) as pipeline, \
+                Meter("import", reader.scan.bytes_total) as meter:
 
-        def progress(outcomes: list[Outcome]) -> None:
-            for outcome in outcomes:
-                report.add(outcome)
-                if outcome.status == "archived" and outcome.message_id is not None:
-                    archived.append(outcome.message_id)
-            meter.update(report.processed, reader.scan.bytes_read)
+            def progress(outcomes: list[Outcome]) -> None:
+                for outcome in outcomes:
+                    report.add(outcome)
+                    if outcome.status == "archived" and outcome.message_id is not None:
+                        archived.append(outcome.message_id)
+                meter.update(report.processed, reader.scan.bytes_read)
 
-        with opened.engine.connect() as conn:
-            last_failure = catalog.last_failure_id(conn)
-        pipeline.archive_many(reader, on_batch=progress)
-        with opened.engine.begin() as conn:
-            settled = catalog.settle_failures(conn, reader.scan.read_whole, last_failure)
-        if target != "active" and archived:
-            job = tiers.create_job(opened, archived, target, f"import --tier {target}", actor())
-            tiers.run_job(opened, job.id)
-        elapsed = meter.elapsed
+            with opened.engine.connect() as conn:
+                last_failure = catalog.last_failure_id(conn)
+            pipeline.archive_many(reader, on_batch=progress)
+            with opened.engine.begin() as conn:
+                settled = catalog.settle_failures(conn, reader.scan.read_whole, last_failure)
+            if target != "active" and archived:
+                job = tiers.create_job(opened, archived, target, f"import --tier {target}",
+                                       actor())
+                tiers.run_job(opened, job.id)
+            elapsed = meter.elapsed
+            index = indexing.index_progress(opened)
+    except StorageFullError as exc:
+        # Every batch before this one is committed (and comes back as "already there" when
+        # the import is run again); the batch that met the full disk left nothing behind.
+        raise StorageFullError(
+            f"the disk is full: {report.archived} messages were committed before it filled; "
+            "run the import again when there is space (what is committed is not imported "
+            "twice).") from exc
     summary = report.to_json()
     summary["seconds"] = round(elapsed, 2)
     summary["outside_date_range"] = reader.scan.outside_range
@@ -110,6 +128,11 @@ def import_(
         if settled:
             console.print(f"earlier failures settled (their folder or file was read whole this "
                           f"time): {settled}", highlight=False)
+    if index.behind:
+        errors.print(f"the index could not be written ({index.problem}): {index.behind} "
+                     "archived messages are not searchable yet; they are indexed when the "
+                     "vault is next opened with the index writable.", highlight=False,
+                     markup=False)
     if report.refused:
         raise typer.Exit(1)
     if report.processed == 0 and not reader.scan.outside_range:

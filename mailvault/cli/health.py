@@ -16,6 +16,7 @@ from mailvault.cli.app import (
     print_json,
 )
 from mailvault.cli.progress import Meter
+from mailvault.search import indexing
 from mailvault.sources import overview
 from mailvault.store import catalog, inventory
 from mailvault.store.verify import verify as run_verify
@@ -73,25 +74,25 @@ def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
 
 
 def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
-    """What the vault is doing: message count, index lag, recorded failures."""
-    with open_vault(vault) as opened, opened.engine.connect() as conn:
-        watermark = catalog.get_watermark(conn)
-        total = catalog.count_ids_between(conn, 0, 2**62)
-        highest = catalog.max_message_id(conn)
-        pending = len(catalog.reindex_pending(conn, 100000))
-        failures = catalog.failures(conn)
+    """What the vault is doing: message count, how much is searchable, recorded failures."""
+    with open_vault(vault) as opened:
+        index = indexing.index_progress(opened)
+        with opened.engine.connect() as conn:
+            failures = catalog.failures(conn)
         endpoint = read_status(opened.path)
         sources = overview.describe(opened)
-    data = {"messages": total, "index": {"indexed_through": watermark, "newest": highest,
-                                         "reindex_queued": pending}, "endpoint": endpoint,
+    problem = index.problem
+    if endpoint and endpoint["running"] and endpoint.get("index_problem"):
+        problem = str(endpoint["index_problem"])  # the running archiver's own words
+    data = {"messages": index.messages, "index": {**index.to_json(), "problem": problem or None},
+            "endpoint": endpoint,
             "failures": [{"at": f["at"], "kind": f["kind"], "source": f["source"],
                           "item": f["item"], "reason": f["reason"]} for f in failures[:100]],
             "failure_count": len(failures), "sources": sources}
     if json_out:
         print_json(data)
         return
-    console.print(f"{total} messages; index through id {watermark} of {highest}"
-                  + (f", {pending} queued for reindex" if pending else ""), highlight=False)
+    console.print(_index_line(index, problem), highlight=False, markup=False)
     for line in describe_status(endpoint):
         console.print(line, highlight=False, markup=False)
     for source in sources:
@@ -103,3 +104,14 @@ def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
         for f in failures[:20]:
             console.print(f"  {f['kind']} {f['source']} {f['item'] or ''}: {f['reason']}",
                           highlight=False, markup=False)
+
+
+def _index_line(index: indexing.IndexProgress, problem: str) -> str:
+    line = f"{index.messages} messages; indexed {index.indexed} of {index.messages}"
+    if index.queued:
+        line += f", {index.queued} queued for reindex"
+    if index.behind:
+        line += f" ({index.behind} not searchable yet" + (f": {problem})" if problem else ")")
+    elif problem:
+        line += f" (index: {problem})"
+    return line

@@ -23,7 +23,6 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from mailvault.compliance import audit, compaction, holds, retention
 from mailvault.errors import InputError, NotFoundError
-from mailvault.search import indexing
 from mailvault.store import catalog, schema
 from mailvault.store.catalog import from_epoch, now
 
@@ -209,7 +208,7 @@ def _execute(vault: Vault, run: Run, approver: str) -> Run:
             audit.record(conn, approver, "dispose", {
                 "run": run.id, "messages": len(batch),
                 "sha256": [c.sha256 for c in batch]})
-        indexing.heal(vault)
+        vault.heal_index()
     compacted = compaction.compact(vault, approver, volume_ids=volumes, include_open=True)
     report = _write_report(vault, run, approver, final, current, frozen, compacted)
     with vault.engine.begin() as conn:

@@ -25,7 +25,6 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from mailvault.compliance import audit
 from mailvault.compliance.packing import Packer, Written, warmest
 from mailvault.errors import InputError, NotFoundError
-from mailvault.search import indexing
 from mailvault.search.query import parse
 from mailvault.store import catalog, dictionaries, schema
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART
@@ -231,7 +230,7 @@ def _move_batch(vault: Vault, job: Job, rows: list[MessageRow], gone: list[int])
                 schema.tier_job_items.c.job_id == job.id,
                 schema.tier_job_items.c.message_id.in_(finished[start:start + 500])))
         catalog.queue_reindex(conn, [r.id for r in moving])
-    indexing.heal(vault)
+    vault.heal_index()
 
 
 def _new_place(key: int | str, tier: str, written: Written) -> dict[str, Any]:

@@ -8,11 +8,14 @@ For each batch:
   4. One catalog transaction: messages, addresses, attachments, parts, provenance, failures
      and an audit entry. Only now is anything reported archived.
   5. Index documents are added and committed; the watermark follows in the next transaction,
-     so a crash in between heals on the next start (the index is derived).
+     so a crash in between heals on the next start (the index is derived). An index that
+     cannot be written (a full disk) does not stop archiving: the watermark stays where the
+     index's last commit left it, ``vault.index_problem`` says why, and healing catches up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -29,9 +32,11 @@ from sqlalchemy.exc import OperationalError
 
 from mailvault import lifeline
 from mailvault.compliance import audit
+from mailvault.errors import StoreError
 from mailvault.fsnames import shown
 from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
 from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
+from mailvault.search import indexing
 from mailvault.search.document import with_arrivals
 from mailvault.search.extract import Limits
 from mailvault.store import catalog, dictionaries
@@ -135,6 +140,11 @@ class Pipeline:
         self._workers = count
         self._pending_watermark: int | None = None
         self._uncommitted: list[int] = []
+        # The index writer the uncommitted documents went to (SearchIndex.lost_writers at
+        # the time): if it was lost since, so were they.
+        self._writer_epoch = vault.index.lost_writers
+        # Set when a write of ours failed; new documents then wait for a heal to succeed.
+        self._index_failing = False
         self._last_commit = time.monotonic()
 
     def __enter__(self) -> Pipeline:
@@ -144,10 +154,14 @@ class Pipeline:
         self.close()
 
     def close(self) -> None:
-        """Finish index bookkeeping and stop the workers."""
+        """Finish index bookkeeping and stop the workers (never raising for the index: what
+        is archived is committed, and healing finishes whatever the index lacks)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._commit_index(force=True)
-        self._flush_watermark()
+        # A catalog on a full disk (StorageFullError) keeps the lower watermark: healing
+        # redoes those documents.
+        with contextlib.suppress(StoreError):
+            self._flush_watermark()
 
     def _flush_watermark(self) -> None:
         if self._pending_watermark is not None:
@@ -192,12 +206,14 @@ class Pipeline:
 
     def flush(self) -> None:
         """Make everything archived so far searchable: commit the index, record the
-        watermark, and index what others queued."""
+        watermark, and index what others queued. An index that cannot be written leaves
+        ``vault.index_problem`` set instead of raising; a later flush tries again."""
         self._commit_index(force=True)
         # Record the last batch's watermark now, or healing would index that batch again
         # and a reader opening the vault meanwhile would think the index is behind.
         self._flush_watermark()
         self.vault.heal_index()
+        self._index_failing = bool(self.vault.index_problem) and self._index_failing
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -362,7 +378,9 @@ class Pipeline:
                started: _Started, outcomes: list[Outcome]) -> dict[int, str]:
         """Add the new messages' documents; returns those the index would not take (id ->
         reason), recorded as failures: one such message never stops the batch."""
-        if not new_messages:
+        if not new_messages or self._index_failing:
+            # While the index cannot be written, its documents wait for healing (above the
+            # watermark, they are found again from the catalog).
             return {}
         arrivals: dict[str, list[Provenance]] = {}
         for item, digest in started.accepted:
@@ -374,7 +392,15 @@ class Pipeline:
             assert message_id is not None
             docs.append(with_arrivals(prepared[msg.sha256].doc, message_id,
                                       arrivals[msg.sha256]))
-        rejected = self.vault.index.put(docs, replace=False)
+        index = self.vault.index
+        if index.lost_writers != self._writer_epoch:
+            self._uncommitted = []
+            self._writer_epoch = index.lost_writers
+        try:
+            rejected = index.put(docs, replace=False)
+        except StoreError as exc:
+            self._index_failed(exc)
+            return {}
         if rejected:
             hashes = {o.message_id: o.sha256 or "" for o in outcomes if o.status == ARCHIVED}
             with self.vault.engine.begin() as conn:
@@ -395,16 +421,43 @@ class Pipeline:
                or time.monotonic() - self._last_commit >= INDEX_COMMIT_S)
         if not (force or due):
             return
-        self.vault.index.commit()
+        index = self.vault.index
+        if index.lost_writers != self._writer_epoch:
+            # The writer they were added to failed (in healing, say): they are not indexed.
+            self._uncommitted = []
+            return
+        watermark = self._watermark_after(set(self._uncommitted))
+        try:
+            index.commit(watermark=watermark)
+        except StoreError as exc:
+            self._index_failed(exc)
+            return
         self._last_commit = time.monotonic()
-        ours = set(self._uncommitted)
         self._uncommitted = []
+        if watermark is not None:
+            self._pending_watermark = watermark
+
+    def _watermark_after(self, ours: set[int]) -> int | None:
+        """The watermark once ``ours`` are committed, or None if it cannot move."""
         with self.vault.engine.connect() as conn:
-            watermark = catalog.get_watermark(conn)
+            watermark = self._pending_watermark
+            if watermark is None:
+                # The lower of the catalog's and the index's own watermark: a vault whose
+                # index is behind (disk was full, an older copy) must not count it caught up.
+                watermark = indexing.indexed_through(self.vault, conn).watermark
             above = {i for i in ours if i > watermark}
             # The watermark may only move over ids that are all indexed (no other writer's).
             if above and catalog.count_ids_between(conn, watermark, max(above)) == len(above):
-                self._pending_watermark = max(above)
+                return max(above)
+        return None
+
+    def _index_failed(self, exc: StoreError) -> None:
+        """The index lost what was added since its last commit: keep the watermark where it
+        is and say why; healing indexes those messages once the index can be written."""
+        self._uncommitted = []
+        self._writer_epoch = self.vault.index.lost_writers
+        self._index_failing = True
+        self.vault.index_problem = str(exc)
 
 
 @dataclass

@@ -2,24 +2,33 @@
 
 The index is derived data. Each document carries the message id; the catalog keeps a
 watermark (the highest id whose document is committed) and a queue of messages whose
-document must be rebuilt. A crash between catalog commit and index commit therefore heals
-on the next start, and ``mailvault reindex`` rebuilds everything from store and catalog.
+document must be rebuilt. The index folder carries its own record of what it holds (the
+marker, written after each commit), so a folder put back from an older copy is found out
+when it is opened (``indexing.py`` heals it). A crash between catalog commit and index
+commit heals on the next start, and ``mailvault reindex`` rebuilds everything.
+
+A failed write (a full disk) kills Tantivy's writer and loses what it had not committed; the
+writer is then replaced and the failure raised as a StoreError, so callers never count the
+lost documents as indexed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
 import re
 import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import tantivy
 
-from mailvault.errors import QueryError, VaultError
+from mailvault.errors import QueryError, StorageFullError, StoreError, VaultError
 from mailvault.search import query as q
 from mailvault.search.document import IndexDoc, spaced
 
@@ -30,6 +39,24 @@ TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "file
 KEYWORD_FIELDS = ("tier", "tag", "msgid", "has")
 _LOCK_WAIT_S = 30.0
 WRITER_LOCK = ".tantivy-writer.lock"  # Tantivy's writer holds an flock on this file
+MARKER_FILE = "mailvault-index.json"
+# A write that fails with less free space than this is reported as a full disk: Tantivy's
+# error ("an index writer was killed") does not say why its worker thread failed.
+LOW_SPACE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IndexMarker:
+    """What the index folder holds, written beside its segments after a commit.
+
+    ``watermark``: every catalog message with an id up to it has a committed document.
+    ``generation``: the catalog's count of finished reindex rounds (new arrivals, tier moves,
+    dispositions) that the documents reflect. The catalog keeps both as well; an index folder
+    whose marker is behind them is an older copy.
+    """
+
+    watermark: int
+    generation: int
 
 
 def _count(result: tantivy.SearchResult) -> int:
@@ -73,6 +100,9 @@ class SearchIndex:
         self.analyzer = _analyzer()
         self._index.register_tokenizer(ANALYZER, self.analyzer)
         self._writer: tantivy.IndexWriter | None = None
+        # How many writers failed and were replaced: documents added before a replacement
+        # were lost with the old writer, whoever added them.
+        self.lost_writers = 0
         # Under serve, the spool drain and the lifecycle pass share one writer from two
         # threads; the binding does not allow two calls on it at once.
         self._write_lock = threading.RLock()
@@ -110,23 +140,66 @@ class SearchIndex:
             os.close(fd)  # also releases the peek's own lock
         return False
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[tantivy.IndexWriter]:
+        """The writer, for one write; a failure replaces the writer and raises StoreError."""
+        with self._write_lock:
+            writer = self.writer()
+            try:
+                yield writer
+            except Exception as exc:
+                self._replace_writer()
+                raise self._write_error(exc) from exc
+
+    def _replace_writer(self) -> None:
+        # A failed write kills Tantivy's writer for good: every later commit would "succeed"
+        # without the documents it lost. Drop it (its uncommitted documents are gone) and take
+        # a new one at once, so that the writer's lock stays with this process.
+        self._writer = None
+        self.lost_writers += 1
+        with contextlib.suppress(ValueError):
+            self._writer = self._index.writer(self.heap_bytes, 1)
+
+    def _writer_failed(self, exc: Exception) -> bool:
+        # The writer itself failing (a killed writer, an I/O error, a nearly full disk) is
+        # not the document's fault: every document after it would fail the same way.
+        return (isinstance(exc, OSError) or "killed" in str(exc).lower()
+                or self._free_bytes() < LOW_SPACE_BYTES)
+
+    def _free_bytes(self) -> int:
+        try:
+            info = os.statvfs(self.path)
+        except OSError:
+            return 0
+        return info.f_bavail * info.f_frsize
+
+    def _write_error(self, exc: Exception) -> StoreError:
+        text = str(exc)
+        free = self._free_bytes()
+        if "no space" in text.lower() or "storagefull" in text.lower() or free < LOW_SPACE_BYTES:
+            return StorageFullError(f"the disk is full: the index in {self.path} cannot be "
+                                    "written.")
+        return StoreError(f"the index in {self.path} cannot be written: {text}.")
+
     def put(self, docs: Sequence[IndexDoc], replace: bool = True) -> dict[int, str]:
         """Add documents, replacing any of the same id unless ``replace`` is False (for ids
         the index cannot have yet). Not visible until commit().
 
         A document the index will not take (a value the binding cannot convert, an error
         inside Tantivy) is left out and returned, id -> reason: one message must cost its
-        own searchability, never the batch around it.
+        own searchability, never the batch around it. A writer that fails (a full disk)
+        fails the whole call with StoreError, since no document of it was kept.
         """
         rejected: dict[int, str] = {}
-        with self._write_lock:
-            writer = self.writer()
+        with self._writing() as writer:
             for doc in docs:
                 if replace:
                     writer.delete_documents_by_term("id", doc.id)
                 try:
                     writer.add_document(self._document(doc))
                 except Exception as exc:
+                    if self._writer_failed(exc):
+                        raise
                     rejected[doc.id] = f"{type(exc).__name__}: {exc}"
                 except BaseException as exc:
                     # A Rust panic reaches Python as pyo3's PanicException, which derives
@@ -138,28 +211,70 @@ class SearchIndex:
 
     def delete(self, ids: Sequence[int]) -> None:
         """Remove the documents of these messages (not visible until commit())."""
-        with self._write_lock:
-            writer = self.writer()
+        with self._writing() as writer:
             for message_id in ids:
                 writer.delete_documents_by_term("id", message_id)
 
-    def commit(self) -> None:
-        """Make added documents durable and searchable."""
-        with self._write_lock:
-            if self._writer is not None:
-                self._writer.commit()
+    def commit(self, watermark: int | None = None, generation: int | None = None) -> None:
+        """Make added documents durable and searchable, then record in the marker what the
+        index now holds (a value not given stays as the marker has it; without a marker both
+        must be given). A StoreError means that nothing since the last commit is indexed."""
+        with self._writing() as writer:
+            writer.commit()
+        if watermark is None and generation is None:
+            return
+        current = self.marker()
+        if watermark is None or generation is None:
+            if current is None:
+                return  # what the index holds is not known yet: healing writes the marker
+            watermark = current.watermark if watermark is None else watermark
+            generation = current.generation if generation is None else generation
+        self._write_marker(IndexMarker(watermark, generation))
+
+    def marker(self) -> IndexMarker | None:
+        """The index's own record of what it holds (None: no marker, or an unreadable one)."""
+        try:
+            data = json.loads((self.path / MARKER_FILE).read_text(encoding="utf-8"))
+            return IndexMarker(int(data["watermark"]), int(data["generation"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _write_marker(self, marker: IndexMarker) -> None:
+        path = self.path / MARKER_FILE
+        temporary = path.with_suffix(".tmp")
+        data = json.dumps({"watermark": marker.watermark, "generation": marker.generation})
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise self._write_error(exc) from exc
 
     def close(self) -> None:
         """Release the writer (and its lock)."""
         if self._writer is not None:
-            self._writer.wait_merging_threads()
+            # A writer killed by a failed write reports that failure again here; what it had
+            # not committed is lost either way, and healing redoes it.
+            with contextlib.suppress(ValueError):
+                self._writer.wait_merging_threads()
             self._writer = None
 
     def clear(self) -> None:
-        """Delete every document (for a full rebuild)."""
+        """Delete every document and the marker (for a full rebuild)."""
         self.close()
-        shutil.rmtree(self.path)
+        # The folder's contents, not the folder: it may be a mount point of its own.
+        for entry in self.path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        lost = self.lost_writers + 1  # whatever was added and not committed went too
         self.__init__(self.path, self.heap_bytes // (1024 * 1024))  # type: ignore[misc]
+        self.lost_writers = lost
 
     def _document(self, doc: IndexDoc) -> tantivy.Document:
         d = tantivy.Document()
@@ -217,6 +332,24 @@ class SearchIndex:
 
     def doc_count(self) -> int:
         return int(self._searcher().num_docs)
+
+    def ids_through(self, watermark: int, tier: str | None = None) -> list[int]:
+        """The id of every document with an id up to ``watermark`` (of one tier, if given),
+        once per document: an id twice means a doubled document."""
+        searcher = self._searcher()
+        query = tantivy.Query.range_query(self.schema, "id", tantivy.FieldType.Integer,
+                                          0, watermark)
+        if tier is not None:
+            query = tantivy.Query.boolean_query([
+                (tantivy.Occur.Must, query),
+                (tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "tier", tier))])
+        total = _count(searcher.search(query, limit=1, count=True))
+        if total == 0:
+            return []
+        hits = searcher.search(query, limit=total, count=False).hits
+        # The id fast field, not the stored documents: a few milliseconds per 100,000.
+        values = searcher.fast_field_values("id", [address for _, address in hits])
+        return [int(v) for v in values if v is not None]
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())

@@ -1,15 +1,28 @@
 """Index documents from archived messages: the pipeline's fast path, healing and rebuilding.
 
 The pipeline builds documents from what its workers parsed; everything else (messages the
-index missed after a crash, messages whose arrivals changed, a full rebuild) reads the bytes
-back from the store, parses them again and builds the same document.
+index missed after a crash or a full disk, messages whose arrivals or tier changed, an index
+folder put back from an older copy, a full rebuild) reads the bytes back from the store,
+parses them again and builds the same document.
+
+What the index holds is known from two records that must agree: the catalog's (watermark and
+reindex generation, in ``index_state``) and the index folder's own marker (``IndexMarker``,
+written after each index commit, so it travels with the folder). The index is trusted up to
+the lower watermark. A marker whose generation is behind the catalog's means the folder
+missed reindex rounds that cannot be named any more, so every document is written again; an
+index with no marker at all (an empty folder, or one written before markers) is checked
+document by document.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 from mailvault.ingest.provenance import Provenance
 from mailvault.message import ParsedMessage, parse
@@ -20,12 +33,50 @@ from mailvault.search.document import (
     with_arrivals,
 )
 from mailvault.search.extract import Limits, extractor
+from mailvault.search.index import IndexMarker
 from mailvault.store import catalog
 
 if TYPE_CHECKING:
     from mailvault.vault import Vault
 
 _BATCH = 500
+_EVERY_ID = 2**62
+
+
+@dataclass(frozen=True)
+class IndexedThrough:
+    """How far the index can be trusted, from the catalog's record and the index's own.
+
+    ``watermark``: every message up to it has a current document (reindex queue aside).
+    ``generation``: the reindex rounds the documents reflect. ``suspect``: the two records
+    disagree (or the index has none), so documents below the watermark are compared with the
+    catalog one by one after healing.
+    """
+
+    watermark: int
+    generation: int
+    suspect: bool
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """What `status` shows about the index."""
+
+    messages: int
+    indexed: int
+    queued: int
+    indexed_through: int
+    newest: int
+    problem: str
+
+    @property
+    def behind(self) -> int:
+        return self.messages - self.indexed
+
+    def to_json(self) -> dict[str, object]:
+        return {"messages": self.messages, "indexed": self.indexed, "behind": self.behind,
+                "indexed_through": self.indexed_through, "newest": self.newest,
+                "reindex_queued": self.queued, "problem": self.problem or None}
 
 
 def document(message_id: int, parsed: ParsedMessage, size: int, tier: str,
@@ -34,57 +85,160 @@ def document(message_id: int, parsed: ParsedMessage, size: int, tier: str,
     return with_arrivals(message_document(parsed, size, tier, full_text), message_id, arrivals)
 
 
+def indexed_through(vault: Vault, conn: Connection) -> IndexedThrough:
+    """How far the index holds current documents (reads only; works on a full disk)."""
+    watermark = catalog.get_watermark(conn)
+    generation = catalog.get_generation(conn)
+    marker = vault.index.marker()
+    if marker is None:
+        if vault.index.doc_count() == 0:
+            # A new or deleted index folder: every document is written from today's catalog.
+            return IndexedThrough(0, generation, suspect=watermark > 0)
+        return IndexedThrough(watermark, generation, suspect=True)
+    if marker.generation < generation:
+        return IndexedThrough(0, generation, suspect=True)
+    return IndexedThrough(min(watermark, marker.watermark), marker.generation,
+                          suspect=marker.watermark < watermark)
+
+
 def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
-    """Index every message above the watermark and every queued one (a queued one that no
-    longer exists loses its document); returns the count.
+    """Index every message above the trusted watermark and every queued one (a queued one
+    that no longer exists loses its document); when the index's records disagreed, compare
+    its documents with the catalog and mend the difference. Returns how many documents.
 
     Only the holder of the index writer heals: when another process holds it (a running
     `serve`'s archiver), that process heals, and this returns 0 at once instead of waiting.
+    Raises StoreError when the index or the catalog cannot be written (a full disk): what was
+    committed before stays, and the next heal goes on from there.
     """
     if vault.index.writer_busy():
         return 0
-    done = 0
+    try:
+        return _heal(vault, progress)
+    except OperationalError as exc:
+        raise catalog.translate(exc) from exc
+
+
+def _heal(vault: Vault, progress: Callable[[int], None] | None) -> int:
     with vault.engine.connect() as conn:
-        watermark = catalog.get_watermark(conn)
+        start = indexed_through(vault, conn)
+    counter = _Counter(progress)
+    watermark = _index_above(vault, start.watermark, start.generation, counter)
+    generation = _index_queue(vault, watermark, start.generation, counter)
+    if start.suspect:
+        with vault.engine.connect() as conn:
+            wrong = _mismatched(vault, conn, watermark)
+        if wrong:
+            with vault.engine.begin() as conn:
+                catalog.queue_reindex(conn, wrong)
+            generation = _index_queue(vault, watermark, generation, counter)
+    if vault.index.marker() != IndexMarker(watermark, generation):
+        # Nothing needed indexing, but the folder had no marker (or an outdated one).
+        vault.index.commit(watermark, generation)
+    return counter.done
+
+
+def _index_above(vault: Vault, watermark: int, generation: int, counter: _Counter) -> int:
+    """Index every message above ``watermark``, a batch per commit; the new watermark."""
     while True:
         with vault.engine.connect() as conn:
             rows = list(islice(catalog.iter_messages(conn, after_id=watermark), _BATCH))
         if not rows:
-            break
-        _index_rows(vault, rows)
+            return watermark
+        _put(vault, rows)
         watermark = rows[-1].id
+        vault.index.commit(watermark, generation)
         with vault.engine.begin() as conn:
             catalog.set_watermark(conn, watermark)
-        done += len(rows)
-        if progress:
-            progress(done)
+        counter.add(len(rows))
+
+
+def _index_queue(vault: Vault, watermark: int, generation: int, counter: _Counter) -> int:
+    """Rebuild the document of every queued message, a round per commit; the generation."""
     while True:
         with vault.engine.connect() as conn:
             ids = catalog.reindex_pending(conn, _BATCH)
             rows = catalog.messages_by_id(conn, ids)
         if not ids:
-            break
+            return generation
         # A queued id without a message was disposed of: its document goes.
         present = {r.id for r in rows}
         vault.index.delete([i for i in ids if i not in present])
-        _index_rows(vault, rows)
+        _put(vault, rows)
+        # The index records the round before the catalog does: a crash in between leaves the
+        # index ahead (the round is done again), never a copy that looks newer than it is.
+        generation += 1
+        vault.index.commit(watermark, generation)
         with vault.engine.begin() as conn:
             catalog.clear_reindex(conn, ids)
-        done += len(rows)
-        if progress:
-            progress(done)
-    return done
+            catalog.set_generation(conn, generation)
+        counter.add(len(rows))
+
+
+def _mismatched(vault: Vault, conn: Connection, watermark: int) -> list[int]:
+    """Ids up to ``watermark`` whose document is missing, doubled, in the wrong tier, or of a
+    message the catalog no longer has."""
+    tiers = catalog.tiers_through(conn, watermark)
+    indexed = vault.index.ids_through(watermark)
+    seen: set[int] = set()
+    wrong: set[int] = set()
+    for message_id in indexed:
+        if message_id in seen or message_id not in tiers:
+            wrong.add(message_id)
+        seen.add(message_id)
+    wrong |= tiers.keys() - seen
+    for tier in set(tiers.values()):
+        # In the tier without belonging there, or belonging there and not in it.
+        wrong |= set(vault.index.ids_through(watermark, tier)) ^ {
+            i for i, t in tiers.items() if t == tier}
+    return sorted(wrong)
+
+
+def index_progress(vault: Vault) -> IndexProgress:
+    """How much of the catalog is searchable, and why not all of it (reads only)."""
+    with vault.engine.connect() as conn:
+        through = indexed_through(vault, conn)
+        messages = catalog.count_ids_between(conn, 0, _EVERY_ID)
+        indexed = catalog.count_ids_between(conn, 0, through.watermark)
+        if through.suspect and indexed:
+            # Documents the records vouch for but that are wrong (a message the catalog no
+            # longer has is not one of the catalog's messages, so it does not count).
+            present = catalog.tiers_through(conn, through.watermark)
+            indexed -= len([i for i in _mismatched(vault, conn, through.watermark)
+                            if i in present])
+        queued = catalog.count_reindex_pending(conn)
+        newest = catalog.max_message_id(conn)
+    problem = vault.index_problem
+    if not problem and (indexed < messages or queued) and vault.index.writer_busy():
+        problem = ("another process (a running serve) holds the index writer and indexes "
+                   "them")
+    return IndexProgress(messages, max(indexed, 0), queued, through.watermark, newest, problem)
 
 
 def rebuild(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
     """Throw the index away and build it again from store and catalog."""
     vault.index.clear()
-    with vault.engine.begin() as conn:
-        catalog.set_watermark(conn, 0)
+    try:
+        with vault.engine.begin() as conn:
+            catalog.set_watermark(conn, 0)
+    except OperationalError as exc:
+        raise catalog.translate(exc) from exc
     return heal(vault, progress)
 
 
-def _index_rows(vault: Vault, rows: list[catalog.MessageRow]) -> None:
+def _put(vault: Vault, rows: list[catalog.MessageRow]) -> None:
+    """Write the documents of these messages (not committed). A message the index will not
+    take stays recorded as a failure (once) and healing goes on past it; one it takes now
+    settles its earlier failure."""
+    rejected = vault.index.put(_documents(vault, rows))
+    with vault.engine.begin() as conn:
+        catalog.resolve_failures(conn, (catalog.index_failure_provenance(r.id, r.sha256)
+                                        for r in rows if r.id not in rejected))
+        catalog.record_index_failures(conn, {r.id: (r.sha256, rejected[r.id])
+                                             for r in rows if r.id in rejected})
+
+
+def _documents(vault: Vault, rows: list[catalog.MessageRow]) -> list[IndexDoc]:
     settings = vault.settings.search
     extract = extractor(Limits(max_bytes=settings.extract_max_mb * 1024 * 1024,
                                timeout_s=settings.extract_timeout_s,
@@ -97,13 +251,17 @@ def _index_rows(vault: Vault, rows: list[catalog.MessageRow]) -> None:
         parsed = parse(vault.read_raw(row), extract if full_text else None,
                        settings.max_text_chars)
         docs.append(document(row.id, parsed, row.size, row.tier, arrivals[row.id], full_text))
-    rejected = vault.index.put(docs)
-    vault.index.commit()
-    with vault.engine.begin() as conn:
-        # A message the index takes now settles its earlier failure; one it still will not
-        # take stays recorded (once), and healing goes on past it.
-        catalog.resolve_failures(conn, (catalog.index_failure_provenance(r.id, r.sha256)
-                                        for r in rows if r.id not in rejected))
-        catalog.record_index_failures(conn, {r.id: (r.sha256, rejected[r.id])
-                                             for r in rows if r.id in rejected})
+    return docs
 
+
+class _Counter:
+    """Documents written so far, told to the progress callback."""
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.done = 0
+        self._progress = progress
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if self._progress is not None:
+            self._progress(self.done)

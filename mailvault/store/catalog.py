@@ -7,6 +7,7 @@ tables directly, so that a PostgreSQL catalog later is a change of engine, not o
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from mailvault.store import schema
 from mailvault.store.volumes import Location
 
 WATERMARK = "indexed_through"
+GENERATION = "reindex_generation"
 
 
 @dataclass
@@ -103,6 +105,15 @@ def open_engine(path: Path) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+    @event.listens_for(engine, "handle_error")
+    def _disk_full(context: Any) -> BaseException | None:
+        # Any statement or commit that meets a full disk (an audit entry of a search, a
+        # watermark, a batch) says so in the one error callers answer with "try again later".
+        original = context.original_exception
+        if isinstance(original, sqlite3.OperationalError) and "full" in str(original).lower():
+            return StorageFullError("the disk is full: the catalog cannot be written.")
+        return None
 
     return engine
 
@@ -484,8 +495,36 @@ def get_watermark(conn: Connection) -> int:
 
 
 def set_watermark(conn: Connection, value: int) -> None:
-    conn.execute(sqlite_insert(schema.index_state).values(name=WATERMARK, value=value)
+    _set_index_state(conn, WATERMARK, value)
+
+
+def get_generation(conn: Connection) -> int:
+    """How many reindex rounds (queued documents rebuilt and committed) have finished."""
+    value = conn.execute(select(schema.index_state.c.value)
+                         .where(schema.index_state.c.name == GENERATION)).scalar()
+    return int(value or 0)
+
+
+def set_generation(conn: Connection, value: int) -> None:
+    _set_index_state(conn, GENERATION, value)
+
+
+def _set_index_state(conn: Connection, name: str, value: int) -> None:
+    conn.execute(sqlite_insert(schema.index_state).values(name=name, value=value)
                  .on_conflict_do_update(index_elements=["name"], set_={"value": value}))
+
+
+def tiers_through(conn: Connection, through: int) -> dict[int, str]:
+    """The tier of every message with an id up to ``through``."""
+    rows = conn.execute(select(schema.messages.c.id, schema.messages.c.tier)
+                        .where(schema.messages.c.id <= through))
+    return {r.id: r.tier for r in rows}
+
+
+def count_reindex_pending(conn: Connection) -> int:
+    """How many messages wait for a new index document."""
+    return int(conn.execute(select(func.count()).select_from(schema.reindex_queue)).scalar()
+               or 0)
 
 
 def count_ids_between(conn: Connection, above: int, through: int) -> int:

@@ -45,6 +45,10 @@ class LocalSource:
     def error(self, text: str) -> None:
         raise AssertionError(text)
 
+    def index(self, problem: str) -> None:
+        if problem:
+            raise AssertionError(problem)
+
 
 def trickle(spool: Spool) -> None:
     async def run() -> None:

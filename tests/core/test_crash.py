@@ -91,7 +91,7 @@ DIE_AT_INDEX_COMMIT = textwrap.dedent("""
     from mailvault.search.index import SearchIndex
     from mailvault.vault import Vault
 
-    def die(self):
+    def die(self, *_args, **_kwargs):
         os.killpg(0, signal.SIGKILL)
 
     SearchIndex.commit = die
