@@ -14,11 +14,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mailvault.compliance import audit, disposition, retention
+from mailvault.config import load_settings
+from mailvault.errors import ConfigError
 from mailvault.store.verify import verify
 from mailvault.vault import CATALOG_FILE, Vault
 from tests.compliance.conftest import archive
-from tests.support import build_message, count, invoke, run
+from tests.support import build_message, count, invoke, run, write_mbox
 
 OLD = datetime.now(UTC) - timedelta(days=3 * 365)
 RECENT = datetime.now(UTC) - timedelta(days=10)
@@ -56,8 +60,18 @@ def rehash_publicly(db: sqlite3.Connection) -> None:
 
 
 def cli_json(*args: str | Path, env: dict[str, str] | None = None) -> tuple[int, Any]:
-    result = run(*args, "--json", env=env)
-    return result.returncode, json.loads(result.stdout)
+    result = invoke(*args, "--json", env=env)
+    return result.exit_code, result.json()
+
+
+@pytest.fixture
+def mail_path(tmp_path: Path) -> Path:
+    """A vault made with the command line, holding a few built messages."""
+    path = tmp_path / "vault"
+    assert invoke("init", "--vault", path).exit_code == 0
+    write_mbox(tmp_path / "in.mbox", [build_message(subject=f"note {n}") for n in range(5)])
+    assert invoke("import", tmp_path / "in.mbox", "--vault", path).exit_code == 0
+    return path
 
 
 def audit_entries(path: Path) -> list[dict[str, Any]]:
@@ -77,8 +91,9 @@ def test_deleted_message_rows_are_named_even_after_reindex(enron_path: Path) -> 
     reindexed = run("reindex", "--vault", enron_path)
     assert reindexed.returncode == 0, reindexed.stderr
     assert count(enron_path, "") == 3032
-    status, report = cli_json("verify", "--vault", enron_path)
-    assert status == 1
+    checked = run("verify", "--vault", enron_path, "--json")
+    assert checked.returncode == 1
+    report = json.loads(checked.stdout)
     for digest in gone:
         assert [p for p in report["problems"] if digest in p and "no disposition" in p], \
             report["problems"]
@@ -123,66 +138,71 @@ def test_disposed_and_rearchived_messages_are_not_reported(small_vault: Vault) -
 # -- finding 8: the chain itself rewritten or cut short -------------------------------------
 
 
-def test_a_chain_rehashed_with_the_public_algorithm_is_detected(enron_path: Path) -> None:
-    with catalog(enron_path) as db:
-        db.execute("UPDATE audit_log SET detail = replace(detail, '\"archived\":500', "
-                   "'\"archived\":499') WHERE action = 'ingest'")
+def test_a_chain_rehashed_with_the_public_algorithm_is_detected(mail_path: Path) -> None:
+    assert invoke("audit", "verify", "--vault", mail_path).exit_code == 0
+    with catalog(mail_path) as db:
+        db.execute("UPDATE audit_log SET detail = replace(detail, '\"archived\":5', "
+                   "'\"archived\":4') WHERE action = 'ingest'")
         rehash_publicly(db)
-    status, report = cli_json("audit", "verify", "--vault", enron_path)
-    assert status == 1
-    assert any("altered" in p for p in report["problems"]), report["problems"]
-    assert run("verify", "--vault", enron_path).returncode == 1
+    result = run("audit", "verify", "--vault", mail_path)
+    assert result.returncode == 1
+    assert b"was altered after it was written" in result.stdout, result.stdout
+    status, report = cli_json("verify", "--vault", mail_path)
+    assert status == 1 and any("altered" in p for p in report["problems"])
 
 
-def test_deleting_the_last_entries_is_detected(enron_path: Path) -> None:
+def test_deleting_the_last_entries_is_detected(mail_path: Path) -> None:
     for word in ("alpha", "beta", "gamma"):
-        assert invoke("search", word, "--vault", enron_path).exit_code == 0
-    with catalog(enron_path) as db:
+        assert invoke("search", word, "--vault", mail_path).exit_code == 0
+    with catalog(mail_path) as db:
         db.execute("DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 2 FROM audit_log)")
         # Even the counter that would show a gap at the next entry is put back.
         db.execute("UPDATE sqlite_sequence SET seq = (SELECT max(seq) FROM audit_log) "
                    "WHERE name = 'audit_log'")
-    result = run("audit", "verify", "--vault", enron_path)
+    result = run("audit", "verify", "--vault", mail_path)
     assert result.returncode == 1
     assert b"deleted" in result.stdout, result.stdout
-    status, report = cli_json("verify", "--vault", enron_path)
+    status, report = cli_json("verify", "--vault", mail_path)
     assert status == 1 and any("deleted" in p for p in report["problems"])
 
 
-def test_audit_verify_against_a_head_kept_elsewhere(enron_path: Path) -> None:
+def test_audit_verify_against_a_head_kept_elsewhere(mail_path: Path) -> None:
     # What an insider can restore: the vault's own head file as it was at some point.
-    kept_file = enron_path.parent / "head-file-then"
-    shutil.copy(enron_path / "audit-head.json", kept_file)
-    with catalog(enron_path) as db:
+    kept_file = mail_path.parent / "head-file-then"
+    shutil.copy(mail_path / "audit-head.json", kept_file)
+    with catalog(mail_path) as db:
         (then,) = db.execute("SELECT max(seq) FROM audit_log").fetchone()
     for word in ("alpha", "beta"):
-        assert invoke("search", word, "--vault", enron_path).exit_code == 0
-    seq, digest = run("audit", "head", "--vault", enron_path).stdout.decode().split()
-    good = run("audit", "verify", "--head", f"{seq}:{digest}", "--vault", enron_path)
-    assert good.returncode == 0, good.stdout
-    # The insider cuts the log back to where it was and restores the head file of then.
-    with catalog(enron_path) as db:
+        assert invoke("search", word, "--vault", mail_path).exit_code == 0
+    seq, digest = invoke("audit", "head", "--vault", mail_path).text.split()
+    good = invoke("audit", "verify", "--head", f"{seq}:{digest}", "--vault", mail_path)
+    assert good.exit_code == 0, good.text
+    # The insider cuts the log back to where it was and restores the head file of then:
+    # the vault alone cannot tell, the head kept elsewhere can.
+    with catalog(mail_path) as db:
         db.execute("DELETE FROM audit_log WHERE seq > ?", (then,))
         db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'audit_log'", (then,))
-    shutil.copy(kept_file, enron_path / "audit-head.json")
-    cut = run("audit", "verify", "--head", f"{seq}:{digest}", "--vault", enron_path)
+    shutil.copy(kept_file, mail_path / "audit-head.json")
+    assert invoke("audit", "verify", "--vault", mail_path).exit_code == 0
+    cut = run("audit", "verify", "--head", f"{seq} {digest}", "--vault", mail_path)
     assert cut.returncode == 1
     assert f"ends at entry {then}".encode() in cut.stdout, cut.stdout
-    wrong = run("audit", "verify", "--head", f"{then}:{'ab' * 32}", "--vault", enron_path)
-    assert wrong.returncode == 1 and b"rewritten" in wrong.stdout
-    bad = run("audit", "verify", "--head", "yesterday", "--vault", enron_path)
+    wrong = invoke("audit", "verify", "--head", f"{then}:{'ab' * 32}", "--vault", mail_path)
+    assert wrong.exit_code == 1 and "rewritten" in wrong.text
+    bad = run("audit", "verify", "--head", "yesterday", "--vault", mail_path)
     assert bad.returncode == 1 and len(bad.stderr.splitlines()) == 1
 
 
-def test_a_forged_or_missing_head_file_is_detected(enron_path: Path) -> None:
-    head_file = enron_path / "audit-head.json"
+def test_a_forged_or_missing_head_file_is_detected(mail_path: Path) -> None:
+    head_file = mail_path / "audit-head.json"
     record = json.loads(head_file.read_text())
     record["seq"] -= 1
     head_file.write_text(json.dumps(record))
-    assert b"head file" in run("audit", "verify", "--vault", enron_path).stdout
+    forged = invoke("audit", "verify", "--vault", mail_path)
+    assert forged.exit_code == 1 and "head file" in forged.text and "altered" in forged.text
     head_file.unlink()
-    result = run("audit", "verify", "--vault", enron_path)
-    assert result.returncode == 1 and b"head file" in result.stdout
+    result = run("audit", "verify", "--vault", mail_path)
+    assert result.returncode == 1 and b"head file" in result.stdout and b"missing" in result.stdout
 
 
 def test_entries_from_before_the_chain_key_verify_and_stay_protected(tmp_path: Path) -> None:
@@ -199,8 +219,8 @@ def test_entries_from_before_the_chain_key_verify_and_stay_protected(tmp_path: P
         rehash_publicly(db)
     (path / "keys" / "audit-chain.key").unlink(missing_ok=True)
     (path / "audit-head.json").unlink(missing_ok=True)
-    intact = run("audit", "verify", "--vault", path)
-    assert intact.returncode == 0, intact.stdout
+    intact = invoke("audit", "verify", "--vault", path)
+    assert intact.exit_code == 0, intact.text
     actions = [e["action"] for e in audit_entries(path)]
     assert actions[:4] == ["search", "search", "search", "audit-key"]
     # The old entries are still covered: rewriting them breaks the key-introduction entry.
@@ -268,27 +288,28 @@ def test_the_environment_cannot_turn_four_eyes_off(enron_path: Path) -> None:
 
 
 def test_environment_overrides_may_strengthen_but_not_weaken(tmp_path: Path) -> None:
-    path = tmp_path / "vault"
-    assert invoke("init", "--vault", path).exit_code == 0
-    (path / "mailvault.toml").write_text(
-        "[retention]\ndefault_days = 3650\n\n[smtp]\nallow = [\"10.0.0.0/8\"]\n",
-        encoding="utf-8")
+    (tmp_path / "mailvault.toml").write_text(
+        "[retention]\ndefault_days = 3650\n\n"
+        "[smtp]\nallow = [\"10.0.0.0/8\"]\nauth = \"optional\"\n"
+        "recipients = [\"journal@example.org\", \"@corp.example\"]\n", encoding="utf-8")
     weaker = {"MAILVAULT_RETENTION_DEFAULT_DAYS": "30",
+              "MAILVAULT_RETENTION_DEFAULT_FROM": "archived",
               "MAILVAULT_SMTP_ALLOW": "10.0.0.0/8,192.168.0.0/16",
+              "MAILVAULT_SMTP_RECIPIENTS": "journal@example.org,@evil.example",
               "MAILVAULT_SMTP_AUTH": "off",
-              "MAILVAULT_MILTER_ON_FAILURE": "accept",
-              "MAILVAULT_RETENTION_DEFAULT_FROM": "archived"}
-    stronger = {"MAILVAULT_RETENTION_DEFAULT_DAYS": "4000",
-                "MAILVAULT_SMTP_ALLOW": "10.1.0.0/16",
-                "MAILVAULT_SMTP_AUTH": "required",
-                "MAILVAULT_RETENTION_FOUR_EYES": "true"}
+              "MAILVAULT_MILTER_ON_FAILURE": "accept"}
     for name, value in weaker.items():
-        if name == "MAILVAULT_SMTP_AUTH":
-            (path / "mailvault.toml").write_text(
-                "[retention]\ndefault_days = 3650\n\n[smtp]\nallow = [\"10.0.0.0/8\"]\n"
-                "auth = \"required\"\n", encoding="utf-8")
-        result = run("count", "", "--vault", path, env={name: value})
-        assert result.returncode == 1, name
-        assert name in result.stderr.decode() and len(result.stderr.splitlines()) == 1
-    result = run("count", "", "--vault", path, env=stronger)
-    assert result.returncode == 0, result.stderr
+        with pytest.raises(ConfigError, match=name):
+            load_settings(tmp_path, {name: value})
+    stronger = {"MAILVAULT_RETENTION_DEFAULT_DAYS": "4000",
+                "MAILVAULT_RETENTION_FOUR_EYES": "true",
+                "MAILVAULT_SMTP_ALLOW": "10.1.0.0/16",
+                "MAILVAULT_SMTP_RECIPIENTS": "journal@example.org",
+                "MAILVAULT_SMTP_AUTH": "required",
+                "MAILVAULT_SMTP_REQUIRE_TLS": "true"}
+    settings = load_settings(tmp_path, stronger)
+    assert (settings.retention.default_days, settings.smtp.allow, settings.smtp.auth) == (
+        4000, ["10.1.0.0/16"], "required")
+    # Settings that are not about compliance keep overriding freely.
+    assert load_settings(tmp_path, {"MAILVAULT_INGEST_MAX_MESSAGE_MB": "1"}
+                         ).ingest.max_message_mb == 1
