@@ -135,9 +135,17 @@ def entries(conn: Connection, since: datetime | None = None) -> Iterator[AuditEn
 
 def last(conn: Connection, action: str) -> AuditEntry | None:
     """The newest entry of one action (one index lookup)."""
-    row = conn.execute(select(schema.audit_log).where(schema.audit_log.c.action == action)
-                       .order_by(schema.audit_log.c.seq.desc()).limit(1)).first()
-    return _entry(row) if row else None
+    entries = list(newest_first(conn, action, limit=1))
+    return entries[0] if entries else None
+
+
+def newest_first(conn: Connection, action: str, limit: int | None = None
+                 ) -> Iterator[AuditEntry]:
+    """The entries of one action, newest first (read through the action index)."""
+    query = (select(schema.audit_log).where(schema.audit_log.c.action == action)
+             .order_by(schema.audit_log.c.seq.desc()))
+    for row in conn.execute(query if limit is None else query.limit(limit)):
+        yield _entry(row)
 
 
 def _entry(row: Any) -> AuditEntry:

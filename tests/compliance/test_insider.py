@@ -313,3 +313,23 @@ def test_environment_overrides_may_strengthen_but_not_weaken(tmp_path: Path) -> 
     # Settings that are not about compliance keep overriding freely.
     assert load_settings(tmp_path, {"MAILVAULT_INGEST_MAX_MESSAGE_MB": "1"}
                          ).ingest.max_message_mb == 1
+
+
+def test_a_run_proposed_under_four_eyes_keeps_needing_a_second_person(tmp_path: Path) -> None:
+    path = tmp_path / "vault"
+    assert invoke("init", "--vault", path).exit_code == 0
+    write_mbox(tmp_path / "old.mbox", [build_message(subject="old", date=OLD)])
+    assert invoke("import", tmp_path / "old.mbox", "--vault", path).exit_code == 0
+    (path / "mailvault.toml").write_text("[retention]\nfour_eyes = true\n", encoding="utf-8")
+    alice = {"MAILVAULT_ACTOR": "alice"}
+    assert invoke("retention", "default", "--period", "1y", "--vault", path,
+                  env=alice).exit_code == 0
+    proposed = invoke("dispose", "--propose", "--vault", path, "--json", env=alice).json()
+    # Alice turns the rule off in mailvault.toml (audited) and approves her own run.
+    (path / "mailvault.toml").write_text("[retention]\nfour_eyes = false\n", encoding="utf-8")
+    result = run("dispose", "--approve", str(proposed["id"]), "--vault", path, env=alice)
+    assert result.returncode == 1 and b"four-eyes" in result.stderr, result.stderr
+    assert count(path, "") == 1
+    done = invoke("dispose", "--approve", str(proposed["id"]), "--vault", path, "--json",
+                  env={"MAILVAULT_ACTOR": "bob"})
+    assert done.json()["disposed"] == 1
