@@ -337,9 +337,9 @@ def _apply_section(
         stricter = fields[key].metadata.get("stricter")
         old = getattr(section, key)
         if stricter is not None and not stricter(old, value):
-            where = path.name if key in table else "the default"
+            where = f"in {path.name}" if key in table else "by default"
             raise ConfigError(f"{env_name} may not weaken the compliance setting {label} "
-                              f"({_shown(old)} in {where}): change it in {path.name}, where "
+                              f"({_shown(old)} {where}): change it in {path.name}, where "
                               "each change is audited.")
         setattr(section, key, value)
 
