@@ -3,16 +3,22 @@
 A vault folder holds ``mailvault.toml``; every setting can also come from the environment as
 ``MAILVAULT_<SECTION>_<NAME>`` (environment wins). ``docs/configuration.md`` is generated from
 these declarations (``python -m mailvault.config``), and a test fails when it falls out of date.
+
+Compliance settings (four-eyes, the default retention, who may hand mail to the SMTP endpoint,
+what the milter does on failure) are declared with a ``stricter`` rule: a change of them is
+written to the audit log when a vault opens, and the environment may only make them stricter.
+Weakening one takes an edit of ``mailvault.toml``, which the audit log then records.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +31,62 @@ CONFIG_FILE = "mailvault.toml"
 FREE_SECTIONS = ("sources",)
 
 
-def setting(default: Any, help: str) -> Any:
-    """Declare one setting: its default and the sentence that documents it."""
+# A compliance setting's rule: is ``new`` at least as strict as ``old``?
+Stricter = Callable[[Any, Any], bool]
+
+
+def setting(default: Any, help: str, stricter: Stricter | None = None) -> Any:
+    """Declare one setting: its default and the sentence that documents it; ``stricter``
+    makes it a compliance setting (audited, and the environment may only tighten it)."""
+    metadata = {"help": help, "stricter": stricter}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def at_least(old: Any, new: Any) -> bool:
+    """Larger is stricter (a longer period; true over false)."""
+    return bool(new >= old)
+
+
+def ranked(*order: str) -> Stricter:
+    """Later in ``order`` is stricter."""
+    def stricter(old: Any, new: Any) -> bool:
+        return new in order and old in order and order.index(new) >= order.index(old)
+    return stricter
+
+
+def unchanged(old: Any, new: Any) -> bool:
+    """Neither way is stricter: only the same value is allowed."""
+    return bool(old == new)
+
+
+def within_networks(old: list[str], new: list[str]) -> bool:
+    """Every network of ``new`` lies inside one of ``old``; an empty list allows any."""
+    if not old:
+        return True
+    try:
+        allowed = [ipaddress.ip_network(n, strict=False) for n in old]
+        wanted = [ipaddress.ip_network(n, strict=False) for n in new]
+    except ValueError:
+        return False
+    return bool(wanted) and all(any(_inside(w, a) for a in allowed) for w in wanted)
+
+
+def _inside(inner: ipaddress.IPv4Network | ipaddress.IPv6Network,
+            outer: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
+        return inner.subnet_of(outer)
+    if isinstance(inner, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
+        return inner.subnet_of(outer)
+    return False
+
+
+def within_list(old: list[str], new: list[str]) -> bool:
+    """A non-empty subset of ``old`` (an empty list has its own, wider meaning)."""
+    if not old:
+        return not new
+    return bool(new) and {v.lower() for v in new} <= {v.lower() for v in old}
 
 
 @dataclass
@@ -146,11 +203,13 @@ class RetentionSettings:
 
     default_days: int = setting(
         2557, "Period of the default policy when a vault first needs one (2557 days: 7 years); "
-        "change it later with 'mailvault retention default'.")
+        "change it later with 'mailvault retention default'.", at_least)
     default_from: str = setting(
-        "date", "The default policy counts from 'date' (the message's Date) or 'archived'.")
+        "date", "The default policy counts from 'date' (the message's Date) or 'archived'.",
+        unchanged)
     four_eyes: bool = setting(
-        False, "Disposition needs two people: one proposes a run, another approves it.")
+        False, "Disposition needs two people: one proposes a run, another approves it.",
+        at_least)
 
 
 @dataclass
@@ -166,19 +225,23 @@ class SmtpSettings:
     )
     tls_cert: str = setting("", "PEM certificate (chain) for STARTTLS and implicit TLS.")
     tls_key: str = setting("", "PEM private key of tls_cert.")
-    require_tls: bool = setting(False, "Refuse mail (530) until the client has started TLS.")
+    require_tls: bool = setting(False, "Refuse mail (530) until the client has started TLS.",
+                                at_least)
     auth: str = setting(
         "off",
         "SMTP AUTH (PLAIN, LOGIN; only after TLS): off, optional or required. "
         "Users: `mailvault smtp-user add`.",
+        ranked("off", "optional", "required"),
     )
     allow: list[str] = setting(
-        [], "CIDRs that may connect (others get 554 at connect); empty lets any address connect."
+        [], "CIDRs that may connect (others get 554 at connect); empty lets any address connect.",
+        within_networks,
     )
     recipients: list[str] = setting(
         [],
         "Accepted journal recipients: addresses or @domains (anything else gets 550); empty "
         "accepts any recipient, but only from loopback clients.",
+        within_list,
     )
     max_message_mb: int = setting(
         100, "Largest message accepted (SIZE extension; 552 above it; capped by [ingest])."
@@ -223,6 +286,7 @@ class MilterSettings:
         "tempfail",
         "What the MTA is told when a copy cannot be stored: tempfail (the MTA keeps the "
         "message and retries) or accept (mail flows on unarchived).",
+        ranked("accept", "tempfail"),
     )
 
 
@@ -311,14 +375,42 @@ def _apply_section(
             raise ConfigError(f"{path}: [{name}] has an unknown setting {key!r}.")
     hints = typing.get_type_hints(type(section))
     for key in fields:
+        label = f"[{name}] {key}"
+        if key in table:
+            setattr(section, key, _coerce(table[key], hints[key], label))
         env_name = f"MAILVAULT_{name}_{key}".upper()
-        if env_name in environ:
-            value: Any = _from_env(environ[env_name], hints[key], env_name)
-        elif key in table:
-            value = table[key]
-        else:
+        if env_name not in environ:
             continue
-        setattr(section, key, _coerce(value, hints[key], f"[{name}] {key}"))
+        value = _coerce(_from_env(environ[env_name], hints[key], env_name), hints[key], label)
+        stricter = fields[key].metadata.get("stricter")
+        old = getattr(section, key)
+        if stricter is not None and not stricter(old, value):
+            where = f"in {path.name}" if key in table else "by default"
+            raise ConfigError(f"{env_name} may not weaken the compliance setting {label} "
+                              f"({_shown(old)} {where}): change it in {path.name}, where "
+                              "each change is audited.")
+        setattr(section, key, value)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    return str(value)
+
+
+def compliance_settings(settings: Settings) -> dict[str, Any]:
+    """The compliance settings' values by "section.name" (what the audit log records)."""
+    values = {}
+    for section_field in dataclasses.fields(Settings):
+        section = getattr(settings, section_field.name)
+        for f in dataclasses.fields(section):
+            if f.metadata.get("stricter") is not None:
+                value = getattr(section, f.name)
+                values[f"{section_field.name}.{f.name}"] = (
+                    list(value) if isinstance(value, list) else value)
+    return values
 
 
 def _from_env(text: str, hint: Any, env_name: str) -> Any:
@@ -375,7 +467,11 @@ def describe_settings() -> list[tuple[str, str, str, str]]:
         section = getattr(settings, section_field.name)
         for f in dataclasses.fields(section):
             default = repr(getattr(section, f.name))
-            rows.append((section_field.name, f.name, default, f.metadata.get("help", "")))
+            help_text = f.metadata.get("help", "")
+            if f.metadata.get("stricter") is not None:
+                help_text += (" *Compliance setting: each change is audited; the environment "
+                              "may only make it stricter.*")
+            rows.append((section_field.name, f.name, default, help_text))
     return rows
 
 
@@ -387,6 +483,12 @@ def render_settings_doc() -> str:
         "Settings live in `mailvault.toml` in the vault folder, one TOML table per section.",
         "Each can be overridden from the environment as `MAILVAULT_<SECTION>_<NAME>`",
         "(lists comma-separated). This page is generated by `python -m mailvault.config`.",
+        "",
+        "Compliance settings are marked: when one of them changes, the next command that opens",
+        "the vault writes a `settings` entry to the audit log (a digest of them all and each",
+        "change, old and new), and an environment variable that would weaken one (turn",
+        "four-eyes off, shorten the default retention, widen the SMTP allowlist) makes the",
+        "command fail instead.",
         "",
     ]
     current = None

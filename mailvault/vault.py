@@ -4,8 +4,10 @@ Nothing is global: every command, server and test opens the vault it needs and p
 
     VAULT/
       mailvault.toml        settings (see docs/configuration.md)
-      keys/                 keyring.json (+ master.key unless a passphrase is used)
+      keys/                 keyring.json (+ master.key unless a passphrase is used),
+                            audit-chain.key (the audit log's HMAC key, sealed)
       catalog.sqlite        the catalog (WAL)
+      audit-head.json       the audit log's newest committed entry, sealed (audit_head.py)
       index/                the Tantivy index (derived: can be rebuilt)
       volumes/active/       volume files of the Active tier (open/, deep/ likewise, unless
                             [tiers] puts a tier's folder elsewhere)
@@ -18,6 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailvault.compliance import audit_chain, settings_audit
+from mailvault.compliance.audit_head import HEAD_FILE
 from mailvault.config import CONFIG_FILE, Settings, load_settings
 from mailvault.errors import IntegrityError, MailvaultError, StoreError, VaultError
 from mailvault.search import indexing
@@ -52,6 +56,11 @@ class Vault:
         self.keyring = open_keyring(path / "keys", passphrase)
         self.engine = catalog.open_engine(path / CATALOG_FILE)
         catalog.create_schema(self.engine)
+        # The audit chain first: every entry, the settings record included, is keyed.
+        self.audit_chain = audit_chain.attach(self.engine, self.keyring, path / "keys",
+                                              path / HEAD_FILE)
+        settings_audit.record_changes(self.engine, settings)
+        audit_chain.settle(self.engine, self.audit_chain)
         self._volume_folders = catalog.volume_folders(self.engine)
         self.blobs = BlobStore(self.keyring, self._volumes, self._dictionary,
                                settings.tiers.deep_cache_chunks)
@@ -90,9 +99,10 @@ class Vault:
         return vault
 
     def close(self) -> None:
-        """Flush and release files and the index writer."""
+        """Flush and release files and the index writer; move the audit head file forward."""
         self.blobs.close()
         self.index.close()
+        audit_chain.settle(self.engine, self.audit_chain)
         self.engine.dispose()
 
     def __enter__(self) -> Vault:

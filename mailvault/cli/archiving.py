@@ -160,5 +160,5 @@ def _print_summary(report: ArchiveReport, outside: int, skipped: list[tuple[str,
 def reindex(vault: VaultOption = None) -> None:
     """Rebuild the search index from the store and catalog."""
     with open_vault(vault) as opened, Meter("reindex") as meter:
-        count = indexing.rebuild(opened, lambda n: meter.update(n, 0))
+        count = indexing.rebuild(opened, actor(), lambda n: meter.update(n, 0))
     console.print(f"reindexed {count} messages")

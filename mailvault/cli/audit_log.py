@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
 from mailvault.compliance import audit
+from mailvault.compliance.audit_head import parse_head
+from mailvault.compliance.integrity import archive_problems
 from mailvault.search.query import parse_day
+
+# Lists longer than this (an ingest entry's 500 hashes) are shown as a count in the text
+# output; --json prints them whole.
+_LISTED = 3
 
 group = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
@@ -34,14 +40,27 @@ def log(
         return
     for e in rows:
         console.print(f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<16} {e.action:<10} "
-                      f"{e.detail}", highlight=False, markup=False)
+                      f"{_brief(e.detail)}", highlight=False, markup=False)
+
+
+def _brief(detail: dict[str, Any]) -> dict[str, Any]:
+    return {key: f"[{len(value)} items]" if isinstance(value, list) and len(value) > _LISTED
+            else value for key, value in detail.items()}
 
 
 @group.command("verify")
-def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
-    """Check that no audit entry was edited, inserted or removed."""
+def verify(
+    vault: VaultOption = None,
+    head: Annotated[str | None, typer.Option(
+        "--head", help="A head kept outside the archive (SEQ:HASH, from 'mailvault audit "
+        "head'): the log must still hold that entry with that hash.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Check that no audit entry was edited, inserted or removed (none cut off the end either),
+    and that every message the log says was archived is still there or was disposed of."""
+    given = parse_head(head) if head is not None else None
     with open_vault(vault) as opened, opened.engine.connect() as conn:
-        problems = audit.verify(conn)
+        problems = audit.verify(conn, given) + archive_problems(conn)
         seq, digest = audit.head(conn)
     if json_out:
         print_json({"ok": not problems, "entries": seq, "head": digest, "problems": problems})
@@ -56,7 +75,8 @@ def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
 
 @group.command("head")
 def head(vault: VaultOption = None, json_out: JsonOption = False) -> None:
-    """The newest entry's hash: keep it outside the archive to detect a rollback."""
+    """The newest entry's number and hash: keep them outside the archive, and check them later
+    with 'audit verify --head SEQ:HASH' (catches a log cut back or rewritten with the keys)."""
     with open_vault(vault) as opened, opened.engine.connect() as conn:
         seq, digest = audit.head(conn)
     if json_out:

@@ -8,7 +8,8 @@ affected volumes so that the bytes are gone from disk), and leaves a tombstone: 
 dates, the deciding policy, who proposed and who approved. Each run writes a report file.
 
 With ``[retention] four_eyes``, one admin proposes a run (the candidate list is frozen) and a
-different one approves it; approval re-checks every candidate before anything is deleted.
+different one approves it; approval re-checks every candidate before anything is deleted. A run
+proposed while the rule was on needs another approver even if the rule is turned off later.
 """
 
 from __future__ import annotations
@@ -142,8 +143,9 @@ def propose(vault: Vault, actor: str) -> Run:
         for start in range(0, len(ids), _BATCH):
             conn.execute(insert(schema.disposition_items),
                          [{"run_id": run_id, "message_id": i} for i in ids[start:start + _BATCH]])
-        audit.record(conn, actor, "dispose-propose", {"run": run_id, "candidates": len(ids),
-                                                      "held_back": len(result.held)})
+        audit.record(conn, actor, "dispose-propose", {
+            "run": run_id, "candidates": len(ids), "held_back": len(result.held),
+            "four_eyes": vault.settings.retention.four_eyes})
         return _run(conn, run_id)
 
 
@@ -153,10 +155,21 @@ def approve(vault: Vault, run_id: int, actor: str) -> Run:
         run = _run(conn, run_id)
     if run.state != PROPOSED:
         raise InputError(f"disposition run {run_id} is {run.state}, not awaiting approval.")
-    if vault.settings.retention.four_eyes and actor == run.proposed_by:
+    if actor == run.proposed_by and (vault.settings.retention.four_eyes
+                                     or _proposed_under_four_eyes(vault, run_id)):
         raise InputError(f"disposition run {run_id} was proposed by {actor}: another admin "
                          "must approve it (four-eyes rule).")
     return _execute(vault, run, actor)
+
+
+def _proposed_under_four_eyes(vault: Vault, run_id: int) -> bool:
+    """Whether the rule was on when the run was proposed (its audit entry says): turning it
+    off afterwards does not let the proposer approve their own run."""
+    with vault.engine.connect() as conn:
+        for entry in audit.newest_first(conn, "dispose-propose"):
+            if entry.detail.get("run") == run_id:
+                return bool(entry.detail.get("four_eyes"))
+    return False
 
 
 def cancel(vault: Vault, run_id: int, actor: str) -> Run:

@@ -1,14 +1,27 @@
 """The checks ``mailvault verify`` adds to reading every blob back: volume files cut short,
 catalog rows that no longer describe their message, an index that disagrees with the catalog,
-retain-until dates changed behind the policies' back. Each returns every problem it finds, as
-sentences."""
+retain-until dates changed behind the policies' back, messages the audit log says were
+archived that the catalog lost. Each returns every problem it finds, as sentences."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+)
 
 from mailvault.compliance import retention
 from mailvault.ingest.prepare import catalog_fields
@@ -22,6 +35,11 @@ if TYPE_CHECKING:
     from mailvault.vault import Vault
 
 _SHOWN = 10
+_PAGE = 100
+# What the audit log says is archived, built in a temporary table while it is read, so that
+# memory stays flat however many messages the vault holds.
+_claims = Table("archive_claims", MetaData(), Column("sha256", String(64), primary_key=True),
+                Column("seq", Integer, nullable=False), prefixes=["TEMPORARY"])
 
 
 def volume_problems(vault: Vault) -> list[str]:
@@ -115,6 +133,44 @@ def retention_problems(vault: Vault) -> list[str]:
                         "outside them, or the policies changed without a recompute.")
     if len(altered) > _SHOWN:
         problems.append(f"{len(altered) - _SHOWN} more messages have such a retain-until date.")
+    return problems
+
+
+def archive_problems(conn: Connection) -> list[str]:
+    """Messages an ingest entry says were archived that the catalog no longer holds, and that
+    no disposal entry (the only way a message may leave) removed since."""
+    log = schema.audit_log
+    # The driver may commit the table's creation at once and roll the rest back with the
+    # caller's transaction: the table can outlive a call on a pooled connection, so it is
+    # created only when missing and emptied first.
+    _claims.create(conn, checkfirst=True)
+    conn.execute(delete(_claims))
+    after = 0
+    while True:
+        page = conn.execute(select(log.c.seq, log.c.action, log.c.detail)
+                            .where(log.c.action.in_(("ingest", "dispose")), log.c.seq > after)
+                            .order_by(log.c.seq).limit(_PAGE)).all()
+        if not page:
+            break
+        for row in page:
+            # Entries written before ingest entries carried hashes have none to add.
+            hashes = json.loads(row.detail).get("sha256") or []
+            if not hashes:
+                continue
+            conn.execute(delete(_claims).where(_claims.c.sha256.in_(hashes)))
+            if row.action == "ingest":
+                conn.execute(insert(_claims), [{"sha256": h, "seq": row.seq} for h in hashes])
+        after = page[-1].seq
+    lost = ~exists().where(schema.messages.c.sha256 == _claims.c.sha256)
+    total = conn.execute(select(func.count()).select_from(_claims).where(lost)).scalar() or 0
+    shown = conn.execute(select(_claims.c.sha256, _claims.c.seq).where(lost)
+                         .order_by(_claims.c.seq, _claims.c.sha256).limit(_SHOWN)).all()
+    conn.execute(delete(_claims))
+    problems = [f"message {row.sha256} was archived (audit entry {row.seq}) and is no longer "
+                "in the catalog, yet no disposition removed it." for row in shown]
+    if total > _SHOWN:
+        problems.append(f"{total - _SHOWN} more archived messages are missing from the "
+                        "catalog without a disposition.")
     return problems
 
 

@@ -362,7 +362,12 @@ class Pipeline:
             self._pending_watermark = None
         archived = [o for o in outcomes if o.status == ARCHIVED]
         if outcomes:
+            # The entry lists what this batch archived, so that the audit log can later name
+            # any message that left the catalog other than by disposition.
+            hashes = sorted(o.sha256 for o in archived if o.sha256)
             audit.record(conn, self.actor, "ingest", {
+                "sha256": hashes,
+                "sha256_digest": audit.batch_digest(hashes),
                 "tier": self.tier,
                 "archived": len(archived),
                 "duplicates": sum(o.status == DUPLICATE for o in outcomes),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from mailvault.compliance import audit
 from mailvault.ingest.provenance import Provenance
 from mailvault.message import ParsedMessage, parse
 from mailvault.search.document import (
@@ -215,12 +216,15 @@ def index_progress(vault: Vault) -> IndexProgress:
     return IndexProgress(messages, max(indexed, 0), queued, through.watermark, newest, problem)
 
 
-def rebuild(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
-    """Throw the index away and build it again from store and catalog."""
+def rebuild(vault: Vault, actor: str, progress: Callable[[int], None] | None = None) -> int:
+    """Throw the index away and build it again from store and catalog (audited: a rebuilt
+    index agrees with whatever the catalog holds, so the log says when one was made)."""
     vault.index.clear()
     try:
         with vault.engine.begin() as conn:
             catalog.set_watermark(conn, 0)
+            audit.record(conn, actor, "reindex",
+                         {"messages": catalog.count_ids_between(conn, 0, 2**62)})
     except OperationalError as exc:
         raise catalog.translate(exc) from exc
     return heal(vault, progress)

@@ -7,6 +7,10 @@ master key, so a passphrase change re-wraps two dozen bytes, not the archive.
 
 A sealed blob is ``nonce (12) || ciphertext+tag``, with the blob's SHA-256 as associated data:
 a blob copied to another hash's place fails to open.
+
+The audit log's chain key (an HMAC key, ``keys/audit-chain.key``) is kept here too, sealed by
+the master key: the catalog never holds it, so whoever can only edit the catalog cannot write
+entries that verify.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from mailvault.errors import IntegrityError, KeyringError
 
 KEYRING_FILE = "keyring.json"
 MASTER_KEY_FILE = "master.key"
+CHAIN_KEY_FILE = "audit-chain.key"
+_CHAIN_KEY_LABEL = "audit-chain-key"
 NONCE_BYTES = 12
 TAG_BYTES = 16
 _ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 2}
@@ -121,6 +127,28 @@ def open_keyring(keys_dir: Path, passphrase: str | None = None) -> Keyring:
         ring.data_keys[key_id] = ring.unwrap_secret(entry["wrapped"], f"data-key-{key_id}")
     ring.current = max(ring.data_keys)
     return ring
+
+
+def load_chain_key(keys_dir: Path, ring: Keyring) -> bytes | None:
+    """The audit chain key, or None when this vault has none yet (made by an older version)."""
+    try:
+        text = (keys_dir / CHAIN_KEY_FILE).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise KeyringError(f"the audit chain key cannot be read: {exc.strerror}.") from exc
+    return ring.unwrap_secret(text, _CHAIN_KEY_LABEL)
+
+
+def create_chain_key(keys_dir: Path, ring: Keyring) -> bytes:
+    """Make the audit chain key (the file must not exist yet) and return it."""
+    key = secrets.token_bytes(32)
+    try:
+        _write_private(keys_dir / CHAIN_KEY_FILE,
+                       ring.wrap_secret(key, _CHAIN_KEY_LABEL).encode() + b"\n")
+    except OSError as exc:
+        raise KeyringError(f"the audit chain key cannot be written: {exc.strerror}.") from exc
+    return key
 
 
 def _derive(passphrase: str, salt: bytes) -> bytes:

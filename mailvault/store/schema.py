@@ -152,6 +152,9 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+# The newest entry of one action (the last settings record, the chain's key introduction)
+# in one index lookup, however long the log grows.
+Index("audit_log_action", audit_log.c.action, audit_log.c.seq)
 
 # -- remote sources (IMAP, POP3): definitions, per-folder sync state, runs ------------------
 

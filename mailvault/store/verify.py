@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailvault.compliance import audit
 from mailvault.compliance.integrity import (
+    archive_problems,
     index_problems,
     retention_problems,
     row_problems,
@@ -42,8 +43,10 @@ def verify(vault: Vault, actor: str, progress: Callable[[int], None] | None = No
            ) -> VerifyReport:
     """Check every volume file's length, every part, every message's reconstruction and hash,
     the catalog row against the message's own headers, the index against the catalog, the
-    stored retain-until dates against the policies, and the audit chain. Every problem is
-    reported, and the result is itself written to the audit log."""
+    stored retain-until dates against the policies, the audit chain (and its head file), and
+    that every message the audit log says was archived is still in the catalog or was
+    disposed of. Every problem is reported, and the result is itself written to the audit
+    log."""
     report = VerifyReport()
     report.problems.extend(volume_problems(vault))
     with vault.engine.connect() as conn:
@@ -68,6 +71,7 @@ def verify(vault: Vault, actor: str, progress: Callable[[int], None] | None = No
         report.problems.extend(index_problems(vault, tiers))
         report.problems.extend(retention_problems(vault))
         report.problems.extend(audit.verify(conn))
+        report.problems.extend(archive_problems(conn))
     with vault.engine.begin() as conn:
         audit.record(conn, actor, "verify", {"ok": report.ok,
                                              "messages": report.messages_checked,
