@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from mailvault.store import file_modes
 from mailvault.vault import Vault, default_vault_path
 
 app = typer.Typer(
@@ -39,12 +40,14 @@ errors = Console(stderr=True, soft_wrap=True)
 
 @contextmanager
 def open_vault(path: Path | None) -> Iterator[Vault]:
-    """Open the vault named by --vault (or the default) for one command."""
-    vault = Vault.open(path or default_vault_path())
-    try:
-        yield vault
-    finally:
-        vault.close()
+    """Open the vault named by --vault (or the default) for one command, under umask 0o077:
+    what SQLite, Tantivy and the processes the command starts create is owner-only too."""
+    with file_modes.owner_only_umask():
+        vault = Vault.open(path or default_vault_path())
+        try:
+            yield vault
+        finally:
+            vault.close()
 
 
 def actor() -> str:

@@ -15,7 +15,7 @@ from mailvault.ingest.files import FORMATS, FileOptions, Reader
 from mailvault.ingest.pipeline import ArchiveReport, Outcome, Pipeline
 from mailvault.search import indexing
 from mailvault.search.query import parse_day
-from mailvault.store import catalog
+from mailvault.store import catalog, file_modes
 from mailvault.vault import Vault, default_vault_path
 
 
@@ -39,8 +39,9 @@ def init(
         secret = os.environ.get("MAILVAULT_PASSPHRASE") or typer.prompt(
             "Passphrase", hide_input=True, confirmation_prompt=True)
     path = vault or default_vault_path()
-    created = Vault.create(path, secret)
-    created.close()
+    with file_modes.owner_only_umask():
+        created = Vault.create(path, secret)
+        created.close()
     console.print(f"Created a vault in {created.path}")
     if not passphrase:
         console.print(f"Keep a copy of {created.path / 'keys'} somewhere safe: without it the "
