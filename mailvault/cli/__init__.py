@@ -20,6 +20,7 @@ from mailvault.cli import (
     health,
     serving,
     sources,
+    terminal_text,
 )
 from mailvault.cli.app import app
 from mailvault.errors import MailvaultError
@@ -40,5 +41,5 @@ def main() -> None:
     try:
         app()
     except MailvaultError as exc:
-        typer.echo(f"mailvault: {exc}", err=True)
+        typer.echo(terminal_text.line(f"mailvault: {exc}"), err=True)
         sys.exit(1)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from mailvault.cli import terminal_text
 from mailvault.store import file_modes
 from mailvault.vault import Vault, default_vault_path
 
@@ -61,8 +62,15 @@ def actor() -> str:
 
 
 def print_json(data: Any) -> None:
-    """JSON on stdout, UTF-8, one document."""
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    """JSON on stdout, UTF-8, one document (exact; see terminal_text.json_text)."""
+    typer.echo(terminal_text.json_text(json.dumps(data, ensure_ascii=False, indent=2,
+                                                  default=str)))
+
+
+def print_line(text: str, to: Console = console) -> None:
+    """One line that may hold text from mail, files or servers: control characters escaped,
+    never read as Rich markup or highlighted."""
+    to.print(terminal_text.line(text), highlight=False, markup=False)
 
 
 def human_bytes(count: float) -> str:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    actor,
+    console,
+    open_vault,
+    print_json,
+    print_line,
+)
 from mailvault.cli.progress import Meter
 from mailvault.compliance import tiers
 from mailvault.errors import InputError
@@ -42,10 +50,10 @@ def init(
     with file_modes.owner_only_umask():
         created = Vault.create(path, secret)
         created.close()
-    console.print(f"Created a vault in {created.path}")
+    print_line(f"Created a vault in {created.path}")
     if not passphrase:
-        console.print(f"Keep a copy of {created.path / 'keys'} somewhere safe: without it the "
-                      "archive cannot be read.")
+        print_line(f"Keep a copy of {created.path / 'keys'} somewhere safe: without it the "
+                   "archive cannot be read.")
 
 
 def import_(
@@ -107,7 +115,7 @@ def import_(
     else:
         _print_summary(report, reader.scan.outside_range, reader.scan.skipped, elapsed)
         for line in outlook.lines():
-            console.print(line, highlight=False)
+            print_line(line)
         if settled:
             console.print(f"earlier failures settled (their folder or file was read whole this "
                           f"time): {settled}", highlight=False)
@@ -127,9 +135,9 @@ def _print_summary(report: ArchiveReport, outside: int, skipped: list[tuple[str,
     if outside:
         console.print(f"{outside} messages were outside the date range and left out.")
     for item, reason in skipped:
-        console.print(f"skipped {item}: {reason}", highlight=False, markup=False)
+        print_line(f"skipped {item}: {reason}")
     for item, reason in report.refusals:
-        console.print(f"refused {item}: {reason}", highlight=False, markup=False)
+        print_line(f"refused {item}: {reason}")
 
 
 def reindex(vault: VaultOption = None) -> None:

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    actor,
+    console,
+    open_vault,
+    print_json,
+    print_line,
+)
 from mailvault.compliance import audit
 from mailvault.search.query import parse_day
 
@@ -33,8 +41,8 @@ def log(
         print_json([e.to_json() for e in rows])
         return
     for e in rows:
-        console.print(f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<16} {e.action:<10} "
-                      f"{e.detail}", highlight=False, markup=False)
+        print_line(f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<16} {e.action:<10} "
+                   f"{e.detail}")
 
 
 @group.command("verify")
@@ -47,7 +55,7 @@ def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
         print_json({"ok": not problems, "entries": seq, "head": digest, "problems": problems})
     elif problems:
         for problem in problems:
-            console.print(problem, highlight=False, markup=False)
+            print_line(problem)
     else:
         console.print(f"the audit chain is intact: {seq} entries, head {digest}")
     if problems:
