@@ -40,6 +40,7 @@ class Pop3Session:
     def __init__(self, endpoint: Endpoint, credentials: Credentials) -> None:
         self.endpoint = endpoint
         self.user = credentials.authzid or credentials.user
+        self._redactor = credentials.redactor()
         context = client_context(endpoint.ca_file, endpoint.insecure_skip_verify)
         with self._translated("connect"):
             sock = socket.create_connection((endpoint.host, endpoint.port), endpoint.timeout_s)
@@ -62,8 +63,7 @@ class Pop3Session:
         with self._translated("login"):
             try:
                 if credentials.authzid:
-                    token = base64.b64encode("\0".join(
-                        [credentials.authzid, credentials.user, credentials.password]).encode())
+                    token = base64.b64encode(credentials.sasl_plain().encode())
                     self._command(b"AUTH PLAIN " + token)
                 else:
                     self._command(b"USER " + credentials.user.encode())
@@ -102,6 +102,9 @@ class Pop3Session:
     def close(self) -> None:
         """Drop the connection without QUIT (deletions are then not applied)."""
         with suppress(OSError, AttributeError):
+            # The reader holds the socket open until it is closed too.
+            self._file.close()
+        with suppress(OSError, AttributeError):
             self._sock.close()
 
     # -- wire ------------------------------------------------------------------------------
@@ -129,6 +132,16 @@ class Pop3Session:
 
     @contextmanager
     def _translated(self, action: str) -> Iterator[None]:
+        """Refusals and socket errors as SourceError, the password scrubbed from their text
+        (a server may echo the PASS or AUTH line it refuses)."""
+        try:
+            with self._translating(action):
+                yield
+        except SourceError as exc:
+            raise self._redactor.error(exc) from None
+
+    @contextmanager
+    def _translating(self, action: str) -> Iterator[None]:
         where = self.endpoint.where
         try:
             yield
