@@ -210,28 +210,25 @@ class ImapSession:
 
     @contextmanager
     def _translated(self, action: str) -> Iterator[None]:
-        """Lower-layer exceptions as SourceError, the password scrubbed from their text."""
-        try:
-            with self._translating(action):
-                yield
-        except SourceError as exc:
-            raise self._redactor.error(exc) from None
-
-    @contextmanager
-    def _translating(self, action: str) -> Iterator[None]:
+        """Lower-layer exceptions as SourceError; what the server said in them is taken with
+        the password scrubbed (only that: our own words stay whole, even if the password is
+        'wrong')."""
         where = self.endpoint.where
         try:
             yield
         except LoginError as exc:
             raise SourceError(f"{where} refused the login of {self.user}: wrong user name or "
-                              f"password ({_reply(exc)}).") from None
+                              f"password ({self._said(exc)}).") from None
         except IMAPClientAbortError as exc:
             raise SourceError(f"the connection to {where} dropped during {action} "
-                              f"({_reply(exc)}).", retryable=True) from None
+                              f"({self._said(exc)}).", retryable=True) from None
         except IMAPClientError as exc:
-            raise SourceError(f"{where} refused {action}: {_reply(exc)}.") from None
+            raise SourceError(f"{where} refused {action}: {self._said(exc)}.") from None
         except OSError as exc:
             raise network_error(exc, where, action) from None
+
+    def _said(self, exc: Exception) -> str:
+        return self._redactor.scrub(_reply(exc))
 
 
 def _text(value: bytes | str) -> str:

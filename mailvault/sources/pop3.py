@@ -119,7 +119,9 @@ class Pop3Session:
             raise ConnectionResetError(0, "the server closed the connection")
         if reply.startswith(OK):
             return reply
-        raise _Refused(reply.decode("utf-8", "replace").strip() or f"no reply to {what}")
+        # A server may echo the PASS or AUTH line it refuses: the password goes no further.
+        said = self._redactor.scrub(reply.decode("utf-8", "replace").strip())
+        raise _Refused(said or f"no reply to {what}")
 
     def _multiline(self) -> Iterator[bytes]:
         while True:
@@ -132,16 +134,6 @@ class Pop3Session:
 
     @contextmanager
     def _translated(self, action: str) -> Iterator[None]:
-        """Refusals and socket errors as SourceError, the password scrubbed from their text
-        (a server may echo the PASS or AUTH line it refuses)."""
-        try:
-            with self._translating(action):
-                yield
-        except SourceError as exc:
-            raise self._redactor.error(exc) from None
-
-    @contextmanager
-    def _translating(self, action: str) -> Iterator[None]:
         where = self.endpoint.where
         try:
             yield

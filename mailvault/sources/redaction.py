@@ -3,18 +3,17 @@
 A server may echo the command it refuses: ``a1 NO LOGIN alice s3cret failed``, ``-ERR PASS
 s3cret``, or the base64 of an AUTH PLAIN token. Its reply becomes a SourceError's text, and
 that text goes into the catalog (source_runs, failures) and onto the screen (status, source
-list/show, sync). So every SourceError that leaves a session passes through ``Redactor.error``
-first, and the password is replaced in each form it was sent in: as typed, as an IMAP quoted
-string, and in base64 at any alignment (AUTH PLAIN and LOGIN; the token's other parts, the
-user names, are not secret).
+list/show, sync). So the sessions (imap.py, pop3.py) pass every reply they put into an error
+through ``Redactor.scrub`` where they read it, and the password is replaced in each form it
+was sent in: as typed, as an IMAP quoted string, and in base64 at any alignment (AUTH PLAIN
+and LOGIN; the token's other parts, the user names, are not secret). Only the server's words
+are scrubbed: a password such as "wrong" must not eat the "wrong" of our own sentences.
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-
-from mailvault.errors import SourceError
 
 REDACTED = "[password]"
 # A base64 fragment shorter than one group (4 characters) would match by chance.
@@ -43,10 +42,6 @@ class Redactor:
         for form in self.forms:
             text = text.replace(form, REDACTED)
         return text
-
-    def error(self, exc: SourceError) -> SourceError:
-        """The same error with its text scrubbed (``retryable`` kept)."""
-        return SourceError(self.scrub(str(exc)), retryable=exc.retryable)
 
 
 def _base64_fragments(secret: bytes) -> list[str]:
