@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
-import os
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +22,7 @@ from sqlalchemy import func, select
 from mailvault.serve import serve
 from mailvault.store import schema
 from mailvault.vault import Vault
-from tests.support import unavailable
+from tests.full_disk import tmpfs
 
 READY_TIMEOUT_S = 30.0
 
@@ -160,30 +157,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
 
 
 @pytest.fixture
-def small_disk() -> Iterator[Path]:
+def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MB tmpfs: a real 'disk full' (needs root; skipped where mount is not allowed)."""
-    folder = Path(tempfile.mkdtemp(prefix="mailvault-full-"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        folder.rmdir()
-        unavailable("a tmpfs cannot be mounted here")
-    try:
+    with tmpfs(tmp_path / "small-disk", "1m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-        folder.rmdir()
-
-
-def fill(folder: Path) -> Path:
-    """Fill the file system of ``folder`` to the last byte; returns the filler file."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass  # ENOSPC: the file system is full, which is what was wanted
-    finally:
-        os.close(fd)
-    return filler

@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from mailvault.store import schema
 from mailvault.vault import Vault
-from tests.capture.conftest import Running, build, fill, message_count, wait_until
+from tests.capture.conftest import Running, build, message_count, wait_until
+from tests.full_disk import fill
 
 
 def test_disk_full_gives_4xx_and_recovers(vault: Vault, small_disk: Path,

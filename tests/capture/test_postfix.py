@@ -16,8 +16,9 @@ from sqlalchemy import select
 from mailvault.search.query import parse
 from mailvault.store import schema
 from mailvault.vault import Vault
-from tests.capture.conftest import Running, build, fill, message_count, wait_until
+from tests.capture.conftest import Running, build, message_count, wait_until
 from tests.capture.postfix import Postfix, start_postfix
+from tests.full_disk import fill
 
 
 @pytest.fixture
