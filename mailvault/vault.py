@@ -100,8 +100,11 @@ class Vault:
             file_modes.tighten(folder)
         vault = cls(path, settings, passphrase)
         # heal() leaves the index to a running `serve` that holds its writer: a command that
-        # opens the vault meanwhile does not wait for the writer.
+        # opens the vault meanwhile does not wait for the writer. Healing may take the writer;
+        # it is let go afterwards, so that an open vault (a reader, a test's fixture) never
+        # keeps another process or another Vault from writing. Writers take it again.
         vault.heal_index()
+        vault.index.close()
         return vault
 
     def close(self) -> None:

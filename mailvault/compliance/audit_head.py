@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailvault.errors import InputError, IntegrityError
+from mailvault.store import file_modes
 
 HEAD_FILE = "audit-head.json"
 _HEAD_TEXT = re.compile(r"^\s*(\d+)\s*[:\s]\s*([0-9a-fA-F]{64})\s*$")
@@ -58,16 +58,10 @@ def read_head_file(path: Path, key: bytes) -> Head:
 
 
 def write_head_file(path: Path, key: bytes, head: Head) -> None:
-    """Replace the file atomically (written, fsynced, renamed) with one naming ``head``."""
+    """Replace the file atomically (written owner-only, fsynced, renamed) with one naming
+    ``head`` (callers hold the lock on the vault folder)."""
     record = {"seq": head.seq, "hash": head.hash, "mac": _mac(key, head)}
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, json.dumps(record).encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+    file_modes.write_replacing(path, json.dumps(record).encode() + b"\n")
 
 
 def _mac(key: bytes, head: Head) -> str:
