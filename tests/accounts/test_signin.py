@@ -143,7 +143,9 @@ def test_a_code_one_step_away_is_accepted_two_is_not(accounts_vault: Vault,
 
 def test_a_used_code_is_refused(accounts_vault: Vault, alice: UserRecord) -> None:
     otp = enable(accounts_vault)
-    at = time.time()
+    # Early in a 30-second step, so that a second later is still the same step (the step
+    # before stays inside the one-step window).
+    at = time.time() // 30 * 30 + 5
     code = otp.at(at)
     authenticate(accounts_vault, "alice", PASSWORD, code, WEB, at=at)
     assert refused(accounts_vault, "alice", PASSWORD, code, at=at + 1) == "code used before"
