@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from mailvault.accounts.principal import Principal
+from mailvault.accounts.roles import Role
 from mailvault.fsnames import exact_json
 from mailvault.vault import Vault, default_vault_path
 
@@ -55,6 +57,12 @@ def actor() -> str:
         return "cli:" + getpass.getuser()
     except (KeyError, OSError):
         return f"cli:uid{os.getuid()}"
+
+
+def principal() -> Principal:
+    """The person at the archive's own shell: administrator and auditor (whoever runs the
+    command line can read the vault's files and keys anyway), named as ``actor()`` says."""
+    return Principal(name=actor(), roles=frozenset({Role.ADMIN, Role.AUDITOR}))
 
 
 def print_json(data: Any) -> None:

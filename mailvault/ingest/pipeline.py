@@ -477,11 +477,9 @@ class _Started:
 def _new_message(digest: str, item: Prepared, first: Incoming, location: Location,
                  stored: int, tier: str, parts: list[tuple[str, Location | None, int, bool]]
                  ) -> NewMessage:
-    envelope = [("envelope-to", shown(rcpt.lower()), "")
-                for rcpt in first.provenance.envelope_to]
-    if first.provenance.envelope_from:
-        envelope.append(("envelope-from", shown(first.provenance.envelope_from.lower()), ""))
+    # Envelope addresses are added with the arrivals (catalog.add_provenances), every
+    # arrival's, not only the first one's.
     return NewMessage(sha256=digest, size=len(first.raw), stored_bytes=stored, tier=tier,
                       location=location, folder=shown(first.provenance.folder or ""),
-                      fields=item.fields, addresses=item.fields.addresses + envelope,
+                      fields=item.fields, addresses=item.fields.addresses,
                       parts=parts)

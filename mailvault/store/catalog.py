@@ -312,7 +312,33 @@ def add_provenances(conn: Connection, arrivals: Sequence[tuple[int, Provenance]]
             (m, key[1], prov.kind, shown(prov.source), _shown(prov.folder),
              _shown(prov.account), epoch(prov.received_at) if prov.received_at else stamp,
              exact_json(prov.to_json())) for key, m, prov in fresh])
+        _add_envelope_addresses(conn, [(m, prov) for _, m, prov in fresh])
     return {m for _, m, _ in fresh}
+
+
+def _add_envelope_addresses(conn: Connection, arrivals: list[tuple[int, Provenance]]) -> None:
+    """Every arrival's envelope sender and recipients become address rows of its message
+    (each once), so that holds, own-mail access and person reports find a Bcc or journal
+    recipient whichever copy of the message brought them."""
+    wanted: dict[tuple[int, str, str], None] = {}
+    for message_id, prov in arrivals:
+        for rcpt in prov.envelope_to:
+            wanted.setdefault((message_id, "envelope-to", shown(rcpt.lower())), None)
+        if prov.envelope_from:
+            wanted.setdefault((message_id, "envelope-from",
+                               shown(prov.envelope_from.lower())), None)
+    if not wanted:
+        return
+    a = schema.addresses
+    ids = sorted({m for m, _, _ in wanted})
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(a.c.message_id, a.c.role, a.c.address).where(
+            a.c.message_id.in_(ids[start:start + 500]),
+            a.c.role.in_(("envelope-to", "envelope-from"))))
+        for r in rows:
+            wanted.pop((r.message_id, r.role, r.address), None)
+    _bulk_insert(conn, a, ("message_id", "role", "address", "name"),
+                 [(m, role, address, "") for m, role, address in wanted])
 
 
 def record_failure(conn: Connection, prov: Provenance, reason: str) -> None:
@@ -430,6 +456,26 @@ def resolve(conn: Connection, ref: str) -> MessageRow:
     if len(rows) > 1:
         raise NotFoundError(f"more than one message's SHA-256 starts with {ref}: give more digits.")
     return _row(rows[0])
+
+
+def party_message_ids(conn: Connection, addresses: Sequence[str]) -> set[int]:
+    """Every message one of these (lower-cased) addresses is party to: sender, a header
+    recipient, or an envelope sender or recipient (Bcc and journal recipients included)."""
+    if not addresses:
+        return set()
+    a = schema.addresses
+    return set(conn.execute(select(a.c.message_id).distinct()
+                            .where(a.c.address.in_(list(addresses)))).scalars())
+
+
+def is_party(conn: Connection, message_id: int, addresses: Sequence[str]) -> bool:
+    """Whether one of these (lower-cased) addresses is party to the message."""
+    if not addresses:
+        return False
+    a = schema.addresses
+    return conn.execute(select(a.c.message_id).where(
+        a.c.message_id == message_id, a.c.address.in_(list(addresses))).limit(1)).first() \
+        is not None
 
 
 def iter_messages(conn: Connection, after_id: int = 0, batch: int = 1000) -> Iterator[MessageRow]:
