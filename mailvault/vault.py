@@ -11,6 +11,9 @@ Nothing is global: every command, server and test opens the vault it needs and p
       index/                the Tantivy index (derived: can be rebuilt)
       volumes/active/       volume files of the Active tier (open/, deep/ likewise, unless
                             [tiers] puts a tier's folder elsewhere)
+
+Every file in it is readable by the owner alone and every folder is 0700 (see
+store/file_modes.py); opening a vault tightens whatever is looser.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from mailvault.config import CONFIG_FILE, Settings, load_settings
 from mailvault.errors import IntegrityError, MailvaultError, StoreError, VaultError
 from mailvault.search import indexing
 from mailvault.search.index import SearchIndex
-from mailvault.store import catalog, dictionaries, layout
+from mailvault.store import catalog, dictionaries, file_modes, layout
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, BlobStore, volume_path
 from mailvault.store.catalog import MessageRow
 from mailvault.store.crypto import create_keyring, open_keyring
@@ -76,9 +79,9 @@ class Vault:
         if (path / CATALOG_FILE).exists() or (path / "keys").exists():
             raise VaultError(f"{path} already holds a vault.")
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            file_modes.make_folder(path)
             if not (path / CONFIG_FILE).exists():
-                (path / CONFIG_FILE).write_text(_DEFAULT_TOML, encoding="utf-8")
+                file_modes.write_replacing(path / CONFIG_FILE, _DEFAULT_TOML.encode())
             create_keyring(path / "keys", passphrase)
         except OSError as exc:
             raise VaultError(f"a vault cannot be created in {path}: {exc.strerror}.") from exc
@@ -92,7 +95,10 @@ class Vault:
         path = path.expanduser().resolve()
         if not (path / "keys").is_dir():
             raise VaultError(f"there is no vault in {path} (create one with 'mailvault init').")
-        vault = cls(path, load_settings(path), passphrase)
+        settings = load_settings(path)
+        for folder in (path, *_tier_folders_outside(path, settings)):
+            file_modes.tighten(folder)
+        vault = cls(path, settings, passphrase)
         # heal() leaves the index to a running `serve` that holds its writer: a command that
         # opens the vault meanwhile does not wait for the writer.
         vault.heal_index()
@@ -104,6 +110,9 @@ class Vault:
         self.index.close()
         audit_chain.settle(self.engine, self.audit_chain)
         self.engine.dispose()
+        # Tantivy creates its files with the process's umask: a library caller with a loose
+        # one leaves them owner-only at least from here on (the CLI runs under 0o077).
+        file_modes.tighten(self.index.path)
 
     def __enter__(self) -> Vault:
         return self
@@ -196,6 +205,18 @@ class StoredMessage:
     raw: bytes
     skeleton: bytes
     parts: dict[bytes, bytes]
+
+
+def _tier_folders_outside(path: Path, settings: Settings) -> list[Path]:
+    """The tier folders [tiers] puts outside the vault folder (they hold volumes too)."""
+    folders = []
+    for tier in TIERS:
+        configured = getattr(settings.tiers, f"{tier}_folder", "")
+        if configured:
+            folder = Path(configured).expanduser().resolve()
+            if folder.is_dir() and not folder.is_relative_to(path):
+                folders.append(folder)
+    return folders
 
 
 def default_vault_path() -> Path:

@@ -47,6 +47,7 @@ from pathlib import Path
 from mailvault.capture.client_text import recorded
 from mailvault.errors import StorageFullError, StoreError
 from mailvault.ingest.provenance import Provenance
+from mailvault.store import file_modes
 
 RECORD_MAGIC = b"MVS\x01"
 RECORD_HEADER = struct.Struct(">4sIQ")  # marker, provenance length, raw length
@@ -217,7 +218,7 @@ class Spool:
         self._syncer: threading.Thread | None = None
         self._closing = False
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            file_modes.make_folder(folder)
         except OSError as exc:
             raise StoreError(f"the spool folder {folder} cannot be created: "
                              f"{exc.strerror}.") from exc

@@ -16,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from mailvault.store import file_modes
+
 STATUS_FILE = "serve-status.json"
 STALE_AFTER_S = 10.0
 
@@ -100,10 +102,8 @@ class CaptureStatus:
 
 def write_status(vault_path: Path, data: dict[str, Any]) -> None:
     """Replace the status file atomically."""
-    path = vault_path / STATUS_FILE
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(temporary, path)
+    file_modes.write_replacing(vault_path / STATUS_FILE, json.dumps(data).encode(),
+                               durable=False)
 
 
 def read_status(vault_path: Path) -> dict[str, Any] | None:

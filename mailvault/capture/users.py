@@ -8,13 +8,13 @@ Argon2 check takes tens of milliseconds and must not stall the other sessions.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mailvault.errors import ConfigError, InputError, NotFoundError
+from mailvault.store import file_modes
 
 USERS_FILE = "smtp-users.json"
 
@@ -69,11 +69,5 @@ def check_password(users: dict[str, str], name: str, password: str) -> bool:
 
 
 def _save(vault_path: Path, users: dict[str, str]) -> None:
-    path = vault_path / USERS_FILE
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(users, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    file_modes.write_replacing(vault_path / USERS_FILE,
+                               json.dumps(users, indent=1, sort_keys=True).encode())

@@ -20,11 +20,11 @@ from mailvault.cli import (
     health,
     serving,
     sources,
+    terminal_text,
     users,
 )
 from mailvault.cli.app import app
 from mailvault.errors import MailvaultError
-from mailvault.fsnames import shown
 
 archiving.register(app)
 finding.register(app)
@@ -43,6 +43,7 @@ def main() -> None:
     try:
         app()
     except MailvaultError as exc:
-        # A file name in the sentence may hold bytes that are not UTF-8: shown escaped.
-        typer.echo(f"mailvault: {shown(str(exc))}", err=True)
+        # A file name in the sentence may hold bytes that are not UTF-8, a server's words
+        # control characters: shown escaped.
+        typer.echo(terminal_text.line(f"mailvault: {exc}"), err=True)
         sys.exit(1)

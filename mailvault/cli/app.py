@@ -4,6 +4,7 @@ JSON output, and opening the vault."""
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,8 @@ from rich.console import Console
 
 from mailvault.accounts.principal import Principal
 from mailvault.accounts.roles import Role
-from mailvault.fsnames import exact_json
+from mailvault.cli import terminal_text
+from mailvault.store import file_modes
 from mailvault.vault import Vault, default_vault_path
 
 app = typer.Typer(
@@ -41,12 +43,14 @@ errors = Console(stderr=True, soft_wrap=True)
 
 @contextmanager
 def open_vault(path: Path | None) -> Iterator[Vault]:
-    """Open the vault named by --vault (or the default) for one command."""
-    vault = Vault.open(path or default_vault_path())
-    try:
-        yield vault
-    finally:
-        vault.close()
+    """Open the vault named by --vault (or the default) for one command, under umask 0o077:
+    what SQLite, Tantivy and the processes the command starts create is owner-only too."""
+    with file_modes.owner_only_umask():
+        vault = Vault.open(path or default_vault_path())
+        try:
+            yield vault
+        finally:
+            vault.close()
 
 
 def actor() -> str:
@@ -66,8 +70,15 @@ def principal() -> Principal:
 
 
 def print_json(data: Any) -> None:
-    """JSON on stdout, UTF-8, one document (file names exact: fsnames.exact_json)."""
-    typer.echo(exact_json(data, indent=2, default=str))
+    """JSON on stdout, UTF-8, one document (exact; see terminal_text.json_text)."""
+    typer.echo(terminal_text.json_text(json.dumps(data, ensure_ascii=False, indent=2,
+                                                  default=str)))
+
+
+def print_line(text: str, to: Console = console) -> None:
+    """One line that may hold text from mail, files or servers: control characters escaped,
+    never read as Rich markup or highlighted."""
+    to.print(terminal_text.line(text), highlight=False, markup=False)
 
 
 def human_bytes(count: float) -> str:

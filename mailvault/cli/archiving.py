@@ -15,6 +15,7 @@ from mailvault.cli.app import (
     errors,
     open_vault,
     print_json,
+    print_line,
 )
 from mailvault.cli.progress import Meter
 from mailvault.compliance import tiers
@@ -23,7 +24,7 @@ from mailvault.ingest.files import FORMATS, FileOptions, Reader
 from mailvault.ingest.pipeline import ArchiveReport, Outcome, Pipeline
 from mailvault.search import indexing
 from mailvault.search.query import parse_day
-from mailvault.store import catalog
+from mailvault.store import catalog, file_modes
 from mailvault.vault import Vault, default_vault_path
 
 
@@ -47,12 +48,13 @@ def init(
         secret = os.environ.get("MAILVAULT_PASSPHRASE") or typer.prompt(
             "Passphrase", hide_input=True, confirmation_prompt=True)
     path = vault or default_vault_path()
-    created = Vault.create(path, secret)
-    created.close()
-    console.print(f"Created a vault in {created.path}")
+    with file_modes.owner_only_umask():
+        created = Vault.create(path, secret)
+        created.close()
+    print_line(f"Created a vault in {created.path}")
     if not passphrase:
-        console.print(f"Keep a copy of {created.path / 'keys'} somewhere safe: without it the "
-                      "archive cannot be read.")
+        print_line(f"Keep a copy of {created.path / 'keys'} somewhere safe: without it the "
+                   "archive cannot be read.")
 
 
 def import_(
@@ -124,7 +126,7 @@ def import_(
     else:
         _print_summary(report, reader.scan.outside_range, reader.scan.skipped, elapsed)
         for line in outlook.lines():
-            console.print(line, highlight=False)
+            print_line(line)
         if settled:
             console.print(f"earlier failures settled (their folder or file was read whole this "
                           f"time): {settled}", highlight=False)
@@ -149,12 +151,12 @@ def _print_summary(report: ArchiveReport, outside: int, skipped: list[tuple[str,
     if outside:
         console.print(f"{outside} messages were outside the date range and left out.")
     for item, reason in skipped:
-        console.print(f"skipped {item}: {reason}", highlight=False, markup=False)
+        print_line(f"skipped {item}: {reason}")
     for item, reason in report.refusals:
-        console.print(f"refused {item}: {reason}", highlight=False, markup=False)
+        print_line(f"refused {item}: {reason}")
     for item, reason in report.not_indexed:
-        console.print(f"archived but not searchable (recorded as a failure; 'mailvault "
-                      f"reindex' tries again) {item}: {reason}", highlight=False, markup=False)
+        print_line(f"archived but not searchable (recorded as a failure; 'mailvault "
+                   f"reindex' tries again) {item}: {reason}")
 
 
 def reindex(vault: VaultOption = None) -> None:

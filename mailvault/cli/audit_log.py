@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    actor,
+    console,
+    open_vault,
+    print_json,
+    print_line,
+)
 from mailvault.compliance import audit
 from mailvault.compliance.audit_head import parse_head
 from mailvault.compliance.integrity import archive_problems
@@ -39,8 +47,8 @@ def log(
         print_json([e.to_json() for e in rows])
         return
     for e in rows:
-        console.print(f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<16} {e.action:<10} "
-                      f"{_brief(e.detail)}", highlight=False, markup=False)
+        print_line(f"{e.seq:>6} {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<16} {e.action:<10} "
+                   f"{_brief(e.detail)}")
 
 
 def _brief(detail: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +74,7 @@ def verify(
         print_json({"ok": not problems, "entries": seq, "head": digest, "problems": problems})
     elif problems:
         for problem in problems:
-            console.print(problem, highlight=False, markup=False)
+            print_line(problem)
     else:
         console.print(f"the audit chain is intact: {seq} entries, head {digest}")
     if problems:

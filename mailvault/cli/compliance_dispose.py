@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    actor,
+    console,
+    open_vault,
+    print_json,
+    print_line,
+)
 from mailvault.compliance import disposition
 from mailvault.compliance.disposition import Plan, Run
 from mailvault.errors import InputError
@@ -43,9 +51,8 @@ def dispose(
             elif not listed:
                 console.print("no disposition runs yet")
             for r in [] if json_out else listed:
-                console.print(f"run {r.id}: {r.state}, {r.disposed}/{r.candidates} disposed, "
-                              f"proposed by {r.proposed_by}, approved by "
-                              f"{r.approved_by or '-'}", highlight=False)
+                print_line(f"run {r.id}: {r.state}, {r.disposed}/{r.candidates} disposed, "
+                           f"proposed by {r.proposed_by}, approved by {r.approved_by or '-'}")
             return
         if propose:
             run = disposition.propose(opened, who)
@@ -66,7 +73,7 @@ def _show_plan(plan: Plan, json_out: bool) -> None:
                   f"({sum(c.size for c in plan.candidates)} bytes); {len(plan.held)} past "
                   "retention are kept by legal holds", highlight=False)
     for c in plan.candidates[:50]:
-        console.print(f"  {c.message_id} {c.sha256[:16]} policy {c.policy}", highlight=False)
+        print_line(f"  {c.message_id} {c.sha256[:16]} policy {c.policy}")
 
 
 def _show_run(run: Run, json_out: bool) -> None:
@@ -78,7 +85,6 @@ def _show_run(run: Run, json_out: bool) -> None:
                       f"approves it with 'mailvault dispose --approve {run.id}'",
                       highlight=False)
     elif run.state == disposition.EXECUTED:
-        console.print(f"run {run.id}: disposed of {run.disposed} messages; report "
-                      f"{run.report}", highlight=False)
+        print_line(f"run {run.id}: disposed of {run.disposed} messages; report {run.report}")
     else:
         console.print(f"run {run.id} {run.state}", highlight=False)

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    actor,
+    console,
+    open_vault,
+    print_json,
+    print_line,
+)
+from mailvault.cli.terminal_text import cell
 from mailvault.compliance import holds, retention
 from mailvault.search.query import parse_day
 from mailvault.store import catalog
@@ -40,7 +49,8 @@ def list_policies(vault: VaultOption = None, json_out: JsonOption = False) -> No
     for column in ("name", "matches", "value", "days", "from", "by"):
         table.add_column(column)
     for p in rules:
-        table.add_row(p.name, p.match, p.value, str(p.days), p.counted_from, p.created_by)
+        table.add_row(cell(p.name), p.match, cell(p.value), str(p.days), p.counted_from,
+                      cell(p.created_by))
     console.print(table)
 
 
@@ -80,7 +90,7 @@ def remove(name: Annotated[str, typer.Argument(help="The policy's name.")],
     """Remove a policy and recompute."""
     with open_vault(vault) as opened:
         retention.remove_policy(opened, name, actor())
-    console.print(f"removed policy {name}")
+    print_line(f"removed policy {name}")
 
 
 @retention_group.command("recompute")
@@ -109,17 +119,16 @@ def show(ref: Annotated[str, typer.Argument(help="Message id or SHA-256 prefix."
     if json_out:
         print_json(data)
     else:
-        console.print(f"message {row.id}: kept until {stamp:%Y-%m-%d} (policy {policy})"
-                      + (f"; held by {', '.join(on_hold)}" if on_hold else ""),
-                      highlight=False)
+        print_line(f"message {row.id}: kept until {stamp:%Y-%m-%d} (policy {policy})"
+                   + (f"; held by {', '.join(on_hold)}" if on_hold else ""))
 
 
 def _show_policy(policy: retention.Policy, json_out: bool) -> None:
     if json_out:
         print_json(policy.to_json())
     else:
-        console.print(f"policy {policy.name}: {policy.match} {policy.value} kept "
-                      f"{policy.days} days from {policy.counted_from}", highlight=False)
+        print_line(f"policy {policy.name}: {policy.match} {policy.value} kept "
+                   f"{policy.days} days from {policy.counted_from}")
 
 
 @hold_group.command("place")
@@ -148,7 +157,7 @@ def place(
     if json_out:
         print_json({**hold.to_json(), "messages": count})
     else:
-        console.print(f"hold {hold.name} placed: {count} messages held now", highlight=False)
+        print_line(f"hold {hold.name} placed: {count} messages held now")
 
 
 @hold_group.command("release")
@@ -160,7 +169,7 @@ def release(
     """Release a hold (explicitly; holds never expire)."""
     with open_vault(vault) as opened:
         holds.release(opened, name, actor(), note)
-    console.print(f"hold {name} released")
+    print_line(f"hold {name} released")
 
 
 @hold_group.command("list")
@@ -180,6 +189,6 @@ def list_holds(
     for column in ("name", "covers", "messages", "reason", "owner", "state"):
         table.add_column(column)
     for h, n in listed:
-        table.add_row(h.name, h.custodian or h.query or "", str(n), h.reason, h.owner,
-                      "active" if h.active else f"released by {h.released_by}")
+        table.add_row(cell(h.name), cell(h.custodian or h.query or ""), str(n), cell(h.reason),
+                      cell(h.owner), cell("active" if h.active else f"released by {h.released_by}"))
     console.print(table)

@@ -18,6 +18,7 @@ from mailvault.cli.app import (
     print_json,
 )
 from mailvault.cli.progress import Meter
+from mailvault.cli.terminal_text import cell
 from mailvault.compliance import compaction, lifecycle, tiers
 from mailvault.compliance.tiers import Job
 from mailvault.vault import Vault
@@ -76,7 +77,8 @@ def jobs(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     for column in ("job", "to", "state", "done", "query", "by", "started"):
         table.add_column(column)
     for j in listed:
-        table.add_row(str(j.id), j.target, j.state, f"{j.done}/{j.total}", j.query, j.actor,
+        table.add_row(str(j.id), j.target, j.state, f"{j.done}/{j.total}", cell(j.query),
+                      cell(j.actor),
                       f"{j.created_at:%Y-%m-%d %H:%M}" if j.created_at else "")
     console.print(table)
 

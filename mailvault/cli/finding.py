@@ -7,10 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from mailvault.cli.app import JsonOption, VaultOption, console, open_vault, principal, print_json
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    console,
+    open_vault,
+    principal,
+    print_json,
+    print_line,
+)
+from mailvault.cli.terminal_text import block, cell, line
 from mailvault.errors import MailvaultError
 from mailvault.usecases import finding
 
@@ -42,9 +51,8 @@ def search(
     for column in ("id", "date", "from", "subject", "folder"):
         table.add_column(column, overflow="fold")
     for row in result.rows:
-        # Mail text is data, not Rich markup: "[sqlite-dev] ..." must show as written.
         table.add_row(str(row.id), row.date.strftime("%Y-%m-%d %H:%M") if row.date else "",
-                      escape(row.from_addr), escape(row.subject), escape(row.folder))
+                      cell(row.from_addr), cell(row.subject), cell(row.folder))
     console.print(table)
 
 
@@ -77,24 +85,24 @@ def show(
         return
     console.print(f"[bold]Message {row.id}[/bold]  sha256 {row.sha256}  {row.size} bytes  "
                   f"tier {row.tier}", highlight=False)
+    # Text, not markup: a header of megabytes is printed in one pass, and "[x]" stays "[x]".
     for name, value in headers:
-        console.print(f"[cyan]{escape(name)}:[/cyan] {escape(value)}", highlight=False,
-                      markup=True)
+        console.print(Text.assemble((line(name) + ":", "cyan"), " ", line(value)),
+                      highlight=False)
     console.print("\n[bold]Arrivals[/bold]")
     for prov in arrivals:
-        line = prov.describe()
+        text = prov.describe()
         if prov.envelope_to:
-            line += f"  envelope from {prov.envelope_from} to {', '.join(prov.envelope_to)}"
-        console.print("  " + line, highlight=False, markup=False)
+            text += f"  envelope from {prov.envelope_from} to {', '.join(prov.envelope_to)}"
+        print_line("  " + text)
     if parsed.attachments:
         console.print("\n[bold]Attachments[/bold]")
         for att in parsed.attachments:
-            console.print(f"  {att.filename or '(unnamed)'}  {att.content_type}  {att.size} bytes",
-                          highlight=False, markup=False)
+            print_line(f"  {att.filename or '(unnamed)'}  {att.content_type}  {att.size} bytes")
     if parsed.defects:
-        console.print("\n[bold]Parse defects[/bold]: " + ", ".join(parsed.defects),
-                      highlight=False, markup=False)
-    console.print("\n" + parsed.body, highlight=False, markup=False)
+        console.print(Text.assemble("\n", ("Parse defects", "bold"), ": ",
+                                    line(", ".join(parsed.defects))), highlight=False)
+    console.print("\n" + block(parsed.body), highlight=False, markup=False)
 
 
 def get(

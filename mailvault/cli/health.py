@@ -14,6 +14,7 @@ from mailvault.cli.app import (
     human_bytes,
     open_vault,
     print_json,
+    print_line,
 )
 from mailvault.cli.progress import Meter
 from mailvault.search import indexing
@@ -68,7 +69,7 @@ def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
                       + ("all intact" if report.ok else f"{len(report.problems)} problems"),
                       highlight=False)
         for problem in report.problems:
-            console.print("  " + problem, highlight=False, markup=False)
+            print_line("  " + problem)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -92,18 +93,17 @@ def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     if json_out:
         print_json(data)
         return
-    console.print(_index_line(index, problem), highlight=False, markup=False)
+    print_line(_index_line(index, problem))
     for line in describe_status(endpoint):
-        console.print(line, highlight=False, markup=False)
+        print_line(line)
     for source in sources:
-        console.print(overview.one_line(source), highlight=False, markup=False)
+        print_line(overview.one_line(source))
         for warning in source["warnings"]:
-            console.print(f"  warning: {warning}", highlight=False, markup=False)
+            print_line(f"  warning: {warning}")
     if failures:
         console.print(f"{len(failures)} failures recorded (newest first):")
         for f in failures[:20]:
-            console.print(f"  {f['kind']} {f['source']} {f['item'] or ''}: {f['reason']}",
-                          highlight=False, markup=False)
+            print_line(f"  {f['kind']} {f['source']} {f['item'] or ''}: {f['reason']}")
 
 
 def _index_line(index: indexing.IndexProgress, problem: str) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mailvault.capture import users
-from mailvault.cli.app import JsonOption, VaultOption, actor, console, open_vault, print_json
+from mailvault.cli.app import JsonOption, VaultOption, actor, open_vault, print_json, print_line
 from mailvault.compliance import audit
 from mailvault.serve import run_until_signalled
 
@@ -69,8 +69,7 @@ def user_add(
         with opened.engine.begin() as conn:
             audit.record(conn, actor(), "smtp-user add" if new else "smtp-user password",
                          {"user": name})
-    console.print(f"{'Added' if new else 'Changed the password of'} SMTP user {name}",
-                  highlight=False)
+    print_line(f"{'Added' if new else 'Changed the password of'} SMTP user {name}")
 
 
 def user_list(vault: VaultOption = None, json_out: JsonOption = False) -> None:
@@ -81,7 +80,7 @@ def user_list(vault: VaultOption = None, json_out: JsonOption = False) -> None:
         print_json(names)
         return
     for name in names:
-        console.print(name, highlight=False, markup=False)
+        print_line(name)
 
 
 def user_remove(
@@ -93,4 +92,4 @@ def user_remove(
         users.remove_user(opened.path, name)
         with opened.engine.begin() as conn:
             audit.record(conn, actor(), "smtp-user remove", {"user": name})
-    console.print(f"Removed SMTP user {name}", highlight=False)
+    print_line(f"Removed SMTP user {name}")

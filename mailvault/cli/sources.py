@@ -19,7 +19,9 @@ from mailvault.cli.app import (
     errors,
     open_vault,
     print_json,
+    print_line,
 )
+from mailvault.cli.terminal_text import cell, line
 from mailvault.errors import MailvaultError
 from mailvault.sources import overview, registry
 from mailvault.sources.definitions import build
@@ -141,10 +143,10 @@ def _add(vault: Path | None, password_file: Path | None, values: dict[str, Any])
         secret = typer.prompt(f"Password for {spec.user}", hide_input=True)
     with open_vault(vault) as opened:
         registry.add(opened, spec, secret, actor())
-    console.print(f"Added {spec.kind} source {spec.name} ({spec.user}@{spec.host}:{spec.port}, "
-                  f"TLS {spec.tls}); run 'mailvault sync {spec.name}'.", highlight=False)
+    print_line(f"Added {spec.kind} source {spec.name} ({spec.user}@{spec.host}:{spec.port}, "
+               f"TLS {spec.tls}); run 'mailvault sync {spec.name}'.")
     for warning in overview.warnings(spec):
-        errors.print(f"warning: {warning}", highlight=False)
+        print_line(f"warning: {warning}", to=errors)
 
 
 def list_sources(vault: VaultOption = None, json_out: JsonOption = False) -> None:
@@ -157,9 +159,9 @@ def list_sources(vault: VaultOption = None, json_out: JsonOption = False) -> Non
     if not described:
         console.print("No sources (add one with 'mailvault source add imap|pop3').")
     for entry in described:
-        console.print(overview.one_line(entry), highlight=False, markup=False)
+        print_line(overview.one_line(entry))
         for warning in entry["warnings"]:
-            console.print(f"  warning: {warning}", highlight=False, markup=False)
+            print_line(f"  warning: {warning}")
 
 
 def show(name: Annotated[str, typer.Argument(help="The source.")], vault: VaultOption = None,
@@ -174,10 +176,10 @@ def show(name: Annotated[str, typer.Argument(help="The source.")], vault: VaultO
         return
     for key, value in spec.to_json().items():
         if value not in (None, [], False, ""):
-            console.print(f"{key}: {value}", highlight=False, markup=False)
-    console.print(overview.one_line(entry), highlight=False, markup=False)
+            print_line(f"{key}: {value}")
+    print_line(overview.one_line(entry))
     for warning in entry["warnings"]:
-        console.print(f"warning: {warning}", highlight=False, markup=False)
+        print_line(f"warning: {warning}")
 
 
 def remove(name: Annotated[str, typer.Argument(help="The source.")],
@@ -185,7 +187,7 @@ def remove(name: Annotated[str, typer.Argument(help="The source.")],
     """Forget a source and its sync state (the archived mail stays)."""
     with open_vault(vault) as opened:
         registry.remove(opened, name, actor())
-    console.print(f"Removed source {name}.")
+    print_line(f"Removed source {name}.")
 
 
 def sync(name: Annotated[str | None, typer.Argument(help="One source (default: all).")] = None,
@@ -209,17 +211,18 @@ def sync(name: Annotated[str | None, typer.Argument(help="One source (default: a
 
 def _print_report(report: SyncReport) -> None:
     totals = report.totals()
-    console.print(f"{report.source}: {report.status} in {report.seconds:.1f} s: "
-                  f"{totals['archived']} archived, {totals['duplicates']} already in the "
-                  f"vault, {totals['failed']} failed", highlight=False)
+    print_line(f"{report.source}: {report.status} in {report.seconds:.1f} s: "
+               f"{totals['archived']} archived, {totals['duplicates']} already in the "
+               f"vault, {totals['failed']} failed")
     table = Table("account", "folder", "new", "archived", "duplicates", "failed", "notes")
     for folder in report.folders.values():
-        table.add_row(folder.account, folder.folder, str(folder.to_fetch), str(folder.archived),
-                      str(folder.duplicates), str(folder.failed), "; ".join(folder.notes))
+        table.add_row(cell(folder.account), cell(folder.folder), str(folder.to_fetch),
+                      str(folder.archived), str(folder.duplicates), str(folder.failed),
+                      cell("; ".join(folder.notes)))
     if report.folders:
         console.print(table)
     for account, error in report.errors.items():
-        errors.print(f"{report.source} {account}: {error}", highlight=False, markup=False)
+        print_line(f"{report.source} {account}: {error}", to=errors)
 
 
 def reconcile(name: Annotated[str | None, typer.Argument(help="One source (default: all).")]
@@ -237,19 +240,16 @@ def reconcile(name: Annotated[str | None, typer.Argument(help="One source (defau
                           + ("complete" if result.complete else "INCOMPLETE"),
                           title_justify="left")
             for f in result.folders:
-                table.add_row(f.account, f.folder, str(f.at_source), str(f.archived),
+                table.add_row(cell(f.account), cell(f.folder), str(f.at_source), str(f.archived),
                               str(len(f.missing)), str(len(f.failed)))
             console.print(table)
             for f in result.folders:
                 for uid, why in f.failed + f.missing:
-                    console.print(f"  {f.account} {f.folder} {uid}: {why}", highlight=False,
-                                  markup=False)
+                    print_line(f"  {f.account} {f.folder} {uid}: {why}")
             for account, folder, what in result.departed:
-                console.print(f"  {account} {folder}: no longer at the source ({what})",
-                              highlight=False, markup=False)
+                print_line(f"  {account} {folder}: no longer at the source ({what})")
             for account, error in result.errors.items():
-                errors.print(f"{result.source} {account}: {error}", highlight=False,
-                             markup=False)
+                print_line(f"{result.source} {account}: {error}", to=errors)
     if not all(r.complete for r in results):
         raise typer.Exit(1)
 
@@ -264,8 +264,9 @@ class FolderBars:
 
     def __enter__(self) -> FolderBars:
         if sys.stderr.isatty():
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                      MofNCompleteColumn(), console=errors)
+            # Folder names come from the server: never markup.
+            self._progress = Progress(TextColumn("{task.description}", markup=False),
+                                      BarColumn(), MofNCompleteColumn(), console=errors)
             self._progress.start()
         return self
 
@@ -276,14 +277,14 @@ class FolderBars:
     def folder(self, account: str, folder: str, total: int) -> None:
         if self._progress is None:
             if total:
-                errors.print(f"{account} {folder}: {total} to fetch", highlight=False,
-                             markup=False)
+                print_line(f"{account} {folder}: {total} to fetch", to=errors)
             return
         key = (account, folder)
         if key in self._tasks:
             self._progress.update(self._tasks[key], total=total)
         elif total:
-            self._tasks[key] = self._progress.add_task(f"{account} {folder}", total=total)
+            self._tasks[key] = self._progress.add_task(line(f"{account} {folder}"),
+                                                       total=total)
 
     def progress(self, account: str, folder: str, done: int) -> None:
         if self._progress is not None:
@@ -292,4 +293,4 @@ class FolderBars:
                 self._progress.update(task, completed=done)
         elif time.monotonic() - self._last_line >= PLAIN_EVERY_S:
             self._last_line = time.monotonic()
-            errors.print(f"{account} {folder}: {done} done", highlight=False, markup=False)
+            print_line(f"{account} {folder}: {done} done", to=errors)

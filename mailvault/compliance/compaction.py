@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from mailvault.compliance import audit
 from mailvault.errors import IntegrityError
-from mailvault.store import chunks, schema
+from mailvault.store import chunks, file_modes, schema
 from mailvault.store.blobs import KIND_CHUNK, KIND_MESSAGE, KIND_PART, volume_path
 from mailvault.store.volumes import Location, lock_exclusive
 
@@ -127,7 +127,7 @@ def _compact_one(vault: Vault, use: VolumeUse, report: CompactionReport) -> None
         if not lock_exclusive(fd):
             return
         if os.fstat(fd).st_mode & stat.S_IWUSR:
-            os.fchmod(fd, stat.S_IRUSR | stat.S_IRGRP)
+            os.fchmod(fd, file_modes.READ_ONLY_MODE)
         _replace(vault, use, report)
     finally:
         os.close(fd)

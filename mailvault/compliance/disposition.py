@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from mailvault.compliance import audit, compaction, holds, retention
 from mailvault.errors import InputError, NotFoundError
-from mailvault.store import catalog, schema
+from mailvault.store import catalog, file_modes, schema
 from mailvault.store.catalog import from_epoch, now
 
 if TYPE_CHECKING:
@@ -285,7 +285,7 @@ def _referencing_tables() -> list[Table]:
 def _write_report(vault: Vault, run: Run, approver: str, final: list[Candidate], current: Plan,
                   frozen: set[int], compacted: compaction.CompactionReport) -> Path:
     folder = vault.path / REPORTS
-    folder.mkdir(parents=True, exist_ok=True)
+    file_modes.make_folder(folder)
     path = folder / f"disposition-{run.id:06d}.json"
     disposed = {c.message_id for c in final}
     data = {
@@ -299,9 +299,7 @@ def _write_report(vault: Vault, run: Run, approver: str, final: list[Candidate],
         "held_back": [{"id": i, "holds": names} for i, names in sorted(current.held.items())],
         "compaction": compacted.to_json(),
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    file_modes.write_replacing(path, json.dumps(data, indent=2, ensure_ascii=False).encode())
     return path
 
 

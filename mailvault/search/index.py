@@ -31,6 +31,7 @@ import tantivy
 from mailvault.errors import QueryError, StorageFullError, StoreError, VaultError
 from mailvault.search import query as q
 from mailvault.search.document import IndexDoc, spaced
+from mailvault.store import file_modes
 
 ANALYZER = "mv"
 DEFAULT_FIELDS = ("subject", "body", "attachment", "from", "to", "cc", "filename")
@@ -91,7 +92,7 @@ class SearchIndex:
     def __init__(self, path: Path, heap_mb: int = 128) -> None:
         self.path = path
         self.heap_bytes = max(heap_mb, 16) * 1024 * 1024
-        path.mkdir(parents=True, exist_ok=True)
+        file_modes.make_folder(path)
         self.schema = _schema()
         try:
             self._index = tantivy.Index(self.schema, path=str(path), reuse=True)

@@ -3,11 +3,13 @@ FETCH BODY.PEEK[]. Nothing here can change the mailbox (no SELECT, STORE, EXPUNG
 
 imapclient's and the socket layer's exceptions are translated into SourceError here, with
 ``retryable`` set for what a reconnection may cure (a dropped connection, an unreachable host)
-and not for what it will not (a wrong password, a certificate that does not verify).
+and not for what it will not (a wrong password, a certificate that does not verify), and with
+the password scrubbed from whatever the server said (``redaction.py``).
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from mailvault.errors import SourceError
+from mailvault.sources.redaction import Redactor
 from mailvault.sources.tls import client_context, network_error
 
 FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS"]
@@ -51,6 +54,14 @@ class Credentials:
     user: str
     password: str
     authzid: str | None = None
+
+    def sasl_plain(self) -> str:
+        """The SASL PLAIN message (RFC 4616): authorization identity, user, password."""
+        return "\0".join([self.authzid or "", self.user, self.password])
+
+    def redactor(self) -> Redactor:
+        """What removes this password, in each form a login sends it, from server text."""
+        return Redactor.of(self.password, (self.sasl_plain(),))
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,7 @@ class ImapSession:
     def __init__(self, endpoint: Endpoint, credentials: Credentials) -> None:
         self.endpoint = endpoint
         self.user = credentials.authzid or credentials.user
+        self._redactor = credentials.redactor()
         context = client_context(endpoint.ca_file, endpoint.insecure_skip_verify)
         with self._translated("connect"):
             self._client = imapclient.IMAPClient(
@@ -198,19 +210,25 @@ class ImapSession:
 
     @contextmanager
     def _translated(self, action: str) -> Iterator[None]:
+        """Lower-layer exceptions as SourceError; what the server said in them is taken with
+        the password scrubbed (only that: our own words stay whole, even if the password is
+        'wrong')."""
         where = self.endpoint.where
         try:
             yield
         except LoginError as exc:
             raise SourceError(f"{where} refused the login of {self.user}: wrong user name or "
-                              f"password ({_reply(exc)}).") from None
+                              f"password ({self._said(exc)}).") from None
         except IMAPClientAbortError as exc:
             raise SourceError(f"the connection to {where} dropped during {action} "
-                              f"({_reply(exc)}).", retryable=True) from None
+                              f"({self._said(exc)}).", retryable=True) from None
         except IMAPClientError as exc:
-            raise SourceError(f"{where} refused {action}: {_reply(exc)}.") from None
+            raise SourceError(f"{where} refused {action}: {self._said(exc)}.") from None
         except OSError as exc:
             raise network_error(exc, where, action) from None
+
+    def _said(self, exc: Exception) -> str:
+        return self._redactor.scrub(_reply(exc))
 
 
 def _text(value: bytes | str) -> str:
@@ -222,9 +240,17 @@ def _int(value: object) -> int | None:
 
 
 def _reply(exc: Exception) -> str:
+    """The server's words in an imapclient exception. imaplib raises with the reply's bytes,
+    whose str() is their repr ("b'...'"), and imapclient's LoginError keeps only that: it is
+    read back as bytes, so the text is as the server sent it (and an echoed password is found
+    by the redactor as it was sent, not with its backslashes doubled)."""
     text = str(exc).strip()
-    if text.startswith("b'") or text.startswith('b"'):
-        text = text[2:-1]
+    if text[:2] in ("b'", 'b"'):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            value = None
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else text[2:-1]
     return text or type(exc).__name__
 
 

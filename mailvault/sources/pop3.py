@@ -40,6 +40,7 @@ class Pop3Session:
     def __init__(self, endpoint: Endpoint, credentials: Credentials) -> None:
         self.endpoint = endpoint
         self.user = credentials.authzid or credentials.user
+        self._redactor = credentials.redactor()
         context = client_context(endpoint.ca_file, endpoint.insecure_skip_verify)
         with self._translated("connect"):
             sock = socket.create_connection((endpoint.host, endpoint.port), endpoint.timeout_s)
@@ -62,8 +63,7 @@ class Pop3Session:
         with self._translated("login"):
             try:
                 if credentials.authzid:
-                    token = base64.b64encode("\0".join(
-                        [credentials.authzid, credentials.user, credentials.password]).encode())
+                    token = base64.b64encode(credentials.sasl_plain().encode())
                     self._command(b"AUTH PLAIN " + token)
                 else:
                     self._command(b"USER " + credentials.user.encode())
@@ -102,6 +102,9 @@ class Pop3Session:
     def close(self) -> None:
         """Drop the connection without QUIT (deletions are then not applied)."""
         with suppress(OSError, AttributeError):
+            # The reader holds the socket open until it is closed too.
+            self._file.close()
+        with suppress(OSError, AttributeError):
             self._sock.close()
 
     # -- wire ------------------------------------------------------------------------------
@@ -116,7 +119,9 @@ class Pop3Session:
             raise ConnectionResetError(0, "the server closed the connection")
         if reply.startswith(OK):
             return reply
-        raise _Refused(reply.decode("utf-8", "replace").strip() or f"no reply to {what}")
+        # A server may echo the PASS or AUTH line it refuses: the password goes no further.
+        said = self._redactor.scrub(reply.decode("utf-8", "replace").strip())
+        raise _Refused(said or f"no reply to {what}")
 
     def _multiline(self) -> Iterator[bytes]:
         while True:

@@ -7,6 +7,7 @@ tables directly, so that a PostgreSQL catalog later is a change of engine, not o
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,7 +36,7 @@ from mailvault.errors import NotFoundError, StorageFullError, VaultError
 from mailvault.fsnames import exact_json, shown
 from mailvault.ingest.prepare import MessageFields
 from mailvault.ingest.provenance import Provenance
-from mailvault.store import schema
+from mailvault.store import file_modes, schema
 from mailvault.store.volumes import Location
 
 WATERMARK = "indexed_through"
@@ -96,6 +97,14 @@ class MessageRow:
 
 def open_engine(path: Path) -> Engine:
     """The catalog database: SQLite in WAL mode, fsync on every commit (promise 3)."""
+    if not path.exists():
+        # SQLite gives its -wal and -shm files the mode of the database file: creating that
+        # owner-only first makes all three so, whatever the umask.
+        try:
+            os.close(file_modes.open_new(path, os.O_WRONLY))
+        except OSError as exc:
+            raise VaultError(f"the catalog cannot be created in {path.parent}: "
+                             f"{exc.strerror}.") from exc
     engine = create_engine(f"sqlite:///{path}", future=True)
 
     @event.listens_for(engine, "connect")

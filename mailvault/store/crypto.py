@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mailvault.errors import IntegrityError, KeyringError
+from mailvault.store import file_modes
 
 KEYRING_FILE = "keyring.json"
 MASTER_KEY_FILE = "master.key"
@@ -79,7 +80,7 @@ class Keyring:
 
 def create_keyring(keys_dir: Path, passphrase: str | None = None) -> Keyring:
     """Make a new keyring in ``keys_dir`` with one data key."""
-    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    file_modes.make_folder(keys_dir)
     record: dict[str, object] = {"version": 1}
     if passphrase:
         salt = secrets.token_bytes(16)
@@ -160,7 +161,7 @@ def _derive(passphrase: str, salt: bytes) -> bytes:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = file_modes.open_new(path, os.O_WRONLY | os.O_EXCL)
     try:
         os.write(fd, data)
         os.fsync(fd)

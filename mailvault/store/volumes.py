@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailvault.errors import StorageFullError, StoreError
+from mailvault.store import file_modes
 
 RECORD_MAGIC = b"MVB\x01"
 RECORD_HEADER = struct.Struct(">4sBxH32sQQ")  # magic, kind, key id, sha256, plain len, payload len
@@ -132,7 +133,7 @@ class Volumes:
                 return
             os.fsync(self._file)
             # Read-only before the lock is released: whoever locks it next sees it sealed.
-            os.chmod(self._path_of(self._current), stat.S_IRUSR | stat.S_IRGRP)
+            os.chmod(self._path_of(self._current), file_modes.READ_ONLY_MODE)
             os.close(self._file)
             self._file = None
             self._current = None
@@ -201,10 +202,10 @@ class Volumes:
                 os.close(fd)
             self._current = None
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            file_modes.make_folder(self.folder)
             self._current = self._new_volume_id(self.folder)
-            self._file = os.open(self._path_of(self._current),
-                                 os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
+            self._file = file_modes.open_new(self._path_of(self._current),
+                                             os.O_WRONLY | os.O_APPEND | os.O_EXCL)
             lock_exclusive(self._file)
         except OSError as exc:
             raise _store_error(exc, "create a volume") from exc
