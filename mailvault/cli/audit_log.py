@@ -15,10 +15,10 @@ from mailvault.cli.app import (
     print_json,
     print_line,
 )
-from mailvault.compliance import audit
-from mailvault.compliance.audit_head import parse_head
 from mailvault.compliance.integrity import archive_problems
 from mailvault.search.query import parse_day
+from mailvault.store import audit
+from mailvault.store.audit_head import parse_head
 
 # Lists longer than this (an ingest entry's 500 hashes) are shown as a count in the text
 # output; --json prints them whole.

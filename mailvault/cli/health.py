@@ -17,10 +17,11 @@ from mailvault.cli.app import (
     print_line,
 )
 from mailvault.cli.progress import Meter
+from mailvault.compliance import inventory
+from mailvault.compliance.verify import verify as run_verify
 from mailvault.search import indexing
 from mailvault.sources import overview
-from mailvault.store import catalog, inventory
-from mailvault.store.verify import verify as run_verify
+from mailvault.store import catalog
 
 
 def register(app: typer.Typer) -> None:

@@ -10,8 +10,8 @@ import typer
 
 from mailvault.capture import users
 from mailvault.cli.app import JsonOption, VaultOption, actor, open_vault, print_json, print_line
-from mailvault.compliance import audit
 from mailvault.serve import run_until_signalled
+from mailvault.store import audit
 
 smtp_user_app = typer.Typer(help="Users that may log in to the SMTP endpoint (SMTP AUTH).",
                             no_args_is_help=True)

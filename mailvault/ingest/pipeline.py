@@ -31,15 +31,14 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from mailvault import lifeline
-from mailvault.compliance import audit
 from mailvault.errors import StoreError
 from mailvault.fsnames import shown
 from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
-from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
+from mailvault.records import Incoming, Provenance, Unreadable
 from mailvault.search import indexing
 from mailvault.search.document import with_arrivals
 from mailvault.search.extract import Limits
-from mailvault.store import catalog, dictionaries
+from mailvault.store import audit, catalog, dictionaries
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART
 from mailvault.store.catalog import NewMessage
 from mailvault.store.volumes import Location

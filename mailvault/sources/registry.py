@@ -9,10 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select
 
-from mailvault.compliance import audit
 from mailvault.errors import ConfigError, InputError, NotFoundError
 from mailvault.sources.definitions import SourceSpec, build, from_toml
-from mailvault.store import catalog, schema
+from mailvault.store import audit, catalog, schema
 from mailvault.vault import Vault
 
 

@@ -34,8 +34,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailvault.errors import NotFoundError, StorageFullError, VaultError
 from mailvault.fsnames import exact_json, shown
-from mailvault.ingest.prepare import MessageFields
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import MessageFields, Provenance
 from mailvault.store import file_modes, schema
 from mailvault.store.volumes import Location
 

@@ -15,15 +15,14 @@ from sqlalchemy import Connection
 
 from mailvault.accounts.principal import Principal, allows, require
 from mailvault.accounts.roles import Permission
-from mailvault.compliance import audit
 from mailvault.compliance.holds import resolve_holds
 from mailvault.errors import NotFoundError, QueryError
-from mailvault.ingest.provenance import Provenance
 from mailvault.message import ParsedMessage, display_headers, parse
 from mailvault.mime_leaves import Leaf, leaf
+from mailvault.records import Provenance
 from mailvault.search.query import And, IdSet, Node, Not, Or, Term
 from mailvault.search.query import parse as parse_query
-from mailvault.store import catalog
+from mailvault.store import audit, catalog
 from mailvault.store.catalog import MessageRow
 from mailvault.vault import Vault
 

@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 
 from mailvault.accounts.principal import local_operator
 from mailvault.compliance import disposition, holds, retention, tiers
+from mailvault.compliance.verify import verify
 from mailvault.errors import InputError, QueryError
 from mailvault.search import indexing
 from mailvault.search.query import parse
 from mailvault.store import schema
-from mailvault.store.verify import verify
 from mailvault.store.volumes import walk_records
 from mailvault.usecases import finding
 from mailvault.vault import Vault

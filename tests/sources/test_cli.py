@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from mailvault.cli import app
-from mailvault.compliance import audit
 from mailvault.errors import ConfigError
 from mailvault.sources import registry
+from mailvault.store import audit
 from mailvault.vault import Vault
 from tests.sources.dovecot import Dovecot
 from tests.sources.mailboxes import Mailbox

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailvault.ingest.pipeline import Outcome, Pipeline
-from mailvault.ingest.provenance import Incoming, Provenance
+from mailvault.records import Incoming, Provenance
 from mailvault.vault import Vault
 from tests.support import Attachment, build_message
 

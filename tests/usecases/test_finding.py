@@ -10,10 +10,10 @@ import pytest
 
 from mailvault.accounts.principal import Principal, local_operator
 from mailvault.accounts.roles import Role
-from mailvault.compliance import audit, holds
+from mailvault.compliance import holds
 from mailvault.errors import NotFoundError, PermissionDenied, QueryError
 from mailvault.mime_leaves import leaves
-from mailvault.store import catalog
+from mailvault.store import audit, catalog
 from mailvault.usecases import finding
 from mailvault.vault import Vault
 
