@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,8 +17,10 @@ from rich.console import Console
 from mailvault.accounts.principal import Principal
 from mailvault.accounts.roles import Role
 from mailvault.cli import terminal_text
-from mailvault.store import file_modes
-from mailvault.vault import Vault, default_vault_path
+from mailvault.usecases import vaults
+
+if TYPE_CHECKING:
+    from mailvault.vault import Vault
 
 app = typer.Typer(
     name="mailvault",
@@ -45,12 +47,8 @@ errors = Console(stderr=True, soft_wrap=True)
 def open_vault(path: Path | None) -> Iterator[Vault]:
     """Open the vault named by --vault (or the default) for one command, under umask 0o077:
     what SQLite, Tantivy and the processes the command starts create is owner-only too."""
-    with file_modes.owner_only_umask():
-        vault = Vault.open(path or default_vault_path())
-        try:
-            yield vault
-        finally:
-            vault.close()
+    with vaults.opened(path) as vault:
+        yield vault
 
 
 def actor() -> str:

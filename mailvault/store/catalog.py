@@ -534,6 +534,34 @@ def failures(conn: Connection, unresolved_only: bool = True) -> list[dict[str, A
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def failure(conn: Connection, failure_id: int) -> dict[str, Any] | None:
+    """One recorded failure by id (resolved or not), or None."""
+    row = conn.execute(select(schema.failures)
+                       .where(schema.failures.c.id == failure_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def resolve_failure(conn: Connection, failure_id: int) -> None:
+    """Mark one failure resolved (what it named is gone, or a newer record replaces it)."""
+    conn.execute(update(schema.failures).where(schema.failures.c.id == failure_id)
+                 .values(resolved=True))
+
+
+def newer_failure(conn: Connection, failure_id: int) -> int | None:
+    """The id of an unresolved failure recorded after ``failure_id`` for the same thing
+    (kind, source and item), if there is one: a second try that failed again."""
+    f = schema.failures
+    old = conn.execute(select(f.c.kind, f.c.source, f.c.item)
+                       .where(f.c.id == failure_id)).first()
+    if old is None:
+        return None
+    same_item = f.c.item.is_(None) if old.item is None else f.c.item == old.item
+    found = conn.execute(select(func.max(f.c.id)).where(
+        f.c.id > failure_id, f.c.kind == old.kind, f.c.source == old.source, same_item,
+        f.c.resolved.is_(False))).scalar()
+    return None if found is None else int(found)
+
+
 def resolve_failures(conn: Connection, arrivals: Iterable[Provenance]) -> None:
     """Mark earlier failures of these items resolved (they have now been archived)."""
     pending = conn.execute(select(func.count()).select_from(schema.failures)
