@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailvault.errors import InputError, IntegrityError
+from mailvault.store import file_modes
 
 HEAD_FILE = "audit-head.json"
 _HEAD_TEXT = re.compile(r"^\s*(\d+)\s*[:\s]\s*([0-9a-fA-F]{64})\s*$")
@@ -58,10 +59,12 @@ def read_head_file(path: Path, key: bytes) -> Head:
 
 
 def write_head_file(path: Path, key: bytes, head: Head) -> None:
-    """Replace the file atomically (written, fsynced, renamed) with one naming ``head``."""
+    """Replace the file atomically (written, fsynced, renamed) with one naming ``head``;
+    owner-only like everything in the vault (the temporary name is the process's own: a
+    running serve and a command may both move the head)."""
     record = {"seq": head.seq, "hash": head.hash, "mac": _mac(key, head)}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = file_modes.open_new(temporary, os.O_WRONLY | os.O_TRUNC)
     try:
         os.write(fd, json.dumps(record).encode() + b"\n")
         os.fsync(fd)

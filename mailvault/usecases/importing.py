@@ -99,7 +99,6 @@ def import_files(vault: Vault, who: Principal, planned: PlannedImport,
     reader = planned.reader
     report = ArchiveReport()
     archived: list[int] = []
-    started = time.monotonic()
 
     def on_batch(outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
@@ -111,6 +110,8 @@ def import_files(vault: Vault, who: Principal, planned: PlannedImport,
 
     try:
         with Pipeline(vault, actor=who.name) as pipeline:
+            # Timed from here, as the rate of archiving: the workers' start is not part of it.
+            started = time.monotonic()
             with vault.engine.connect() as conn:
                 last_failure = catalog.last_failure_id(conn)
             pipeline.archive_many(reader, on_batch=on_batch)
