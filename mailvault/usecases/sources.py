@@ -19,7 +19,7 @@ from mailvault.sources import overview, registry
 from mailvault.sources.definitions import SourceSpec, build
 from mailvault.sources.reconcile import Reconciliation, reconcile
 from mailvault.sources.report import Observer, SyncReport
-from mailvault.sources.sync import sync_all
+from mailvault.sources.sync import Sink, sync, sync_all
 from mailvault.vault import Vault
 
 
@@ -70,15 +70,19 @@ def remove_source(vault: Vault, who: Principal, name: str) -> None:
 
 
 def sync_now(vault: Vault, who: Principal, name: str | None = None,
-             observer: Observer | None = None) -> list[SyncReport]:
+             observer: Observer | None = None, sink: Sink | None = None) -> list[SyncReport]:
     """Bring in what is new at one source (or every source) now; ``observer`` hears each
-    folder's progress."""
+    folder's progress. The messages go through a pipeline of this process, or to ``sink``:
+    under ``serve``, whose archiver is the vault's one writer, the spool (``SpoolSink``,
+    called from a worker thread, never the event loop's)."""
     require(who, Permission.SOURCES)
     specs = _chosen(vault, name)
     if not specs:
         raise MailvaultError("there are no sources to sync (add one with "
                              "'mailvault source add').")
-    return sync_all(vault, specs, who.name, observer)
+    if sink is None:
+        return sync_all(vault, specs, who.name, observer)
+    return [sync(vault, spec, sink, who.name, observer) for spec in specs]
 
 
 def reconcile_sources(vault: Vault, who: Principal, name: str | None = None
