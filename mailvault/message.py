@@ -341,7 +341,7 @@ def _walk(
                 else:
                     _walk(sub, out, texts, walk, depth + 1)
         return
-    filename = _filename(part)
+    filename = part_filename(part)
     disposition = (part.get("content-disposition") or "").split(";")[0].strip().lower()
     is_attachment = bool(filename) or disposition == "attachment" or maintype not in (
         "text",
@@ -407,7 +407,9 @@ def _nested_message(
     out.defects.extend(d for d in inner.defects if d not in out.defects or d != _TOO_DEEP)
 
 
-def _filename(part: email.message.Message) -> str:
+def part_filename(part: email.message.Message) -> str:
+    """The file name a part gives itself (Content-Disposition filename or Content-Type
+    name), decoded; empty when it gives none."""
     try:
         name = part.get_filename() or part.get_param("name") or ""
     except Exception:

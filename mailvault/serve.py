@@ -13,12 +13,11 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from mailvault.capture.archiver import Archiver
 from mailvault.capture.milter import milter_service
+from mailvault.capture.services import ServeContext, Service, ServiceFactory
 from mailvault.capture.smtp import smtp_service
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus, write_status
@@ -32,28 +31,6 @@ STATUS_EVERY_S = 1.0
 DRAIN_AT_STOP_S = 60.0
 
 
-@dataclass
-class ServeContext:
-    """What every service shares: the vault, the spool, the counters, command-line overrides
-    (service name -> listen addresses, replacing the configured ones)."""
-
-    vault: Vault
-    spool: Spool
-    status: CaptureStatus
-    overrides: dict[str, list[str]] = field(default_factory=dict)
-
-
-class Service(Protocol):
-    """A long-running service: ``start`` returns what it listens on, ``stop`` ends it."""
-
-    name: str
-
-    async def start(self) -> list[str]: ...
-
-    async def stop(self) -> None: ...
-
-
-ServiceFactory = Callable[[ServeContext], Service | None]
 
 SERVICES: tuple[ServiceFactory, ...] = (
     smtp_service,

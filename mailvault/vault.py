@@ -23,13 +23,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailvault.compliance import audit_chain, settings_audit
-from mailvault.compliance.audit_head import HEAD_FILE
 from mailvault.config import CONFIG_FILE, Settings, load_settings
 from mailvault.errors import IntegrityError, MailvaultError, StoreError, VaultError
 from mailvault.search import indexing
 from mailvault.search.index import SearchIndex
-from mailvault.store import catalog, dictionaries, file_modes, layout
+from mailvault.store import audit_chain, catalog, dictionaries, file_modes, layout, settings_audit
+from mailvault.store.audit_head import HEAD_FILE
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, BlobStore, volume_path
 from mailvault.store.catalog import MessageRow
 from mailvault.store.crypto import create_keyring, open_keyring

@@ -85,3 +85,14 @@ def require(principal: Principal, permission: Permission) -> None:
     needed = " or ".join(role.value for role in roles_granting(permission))
     raise PermissionDenied(f"{principal.name} may not {permission.value} "
                            f"(that needs the role {needed}).")
+
+
+def require_any(principal: Principal, *permissions: Permission) -> None:
+    """Raise PermissionDenied unless the principal may do at least one of ``permissions``
+    (for what two roles need alike, such as checking the audit chain)."""
+    if any(allows(principal, permission) for permission in permissions):
+        return
+    doing = " or ".join(permission.value for permission in permissions)
+    roles = {role: None for permission in permissions for role in roles_granting(permission)}
+    needed = " or ".join(role.value for role in roles)
+    raise PermissionDenied(f"{principal.name} may not {doing} (that needs the role {needed}).")

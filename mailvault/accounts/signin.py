@@ -18,9 +18,8 @@ from sqlalchemy import Row, select, update
 from mailvault.accounts import passwords, totp
 from mailvault.accounts.principal import Principal
 from mailvault.accounts.users import REFUSED, check_name, record_of, totp_label
-from mailvault.compliance import audit
 from mailvault.errors import AuthenticationError, InputError, SecondFactorRequired
-from mailvault.store import schema
+from mailvault.store import audit, schema
 from mailvault.vault import Vault
 
 NOT_A_NAME = "(not a user name)"

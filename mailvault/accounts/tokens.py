@@ -22,9 +22,8 @@ from sqlalchemy import insert, select, update
 
 from mailvault.accounts.principal import Principal
 from mailvault.accounts.users import REFUSED, live_row, record_of
-from mailvault.compliance import audit
 from mailvault.errors import AuthenticationError, InputError, NotFoundError
-from mailvault.store import catalog, schema
+from mailvault.store import audit, catalog, schema
 from mailvault.vault import Vault
 
 PREFIX = "mvt_"

@@ -20,9 +20,8 @@ from sqlalchemy.exc import IntegrityError as DuplicateRow
 from mailvault.accounts import passwords, totp
 from mailvault.accounts.principal import Principal, normal_addresses
 from mailvault.accounts.roles import Role, parse_roles
-from mailvault.compliance import audit
 from mailvault.errors import AuthenticationError, ConfigError, InputError, NotFoundError
-from mailvault.store import catalog, schema
+from mailvault.store import audit, catalog, schema
 from mailvault.vault import Vault
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,63}")

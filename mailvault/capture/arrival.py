@@ -11,7 +11,7 @@ import dataclasses
 import re
 
 from mailvault.capture.journal_report import JOURNAL_HEADER, unwrap
-from mailvault.ingest.provenance import Incoming, Provenance
+from mailvault.records import Incoming, Provenance
 
 # Headers in which MTAs and delivery agents record envelope recipients.
 ENVELOPE_HEADERS = (b"x-envelope-to", b"delivered-to")

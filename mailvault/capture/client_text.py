@@ -16,7 +16,7 @@ import base64
 import dataclasses
 import json
 
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import Provenance
 
 # Client input in a log line or a status sentence is cut to this many characters.
 LOG_LIMIT = 200

@@ -22,7 +22,7 @@ from mailvault.capture.arrival import to_incoming
 from mailvault.capture.spool import Position, SpooledMessage
 from mailvault.errors import MailvaultError
 from mailvault.ingest.pipeline import REFUSED, Outcome, Pipeline
-from mailvault.ingest.provenance import Incoming
+from mailvault.records import Incoming
 
 IDLE_WAIT_S = 0.2
 # After a read that did not fill a pipeline batch, the next read waits until this long after

@@ -29,10 +29,10 @@ from mailvault.capture.listen import parse_listen, show_listen
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus
 from mailvault.errors import ConfigError, StoreError
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import Provenance
 
 if TYPE_CHECKING:
-    from mailvault.serve import ServeContext
+    from mailvault.capture.services import ServeContext
 
 VERSION = 6
 # Commands (MTA -> filter).

@@ -31,10 +31,10 @@ from mailvault.capture.status import CaptureStatus
 from mailvault.capture.users import check_password, load_users
 from mailvault.config import SmtpSettings
 from mailvault.errors import ConfigError, StorageFullError, StoreError
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import Provenance
 
 if TYPE_CHECKING:
-    from mailvault.serve import ServeContext
+    from mailvault.capture.services import ServeContext
 
 # Replies, named once.
 ACCEPTED = "250 2.0.0 OK: stored"

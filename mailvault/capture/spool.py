@@ -46,7 +46,7 @@ from pathlib import Path
 
 from mailvault.capture.client_text import recorded
 from mailvault.errors import StorageFullError, StoreError
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import Provenance
 from mailvault.store import file_modes
 
 RECORD_MAGIC = b"MVS\x01"

@@ -129,36 +129,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def describe_status(data: dict[str, Any] | None) -> list[str]:
-    """Lines for `mailvault status` about the capture endpoint."""
-    if data is None:
-        return ["capture: never served (start it with 'mailvault serve')"]
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(data["started_at"])))
-    state = "running" if data["running"] else "not running"
-    lines = [f"capture: {state} (pid {data['pid']}, since {since}): "
-             + (", ".join(data["endpoints"]) or "no endpoint")]
-    accepted = data.get("accepted") or {}
-    lines.append("  accepted: " + (", ".join(f"{n} {k}" for k, n in sorted(accepted.items()))
-                                   or "none"))
-    refused = data.get("refused") or {}
-    lines.append("  refused: " + (", ".join(f"{n} {k}" for k, n in sorted(refused.items()))
-                                  or "none"))
-    internal = data.get("internal_errors") or 0
-    if internal:
-        lines.append(f"  internal errors: {internal} (faults of the archive, answered 421 or "
-                     "tempfail; see the last error)")
-    spool = data.get("spool") or {}
-    oldest = spool.get("oldest_received")
-    waiting = f", oldest waiting {time.time() - float(oldest):.1f} s" if oldest else ""
-    lines.append(f"  spool: {spool.get('depth', 0)} waiting for the vault, "
-                 f"{spool.get('bytes', 0)} bytes in {spool.get('segments', 0)} segments"
-                 + waiting)
-    if data.get("index_problem"):
-        lines.append(f"  index: behind, healing is retried: {data['index_problem']}")
-    error = data.get("last_error")
-    if error:
-        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(error["at"])))
-        lines.append(f"  last error ({at}): {error['error']}")
-    return lines

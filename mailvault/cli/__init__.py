@@ -1,4 +1,4 @@
-"""The command line: parses arguments, opens the vault, calls the services, renders results.
+"""The command line: parses arguments, opens the vault, calls the use cases, renders results.
 
 Each group of commands lives in its own module and registers itself on ``app``. Errors from
 the MailvaultError tree become one line on stderr and exit status 1; a traceback means a bug.

@@ -9,14 +9,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from mailvault.accounts.principal import Principal
+from mailvault.accounts.roles import Role
 from mailvault.cli import terminal_text
-from mailvault.store import file_modes
-from mailvault.vault import Vault, default_vault_path
+from mailvault.usecases import vaults
+
+if TYPE_CHECKING:
+    from mailvault.vault import Vault
 
 app = typer.Typer(
     name="mailvault",
@@ -43,12 +47,8 @@ errors = Console(stderr=True, soft_wrap=True)
 def open_vault(path: Path | None) -> Iterator[Vault]:
     """Open the vault named by --vault (or the default) for one command, under umask 0o077:
     what SQLite, Tantivy and the processes the command starts create is owner-only too."""
-    with file_modes.owner_only_umask():
-        vault = Vault.open(path or default_vault_path())
-        try:
-            yield vault
-        finally:
-            vault.close()
+    with vaults.opened(path) as vault:
+        yield vault
 
 
 def actor() -> str:
@@ -59,6 +59,12 @@ def actor() -> str:
         return "cli:" + getpass.getuser()
     except (KeyError, OSError):
         return f"cli:uid{os.getuid()}"
+
+
+def principal() -> Principal:
+    """The person at the archive's own shell: administrator and auditor (whoever runs the
+    command line can read the vault's files and keys anyway), named as ``actor()`` says."""
+    return Principal(name=actor(), roles=frozenset({Role.ADMIN, Role.AUDITOR}))
 
 
 def print_json(data: Any) -> None:

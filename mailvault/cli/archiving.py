@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,22 +11,19 @@ import typer
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
-    actor,
     console,
     errors,
     open_vault,
+    principal,
     print_json,
     print_line,
 )
 from mailvault.cli.progress import Meter
-from mailvault.compliance import tiers
-from mailvault.errors import InputError, StorageFullError
-from mailvault.ingest.files import FORMATS, FileOptions, Reader
-from mailvault.ingest.pipeline import ArchiveReport, Outcome, Pipeline
-from mailvault.search import indexing
-from mailvault.search.query import parse_day
-from mailvault.store import catalog, file_modes
-from mailvault.vault import Vault, default_vault_path
+from mailvault.days import parse_day
+from mailvault.errors import InputError
+from mailvault.ingest.files import FORMATS
+from mailvault.usecases import importing, vaults
+from mailvault.usecases.importing import ImportResult
 
 
 def register(app: typer.Typer) -> None:
@@ -41,19 +39,14 @@ def init(
         "$MAILVAULT_PASSPHRASE) instead of a key file.")] = False,
 ) -> None:
     """Create a vault: settings, keyring, catalog, index and volume folders."""
-    import os
-
     secret = None
     if passphrase:
         secret = os.environ.get("MAILVAULT_PASSPHRASE") or typer.prompt(
             "Passphrase", hide_input=True, confirmation_prompt=True)
-    path = vault or default_vault_path()
-    with file_modes.owner_only_umask():
-        created = Vault.create(path, secret)
-        created.close()
-    print_line(f"Created a vault in {created.path}")
+    created = vaults.create(vault, secret)
+    print_line(f"Created a vault in {created}")
     if not passphrase:
-        print_line(f"Keep a copy of {created.path / 'keys'} somewhere safe: without it the "
+        print_line(f"Keep a copy of {created / 'keys'} somewhere safe: without it the "
                    "archive cannot be read.")
 
 
@@ -77,80 +70,43 @@ def import_(
 ) -> None:
     """Archive EML files, folders of them, mbox files, Maildir trees, Outlook PST/OST files
     and MSG files."""
-    options = FileOptions(format=format, folder=folder,
-                          since=parse_day(since) if since else None,
-                          before=parse_day(before) if before else None)
-    target = tiers.check_tier(tier)
-    reader = Reader(paths, options)
-    archived: list[int] = []
-    report = ArchiveReport()
-    try:
-        with open_vault(vault) as opened, Pipeline(opened, actor=actor()) as pipeline, \
-                Meter("import", reader.scan.bytes_total) as meter:
-
-            def progress(outcomes: list[Outcome]) -> None:
-                for outcome in outcomes:
-                    report.add(outcome)
-                    if outcome.status == "archived" and outcome.message_id is not None:
-                        archived.append(outcome.message_id)
-                meter.update(report.processed, reader.scan.bytes_read)
-
-            with opened.engine.connect() as conn:
-                last_failure = catalog.last_failure_id(conn)
-            pipeline.archive_many(reader, on_batch=progress)
-            with opened.engine.begin() as conn:
-                settled = catalog.settle_failures(conn, reader.scan.read_whole, last_failure)
-            if target != "active" and archived:
-                job = tiers.create_job(opened, archived, target, f"import --tier {target}",
-                                       actor())
-                tiers.run_job(opened, job.id)
-            elapsed = meter.elapsed
-            index = indexing.index_progress(opened)
-    except StorageFullError as exc:
-        # Every batch before this one is committed (and comes back as "already there" when
-        # the import is run again); the batch that met the full disk left nothing behind.
-        raise StorageFullError(
-            f"the disk is full: {report.archived} messages were committed before it filled; "
-            "run the import again when there is space (what is committed is not imported "
-            "twice).") from exc
-    summary = report.to_json()
-    summary["seconds"] = round(elapsed, 2)
-    summary["outside_date_range"] = reader.scan.outside_range
-    summary["skipped"] = [{"item": i, "reason": r} for i, r in reader.scan.skipped]
-    summary["failures_settled"] = settled
-    outlook = reader.scan.outlook
-    if outlook.lines():
-        summary["outlook_items"] = outlook.to_json()
+    planned = importing.plan_import(paths, format=format, folder=folder,
+                                    since=parse_day(since) if since else None,
+                                    before=parse_day(before) if before else None, tier=tier)
+    with open_vault(vault) as opened, Meter("import", planned.total_bytes) as meter:
+        result = importing.import_files(opened, principal(), planned, meter.update)
     if json_out:
-        print_json(summary)
+        print_json(result.to_json())
     else:
-        _print_summary(report, reader.scan.outside_range, reader.scan.skipped, elapsed)
-        for line in outlook.lines():
+        _print_summary(result)
+        for line in result.outlook.lines():
             print_line(line)
-        if settled:
+        if result.failures_settled:
             console.print(f"earlier failures settled (their folder or file was read whole this "
-                          f"time): {settled}", highlight=False)
+                          f"time): {result.failures_settled}", highlight=False)
+    index = result.index
     if index.behind:
         errors.print(f"the index could not be written ({index.problem}): {index.behind} "
                      "archived messages are not searchable yet; they are indexed when the "
                      "vault is next opened with the index writable.", highlight=False,
                      markup=False)
-    if report.refused:
+    if result.report.refused:
         raise typer.Exit(1)
-    if report.processed == 0 and not reader.scan.outside_range:
+    if result.found_nothing:
         raise InputError("no messages were found in what was given.")
 
 
-def _print_summary(report: ArchiveReport, outside: int, skipped: list[tuple[str, str]],
-                   elapsed: float) -> None:
+def _print_summary(result: ImportResult) -> None:
+    report, elapsed = result.report, result.seconds
     rate = report.processed / elapsed if elapsed > 0 else 0.0
     console.print(f"archived {report.archived}, already there {report.duplicates}, "
                   f"with parse defects {report.with_defects}, refused {report.refused} "
                   f"({report.bytes / 1048576:.1f} MB in {elapsed:.1f} s, {rate:.0f} msg/s)",
                   highlight=False)
-    if outside:
-        console.print(f"{outside} messages were outside the date range and left out.")
-    for item, reason in skipped:
+    if result.outside_date_range:
+        console.print(f"{result.outside_date_range} messages were outside the date range and "
+                      "left out.")
+    for item, reason in result.skipped:
         print_line(f"skipped {item}: {reason}")
     for item, reason in report.refusals:
         print_line(f"refused {item}: {reason}")
@@ -162,5 +118,5 @@ def _print_summary(report: ArchiveReport, outside: int, skipped: list[tuple[str,
 def reindex(vault: VaultOption = None) -> None:
     """Rebuild the search index from the store and catalog."""
     with open_vault(vault) as opened, Meter("reindex") as meter:
-        count = indexing.rebuild(opened, actor(), lambda n: meter.update(n, 0))
+        count = importing.reindex(opened, principal(), lambda n: meter.update(n, 0))
     console.print(f"reindexed {count} messages")

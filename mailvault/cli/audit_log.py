@@ -9,16 +9,14 @@ import typer
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
-    actor,
     console,
     open_vault,
+    principal,
     print_json,
     print_line,
 )
-from mailvault.compliance import audit
-from mailvault.compliance.audit_head import parse_head
-from mailvault.compliance.integrity import archive_problems
-from mailvault.search.query import parse_day
+from mailvault.days import parse_day
+from mailvault.usecases import auditing
 
 # Lists longer than this (an ingest entry's 500 hashes) are shown as a count in the text
 # output; --json prints them whole.
@@ -39,10 +37,9 @@ def log(
     json_out: JsonOption = False,
 ) -> None:
     """Print audit entries, oldest first (the reading is itself recorded)."""
-    with open_vault(vault) as opened, opened.engine.begin() as conn:
-        rows = list(audit.entries(conn, parse_day(since) if since else None))
-        # The log shows what others searched for and opened: reading it is a human action.
-        audit.record(conn, actor(), "audit read", {"since": since, "entries": len(rows)})
+    day = parse_day(since) if since else None
+    with open_vault(vault) as opened:
+        rows = auditing.read_log(opened, principal(), day)
     if json_out:
         print_json([e.to_json() for e in rows])
         return
@@ -66,18 +63,18 @@ def verify(
 ) -> None:
     """Check that no audit entry was edited, inserted or removed (none cut off the end either),
     and that every message the log says was archived is still there or was disposed of."""
-    given = parse_head(head) if head is not None else None
-    with open_vault(vault) as opened, opened.engine.connect() as conn:
-        problems = audit.verify(conn, given) + archive_problems(conn)
-        seq, digest = audit.head(conn)
+    given = auditing.given_head(head) if head is not None else None
+    with open_vault(vault) as opened:
+        check = auditing.verify_chain(opened, principal(), given)
     if json_out:
-        print_json({"ok": not problems, "entries": seq, "head": digest, "problems": problems})
-    elif problems:
-        for problem in problems:
+        print_json(check.to_json())
+    elif check.problems:
+        for problem in check.problems:
             print_line(problem)
     else:
-        console.print(f"the audit chain is intact: {seq} entries, head {digest}")
-    if problems:
+        console.print(f"the audit chain is intact: {check.head.seq} entries, head "
+                      f"{check.head.hash}")
+    if check.problems:
         raise typer.Exit(1)
 
 
@@ -85,9 +82,9 @@ def verify(
 def head(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """The newest entry's number and hash: keep them outside the archive, and check them later
     with 'audit verify --head SEQ:HASH' (catches a log cut back or rewritten with the keys)."""
-    with open_vault(vault) as opened, opened.engine.connect() as conn:
-        seq, digest = audit.head(conn)
+    with open_vault(vault) as opened:
+        newest = auditing.head(opened, principal())
     if json_out:
-        print_json({"seq": seq, "hash": digest})
+        print_json({"seq": newest.seq, "hash": newest.hash})
     else:
-        typer.echo(f"{seq} {digest}")
+        typer.echo(f"{newest.seq} {newest.hash}")

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
-    actor,
     console,
     open_vault,
+    principal,
     print_json,
     print_line,
 )
-from mailvault.compliance import disposition
-from mailvault.compliance.disposition import Plan, Run
 from mailvault.errors import InputError
+from mailvault.usecases import disposition
+
+if TYPE_CHECKING:
+    from mailvault.compliance.disposition import Plan, Run
 
 
 def register(app: typer.Typer) -> None:
@@ -40,12 +42,12 @@ def dispose(
     if sum((dry_run, propose, approve is not None, cancel is not None, runs)) > 1:
         raise InputError("give one of --dry-run, --propose, --approve, --cancel, --runs.")
     with open_vault(vault) as opened:
-        who = actor()
+        who = principal()
         if dry_run:
             _show_plan(disposition.dry_run(opened, who), json_out)
             return
         if runs:
-            listed = disposition.runs(opened)
+            listed = disposition.runs(opened, who)
             if json_out:
                 print_json([r.to_json() for r in listed])
             elif not listed:
@@ -57,9 +59,9 @@ def dispose(
         if propose:
             run = disposition.propose(opened, who)
         elif approve is not None:
-            run = disposition.approve(opened, approve, who)
+            run = disposition.approve(opened, who, approve)
         elif cancel is not None:
-            run = disposition.cancel(opened, cancel, who)
+            run = disposition.cancel(opened, who, cancel)
         else:
             run = disposition.dispose(opened, who)
     _show_run(run, json_out)

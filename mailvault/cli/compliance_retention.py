@@ -3,7 +3,7 @@ holds)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,17 +11,18 @@ from rich.table import Table
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
-    actor,
     console,
     open_vault,
+    principal,
     print_json,
     print_line,
 )
 from mailvault.cli.terminal_text import cell
-from mailvault.compliance import holds, retention
-from mailvault.search.query import parse_day
-from mailvault.store import catalog
-from mailvault.store.catalog import from_epoch
+from mailvault.days import parse_day
+from mailvault.usecases import holds, retention
+
+if TYPE_CHECKING:
+    from mailvault.compliance.retention import Policy
 
 retention_group = typer.Typer(help="Retention policies and retain-until dates.",
                               no_args_is_help=True)
@@ -41,7 +42,7 @@ def register(app: typer.Typer) -> None:
 def list_policies(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """Every policy (the longest applicable period wins)."""
     with open_vault(vault) as opened:
-        rules = retention.policies(opened)
+        rules = retention.list_policies(opened, principal())
     if json_out:
         print_json([p.to_json() for p in rules])
         return
@@ -66,8 +67,8 @@ def add(
 ) -> None:
     """Add a policy and recompute every message's retain-until date."""
     with open_vault(vault) as opened:
-        policy = retention.add_policy(opened, name, match, value, period, counted_from,
-                                      actor())
+        policy = retention.add_policy(opened, principal(), name, match=match, value=value,
+                                      period=period, counted_from=counted_from)
     _show_policy(policy, json_out)
 
 
@@ -80,7 +81,7 @@ def default(
 ) -> None:
     """Change the default policy (it always applies) and recompute."""
     with open_vault(vault) as opened:
-        policy = retention.set_default(opened, period, counted_from, actor())
+        policy = retention.set_default_policy(opened, principal(), period, counted_from)
     _show_policy(policy, json_out)
 
 
@@ -89,7 +90,7 @@ def remove(name: Annotated[str, typer.Argument(help="The policy's name.")],
            vault: VaultOption = None) -> None:
     """Remove a policy and recompute."""
     with open_vault(vault) as opened:
-        retention.remove_policy(opened, name, actor())
+        retention.remove_policy(opened, principal(), name)
     print_line(f"removed policy {name}")
 
 
@@ -97,7 +98,7 @@ def remove(name: Annotated[str, typer.Argument(help="The policy's name.")],
 def recompute(vault: VaultOption = None) -> None:
     """Recompute every message's retain-until date from the policies."""
     with open_vault(vault) as opened:
-        changed = retention.recompute(opened)
+        changed = retention.recompute(opened, principal())
     console.print(f"{changed} retain-until dates changed")
 
 
@@ -106,24 +107,16 @@ def show(ref: Annotated[str, typer.Argument(help="Message id or SHA-256 prefix."
          vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """A message's retain-until date, the policy that decides it, and the holds on it."""
     with open_vault(vault) as opened:
-        with opened.engine.connect() as conn:
-            row = catalog.resolve(conn, ref)
-        retention.recompute(opened, [row.id])
-        with opened.engine.connect() as conn:
-            until, policy = retention.retain_until(conn, [row.id])[row.id]
-        on_hold = [h.name for h in holds.holds(opened) if row.id in holds.held_by(opened, h)]
-    stamp = from_epoch(until)
-    data = {"id": row.id, "sha256": row.sha256,
-            "retain_until": stamp.isoformat() if stamp else None, "policy": policy,
-            "holds": on_hold}
+        kept = retention.message_retention(opened, principal(), ref)
     if json_out:
-        print_json(data)
+        print_json(kept.to_json())
     else:
-        print_line(f"message {row.id}: kept until {stamp:%Y-%m-%d} (policy {policy})"
-                   + (f"; held by {', '.join(on_hold)}" if on_hold else ""))
+        print_line(f"message {kept.id}: kept until {kept.retain_until:%Y-%m-%d} (policy "
+                   f"{kept.policy})" + (f"; held by {', '.join(kept.holds)}" if kept.holds
+                                        else ""))
 
 
-def _show_policy(policy: retention.Policy, json_out: bool) -> None:
+def _show_policy(policy: Policy, json_out: bool) -> None:
     if json_out:
         print_json(policy.to_json())
     else:
@@ -148,16 +141,16 @@ def place(
     json_out: JsonOption = False,
 ) -> None:
     """Place a legal hold; it covers matching mail archived later too."""
+    date_from = parse_day(since) if since else None
+    date_to = parse_day(before) if before else None
     with open_vault(vault) as opened:
-        hold = holds.place(opened, name, custodian=custodian, query=query,
-                           date_from=parse_day(since) if since else None,
-                           date_to=parse_day(before) if before else None,
-                           reason=reason, owner=owner, actor=actor())
-        count = len(holds.held_by(opened, hold))
+        placed = holds.place_hold(opened, principal(), name, reason=reason, owner=owner,
+                                  custodian=custodian, query=query, since=date_from,
+                                  before=date_to)
     if json_out:
-        print_json({**hold.to_json(), "messages": count})
+        print_json(placed.to_json())
     else:
-        print_line(f"hold {hold.name} placed: {count} messages held now")
+        print_line(f"hold {placed.hold.name} placed: {placed.messages} messages held now")
 
 
 @hold_group.command("release")
@@ -168,7 +161,7 @@ def release(
 ) -> None:
     """Release a hold (explicitly; holds never expire)."""
     with open_vault(vault) as opened:
-        holds.release(opened, name, actor(), note)
+        holds.release_hold(opened, principal(), name, note)
     print_line(f"hold {name} released")
 
 
@@ -180,15 +173,16 @@ def list_holds(
 ) -> None:
     """Holds, with how many messages each covers now."""
     with open_vault(vault) as opened:
-        listed = [(h, len(holds.held_by(opened, h)) if h.active else 0)
-                  for h in holds.holds(opened, include_released=all_)]
+        listed = holds.list_holds(opened, principal(), include_released=all_)
     if json_out:
-        print_json([{**h.to_json(), "messages": n} for h, n in listed])
+        print_json([entry.to_json() for entry in listed])
         return
     table = Table()
     for column in ("name", "covers", "messages", "reason", "owner", "state"):
         table.add_column(column)
-    for h, n in listed:
-        table.add_row(cell(h.name), cell(h.custodian or h.query or ""), str(n), cell(h.reason),
-                      cell(h.owner), cell("active" if h.active else f"released by {h.released_by}"))
+    for entry in listed:
+        h = entry.hold
+        table.add_row(cell(h.name), cell(h.custodian or h.query or ""), str(entry.messages),
+                      cell(h.reason), cell(h.owner),
+                      cell("active" if h.active else f"released by {h.released_by}"))
     console.print(table)

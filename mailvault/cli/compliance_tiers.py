@@ -3,7 +3,7 @@ run the lifecycle rules once."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,17 +11,19 @@ from rich.table import Table
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
-    actor,
     console,
     human_bytes,
     open_vault,
+    principal,
     print_json,
 )
 from mailvault.cli.progress import Meter
 from mailvault.cli.terminal_text import cell
-from mailvault.compliance import compaction, lifecycle, tiers
-from mailvault.compliance.tiers import Job
-from mailvault.vault import Vault
+from mailvault.usecases import lifecycle
+
+if TYPE_CHECKING:
+    from mailvault.compliance.tiers import Job
+    from mailvault.vault import Vault
 
 group = typer.Typer(help="Tiers: move, activate, resume moves, compact.", no_args_is_help=True)
 
@@ -41,7 +43,7 @@ def move(
 ) -> None:
     """Move the messages a query matches to another tier (a resumable job)."""
     with open_vault(vault) as opened:
-        job = tiers.start_move(opened, query, to, actor())
+        job = lifecycle.start_move(opened, principal(), query, to)
         _finish(opened, job, json_out)
 
 
@@ -50,7 +52,7 @@ def activate(query: QueryArgument, vault: VaultOption = None, json_out: JsonOpti
              ) -> None:
     """Bring the messages a query matches back to Active, with full-text indexing."""
     with open_vault(vault) as opened:
-        job = tiers.start_move(opened, query, "active", actor())
+        job = lifecycle.start_move(opened, principal(), query, "active")
         _finish(opened, job, json_out)
 
 
@@ -58,7 +60,7 @@ def activate(query: QueryArgument, vault: VaultOption = None, json_out: JsonOpti
 def resume(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """Finish every tier move that was interrupted."""
     with open_vault(vault) as opened:
-        pending = tiers.unfinished(opened)
+        pending = lifecycle.unfinished_moves(opened, principal())
         if not pending and not json_out:
             console.print("no unfinished tier moves")
         for job in pending:
@@ -69,7 +71,7 @@ def resume(vault: VaultOption = None, json_out: JsonOption = False) -> None:
 def jobs(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """The newest tier moves and how far each got."""
     with open_vault(vault) as opened:
-        listed = tiers.recent_jobs(opened)
+        listed = lifecycle.recent_moves(opened, principal())
     if json_out:
         print_json([j.to_json() for j in listed])
         return
@@ -94,8 +96,7 @@ def compact(
     """Reclaim the space of moved and disposed blobs (a volume still open for appends is
     sealed first, unless another process is appending to it)."""
     with open_vault(vault) as opened:
-        threshold = opened.settings.tiers.compact_min_free if min_free is None else min_free
-        report = compaction.compact(opened, actor(), min_free=threshold, include_open=True)
+        report = lifecycle.compact(opened, principal(), min_free)
     if json_out:
         print_json(report.to_json())
         return
@@ -109,7 +110,7 @@ def compact(
 def run_lifecycle(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """Apply the [tiers] lifecycle rules once (serve does this on a schedule)."""
     with open_vault(vault) as opened:
-        report = lifecycle.apply(opened, actor())
+        report = lifecycle.run_lifecycle(opened, principal())
     if json_out:
         print_json(report.to_json())
         return
@@ -122,7 +123,8 @@ def run_lifecycle(vault: VaultOption = None, json_out: JsonOption = False) -> No
 
 def _finish(vault: Vault, job: Job, json_out: bool) -> None:
     with Meter(f"tier move {job.id} to {job.target}") as meter:
-        done = tiers.run_job(vault, job.id, lambda n, _total: meter.update(n, 0))
+        done = lifecycle.finish_move(vault, principal(), job,
+                                     lambda n, _total: meter.update(n, 0))
         elapsed = meter.elapsed
     if json_out:
         print_json({**done.to_json(), "seconds": round(elapsed, 2)})

@@ -13,18 +13,15 @@ from rich.text import Text
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
-    actor,
     console,
     open_vault,
+    principal,
     print_json,
     print_line,
 )
 from mailvault.cli.terminal_text import block, cell, line
-from mailvault.compliance import audit
 from mailvault.errors import MailvaultError
-from mailvault.message import display_headers, parse
-from mailvault.search import finder
-from mailvault.store import catalog
+from mailvault.usecases import finding
 
 # A query may start with a negation ("-in:trash"): it is the query, not an unknown option.
 QUERY_COMMAND = {"ignore_unknown_options": True}
@@ -46,7 +43,7 @@ def search(
 ) -> None:
     """Search the archive, newest first (an empty query lists everything)."""
     with open_vault(vault) as opened:
-        result = finder.find(opened, query, actor(), limit=limit)
+        result = finding.search(opened, principal(), query, limit=limit)
     if json_out:
         print_json([row.to_json() for row in result.rows])
         return
@@ -65,7 +62,7 @@ def count(
 ) -> None:
     """Print how many messages match a query: one number."""
     with open_vault(vault) as opened:
-        typer.echo(str(finder.count(opened, query, actor())))
+        typer.echo(str(finding.count(opened, principal(), query)))
 
 
 def show(
@@ -75,14 +72,9 @@ def show(
 ) -> None:
     """Show a message: headers, where it came from, text and attachments."""
     with open_vault(vault) as opened:
-        with opened.engine.connect() as conn:
-            row = catalog.resolve(conn, ref)
-            arrivals = catalog.provenances(conn, row.id)
-        raw = opened.read_raw(row)
-        with opened.engine.begin() as conn:
-            audit.record(conn, actor(), "view", {"message": row.id, "sha256": row.sha256})
-    parsed = parse(raw)
-    headers = display_headers(raw)
+        message = finding.open_message(opened, principal(), ref)
+    row, parsed, headers, arrivals = (message.row, message.parsed, message.headers,
+                                      message.arrivals)
     if json_out:
         data = row.to_json()
         data.update(headers=headers, body=parsed.body, defects=parsed.defects,
@@ -122,12 +114,8 @@ def get(
 ) -> None:
     """Write a message's exact bytes (checked against its SHA-256) to a file or stdout."""
     with open_vault(vault) as opened:
-        with opened.engine.connect() as conn:
-            row = catalog.resolve(conn, ref)
-        data = opened.read_raw(row)
-        with opened.engine.begin() as conn:
-            audit.record(conn, actor(), "download", {"message": row.id, "sha256": row.sha256,
-                                                     "to": str(output) if output else "stdout"})
+        _row, data = finding.raw_message(opened, principal(), ref,
+                                         to=str(output) if output else "stdout")
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

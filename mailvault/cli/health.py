@@ -1,38 +1,49 @@
-"""Commands that report on the vault: stats, verify, status."""
+"""Commands that report on the vault: stats, verify, status; and the recorded failures
+(``failure list``, ``failure retry``)."""
 
 from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from mailvault.capture.status import describe_status, read_status
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
-    actor,
     console,
     human_bytes,
     open_vault,
+    principal,
     print_json,
     print_line,
 )
 from mailvault.cli.progress import Meter
-from mailvault.search import indexing
-from mailvault.sources import overview
-from mailvault.store import catalog, inventory
-from mailvault.store.verify import verify as run_verify
+from mailvault.cli.sources import source_line
+from mailvault.cli.terminal_text import cell
+from mailvault.usecases import monitoring
+
+if TYPE_CHECKING:
+    from mailvault.search.indexing import IndexProgress
+
+failure_app = typer.Typer(help="What could not be archived or indexed, and retrying it.",
+                          no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command("stats")(stats)
     app.command("verify")(verify)
     app.command("status")(status)
+    app.add_typer(failure_app, name="failure")
+    failure_app.command("list")(list_failures)
+    failure_app.command("retry")(retry)
 
 
 def stats(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """Messages, raw and stored bytes, index bytes, per tier, and what dedup saved."""
     with open_vault(vault) as opened:
-        result = inventory.collect(opened)
+        result = monitoring.stats(opened, principal())
     if json_out:
         print_json(result.to_json())
         return
@@ -60,7 +71,7 @@ def stats(vault: VaultOption = None, json_out: JsonOption = False) -> None:
 def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """Re-read every blob and check every hash; exit status 1 if anything is wrong."""
     with open_vault(vault) as opened, Meter("verify") as meter:
-        report = run_verify(opened, actor(), lambda n: meter.update(n, 0))
+        report = monitoring.verify(opened, principal(), lambda n: meter.update(n, 0))
     if json_out:
         print_json(report.to_json())
     else:
@@ -77,36 +88,24 @@ def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
 def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """What the vault is doing: message count, how much is searchable, recorded failures."""
     with open_vault(vault) as opened:
-        index = indexing.index_progress(opened)
-        with opened.engine.connect() as conn:
-            failures = catalog.failures(conn)
-        endpoint = read_status(opened.path)
-        sources = overview.describe(opened)
-    problem = index.problem
-    if endpoint and endpoint["running"] and endpoint.get("index_problem"):
-        problem = str(endpoint["index_problem"])  # the running archiver's own words
-    data = {"messages": index.messages, "index": {**index.to_json(), "problem": problem or None},
-            "endpoint": endpoint,
-            "failures": [{"at": f["at"], "kind": f["kind"], "source": f["source"],
-                          "item": f["item"], "reason": f["reason"]} for f in failures[:100]],
-            "failure_count": len(failures), "sources": sources}
+        found = monitoring.status(opened, principal())
     if json_out:
-        print_json(data)
+        print_json(found.to_json())
         return
-    print_line(_index_line(index, problem))
-    for line in describe_status(endpoint):
+    print_line(_index_line(found.index, found.index_problem))
+    for line in describe_status(found.endpoint):
         print_line(line)
-    for source in sources:
-        print_line(overview.one_line(source))
+    for source in found.sources:
+        print_line(source_line(source))
         for warning in source["warnings"]:
             print_line(f"  warning: {warning}")
-    if failures:
-        console.print(f"{len(failures)} failures recorded (newest first):")
-        for f in failures[:20]:
-            print_line(f"  {f['kind']} {f['source']} {f['item'] or ''}: {f['reason']}")
+    if found.failure_count:
+        console.print(f"{found.failure_count} failures recorded (newest first):")
+        for f in found.failures[:20]:
+            print_line(f"  {f.kind} {f.source} {f.item or ''}: {f.reason}")
 
 
-def _index_line(index: indexing.IndexProgress, problem: str) -> str:
+def _index_line(index: IndexProgress, problem: str) -> str:
     line = f"{index.messages} messages; indexed {index.indexed} of {index.messages}"
     if index.queued:
         line += f", {index.queued} queued for reindex"
@@ -115,3 +114,76 @@ def _index_line(index: indexing.IndexProgress, problem: str) -> str:
     elif problem:
         line += f" (index: {problem})"
     return line
+
+
+def describe_status(data: dict[str, Any] | None) -> list[str]:
+    """Lines for `mailvault status` about the capture endpoint (from its status file)."""
+    if data is None:
+        return ["capture: never served (start it with 'mailvault serve')"]
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(data["started_at"])))
+    state = "running" if data["running"] else "not running"
+    lines = [f"capture: {state} (pid {data['pid']}, since {since}): "
+             + (", ".join(data["endpoints"]) or "no endpoint")]
+    accepted = data.get("accepted") or {}
+    lines.append("  accepted: " + (", ".join(f"{n} {k}" for k, n in sorted(accepted.items()))
+                                   or "none"))
+    refused = data.get("refused") or {}
+    lines.append("  refused: " + (", ".join(f"{n} {k}" for k, n in sorted(refused.items()))
+                                  or "none"))
+    internal = data.get("internal_errors") or 0
+    if internal:
+        lines.append(f"  internal errors: {internal} (faults of the archive, answered 421 or "
+                     "tempfail; see the last error)")
+    spool = data.get("spool") or {}
+    oldest = spool.get("oldest_received")
+    waiting = f", oldest waiting {time.time() - float(oldest):.1f} s" if oldest else ""
+    lines.append(f"  spool: {spool.get('depth', 0)} waiting for the vault, "
+                 f"{spool.get('bytes', 0)} bytes in {spool.get('segments', 0)} segments"
+                 + waiting)
+    if data.get("index_problem"):
+        lines.append(f"  index: behind, healing is retried: {data['index_problem']}")
+    error = data.get("last_error")
+    if error:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(error["at"])))
+        lines.append(f"  last error ({at}): {error['error']}")
+    return lines
+
+
+def list_failures(
+    vault: VaultOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include settled failures.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Every recorded failure, newest first, with the id 'failure retry' takes."""
+    with open_vault(vault) as opened:
+        found = monitoring.failures(opened, principal(), include_resolved=all_)
+    if json_out:
+        print_json([f.to_json() for f in found])
+        return
+    if not found:
+        console.print("no failures recorded")
+        return
+    table = Table("id", "when", "kind", "source", "item", "reason", "state")
+    for f in found:
+        table.add_row(str(f.id), f"{f.recorded_at:%Y-%m-%d %H:%M}", f.kind, cell(f.source),
+                      cell(f.item or ""), cell(f.reason),
+                      "settled" if f.resolved else
+                      "retryable" if f.retry_refusal is None else "not retryable")
+    console.print(table)
+
+
+def retry(
+    failure_id: Annotated[int, typer.Argument(help="The failure's id (see 'failure list').")],
+    vault: VaultOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Try a recorded failure again: index the message again, read the file again, or fetch
+    the message from its source again; exit status 1 if it fails again."""
+    with open_vault(vault) as opened:
+        result = monitoring.retry_failure(opened, principal(), failure_id)
+    if json_out:
+        print_json(result.to_json())
+    else:
+        print_line(f"failure {failure_id} ({result.failure.kind}): {result.sentence}")
+    if result.outcome == monitoring.FAILED_AGAIN:
+        raise typer.Exit(1)

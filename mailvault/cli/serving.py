@@ -8,10 +8,16 @@ from typing import Annotated
 
 import typer
 
-from mailvault.capture import users
-from mailvault.cli.app import JsonOption, VaultOption, actor, open_vault, print_json, print_line
-from mailvault.compliance import audit
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    open_vault,
+    principal,
+    print_json,
+    print_line,
+)
 from mailvault.serve import run_until_signalled
+from mailvault.usecases import people, serving
 
 smtp_user_app = typer.Typer(help="Users that may log in to the SMTP endpoint (SMTP AUTH).",
                             no_args_is_help=True)
@@ -40,16 +46,13 @@ def serve(
         overrides["smtp"] = smtp
     if milter:
         overrides["milter"] = milter
-    who = actor()
+
+    def ready(endpoints: list[str]) -> None:
+        for endpoint in endpoints:
+            print(f"listening: {endpoint}", flush=True)
+
     with open_vault(vault) as opened:
-
-        def ready(endpoints: list[str]) -> None:
-            with opened.engine.begin() as conn:
-                audit.record(conn, who, "serve", {"endpoints": endpoints})
-            for endpoint in endpoints:
-                print(f"listening: {endpoint}", flush=True)
-
-        run_until_signalled(opened, overrides, ready, who)
+        serving.serve(opened, principal(), overrides, ready, run_until_signalled)
     print("stopped", flush=True)
 
 
@@ -65,17 +68,14 @@ def user_add(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with open_vault(vault) as opened:
-        new = users.add_user(opened.path, name, password)
-        with opened.engine.begin() as conn:
-            audit.record(conn, actor(), "smtp-user add" if new else "smtp-user password",
-                         {"user": name})
+        new = people.add_smtp_user(opened, principal(), name, password)
     print_line(f"{'Added' if new else 'Changed the password of'} SMTP user {name}")
 
 
 def user_list(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """List the SMTP users."""
     with open_vault(vault) as opened:
-        names = sorted(users.load_users(opened.path))
+        names = people.list_smtp_users(opened, principal())
     if json_out:
         print_json(names)
         return
@@ -89,7 +89,5 @@ def user_remove(
 ) -> None:
     """Remove an SMTP user."""
     with open_vault(vault) as opened:
-        users.remove_user(opened.path, name)
-        with opened.engine.begin() as conn:
-            audit.record(conn, actor(), "smtp-user remove", {"user": name})
+        people.remove_smtp_user(opened, principal(), name)
     print_line(f"Removed SMTP user {name}")

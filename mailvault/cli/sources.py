@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
@@ -14,20 +14,19 @@ from rich.table import Table
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
-    actor,
     console,
     errors,
     open_vault,
+    principal,
     print_json,
     print_line,
 )
 from mailvault.cli.terminal_text import cell, line
-from mailvault.errors import MailvaultError
-from mailvault.sources import overview, registry
-from mailvault.sources.definitions import build
-from mailvault.sources.reconcile import reconcile as run_reconcile
-from mailvault.sources.report import SyncReport
-from mailvault.sources.sync import sync_all
+from mailvault.password_files import read_password_file
+from mailvault.usecases import sources
+
+if TYPE_CHECKING:
+    from mailvault.sources.report import SyncReport
 
 source_app = typer.Typer(help="IMAP and POP3 mailboxes to archive.", no_args_is_help=True)
 add_app = typer.Typer(help="Define a source (the password is asked for, or read from a file, "
@@ -136,30 +135,30 @@ def _path(path: Path | None) -> str | None:
 
 
 def _add(vault: Path | None, password_file: Path | None, values: dict[str, Any]) -> None:
-    spec = build(values)
+    spec = sources.check_definition(values)
     if password_file is not None:
-        secret = registry.read_password_file(password_file)
+        secret = read_password_file(password_file)
     else:
         secret = typer.prompt(f"Password for {spec.user}", hide_input=True)
     with open_vault(vault) as opened:
-        registry.add(opened, spec, secret, actor())
+        warnings = sources.add_source(opened, principal(), spec, secret)
     print_line(f"Added {spec.kind} source {spec.name} ({spec.user}@{spec.host}:{spec.port}, "
                f"TLS {spec.tls}); run 'mailvault sync {spec.name}'.")
-    for warning in overview.warnings(spec):
+    for warning in warnings:
         print_line(f"warning: {warning}", to=errors)
 
 
 def list_sources(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """Every source with its last and next run."""
     with open_vault(vault) as opened:
-        described = overview.describe(opened)
+        described = sources.list_sources(opened, principal())
     if json_out:
         print_json(described)
         return
     if not described:
         console.print("No sources (add one with 'mailvault source add imap|pop3').")
     for entry in described:
-        print_line(overview.one_line(entry))
+        print_line(source_line(entry))
         for warning in entry["warnings"]:
             print_line(f"  warning: {warning}")
 
@@ -168,17 +167,15 @@ def show(name: Annotated[str, typer.Argument(help="The source.")], vault: VaultO
          json_out: JsonOption = False) -> None:
     """A source's settings (never its password)."""
     with open_vault(vault) as opened:
-        spec = registry.get(opened, name)
-        entry = next(e for e in overview.describe(opened) if e["name"] == name)
-    data = {**spec.to_json(), "origin": spec.origin, "status": entry}
+        details = sources.show_source(opened, principal(), name)
     if json_out:
-        print_json(data)
+        print_json(details.to_json())
         return
-    for key, value in spec.to_json().items():
+    for key, value in details.spec.to_json().items():
         if value not in (None, [], False, ""):
             print_line(f"{key}: {value}")
-    print_line(overview.one_line(entry))
-    for warning in entry["warnings"]:
+    print_line(source_line(details.status))
+    for warning in details.status["warnings"]:
         print_line(f"warning: {warning}")
 
 
@@ -186,20 +183,15 @@ def remove(name: Annotated[str, typer.Argument(help="The source.")],
            vault: VaultOption = None) -> None:
     """Forget a source and its sync state (the archived mail stays)."""
     with open_vault(vault) as opened:
-        registry.remove(opened, name, actor())
+        sources.remove_source(opened, principal(), name)
     print_line(f"Removed source {name}.")
 
 
 def sync(name: Annotated[str | None, typer.Argument(help="One source (default: all).")] = None,
          vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """Bring in what is new at the sources now, with a progress bar per account and folder."""
-    with open_vault(vault) as opened:
-        specs = [registry.get(opened, name)] if name else registry.all_sources(opened)
-        if not specs:
-            raise MailvaultError("there are no sources to sync (add one with "
-                                 "'mailvault source add').")
-        with FolderBars() as bars:
-            reports = sync_all(opened, specs, actor(), bars)
+    with open_vault(vault) as opened, FolderBars() as bars:
+        reports = sources.sync_now(opened, principal(), name, bars)
     if json_out:
         print_json([r.to_json() for r in reports])
     else:
@@ -229,8 +221,7 @@ def reconcile(name: Annotated[str | None, typer.Argument(help="One source (defau
               = None, vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """Count each folder at the source against the vault; exit 1 if anything is missing."""
     with open_vault(vault) as opened:
-        specs = [registry.get(opened, name)] if name else registry.all_sources(opened)
-        results = [run_reconcile(opened, spec, actor()) for spec in specs]
+        results = sources.reconcile_sources(opened, principal(), name)
     if json_out:
         print_json([r.to_json() for r in results])
     else:
@@ -252,6 +243,24 @@ def reconcile(name: Annotated[str | None, typer.Argument(help="One source (defau
                 print_line(f"{result.source} {account}: {error}", to=errors)
     if not all(r.complete for r in results):
         raise typer.Exit(1)
+
+
+def source_line(entry: dict[str, Any]) -> str:
+    """One source's status line (for 'source list' and 'status')."""
+    text = f"{entry['name']} ({entry['kind']} {entry['user']}@{entry['where']})"
+    last = entry["last_run"]
+    if last is None:
+        text += ": never synced"
+    else:
+        text += (f": last run {last['started']} {last['status']}"
+                 f" in {last['seconds'] if last['seconds'] is not None else '?'} s, "
+                 f"{last['archived']} archived, {last['duplicates']} duplicates, "
+                 f"{last['failed']} failed")
+        if last["error"]:
+            text += f"; last error: {last['error']}"
+    if entry["next_run"]:
+        text += f"; next run {entry['next_run']}"
+    return text
 
 
 class FolderBars:

@@ -10,17 +10,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailvault.accounts import tokens, users
 from mailvault.cli.app import (
     JsonOption,
     VaultOption,
-    actor,
     console,
     errors,
     open_vault,
+    principal,
     print_json,
 )
-from mailvault.sources.registry import read_password_file
+from mailvault.password_files import read_password_file
+from mailvault.usecases import people
 
 user_app = typer.Typer(help="People who use the archive: roles, passwords, TOTP.",
                        no_args_is_help=True)
@@ -63,7 +63,7 @@ def add(
     """Add a user who signs in with a password (Argon2id hash kept, never the password)."""
     password = _password(password_file)
     with open_vault(vault) as opened:
-        added = users.add_user(opened, name, role, address or [], password, actor())
+        added = people.add_user(opened, principal(), name, role, address or [], password)
     roles = ", ".join(sorted(r.value for r in added.roles))
     console.print(f"Added user {added.name} ({roles})", highlight=False, markup=False)
 
@@ -76,7 +76,7 @@ def list_users(
 ) -> None:
     """List the users, their roles, addresses and state."""
     with open_vault(vault) as opened:
-        found = users.list_users(opened, include_removed=all_users)
+        found = people.list_users(opened, principal(), include_removed=all_users)
     at = datetime.now(UTC)
     if json_out:
         print_json([u.to_json(at) for u in found])
@@ -101,7 +101,7 @@ def set_roles(
 ) -> None:
     """Change a user's roles or addresses (what is not given stays)."""
     with open_vault(vault) as opened:
-        changed = users.update_user(opened, name, actor(), roles=role, addresses=address)
+        changed = people.update_user(opened, principal(), name, roles=role, addresses=address)
     roles = ", ".join(sorted(r.value for r in changed.roles))
     console.print(f"User {changed.name}: {roles}; {', '.join(changed.addresses) or 'no address'}",
                   highlight=False, markup=False)
@@ -111,28 +111,28 @@ def passwd(name: NameArg, vault: VaultOption = None, password_file: PasswordFile
     """Set a new password for a user (this also ends a lock-out)."""
     password = _password(password_file)
     with open_vault(vault) as opened:
-        users.set_password(opened, name, password, actor())
+        people.set_password(opened, principal(), name, password)
     console.print(f"Changed the password of {name}", highlight=False, markup=False)
 
 
 def disable(name: NameArg, vault: VaultOption = None) -> None:
     """Refuse the user's sign-ins and tokens until 'user enable'."""
     with open_vault(vault) as opened:
-        users.disable_user(opened, name, actor())
+        people.disable_user(opened, principal(), name)
     console.print(f"Disabled user {name}", highlight=False, markup=False)
 
 
 def enable(name: NameArg, vault: VaultOption = None) -> None:
     """Let a disabled or locked-out user sign in again."""
     with open_vault(vault) as opened:
-        users.enable_user(opened, name, actor())
+        people.enable_user(opened, principal(), name)
     console.print(f"Enabled user {name}", highlight=False, markup=False)
 
 
 def remove(name: NameArg, vault: VaultOption = None) -> None:
     """Remove a user: sign-in, TOTP and tokens end; the name stays in the record for good."""
     with open_vault(vault) as opened:
-        revoked = users.remove_user(opened, name, actor())
+        revoked = people.remove_user(opened, principal(), name)
     note = f", {revoked} token(s) revoked" if revoked else ""
     console.print(f"Removed user {name}{note}", highlight=False, markup=False)
 
@@ -145,10 +145,10 @@ def totp(
     """Give the user a new TOTP secret and print its provisioning URI, this once."""
     with open_vault(vault) as opened:
         if off:
-            users.disable_totp(opened, name, actor())
+            people.disable_totp(opened, principal(), name)
             console.print(f"TOTP is off for {name}", highlight=False, markup=False)
             return
-        uri = users.enable_totp(opened, name, actor())
+        uri = people.enable_totp(opened, principal(), name)
     errors.print(f"TOTP is on for {name}: give them this URI (or its QR code) now; it is "
                  "not shown again.", highlight=False, markup=False)
     typer.echo(uri)
@@ -163,7 +163,7 @@ def token_create(
 ) -> None:
     """Make an API token and print it, this once (only its hash is kept)."""
     with open_vault(vault) as opened:
-        made = tokens.create_token(opened, user, expires, actor())
+        made = people.create_token(opened, principal(), user, expires)
     until = f"expires {_when(made.expires_at)}" if made.expires_at else "never expires"
     errors.print(f"Token {made.id} for {made.user} ({until}); it is not shown again.",
                  highlight=False, markup=False)
@@ -173,7 +173,7 @@ def token_create(
 def token_list(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """List API tokens (never the tokens themselves)."""
     with open_vault(vault) as opened:
-        found = tokens.list_tokens(opened)
+        found = people.list_tokens(opened, principal())
     at = datetime.now(UTC)
     if json_out:
         print_json([t.to_json(at) for t in found])
@@ -191,7 +191,7 @@ def token_revoke(
 ) -> None:
     """Revoke an API token."""
     with open_vault(vault) as opened:
-        changed = tokens.revoke_token(opened, token_id, actor())
+        changed = people.revoke_token(opened, principal(), token_id)
     console.print(f"Revoked token {token_id}" if changed else
                   f"Token {token_id} was revoked already", highlight=False)
 

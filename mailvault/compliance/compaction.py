@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 import zstandard
 from sqlalchemy import select, update
 
-from mailvault.compliance import audit
 from mailvault.errors import IntegrityError
-from mailvault.store import chunks, file_modes, schema
+from mailvault.store import audit, chunks, file_modes, schema
 from mailvault.store.blobs import KIND_CHUNK, KIND_MESSAGE, KIND_PART, volume_path
 from mailvault.store.volumes import Location, lock_exclusive
 

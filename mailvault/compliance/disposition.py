@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
-from mailvault.compliance import audit, compaction, holds, retention
+from mailvault.compliance import compaction, holds, retention
 from mailvault.errors import InputError, NotFoundError
-from mailvault.store import catalog, file_modes, schema
+from mailvault.store import audit, catalog, file_modes, schema
 from mailvault.store.catalog import from_epoch, now
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from mailvault.store import schema
 from mailvault.store.catalog import now
 
 if TYPE_CHECKING:
-    from mailvault.serve import ServeContext
+    from mailvault.capture.services import ServeContext
     from mailvault.vault import Vault
 
 ACTOR = "serve:lifecycle"

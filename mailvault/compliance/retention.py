@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, or_, select, update
 
-from mailvault.compliance import audit
 from mailvault.errors import InputError, NotFoundError
 from mailvault.search.query import parse
-from mailvault.store import schema
+from mailvault.store import audit, schema
 from mailvault.store.catalog import from_epoch, now
 
 if TYPE_CHECKING:

@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from mailvault.compliance import audit
 from mailvault.compliance.packing import Packer, Written, warmest
 from mailvault.errors import InputError, NotFoundError
 from mailvault.search.query import parse
-from mailvault.store import catalog, dictionaries, schema
+from mailvault.store import audit, catalog, dictionaries, schema
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART
 from mailvault.store.catalog import MessageRow, from_epoch, now
 

@@ -38,11 +38,11 @@ from typing import BinaryIO
 
 from mailvault.errors import InputError
 from mailvault.fsnames import shown
-from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.message import parse_date
 from mailvault.outlook.msg import OLE_MAGIC, is_msg
 from mailvault.outlook.ndb import MAGIC as PST_MAGIC
 from mailvault.outlook.source import OutlookTally, msg_items, pst_items
+from mailvault.records import Incoming, Provenance, Unreadable
 
 FORMATS = ("auto", "eml", "mbox", "maildir", "pst", "msg")
 MAILDIR_SUBDIRS = ("cur", "new")

@@ -31,15 +31,14 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from mailvault import lifeline
-from mailvault.compliance import audit
 from mailvault.errors import StoreError
 from mailvault.fsnames import shown
 from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
-from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
+from mailvault.records import Incoming, Provenance, Unreadable
 from mailvault.search import indexing
 from mailvault.search.document import with_arrivals
 from mailvault.search.extract import Limits
-from mailvault.store import catalog, dictionaries
+from mailvault.store import audit, catalog, dictionaries
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART
 from mailvault.store.catalog import NewMessage
 from mailvault.store.volumes import Location
@@ -477,11 +476,9 @@ class _Started:
 def _new_message(digest: str, item: Prepared, first: Incoming, location: Location,
                  stored: int, tier: str, parts: list[tuple[str, Location | None, int, bool]]
                  ) -> NewMessage:
-    envelope = [("envelope-to", shown(rcpt.lower()), "")
-                for rcpt in first.provenance.envelope_to]
-    if first.provenance.envelope_from:
-        envelope.append(("envelope-from", shown(first.provenance.envelope_from.lower()), ""))
+    # Envelope addresses are added with the arrivals (catalog.add_provenances), every
+    # arrival's, not only the first one's.
     return NewMessage(sha256=digest, size=len(first.raw), stored_bytes=stored, tier=tier,
                       location=location, folder=shown(first.provenance.folder or ""),
-                      fields=item.fields, addresses=item.fields.addresses + envelope,
+                      fields=item.fields, addresses=item.fields.addresses,
                       parts=parts)

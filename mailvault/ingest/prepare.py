@@ -8,28 +8,13 @@ no index library, so the workers stay small.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from mailvault.message import ParsedMessage, parse
+from mailvault.records import MessageFields
 from mailvault.search.document import FULL_TEXT_TIERS, IndexDoc, message_document
 from mailvault.search.extract import Limits, extractor
 from mailvault.store import layout
 from mailvault.store.blobs import compress
-
-
-@dataclass(frozen=True)
-class MessageFields:
-    """What the catalog records from a message's own headers (computed by the workers)."""
-
-    date: datetime | None
-    subject: str
-    from_addr: str
-    to_addrs: str
-    cc_addrs: str
-    message_id: str
-    defects: list[str]
-    addresses: list[tuple[str, str, str]]
-    attachments: list[tuple[str, str, int]]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from pathlib import Path
 
 from mailvault import lifeline
 from mailvault.errors import InputError
-from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
 from mailvault.outlook.forms import CONVERTED_KINDS, build_form
 from mailvault.outlook.item import EMAIL, Item
 from mailvault.outlook.mime import build_message
@@ -40,6 +39,7 @@ from mailvault.outlook.tags import (
     PR_MESSAGE_DELIVERY_TIME,
     PR_MESSAGE_FLAGS,
 )
+from mailvault.records import Incoming, Provenance, Unreadable
 
 # What a damaged item can raise while it is read or rebuilt: caught per item, never per file.
 ITEM_ERRORS = (PstFormatError, MsgFormatError, struct.error, IndexError, KeyError, ValueError,

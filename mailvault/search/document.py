@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 
 from mailvault.fsnames import shown
-from mailvault.ingest.provenance import Provenance
 from mailvault.message import ParsedMessage
+from mailvault.records import Provenance
 
 FULL_TEXT_TIERS = ("active", "open")
 # Han, kana, Hangul and CJK compatibility characters are indexed one character a token (and a

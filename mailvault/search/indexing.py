@@ -19,14 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from mailvault.compliance import audit
-from mailvault.ingest.provenance import Provenance
+from mailvault.config import Settings
 from mailvault.message import ParsedMessage, parse
+from mailvault.records import Provenance
 from mailvault.search.document import (
     FULL_TEXT_TIERS,
     IndexDoc,
@@ -34,11 +34,21 @@ from mailvault.search.document import (
     with_arrivals,
 )
 from mailvault.search.extract import Limits, extractor
-from mailvault.search.index import IndexMarker
-from mailvault.store import catalog
+from mailvault.search.index import IndexMarker, SearchIndex
+from mailvault.store import audit, catalog
 
-if TYPE_CHECKING:
-    from mailvault.vault import Vault
+
+class Vault(Protocol):
+    """What healing needs of a vault (``mailvault.vault.Vault`` is one): the catalog, the
+    index, the settings, and the one way message bytes are read back. A protocol, so that
+    this module never imports the vault that wires it."""
+
+    engine: Engine
+    index: SearchIndex
+    settings: Settings
+    index_problem: str
+
+    def read_raw(self, row: catalog.MessageRow) -> bytes: ...
 
 _BATCH = 500
 _EVERY_ID = 2**62

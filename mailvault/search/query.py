@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from mailvault.days import parse_day
 from mailvault.errors import QueryError
 
 TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "filename",
@@ -250,16 +251,6 @@ def _with_field(node: Node, name: str) -> Node:
     if isinstance(node, Or):
         return Or(tuple(_with_field(c, name) for c in node.children))
     return node
-
-
-def parse_day(value: str) -> datetime:
-    """A day as YYYY-MM-DD or YYYY/MM/DD (or a full ISO date-time), in UTC."""
-    text = value.replace("/", "-")
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise QueryError(f"{value!r} is not a date (use YYYY-MM-DD).") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmg]?)b?$", re.I)

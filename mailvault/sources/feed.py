@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from mailvault.errors import SourceError
-from mailvault.ingest.provenance import Incoming, Unreadable
+from mailvault.records import Incoming, Unreadable
 
 Item = Incoming | Unreadable
 POLL_S = 0.2

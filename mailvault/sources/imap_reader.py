@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mailvault.errors import SourceError
-from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
+from mailvault.records import Incoming, Provenance, Unreadable
 from mailvault.sources import scope, state
 from mailvault.sources.feed import Item
 from mailvault.sources.imap import Fetched, FolderState, ImapSession

@@ -1,5 +1,5 @@
-"""Each source at a glance, for ``mailvault status`` and ``source list``: where it points,
-its last run (when, how long, counts, error), its next run, and warnings."""
+"""Each source at a glance, for ``status`` and ``source list`` (and the web's monitoring page):
+where it points, its last run (when, how long, counts, error), its next run, and warnings."""
 
 from __future__ import annotations
 
@@ -45,21 +45,3 @@ def describe(vault: Vault) -> list[dict[str, Any]]:
             "warnings": warnings(spec),
         })
     return described
-
-
-def one_line(entry: dict[str, Any]) -> str:
-    """A status line for a person."""
-    text = f"{entry['name']} ({entry['kind']} {entry['user']}@{entry['where']})"
-    last = entry["last_run"]
-    if last is None:
-        text += ": never synced"
-    else:
-        text += (f": last run {last['started']} {last['status']}"
-                 f" in {last['seconds'] if last['seconds'] is not None else '?'} s, "
-                 f"{last['archived']} archived, {last['duplicates']} duplicates, "
-                 f"{last['failed']} failed")
-        if last["error"]:
-            text += f"; last error: {last['error']}"
-    if entry["next_run"]:
-        text += f"; next run {entry['next_run']}"
-    return text

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from sqlalchemy import select
 
 from mailvault.errors import SourceError
-from mailvault.ingest.provenance import Incoming, Provenance, Unreadable
+from mailvault.records import Incoming, Provenance, Unreadable
 from mailvault.sources import state
 from mailvault.sources.feed import Item
 from mailvault.sources.pop3 import Listed, Pop3Session

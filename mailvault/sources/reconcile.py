@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mailvault.compliance import audit
 from mailvault.errors import SourceError
 from mailvault.sources import registry, scope, state
 from mailvault.sources.definitions import SourceSpec
@@ -19,7 +18,7 @@ from mailvault.sources.pop3 import Pop3Session
 from mailvault.sources.pop3_reader import FOLDER as POP3_FOLDER
 from mailvault.sources.scope import Account
 from mailvault.sources.state import FolderMark
-from mailvault.store import schema
+from mailvault.store import audit, schema
 from mailvault.vault import Vault
 
 # Where a message sits at the source: (UIDVALIDITY, UID) for IMAP, ("", UIDL) for POP3.

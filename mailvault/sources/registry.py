@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select
 
-from mailvault.compliance import audit
 from mailvault.errors import ConfigError, InputError, NotFoundError
+from mailvault.password_files import read_password_file
 from mailvault.sources.definitions import SourceSpec, build, from_toml
-from mailvault.store import catalog, schema
+from mailvault.store import audit, catalog, schema
 from mailvault.vault import Vault
 
 
@@ -74,15 +74,3 @@ def password(vault: Vault, spec: SourceSpec) -> str:
     if not sealed:
         raise ConfigError(f"source {spec.name!r} has no stored password.")
     return vault.keyring.unwrap_secret(sealed, _label(spec.name)).decode()
-
-
-def read_password_file(path: Path) -> str:
-    """The first line of a password file (a trailing newline is not part of the password)."""
-    try:
-        text = path.expanduser().read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"the password file {path} cannot be read: {exc.strerror}.") from exc
-    secret = text.splitlines()[0] if text else ""
-    if not secret:
-        raise InputError(f"the password file {path} is empty.")
-    return secret

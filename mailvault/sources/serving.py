@@ -16,15 +16,15 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from mailvault.ingest.pipeline import REFUSED, ArchiveReport, Outcome
-from mailvault.ingest.provenance import Incoming, Unreadable
+from mailvault.records import Incoming, Unreadable
 from mailvault.sources import registry
 from mailvault.sources.schedule import run_scheduler
 from mailvault.sources.sync import SPOOLED
 from mailvault.store import catalog
 
 if TYPE_CHECKING:
+    from mailvault.capture.services import ServeContext
     from mailvault.capture.spool import Spool
-    from mailvault.serve import ServeContext
     from mailvault.vault import Vault
 
 # Spool appends waited for together (they share the spool's group fsync).

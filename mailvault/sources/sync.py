@@ -16,15 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Protocol
 
-from mailvault.compliance import audit
 from mailvault.ingest.pipeline import ARCHIVED, DUPLICATE, ArchiveReport, Outcome, Pipeline
-from mailvault.ingest.provenance import Incoming, Unreadable
+from mailvault.records import Incoming, Unreadable
 from mailvault.sources import imap_reader, pop3_reader, registry, runs, scope, state
 from mailvault.sources.definitions import SourceSpec
 from mailvault.sources.feed import Feed, ReaderEnd
 from mailvault.sources.reading import ReadContext
 from mailvault.sources.report import Observer, Silent, SyncReport
 from mailvault.sources.scope import Account
+from mailvault.store import audit
 from mailvault.vault import Vault
 
 SPOOLED = "spooled"

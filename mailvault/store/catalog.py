@@ -34,8 +34,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailvault.errors import NotFoundError, StorageFullError, VaultError
 from mailvault.fsnames import exact_json, shown
-from mailvault.ingest.prepare import MessageFields
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import MessageFields, Provenance
 from mailvault.store import file_modes, schema
 from mailvault.store.volumes import Location
 
@@ -321,7 +320,33 @@ def add_provenances(conn: Connection, arrivals: Sequence[tuple[int, Provenance]]
             (m, key[1], prov.kind, shown(prov.source), _shown(prov.folder),
              _shown(prov.account), epoch(prov.received_at) if prov.received_at else stamp,
              exact_json(prov.to_json())) for key, m, prov in fresh])
+        _add_envelope_addresses(conn, [(m, prov) for _, m, prov in fresh])
     return {m for _, m, _ in fresh}
+
+
+def _add_envelope_addresses(conn: Connection, arrivals: list[tuple[int, Provenance]]) -> None:
+    """Every arrival's envelope sender and recipients become address rows of its message
+    (each once), so that holds, own-mail access and person reports find a Bcc or journal
+    recipient whichever copy of the message brought them."""
+    wanted: dict[tuple[int, str, str], None] = {}
+    for message_id, prov in arrivals:
+        for rcpt in prov.envelope_to:
+            wanted.setdefault((message_id, "envelope-to", shown(rcpt.lower())), None)
+        if prov.envelope_from:
+            wanted.setdefault((message_id, "envelope-from",
+                               shown(prov.envelope_from.lower())), None)
+    if not wanted:
+        return
+    a = schema.addresses
+    ids = sorted({m for m, _, _ in wanted})
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(a.c.message_id, a.c.role, a.c.address).where(
+            a.c.message_id.in_(ids[start:start + 500]),
+            a.c.role.in_(("envelope-to", "envelope-from"))))
+        for r in rows:
+            wanted.pop((r.message_id, r.role, r.address), None)
+    _bulk_insert(conn, a, ("message_id", "role", "address", "name"),
+                 [(m, role, address, "") for m, role, address in wanted])
 
 
 def record_failure(conn: Connection, prov: Provenance, reason: str) -> None:
@@ -441,6 +466,26 @@ def resolve(conn: Connection, ref: str) -> MessageRow:
     return _row(rows[0])
 
 
+def party_message_ids(conn: Connection, addresses: Sequence[str]) -> set[int]:
+    """Every message one of these (lower-cased) addresses is party to: sender, a header
+    recipient, or an envelope sender or recipient (Bcc and journal recipients included)."""
+    if not addresses:
+        return set()
+    a = schema.addresses
+    return set(conn.execute(select(a.c.message_id).distinct()
+                            .where(a.c.address.in_(list(addresses)))).scalars())
+
+
+def is_party(conn: Connection, message_id: int, addresses: Sequence[str]) -> bool:
+    """Whether one of these (lower-cased) addresses is party to the message."""
+    if not addresses:
+        return False
+    a = schema.addresses
+    return conn.execute(select(a.c.message_id).where(
+        a.c.message_id == message_id, a.c.address.in_(list(addresses))).limit(1)).first() \
+        is not None
+
+
 def iter_messages(conn: Connection, after_id: int = 0, batch: int = 1000) -> Iterator[MessageRow]:
     """Every message in id order, from after ``after_id``, read in batches."""
     while True:
@@ -487,6 +532,34 @@ def failures(conn: Connection, unresolved_only: bool = True) -> list[dict[str, A
     if unresolved_only:
         query = query.where(schema.failures.c.resolved.is_(False))
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def failure(conn: Connection, failure_id: int) -> dict[str, Any] | None:
+    """One recorded failure by id (resolved or not), or None."""
+    row = conn.execute(select(schema.failures)
+                       .where(schema.failures.c.id == failure_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def resolve_failure(conn: Connection, failure_id: int) -> None:
+    """Mark one failure resolved (what it named is gone, or a newer record replaces it)."""
+    conn.execute(update(schema.failures).where(schema.failures.c.id == failure_id)
+                 .values(resolved=True))
+
+
+def newer_failure(conn: Connection, failure_id: int) -> int | None:
+    """The id of an unresolved failure recorded after ``failure_id`` for the same thing
+    (kind, source and item), if there is one: a second try that failed again."""
+    f = schema.failures
+    old = conn.execute(select(f.c.kind, f.c.source, f.c.item)
+                       .where(f.c.id == failure_id)).first()
+    if old is None:
+        return None
+    same_item = f.c.item.is_(None) if old.item is None else f.c.item == old.item
+    found = conn.execute(select(func.max(f.c.id)).where(
+        f.c.id > failure_id, f.c.kind == old.kind, f.c.source == old.source, same_item,
+        f.c.resolved.is_(False))).scalar()
+    return None if found is None else int(found)
 
 
 def resolve_failures(conn: Connection, arrivals: Iterable[Provenance]) -> None:

@@ -11,9 +11,8 @@ from sqlalchemy import select
 
 from mailvault.accounts import users
 from mailvault.accounts.users import UserRecord
-from mailvault.compliance import audit
-from mailvault.compliance.audit import AuditEntry
-from mailvault.store import schema
+from mailvault.store import audit, schema
+from mailvault.store.audit import AuditEntry
 from mailvault.vault import Vault
 
 PASSWORD = "correct horse battery staple"

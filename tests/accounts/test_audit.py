@@ -9,8 +9,8 @@ import pytest
 
 from mailvault.accounts import tokens, users
 from mailvault.accounts.signin import authenticate
-from mailvault.compliance import audit
 from mailvault.errors import AuthenticationError
+from mailvault.store import audit
 from mailvault.vault import Vault
 from tests.accounts.conftest import ADMIN, MAX_FAILED, PASSWORD, audit_log, user_column
 

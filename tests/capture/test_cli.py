@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailvault.capture.users import USERS_FILE
-from mailvault.compliance import audit
+from mailvault.store import audit
 from mailvault.vault import Vault
 from tests.capture.conftest import Running, build, wait_until
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from mailvault.capture.drain import GATHER_S, Drain
 from mailvault.capture.spool import Position, Spool, SpooledMessage, read_spans
 from mailvault.ingest.pipeline import Pipeline
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import Provenance
 from mailvault.vault import Vault
 from tests.capture.conftest import build, message_count
 

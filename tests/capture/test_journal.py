@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from mailvault.capture.arrival import to_incoming
 from mailvault.capture.journal_report import unwrap
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import Provenance
 from mailvault.search.query import parse
 from mailvault.store import catalog, schema
 from mailvault.vault import Vault

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from mailvault.capture.milter import TEMPFAIL_REPLY, header_line
 from mailvault.capture.spool import Position, Spool
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import Provenance
 from mailvault.store import catalog, schema
 from mailvault.vault import Vault
 from tests.capture.conftest import Running, message_count, wait_until

@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from mailvault.capture.spool import Position, Spool
-from mailvault.capture.status import describe_status, read_status
+from mailvault.capture.status import read_status
 from mailvault.capture.users import add_user
-from mailvault.ingest.provenance import Provenance
+from mailvault.cli.health import describe_status
+from mailvault.records import Provenance
 from mailvault.serve import spool_folder
 from mailvault.store import catalog, schema
 from mailvault.vault import Vault

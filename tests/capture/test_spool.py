@@ -18,7 +18,7 @@ from pytest import MonkeyPatch
 from sqlalchemy import func, select
 
 from mailvault.capture.spool import SYNC_INTERVAL_S, Position, Spool, read_spans, segment_path
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import Provenance
 from mailvault.serve import spool_folder
 from mailvault.store import schema
 from mailvault.vault import Vault

@@ -12,7 +12,7 @@ import pytest
 
 from mailvault.ingest.files import FileOptions, Reader
 from mailvault.ingest.pipeline import Outcome, Pipeline
-from mailvault.ingest.provenance import Incoming, Provenance
+from mailvault.records import Incoming, Provenance
 from mailvault.vault import CATALOG_FILE, Vault
 
 ENRON = Path("mbox") / "enron-allen-p"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mailvault.compliance import compaction, tiers
+from mailvault.compliance.verify import verify
 from mailvault.errors import StoreError
 from mailvault.store import catalog
-from mailvault.store.verify import verify
 from mailvault.vault import Vault
 from tests.compliance.conftest import archive
 from tests.support import Attachment, build_message

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mailvault.compliance.verify import verify
 from mailvault.store import catalog
-from mailvault.store.verify import verify
 from mailvault.vault import CATALOG_FILE, Vault
 from tests.compliance.conftest import ENRON_MESSAGES
 from tests.support import MAILVAULT, run

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from mailvault.compliance import audit, disposition, retention
+from mailvault.compliance import disposition, retention
+from mailvault.compliance.verify import verify
 from mailvault.config import load_settings
 from mailvault.errors import ConfigError
-from mailvault.store.verify import verify
+from mailvault.store import audit
 from mailvault.vault import CATALOG_FILE, Vault
 from tests.compliance.conftest import archive
 from tests.support import build_message, count, invoke, run, write_mbox

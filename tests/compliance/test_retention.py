@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from mailvault.accounts.principal import local_operator
 from mailvault.compliance import disposition, holds, retention, tiers
+from mailvault.compliance.verify import verify
 from mailvault.errors import InputError, QueryError
-from mailvault.search import finder, indexing
+from mailvault.search import indexing
 from mailvault.search.query import parse
 from mailvault.store import schema
-from mailvault.store.verify import verify
 from mailvault.store.volumes import walk_records
+from mailvault.usecases import finding
 from mailvault.vault import Vault
 from tests.compliance.conftest import archive
 from tests.support import Attachment, build_message, invoke, search_json, write_mbox
@@ -274,11 +276,13 @@ def test_hold_operator_finds_exactly_what_the_hold_covers(small_vault: Vault) ->
                        date_from=OLD - timedelta(days=5), date_to=OLD + timedelta(days=5),
                        reason="subpoena", owner="legal", actor="admin")
     assert holds.held_by(small_vault, hold) == {held_old}
-    assert {row.id for row in finder.find(small_vault, "hold:matter-9", "t").rows} == {held_old}
-    assert finder.count(small_vault, "-hold:Matter-9", "t") == 2
-    assert finder.count(small_vault, "hold:matter-9 OR subject:later", "t") == 2
+    auditor = local_operator("t")
+    assert {row.id for row in finding.search(small_vault, auditor, "hold:matter-9").rows} \
+        == {held_old}
+    assert finding.count(small_vault, auditor, "-hold:Matter-9") == 2
+    assert finding.count(small_vault, auditor, "hold:matter-9 OR subject:later") == 2
     with pytest.raises(QueryError, match="no active legal hold named 'nope'"):
-        finder.count(small_vault, "hold:nope", "t")
+        finding.count(small_vault, auditor, "hold:nope")
     holds.release(small_vault, "Matter-9", "admin")
     with pytest.raises(QueryError):
-        finder.count(small_vault, "hold:matter-9", "t")
+        finding.count(small_vault, auditor, "hold:matter-9")

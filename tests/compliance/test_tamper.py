@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from mailvault.compliance import retention, tiers
-from mailvault.store.verify import verify
+from mailvault.compliance.verify import verify
 from mailvault.vault import CATALOG_FILE, Vault
 from tests.support import run
 

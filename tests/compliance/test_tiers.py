@@ -8,11 +8,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from mailvault.compliance import compaction, tiers
+from mailvault.compliance import compaction, inventory, tiers
+from mailvault.compliance.verify import verify
 from mailvault.search.query import parse
-from mailvault.store import catalog, inventory, schema
+from mailvault.store import catalog, schema
 from mailvault.store.blobs import KIND_CHUNK, KIND_PART
-from mailvault.store.verify import verify
 from mailvault.store.volumes import walk_records
 from mailvault.vault import Vault
 from tests.compliance.conftest import ENRON_MESSAGES, archive

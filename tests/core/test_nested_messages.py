@@ -21,7 +21,7 @@ from mailvault.capture.drain import Drain
 from mailvault.capture.spool import Position, Spool
 from mailvault.ingest.files import FileOptions, Reader
 from mailvault.ingest.pipeline import Pipeline
-from mailvault.ingest.provenance import Provenance
+from mailvault.records import Provenance
 from mailvault.search.document import IndexDoc
 from mailvault.search.index import SearchIndex
 from mailvault.store import catalog

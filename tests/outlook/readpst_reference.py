@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from mailvault.ingest.provenance import Incoming
 from mailvault.outlook.source import OutlookTally, pst_items
+from mailvault.records import Incoming
 
 
 @dataclass(frozen=True)

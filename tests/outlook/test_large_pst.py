@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mailvault.ingest.provenance import Unreadable
 from mailvault.outlook.source import OutlookTally, pst_items
+from mailvault.records import Unreadable
 from tests.outlook.pst_writer import write_pst
 from tests.outlook.readpst_reference import mailvault_emails, readpst_emails
 

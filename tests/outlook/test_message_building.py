@@ -10,7 +10,6 @@ from pathlib import Path
 import compressed_rtf
 import pytest
 
-from mailvault.ingest.provenance import Incoming
 from mailvault.message import parse
 from mailvault.outlook.item import Attachment, Item
 from mailvault.outlook.mime import build_message
@@ -28,6 +27,7 @@ from mailvault.outlook.tags import (
     PR_SUBJECT,
     PR_TRANSPORT_HEADERS,
 )
+from mailvault.records import Incoming
 
 
 def _all_pst_messages(pst_dir: Path) -> list[bytes]:

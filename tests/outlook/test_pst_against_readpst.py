@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mailvault.ingest.provenance import Incoming
 from mailvault.outlook.source import OutlookTally, pst_items
+from mailvault.records import Incoming
 from tests.outlook.conftest import EMAIL_FILES
 from tests.outlook.readpst_reference import Facts, mailvault_emails, readpst_emails
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from mailvault.errors import SourceError
-from mailvault.ingest.provenance import Incoming, Provenance
+from mailvault.records import Incoming, Provenance
 from mailvault.sources.feed import Feed, Item, ReaderEnd
 
 

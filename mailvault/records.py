@@ -1,4 +1,7 @@
-"""Where a copy of a message came from, and what a source hands to the pipeline."""
+"""The records that cross package lines: where a copy of a message came from (Provenance),
+what a source hands to the pipeline (Incoming, Unreadable), and what the catalog records
+from a message's own headers (MessageFields). Every package may import this module; it
+imports nothing of mailvault's but ``fsnames``."""
 
 from __future__ import annotations
 
@@ -104,3 +107,18 @@ class Unreadable:
 
     provenance: Provenance
     reason: str
+
+
+@dataclass(frozen=True)
+class MessageFields:
+    """What the catalog records from a message's own headers (computed by the workers)."""
+
+    date: datetime | None
+    subject: str
+    from_addr: str
+    to_addrs: str
+    cc_addrs: str
+    message_id: str
+    defects: list[str]
+    addresses: list[tuple[str, str, str]]
+    attachments: list[tuple[str, str, int]]

@@ -29,9 +29,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from mailvault.compliance.audit_head import Head, read_head_file
 from mailvault.errors import IntegrityError, VaultError
 from mailvault.store import schema
+from mailvault.store.audit_head import Head, read_head_file
 from mailvault.store.catalog import from_epoch, now
 
 GENESIS = "0" * 64

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from mailvault.compliance import audit
-from mailvault.compliance.audit_head import Head, read_head_file, write_head_file
 from mailvault.errors import IntegrityError, VaultError
-from mailvault.store import schema
+from mailvault.store import audit, schema
+from mailvault.store.audit_head import Head, read_head_file, write_head_file
 from mailvault.store.crypto import Keyring, create_chain_key, load_chain_key
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,10 +59,18 @@ def read_head_file(path: Path, key: bytes) -> Head:
 
 
 def write_head_file(path: Path, key: bytes, head: Head) -> None:
-    """Replace the file atomically (written owner-only, fsynced, renamed) with one naming
-    ``head`` (callers hold the lock on the vault folder)."""
+    """Replace the file atomically (written, fsynced, renamed) with one naming ``head``;
+    owner-only like everything in the vault (the temporary name is the process's own: a
+    running serve and a command may both move the head)."""
     record = {"seq": head.seq, "hash": head.hash, "mac": _mac(key, head)}
-    file_modes.write_replacing(path, json.dumps(record).encode() + b"\n")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = file_modes.open_new(temporary, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, json.dumps(record).encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
 
 
 def _mac(key: bytes, head: Head) -> str:

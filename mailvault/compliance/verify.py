@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mailvault.compliance import audit
 from mailvault.compliance.integrity import (
     archive_problems,
     index_problems,
@@ -15,7 +14,7 @@ from mailvault.compliance.integrity import (
     volume_problems,
 )
 from mailvault.errors import StoreError
-from mailvault.store import catalog
+from mailvault.store import audit, catalog
 from mailvault.store.blobs import KIND_PART
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from mailvault.compliance import audit
 from mailvault.config import Settings, compliance_settings
+from mailvault.store import audit
 
 ACTION = "settings"
 

@@ -1,0 +1,157 @@
+"""Finding and reading mail: search, count, open a message, its raw bytes, an attachment.
+
+Who may see what is decided here, once, for every face. An auditor searches and reads every
+message; a user only the messages one of their addresses is party to (sender, a header
+recipient, or an envelope recipient: Bcc and journal copies included); anyone else none. A
+message outside someone's reach is "not found", in the same words as one that does not
+exist, and the attempt is audited. Every search, count, view and download is audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from mailvault.accounts.principal import Principal, allows, require
+from mailvault.accounts.roles import Permission
+from mailvault.compliance.holds import resolve_holds
+from mailvault.errors import NotFoundError, QueryError
+from mailvault.message import ParsedMessage, display_headers, parse
+from mailvault.mime_leaves import Leaf, leaf
+from mailvault.records import Provenance
+from mailvault.search.query import And, IdSet, Node, Not, Or, Term
+from mailvault.search.query import parse as parse_query
+from mailvault.store import audit, catalog
+from mailvault.store.catalog import MessageRow
+from mailvault.vault import Vault
+
+# What is kept of a reference a person typed, in the audit entry of a refused look-up.
+_REF_CHARS = 100
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of results, newest first, and how many messages match in all."""
+
+    total: int
+    rows: list[MessageRow]
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class OpenedMessage:
+    """A message as a person is shown it: catalog row, exact bytes, headers, arrivals."""
+
+    row: MessageRow
+    raw: bytes
+    headers: list[tuple[str, str]]
+    arrivals: list[Provenance]
+    parsed: ParsedMessage
+
+
+def search(vault: Vault, who: Principal, text: str, *, limit: int = 50,
+           offset: int = 0) -> SearchPage:
+    """The messages ``who`` may see that match the query, newest first (audited)."""
+    node = _scoped(vault, who, parse_query(text))
+    total, ids = vault.index.search(node, limit=max(limit, 0), offset=max(offset, 0))
+    with vault.engine.begin() as conn:
+        rows = catalog.messages_by_id(conn, ids)
+        audit.record(conn, who.name, "search", {"query": text, "matches": total,
+                                                "shown": len(rows), "offset": offset})
+    return SearchPage(total, rows, offset, limit)
+
+
+def count(vault: Vault, who: Principal, text: str) -> int:
+    """How many messages ``who`` may see match the query (audited like a search)."""
+    total = vault.index.count(_scoped(vault, who, parse_query(text)))
+    with vault.engine.begin() as conn:
+        audit.record(conn, who.name, "count", {"query": text, "matches": total})
+    return total
+
+
+def open_message(vault: Vault, who: Principal, ref: str) -> OpenedMessage:
+    """A message by id or SHA-256 prefix, read back and hash-checked (audited as a view)."""
+    row = _reachable(vault, who, ref, Permission.READ_ALL, "view")
+    with vault.engine.connect() as conn:
+        arrivals = catalog.provenances(conn, row.id)
+    raw = vault.read_raw(row)
+    with vault.engine.begin() as conn:
+        audit.record(conn, who.name, "view", {"message": row.id, "sha256": row.sha256})
+    return OpenedMessage(row=row, raw=raw, headers=display_headers(raw), arrivals=arrivals,
+                         parsed=parse(raw))
+
+
+def raw_message(vault: Vault, who: Principal, ref: str, to: str) -> tuple[MessageRow, bytes]:
+    """A message's exact bytes, checked against its SHA-256 (audited as a download to
+    ``to``, which says where they went: a file, stdout, a web client)."""
+    row = _reachable(vault, who, ref, Permission.DOWNLOAD, "download")
+    data = vault.read_raw(row)
+    with vault.engine.begin() as conn:
+        audit.record(conn, who.name, "download", {"message": row.id, "sha256": row.sha256,
+                                                  "to": to})
+    return row, data
+
+
+def attachment(vault: Vault, who: Principal, ref: str, number: int,
+               to: str) -> tuple[MessageRow, Leaf]:
+    """One leaf part of a message (see ``mime_leaves``), decoded (audited as a download)."""
+    row = _reachable(vault, who, ref, Permission.DOWNLOAD, "download-attachment")
+    part = leaf(vault.read_raw(row), number)
+    if part is None:
+        raise NotFoundError(f"message {row.id} has no part {number}.")
+    with vault.engine.begin() as conn:
+        audit.record(conn, who.name, "download-attachment", {
+            "message": row.id, "sha256": row.sha256, "part": number,
+            "filename": part.filename, "to": to})
+    return row, part
+
+
+def _scoped(vault: Vault, who: Principal, node: Node) -> Node:
+    """The query limited to what ``who`` may search; ``hold:`` resolved for those who may
+    see holds."""
+    if _mentions_hold(node):
+        if not allows(who, Permission.HOLDS):
+            raise QueryError("hold: can only be searched by those who manage legal holds.")
+        node = resolve_holds(vault, node)
+    if allows(who, Permission.SEARCH_ALL):
+        return node
+    require(who, Permission.OWN_MAIL)
+    with vault.engine.connect() as conn:
+        own = catalog.party_message_ids(conn, who.addresses)
+    return And((node, IdSet(frozenset(own))))
+
+
+def _mentions_hold(node: Node) -> bool:
+    if isinstance(node, Term):
+        return node.field == "hold"
+    if isinstance(node, Not):
+        return _mentions_hold(node.child)
+    if isinstance(node, And | Or):
+        return any(_mentions_hold(child) for child in node.children)
+    return False
+
+
+def _reachable(vault: Vault, who: Principal, ref: str, everything: Permission,
+               action: str) -> MessageRow:
+    """The message ``ref`` names, if ``who`` may reach it: with ``everything`` any message,
+    with own-mail access one they are party to. Otherwise "not found", audited."""
+    if allows(who, everything):
+        with vault.engine.connect() as conn:
+            return catalog.resolve(conn, ref)
+    require(who, Permission.OWN_MAIL)
+    with vault.engine.begin() as conn:
+        row = _party_row(conn, who, ref)
+        if row is not None:
+            return row
+        audit.record(conn, who.name, "denied", {"action": action, "ref": ref[:_REF_CHARS]})
+    raise NotFoundError(f"there is no message {ref[:_REF_CHARS]!r} among your mail.")
+
+
+def _party_row(conn: Connection, who: Principal, ref: str) -> MessageRow | None:
+    try:
+        row = catalog.resolve(conn, ref)
+    except NotFoundError:
+        return None
+    return row if catalog.is_party(conn, row.id, who.addresses) else None

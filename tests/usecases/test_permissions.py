@@ -1,0 +1,177 @@
+"""Every use case against every role: a principal whose roles do not allow it gets
+PermissionDenied before anything is done (nothing is written, not even an audit entry); one
+whose roles allow it is never refused for its roles."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from mailvault.accounts.principal import Principal
+from mailvault.accounts.roles import Permission, Role, permissions_of
+from mailvault.compliance.tiers import Job
+from mailvault.errors import MailvaultError, PermissionDenied
+from mailvault.store import audit
+from mailvault.usecases import (
+    auditing,
+    disposition,
+    holds,
+    importing,
+    lifecycle,
+    monitoring,
+    people,
+    retention,
+    serving,
+    sources,
+)
+from mailvault.vault import Vault
+from tests.support import build_message
+
+P = Permission
+Call = Callable[[Vault, Principal, Path], object]
+NO_JOB = Job(id=999, query="", target="deep", actor="nobody", state="running", total=0,
+             done=0, created_at=None, finished_at=None)
+SOURCE = {"name": "mailhost", "kind": "pop3", "host": "127.0.0.1", "user": "eve"}
+
+
+def _import(vault: Vault, who: Principal, tmp: Path) -> object:
+    (tmp / "one.eml").write_bytes(build_message(subject="permission table"))
+    return importing.import_files(vault, who, importing.plan_import([tmp / "one.eml"]))
+
+
+def _serve(vault: Vault, who: Principal, _tmp: Path) -> None:
+    def run(_vault: Vault, _overrides: dict[str, list[str]],
+            ready: Callable[[list[str]], None], _actor: str) -> None:
+        ready(["smtp 127.0.0.1:2525"])
+
+    serving.serve(vault, who, {}, lambda _endpoints: None, run)
+
+
+# Use case -> the permissions of which any one allows it, and a call that does as little as
+# possible once allowed (a name that does not exist is refused after the check, not before).
+USE_CASES: dict[str, tuple[set[Permission], Call]] = {
+    "importing.import_files": ({P.SOURCES}, _import),
+    "importing.reindex": ({P.SOURCES}, lambda v, w, t: importing.reindex(v, w)),
+    "monitoring.status": ({P.MONITOR}, lambda v, w, t: monitoring.status(v, w)),
+    "monitoring.stats": ({P.MONITOR}, lambda v, w, t: monitoring.stats(v, w)),
+    "monitoring.verify": ({P.MONITOR}, lambda v, w, t: monitoring.verify(v, w)),
+    "monitoring.failures": ({P.MONITOR}, lambda v, w, t: monitoring.failures(v, w)),
+    "monitoring.retry_failure": ({P.SOURCES},
+                                 lambda v, w, t: monitoring.retry_failure(v, w, 999)),
+    "auditing.read_log": ({P.AUDIT_READ}, lambda v, w, t: auditing.read_log(v, w)),
+    "auditing.verify_chain": ({P.AUDIT_READ, P.MONITOR},
+                              lambda v, w, t: auditing.verify_chain(v, w)),
+    "auditing.head": ({P.AUDIT_READ, P.MONITOR}, lambda v, w, t: auditing.head(v, w)),
+    "holds.place_hold": ({P.HOLDS}, lambda v, w, t: holds.place_hold(
+        v, w, "matter", reason="subpoena", owner="legal", custodian="bob@example.org")),
+    "holds.release_hold": ({P.HOLDS}, lambda v, w, t: holds.release_hold(v, w, "none")),
+    "holds.list_holds": ({P.HOLDS}, lambda v, w, t: holds.list_holds(v, w)),
+    "retention.list_policies": ({P.RETENTION},
+                                lambda v, w, t: retention.list_policies(v, w)),
+    "retention.add_policy": ({P.RETENTION}, lambda v, w, t: retention.add_policy(
+        v, w, "long", match="domain", value="example.org", period="10y")),
+    "retention.set_default_policy": ({P.RETENTION},
+                                     lambda v, w, t: retention.set_default_policy(v, w, "8y")),
+    "retention.remove_policy": ({P.RETENTION},
+                                lambda v, w, t: retention.remove_policy(v, w, "none")),
+    "retention.recompute": ({P.RETENTION}, lambda v, w, t: retention.recompute(v, w)),
+    "retention.message_retention": ({P.RETENTION},
+                                    lambda v, w, t: retention.message_retention(v, w, "999")),
+    "disposition.dry_run": ({P.RETENTION}, lambda v, w, t: disposition.dry_run(v, w)),
+    "disposition.propose": ({P.RETENTION}, lambda v, w, t: disposition.propose(v, w)),
+    "disposition.approve": ({P.RETENTION}, lambda v, w, t: disposition.approve(v, w, 999)),
+    "disposition.cancel": ({P.RETENTION}, lambda v, w, t: disposition.cancel(v, w, 999)),
+    "disposition.dispose": ({P.RETENTION}, lambda v, w, t: disposition.dispose(v, w)),
+    "disposition.runs": ({P.RETENTION}, lambda v, w, t: disposition.runs(v, w)),
+    "lifecycle.start_move": ({P.LIFECYCLE},
+                             lambda v, w, t: lifecycle.start_move(v, w, "", "deep")),
+    "lifecycle.finish_move": ({P.LIFECYCLE},
+                              lambda v, w, t: lifecycle.finish_move(v, w, NO_JOB)),
+    "lifecycle.unfinished_moves": ({P.LIFECYCLE},
+                                   lambda v, w, t: lifecycle.unfinished_moves(v, w)),
+    "lifecycle.recent_moves": ({P.LIFECYCLE}, lambda v, w, t: lifecycle.recent_moves(v, w)),
+    "lifecycle.compact": ({P.LIFECYCLE}, lambda v, w, t: lifecycle.compact(v, w)),
+    "lifecycle.run_lifecycle": ({P.LIFECYCLE}, lambda v, w, t: lifecycle.run_lifecycle(v, w)),
+    "sources.add_source": ({P.SOURCES}, lambda v, w, t: sources.add_source(
+        v, w, sources.check_definition(SOURCE), "a password")),
+    "sources.list_sources": ({P.SOURCES}, lambda v, w, t: sources.list_sources(v, w)),
+    "sources.show_source": ({P.SOURCES}, lambda v, w, t: sources.show_source(v, w, "none")),
+    "sources.remove_source": ({P.SOURCES},
+                              lambda v, w, t: sources.remove_source(v, w, "none")),
+    "sources.sync_now": ({P.SOURCES}, lambda v, w, t: sources.sync_now(v, w, "none")),
+    "sources.reconcile_sources": ({P.SOURCES},
+                                  lambda v, w, t: sources.reconcile_sources(v, w, "none")),
+    "people.add_user": ({P.USERS}, lambda v, w, t: people.add_user(
+        v, w, "carol", ["auditor"], [], "a long enough password")),
+    "people.list_users": ({P.USERS}, lambda v, w, t: people.list_users(v, w)),
+    "people.update_user": ({P.USERS},
+                           lambda v, w, t: people.update_user(v, w, "none", roles=["user"])),
+    "people.set_password": ({P.USERS}, lambda v, w, t: people.set_password(
+        v, w, "none", "a long enough password")),
+    "people.disable_user": ({P.USERS}, lambda v, w, t: people.disable_user(v, w, "none")),
+    "people.enable_user": ({P.USERS}, lambda v, w, t: people.enable_user(v, w, "none")),
+    "people.remove_user": ({P.USERS}, lambda v, w, t: people.remove_user(v, w, "none")),
+    "people.enable_totp": ({P.USERS}, lambda v, w, t: people.enable_totp(v, w, "none")),
+    "people.disable_totp": ({P.USERS}, lambda v, w, t: people.disable_totp(v, w, "none")),
+    "people.create_token": ({P.USERS}, lambda v, w, t: people.create_token(v, w, "none")),
+    "people.list_tokens": ({P.USERS}, lambda v, w, t: people.list_tokens(v, w)),
+    "people.revoke_token": ({P.USERS}, lambda v, w, t: people.revoke_token(v, w, 999)),
+    "people.add_smtp_user": ({P.USERS}, lambda v, w, t: people.add_smtp_user(
+        v, w, "mta", "a password")),
+    "people.list_smtp_users": ({P.USERS}, lambda v, w, t: people.list_smtp_users(v, w)),
+    "people.remove_smtp_user": ({P.USERS},
+                                lambda v, w, t: people.remove_smtp_user(v, w, "none")),
+    "serving.serve": ({P.SETTINGS}, _serve),
+}
+MODULES: list[ModuleType] = [auditing, disposition, holds, importing, lifecycle, monitoring,
+                             people, retention, serving, sources]
+
+
+def test_the_table_names_every_use_case_that_takes_a_principal() -> None:
+    taking = {f"{module.__name__.rsplit('.', 1)[1]}.{name}"
+              for module in MODULES
+              for name, function in inspect.getmembers(module, inspect.isfunction)
+              if function.__module__ == module.__name__ and not name.startswith("_")
+              and "who" in inspect.signature(function).parameters}
+    assert taking == USE_CASES.keys()
+
+
+def _entries(vault: Vault) -> int:
+    with vault.engine.connect() as conn:
+        return len(list(audit.entries(conn)))
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_may_use_exactly_what_its_permissions_allow(
+        role: Role, vault: Vault, tmp_path: Path) -> None:
+    vault.settings.ingest.workers = 1
+    who = Principal("someone", frozenset({role}), ("someone@example.org",))
+    granted = permissions_of({role})
+    wrong: list[str] = []
+    for name, (needed, call) in USE_CASES.items():
+        before = _entries(vault)
+        try:
+            call(vault, who, tmp_path)
+            refused: Any = None
+        except PermissionDenied as exc:
+            refused = exc
+            if _entries(vault) != before:
+                wrong.append(f"{name} wrote to the audit log before refusing")
+        except MailvaultError:
+            refused = None  # allowed, then refused for another reason (no such name)
+        if bool(needed & granted) == (refused is not None):
+            wrong.append(f"{name}: {'refused' if refused else 'allowed'} for {role.value}")
+    assert wrong == []
+
+
+def test_the_refusal_names_the_roles_that_would_do(vault: Vault) -> None:
+    reviewer = Principal("rita", frozenset({Role.REVIEWER}))
+    with pytest.raises(PermissionDenied) as refused:
+        auditing.head(vault, reviewer)
+    assert str(refused.value) == ("rita may not read the audit log or see monitoring, status "
+                                  "and verification (that needs the role auditor or admin).")
