@@ -22,7 +22,7 @@ from mailvault.errors import QueryError
 
 TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "filename",
                "folder", "source")
-KEYWORD_FIELDS = ("tier", "tag", "hold", "msgid")
+KEYWORD_FIELDS = ("tier", "tag", "hold", "msgid", "fromdomain")
 PARTICIPANT_FIELDS = ("from", "to", "cc", "bcc")
 ALIASES = {"in": "folder", "label": "tag", "rfc822msgid": "msgid", "file": "filename"}
 

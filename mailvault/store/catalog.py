@@ -626,3 +626,21 @@ def arrivals_of(conn: Connection, message_ids: Sequence[int]) -> dict[int, list[
         for r in rows:
             out[r.message_id].append(Provenance.from_json(json.loads(r.data)))
     return out
+
+
+def messages_by_message_id(conn: Connection, message_ids: Iterable[str],
+                           limit: int = 500) -> list[MessageRow]:
+    """Messages whose Message-ID header is one of these (given without angle brackets)."""
+    wanted = sorted({f"<{m.strip().strip('<>')}>" for m in message_ids if m.strip("<> ")})
+    if not wanted:
+        return []
+    rows = conn.execute(select(*_ROW_COLUMNS).where(
+        schema.messages.c.message_id.in_(wanted[:limit])).limit(limit))
+    return [_row(r) for r in rows]
+
+
+def message_id_header(conn: Connection, message_id: int) -> str:
+    """The Message-ID header a message carries ('' when none)."""
+    value = conn.execute(select(schema.messages.c.message_id)
+                         .where(schema.messages.c.id == message_id)).scalar()
+    return str(value or "")
