@@ -33,9 +33,15 @@ def serve(
     milter: Annotated[list[str] | None, typer.Option(
         "--milter", help="HOST:PORT for the milter, instead of [milter] listen.",
         show_default=False)] = None,
+    web: Annotated[list[str] | None, typer.Option(
+        "--web", help="HOST:PORT for the web application, instead of [web] listen.",
+        show_default=False)] = None,
 ) -> None:
-    """Run the SMTP journal endpoint and the milter until stopped (Ctrl-C or SIGTERM)."""
+    """Run the SMTP journal endpoint, the web application, the milter and the scheduler
+    until stopped (Ctrl-C or SIGTERM)."""
     overrides: dict[str, list[str]] = {}
+    if web:
+        overrides["web"] = web
     if smtp:
         overrides["smtp"] = smtp
     if milter:
