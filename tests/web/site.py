@@ -8,7 +8,12 @@ ASGI transport, keeping cookies like a browser, from a client address of the tes
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import functools
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +98,27 @@ class Browser:
 
 
 def make_site(tmp_path: Path, **settings: Any) -> Site:
-    vault = Vault.create(tmp_path / "vault")
+    """A copy of the prepared archive (built once per test run: archiving starts worker
+    processes and each password costs an Argon2 hash), opened with these [web] settings."""
+    template, mail = _template()
+    shutil.copytree(template, tmp_path / "vault", symlinks=True)
+    vault = Vault.open(tmp_path / "vault")
+    web = WebSettings(**settings)
+    return Site(vault, web, dict(mail), create_app(vault, web))
+
+
+@functools.cache
+def _template() -> tuple[Path, dict[str, int]]:
+    folder = Path(tempfile.mkdtemp(prefix="mailvault-web-"))
+    atexit.register(shutil.rmtree, folder, True)
+    with _build(folder / "vault") as (vault, mail):
+        del vault
+    return folder / "vault", mail
+
+
+@contextlib.contextmanager
+def _build(path: Path) -> Iterator[tuple[Vault, dict[str, int]]]:
+    vault = Vault.create(path)
     vault.settings.accounts.min_password_length = 8
     for name, (roles, addresses) in PEOPLE.items():
         users.add_user(vault, name, roles, addresses, PASSWORD, ACTOR)
@@ -115,8 +140,10 @@ def make_site(tmp_path: Path, **settings: Any) -> Site:
                                                     sender="carol@corp.example.com")),
                           (with_file, file_arrival("4")), (secret, file_arrival("5"))])
     mail = dict(zip(("to_bob", "reply", "to_dave", "with_file", "secret"), ids, strict=True))
-    web = WebSettings(**settings)
-    return Site(vault, web, mail, create_app(vault, web))
+    try:
+        yield vault, mail
+    finally:
+        vault.close()
 
 
 def site_fixture(tmp_path: Path, **settings: Any) -> Iterator[Site]:
