@@ -52,7 +52,8 @@ class Site:
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
 
     def browser(self, client: str = "127.0.0.1", https: bool = False) -> Browser:
-        transport = httpx.ASGITransport(app=self.app, client=(client, 50000))
+        transport = httpx.ASGITransport(app=self.app, client=(client, 50000),
+                                       raise_app_exceptions=False)
         base = "https://testserver" if https else "http://testserver"
         return Browser(self.loop, httpx.AsyncClient(transport=transport, base_url=base))
 
