@@ -102,9 +102,9 @@ class OidcClient:
         return email, flow.next_page
 
     def _claims(self, id_token: str, nonce: str) -> dict[str, Any]:
-        keys = KeySet.import_key_set(
-            self._get_json(self.discovery()["jwks_uri"]))  # type: ignore[arg-type]
+        published = self._get_json(self.discovery()["jwks_uri"])
         try:
+            keys = KeySet.import_key_set(published)  # type: ignore[arg-type]
             token = jwt.decode(id_token, keys, algorithms=list(ALGORITHMS))
             JWTClaimsRegistry(
                 leeway=60,
@@ -113,7 +113,7 @@ class OidcClient:
                 exp={"essential": True},
                 nonce={"essential": True, "value": nonce},
             ).validate(token.claims)
-        except (JoseError, ValueError) as exc:
+        except (JoseError, ValueError, KeyError, TypeError) as exc:
             raise AuthenticationError(REFUSED, reason=f"id_token: {exc}") from None
         return dict(token.claims)
 
