@@ -1,4 +1,4 @@
-"""Every route × every role: an auditor sees everything; an admin without auditor and a
+"""Every route and every role: an auditor sees everything; an admin without auditor and a
 reviewer see no content at all; a user sees exactly their own mail, by page, API, search
 count and facet count, and another's message id is "not found" and audited."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
