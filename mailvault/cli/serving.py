@@ -12,6 +12,7 @@ from mailvault.capture import users
 from mailvault.cli.app import JsonOption, VaultOption, actor, open_vault, print_json, print_line
 from mailvault.compliance import audit
 from mailvault.serve import run_until_signalled
+from mailvault.web.service import web_url
 
 smtp_user_app = typer.Typer(help="Users that may log in to the SMTP endpoint (SMTP AUTH).",
                             no_args_is_help=True)
@@ -54,6 +55,10 @@ def serve(
                 audit.record(conn, who, "serve", {"endpoints": endpoints})
             for endpoint in endpoints:
                 print(f"listening: {endpoint}", flush=True)
+            for endpoint in endpoints:
+                if endpoint.startswith("web "):
+                    url = web_url(endpoint, bool(opened.settings.web.tls_cert))
+                    print(f"open {url} in a browser", flush=True)
 
         run_until_signalled(opened, overrides, ready, who)
     print("stopped", flush=True)

@@ -60,8 +60,14 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def web_url(endpoint: str, tls: bool) -> str:
+    """The address people open for a listening endpoint ('web 127.0.0.1:8025')."""
+    return f"{'https' if tls else 'http'}://{endpoint.partition(' ')[2]}/"
+
+
 class WebService:
-    """The web application of ``mailvault serve``."""
+    """The web application of ``mailvault serve`` (start() returns 'web HOST:PORT' per
+    listener, as the other services do)."""
 
     name = "web"
 
@@ -74,7 +80,6 @@ class WebService:
         self._sockets: list[socket.socket] = []
 
     async def start(self) -> list[str]:
-        scheme = "https" if self.settings.tls_cert else "http"
         opened = []
         for host, port in self.addresses:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -90,7 +95,7 @@ class WebService:
             sock.setblocking(False)
             self._sockets.append(sock)
             bound = sock.getsockname()
-            opened.append(f"web {scheme}://{show_listen(str(bound[0]), int(bound[1]))}/")
+            opened.append(f"web {show_listen(str(bound[0]), int(bound[1]))}")
         config = uvicorn.Config(
             create_app(self.vault, self.settings), lifespan="off", access_log=False,
             log_config=None, server_header=False,
