@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mailvault.capture import users
+from mailvault.accounts import users
+from mailvault.capture import users as smtp_users
 from mailvault.cli.app import JsonOption, VaultOption, actor, open_vault, print_json, print_line
 from mailvault.compliance import audit
 from mailvault.serve import run_until_signalled
+from mailvault.store import file_modes
+from mailvault.vault import Vault, default_vault_path
 from mailvault.web.service import web_url
 
 smtp_user_app = typer.Typer(help="Users that may log in to the SMTP endpoint (SMTP AUTH).",
@@ -37,9 +41,15 @@ def serve(
     web: Annotated[list[str] | None, typer.Option(
         "--web", help="HOST:PORT for the web application, instead of [web] listen.",
         show_default=False)] = None,
+    init: Annotated[bool, typer.Option(
+        "--init", help="First create the vault if there is none and, if it has no user yet, "
+        "an administrator (also auditor) named admin whose password is printed once.")
+    ] = False,
 ) -> None:
     """Run the SMTP journal endpoint, the web application, the milter and the scheduler
     until stopped (Ctrl-C or SIGTERM)."""
+    if init:
+        _initialise(vault or default_vault_path())
     overrides: dict[str, list[str]] = {}
     if web:
         overrides["web"] = web
@@ -64,6 +74,21 @@ def serve(
     print("stopped", flush=True)
 
 
+def _initialise(path: Path) -> None:
+    """`serve --init`: the vault and its first administrator, when missing."""
+    if not (path / "keys").is_dir():
+        with file_modes.owner_only_umask():
+            Vault.create(path).close()
+        print_line(f"Created a vault in {path.resolve()}; keep a copy of "
+                   f"{path.resolve() / 'keys'} somewhere safe.")
+    with open_vault(path) as opened:
+        password = users.add_first_administrator(opened, actor())
+    if password is not None:
+        print_line(f"Created the administrator '{users.FIRST_ADMIN}' (also auditor) with the "
+                   f"password {password} (shown only now; change it with 'mailvault user "
+                   f"passwd {users.FIRST_ADMIN}').")
+
+
 def user_add(
     name: Annotated[str, typer.Argument(help="User name the MTA logs in with.")],
     vault: VaultOption = None,
@@ -76,7 +101,7 @@ def user_add(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with open_vault(vault) as opened:
-        new = users.add_user(opened.path, name, password)
+        new = smtp_users.add_user(opened.path, name, password)
         with opened.engine.begin() as conn:
             audit.record(conn, actor(), "smtp-user add" if new else "smtp-user password",
                          {"user": name})
@@ -86,7 +111,7 @@ def user_add(
 def user_list(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """List the SMTP users."""
     with open_vault(vault) as opened:
-        names = sorted(users.load_users(opened.path))
+        names = sorted(smtp_users.load_users(opened.path))
     if json_out:
         print_json(names)
         return
@@ -100,7 +125,7 @@ def user_remove(
 ) -> None:
     """Remove an SMTP user."""
     with open_vault(vault) as opened:
-        users.remove_user(opened.path, name)
+        smtp_users.remove_user(opened.path, name)
         with opened.engine.begin() as conn:
             audit.record(conn, actor(), "smtp-user remove", {"user": name})
     print_line(f"Removed SMTP user {name}")
