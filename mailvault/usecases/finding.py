@@ -196,6 +196,16 @@ def attachment(vault: Vault, who: Principal, ref: str, number: int,
     return row, part
 
 
+def allow_remote_images(vault: Vault, who: Principal, ref: str) -> MessageRow:
+    """Record that ``who`` chose to load a message's remote images (audited: a remote image
+    tells its sender that, when and from where the message was read)."""
+    row = _reachable(vault, who, ref, Permission.READ_ALL, "remote-images")
+    with vault.engine.begin() as conn:
+        audit.record(conn, who.name, "remote-images", {"message": row.id,
+                                                       "sha256": row.sha256})
+    return row
+
+
 def _by_date(row: MessageRow) -> tuple[bool, float, int]:
     """Oldest first, undated messages last."""
     return (row.date is None, row.date.timestamp() if row.date else 0.0, row.id)

@@ -139,3 +139,11 @@ def test_an_index_of_an_older_schema_is_rebuilt(tmp_path: Path) -> None:
         assert json.loads(marker.read_text())["schema"] == 2
         assert finding.count(vault, AUDITOR, "subject:kept") == 1
         assert dict(finding.facets(vault, AUDITOR, "").year) == {"2021": 1}
+
+
+def test_loading_remote_images_is_audited(vault: Vault, mail: dict[str, int]) -> None:
+    row = finding.allow_remote_images(vault, AUDITOR, str(mail["to_bob"]))
+    assert row.id == mail["to_bob"]
+    assert "remote-images" in actions(vault)
+    with pytest.raises(NotFoundError):
+        finding.allow_remote_images(vault, user("dave@example.org"), str(mail["to_bob"]))
