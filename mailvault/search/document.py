@@ -45,6 +45,9 @@ class IndexDoc:
     from_domains: list[str] = field(default_factory=list)
     # Message-IDs this message replies to or references (In-Reply-To, References).
     refs: list[str] = field(default_factory=list)
+    # Every address party to the message (lower case): the catalog's address rows, so that
+    # own-mail scoping is one index query (query.Party).
+    party: list[str] = field(default_factory=list)
     # Not indexed: the To/Cc addresses, to tell envelope recipients that are Bcc apart.
     header_rcpts: frozenset[str] = frozenset()
 
@@ -81,6 +84,8 @@ def message_document(parsed: ParsedMessage, size: int, tier: str,
         from_domains=sorted({a.address.rpartition("@")[2].lower()
                              for a in parsed.addrs("from") if "@" in a.address}),
         refs=message_ids(f"{parsed.in_reply_to} {parsed.references}"),
+        party=sorted({a.address for addrs in parsed.addresses.values() for a in addrs
+                      if a.address}),
         header_rcpts=frozenset(a.address for r in ("to", "cc") for a in parsed.addrs(r)),
     )
 
@@ -96,6 +101,9 @@ def with_arrivals(doc: IndexDoc, message_id: int, arrivals: list[Provenance]) ->
                          if r.lower() not in doc.header_rcpts]
     doc.folder = sorted({shown(p.folder) for p in arrivals if p.folder})
     doc.source = sorted({shown(f"{p.kind} {p.source}") for p in arrivals})
+    envelope = {shown(r.lower()) for p in arrivals for r in p.envelope_to}
+    envelope |= {shown(p.envelope_from.lower()) for p in arrivals if p.envelope_from}
+    doc.party = sorted(set(doc.party) | envelope)
     if not doc.from_domains:
         senders = [shown(p.envelope_from) for p in arrivals if p.envelope_from]
         doc.from_domains = sorted({s.rpartition("@")[2].lower() for s in senders if "@" in s})

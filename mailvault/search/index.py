@@ -44,7 +44,7 @@ KEYWORD_FIELDS = ("tier", "tag", "msgid", "has", "fromdomain")
 FACET_FIELDS = ("year", "fromdomain", "folderkey", "tier", "has")
 # The version of the schema below, written into the marker. An index folder built with
 # another schema (an older mailvault) is emptied when opened and rebuilt by healing.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _LOCK_WAIT_S = 30.0
 WRITER_LOCK = ".tantivy-writer.lock"  # Tantivy's writer holds an flock on this file
 MARKER_FILE = "mailvault-index.json"
@@ -105,7 +105,8 @@ def _schema() -> tantivy.Schema:
 
 def _keyword_fields() -> tuple[str, ...]:
     # "refs": the Message-IDs a message replies to (In-Reply-To, References), for threads.
-    extra = tuple(n for n in (*FACET_FIELDS, "refs") if n not in KEYWORD_FIELDS)
+    # "party": every address party to the message (own-mail scoping, query.Party).
+    extra = tuple(n for n in (*FACET_FIELDS, "refs", "party") if n not in KEYWORD_FIELDS)
     return KEYWORD_FIELDS + extra
 
 
@@ -362,6 +363,8 @@ class SearchIndex:
                 d.add_text("folderkey", folder)
         for ref in doc.refs:
             d.add_text("refs", ref)
+        for address in doc.party:
+            d.add_text("party", address)
         for name, value in (("subject", doc.subject), ("body", doc.body),
                             ("attachment", doc.attachment)):
             if value:
@@ -488,6 +491,10 @@ class SearchIndex:
                 node.above + 1 if node.above is not None else None,
                 max(node.below - 1, 0) if node.below is not None else None,
             )
+        if isinstance(node, q.Party):
+            if not node.addresses:
+                return tantivy.Query.term_set_query(self.schema, "id", [])
+            return tantivy.Query.term_set_query(self.schema, "party", sorted(node.addresses))
         if isinstance(node, q.IdSet):
             return tantivy.Query.term_set_query(self.schema, "id", sorted(node.ids))
         if isinstance(node, q.HasAttachment):

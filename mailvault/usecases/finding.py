@@ -22,7 +22,7 @@ from mailvault.ingest.provenance import Provenance
 from mailvault.message import ParsedMessage, display_headers, parse
 from mailvault.mime_leaves import Leaf, leaf
 from mailvault.search.document import message_ids
-from mailvault.search.query import And, IdSet, Node, Not, Or, Term
+from mailvault.search.query import And, Node, Not, Or, Party, Term
 from mailvault.search.query import parse as parse_query
 from mailvault.store import catalog
 from mailvault.store.catalog import MessageRow
@@ -228,9 +228,7 @@ def _scoped(vault: Vault, who: Principal, node: Node) -> Node:
     if allows(who, Permission.SEARCH_ALL):
         return node
     require(who, Permission.OWN_MAIL)
-    with vault.engine.connect() as conn:
-        own = catalog.party_message_ids(conn, who.addresses)
-    return And((node, IdSet(frozenset(own))))
+    return And((node, Party(frozenset(who.addresses))))
 
 
 def _mentions_hold(node: Node) -> bool:

@@ -14,7 +14,7 @@ from mailvault.accounts.principal import Principal, local_operator
 from mailvault.accounts.roles import Role
 from mailvault.compliance import audit
 from mailvault.errors import InputError, NotFoundError, QueryError
-from mailvault.search.index import MARKER_FILE
+from mailvault.search.index import MARKER_FILE, SCHEMA_VERSION
 from mailvault.usecases import finding, saved_searches, verifying
 from mailvault.vault import Vault
 from tests.support import build_message
@@ -132,11 +132,11 @@ def test_an_index_of_an_older_schema_is_rebuilt(tmp_path: Path) -> None:
         archive(vault, [(build_message(subject="kept"), file_arrival("1"))])
     marker = path / "index" / MARKER_FILE
     data = json.loads(marker.read_text())
-    assert data["schema"] == 2
-    data["schema"] = 1
+    assert data["schema"] == SCHEMA_VERSION
+    data["schema"] = SCHEMA_VERSION - 1
     marker.write_text(json.dumps(data))
     with Vault.open(path) as vault:
-        assert json.loads(marker.read_text())["schema"] == 2
+        assert json.loads(marker.read_text())["schema"] == SCHEMA_VERSION
         assert finding.count(vault, AUDITOR, "subject:kept") == 1
         assert dict(finding.facets(vault, AUDITOR, "").year) == {"2021": 1}
 
