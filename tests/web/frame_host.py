@@ -2,11 +2,12 @@
 
 ``FrameHost`` stands in for the web application: a top page that embeds a message's HTML in
 an ``<iframe>`` (with whatever sandbox the test gives), the frame document (with whatever
-Content-Security-Policy the test gives) and the message's parts for ``cid:`` images.
-``LeakRecorder`` is "the rest of the internet": every connection and request it sees is
-recorded, and it answers each with a small PNG, so anything that reaches it has leaked.
-Both listen on 127.0.0.1 port 0 in a thread and are ready when their constructor returns
-(the socket is bound and listening before ``serve_forever`` starts).
+Content-Security-Policy the test gives) and the message's parts for ``cid:`` images. Its top
+page sets a SameSite=Strict session cookie, as the application does, and it records which
+requests carry it. ``LeakRecorder`` is "the rest of the internet": every connection and
+request it sees is recorded, and it answers each with a small PNG, so anything that reaches
+it has leaked. Both listen on 127.0.0.1 port 0 in a thread and are ready when their
+constructor returns (the socket is bound and listening before ``serve_forever`` starts).
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ class Shown:
     csp: str | None
     sandbox: str | None
     parts: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+
+
+SESSION_COOKIE = "session=signed-in"
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One request to the host: its path, the Cookie it carried, its Sec-Fetch-Site."""
+
+    path: str
+    cookie: str | None
+    fetch_site: str | None
 
 
 class _Server(ThreadingHTTPServer):
@@ -129,10 +142,20 @@ class FrameHost(_Server):
         super().__init__(_HostHandler)
         self.shown: dict[str, Shown] = {}
         self.groups: dict[str, list[str]] = {}
+        self.arrivals: list[Arrival] = []
 
     def show(self, key: str, shown: Shown) -> None:
         with self.lock:
             self.shown[key] = shown
+
+    def arrived(self, arrival: Arrival) -> None:
+        with self.lock:
+            self.arrivals.append(arrival)
+
+    def arrivals_for(self, path: str) -> list[Arrival]:
+        """How each request for this path came: its cookie and Sec-Fetch-Site."""
+        with self.lock:
+            return [arrival for arrival in self.arrivals if arrival.path == path]
 
     def find(self, key: str) -> Shown | None:
         with self.lock:
@@ -163,6 +186,8 @@ class _HostHandler(_Quiet):
 
     def do_GET(self) -> None:
         self.server.record(self.path)
+        self.server.arrived(Arrival(self.path, self.headers.get("Cookie"),
+                                    self.headers.get("Sec-Fetch-Site")))
         parts = self.path.split("/")
         group = self.server.group(parts[2]) if parts[1] == "together" else None
         if group is not None:
@@ -174,7 +199,9 @@ class _HostHandler(_Quiet):
         if shown is None:
             self.answer(404, "text/plain", b"not found")
         elif parts[1] == "top" and len(parts) == 3:
-            self.answer(200, "text/html; charset=utf-8", _top_page([(parts[2], shown)]).encode())
+            # The application's session cookie, as issue 11 asks for it.
+            self.answer(200, "text/html; charset=utf-8", _top_page([(parts[2], shown)]).encode(),
+                        {"Set-Cookie": f"{SESSION_COOKIE}; Path=/; HttpOnly; SameSite=Strict"})
         elif parts[1] == "frame" and len(parts) == 3:
             headers = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
             if shown.csp is not None:

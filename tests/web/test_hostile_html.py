@@ -18,7 +18,7 @@ import pytest
 
 from mailvault.mime_leaves import Leaf, leaves
 from mailvault.web.mail_html import FRAME_CSP, IFRAME_SANDBOX, frame_csp, render
-from tests.web.frame_host import FrameHost, LeakRecorder, Shown
+from tests.web.frame_host import SESSION_COOKIE, FrameHost, LeakRecorder, Shown
 from tests.web.hostile_mail import PAYLOADS, PNG, Payload, html_message, related_message
 
 if TYPE_CHECKING:
@@ -184,6 +184,26 @@ def test_cid_images_show_from_the_message(viewer: Viewer, host: FrameHost,
     seen = viewer.look(top)
     (image,) = _cid_image_urls(host, "cid-shown", raw)
     assert (image, 200) in seen.loaded, _verdict(seen, leak)
+
+
+def test_cid_parts_are_asked_for_without_the_session_cookie(
+        viewer: Viewer, host: FrameHost, leak: LeakRecorder) -> None:
+    """What the application must design for: the frame document comes with the session
+    cookie, but the sandboxed frame's own requests (its cid: images) are cross-site from an
+    opaque origin and carry no SameSite cookie, so a part URL has to carry its own
+    authority (a short-lived signed token, say) and the part response must not demand a
+    same-origin Cross-Origin-Resource-Policy."""
+    raw = related_message('<img src="cid:logo@example.net">',
+                          {"logo@example.net": ("image/png", PNG)})
+    top = _show_rendered(host, "cookies", raw, allow_remote_images=False)
+    viewer.look(top)  # the first visit sets the cookie
+    seen = viewer.look(top)
+    (image,) = _cid_image_urls(host, "cookies", raw)
+    assert (image, 200) in seen.loaded, _verdict(seen, leak)
+    frame = host.arrivals_for("/frame/cookies")[-1]
+    assert (frame.cookie, frame.fetch_site) == (SESSION_COOKIE, "same-origin")
+    part = host.arrivals_for(image.removeprefix(host.base))[-1]
+    assert (part.cookie, part.fetch_site) == (None, "cross-site")
 
 
 def test_remote_images_load_only_when_allowed(viewer: Viewer, host: FrameHost,
