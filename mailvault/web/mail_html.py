@@ -4,7 +4,7 @@ HTML mail is written by whoever sent it, so it is treated as hostile. Three wall
 between it and the reader, and each one alone must hold:
 
 1. **The sanitiser** (this module, with nh3): an allow-list of tags and attributes for mail
-   (text, tables, fonts, images, links). Scripts, styles blocks, frames, plug-ins, forms, SVG,
+   (text, tables, fonts, images, links). Scripts, style blocks, frames, plug-ins, forms, SVG,
    MathML, ``<meta>``, ``<base>`` and ``<link>`` go with their content; event handlers and every
    attribute not on the list go. Links keep only ``http``, ``https`` and ``mailto`` URLs and a
    page-local ``#fragment``, and always open a new top-level tab (``target="_blank"
@@ -176,7 +176,7 @@ _STYLE_VALUE = re.compile(r"[A-Za-z0-9\s#%.,'\"!/+-]*")
 # image cannot script inside <img> either, but it is a document format; not worth the risk).
 _RASTER_DATA_URL = re.compile(
     r"data:image/(?:png|gif|jpeg|jpg|webp|bmp);base64,[A-Za-z0-9+/=]*", re.IGNORECASE)
-MAX_INLINE_IMAGE_URL = 256 * 1024
+_MAX_INLINE_IMAGE_URL = 256 * 1024
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _REMOTE_SCHEMES = ("http", "https")
@@ -338,7 +338,7 @@ def _scheme(url: str) -> str:
 
 
 def _is_inline_raster(url: str) -> bool:
-    return len(url) <= MAX_INLINE_IMAGE_URL and _RASTER_DATA_URL.fullmatch(url) is not None
+    return len(url) <= _MAX_INLINE_IMAGE_URL and _RASTER_DATA_URL.fullmatch(url) is not None
 
 
 def _active_content(source: str) -> int:
