@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from mailvault.mime_leaves import Leaf, leaves
+from mailvault.mime_leaves import leaves
 from mailvault.web.mail_html import (
     FRAME_CSP,
     IFRAME_SANDBOX,
@@ -140,7 +141,6 @@ def test_srcset_background_and_relative_sources_never_load() -> None:
 
 
 def test_small_raster_data_images_stay_and_other_data_images_go() -> None:
-    import base64
     png = "data:image/png;base64," + base64.b64encode(PNG).decode()
     svg = "data:image/svg+xml;base64," + base64.b64encode(b"<svg onload=alert(1)/>").decode()
     big = "data:image/png;base64," + "A" * (300 * 1024)
@@ -283,8 +283,7 @@ def test_the_sandbox_grants_no_script_origin_form_or_top_navigation() -> None:
     assert flags == {"allow-popups", "allow-popups-to-escape-sandbox"}
 
 
-def test_leaves_of_a_related_message_are_what_render_reads() -> None:
+def test_the_corpus_builders_make_the_parts_render_reads() -> None:
     raw = related_message('<img src="cid:a@b">', {"a@b": ("image/png", PNG)})
-    assert [(leaf.content_type, leaf.content_id) for leaf in leaves(raw)] == [
-        ("text/html", ""), ("image/png", "a@b")]
-    assert isinstance(leaves(raw)[1], Leaf)
+    assert [(leaf.content_type, leaf.content_id, leaf.disposition) for leaf in leaves(raw)] == [
+        ("text/html", "", ""), ("image/png", "a@b", "inline")]
