@@ -14,7 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 
 from mailvault.accounts.principal import Principal
 from mailvault.accounts.users import live_row, record_of
@@ -70,6 +70,19 @@ def current(vault: Vault, token: str, idle_s: int, max_age_s: int, *,
             at: float | None = None) -> Session:
     """The session a token names, if it is still live; AuthenticationError otherwise (an
     expired session, or one whose user was disabled or removed, is ended here)."""
+    return _live(vault, schema.web_sessions.c.token_hash == _hash(token), idle_s, max_age_s,
+                 at)
+
+
+def by_id(vault: Vault, session_id: int, idle_s: int, max_age_s: int, *,
+          at: float | None = None) -> Session:
+    """A live session by its id, for a link that carries its own proof of being made for
+    that session (a message part inside the sandboxed mail frame, which has no cookie)."""
+    return _live(vault, schema.web_sessions.c.id == session_id, idle_s, max_age_s, at)
+
+
+def _live(vault: Vault, which: ColumnElement[bool], idle_s: int, max_age_s: int,
+          at: float | None) -> Session:
     when = int(time.time() if at is None else at)
     sessions, users = schema.web_sessions, schema.users
     with vault.engine.connect() as conn:
@@ -78,7 +91,7 @@ def current(vault: Vault, token: str, idle_s: int, max_age_s: int, *,
                                   sessions.c.seen_at, sessions.c.ended_at,
                                   sessions.c.remote_images, users)
                            .join(users, users.c.id == sessions.c.user_id)
-                           .where(sessions.c.token_hash == _hash(token))).first()
+                           .where(which)).first()
     if row is None or row.ended_at is not None:
         raise AuthenticationError("you are not signed in.", reason="no session")
     reason = ""

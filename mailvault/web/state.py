@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mailvault.config import WebSettings
 from mailvault.fsnames import shown
 from mailvault.web.oidc import OidcClient
+from mailvault.web.part_links import PartLinks
 from mailvault.web.throttle import SigninThrottle
 
 HERE = Path(__file__).parent
@@ -84,3 +85,4 @@ class WebState:
     oidc: OidcClient | None
     templates: Jinja2Templates = field(default_factory=templates)
     pending: PendingSignins = field(default_factory=PendingSignins)
+    part_links: PartLinks = field(default_factory=PartLinks)
