@@ -27,7 +27,9 @@ PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-
 HEADERS = {
     "content-security-policy": PAGE_CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # Not no-referrer: under it a browser sends "Origin: null" with the archive's own form
+    # posts, and the CSRF check needs the real origin. Other sites still learn nothing.
+    "referrer-policy": "same-origin",
     "x-frame-options": "SAMEORIGIN",
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
