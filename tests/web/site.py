@@ -14,7 +14,8 @@ import functools
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,35 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @dataclass
+class LoopThread:
+    """An event loop running in a thread of its own: the in-process clients' requests run
+    there, so they work whatever loop the test's thread has (Playwright's sync API keeps
+    one running in it)."""
+
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, work: Coroutine[Any, Any, httpx.Response]) -> httpx.Response:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=60)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self.thread is not None:
+            self.thread.join(10)
+        self.loop.close()
+
+
+@dataclass
 class Site:
     vault: Vault
     settings: WebSettings
     mail: dict[str, int]
     app: FastAPI
-    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    loop: LoopThread = field(default_factory=LoopThread)
 
     def browser(self, client: str = "127.0.0.1", https: bool = False) -> Browser:
         transport = httpx.ASGITransport(app=self.app, client=(client, 50000),
@@ -69,7 +93,7 @@ class Site:
 class Browser:
     """A cookie-keeping client of the app, driven synchronously."""
 
-    loop: asyncio.AbstractEventLoop
+    loop: LoopThread
     client: httpx.AsyncClient
     csrf: str = ""
 
@@ -80,7 +104,7 @@ class Browser:
         return self._send("POST", url, **kw)
 
     def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
-        response = self.loop.run_until_complete(self.client.request(method, url, **kw))
+        response = self.loop.run(self.client.request(method, url, **kw))
         found = _CSRF.search(response.text) if "text/html" in response.headers.get(
             "content-type", "") else None
         if found:
