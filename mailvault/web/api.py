@@ -19,7 +19,6 @@ from mailvault.mime_leaves import leaves
 from mailvault.usecases import finding, saved_searches, verifying
 from mailvault.web.downloads import attachment_response, raw_response
 from mailvault.web.identity import PrincipalDep, VaultDep
-from mailvault.web.message_view import AttachmentView
 
 
 class ApiJSON(JSONResponse):
@@ -75,19 +74,12 @@ def message(ref: str, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
         "headers": [[name, value] for name, value in opened.headers],
         "arrivals": [a.to_json() for a in opened.arrivals],
         "text": text or opened.parsed.body,
-        "attachments": [_attachment(p.number, p.filename, p.content_type, len(p.data),
-                                    p.content_id)
+        "attachments": [{"number": p.number, "filename": p.filename,
+                         "content_type": p.content_type, "size": len(p.data),
+                         "content_id": p.content_id}
                         for p in parts if not p.is_body_text],
         "last_verified": check.to_json() if check else None,
     }
-
-
-def _attachment(number: int, filename: str, content_type: str, size: int,
-                content_id: str) -> dict[str, Any]:
-    view = AttachmentView(number, filename, content_type, size, content_id)
-    return {"number": view.number, "filename": view.filename,
-            "content_type": view.content_type, "size": view.size,
-            "content_id": view.content_id}
 
 
 @router.get("/messages/{ref}/raw", summary="The exact bytes of a message",
