@@ -390,6 +390,9 @@ class SearchIndex:
         if order not in SORT_ORDERS:
             raise QueryError(f"results can be sorted {', '.join(SORT_ORDERS)}, not {order!r}.")
         field, direction = SORT_ORDERS[order]
+        if limit <= 0:
+            # Tantivy panics on a top-N collector of 0: only the count was asked for.
+            return self.count(node), []
         searcher = self._searcher()
         compiled = self.compile(node)
         try:

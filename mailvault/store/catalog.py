@@ -451,7 +451,8 @@ def messages_by_id(conn: Connection, ids: Sequence[int]) -> list[MessageRow]:
 def resolve(conn: Connection, ref: str) -> MessageRow:
     """A message by id (digits) or by a SHA-256 prefix of at least 8 hex digits."""
     ref = ref.strip().lower()
-    if ref.isdigit() and len(ref) < 16:
+    # ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses.
+    if ref.isascii() and ref.isdigit() and len(ref) < 16:
         by_id = messages_by_id(conn, [int(ref)])
         if by_id:
             return by_id[0]
