@@ -327,6 +327,37 @@ class AccountsSettings:
 
 
 @dataclass
+class WebSettings:
+    """The web application and JSON API that `mailvault serve` runs."""
+
+    listen: list[str] = setting(
+        ["127.0.0.1:8025"],
+        "HOST:PORT addresses for the web application (empty: no web). Without tls_cert only "
+        "loopback addresses are allowed.")
+    tls_cert: str = setting("", "PEM certificate (chain): the web is served over HTTPS.")
+    tls_key: str = setting("", "PEM private key of tls_cert.")
+    session_idle_minutes: int = setting(
+        30, "A session unused this long is signed out.")
+    session_max_hours: int = setting(
+        12, "A session ends this long after sign-in, however busy.")
+    signin_attempts: int = setting(
+        20, "Sign-in attempts one client address may make per signin_window_minutes; more are "
+        "refused (and the lock-out audited) until the window has passed.")
+    signin_window_minutes: int = setting(
+        15, "The window of signin_attempts.")
+    oidc_issuer: str = setting(
+        "", "OpenID Connect provider (its issuer URL) for sign-in; empty: none. A person is "
+        "matched by the e-mail claim to an existing user's address, never created.")
+    oidc_client_id: str = setting("", "This archive's client id at the OpenID provider.")
+    oidc_client_secret_file: str = setting(
+        "", "File holding the client secret at the OpenID provider.")
+    oidc_name: str = setting("single sign-on", "What the sign-in button calls the provider.")
+    public_url: str = setting(
+        "", "The URL people reach the web at (for the OpenID redirect), e.g. "
+        "https://archive.example.org; empty: the address of each request.")
+
+
+@dataclass
 class Settings:
     """Every setting of a vault, by section (the TOML tables of mailvault.toml)."""
 
@@ -340,6 +371,7 @@ class Settings:
     milter: MilterSettings = field(default_factory=MilterSettings)
     spool: SpoolSettings = field(default_factory=SpoolSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 def load_settings(vault_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:

@@ -25,6 +25,7 @@ from mailvault.compliance.lifecycle import lifecycle_service
 from mailvault.errors import MailvaultError
 from mailvault.sources.serving import scheduler_service
 from mailvault.vault import Vault
+from mailvault.web.service import web_service
 
 STATUS_EVERY_S = 1.0
 # At a clean stop the spool is archived first, for up to this long (the rest is replayed).
@@ -37,6 +38,7 @@ SERVICES: tuple[ServiceFactory, ...] = (
     milter_service,
     scheduler_service,
     lifecycle_service,
+    web_service,
 )
 
 
@@ -58,7 +60,7 @@ async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str
     context = ServeContext(vault, spool, status, overrides or {})
     services = [s for s in (factory(context) for factory in SERVICES) if s is not None]
     if not services:
-        raise MailvaultError("nothing to serve: no SMTP or milter address is configured.")
+        raise MailvaultError("nothing to serve: no SMTP, milter or web address is configured.")
     # The archiver process holds the index writer from now on; this process only reads.
     vault.index.close()
     spool.start()

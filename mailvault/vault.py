@@ -86,13 +86,18 @@ class Vault:
             raise VaultError(f"a vault cannot be created in {path}: {exc.strerror}.") from exc
         return cls.open(path, passphrase)
 
+    @staticmethod
+    def exists(path: Path) -> bool:
+        """Whether ``path`` holds a vault (its keys folder)."""
+        return (path.expanduser() / "keys").is_dir()
+
     @classmethod
     def open(cls, path: Path, passphrase: str | None = None) -> Vault:
         """Open an existing vault and heal the index if it is behind the catalog (a crash, a
         full disk, an older copy of the index folder). Healing is best effort: a vault on a
         full disk still opens for reading, with ``index_problem`` saying why."""
         path = path.expanduser().resolve()
-        if not (path / "keys").is_dir():
+        if not cls.exists(path):
             raise VaultError(f"there is no vault in {path} (create one with 'mailvault init').")
         settings = load_settings(path)
         for folder in (path, *_tier_folders_outside(path, settings)):

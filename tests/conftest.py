@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,12 @@ from mailvault.vault import Vault
 from tests.support import unavailable
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every vault a test opens serves its web application (if serve runs) on a free port, so
+    # that tests (and several checkouts on one machine) never meet on 127.0.0.1:8025.
+    os.environ.setdefault("MAILVAULT_WEB_LISTEN", "127.0.0.1:0")
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,38 @@ def authenticate(vault: Vault, name: str, password: str, totp_code: str | None, 
     return record_of(row).principal()
 
 
+def authenticate_by_address(vault: Vault, address: str, provider: str, actor: str) -> Principal:
+    """The principal of the one current user whose own addresses include ``address``, which
+    an identity provider (``provider``) has vouched for; AuthenticationError when none or
+    more than one has it, or that user is disabled. Nobody is ever created here: an
+    administrator makes the account first."""
+    wanted = address.strip().lower()
+    users = schema.users
+    with vault.engine.connect() as conn:
+        rows = [r for r in conn.execute(select(users).where(users.c.removed_at.is_(None)))
+                if wanted and wanted in r.addresses.split()]
+    if len(rows) != 1:
+        _audit_refusal(vault, actor, NOT_A_NAME, f"{provider}: {len(rows)} users have the "
+                       f"address {wanted[:100]!r}")
+    row = rows[0]
+    if row.disabled:
+        _audit_refusal(vault, actor, row.name, f"{provider}: disabled")
+    with vault.engine.begin() as conn:
+        conn.execute(update(users).where(users.c.id == row.id)
+                     .values(last_login_at=int(time.time())))
+        audit.record(conn, actor, "login", {"user": row.name, "provider": provider,
+                                            "address": wanted})
+    return record_of(row).principal()
+
+
+def audit_address_throttled(vault: Vault, actor: str, attempts: int, until: float) -> None:
+    """Record that a client address made too many sign-in attempts and is refused until
+    ``until`` (whatever names it tries)."""
+    with vault.engine.begin() as conn:
+        audit.record(conn, actor, "login-throttled", {
+            "attempts": attempts, "until": datetime.fromtimestamp(until, UTC).isoformat()})
+
+
 def _second_factor(vault: Vault, actor: str, row: Row[Any], code: str | None,
                    when: float) -> int | None:
     """The TOTP step the code proves (None for an account without TOTP)."""

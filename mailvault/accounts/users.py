@@ -9,6 +9,7 @@ so no user can pass for the command line's ``cli:<os user>`` or a service's acto
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,6 +101,20 @@ def add_user(vault: Vault, name: str, roles: Iterable[str], addresses: Iterable[
         # Another process added the same name between our check and our insert.
         raise _taken(name, removed=False) from None
     return get_user(vault, name)
+
+
+FIRST_ADMIN = "admin"
+
+
+def add_first_administrator(vault: Vault, actor: str) -> str | None:
+    """When the vault has never had a user, create ``admin`` (administrator and auditor)
+    with a random password and return it (the only time it is shown); None otherwise."""
+    with vault.engine.connect() as conn:
+        if conn.execute(select(schema.users.c.id).limit(1)).first() is not None:
+            return None
+    password = secrets.token_urlsafe(18)
+    add_user(vault, FIRST_ADMIN, ["admin", "auditor"], [], password, actor)
+    return password
 
 
 def list_users(vault: Vault, include_removed: bool = False) -> list[UserRecord]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,7 +18,8 @@ from mailvault.cli.app import (
     print_line,
 )
 from mailvault.serve import run_until_signalled
-from mailvault.usecases import people, serving
+from mailvault.usecases import people, serving, vaults
+from mailvault.web.service import web_url
 
 smtp_user_app = typer.Typer(help="Users that may log in to the SMTP endpoint (SMTP AUTH).",
                             no_args_is_help=True)
@@ -39,21 +41,52 @@ def serve(
     milter: Annotated[list[str] | None, typer.Option(
         "--milter", help="HOST:PORT for the milter, instead of [milter] listen.",
         show_default=False)] = None,
+    web: Annotated[list[str] | None, typer.Option(
+        "--web", help="HOST:PORT for the web application, instead of [web] listen.",
+        show_default=False)] = None,
+    init: Annotated[bool, typer.Option(
+        "--init", help="First create the vault if there is none and, if it has no user yet, "
+        "an administrator (also auditor) named admin whose password is printed once.")
+    ] = False,
 ) -> None:
-    """Run the SMTP journal endpoint and the milter until stopped (Ctrl-C or SIGTERM)."""
+    """Run the SMTP journal endpoint, the web application, the milter and the scheduler
+    until stopped (Ctrl-C or SIGTERM)."""
+    if init:
+        _initialise(vault)
     overrides: dict[str, list[str]] = {}
+    if web:
+        overrides["web"] = web
     if smtp:
         overrides["smtp"] = smtp
     if milter:
         overrides["milter"] = milter
 
-    def ready(endpoints: list[str]) -> None:
-        for endpoint in endpoints:
-            print(f"listening: {endpoint}", flush=True)
-
     with open_vault(vault) as opened:
+        tls = bool(opened.settings.web.tls_cert)
+
+        def ready(endpoints: list[str]) -> None:
+            for endpoint in endpoints:
+                print(f"listening: {endpoint}", flush=True)
+            for endpoint in endpoints:
+                if endpoint.startswith("web "):
+                    print(f"open {web_url(endpoint, tls)} in a browser", flush=True)
+
         serving.serve(opened, principal(), overrides, ready, run_until_signalled)
     print("stopped", flush=True)
+
+
+def _initialise(path: Path | None) -> None:
+    """`serve --init`: the vault and its first administrator, when missing."""
+    created = vaults.create_if_missing(path)
+    if created is not None:
+        print_line(f"Created a vault in {created}; keep a copy of {created / 'keys'} "
+                   "somewhere safe.")
+    with open_vault(path) as opened:
+        password = people.add_first_administrator(opened, principal())
+    if password is not None:
+        print_line(f"Created the administrator 'admin' (also auditor) with the password "
+                   f"{password} (shown only now; change it with 'mailvault user passwd "
+                   "admin').")
 
 
 def user_add(

@@ -16,6 +16,7 @@ from mailvault.records import Provenance
 FULL_TEXT_TIERS = ("active", "open")
 # Han, kana, Hangul and CJK compatibility characters are indexed one character a token (and a
 # query word becomes a phrase of them): CJK text has no spaces to split words on.
+_MSGID = re.compile(r"<([^<>\s]+)>")
 _CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
 
 
@@ -40,6 +41,13 @@ class IndexDoc:
     msgid: str = ""
     has: list[str] = field(default_factory=list)
     tag: list[str] = field(default_factory=list)
+    # The sender's domains (lower case), for the sender-domain facet and fromdomain:.
+    from_domains: list[str] = field(default_factory=list)
+    # Message-IDs this message replies to or references (In-Reply-To, References).
+    refs: list[str] = field(default_factory=list)
+    # Every address party to the message (lower case): the catalog's address rows, so that
+    # own-mail scoping is one index query (query.Party).
+    party: list[str] = field(default_factory=list)
     # Not indexed: the To/Cc addresses, to tell envelope recipients that are Bcc apart.
     header_rcpts: frozenset[str] = frozenset()
 
@@ -47,6 +55,12 @@ class IndexDoc:
 def spaced(text: str) -> str:
     """Text ready for the analyzer: CJK characters set apart so each is a token."""
     return _CJK.sub(r" \1 ", text) if not text.isascii() else text
+
+
+def message_ids(text: str) -> list[str]:
+    """The Message-IDs in a header value (In-Reply-To, References), without brackets, in
+    order, each once."""
+    return list(dict.fromkeys(_MSGID.findall(text)))
 
 
 def message_document(parsed: ParsedMessage, size: int, tier: str,
@@ -67,6 +81,11 @@ def message_document(parsed: ParsedMessage, size: int, tier: str,
         bcc=[str(a) for a in parsed.addrs("bcc")],
         msgid=parsed.message_id,
         has=["attachment"] if any(not a.inline for a in parsed.attachments) else [],
+        from_domains=sorted({a.address.rpartition("@")[2].lower()
+                             for a in parsed.addrs("from") if "@" in a.address}),
+        refs=message_ids(f"{parsed.in_reply_to} {parsed.references}"),
+        party=sorted({a.address for addrs in parsed.addresses.values() for a in addrs
+                      if a.address}),
         header_rcpts=frozenset(a.address for r in ("to", "cc") for a in parsed.addrs(r)),
     )
 
@@ -82,4 +101,10 @@ def with_arrivals(doc: IndexDoc, message_id: int, arrivals: list[Provenance]) ->
                          if r.lower() not in doc.header_rcpts]
     doc.folder = sorted({shown(p.folder) for p in arrivals if p.folder})
     doc.source = sorted({shown(f"{p.kind} {p.source}") for p in arrivals})
+    envelope = {shown(r.lower()) for p in arrivals for r in p.envelope_to}
+    envelope |= {shown(p.envelope_from.lower()) for p in arrivals if p.envelope_from}
+    doc.party = sorted(set(doc.party) | envelope)
+    if not doc.from_domains:
+        senders = [shown(p.envelope_from) for p in arrivals if p.envelope_from]
+        doc.from_domains = sorted({s.rpartition("@")[2].lower() for s in senders if "@" in s})
     return doc

@@ -24,7 +24,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import tantivy
 
@@ -37,7 +39,12 @@ ANALYZER = "mv"
 DEFAULT_FIELDS = ("subject", "body", "attachment", "from", "to", "cc", "filename")
 TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "filename",
                "folder", "source")
-KEYWORD_FIELDS = ("tier", "tag", "msgid", "has")
+KEYWORD_FIELDS = ("tier", "tag", "msgid", "has", "fromdomain")
+# Keyword fields kept as fast fields too, so that facets count them (``facet_counts``).
+FACET_FIELDS = ("year", "fromdomain", "folderkey", "tier", "has")
+# The version of the schema below, written into the marker. An index folder built with
+# another schema (an older mailvault) is emptied when opened and rebuilt by healing.
+SCHEMA_VERSION = 3
 _LOCK_WAIT_S = 30.0
 WRITER_LOCK = ".tantivy-writer.lock"  # Tantivy's writer holds an flock on this file
 MARKER_FILE = "mailvault-index.json"
@@ -60,6 +67,22 @@ class IndexMarker:
     generation: int
 
 
+SORT_ORDERS = {
+    "newest": ("sort_date", tantivy.Order.Desc),
+    "oldest": ("sort_date", tantivy.Order.Asc),
+    "largest": ("size", tantivy.Order.Desc),
+}
+
+
+def _empty_folder(path: Path) -> None:
+    # The folder's contents, not the folder: it may be a mount point of its own.
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def _count(result: tantivy.SearchResult) -> int:
     # The binding's type stubs omit SearchResult.count, which search(count=True) fills.
     return int(getattr(result, "count", 0) or 0)
@@ -74,9 +97,36 @@ def _schema() -> tantivy.Schema:
     builder.add_unsigned_field("size", indexed=True, fast=True)
     for name in TEXT_FIELDS:
         builder.add_text_field(name, tokenizer_name=ANALYZER)
-    for name in KEYWORD_FIELDS:
-        builder.add_text_field(name, tokenizer_name="raw", index_option="basic")
+    for name in _keyword_fields():
+        builder.add_text_field(name, tokenizer_name="raw", index_option="basic",
+                               fast=name in FACET_FIELDS)
     return builder.build()
+
+
+def _keyword_fields() -> tuple[str, ...]:
+    # "refs": the Message-IDs a message replies to (In-Reply-To, References), for threads.
+    # "party": every address party to the message (own-mail scoping, query.Party).
+    extra = tuple(n for n in (*FACET_FIELDS, "refs", "party") if n not in KEYWORD_FIELDS)
+    return KEYWORD_FIELDS + extra
+
+
+def _expected_fields() -> dict[str, bool]:
+    """Field name -> fast, as _schema() declares them (compared with an index folder's)."""
+    fields = {"id": True, "date": True, "sort_date": True, "size": True}
+    fields.update((name, False) for name in TEXT_FIELDS)
+    fields.update((name, name in FACET_FIELDS) for name in _keyword_fields())
+    return fields
+
+
+def _folder_fields(path: Path) -> dict[str, bool] | None:
+    """Field name -> fast, as the index folder's meta.json has them (None: no index yet)."""
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        return {f["name"]: bool(f.get("options", {}).get("fast")) for f in meta["schema"]}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VaultError(f"the index in {path} cannot be read: {exc}.") from exc
 
 
 def _analyzer() -> tantivy.TextAnalyzer:
@@ -94,19 +144,42 @@ class SearchIndex:
         self.heap_bytes = max(heap_mb, 16) * 1024 * 1024
         file_modes.make_folder(path)
         self.schema = _schema()
+        self._writer: tantivy.IndexWriter | None = None
+        self._drop_outdated()
         try:
             self._index = tantivy.Index(self.schema, path=str(path), reuse=True)
         except (OSError, ValueError) as exc:
             raise VaultError(f"the index in {path} cannot be opened: {exc}.") from exc
         self.analyzer = _analyzer()
         self._index.register_tokenizer(ANALYZER, self.analyzer)
-        self._writer: tantivy.IndexWriter | None = None
         # How many writers failed and were replaced: documents added before a replacement
         # were lost with the old writer, whoever added them.
         self.lost_writers = 0
         # Under serve, the spool drain and the lifecycle pass share one writer from two
         # threads; the binding does not allow two calls on it at once.
         self._write_lock = threading.RLock()
+
+    def _drop_outdated(self) -> None:
+        """Empty a folder built with another schema (its marker names another version, or
+        its fields differ): healing then fills it from the catalog, as for a new folder."""
+        fields = _folder_fields(self.path)
+        if fields is None:
+            return
+        written = self._marker_schema()
+        if fields == _expected_fields() and written in (None, SCHEMA_VERSION):
+            return
+        if self.writer_busy():
+            raise VaultError(f"the index in {self.path} was built by another version of "
+                             "mailvault and another process is writing it: stop that process "
+                             "(mailvault serve) so that the index can be rebuilt.")
+        _empty_folder(self.path)
+
+    def _marker_schema(self) -> int | None:
+        try:
+            data = json.loads((self.path / MARKER_FILE).read_text(encoding="utf-8"))
+            return int(data.get("schema", 1))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return None
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -243,7 +316,8 @@ class SearchIndex:
     def _write_marker(self, marker: IndexMarker) -> None:
         path = self.path / MARKER_FILE
         temporary = path.with_suffix(".tmp")
-        data = json.dumps({"watermark": marker.watermark, "generation": marker.generation})
+        data = json.dumps({"watermark": marker.watermark, "generation": marker.generation,
+                           "schema": SCHEMA_VERSION})
         try:
             with open(temporary, "w", encoding="utf-8") as handle:
                 handle.write(data)
@@ -267,12 +341,7 @@ class SearchIndex:
     def clear(self) -> None:
         """Delete every document and the marker (for a full rebuild)."""
         self.close()
-        # The folder's contents, not the folder: it may be a mount point of its own.
-        for entry in self.path.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        _empty_folder(self.path)
         lost = self.lost_writers + 1  # whatever was added and not committed went too
         self.__init__(self.path, self.heap_bytes // (1024 * 1024))  # type: ignore[misc]
         self.lost_writers = lost
@@ -285,6 +354,17 @@ class SearchIndex:
         d.add_integer("sort_date", doc.date or 0)
         d.add_unsigned("size", doc.size)
         d.add_text("tier", doc.tier)
+        if doc.date is not None:
+            d.add_text("year", str(datetime.fromtimestamp(doc.date, UTC).year))
+        for domain in sorted(set(doc.from_domains)):
+            d.add_text("fromdomain", domain)
+        for folder in doc.folder:
+            if folder:
+                d.add_text("folderkey", folder)
+        for ref in doc.refs:
+            d.add_text("refs", ref)
+        for address in doc.party:
+            d.add_text("party", address)
         for name, value in (("subject", doc.subject), ("body", doc.body),
                             ("attachment", doc.attachment)):
             if value:
@@ -304,17 +384,52 @@ class SearchIndex:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def search(self, node: q.Node, limit: int, offset: int = 0) -> tuple[int, list[int]]:
-        """(total matches, message ids newest first) for a query."""
+    def search(self, node: q.Node, limit: int, offset: int = 0,
+               order: str = "newest") -> tuple[int, list[int]]:
+        """(total matches, message ids in ``order``: newest, oldest or largest first)."""
+        if order not in SORT_ORDERS:
+            raise QueryError(f"results can be sorted {', '.join(SORT_ORDERS)}, not {order!r}.")
+        field, direction = SORT_ORDERS[order]
+        if limit <= 0:
+            # Tantivy panics on a top-N collector of 0: only the count was asked for.
+            return self.count(node), []
         searcher = self._searcher()
         compiled = self.compile(node)
         try:
             result = searcher.search(compiled, limit=max(limit, 0), offset=offset, count=True,
-                                     order_by_field="sort_date")
+                                     order_by_field=field, order=direction)
         except ValueError as exc:
             raise QueryError(f"the search failed: {exc}.") from exc
         ids = [searcher.doc(address)["id"][0] for _, address in result.hits]
         return _count(result), ids
+
+    def facet_counts(self, node: q.Node, size: int = 20) -> dict[str, list[tuple[str, int]]]:
+        """For each facet field, its most frequent values among the matches, with counts
+        (a message with two values counts in both); ``has`` counts messages with
+        attachments."""
+        aggregations = {name: {"terms": {"field": name, "size": size}}
+                        for name in FACET_FIELDS}
+        try:
+            result: dict[str, Any] = self._searcher().aggregate(self.compile(node),
+                                                                aggregations)
+        except ValueError as exc:
+            raise QueryError(f"the facets cannot be counted: {exc}.") from exc
+        return {name: [(str(b["key"]), int(b["doc_count"]))
+                       for b in result.get(name, {}).get("buckets", [])]
+                for name in FACET_FIELDS}
+
+    def referring(self, message_ids: Sequence[str], limit: int = 500) -> list[int]:
+        """Ids of messages that reply to or reference any of these Message-IDs."""
+        wanted = sorted({m.strip().strip("<>") for m in message_ids if m.strip("<> ")})
+        if not wanted:
+            return []
+        query = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "refs", m))
+             for m in wanted])
+        searcher = self._searcher()
+        hits = searcher.search(query, limit=limit, count=False).hits
+        return [int(v) for v in searcher.fast_field_values("id", [a for _, a in hits])
+                if v is not None]
 
     def count(self, node: q.Node) -> int:
         """How many messages match."""
@@ -379,6 +494,10 @@ class SearchIndex:
                 node.above + 1 if node.above is not None else None,
                 max(node.below - 1, 0) if node.below is not None else None,
             )
+        if isinstance(node, q.Party):
+            if not node.addresses:
+                return tantivy.Query.term_set_query(self.schema, "id", [])
+            return tantivy.Query.term_set_query(self.schema, "party", sorted(node.addresses))
         if isinstance(node, q.IdSet):
             return tantivy.Query.term_set_query(self.schema, "id", sorted(node.ids))
         if isinstance(node, q.HasAttachment):

@@ -23,7 +23,7 @@ from mailvault.errors import QueryError
 
 TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "filename",
                "folder", "source")
-KEYWORD_FIELDS = ("tier", "tag", "hold", "msgid")
+KEYWORD_FIELDS = ("tier", "tag", "hold", "msgid", "fromdomain")
 PARTICIPANT_FIELDS = ("from", "to", "cc", "bcc")
 ALIASES = {"in": "folder", "label": "tag", "rfc822msgid": "msgid", "file": "filename"}
 
@@ -75,6 +75,15 @@ class IdSet:
 
 
 @dataclass(frozen=True)
+class Party:
+    """Messages one of these (lower-case) addresses is party to: a header address (From,
+    Sender, To, Cc, Bcc, Reply-To) or an envelope sender or recipient of any arrival. The
+    same rule as the catalog's address rows, so a user's own mail is one index query."""
+
+    addresses: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Not:
     child: Node
 
@@ -89,7 +98,7 @@ class Or:
     children: tuple[Node, ...]
 
 
-Node = Term | DateRange | SizeRange | HasAttachment | MatchAll | IdSet | Not | And | Or
+Node = Term | DateRange | SizeRange | HasAttachment | MatchAll | IdSet | Party | Not | And | Or
 
 _TOKEN = re.compile(
     r"""\s*(?:

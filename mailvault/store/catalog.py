@@ -450,7 +450,8 @@ def messages_by_id(conn: Connection, ids: Sequence[int]) -> list[MessageRow]:
 def resolve(conn: Connection, ref: str) -> MessageRow:
     """A message by id (digits) or by a SHA-256 prefix of at least 8 hex digits."""
     ref = ref.strip().lower()
-    if ref.isdigit() and len(ref) < 16:
+    # ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses.
+    if ref.isascii() and ref.isdigit() and len(ref) < 16:
         by_id = messages_by_id(conn, [int(ref)])
         if by_id:
             return by_id[0]
@@ -653,3 +654,21 @@ def arrivals_of(conn: Connection, message_ids: Sequence[int]) -> dict[int, list[
         for r in rows:
             out[r.message_id].append(Provenance.from_json(json.loads(r.data)))
     return out
+
+
+def messages_by_message_id(conn: Connection, message_ids: Iterable[str],
+                           limit: int = 500) -> list[MessageRow]:
+    """Messages whose Message-ID header is one of these (given without angle brackets)."""
+    wanted = sorted({f"<{m.strip().strip('<>')}>" for m in message_ids if m.strip("<> ")})
+    if not wanted:
+        return []
+    rows = conn.execute(select(*_ROW_COLUMNS).where(
+        schema.messages.c.message_id.in_(wanted[:limit])).limit(limit))
+    return [_row(r) for r in rows]
+
+
+def message_id_header(conn: Connection, message_id: int) -> str:
+    """The Message-ID header a message carries ('' when none)."""
+    value = conn.execute(select(schema.messages.c.message_id)
+                         .where(schema.messages.c.id == message_id)).scalar()
+    return str(value or "")

@@ -355,3 +355,47 @@ api_tokens = Table(
     sqlite_autoincrement=True,
 )
 Index("api_tokens_user", api_tokens.c.user_id)
+
+# -- the web application: sessions, saved searches; per-message verification results ----------
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # SHA-256 hex of the session token: the cookie's value never rests in the catalog.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("client", Text, nullable=False, default=""),
+    Column("created_at", Integer, nullable=False),
+    Column("seen_at", Integer, nullable=False),
+    Column("ended_at", Integer),
+    # Message ids whose remote images this session chose to load (space-separated).
+    Column("remote_images", Text, nullable=False, default=""),
+    sqlite_autoincrement=True,
+)
+Index("web_sessions_user", web_sessions.c.user_id)
+
+saved_searches = Table(
+    "saved_searches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", String(64), nullable=False),  # the principal's name
+    Column("name", Text, nullable=False),
+    Column("query", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    UniqueConstraint("owner", "name"),
+    sqlite_autoincrement=True,
+)
+
+message_checks = Table(
+    "message_checks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", Integer, nullable=False),
+    Column("at", Integer, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("actor", Text, nullable=False),
+)
+Index("message_checks_message", message_checks.c.message_id, message_checks.c.at)

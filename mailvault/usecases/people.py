@@ -29,6 +29,14 @@ def add_user(vault: Vault, who: Principal, name: str, roles: Iterable[str],
     return users.add_user(vault, name, roles, addresses, password, who.name)
 
 
+def add_first_administrator(vault: Vault, who: Principal) -> str | None:
+    """When the vault has never had a user, create the first administrator (also auditor,
+    named ``accounts.users.FIRST_ADMIN``) with a random password and return it, the only
+    time it is shown; None when the vault has users already."""
+    require(who, Permission.USERS)
+    return users.add_first_administrator(vault, who.name)
+
+
 def list_users(vault: Vault, who: Principal, *, include_removed: bool = False
                ) -> list[UserRecord]:
     """The users, their roles, addresses and state (removed ones only when asked)."""

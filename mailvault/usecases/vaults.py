@@ -37,3 +37,12 @@ def create(path: Path | None, passphrase: str | None = None) -> Path:
         created = Vault.create(path or default_vault_path(), passphrase)
         created.close()
     return created.path
+
+
+def create_if_missing(path: Path | None) -> Path | None:
+    """Create a vault at ``path`` (default: $MAILVAULT_VAULT or ./vault) unless one is there;
+    where it was created, or None when there was one already."""
+    target = path or default_vault_path()
+    if Vault.exists(target):
+        return None
+    return create(target)

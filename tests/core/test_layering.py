@@ -85,7 +85,9 @@ def test_no_module_imports_a_higher_layer() -> None:
 FACE_MAY_IMPORT = ("cli", "usecases", "errors", "days", "password_files",
                    "accounts.principal", "accounts.roles",
                    # the runner of the long-running services, itself a face (see serve.py)
-                   "serve")
+                   "serve",
+                   # how the web face names its own address (serve prints the URL to open)
+                   "web.service")
 # Names taken from lower layers for option help only, never to decide anything.
 FACE_OPTION_NAMES = {
     ("ingest.files", "FORMATS"),  # the format names --format lists in its help

@@ -1,0 +1,114 @@
+"""Server time of the search API and the search page (with facets) for the 20 queries of
+the search benchmark, p50/p95, for an auditor (all mail) and a user (own mail only).
+
+    python bench/web_bench.py                      # imports ../shared/corpus Enron mboxes
+    python bench/web_bench.py --vault /path/vault  # an existing vault (users are added)
+
+Requests go through the real application in-process (httpx's ASGI transport): routing,
+bearer-token or session check, the use case (scope, search, facets, catalog rows, audit
+entry), template or JSON rendering. No network, so the figures are the server's share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_bench import QUERIES
+
+from mailvault.accounts import tokens, users
+from mailvault.vault import Vault
+from mailvault.web.app import create_app
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "mbox" / "enron-allen-p"
+MAILVAULT = [sys.executable, "-m", "mailvault"]
+PASSWORD = "bench password 1234"
+
+
+def prepared(path: Path | None, workdir: Path) -> Path:
+    if path is not None:
+        return path
+    vault = workdir / "vault"
+    subprocess.run([*MAILVAULT, "init", "--vault", str(vault)], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([*MAILVAULT, "import", "--vault", str(vault), str(CORPUS)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return vault
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"p50_ms": round(statistics.median(ordered), 2),
+            "p95_ms": round(ordered[max(int(len(ordered) * 0.95) - 1, 0)], 2),
+            "max_ms": round(ordered[-1], 2)}
+
+
+async def measure(client: httpx.AsyncClient, url: str, params: dict[str, str],
+                  headers: dict[str, str], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat + 1):
+        started = time.perf_counter()
+        answer = await client.get(url, params=params, headers=headers)
+        elapsed = (time.perf_counter() - started) * 1000
+        answer.raise_for_status()
+        samples.append(elapsed)
+    return samples[1:]  # the first of each is a warm-up
+
+
+async def run(vault: Vault, repeat: int) -> dict[str, object]:
+    for name, roles, addresses in (("bench-auditor", ["auditor"], []),
+                                   ("bench-user", ["user"], ["phillip.allen@enron.com"])):
+        if name not in {u.name for u in users.list_users(vault)}:
+            users.add_user(vault, name, roles, addresses, PASSWORD, "bench")
+    app = create_app(vault)
+    transport = httpx.ASGITransport(app=app)
+    results: dict[str, object] = {"messages": vault.index.doc_count()}
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for person in ("bench-auditor", "bench-user"):
+            token = tokens.create_token(vault, person, 1, "bench").token
+            auth = {"authorization": f"Bearer {token}"}
+            page = await client.get("/login")
+            csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+            await client.post("/login", data={"username": person, "password": PASSWORD,
+                                              "csrf": csrf})
+            api: list[float] = []
+            facets: list[float] = []
+            pages: list[float] = []
+            for query in QUERIES:
+                api += await measure(client, "/api/v1/search", {"q": query, "limit": "50"},
+                                     auth, repeat)
+                facets += await measure(client, "/api/v1/facets", {"q": query}, auth, repeat)
+                pages += await measure(client, "/", {"q": query}, {}, repeat)
+            results[person] = {"api_search": percentiles(api),
+                               "api_facets": percentiles(facets),
+                               "search_page_with_facets": percentiles(pages)}
+            client.cookies.clear()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vault", type=Path)
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        path = prepared(args.vault, Path(workdir))
+        vault = Vault.open(path)
+        try:
+            print(json.dumps(asyncio.run(run(vault, args.repeat)), indent=2))
+        finally:
+            vault.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""What the web application keeps beside the vault (``app.state.web``): its settings, the
+templates, the sign-in throttle, second-factor steps in progress and the OpenID client."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from mailvault.config import WebSettings
+from mailvault.fsnames import shown
+from mailvault.web.oidc import OidcClient
+from mailvault.web.part_links import PartLinks
+from mailvault.web.throttle import SigninThrottle
+
+HERE = Path(__file__).parent
+# A password proven and a TOTP code awaited: how long the code step stays open.
+SECOND_FACTOR_S = 300
+MAX_PENDING = 10_000
+
+
+@dataclass(frozen=True)
+class PendingSignin:
+    """A sign-in whose password was right and whose code is awaited."""
+
+    name: str
+    password: str
+    client: str
+    until: float
+
+
+@dataclass
+class PendingSignins:
+    """Second-factor steps in progress, by a random ticket the code form carries.
+
+    The password stays in this process's memory for at most SECOND_FACTOR_S, so that the
+    code step checks name, password and code together (one audited sign-in) without the
+    password ever going back to the browser."""
+
+    _items: dict[str, PendingSignin] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, name: str, password: str, client: str) -> str:
+        ticket = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, v in self._items.items() if v.until <= now]:
+                del self._items[key]
+            if len(self._items) >= MAX_PENDING:
+                self._items.pop(next(iter(self._items)))
+            self._items[ticket] = PendingSignin(name, password, client, now + SECOND_FACTOR_S)
+        return ticket
+
+    def take(self, ticket: str, client: str) -> PendingSignin | None:
+        """The step a ticket names (once; only from the client that started it)."""
+        with self._lock:
+            found = self._items.pop(ticket, None)
+        if found is None or found.until <= time.monotonic() or found.client != client:
+            return None
+        return found
+
+
+def templates() -> Jinja2Templates:
+    """The page templates: autoescaped, and every value shown as valid UTF-8 (a header or
+    file name with bytes that were not UTF-8 shows them as \\xNN, as the command line
+    does)."""
+    env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                      autoescape=select_autoescape(default=True),
+                      finalize=lambda value: shown(value) if isinstance(value, str) else value)
+    return Jinja2Templates(env=env)
+
+
+@dataclass
+class WebState:
+    """Everything the routes share besides the vault."""
+
+    settings: WebSettings
+    secure: bool
+    throttle: SigninThrottle
+    oidc: OidcClient | None
+    templates: Jinja2Templates = field(default_factory=templates)
+    pending: PendingSignins = field(default_factory=PendingSignins)
+    part_links: PartLinks = field(default_factory=PartLinks)
