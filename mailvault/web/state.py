@@ -65,7 +65,7 @@ class PendingSignins:
         return found
 
 
-def templates() -> Jinja2Templates:
+def page_templates() -> Jinja2Templates:
     """The page templates: autoescaped, and every value shown as valid UTF-8 (a header or
     file name with bytes that were not UTF-8 shows them as \\xNN, as the command line
     does)."""
@@ -83,6 +83,6 @@ class WebState:
     secure: bool
     throttle: SigninThrottle
     oidc: OidcClient | None
-    templates: Jinja2Templates = field(default_factory=templates)
+    templates: Jinja2Templates = field(default_factory=page_templates)
     pending: PendingSignins = field(default_factory=PendingSignins)
     part_links: PartLinks = field(default_factory=PartLinks)
