@@ -108,6 +108,8 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
                                   lambda v, w, t: sources.reconcile_sources(v, w, "none")),
     "people.add_user": ({P.USERS}, lambda v, w, t: people.add_user(
         v, w, "carol", ["auditor"], [], "a long enough password")),
+    "people.add_first_administrator": ({P.USERS},
+                                       lambda v, w, t: people.add_first_administrator(v, w)),
     "people.list_users": ({P.USERS}, lambda v, w, t: people.list_users(v, w)),
     "people.update_user": ({P.USERS},
                            lambda v, w, t: people.update_user(v, w, "none", roles=["user"])),
