@@ -43,7 +43,10 @@ def test_status_shows_the_running_endpoint(vault: Vault,
     assert data["running"] is True
     assert data["accepted"] == {"smtp": 2}
     assert data["refused"] == {"recipient not accepted": 1}
-    assert data["endpoints"] == [f"smtp 127.0.0.1:{running.port()}"]
+    # serve also runs the web application (on a free loopback port in the tests).
+    assert data["endpoints"][0] == f"smtp 127.0.0.1:{running.port()}"
+    assert [e.split()[0] for e in data["endpoints"]] == ["smtp", "web"]
+    assert all(e.split()[1].startswith("127.0.0.1:") for e in data["endpoints"])
     text = run("status", "--vault", str(vault.path)).stdout
     assert "capture: running" in text and "refused: 1 recipient not accepted" in text
     assert "spool: 0 waiting for the vault" in text
