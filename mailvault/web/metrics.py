@@ -58,8 +58,10 @@ class WebMetrics:
         return generate_latest(self.registry) + generate_latest(scrape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _FiguresCollector(Collector):
+    """One scrape's figures as metric families (hashed by identity, as a registry needs)."""
+
     figures: Figures
 
     def collect(self) -> Iterator[Metric]:
