@@ -129,6 +129,8 @@ failures = Table(
     Column("provenance", Text, nullable=False),
     Column("resolved", Boolean, nullable=False, default=False),
 )
+# A failure of one item is found again when it is archived or fails again.
+Index("failures_item", failures.c.kind, failures.c.source, failures.c.item)
 
 index_state = Table(
     "index_state",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from mailvault.usecases import monitoring
+from mailvault.vault import Vault
 from tests.capture.conftest import Running, start_serving, wait_until
 from tests.web.site import Browser, Site, site_fixture
 from tests.web.test_monitoring import OPERATOR, refused_file
@@ -70,3 +72,29 @@ def retry_and_wait(site: Site, adam: Browser, failure_id: int) -> None:
     # The ingestion log names the archiver's batch of the file.
     log = page[page.index('id="ingest-log"'):page.index('id="sources"')]
     assert "report.eml" in log and "<td>serve</td>" in log
+
+
+def replaced(vault: Vault, failure_id: int) -> bool:
+    """Whether one failure is listed, and it is not ``failure_id``."""
+    listed = monitoring.failures(vault, OPERATOR)
+    return len(listed) == 1 and listed[0].id != failure_id
+
+
+def test_a_retry_that_fails_again_in_the_archiver_is_listed_once(tmp_path: Path) -> None:
+    for site in site_fixture(tmp_path):
+        _big, failure_id = refused_file(site.vault, tmp_path)
+        # serve's archiver reads its limit from mailvault.toml: still too small.
+        (site.vault.path / "mailvault.toml").write_text("[ingest]\nmax_message_mb = 1\n")
+        running = start_serving(site.vault, {"web": ["127.0.0.1:0"]})
+        try:
+            with over_http(site, running) as adam:
+                adam.sign_in("adam")
+                adam.get("/monitoring")  # the session's CSRF token
+                answer = adam.form(f"/monitoring/failures/{failure_id}/retry")
+                assert f"Failure {failure_id}: queued" in answer.text
+                wait_until(functools.partial(replaced, site.vault, failure_id),
+                           what="the archiver to refuse the file again")
+                [newer] = monitoring.failures(site.vault, OPERATOR)
+                assert "too large" in newer.reason and newer.item == str(_big)
+        finally:
+            running.stop()
