@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mailvault.compliance import storage_history
 from mailvault.usecases import monitoring
 from mailvault.vault import Vault
 from tests.capture.conftest import Running, start_serving, wait_until
@@ -87,6 +88,9 @@ def test_a_retry_that_fails_again_in_the_archiver_is_listed_once(tmp_path: Path)
         (site.vault.path / "mailvault.toml").write_text("[ingest]\nmax_message_mb = 1\n")
         running = start_serving(site.vault, {"web": ["127.0.0.1:0"]})
         try:
+            # serve samples storage per tier at start, before anyone looks.
+            wait_until(lambda: bool(storage_history.samples(site.vault, 0)),  # noqa: B023
+                       what="serve's first storage sample")
             with over_http(site, running) as adam:
                 adam.sign_in("adam")
                 adam.get("/monitoring")  # the session's CSRF token
