@@ -14,8 +14,20 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from mailvault.config import WebSettings
+from mailvault.sources.sync import Sink
 from mailvault.vault import Vault
-from mailvault.web import api, errors, pages_message, pages_search, signin
+from mailvault.web import (
+    api,
+    api_admin,
+    errors,
+    pages_admin,
+    pages_admin_compliance,
+    pages_admin_people,
+    pages_admin_sources,
+    pages_message,
+    pages_search,
+    signin,
+)
 from mailvault.web.oidc import oidc_client
 from mailvault.web.state import HERE, WebState
 from mailvault.web.throttle import SigninThrottle
@@ -36,9 +48,10 @@ HEADERS = {
 }
 
 
-def create_app(vault: Vault, settings: WebSettings | None = None) -> FastAPI:
+def create_app(vault: Vault, settings: WebSettings | None = None,
+               sink: Sink | None = None) -> FastAPI:
     """The web application and API over ``vault`` (settings: the vault's [web] unless
-    given)."""
+    given; ``sink``: where a sync started here hands its mail, the spool under serve)."""
     settings = settings if settings is not None else vault.settings.web
     app = FastAPI(title="mailvault", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url=None, redoc_url=None,
@@ -49,7 +62,8 @@ def create_app(vault: Vault, settings: WebSettings | None = None) -> FastAPI:
         settings=settings, secure=bool(settings.tls_cert),
         throttle=SigninThrottle(settings.signin_attempts, settings.signin_window_minutes * 60),
         oidc=oidc_client(settings.oidc_issuer, settings.oidc_client_id,
-                         settings.oidc_client_secret_file, settings.oidc_name))
+                         settings.oidc_client_secret_file, settings.oidc_name),
+        sink=sink)
     errors.install(app)
 
     @app.middleware("http")
@@ -68,5 +82,8 @@ def create_app(vault: Vault, settings: WebSettings | None = None) -> FastAPI:
     app.include_router(pages_search.router)
     app.include_router(pages_message.router)
     app.include_router(api.router)
+    for admin in (pages_admin, pages_admin_sources, pages_admin_compliance,
+                  pages_admin_people, api_admin):
+        app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app

@@ -20,6 +20,7 @@ import uvicorn
 from mailvault.capture.listen import parse_listen, show_listen
 from mailvault.config import WebSettings
 from mailvault.errors import ConfigError
+from mailvault.sources.serving import SpoolSink
 from mailvault.web.app import create_app
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class WebService:
     name = "web"
 
     def __init__(self, context: ServeContext, listen: list[str]) -> None:
+        self.context = context
         self.vault = context.vault
         self.settings = context.vault.settings.web
         self.addresses = check_listen(self.settings, listen)
@@ -97,7 +99,9 @@ class WebService:
             bound = sock.getsockname()
             opened.append(f"web {show_listen(str(bound[0]), int(bound[1]))}")
         config = uvicorn.Config(
-            create_app(self.vault, self.settings), lifespan="off", access_log=False,
+            create_app(self.vault, self.settings,
+                       SpoolSink(self.vault, self.context.spool, asyncio.get_running_loop())),
+            lifespan="off", access_log=False,
             log_config=None, server_header=False,
             ssl_certfile=self.settings.tls_cert or None,
             ssl_keyfile=self.settings.tls_key or None)

@@ -1,5 +1,6 @@
 """What the web application keeps beside the vault (``app.state.web``): its settings, the
-templates, the sign-in throttle, second-factor steps in progress and the OpenID client."""
+templates, the sign-in throttle, second-factor steps in progress, the OpenID client and where
+a sync started from the web hands its mail."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mailvault.config import WebSettings
 from mailvault.fsnames import shown
+from mailvault.sources.sync import Sink
 from mailvault.web.oidc import OidcClient
 from mailvault.web.part_links import PartLinks
 from mailvault.web.throttle import SigninThrottle
@@ -86,3 +88,5 @@ class WebState:
     templates: Jinja2Templates = field(default_factory=page_templates)
     pending: PendingSignins = field(default_factory=PendingSignins)
     part_links: PartLinks = field(default_factory=PartLinks)
+    # Where "sync now" hands fetched mail: the spool under serve, else a pipeline of its own.
+    sink: Sink | None = None
