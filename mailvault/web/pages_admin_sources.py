@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from mailvault.errors import InputError
 from mailvault.usecases import sources
 from mailvault.web.identity import FormViewerDep, VaultDep, ViewerDep, web_of
 from mailvault.web.pages_admin import done, optional_int, page, words
@@ -62,8 +61,6 @@ def add_source(who: FormViewerDep, vault: VaultDep, kind: Text = "imap", name: T
         "special_use": words(special_use), "since": since.strip(), "before": before.strip(),
         "interval": interval.strip(), "cron": cron.strip(),
         "delete_after_archive": delete_after_archive}))
-    if not password:
-        raise InputError("type the mailbox's password: the source logs in with it.")
     sources.add_source(vault, who.principal, spec, password)
     return done(HERE, "source-added", spec.name)
 
