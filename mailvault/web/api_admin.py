@@ -18,7 +18,6 @@ from pydantic import BaseModel, Field
 from mailvault.usecases import holds, lifecycle, people, retention, sources
 from mailvault.web.api import ApiJSON
 from mailvault.web.identity import PrincipalDep, VaultDep, web_of
-from mailvault.web.pages_admin_sources import definition
 
 router = APIRouter(prefix="/api/v1", default_response_class=ApiJSON, tags=["administration"])
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -126,7 +125,7 @@ def add_source(body: NewSource, who: PrincipalDep, vault: VaultDep) -> dict[str,
     values = body.model_dump(exclude={"password"})
     for key in ("since", "before"):
         values[key] = values[key].isoformat() if values[key] else None
-    spec = sources.check_definition(definition(values))
+    spec = sources.check_definition(values)
     warnings = sources.add_source(vault, who, spec, body.password)
     return {"source": spec.to_json(), "warnings": warnings}
 
@@ -143,7 +142,7 @@ def remove_source(name: str, who: PrincipalDep, vault: VaultDep) -> dict[str, An
 
 
 @router.post("/sources/{name}/test", summary="Test a source's connection and login")
-def test_source(name: str, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
+def check_source(name: str, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
     return sources.check_connection(vault, who, name).to_json()
 
 

@@ -25,8 +25,8 @@ Flag = Annotated[bool, Form()]
 
 
 def definition(values: dict[str, Any]) -> dict[str, Any]:
-    """A source definition from a form's or a JSON body's fields: only those of its kind, so
-    that a field the form shows for the other protocol cannot make it invalid."""
+    """A source definition from the form's fields: only those of its kind, so that a field
+    the form shows for the other protocol cannot make it invalid."""
     kind = values.get("kind", "")
     common = ("name", "kind", "host", "port", "tls", "user", "ca_file",
               "insecure_skip_verify", "scope", "users_file", "domain", "auth",
@@ -66,7 +66,7 @@ def add_source(who: FormViewerDep, vault: VaultDep, kind: Text = "imap", name: T
 
 
 @router.post(HERE + "/{name}/test")
-def test_source(request: Request, name: str, who: FormViewerDep, vault: VaultDep) -> Response:
+def check_source(request: Request, name: str, who: FormViewerDep, vault: VaultDep) -> Response:
     check = sources.check_connection(vault, who.principal, name)
     return web_of(request).templates.TemplateResponse(request, "admin/source_result.html", {
         "viewer": who, "check": check, "reports": None})
