@@ -14,7 +14,7 @@ from mailvault.errors import SourceError
 from mailvault.sources import registry, scope
 from mailvault.sources.definitions import SourceSpec
 from mailvault.sources.imap import Endpoint, ImapSession
-from mailvault.sources.pop3 import Pop3Session
+from mailvault.sources.pop3 import list_maildrop
 from mailvault.sources.scope import Account
 from mailvault.vault import Vault
 
@@ -78,10 +78,5 @@ def _imap(spec: SourceSpec, endpoint: Endpoint, account: Account) -> str:
 
 
 def _pop3(endpoint: Endpoint, account: Account) -> str:
-    session = Pop3Session(endpoint, account.credentials)
-    try:
-        listed = session.listing()
-        session.quit()
-    finally:
-        session.close()
+    listed = list_maildrop(endpoint, account.credentials)
     return f"logged in; {len(listed)} messages in the maildrop"
