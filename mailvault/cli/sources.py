@@ -1,4 +1,4 @@
-"""Commands for remote mailboxes: source add|list|show|remove, sync, reconcile."""
+"""Commands for remote mailboxes: source add|list|show|test|remove, sync, reconcile."""
 
 from __future__ import annotations
 
@@ -176,6 +176,26 @@ def show(name: Annotated[str, typer.Argument(help="The source.")], vault: VaultO
     print_line(source_line(details.status))
     for warning in details.status["warnings"]:
         print_line(f"warning: {warning}")
+
+
+@source_app.command("test")
+def check(name: Annotated[str, typer.Argument(help="The source.")],
+          vault: VaultOption = None, json_out: JsonOption = False) -> None:
+    """Log in to the source's accounts and look around (reads no mail); exit 1 on failure."""
+    with open_vault(vault) as opened:
+        check = sources.check_connection(opened, principal(), name)
+    if json_out:
+        print_json(check.to_json())
+    else:
+        print_line(f"{check.source} ({check.where}): "
+                   + ("the connection works" if check.ok else "the connection failed"))
+        for account in check.accounts:
+            print_line(f"  {account.account}: {account.detail}",
+                       to=console if account.ok else errors)
+        if check.untried:
+            print_line(f"  {check.untried} more accounts not tried")
+    if not check.ok:
+        raise typer.Exit(1)
 
 
 @source_app.command("remove")
