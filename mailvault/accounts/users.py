@@ -162,6 +162,8 @@ def update_user(vault: Vault, name: str, actor: str, *, roles: Iterable[str] | N
         granted = before.roles if roles is None else _roles(roles)
         owned = before.addresses if addresses is None else _addresses(addresses)
         _check_user_role(granted, owned)
+        if Role.ADMIN not in granted:
+            _keep_an_administrator(conn, row, "take the admin role from")
         _update(conn, row.id, roles=" ".join(sorted(r.value for r in granted)),
                 addresses=" ".join(owned))
         audit.record(conn, actor, "user-update", {
@@ -175,6 +177,7 @@ def disable_user(vault: Vault, name: str, actor: str) -> None:
     """Refuse every sign-in and token of this user until enabled again."""
     with vault.engine.begin() as conn:
         row = live_row(conn, name)
+        _keep_an_administrator(conn, row, "disable")
         _update(conn, row.id, disabled=True)
         audit.record(conn, actor, "user-disable", {"user": row.name})
 
@@ -193,6 +196,7 @@ def remove_user(vault: Vault, name: str, actor: str) -> int:
     at = catalog.now()
     with vault.engine.begin() as conn:
         row = live_row(conn, name)
+        _keep_an_administrator(conn, row, "remove")
         _update(conn, row.id, disabled=True, password_hash=None, totp_secret=None,
                 totp_last_step=None, removed_at=at, updated_at=at)
         revoked = conn.execute(update(schema.api_tokens)
@@ -260,6 +264,19 @@ def record_of(row: Row[Any]) -> UserRecord:
 def totp_label(user_id: int) -> str:
     """The associated data a user's sealed TOTP secret is bound to (not movable to another)."""
     return f"user-totp:{user_id}"
+
+
+def _keep_an_administrator(conn: Connection, row: Row[Any], doing: str) -> None:
+    """Refuse (InputError) a change that would leave no enabled administrator: nobody could
+    then manage users or sources from the web."""
+    if Role.ADMIN not in record_of(row).roles or row.disabled:
+        return
+    others = conn.execute(select(schema.users.c.roles).where(
+        schema.users.c.id != row.id, schema.users.c.removed_at.is_(None),
+        schema.users.c.disabled.is_(False))).scalars()
+    if not any(Role.ADMIN.value in roles.split() for roles in others):
+        raise InputError(f"cannot {doing} {row.name}: they are the last enabled administrator "
+                         "(make someone else admin first).")
 
 
 def _update(conn: Connection, user_id: int, **values: Any) -> None:

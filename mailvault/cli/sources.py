@@ -1,4 +1,4 @@
-"""Commands for remote mailboxes: source add|list|show|remove, sync, reconcile."""
+"""Commands for remote mailboxes: source add|list|show|test|remove, sync, reconcile."""
 
 from __future__ import annotations
 
@@ -31,17 +31,12 @@ if TYPE_CHECKING:
 source_app = typer.Typer(help="IMAP and POP3 mailboxes to archive.", no_args_is_help=True)
 add_app = typer.Typer(help="Define a source (the password is asked for, or read from a file, "
                       "and kept encrypted).", no_args_is_help=True)
+source_app.add_typer(add_app, name="add")
 PLAIN_EVERY_S = 5.0
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(source_app, name="source")
-    source_app.add_typer(add_app, name="add")
-    add_app.command("imap")(add_imap)
-    add_app.command("pop3")(add_pop3)
-    source_app.command("list")(list_sources)
-    source_app.command("show")(show)
-    source_app.command("remove")(remove)
     app.command("sync")(sync)
     app.command("reconcile")(reconcile)
 
@@ -77,6 +72,7 @@ Cron = Annotated[str | None, typer.Option(
     "--cron", help="Or a cron expression in UTC ('*/30 * * * *').", show_default=False)]
 
 
+@add_app.command("imap")
 def add_imap(
     name: NameArg, host: Host, user: User, vault: VaultOption = None, port: Port = None,
     tls: Tls = "implicit", password_file: PasswordFile = None, ca_file: CaFile = None,
@@ -110,6 +106,7 @@ def add_imap(
         "before": before, "interval": interval, "cron": cron})
 
 
+@add_app.command("pop3")
 def add_pop3(
     name: NameArg, host: Host, user: User, vault: VaultOption = None, port: Port = None,
     tls: Tls = "implicit", password_file: PasswordFile = None, ca_file: CaFile = None,
@@ -148,6 +145,7 @@ def _add(vault: Path | None, password_file: Path | None, values: dict[str, Any])
         print_line(f"warning: {warning}", to=errors)
 
 
+@source_app.command("list")
 def list_sources(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """Every source with its last and next run."""
     with open_vault(vault) as opened:
@@ -163,6 +161,7 @@ def list_sources(vault: VaultOption = None, json_out: JsonOption = False) -> Non
             print_line(f"  warning: {warning}")
 
 
+@source_app.command("show")
 def show(name: Annotated[str, typer.Argument(help="The source.")], vault: VaultOption = None,
          json_out: JsonOption = False) -> None:
     """A source's settings (never its password)."""
@@ -179,6 +178,27 @@ def show(name: Annotated[str, typer.Argument(help="The source.")], vault: VaultO
         print_line(f"warning: {warning}")
 
 
+@source_app.command("test")
+def check(name: Annotated[str, typer.Argument(help="The source.")],
+          vault: VaultOption = None, json_out: JsonOption = False) -> None:
+    """Log in to the source's accounts and look around (reads no mail); exit 1 on failure."""
+    with open_vault(vault) as opened:
+        check = sources.check_connection(opened, principal(), name)
+    if json_out:
+        print_json(check.to_json())
+    else:
+        print_line(f"{check.source} ({check.where}): "
+                   + ("the connection works" if check.ok else "the connection failed"))
+        for account in check.accounts:
+            print_line(f"  {account.account}: {account.detail}",
+                       to=console if account.ok else errors)
+        if check.untried:
+            print_line(f"  {check.untried} more accounts not tried")
+    if not check.ok:
+        raise typer.Exit(1)
+
+
+@source_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="The source.")],
            vault: VaultOption = None) -> None:
     """Forget a source and its sync state (the archived mail stays)."""

@@ -30,18 +30,7 @@ token_app = typer.Typer(help="API bearer tokens (each shown once, kept only as a
 
 def register(app: typer.Typer) -> None:
     app.add_typer(user_app, name="user")
-    user_app.command("add")(add)
-    user_app.command("list")(list_users)
-    user_app.command("set")(set_roles)
-    user_app.command("passwd")(passwd)
-    user_app.command("disable")(disable)
-    user_app.command("enable")(enable)
-    user_app.command("remove")(remove)
-    user_app.command("totp")(totp)
     app.add_typer(token_app, name="token")
-    token_app.command("create")(token_create)
-    token_app.command("list")(token_list)
-    token_app.command("revoke")(token_revoke)
 
 
 NameArg = Annotated[str, typer.Argument(help="The user's name (lower case; never reused).")]
@@ -50,6 +39,7 @@ PasswordFile = Annotated[Path | None, typer.Option(
     "asked for twice).", show_default=False)]
 
 
+@user_app.command("add")
 def add(
     name: NameArg,
     role: Annotated[list[str], typer.Option(
@@ -68,6 +58,7 @@ def add(
     console.print(f"Added user {added.name} ({roles})", highlight=False, markup=False)
 
 
+@user_app.command("list")
 def list_users(
     vault: VaultOption = None,
     json_out: JsonOption = False,
@@ -89,6 +80,7 @@ def list_users(
     console.print(table)
 
 
+@user_app.command("set")
 def set_roles(
     name: NameArg,
     vault: VaultOption = None,
@@ -107,6 +99,7 @@ def set_roles(
                   highlight=False, markup=False)
 
 
+@user_app.command("passwd")
 def passwd(name: NameArg, vault: VaultOption = None, password_file: PasswordFile = None) -> None:
     """Set a new password for a user (this also ends a lock-out)."""
     password = _password(password_file)
@@ -115,6 +108,7 @@ def passwd(name: NameArg, vault: VaultOption = None, password_file: PasswordFile
     console.print(f"Changed the password of {name}", highlight=False, markup=False)
 
 
+@user_app.command("disable")
 def disable(name: NameArg, vault: VaultOption = None) -> None:
     """Refuse the user's sign-ins and tokens until 'user enable'."""
     with open_vault(vault) as opened:
@@ -122,6 +116,7 @@ def disable(name: NameArg, vault: VaultOption = None) -> None:
     console.print(f"Disabled user {name}", highlight=False, markup=False)
 
 
+@user_app.command("enable")
 def enable(name: NameArg, vault: VaultOption = None) -> None:
     """Let a disabled or locked-out user sign in again."""
     with open_vault(vault) as opened:
@@ -129,6 +124,7 @@ def enable(name: NameArg, vault: VaultOption = None) -> None:
     console.print(f"Enabled user {name}", highlight=False, markup=False)
 
 
+@user_app.command("remove")
 def remove(name: NameArg, vault: VaultOption = None) -> None:
     """Remove a user: sign-in, TOTP and tokens end; the name stays in the record for good."""
     with open_vault(vault) as opened:
@@ -137,6 +133,7 @@ def remove(name: NameArg, vault: VaultOption = None) -> None:
     console.print(f"Removed user {name}{note}", highlight=False, markup=False)
 
 
+@user_app.command("totp")
 def totp(
     name: NameArg,
     vault: VaultOption = None,
@@ -154,6 +151,7 @@ def totp(
     typer.echo(uri)
 
 
+@token_app.command("create")
 def token_create(
     user: Annotated[str, typer.Option("--user", help="The user the token acts as.")],
     vault: VaultOption = None,
@@ -170,6 +168,7 @@ def token_create(
     typer.echo(made.token)
 
 
+@token_app.command("list")
 def token_list(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     """List API tokens (never the tokens themselves)."""
     with open_vault(vault) as opened:
@@ -185,6 +184,7 @@ def token_list(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     console.print(table)
 
 
+@token_app.command("revoke")
 def token_revoke(
     token_id: Annotated[int, typer.Argument(help="The token's id (see 'mailvault token list').")],
     vault: VaultOption = None,

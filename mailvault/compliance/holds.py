@@ -61,6 +61,8 @@ def place(vault: Vault, name: str, *, custodian: str | None, query: str | None,
           actor: str) -> Hold:
     """Place a hold on a custodian's mail or a query's matches (dates: from inclusive, to
     exclusive)."""
+    if not name.strip():
+        raise InputError("a hold needs a name.")
     if bool(custodian) == bool(query):
         raise InputError("a hold names either a custodian address or a query (one of them).")
     if not reason.strip() or not owner.strip():

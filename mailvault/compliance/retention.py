@@ -85,6 +85,8 @@ def policies(vault: Vault) -> list[Policy]:
 def add_policy(vault: Vault, name: str, match: str, value: str, period: str,
                counted_from: str, actor: str) -> Policy:
     """Add a policy, then recompute every message's retain-until date."""
+    if not name.strip():
+        raise InputError("a policy needs a name.")
     ensure_default(vault)
     match = match.strip().lower()
     if match not in MATCHES or match == "default":

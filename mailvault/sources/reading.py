@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from mailvault.config import SyncSettings
 from mailvault.errors import SourceError
+from mailvault.sources import scope
 from mailvault.sources.definitions import SourceSpec
 from mailvault.sources.feed import Item
 from mailvault.sources.imap import Endpoint
@@ -30,8 +31,7 @@ class ReadContext:
 
     @property
     def endpoint(self) -> Endpoint:
-        return Endpoint(self.spec.host, self.spec.port, self.spec.tls, self.spec.ca_file,
-                        self.spec.insecure_skip_verify, self.settings.timeout_s)
+        return scope.endpoint(self.spec, self.settings)
 
 
 def with_retries(ctx: ReadContext, account: str,

@@ -14,7 +14,7 @@ from mailvault.errors import SourceError
 from mailvault.sources import registry, scope, state
 from mailvault.sources.definitions import SourceSpec
 from mailvault.sources.imap import Endpoint, ImapSession
-from mailvault.sources.pop3 import Pop3Session
+from mailvault.sources.pop3 import list_maildrop
 from mailvault.sources.pop3_reader import FOLDER as POP3_FOLDER
 from mailvault.sources.scope import Account
 from mailvault.sources.state import FolderMark
@@ -155,12 +155,7 @@ def _why_missing(mark: FolderMark | None, uidvalidity: int, uid: int) -> str:
 
 def _pop3(vault: Vault, spec: SourceSpec, endpoint: Endpoint, account: Account) -> FolderBalance:
     archived, failed = _recorded(vault, spec, account.address)
-    session = Pop3Session(endpoint, account.credentials)
-    try:
-        listing = session.listing()
-        session.quit()
-    finally:
-        session.close()
+    listing = list_maildrop(endpoint, account.credentials)
     balance = FolderBalance(account.address, POP3_FOLDER, None, len(listing))
     for listed in listing:
         place: Place = ("", listed.uidl)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from mailvault.config import SyncSettings
 from mailvault.errors import NotFoundError, SourceError
 from mailvault.records import Incoming, Provenance, Unreadable
 from mailvault.sources import registry, scope
@@ -27,7 +26,7 @@ def refetch(vault: Vault, spec: SourceSpec, recorded: Provenance) -> Incoming | 
     """The message ``recorded`` names, fetched from the source again (Unreadable when the
     server still will not return it; NotFoundError when it is no longer there)."""
     account = _account(vault, spec, recorded)
-    endpoint = _endpoint(spec, vault.settings.sync)
+    endpoint = scope.endpoint(spec, vault.settings.sync)
     if spec.kind == "pop3":
         return _pop3(endpoint, account, recorded)
     return _imap(endpoint, account, recorded)
@@ -39,11 +38,6 @@ def _account(vault: Vault, spec: SourceSpec, recorded: Provenance) -> Account:
             return account
     raise NotFoundError(f"the account {recorded.account} is no longer in the scope of source "
                         f"{spec.name!r}.")
-
-
-def _endpoint(spec: SourceSpec, settings: SyncSettings) -> Endpoint:
-    return Endpoint(spec.host, spec.port, spec.tls, spec.ca_file, spec.insecure_skip_verify,
-                    settings.timeout_s)
 
 
 def _imap(endpoint: Endpoint, account: Account, recorded: Provenance) -> Incoming | Unreadable:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from mailvault.config import SyncSettings
 from mailvault.errors import InputError
 from mailvault.sources.definitions import EXCLUDED_SPECIAL_USE, SourceSpec
-from mailvault.sources.imap import Credentials, Folder
+from mailvault.sources.imap import Credentials, Endpoint, Folder
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,12 @@ class Account:
 
     address: str
     credentials: Credentials
+
+
+def endpoint(spec: SourceSpec, settings: SyncSettings) -> Endpoint:
+    """Where and how to connect to the source's server."""
+    return Endpoint(spec.host, spec.port, spec.tls, spec.ca_file, spec.insecure_skip_verify,
+                    settings.timeout_s)
 
 
 def accounts(spec: SourceSpec, password: str) -> list[Account]:

@@ -2,7 +2,8 @@
 
 Placing and releasing are audited by the capability (``hold-place``, ``hold-release``, with
 the principal's name). Listing is not audited: it shows the holds (what the holders placed
-themselves), not mail.
+themselves), not mail; nor is asking which holds keep one message (the message page shows it
+to those who may see holds, and opening the message is audited already).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from mailvault.accounts.principal import Principal, require
 from mailvault.accounts.roles import Permission
 from mailvault.compliance import holds as legal_holds
 from mailvault.compliance.holds import Hold
+from mailvault.store import catalog
 from mailvault.vault import Vault
 
 
@@ -52,3 +54,12 @@ def list_holds(vault: Vault, who: Principal, *, include_released: bool = False
     require(who, Permission.HOLDS)
     return [HeldCount(h, len(legal_holds.held_by(vault, h)) if h.active else 0)
             for h in legal_holds.holds(vault, include_released=include_released)]
+
+
+def holds_on(vault: Vault, who: Principal, ref: str) -> list[Hold]:
+    """The active holds that keep one message (id or SHA-256 prefix), as disposition sees
+    them now."""
+    require(who, Permission.HOLDS)
+    with vault.engine.connect() as conn:
+        row = catalog.resolve(conn, ref)
+    return [h for h in legal_holds.holds(vault) if row.id in legal_holds.held_by(vault, h)]

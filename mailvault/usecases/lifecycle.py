@@ -11,6 +11,8 @@ a lifecycle pass through the moves and compaction it makes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from mailvault.accounts.principal import Principal, require
 from mailvault.accounts.roles import Permission
@@ -19,6 +21,33 @@ from mailvault.compliance.compaction import CompactionReport
 from mailvault.compliance.lifecycle import LifecycleReport
 from mailvault.compliance.tiers import Job
 from mailvault.vault import Vault
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    """The lifecycle rules as ``[tiers]`` of mailvault.toml sets them (0 days: never)."""
+
+    open_after_days: int
+    deep_after_days: int
+    age_from: str
+    every_minutes: int
+    compact_min_free: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"open_after_days": self.open_after_days,
+                "deep_after_days": self.deep_after_days, "age_from": self.age_from,
+                "every_minutes": self.every_minutes,
+                "compact_min_free": self.compact_min_free}
+
+
+def rules(vault: Vault, who: Principal) -> LifecycleRules:
+    """The lifecycle rules in force (they are settings: changed in mailvault.toml)."""
+    require(who, Permission.LIFECYCLE)
+    tiers_settings = vault.settings.tiers
+    return LifecycleRules(tiers_settings.open_after_days, tiers_settings.deep_after_days,
+                          tiers_settings.lifecycle_age_from,
+                          tiers_settings.lifecycle_every_minutes,
+                          tiers_settings.compact_min_free)
 
 
 def start_move(vault: Vault, who: Principal, query: str, target: str) -> Job:

@@ -3,7 +3,8 @@ now, and reconciling them against the vault (Permission.SOURCES, the administrat
 
 Adding and removing are audited by the registry (``source-add``, ``source-remove``; never the
 password), a sync by its run (``source-sync``) and the pipeline's ``ingest`` entries, a
-reconciliation as ``source-reconcile``. Listing and showing are not audited: they show
+reconciliation as ``source-reconcile``, a connection test here (``source-test``: it logs in
+with the stored password). Listing and showing are not audited: they show
 settings and run counts, never a password or mail.
 """
 
@@ -17,9 +18,11 @@ from mailvault.accounts.roles import Permission
 from mailvault.errors import MailvaultError
 from mailvault.sources import overview, registry
 from mailvault.sources.definitions import SourceSpec, build
+from mailvault.sources.probe import ConnectionCheck, probe
 from mailvault.sources.reconcile import Reconciliation, reconcile
 from mailvault.sources.report import Observer, SyncReport
 from mailvault.sources.sync import Sink, sync, sync_all
+from mailvault.store import audit
 from mailvault.vault import Vault
 
 
@@ -67,6 +70,19 @@ def remove_source(vault: Vault, who: Principal, name: str) -> None:
     """Forget a source and its sync state (the archived mail stays)."""
     require(who, Permission.SOURCES)
     registry.remove(vault, name, who.name)
+
+
+def check_connection(vault: Vault, who: Principal, name: str) -> ConnectionCheck:
+    """Log in to the source's accounts and look around, reading no mail: whether the host,
+    TLS, login and scope work, before (or instead of) a sync."""
+    require(who, Permission.SOURCES)
+    spec = registry.get(vault, name)
+    check = probe(vault, spec)
+    with vault.engine.begin() as conn:
+        audit.record(conn, who.name, "source-test", {
+            "name": spec.name, "ok": check.ok,
+            "failed": [a.account for a in check.accounts if not a.ok]})
+    return check
 
 
 def sync_now(vault: Vault, who: Principal, name: str | None = None,

@@ -18,8 +18,13 @@ from mailvault.sources.sync import Sink
 from mailvault.vault import Vault
 from mailvault.web import (
     api,
+    api_admin,
     api_monitoring,
     errors,
+    pages_admin,
+    pages_admin_compliance,
+    pages_admin_people,
+    pages_admin_sources,
     pages_message,
     pages_monitoring,
     pages_search,
@@ -82,5 +87,8 @@ def create_app(vault: Vault, settings: WebSettings | None = None, sink: Sink | N
     app.include_router(api.router)
     app.include_router(api_monitoring.router)
     app.include_router(api_monitoring.metrics_router)
+    for admin in (pages_admin, pages_admin_sources, pages_admin_compliance,
+                  pages_admin_people, api_admin):
+        app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app

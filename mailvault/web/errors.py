@@ -20,6 +20,7 @@ from mailvault.errors import (
     NotFoundError,
     PermissionDenied,
     QueryError,
+    SourceError,
     StorageFullError,
     StoreError,
     VaultError,
@@ -38,7 +39,11 @@ STATUS: tuple[tuple[type[MailvaultError], int], ...] = (
     (IntegrityError, 500),
     (StoreError, 503),
     (VaultError, 503),
-    (ConfigError, 500),
+    # Met in a request, a ConfigError is about what was sent (a source definition, a name
+    # taken) or a setting it meets: the sentence says which; the server itself is fine.
+    (ConfigError, 400),
+    # The remote server of a source failed (login, TLS, network), not the archive.
+    (SourceError, 502),
     (MailvaultError, 500),
 )
 INTERNAL = "something went wrong inside the archive; the error has been logged."

@@ -17,9 +17,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailvault.accounts import sessions
+from mailvault.accounts.principal import allows
+from mailvault.accounts.roles import Permission
 from mailvault.errors import NotFoundError
 from mailvault.mime_leaves import leaves
-from mailvault.usecases import finding, verifying
+from mailvault.usecases import finding, holds, verifying
 from mailvault.web import mail_html
 from mailvault.web.downloads import attachment_response, raw_response
 from mailvault.web.identity import FormViewerDep, VaultDep, Viewer, ViewerDep, web_of
@@ -40,7 +42,10 @@ def message_page(request: Request, ref: str, who: ViewerDep, vault: VaultDep,
         "viewer": who, "m": view, "check": verifying.last_check(vault, who.principal, key),
         "thread": finding.conversation(vault, who.principal, key), "just_verified": verified,
         "html": rendered, "remote_allowed": remote_allowed,
-        "sandbox": mail_html.IFRAME_SANDBOX})
+        "sandbox": mail_html.IFRAME_SANDBOX,
+        # Only to those who manage holds: a hold's name can tell of a matter under way.
+        "holds": holds.holds_on(vault, who.principal, key)
+        if allows(who.principal, Permission.HOLDS) else None})
 
 
 def _part_url(request: Request, who: Viewer, message_id: int) -> Callable[[int], str]:

@@ -9,14 +9,16 @@ SameSite=Strict, and Secure when the web is served over TLS.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from mailvault.accounts import sessions, signin
+from mailvault.accounts.sessions import NewSession
 from mailvault.errors import AuthenticationError, SecondFactorRequired
+from mailvault.usecases import signing_in
 from mailvault.web import csrf
 from mailvault.web.errors import error_response
 from mailvault.web.identity import (
@@ -73,58 +75,57 @@ def _throttled(request: Request) -> Response | None:
     now = time.time()
     until = web.throttle.blocked_until(client, now)
     if until is None and web.throttle.count(client, now):
-        signin.audit_address_throttled(vault_of(request), f"web:{client}",
-                                       web.throttle.attempts, now + web.throttle.window_s)
+        signing_in.address_throttled(vault_of(request), client, web.throttle.attempts,
+                                     now + web.throttle.window_s)
     if until is not None:
         return error_response(request, 429, THROTTLED)
     return None
 
 
-def _check_login_form(request: Request, given: str) -> None:
-    csrf.check(request, request.cookies.get(csrf.LOGIN_COOKIE, ""), given)
+def _attempt(request: Request, csrf_token: str, next: str,
+             step: Callable[[str, str], Response]) -> Response:
+    """What both sign-in forms do around their own ``step(client, next_page)``: the form's
+    CSRF check, the address throttle, and a refusal shown on the sign-in page."""
+    csrf.check(request, request.cookies.get(csrf.LOGIN_COOKIE, ""), csrf_token)
+    refused = _throttled(request)
+    if refused is not None:
+        return refused
+    next_page = safe_next(next)
+    try:
+        return step(client_of(request), next_page)
+    except AuthenticationError as exc:
+        return _login_page(request, sentence=str(exc), status=401, next_page=next_page)
 
 
 @router.post("/login")
 def login(request: Request, username: Annotated[str, Form()] = "",
           password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form(
               alias=csrf.FIELD)] = "", next: Annotated[str, Form()] = "/") -> Response:
-    _check_login_form(request, csrf_token)
-    refused = _throttled(request)
-    if refused is not None:
-        return refused
-    client = client_of(request)
-    next_page = safe_next(next)
-    try:
-        principal = signin.authenticate(vault_of(request), username, password, None,
-                                        f"web:{client}")
-    except SecondFactorRequired:
-        ticket = web_of(request).pending.add(username, password, client)
-        return _login_page(request, next_page=next_page, ticket=ticket)
-    except AuthenticationError as exc:
-        return _login_page(request, sentence=str(exc), status=401, next_page=next_page)
-    return _signed_in(request, principal.name, next_page)
+    def step(client: str, next_page: str) -> Response:
+        try:
+            new = signing_in.sign_in(vault_of(request), username, password, None, client)
+        except SecondFactorRequired:
+            ticket = web_of(request).pending.add(username, password, client)
+            return _login_page(request, next_page=next_page, ticket=ticket)
+        return _signed_in(request, new, next_page)
+
+    return _attempt(request, csrf_token, next, step)
 
 
 @router.post("/login/code")
 def login_code(request: Request, ticket: Annotated[str, Form()] = "",
                code: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form(
                    alias=csrf.FIELD)] = "", next: Annotated[str, Form()] = "/") -> Response:
-    _check_login_form(request, csrf_token)
-    refused = _throttled(request)
-    if refused is not None:
-        return refused
-    client = client_of(request)
-    next_page = safe_next(next)
-    pending = web_of(request).pending.take(ticket, client)
-    if pending is None:
-        return _login_page(request, sentence="the sign-in took too long: start again.",
-                           status=401, next_page=next_page)
-    try:
-        principal = signin.authenticate(vault_of(request), pending.name, pending.password,
-                                        code, f"web:{client}")
-    except AuthenticationError as exc:
-        return _login_page(request, sentence=str(exc), status=401, next_page=next_page)
-    return _signed_in(request, principal.name, next_page)
+    def step(client: str, next_page: str) -> Response:
+        pending = web_of(request).pending.take(ticket, client)
+        if pending is None:
+            return _login_page(request, sentence="the sign-in took too long: start again.",
+                               status=401, next_page=next_page)
+        new = signing_in.sign_in(vault_of(request), pending.name, pending.password, code,
+                                 client)
+        return _signed_in(request, new, next_page)
+
+    return _attempt(request, csrf_token, next, step)
 
 
 @router.get("/login/oidc")
@@ -159,13 +160,13 @@ def login_oidc_callback(request: Request, state: str = "", code: str = "",
             raise AuthenticationError("the identity provider did not sign you in.",
                                       reason=error or "no code")
         email, next_page = web.oidc.finish(state, code)
-        principal = signin.authenticate_by_address(vault_of(request), email,
-                                                   f"oidc {web.oidc.issuer}", f"web:{client}")
+        new = signing_in.sign_in_by_address(vault_of(request), email,
+                                            f"oidc {web.oidc.issuer}", client)
     except AuthenticationError as exc:
         return _login_page(request, sentence=str(exc), status=401)
     # A page, not a redirect: this request came from the provider's site, and a browser sends
     # a SameSite=Strict cookie only on navigations that start on this site.
-    response = _signed_in(request, principal.name, safe_next(next_page), page=True)
+    response = _signed_in(request, new, safe_next(next_page), page=True)
     response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
     return response
 
@@ -177,9 +178,9 @@ def _callback_url(request: Request) -> str:
     return str(request.url_for("login_oidc_callback"))
 
 
-def _signed_in(request: Request, user: str, next_page: str, page: bool = False) -> Response:
+def _signed_in(request: Request, new: NewSession, next_page: str, page: bool = False
+               ) -> Response:
     web = web_of(request)
-    new = sessions.start(vault_of(request), user, client_of(request))
     response: Response
     if page:
         response = web.templates.TemplateResponse(request, "signed_in.html",
@@ -195,7 +196,7 @@ def _signed_in(request: Request, user: str, next_page: str, page: bool = False) 
 
 @router.post("/logout")
 def logout(request: Request, who: FormViewerDep) -> Response:
-    sessions.end(vault_of(request), who.session)
+    signing_in.sign_out(vault_of(request), who.session)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
                            secure=web_of(request).secure)

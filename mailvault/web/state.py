@@ -1,5 +1,6 @@
 """What the web application keeps beside the vault (``app.state.web``): its settings, the
-templates, the sign-in throttle, second-factor steps in progress and the OpenID client."""
+templates, the sign-in throttle, second-factor steps in progress, the OpenID client and where
+a sync started from the web hands its mail."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def page_templates() -> Jinja2Templates:
 @dataclass
 class WebState:
     """Everything the routes share besides the vault. ``sink``: under ``serve``, the spool
-    that what the web brings in (a failure retried) goes to, since serve's archiver is the
+    that what the web brings in (a failure retried, a source synced now) goes to, since serve's archiver is the
     vault's one writer; None when the app runs alone and may run a pipeline itself."""
 
     settings: WebSettings

@@ -1,4 +1,4 @@
-"""The command line: source add/list/show/remove, sync, reconcile, status; passwords never
+"""The command line: source add/list/show/test/remove, sync, reconcile, status; passwords never
 printed or stored in clear; sources from mailvault.toml."""
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def test_add_sync_reconcile_status_by_the_real_program(
                    "--password-file", secret, "--ca-file", dovecot_server.ca_file,
                    "--interval", "15m")
     assert added.exit_code == 0, added.text
+    tested = invoke("source", "test", "work", "--vault", vault, "--json")
+    assert tested.exit_code == 0 and tested.json()["ok"] is True, tested.text
     synced = run("sync", "work", "--vault", vault, "--json")
     assert synced.returncode == 0, synced.stderr
     assert json.loads(synced.stdout)[0]["archived"] == 9
@@ -71,6 +73,9 @@ def test_wrong_password_exits_1_with_one_line(tmp_path: Path, mailbox: Callable[
     invoke("source", "add", "imap", "bad", "--vault", vault, "--host", "127.0.0.1", "--port",
            dovecot_server.imap, "--tls", "starttls", "--user", owner.address,
            "--password-file", secret, "--ca-file", dovecot_server.ca_file)
+    tested = run("source", "test", "bad", "--vault", vault)
+    assert tested.returncode == 1 and b"the connection failed" in tested.stdout
+    assert b"wrong user name or password" in tested.stderr and b"wrong\n" not in tested.stderr
     synced = run("sync", "--vault", vault)
     assert synced.returncode == 1
     assert b"wrong user name or password" in synced.stderr

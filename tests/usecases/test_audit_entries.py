@@ -68,6 +68,7 @@ def test_each_action_is_audited_once_as_the_principal(vault: Vault, tmp_path: Pa
         ("tier-move-done", lambda: lifecycle.finish_move(
             vault, ADA, lifecycle.unfinished_moves(vault, ADA)[0])),
         ("source-add", lambda: sources.add_source(vault, ADA, spec, "a password")),
+        ("source-test", lambda: sources.check_connection(vault, ADA, "box")),
         ("source-remove", lambda: sources.remove_source(vault, ADA, "box")),
         ("user-add", lambda: people.add_user(vault, ADA, "carol", ["auditor"], [],
                                              "a long enough password")),
@@ -83,7 +84,7 @@ def test_each_action_is_audited_once_as_the_principal(vault: Vault, tmp_path: Pa
         assert _written(vault, call) == [("ada", action)], action
 
 
-def test_looking_writes_nothing(vault: Vault) -> None:
+def test_looking_writes_nothing(vault: Vault, mail: dict[str, int]) -> None:
     looks: list[Callable[[], object]] = [
         lambda: monitoring.status(vault, ADA), lambda: monitoring.stats(vault, ADA),
         lambda: monitoring.failures(vault, ADA), lambda: auditing.verify_chain(vault, ADA),
@@ -91,7 +92,8 @@ def test_looking_writes_nothing(vault: Vault) -> None:
         lambda: retention.list_policies(vault, ADA), lambda: disposition.runs(vault, ADA),
         lambda: lifecycle.recent_moves(vault, ADA), lambda: sources.list_sources(vault, ADA),
         lambda: people.list_users(vault, ADA), lambda: people.list_tokens(vault, ADA),
-        lambda: people.list_smtp_users(vault, ADA),
+        lambda: people.list_smtp_users(vault, ADA), lambda: lifecycle.rules(vault, ADA),
+        lambda: holds.holds_on(vault, ADA, str(next(iter(mail.values())))),
     ]
     for look in looks:
         assert _written(vault, look) == []

@@ -74,6 +74,7 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
         v, w, "matter", reason="subpoena", owner="legal", custodian="bob@example.org")),
     "holds.release_hold": ({P.HOLDS}, lambda v, w, t: holds.release_hold(v, w, "none")),
     "holds.list_holds": ({P.HOLDS}, lambda v, w, t: holds.list_holds(v, w)),
+    "holds.holds_on": ({P.HOLDS}, lambda v, w, t: holds.holds_on(v, w, "999")),
     "retention.list_policies": ({P.RETENTION},
                                 lambda v, w, t: retention.list_policies(v, w)),
     "retention.add_policy": ({P.RETENTION}, lambda v, w, t: retention.add_policy(
@@ -100,6 +101,7 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "lifecycle.recent_moves": ({P.LIFECYCLE}, lambda v, w, t: lifecycle.recent_moves(v, w)),
     "lifecycle.compact": ({P.LIFECYCLE}, lambda v, w, t: lifecycle.compact(v, w)),
     "lifecycle.run_lifecycle": ({P.LIFECYCLE}, lambda v, w, t: lifecycle.run_lifecycle(v, w)),
+    "lifecycle.rules": ({P.LIFECYCLE}, lambda v, w, t: lifecycle.rules(v, w)),
     "sources.add_source": ({P.SOURCES}, lambda v, w, t: sources.add_source(
         v, w, sources.check_definition(SOURCE), "a password")),
     "sources.list_sources": ({P.SOURCES}, lambda v, w, t: sources.list_sources(v, w)),
@@ -107,6 +109,8 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "sources.remove_source": ({P.SOURCES},
                               lambda v, w, t: sources.remove_source(v, w, "none")),
     "sources.sync_now": ({P.SOURCES}, lambda v, w, t: sources.sync_now(v, w, "none")),
+    "sources.check_connection": ({P.SOURCES},
+                                 lambda v, w, t: sources.check_connection(v, w, "none")),
     "sources.reconcile_sources": ({P.SOURCES},
                                   lambda v, w, t: sources.reconcile_sources(v, w, "none")),
     "people.add_user": ({P.USERS}, lambda v, w, t: people.add_user(

@@ -103,6 +103,10 @@ class Browser:
     def post(self, url: str, **kw: Any) -> httpx.Response:
         return self._send("POST", url, **kw)
 
+    def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        """Any other method (the API's PATCH, PUT and DELETE)."""
+        return self._send(method, url, **kw)
+
     def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
         response = self.loop.run(self.client.request(method, url, **kw))
         found = _CSRF.search(response.text) if "text/html" in response.headers.get(

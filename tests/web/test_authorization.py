@@ -5,11 +5,21 @@ count and facet count, and another's message id is "not found" and audited."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 
+from mailvault.accounts.roles import Permission, parse_roles, permissions_of
 from mailvault.store import audit
+from mailvault.web import (
+    api_admin,
+    pages_admin_compliance,
+    pages_admin_people,
+    pages_admin_sources,
+)
 from tests.web.site import PEOPLE, Browser, Site, site_fixture
 
 # Who sees which of the site's messages (None: no mail at all, 403).
@@ -160,3 +170,157 @@ def _sha(site: Site, message_id: int) -> str:
     raw = site.browser()
     raw.sign_in("audrey")
     return hashlib.sha256(raw.get(f"/api/v1/messages/{message_id}/raw").content).hexdigest()
+
+
+# -- administration: every page and API route x every role -----------------------------------
+
+P = Permission
+# (method, url, form or JSON body, the permission it needs). Names that do not exist keep an
+# allowed call harmless ("not found" after the role check); what creates something is named
+# per person ({who}), so each allowed role's call succeeds on its own.
+ADMIN_PAGES: list[tuple[str, str, dict[str, Any], Permission]] = [
+    ("GET", "/admin/sources", {}, P.SOURCES),
+    ("POST", "/admin/sources", {"kind": "pop3", "name": "src-{who}", "host": "127.0.0.1",
+                                "user": "u", "password": ""}, P.SOURCES),
+    ("POST", "/admin/sources/none/test", {}, P.SOURCES),
+    ("POST", "/admin/sources/none/sync", {}, P.SOURCES),
+    ("POST", "/admin/sources/none/remove", {}, P.SOURCES),
+    ("GET", "/admin/retention", {}, P.RETENTION),
+    ("POST", "/admin/retention", {"name": "", "match": "domain", "value": "a.b",
+                                  "period": "1y"}, P.RETENTION),
+    ("POST", "/admin/retention/default", {"period": "soon"}, P.RETENTION),
+    ("POST", "/admin/retention/recompute", {}, P.RETENTION),
+    ("POST", "/admin/retention/none/remove", {}, P.RETENTION),
+    ("GET", "/admin/holds", {}, P.HOLDS),
+    ("POST", "/admin/holds", {"name": "", "custodian": "a@b.c", "reason": "r", "owner": "o"},
+     P.HOLDS),
+    ("POST", "/admin/holds/none/release", {}, P.HOLDS),
+    ("GET", "/admin/lifecycle", {}, P.LIFECYCLE),
+    ("POST", "/admin/lifecycle/run", {}, P.LIFECYCLE),
+    ("POST", "/admin/lifecycle/move", {"query": "", "target": "nowhere"}, P.LIFECYCLE),
+    ("GET", "/admin/users", {}, P.USERS),
+    ("GET", "/admin/users/adam", {}, P.USERS),
+    ("POST", "/admin/users", {"name": "", "roles": "user", "password": "x",
+                              "password_again": "x"}, P.USERS),
+    ("POST", "/admin/users/none", {"roles": "auditor"}, P.USERS),
+    ("POST", "/admin/users/none/password", {"password": "a long enough one",
+                                            "password_again": "a long enough one"}, P.USERS),
+    ("POST", "/admin/users/none/disable", {}, P.USERS),
+    ("POST", "/admin/users/none/enable", {}, P.USERS),
+    ("POST", "/admin/users/none/totp/remove", {}, P.USERS),
+    ("POST", "/admin/users/none/remove", {}, P.USERS),
+    ("GET", "/admin/smtp-users", {}, P.USERS),
+    ("POST", "/admin/smtp-users", {"name": "", "password": "x", "password_again": "x"},
+     P.USERS),
+    ("POST", "/admin/smtp-users/none/remove", {}, P.USERS),
+]
+ADMIN_API: list[tuple[str, str, dict[str, Any] | None, Permission]] = [
+    ("GET", "/api/v1/sources", None, P.SOURCES),
+    ("POST", "/api/v1/sources", {"kind": "pop3", "name": "api-src-{who}",
+                                 "host": "127.0.0.1", "user": "u", "password": "p"},
+     P.SOURCES),
+    ("GET", "/api/v1/sources/none", None, P.SOURCES),
+    ("DELETE", "/api/v1/sources/none", None, P.SOURCES),
+    ("POST", "/api/v1/sources/none/test", None, P.SOURCES),
+    ("POST", "/api/v1/sources/none/sync", None, P.SOURCES),
+    ("GET", "/api/v1/retention/policies", None, P.RETENTION),
+    ("POST", "/api/v1/retention/policies", {"name": "p-{who}", "match": "domain",
+                                            "value": "example.org", "period": "1y"},
+     P.RETENTION),
+    ("PUT", "/api/v1/retention/default", {"period": "soon"}, P.RETENTION),
+    ("DELETE", "/api/v1/retention/policies/none", None, P.RETENTION),
+    ("GET", "/api/v1/holds", None, P.HOLDS),
+    ("POST", "/api/v1/holds", {"name": "h-{who}", "custodian": "nobody@example.net",
+                               "reason": "r", "owner": "o"}, P.HOLDS),
+    ("POST", "/api/v1/holds/none/release", {}, P.HOLDS),
+    ("GET", "/api/v1/messages/{to_bob}/holds", None, P.HOLDS),
+    ("GET", "/api/v1/lifecycle", None, P.LIFECYCLE),
+    ("POST", "/api/v1/lifecycle/run", None, P.LIFECYCLE),
+    ("POST", "/api/v1/tier-moves", {"query": "subject:nothing-matches-this", "to": "deep"},
+     P.LIFECYCLE),
+    ("GET", "/api/v1/users", None, P.USERS),
+    ("POST", "/api/v1/users", {"name": "u-{who}", "roles": ["auditor"],
+                               "password": "a long enough one"}, P.USERS),
+    ("PATCH", "/api/v1/users/none", {"roles": ["auditor"]}, P.USERS),
+    ("POST", "/api/v1/users/none/password", {"password": "a long enough one"}, P.USERS),
+    ("POST", "/api/v1/users/none/disable", None, P.USERS),
+    ("POST", "/api/v1/users/none/enable", None, P.USERS),
+    ("DELETE", "/api/v1/users/none", None, P.USERS),
+    ("GET", "/api/v1/smtp-users", None, P.USERS),
+    ("POST", "/api/v1/smtp-users", {"name": "s-{who}", "password": "a long enough one"},
+     P.USERS),
+    ("DELETE", "/api/v1/smtp-users/none", None, P.USERS),
+]
+
+
+def _filled(value: Any, person: str, site: Site) -> Any:
+    if isinstance(value, str):
+        return value.replace("{who}", person).replace("{to_bob}", str(site.mail["to_bob"]))
+    if isinstance(value, dict):
+        return {k: _filled(v, person, site) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, person, site) for v in value]
+    return value
+
+
+def test_the_admin_tables_cover_every_admin_route() -> None:
+    routes = {(method, route.path)
+              for module in (pages_admin_sources, pages_admin_compliance, pages_admin_people,
+                             api_admin)
+              for route in module.router.routes if isinstance(route, APIRoute)
+              for method in route.methods}
+    listed = {(m, re.sub(r"/(none|adam|\d+)(?=/|$)", "/{x}", u))
+              for m, u, _d, _p in ADMIN_PAGES + ADMIN_API}
+    normal = {(m, re.sub(r"\{[^}]+\}", "{x}", p)) for m, p in routes}
+    assert normal == {(m, re.sub(r"\{[^}]+\}", "{x}", u)) for m, u in listed}
+
+
+@pytest.mark.parametrize("person", sorted(PEOPLE))
+def test_admin_pages_by_role(site: Site, browsers: dict[str, Browser], person: str) -> None:
+    browser = browsers[person]
+    granted = permissions_of(parse_roles(PEOPLE[person][0]))
+    wrong = []
+    index = browser.get("/admin").status_code
+    if index != (200 if granted & {P.SOURCES, P.RETENTION, P.HOLDS, P.LIFECYCLE, P.USERS}
+                 else 403):
+        wrong.append(f"GET /admin: {index}")
+    for method, url, data, needed in ADMIN_PAGES:
+        browser.get("/")  # the session's CSRF token, from any page
+        answer = browser.get(url) if method == "GET" else browser.form(
+            url, **_filled(data, person, site))
+        allowed = needed in granted
+        if allowed and (answer.status_code == 403 or answer.status_code >= 500):
+            wrong.append(f"{method} {url}: {answer.status_code} for {person} (allowed)")
+        if not allowed and answer.status_code != 403:
+            wrong.append(f"{method} {url}: {answer.status_code} for {person} (refused)")
+        assert "Traceback" not in answer.text
+    assert wrong == []
+
+
+@pytest.mark.parametrize("person", sorted(PEOPLE))
+def test_admin_api_by_role(site: Site, person: str) -> None:
+    client = site.browser()
+    headers = {"authorization": f"Bearer {site.token(person)}"}
+    granted = permissions_of(parse_roles(PEOPLE[person][0]))
+    wrong = []
+    for method, url, body, needed in ADMIN_API:
+        answer = client.request(method, _filled(url, person, site), headers=headers,
+                                json=_filled(body, person, site))
+        allowed = needed in granted
+        if allowed and (answer.status_code == 403 or answer.status_code >= 500):
+            wrong.append(f"{method} {url}: {answer.status_code} {answer.text[:100]} "
+                         f"for {person} (allowed)")
+        if not allowed and answer.status_code != 403:
+            wrong.append(f"{method} {url}: {answer.status_code} for {person} (refused)")
+        if answer.status_code >= 400:
+            assert set(answer.json()) == {"error"}
+    # A browser session only reads: a change through the API needs a token.
+    assert browsers_session_cannot_change(site)
+    assert wrong == []
+
+
+def browsers_session_cannot_change(site: Site) -> bool:
+    boss = site.browser()
+    boss.sign_in("boss")
+    return boss.post("/api/v1/smtp-users", json={"name": "x", "password": "long enough"}
+                     ).status_code == 401
