@@ -262,6 +262,17 @@ def _with_field(node: Node, name: str) -> Node:
     return node
 
 
+def mentions(node: Node, field: str) -> bool:
+    """Whether the query uses the operator ``field:`` anywhere (negated terms too)."""
+    if isinstance(node, Term):
+        return node.field == field
+    if isinstance(node, Not):
+        return mentions(node.child, field)
+    if isinstance(node, And | Or):
+        return any(mentions(child, field) for child in node.children)
+    return False
+
+
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmg]?)b?$", re.I)
 
 

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mailvault.config import WebSettings
 from mailvault.vault import Vault
-from mailvault.web import api, errors, pages_message, pages_search, signin
+from mailvault.web import api, api_review, errors, pages_message, pages_review, pages_search, signin
 from mailvault.web.oidc import oidc_client
 from mailvault.web.state import HERE, WebState
 from mailvault.web.throttle import SigninThrottle
@@ -67,6 +67,8 @@ def create_app(vault: Vault, settings: WebSettings | None = None) -> FastAPI:
     app.include_router(signin.router)
     app.include_router(pages_search.router)
     app.include_router(pages_message.router)
+    app.include_router(pages_review.router)
     app.include_router(api.router)
+    app.include_router(api_review.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app
