@@ -127,9 +127,9 @@ def policy_scope(vault: Vault, policy: ReviewPolicy) -> Scope:
         with vault.engine.connect() as conn:
             parties = _parties(conn, chunk)
             rows = {r.id: r for r in catalog.messages_by_id(conn, chunk)}
-            archived = dict(conn.execute(
+            archived = {r.id: r.archived_at for r in conn.execute(
                 select(schema.messages.c.id, schema.messages.c.archived_at)
-                .where(schema.messages.c.id.in_(chunk))).tuples().all())
+                .where(schema.messages.c.id.in_(chunk)))}
         for message_id in chunk:
             row = rows.get(message_id)
             if row is None:
