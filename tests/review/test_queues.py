@@ -112,7 +112,7 @@ def test_the_one_who_escalated_cannot_decide_at_the_second_level(
 
 
 def test_a_bulk_decision_is_all_or_nothing(small: tuple[Vault, dict[str, int]]) -> None:
-    vault, mail = small
+    vault, _mail = small
     policy(vault)
     items = [i.id for i in reviewing.queue(vault, RITA)]
     with pytest.raises(NotFoundError):
@@ -169,7 +169,7 @@ def test_a_reviewer_reaches_only_their_queue(small: tuple[Vault, dict[str, int]]
 def test_the_report_counts_and_its_csv(small: tuple[Vault, dict[str, int]]) -> None:
     vault, mail = small
     policy(vault, sample_percent=100, seed=5)
-    out, inbound = item_of(RITA, vault, mail["out"]), item_of(RITA, vault, mail["in"])
+    out = item_of(RITA, vault, mail["out"])
     reviewing.decide(vault, RITA, [out], "escalate", "check")
     reviewing.decide(vault, SAM, [out], "violation", "yes")
     report = reviewing.report(vault, AUDITOR, "bob")
@@ -191,7 +191,6 @@ def test_the_report_counts_and_its_csv(small: tuple[Vault, dict[str, int]]) -> N
     assert rows[0]["hits: guarantee*"] == "1" and rows[0]["violations"] == "1"
     reviewers = list(csv.DictReader(io.StringIO(reviewing.reviewers_csv(report))))
     assert {r["reviewer"]: r["decisions"] for r in reviewers} == {"rita": "1", "sam": "1"}
-    del inbound
 
 
 def test_policies_refuse_what_cannot_be_used(small: tuple[Vault, dict[str, int]]) -> None:
