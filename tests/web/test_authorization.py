@@ -251,3 +251,13 @@ def test_review_actions_by_role(site: Site, browsers: dict[str, Browser], person
     assert [m["id"] for m in found["messages"]] == [
         i.message_id for i in reviewing.queue(site.vault, Principal(
             "rita", frozenset({Role.REVIEWER})), include_decided=True) if i.id == items[0]]
+
+
+def test_the_review_api_is_in_the_openapi_document(browsers: dict[str, Browser]) -> None:
+    spec = browsers["audrey"].get("/api/v1/openapi.json").json()
+    assert {"/api/v1/review/policies", "/api/v1/review/queue",
+            "/api/v1/review/items/{item_id}", "/api/v1/review/items/{item_id}/decision",
+            "/api/v1/review/decisions", "/api/v1/review/items/{item_id}/tags",
+            "/api/v1/review/items/{item_id}/tags/{tag}", "/api/v1/review/reports",
+            "/api/v1/review/reports.csv"} <= set(spec["paths"])
+    assert not any(path.startswith("/review") for path in spec["paths"])
