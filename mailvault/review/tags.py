@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError as DuplicateRow
 
 from mailvault.errors import InputError, NotFoundError
-from mailvault.search.query import And, IdSet, Node, Not, Or, Term
+from mailvault.search.query import IdSet, Node, substitute
 from mailvault.store import audit, schema
 from mailvault.store.catalog import now
 from mailvault.vault import Vault
@@ -76,12 +76,4 @@ def tagged(vault: Vault, tag: str, prefix: bool = False) -> frozenset[int]:
 
 def resolve_tags(vault: Vault, node: Node) -> Node:
     """The query with each ``tag:NAME`` replaced by exactly the messages tagged so now."""
-    if isinstance(node, Term) and node.field == "tag":
-        return IdSet(tagged(vault, node.text, node.prefix))
-    if isinstance(node, Not):
-        return Not(resolve_tags(vault, node.child))
-    if isinstance(node, And):
-        return And(tuple(resolve_tags(vault, c) for c in node.children))
-    if isinstance(node, Or):
-        return Or(tuple(resolve_tags(vault, c) for c in node.children))
-    return node
+    return substitute(node, "tag", lambda term: IdSet(tagged(vault, term.text, term.prefix)))

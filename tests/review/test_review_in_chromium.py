@@ -21,9 +21,10 @@ from tests.support import build_message
 from tests.usecases.conftest import archive, file_arrival
 from tests.web.conftest import browser
 from tests.web.site import PASSWORD, Site, site_fixture
+from tests.web.test_in_chromium import open_page
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser
 
 __all__ = ["browser"]
 OFFICER = Principal("cli:officer", frozenset({Role.ADMIN}))
@@ -50,25 +51,12 @@ def served(tmp_path: Path) -> Iterator[tuple[Site, Running, int]]:
             running.stop()
 
 
-def open_page(browser: Browser, base: str) -> tuple[Page, list[str]]:
-    """A page of a new context; the list fills with every request to another address and
-    every console error."""
-    context = browser.new_context(base_url=base)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("request", lambda request: None if request.url.startswith(base)
-            else problems.append(request.url))
-    page.on("console", lambda message: problems.append(f"{message.text} {message.location}")
-            if message.type == "error" else None)
-    page.on("dialog", lambda dialog: problems.append(f"dialog {dialog.message}"))
-    return page, problems
-
-
 def test_a_reviewer_works_the_queue_and_sees_nothing_else(
         browser: Browser, served: tuple[Site, Running, int]) -> None:
     site, running, _hostile = served
     host, port = running.endpoints["web"]
     page, elsewhere = open_page(browser, f"http://{host}:{port}")
+    page.on("dialog", lambda dialog: elsewhere.append(f"dialog {dialog.message}"))
     page.goto("/login")
     page.fill("input[name=username]", "rita")
     page.fill("input[name=password]", PASSWORD)
