@@ -11,12 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from mailvault.mime_leaves import leaves
 from mailvault.review.highlight import marked
 from mailvault.usecases import reviewing
 from mailvault.web import mail_html
 from mailvault.web.identity import FormViewerDep, VaultDep, ViewerDep, web_of
-from mailvault.web.message_view import MAX_BODY_CHARS, SHOWN_FIRST, AttachmentView
+from mailvault.web.message_view import arranged
 from mailvault.web.reports_csv import csv_response
 
 router = APIRouter(include_in_schema=False)
@@ -34,21 +33,12 @@ def queue_page(request: Request, who: ViewerDep, vault: VaultDep, all: int = 0,
 @router.get("/review/items/{item_id}")
 def item_page(request: Request, item_id: int, who: ViewerDep, vault: VaultDep) -> Response:
     opened = reviewing.open_item(vault, who.principal, item_id)
-    message = opened.message
-    parts = leaves(message.raw)
-    plain = [p for p in parts if p.is_body_text and p.content_type == "text/plain"]
-    text = "\n\n".join(p.text() for p in plain) if plain else message.parsed.body
+    view = arranged(opened.message)
     terms = list(opened.hit_terms.values())
-    main = [(name, value) for wanted in SHOWN_FIRST for name, value in message.headers
-            if name.lower() == wanted]
     return web_of(request).templates.TemplateResponse(request, "review_item.html", {
-        "viewer": who, "it": opened.item, "row": message.row, "tags": opened.tags,
-        "main_headers": [(name, marked(value, terms)) for name, value in main],
-        "text": marked(text[:MAX_BODY_CHARS], terms), "text_cut": len(text) > MAX_BODY_CHARS,
-        "has_html": any(p.is_body_text and p.content_type == "text/html" for p in parts),
-        "attachments": [AttachmentView(p.number, p.filename, p.content_type, len(p.data),
-                                       p.content_id) for p in parts if not p.is_body_text],
-        "sandbox": mail_html.IFRAME_SANDBOX,
+        "viewer": who, "it": opened.item, "m": view, "tags": opened.tags,
+        "main_headers": [(name, marked(value, terms)) for name, value in view.main_headers],
+        "text": marked(view.text, terms), "sandbox": mail_html.IFRAME_SANDBOX,
         "decisions": ("no_issue", "escalate", "violation")})
 
 
