@@ -373,6 +373,23 @@ class MonitoringSettings:
 
 
 @dataclass
+class ReviewSettings:
+    """Supervisory review: what is internal mail, what is automated, how often serve runs it."""
+
+    internal_domains: list[str] = setting(
+        [], "Mail domains of the organisation (a subdomain counts too). A message is internal "
+        "when its sender and every recipient are in them, outbound when its sender is and a "
+        "recipient is not, inbound when its sender is not; empty: the domains of each "
+        "policy's supervised addresses.")
+    automated_senders: list[str] = setting(
+        [], "Sender addresses (or @domain) whose mail review policies leave out as automated, "
+        "besides mail marked List-Id, Auto-Submitted or Precedence bulk/list/junk.")
+    every_minutes: int = setting(
+        60, "How often 'mailvault serve' runs the review policies (0: never; "
+        "'mailvault review run' runs them at any time).")
+
+
+@dataclass
 class Settings:
     """Every setting of a vault, by section (the TOML tables of mailvault.toml)."""
 
@@ -388,6 +405,7 @@ class Settings:
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
 
 
 def load_settings(vault_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:

@@ -24,6 +24,7 @@ from mailvault.capture.status import CaptureStatus, write_status
 from mailvault.compliance.lifecycle import lifecycle_service
 from mailvault.compliance.storage_history import storage_sampler_service
 from mailvault.errors import MailvaultError
+from mailvault.review.service import review_service
 from mailvault.sources.serving import scheduler_service
 from mailvault.vault import Vault
 from mailvault.web.service import web_service
@@ -38,6 +39,7 @@ SERVICES: tuple[ServiceFactory, ...] = (
     milter_service,
     scheduler_service,
     lifecycle_service,
+    review_service,
     web_service,
 )
 # Upkeep that runs beside whatever is served, but is no reason to serve by itself.

@@ -18,6 +18,7 @@ from mailvault.cli import (
     compliance_tiers,
     finding,
     health,
+    reviewing,
     serving,
     sources,
     terminal_text,
@@ -36,6 +37,7 @@ compliance_tiers.register(app)
 compliance_retention.register(app)
 compliance_dispose.register(app)
 users.register(app)
+reviewing.register(app)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, insert, or_, select, update
 
 from mailvault.errors import InputError, NotFoundError, QueryError
-from mailvault.search.query import And, IdSet, Node, Not, Or, Term, parse
+from mailvault.search.query import IdSet, Node, Term, parse, substitute
 from mailvault.store import audit, schema
 from mailvault.store.catalog import from_epoch, now
 
@@ -141,19 +141,15 @@ def resolve_holds(vault: Vault, node: Node) -> Node:
     """The query with each ``hold:NAME`` replaced by exactly the messages the active hold
     covers now, by the rule disposition uses (so a search for a hold shows precisely what
     cannot be disposed of)."""
-    if isinstance(node, Term) and node.field == "hold":
-        by_name = {h.name.lower(): h for h in holds(vault)}
-        hold = by_name.get(node.text.lower())
+    by_name = {h.name.lower(): h for h in holds(vault)}
+
+    def held(term: Term) -> Node:
+        hold = by_name.get(term.text.lower())
         if hold is None:
-            raise QueryError(f"there is no active legal hold named {node.text!r}.")
+            raise QueryError(f"there is no active legal hold named {term.text!r}.")
         return IdSet(frozenset(held_by(vault, hold)))
-    if isinstance(node, Not):
-        return Not(resolve_holds(vault, node.child))
-    if isinstance(node, And):
-        return And(tuple(resolve_holds(vault, c) for c in node.children))
-    if isinstance(node, Or):
-        return Or(tuple(resolve_holds(vault, c) for c in node.children))
-    return node
+
+    return substitute(node, "hold", held)
 
 
 def _row(conn: Connection, name: str) -> Any:

@@ -15,6 +15,7 @@ written beside it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -259,6 +260,31 @@ def _with_field(node: Node, name: str) -> Node:
         return And(tuple(_with_field(c, name) for c in node.children))
     if isinstance(node, Or):
         return Or(tuple(_with_field(c, name) for c in node.children))
+    return node
+
+
+def mentions(node: Node, field: str) -> bool:
+    """Whether the query uses the operator ``field:`` anywhere (negated terms too)."""
+    if isinstance(node, Term):
+        return node.field == field
+    if isinstance(node, Not):
+        return mentions(node.child, field)
+    if isinstance(node, And | Or):
+        return any(mentions(child, field) for child in node.children)
+    return False
+
+
+def substitute(node: Node, field: str, replace: Callable[[Term], Node]) -> Node:
+    """The query with every ``field:`` term replaced by what ``replace`` makes of it (how
+    ``hold:`` and ``tag:`` become the messages they name when a query runs)."""
+    if isinstance(node, Term) and node.field == field:
+        return replace(node)
+    if isinstance(node, Not):
+        return Not(substitute(node.child, field, replace))
+    if isinstance(node, And):
+        return And(tuple(substitute(c, field, replace) for c in node.children))
+    if isinstance(node, Or):
+        return Or(tuple(substitute(c, field, replace) for c in node.children))
     return node
 
 

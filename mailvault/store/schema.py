@@ -417,3 +417,83 @@ storage_samples = Table(
     Column("stored_bytes", Integer, nullable=False),
 )
 Index("storage_samples_at", storage_samples.c.at)
+# -- supervisory review: policies, their queues, decisions, tags (see mailvault/review/) ------
+
+review_policies = Table(
+    "review_policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    # The policy as JSON (who is supervised, directions, lexicon, sample, exclusions,
+    # reviewers): a policy is never edited, only added and removed, so one record says it.
+    Column("definition", Text, nullable=False),
+    Column("seed", Integer, nullable=False),  # the sample's recorded seed
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("removed_by", Text),
+    Column("removed_at", Integer),
+    sqlite_autoincrement=True,
+)
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("policy_id", Integer, ForeignKey("review_policies.id"), nullable=False),
+    Column("message_id", Integer, nullable=False),
+    Column("period", String(16), nullable=False),  # 2001-05-14 (daily) or 2001-W20 (weekly)
+    Column("terms", Text, nullable=False, default="[]"),  # JSON: the lexicon terms that hit
+    Column("sampled", Boolean, nullable=False, default=False),
+    # pending, escalated (waiting at level 2), no_issue, violation
+    Column("state", String(16), nullable=False, default="pending"),
+    Column("level", Integer, nullable=False, default=1),
+    Column("created_at", Integer, nullable=False),
+    Column("decided_by", Text),
+    Column("decided_at", Integer),
+    Column("note", Text, nullable=False, default=""),
+    UniqueConstraint("policy_id", "message_id"),
+    sqlite_autoincrement=True,
+)
+Index("review_items_message", review_items.c.message_id)
+Index("review_items_state", review_items.c.policy_id, review_items.c.state)
+
+review_decisions = Table(
+    "review_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("item_id", Integer, ForeignKey("review_items.id"), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("decision", String(16), nullable=False),  # no_issue, escalate, violation
+    Column("note", Text, nullable=False, default=""),
+    Column("reviewer", Text, nullable=False),
+    Column("at", Integer, nullable=False),
+)
+Index("review_decisions_item", review_decisions.c.item_id)
+
+review_periods = Table(
+    "review_periods",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("policy_id", Integer, ForeignKey("review_policies.id"), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("in_scope", Integer, nullable=False),
+    Column("sampled", Integer, nullable=False),
+    # Whether the period's sample was drawn: once, after the period ended, so the draw covers
+    # all its mail and can be made again from the seed.
+    Column("drawn", Boolean, nullable=False, default=False),
+    Column("hits", Text, nullable=False, default="{}"),  # JSON: lexicon term -> messages hit
+    Column("ran_at", Integer, nullable=False),
+    UniqueConstraint("policy_id", "period"),
+)
+
+review_tags = Table(
+    "review_tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", Integer, nullable=False),
+    Column("tag", String(64), nullable=False),  # lower case
+    Column("added_by", Text, nullable=False),
+    Column("added_at", Integer, nullable=False),
+    UniqueConstraint("message_id", "tag"),
+)
+Index("review_tags_tag", review_tags.c.tag)

@@ -2,9 +2,11 @@
 
 Who may see what is decided here, once, for every face. An auditor searches and reads every
 message; a user only the messages one of their addresses is party to (sender, a header
-recipient, or an envelope recipient: Bcc and journal copies included); anyone else none. A
+recipient, or an envelope recipient: Bcc and journal copies included); a reviewer only the
+messages of the review items in their queues (``review.queues``); anyone else none. A
 message outside someone's reach is "not found", in the same words as one that does not
 exist, and the attempt is audited. Every search, count, view and download is audited.
+``tag:`` (reviewers' tags) and ``hold:`` are resolved from the catalog when a query runs.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from mailvault.errors import NotFoundError, QueryError
 from mailvault.message import ParsedMessage, display_headers, parse
 from mailvault.mime_leaves import Leaf, leaf
 from mailvault.records import Provenance
+from mailvault.review.queues import in_queue, queue_message_ids
+from mailvault.review.tags import resolve_tags
 from mailvault.search.document import message_ids
-from mailvault.search.query import And, Node, Not, Or, Party, Term
+from mailvault.search.query import And, IdSet, Node, Or, Party, mentions
 from mailvault.search.query import parse as parse_query
 from mailvault.store import audit, catalog
 from mailvault.store.catalog import MessageRow
@@ -141,8 +145,7 @@ def conversation(vault: Vault, who: Principal, ref: str) -> list[MessageRow]:
                        for m in message_ids(catalog.message_id_header(conn, r.id))}
     with vault.engine.begin() as conn:
         if not allows(who, Permission.READ_ALL):
-            found = {i: r for i, r in found.items()
-                     if catalog.is_party(conn, i, who.addresses)}
+            found = {i: r for i, r in found.items() if _visible(vault, conn, who, i)}
         found.setdefault(row.id, row)
         thread = sorted(found.values(), key=_by_date)
         audit.record(conn, who.name, "conversation", {
@@ -219,46 +222,58 @@ def reachable(vault: Vault, who: Principal, ref: str, action: str) -> MessageRow
 
 def _scoped(vault: Vault, who: Principal, node: Node) -> Node:
     """The query limited to what ``who`` may search; ``hold:`` resolved for those who may
-    see holds."""
-    if _mentions_hold(node):
+    see holds, ``tag:`` for those who may see reviewers' tags (auditors and reviewers: a
+    supervised user must not learn how their mail was tagged)."""
+    if mentions(node, "hold"):
         if not allows(who, Permission.HOLDS):
             raise QueryError("hold: can only be searched by those who manage legal holds.")
         node = resolve_holds(vault, node)
+    if mentions(node, "tag"):
+        if not (allows(who, Permission.SEARCH_ALL) or allows(who, Permission.REVIEW)):
+            raise QueryError("tag: can only be searched by auditors and reviewers.")
+        node = resolve_tags(vault, node)
     if allows(who, Permission.SEARCH_ALL):
         return node
-    require(who, Permission.OWN_MAIL)
-    return And((node, Party(frozenset(who.addresses))))
-
-
-def _mentions_hold(node: Node) -> bool:
-    if isinstance(node, Term):
-        return node.field == "hold"
-    if isinstance(node, Not):
-        return _mentions_hold(node.child)
-    if isinstance(node, And | Or):
-        return any(_mentions_hold(child) for child in node.children)
-    return False
+    reach: list[Node] = []
+    if allows(who, Permission.OWN_MAIL):
+        reach.append(Party(frozenset(who.addresses)))
+    if allows(who, Permission.REVIEW):
+        reach.append(IdSet(queue_message_ids(vault, who.name)))
+    if not reach:
+        require(who, Permission.OWN_MAIL)
+    return And((node, reach[0] if len(reach) == 1 else Or(tuple(reach))))
 
 
 def _reachable(vault: Vault, who: Principal, ref: str, everything: Permission,
                action: str) -> MessageRow:
     """The message ``ref`` names, if ``who`` may reach it: with ``everything`` any message,
-    with own-mail access one they are party to. Otherwise "not found", audited."""
+    with own-mail access one they are party to, as a reviewer one in their queues.
+    Otherwise "not found", audited."""
     if allows(who, everything):
         with vault.engine.connect() as conn:
             return catalog.resolve(conn, ref)
-    require(who, Permission.OWN_MAIL)
+    if not (allows(who, Permission.OWN_MAIL) or allows(who, Permission.REVIEW)):
+        require(who, Permission.OWN_MAIL)
     with vault.engine.begin() as conn:
-        row = _party_row(conn, who, ref)
+        row = _visible_row(vault, conn, who, ref)
         if row is not None:
             return row
         audit.record(conn, who.name, "denied", {"action": action, "ref": ref[:_REF_CHARS]})
-    raise NotFoundError(f"there is no message {ref[:_REF_CHARS]!r} among your mail.")
+    where = "among your mail" if allows(who, Permission.OWN_MAIL) else "in your review queues"
+    raise NotFoundError(f"there is no message {ref[:_REF_CHARS]!r} {where}.")
 
 
-def _party_row(conn: Connection, who: Principal, ref: str) -> MessageRow | None:
+def _visible(vault: Vault, conn: Connection, who: Principal, message_id: int) -> bool:
+    """Whether a principal without read-all access may see this message."""
+    if allows(who, Permission.OWN_MAIL) and catalog.is_party(conn, message_id, who.addresses):
+        return True
+    return allows(who, Permission.REVIEW) and in_queue(vault, who.name, message_id)
+
+
+def _visible_row(vault: Vault, conn: Connection, who: Principal,
+                 ref: str) -> MessageRow | None:
     try:
         row = catalog.resolve(conn, ref)
     except NotFoundError:
         return None
-    return row if catalog.is_party(conn, row.id, who.addresses) else None
+    return row if _visible(vault, conn, who, row.id) else None

@@ -20,6 +20,7 @@ from mailvault.web import (
     api,
     api_admin,
     api_monitoring,
+    api_review,
     errors,
     pages_admin,
     pages_admin_compliance,
@@ -27,6 +28,7 @@ from mailvault.web import (
     pages_admin_sources,
     pages_message,
     pages_monitoring,
+    pages_review,
     pages_search,
     signin,
 )
@@ -84,7 +86,9 @@ def create_app(vault: Vault, settings: WebSettings | None = None, sink: Sink | N
     app.include_router(pages_search.router)
     app.include_router(pages_message.router)
     app.include_router(pages_monitoring.router)
+    app.include_router(pages_review.router)
     app.include_router(api.router)
+    app.include_router(api_review.router)
     app.include_router(api_monitoring.router)
     app.include_router(api_monitoring.metrics_router)
     for admin in (pages_admin, pages_admin_sources, pages_admin_compliance,

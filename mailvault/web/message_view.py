@@ -52,7 +52,11 @@ class MessageView:
 
 def message_view(vault: Vault, who: Principal, ref: str) -> MessageView:
     """Open a message for a page (audited as a view by the use case)."""
-    opened = finding.open_message(vault, who, ref)
+    return arranged(finding.open_message(vault, who, ref))
+
+
+def arranged(opened: finding.OpenedMessage) -> MessageView:
+    """A message already opened by a use case, arranged for the templates."""
     parts = leaves(opened.raw)
     plain = [p for p in parts if p.is_body_text and p.content_type == "text/plain"]
     text = "\n\n".join(p.text() for p in plain) if plain else opened.parsed.body

@@ -81,8 +81,9 @@ def page_templates() -> Jinja2Templates:
 @dataclass
 class WebState:
     """Everything the routes share besides the vault. ``sink``: under ``serve``, the spool
-    that what the web brings in (a failure retried, a source synced now) goes to, since serve's archiver is the
-    vault's one writer; None when the app runs alone and may run a pipeline itself."""
+    that what the web brings in (a failure retried, a source synced now) goes to, since
+    serve's archiver is the vault's one writer; None when the app runs alone and may run a
+    pipeline itself."""
 
     settings: WebSettings
     secure: bool

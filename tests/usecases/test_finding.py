@@ -116,12 +116,20 @@ def test_raw_and_attachment_downloads(vault: Vault, mail: dict[str, int]) -> Non
 
 def test_roles_without_mail_access_are_refused(vault: Vault, mail: dict[str, int]) -> None:
     admin = Principal(name="root", roles=frozenset({Role.ADMIN}))
+    with pytest.raises(PermissionDenied):
+        finding.search(vault, admin, "")
+    with pytest.raises(PermissionDenied):
+        finding.open_message(vault, admin, str(mail["to_bob"]))
+
+
+def test_a_reviewer_without_a_queue_finds_nothing(vault: Vault, mail: dict[str, int]) -> None:
+    """A reviewer reaches the messages of their review queues only (tests/review/): with
+    none, every search is empty and every message "not found"."""
     reviewer = Principal(name="rev", roles=frozenset({Role.REVIEWER}))
-    for who in (admin, reviewer):
-        with pytest.raises(PermissionDenied):
-            finding.search(vault, who, "")
-        with pytest.raises(PermissionDenied):
-            finding.open_message(vault, who, str(mail["to_bob"]))
+    assert finding.search(vault, reviewer, "").total == 0
+    assert finding.count(vault, reviewer, "lunch") == 0
+    with pytest.raises(NotFoundError, match="review queues"):
+        finding.open_message(vault, reviewer, str(mail["to_bob"]))
 
 
 def test_only_those_who_manage_holds_search_by_hold(vault: Vault,

@@ -27,6 +27,7 @@ from mailvault.usecases import (
     overview,
     people,
     retention,
+    reviewing,
     serving,
     sources,
 )
@@ -136,9 +137,27 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "people.remove_smtp_user": ({P.USERS},
                                 lambda v, w, t: people.remove_smtp_user(v, w, "none")),
     "serving.serve": ({P.SETTINGS}, _serve),
+    "reviewing.add_policy": ({P.SETTINGS}, lambda v, w, t: reviewing.add_policy(
+        v, w, reviewing.PolicyDraft(name="p", supervised=("bob@example.org",),
+                                    lexicon=("x",), reviewers=("nobody",)))),
+    "reviewing.list_policies": ({P.SETTINGS, P.REVIEW, P.AUDIT_READ},
+                                lambda v, w, t: reviewing.list_policies(v, w)),
+    "reviewing.show_policy": ({P.SETTINGS, P.REVIEW, P.AUDIT_READ},
+                              lambda v, w, t: reviewing.show_policy(v, w, "none")),
+    "reviewing.remove_policy": ({P.SETTINGS},
+                                lambda v, w, t: reviewing.remove_policy(v, w, "none")),
+    "reviewing.run": ({P.SETTINGS}, lambda v, w, t: reviewing.run(v, w, "none")),
+    "reviewing.queue": ({P.REVIEW}, lambda v, w, t: reviewing.queue(v, w)),
+    "reviewing.open_item": ({P.REVIEW}, lambda v, w, t: reviewing.open_item(v, w, 999)),
+    "reviewing.decide": ({P.REVIEW},
+                         lambda v, w, t: reviewing.decide(v, w, [999], "no_issue")),
+    "reviewing.add_tag": ({P.REVIEW}, lambda v, w, t: reviewing.add_tag(v, w, 999, "x")),
+    "reviewing.remove_tag": ({P.REVIEW},
+                             lambda v, w, t: reviewing.remove_tag(v, w, 999, "x")),
+    "reviewing.report": ({P.REVIEW, P.AUDIT_READ}, lambda v, w, t: reviewing.report(v, w)),
 }
 MODULES: list[ModuleType] = [auditing, disposition, holds, importing, lifecycle, monitoring,
-                             overview, people, retention, serving, sources]
+                             overview, people, retention, reviewing, serving, sources]
 
 
 def test_the_table_names_every_use_case_that_takes_a_principal() -> None:
