@@ -18,8 +18,10 @@ from mailvault.cli import (
     compliance_tiers,
     finding,
     health,
+    restoring,
     serving,
     sources,
+    subjects,
     terminal_text,
     users,
 )
@@ -36,6 +38,8 @@ compliance_tiers.register(app)
 compliance_retention.register(app)
 compliance_dispose.register(app)
 users.register(app)
+restoring.register(app)
+subjects.register(app)
 
 
 def main() -> None:

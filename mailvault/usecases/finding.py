@@ -262,3 +262,9 @@ def _party_row(conn: Connection, who: Principal, ref: str) -> MessageRow | None:
     except NotFoundError:
         return None
     return row if catalog.is_party(conn, row.id, who.addresses) else None
+
+
+def scoped_query(vault: Vault, who: Principal, text: str) -> Node:
+    """The query as ``who`` may run it: limited to their own mail unless they may search
+    everything (for use cases that act on a query's matches, such as a restore)."""
+    return _scoped(vault, who, parse_query(text))

@@ -1,0 +1,81 @@
+"""``mailvault restore``: archived mail back into a mailbox over IMAP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailvault.cli.app import (
+    JsonOption,
+    VaultOption,
+    errors,
+    open_vault,
+    principal,
+    print_json,
+    print_line,
+)
+from mailvault.errors import SourceError
+from mailvault.password_files import read_password_file
+from mailvault.sources.restoring import FolderMode, RestoreReport, Target
+from mailvault.usecases import restoring
+
+
+def register(app: typer.Typer) -> None:
+    app.command("restore")(restore)
+
+
+def restore(
+    query: Annotated[str, typer.Argument(help="Which messages (the search language; '' = "
+                                         "all).")],
+    imap: Annotated[str, typer.Option("--imap", help="The IMAP server: HOST or HOST:PORT.")],
+    user: Annotated[str, typer.Option("--user", help="The mailbox to restore into.")],
+    password_file: Annotated[Path | None, typer.Option(
+        "--password-file", help="Read the mailbox password from this file (else it is "
+        "asked for).", show_default=False)] = None,
+    tls: Annotated[str, typer.Option("--tls", help="implicit (IMAPS, port 993) or starttls "
+                                     "(port 143).")] = "implicit",
+    ca_file: Annotated[Path | None, typer.Option(
+        "--ca-file", help="Trust this CA (PEM) too; certificates are always verified.",
+        show_default=False)] = None,
+    folder_mode: Annotated[str, typer.Option(
+        "--folder-mode", help="keep (the archived folders), flat (all into INBOX) or "
+        "'into NAME' (the archived folders under NAME).")] = "keep",
+    vault: VaultOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """APPEND the matching messages' exact bytes into a mailbox, with their original
+    INTERNALDATE and flags; run again to resume (nothing is appended twice)."""
+    target = Target.parse(imap, tls, user, str(ca_file.expanduser()) if ca_file else None)
+    mode = FolderMode.parse(folder_mode)
+    if password_file is not None:
+        secret = read_password_file(password_file)
+    else:
+        secret = typer.prompt(f"Password for {target.user}", hide_input=True)
+    with open_vault(vault) as opened:
+        report = restoring.restore_mail(opened, principal(), query, target, secret, mode,
+                                        progress=_progress)
+    if json_out:
+        print_json(report.to_json())
+    else:
+        _show(report)
+    if report.stopped:
+        raise SourceError(f"the restore stopped: {report.stopped} Run the same command again "
+                          "to resume.")
+
+
+def _progress(folder: str, done: int, total: int) -> None:
+    print_line(f"{folder}: done ({done} of {total} copies)", to=errors)
+
+
+def _show(report: RestoreReport) -> None:
+    totals = report.totals()
+    for name, result in sorted(report.folders.items()):
+        print_line(f"{name}: {result.appended} appended, {result.present} already there"
+                   + (f", {result.failed} failed" if result.failed else ""))
+    print_line(f"restored into {report.target}: {totals['appended']} appended, "
+               f"{totals['present']} already there, {totals['failed']} failed")
+    for failure in report.failures[:50]:
+        print_line(f"  message {failure['id']} to {failure['folder']}: {failure['reason']}",
+                   to=errors)
