@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,8 +18,10 @@ from mailvault.cli.app import (
 )
 from mailvault.errors import SourceError
 from mailvault.password_files import read_password_file
-from mailvault.sources.restoring import FolderMode, RestoreReport, Target
 from mailvault.usecases import restoring
+
+if TYPE_CHECKING:
+    from mailvault.sources.restoring import RestoreReport
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +49,8 @@ def restore(
 ) -> None:
     """APPEND the matching messages' exact bytes into a mailbox, with their original
     INTERNALDATE and flags; run again to resume (nothing is appended twice)."""
-    target = Target.parse(imap, tls, user, str(ca_file.expanduser()) if ca_file else None)
-    mode = FolderMode.parse(folder_mode)
+    target = restoring.target(imap, tls, user, str(ca_file.expanduser()) if ca_file else None)
+    mode = restoring.folder_mode(folder_mode)
     if password_file is not None:
         secret = read_password_file(password_file)
     else:

@@ -20,11 +20,22 @@ from mailvault.usecases.finding import scoped_query
 from mailvault.vault import Vault
 
 
-def may_restore(vault: Vault, who: Principal) -> bool:
-    """Whether ``who`` may restore mail at all (for faces deciding to offer it)."""
-    if allows(who, Permission.DOWNLOAD):
+def target(where: str, tls: str, user: str, ca_file: str | None = None) -> Target:
+    """The mailbox to restore into, from ``HOST[:PORT]``, ``implicit`` or ``starttls``, the
+    user and a CA file to trust (InputError in one sentence when one is wrong)."""
+    return Target.parse(where, tls, user, ca_file)
+
+
+def folder_mode(text: str) -> FolderMode:
+    """``keep``, ``flat`` or ``into NAME`` as a folder mode."""
+    return FolderMode.parse(text)
+
+
+def may_restore(vault: Vault, principal: Principal) -> bool:
+    """Whether ``principal`` may restore mail at all (for faces deciding to offer it)."""
+    if allows(principal, Permission.DOWNLOAD):
         return True
-    return allows(who, Permission.OWN_MAIL) and vault.settings.restore.users_own_mail
+    return allows(principal, Permission.OWN_MAIL) and vault.settings.restore.users_own_mail
 
 
 def restore_mail(vault: Vault, who: Principal, query: str, target: Target, password: str,

@@ -55,9 +55,9 @@ def person_report(vault: Vault, who: Principal, address: str) -> SubjectReport:
     return found
 
 
-def shows_holds(who: Principal) -> bool:
-    """Whether reports name the holds on a message for ``who``."""
-    return allows(who, Permission.HOLDS)
+def shows_holds(principal: Principal) -> bool:
+    """Whether reports name the holds on a message for ``principal``."""
+    return allows(principal, Permission.HOLDS)
 
 
 def erase(vault: Vault, who: Principal, address: str, reason: str) -> Erasure:

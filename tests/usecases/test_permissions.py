@@ -25,9 +25,11 @@ from mailvault.usecases import (
     lifecycle,
     monitoring,
     people,
+    restoring,
     retention,
     serving,
     sources,
+    subjects,
 )
 from mailvault.vault import Vault
 from tests.support import build_message
@@ -129,9 +131,17 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "people.remove_smtp_user": ({P.USERS},
                                 lambda v, w, t: people.remove_smtp_user(v, w, "none")),
     "serving.serve": ({P.SETTINGS}, _serve),
+    # Allowed, then refused: nothing listens on port 1.
+    "restoring.restore_mail": ({P.DOWNLOAD}, lambda v, w, t: restoring.restore_mail(
+        v, w, "", restoring.target("127.0.0.1:1", "implicit", "eve"), "a password",
+        restoring.folder_mode("keep"))),
+    "subjects.person_report": ({P.SEARCH_ALL},
+                               lambda v, w, t: subjects.person_report(v, w, "eve@example.org")),
+    "subjects.erase": ({P.RETENTION},
+                       lambda v, w, t: subjects.erase(v, w, "eve@example.org", "request 1")),
 }
 MODULES: list[ModuleType] = [auditing, disposition, holds, importing, lifecycle, monitoring,
-                             people, retention, serving, sources]
+                             people, restoring, retention, serving, sources, subjects]
 
 
 def test_the_table_names_every_use_case_that_takes_a_principal() -> None:
