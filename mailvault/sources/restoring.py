@@ -17,6 +17,8 @@ server's time. ``\\Recent`` is left out (only a server sets it).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +39,8 @@ FOLDER_MODES = ("keep", "flat", "into")
 # No "none": the mailbox password would cross the network in clear.
 TLS_MODES = ("implicit", "starttls")
 _PORTS = {"implicit": 993, "starttls": 143}
+# A host name or IPv4 address as a connection takes it (an IPv6 address goes in brackets).
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
 _BATCH = 500
 
 
@@ -57,8 +61,10 @@ class Target:
         if tls not in TLS_MODES:
             raise InputError(f"--tls is implicit or starttls, not {tls!r} (a restore never "
                              "sends a password in clear).")
-        if not user.strip():
-            raise InputError("a restore needs the mailbox user (--user).")
+        if not user.strip() or not user.isprintable():
+            raise InputError("a restore needs the mailbox user (--user), printable text.")
+        if ca_file and (not ca_file.isprintable()):
+            raise InputError("the CA file's name has control characters.")
         host, port = where.strip(), _PORTS[tls]
         if host.startswith("["):
             inner, _sep, rest = host[1:].partition("]")
@@ -71,8 +77,9 @@ class Target:
             if not port_text.isdigit() or not 0 < int(port_text) < 65536:
                 raise InputError(f"{where!r} is not HOST or HOST:PORT.")
             port = int(port_text)
-        if not host:
-            raise InputError("a restore needs the IMAP server (--imap HOST[:PORT]).")
+        if not _valid_host(host):
+            raise InputError("a restore needs the IMAP server as HOST or HOST:PORT (--imap), "
+                             f"not {where!r}.")
         return cls(host, port, tls, user.strip(), ca_file or None)
 
     def endpoint(self, timeout_s: float) -> Endpoint:
@@ -114,6 +121,15 @@ class FolderMode:
 
     def describe(self) -> str:
         return f"into {self.parent}" if self.mode == "into" else self.mode
+
+
+def _valid_host(host: str) -> bool:
+    if _HOST.match(host):
+        return True
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -137,3 +137,33 @@ def _sha(site: Site, message_id: int) -> str:
     raw = site.browser()
     raw.sign_in("audrey")
     return hashlib.sha256(raw.get(f"/api/v1/messages/{message_id}/raw").content).hexdigest()
+
+
+# Who may restore: allowed ones meet the closed port (400, one sentence); the rest 403.
+RESTORE = {"query": "", "imap": "127.0.0.1:1", "user": "someone", "password": "pw-never-kept",
+           "tls": "implicit"}
+
+
+def test_restore_by_role(site: Site, browsers: dict[str, Browser]) -> None:
+    expected = {"audrey": 400, "boss": 400, "adam": 403, "rita": 403, "bob": 403, "dave": 403}
+    for person, status in expected.items():
+        answer = browsers[person].post("/api/v1/restore", json=RESTORE, headers={
+            "authorization": f"Bearer {site.token(person)}"})
+        assert answer.status_code == status, (person, answer.text[:200])
+        if status == 400:
+            assert "unreachable" in answer.json()["error"]
+    # A browser session does not change anything through the API without a token.
+    assert browsers["audrey"].post("/api/v1/restore", json=RESTORE).status_code == 401
+    with site.vault.engine.connect() as conn:
+        restores = [e for e in audit.entries(conn) if e.action.startswith("restore")]
+    assert {e.actor for e in restores} == {"audrey", "boss"}
+    assert all("pw-never-kept" not in str(e.detail) for e in restores)
+    site.vault.settings.restore.users_own_mail = True
+    try:
+        answer = browsers["bob"].post("/api/v1/restore", json=RESTORE, headers={
+            "authorization": f"Bearer {site.token('bob')}"})
+        assert answer.status_code == 400, answer.text
+        assert browsers["adam"].post("/api/v1/restore", json=RESTORE, headers={
+            "authorization": f"Bearer {site.token('adam')}"}).status_code == 403
+    finally:
+        site.vault.settings.restore.users_own_mail = False
