@@ -167,3 +167,21 @@ def test_restore_by_role(site: Site, browsers: dict[str, Browser]) -> None:
             "authorization": f"Bearer {site.token('adam')}"}).status_code == 403
     finally:
         site.vault.settings.restore.users_own_mail = False
+
+
+def test_restore_page_by_role(site: Site, browsers: dict[str, Browser]) -> None:
+    for person, status in (("audrey", 200), ("boss", 200), ("adam", 403), ("rita", 403),
+                           ("bob", 403), ("dave", 403)):
+        browser = browsers[person]
+        assert browser.get("/restore?q=lunch").status_code == status, person
+        if VISIBLE[person] is not None:
+            linked = 'id="restore-link"' in browser.get("/?q=lunch").text
+            assert linked == (status == 200), person
+    audrey = browsers["audrey"]
+    audrey.get("/")
+    fields = {k: v for k, v in RESTORE.items() if k != "query"}
+    answer = audrey.form("/restore", q="lunch", folder_mode="keep", **fields)
+    assert answer.status_code == 400 and "unreachable" in answer.text
+    refused = browsers["bob"]
+    refused.get("/")
+    assert refused.form("/restore", q="", folder_mode="keep", **fields).status_code == 403
