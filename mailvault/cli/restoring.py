@@ -16,6 +16,7 @@ from mailvault.cli.app import (
     print_json,
     print_line,
 )
+from mailvault.cli.progress import Meter
 from mailvault.errors import SourceError
 from mailvault.password_files import read_password_file
 from mailvault.usecases import restoring
@@ -55,9 +56,13 @@ def restore(
         secret = read_password_file(password_file)
     else:
         secret = typer.prompt(f"Password for {target.user}", hide_input=True)
-    with open_vault(vault) as opened:
-        report = restoring.restore_mail(opened, principal(), query, target, secret, mode,
-                                        progress=_progress)
+    bar = _Bar()
+    try:
+        with open_vault(vault) as opened:
+            report = restoring.restore_mail(opened, principal(), query, target, secret, mode,
+                                            progress=bar)
+    finally:
+        bar.close()
     if json_out:
         print_json(report.to_json())
     else:
@@ -67,8 +72,23 @@ def restore(
                           "to resume.")
 
 
-def _progress(folder: str, done: int, total: int) -> None:
-    print_line(f"{folder}: done ({done} of {total} copies)", to=errors)
+class _Bar:
+    """The restore's progress as the other long commands show theirs (a Rich bar on a
+    terminal, plain lines otherwise), started once the restore knows its size."""
+
+    def __init__(self) -> None:
+        self.meter: Meter | None = None
+
+    def start(self, copies: int, size: int) -> None:
+        self.meter = Meter(f"restore ({copies} copies)", size).__enter__()
+
+    def advance(self, copies: int, size: int) -> None:
+        if self.meter is not None:
+            self.meter.update(copies, size)
+
+    def close(self) -> None:
+        if self.meter is not None:
+            self.meter.__exit__(None, None, None)
 
 
 def _show(report: RestoreReport) -> None:

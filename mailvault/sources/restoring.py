@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailvault.errors import InputError, MailvaultError, SourceError
 from mailvault.records import Provenance
@@ -139,6 +139,7 @@ class Copy:
     message_id: int
     flags: tuple[str, ...]
     internal_date: datetime | None
+    size: int
 
 
 @dataclass
@@ -174,7 +175,14 @@ class RestoreReport:
                 "failures": self.failures, "stopped": self.stopped or None}
 
 
-Progress = Callable[[str, int, int], None]
+class Progress(Protocol):
+    """What is told of a restore's progress (a face's bar)."""
+
+    def start(self, copies: int, size: int) -> None:
+        """Planned: how many copies, how many bytes (archived sizes)."""
+
+    def advance(self, copies: int, size: int) -> None:
+        """Copies handled so far (appended, already there or failed), and their bytes."""
 
 
 def plan(vault: Vault, ids: list[int], mode: FolderMode,
@@ -199,9 +207,10 @@ def _copies(row: MessageRow, arrivals: list[Provenance]) -> Iterator[tuple[str, 
     for arrival in arrivals:
         if arrival.folder and arrival.folder not in seen:
             seen.add(arrival.folder)
-            yield arrival.folder, Copy(row.id, arrival.flags, arrival.internal_date or row.date)
+            yield arrival.folder, Copy(row.id, arrival.flags, arrival.internal_date or row.date,
+                                       row.size)
     if not seen:
-        yield row.folder or INBOX, Copy(row.id, (), row.date)
+        yield row.folder or INBOX, Copy(row.id, (), row.date, row.size)
 
 
 def restore(vault: Vault, ids: list[int], target: Target, password: str, mode: FolderMode,
@@ -214,23 +223,37 @@ def restore(vault: Vault, ids: list[int], target: Target, password: str, mode: F
     endpoint = target.endpoint(vault.settings.sync.timeout_s)
     with AppendSession(endpoint, Credentials(target.user, password)) as session:
         folders = plan(vault, ids, mode, session.delimiter())
-        total = sum(len(c) for c in folders.values())
-        done = 0
+        tally = _Tally(progress)
+        if progress is not None:
+            progress.start(sum(len(c) for c in folders.values()),
+                           sum(c.size for copies in folders.values() for c in copies))
         for folder, copies in sorted(folders.items()):
             result = report.folders.setdefault(folder, FolderResult())
             try:
-                _restore_folder(vault, session, folder, copies, result, report)
+                _restore_folder(vault, session, folder, copies, result, report, tally)
             except SourceError as exc:
                 report.stopped = str(exc)
                 break
-            done += len(copies)
-            if progress is not None:
-                progress(folder, done, total)
     return report
 
 
+@dataclass
+class _Tally:
+    """Copies and bytes handled so far, passed on to the progress (if any)."""
+
+    progress: Progress | None
+    copies: int = 0
+    size: int = 0
+
+    def add(self, copy: Copy) -> None:
+        self.copies += 1
+        self.size += copy.size
+        if self.progress is not None:
+            self.progress.advance(self.copies, self.size)
+
+
 def _restore_folder(vault: Vault, session: AppendSession, folder: str, copies: list[Copy],
-                    result: FolderResult, report: RestoreReport) -> None:
+                    result: FolderResult, report: RestoreReport, tally: _Tally) -> None:
     session.ensure_folder(folder)
     held = session.holdings(folder)
     for start in range(0, len(copies), _BATCH):
@@ -238,6 +261,7 @@ def _restore_folder(vault: Vault, session: AppendSession, folder: str, copies: l
         with vault.engine.connect() as conn:
             rows = {r.id: r for r in catalog.messages_by_id(conn, [c.message_id for c in batch])}
         for copy in batch:
+            tally.add(copy)
             row = rows.get(copy.message_id)
             if row is None:
                 continue
