@@ -99,5 +99,5 @@ def _show(report: RestoreReport) -> None:
     print_line(f"restored into {report.target}: {totals['appended']} appended, "
                f"{totals['present']} already there, {totals['failed']} failed")
     for failure in report.failures[:50]:
-        print_line(f"  message {failure['id']} to {failure['folder']}: {failure['reason']}",
-                   to=errors)
+        which = f"message {failure['id']}" if failure["id"] is not None else "folder"
+        print_line(f"  {which} to {failure['folder']}: {failure['reason']}", to=errors)

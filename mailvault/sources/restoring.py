@@ -232,8 +232,15 @@ def restore(vault: Vault, ids: list[int], target: Target, password: str, mode: F
             try:
                 _restore_folder(vault, session, folder, copies, result, report, tally)
             except SourceError as exc:
-                report.stopped = str(exc)
-                break
+                if exc.retryable:
+                    report.stopped = str(exc)
+                    break
+                # The folder itself was refused (CREATE, EXAMINE): its messages fail, the
+                # other folders go on.
+                handled = result.appended + result.present + result.failed
+                result.failed += len(copies) - handled
+                report.failures.append({"id": None, "sha256": None, "folder": folder,
+                                        "reason": str(exc)})
     return report
 
 

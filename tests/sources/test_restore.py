@@ -226,3 +226,17 @@ def test_the_command_line(tmp_path: Path, vault_path: Path, vault: Vault, archiv
     with imapclient.IMAPClient("127.0.0.1", dovecot_server.imap, ssl=False) as client:
         client.login(target.address, target.password)
         assert client.folder_status("INBOX", [b"MESSAGES"])[b"MESSAGES"] == 5
+
+
+def test_a_folder_the_server_refuses_fails_alone(vault: Vault, archived: Mailbox,
+                                                 mailbox: Callable[[], Mailbox],
+                                                 dovecot_server: Dovecot) -> None:
+    target = mailbox()
+    long_name = "x" * 300  # over Dovecot's limit for one level of a mailbox name
+    report = restoring.restore_mail(vault, OPERATOR, "", _target(dovecot_server, target),
+                                    target.password, FolderMode.parse(f"into {long_name}"))
+    assert report.totals() == {"appended": 0, "present": 0, "failed": 8}
+    assert not report.stopped
+    assert {f["folder"] for f in report.failures} == {
+        f"{long_name}/INBOX", f"{long_name}/Archive/2001", f"{long_name}/Sent"}
+    assert all("refused CREATE" in f["reason"] for f in report.failures)
