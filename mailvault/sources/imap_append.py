@@ -12,13 +12,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from mailvault.sources.imap import UID_CHUNK, ImapSession
 
 MESSAGE_ID_FIELD = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 _HOLDINGS_ITEMS = [b"RFC822.SIZE", b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
-# Flags the server sets itself; APPEND may not name them (RFC 3501 2.3.2).
-SERVER_FLAGS = frozenset({"\\recent"})
+# The system flags an APPEND may set (RFC 3501 2.3.2; \Recent only a server sets).
+SYSTEM_FLAGS = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"})
+# A keyword is an atom: no space, control character, "(", ")", "{", "%", "*", '"', "\" or "]".
+_ATOM = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')
 _LINE_END = re.compile(rb"\r\n|\r(?!\n)|\n")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*((?:.|\r?\n[ \t])*)", re.I | re.M)
@@ -120,6 +123,32 @@ class AppendSession(ImapSession):
                internal_date: datetime | None) -> None:
         """APPEND the message with these flags (those only a server may set left out) and
         INTERNALDATE (the server's now when None)."""
-        kept = [f for f in flags if f.lower() not in SERVER_FLAGS]
         with self._translated(f"APPEND to {folder}"):
-            self._client.append(folder, wire, flags=kept, msg_time=internal_date)
+            self._client.append(folder, wire, flags=_settable(flags), msg_time=internal_date)
+
+    @property
+    def multiappend(self) -> bool:
+        """Whether the server takes several messages in one APPEND (RFC 3502)."""
+        return bool(self._client.has_capability("MULTIAPPEND"))
+
+    def append_many(self, folder: str,
+                    items: list[tuple[bytes, tuple[str, ...], datetime | None]]) -> None:
+        """APPEND these messages in one command (MULTIAPPEND: all of them or none)."""
+        messages: list[dict[str, Any]] = []
+        for wire, flags, internal_date in items:
+            message: dict[str, Any] = {"msg": wire, "flags": _settable(flags)}
+            if internal_date is not None:
+                message["date"] = internal_date
+            messages.append(message)
+        with self._translated(f"APPEND to {folder}"):
+            self._client.multiappend(folder, messages)
+
+
+def _settable(flags: Iterable[str]) -> list[str]:
+    """The flags an APPEND may carry: the system flags of RFC 3501 but ``\\Recent`` (only a
+    server sets it), and keywords that are atoms. Anything else would make the server
+    answer BAD in the middle of a MULTIAPPEND, whose remaining literals it would then read
+    as commands; a flag a server handed out is never of that kind."""
+    return [f for f in flags
+            if f.lower() in SYSTEM_FLAGS
+            or (f.isascii() and not f.startswith("\\") and _ATOM.fullmatch(f) is not None)]

@@ -42,6 +42,9 @@ _PORTS = {"implicit": 993, "starttls": 143}
 # A host name or IPv4 address as a connection takes it (an IPv6 address goes in brackets).
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
 _BATCH = 500
+# Messages and bytes sent in one MULTIAPPEND.
+APPEND_BATCH = 100
+APPEND_BATCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,7 @@ def _restore_folder(vault: Vault, session: AppendSession, folder: str, copies: l
                     result: FolderResult, report: RestoreReport, tally: _Tally) -> None:
     session.ensure_folder(folder)
     held = session.holdings(folder)
+    pending = AppendBatch(session, folder, result, report)
     for start in range(0, len(copies), _BATCH):
         batch = copies[start:start + _BATCH]
         with vault.engine.connect() as conn:
@@ -280,16 +284,57 @@ def _restore_folder(vault: Vault, session: AppendSession, folder: str, copies: l
             if session.holds(folder, held, wire):
                 result.present += 1
                 continue
+            held.add(wire)
+            pending.add(row, copy, wire)
+    pending.flush()
+
+
+@dataclass
+class AppendBatch:
+    """Messages waiting to go to one folder in one MULTIAPPEND (RFC 3502: all or none, one
+    round trip and, on Dovecot, one fsync for the lot), flushed by count or bytes. A batch
+    the server refuses is appended again one message at a time, so that only the messages
+    it refuses fail."""
+
+    session: AppendSession
+    folder: str
+    result: FolderResult
+    report: RestoreReport
+    items: list[tuple[MessageRow, Copy, bytes]] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, row: MessageRow, copy: Copy, wire: bytes) -> None:
+        self.items.append((row, copy, wire))
+        self.size += len(wire)
+        if len(self.items) >= APPEND_BATCH or self.size >= APPEND_BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        items, self.items, self.size = self.items, [], 0
+        if len(items) > 1 and self.session.multiappend:
             try:
-                session.append(folder, wire, copy.flags, copy.internal_date)
+                self.session.append_many(self.folder, [(w, c.flags, c.internal_date)
+                                                       for _r, c, w in items])
             except SourceError as exc:
                 if exc.retryable:
                     raise
-                _failed(report, result, row, folder, str(exc))
+            else:
+                for row, _copy, _wire in items:
+                    self._appended(row)
+                return
+        for row, copy, wire in items:
+            try:
+                self.session.append(self.folder, wire, copy.flags, copy.internal_date)
+            except SourceError as exc:
+                if exc.retryable:
+                    raise
+                _failed(self.report, self.result, row, self.folder, str(exc))
                 continue
-            held.add(wire)
-            result.appended += 1
-            report.appended_sha256.append(row.sha256)
+            self._appended(row)
+
+    def _appended(self, row: MessageRow) -> None:
+        self.result.appended += 1
+        self.report.appended_sha256.append(row.sha256)
 
 
 def _failed(report: RestoreReport, result: FolderResult, row: MessageRow, folder: str,

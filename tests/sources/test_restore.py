@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import imapclient
 import pytest
@@ -17,9 +18,18 @@ import pytest
 from mailvault.accounts.principal import Principal, local_operator
 from mailvault.accounts.roles import Role
 from mailvault.errors import InputError, PermissionDenied, SourceError
+from mailvault.ingest.pipeline import Pipeline
+from mailvault.records import Incoming, Provenance
 from mailvault.sources.definitions import SourceSpec
-from mailvault.sources.restoring import FolderMode, Target
-from mailvault.store import audit
+from mailvault.sources.restoring import (
+    AppendBatch,
+    Copy,
+    FolderMode,
+    FolderResult,
+    RestoreReport,
+    Target,
+)
+from mailvault.store import audit, catalog
 from mailvault.usecases import restoring
 from mailvault.vault import Vault
 from tests.sources.dovecot import Dovecot
@@ -240,3 +250,61 @@ def test_a_folder_the_server_refuses_fails_alone(vault: Vault, archived: Mailbox
     assert {f["folder"] for f in report.failures} == {
         f"{long_name}/INBOX", f"{long_name}/Archive/2001", f"{long_name}/Sent"}
     assert all("refused CREATE" in f["reason"] for f in report.failures)
+
+
+def test_flags_no_server_takes_are_left_out(vault: Vault, mailbox: Callable[[], Mailbox],
+                                            dovecot_server: Dovecot) -> None:
+    """A flag no APPEND may carry (an unknown system flag, \\Recent, a keyword that is not an
+    atom) is left out; the batch goes through (a BAD inside a MULTIAPPEND would desync the
+    connection)."""
+    raws = [build_message(subject=f"fine {i}").replace(b"\n", b"\r\n") for i in range(4)]
+    flags = [(), ("\\Bogus", "\\Seen"), ("\\Recent", "$Label1"), ("bad(word", "naïve")]
+    arrivals = [Incoming(raw, Provenance(kind="eml", source="t", folder="INBOX", item=str(i),
+                                         flags=flag))
+                for i, (raw, flag) in enumerate(zip(raws, flags, strict=True))]
+    with Pipeline(vault, actor="test", workers=1) as pipeline:
+        assert pipeline.archive_many(arrivals).archived == 4
+    target = mailbox()
+    report = restoring.restore_mail(vault, OPERATOR, "", _target(dovecot_server, target),
+                                    target.password, FolderMode())
+    assert report.totals() == {"appended": 4, "present": 0, "failed": 0}, repr(report)
+    got = {sha: set(f) for sha, _date, f in _contents(target)["INBOX"]}
+    assert [got[hashlib.sha256(raw).hexdigest()] for raw in raws] == [
+        set(), {b"\\Seen"}, {b"$Label1"}, set()]
+
+
+class RefusingSession:
+    """An IMAP session that refuses one message's APPEND (and any MULTIAPPEND holding it),
+    as a server over quota for that message would."""
+
+    multiappend = True
+
+    def __init__(self, refused: bytes) -> None:
+        self.refused = refused
+        self.folder: list[bytes] = []
+
+    def append_many(self, folder: str, items: list[tuple[bytes, Any, Any]]) -> None:
+        if any(wire == self.refused for wire, _f, _d in items):
+            raise SourceError("127.0.0.1:1 refused APPEND to INBOX: NO over quota.")
+        self.folder += [wire for wire, _f, _d in items]
+
+    def append(self, folder: str, wire: bytes, flags: Any, date: Any) -> None:
+        self.append_many(folder, [(wire, flags, date)])
+
+
+def test_a_refused_batch_is_sent_again_one_by_one(vault: Vault) -> None:
+    raws = [build_message(subject=f"m{i}").replace(b"\n", b"\r\n") for i in range(5)]
+    with Pipeline(vault, actor="test", workers=1) as pipeline:
+        pipeline.archive_many([Incoming(r, Provenance(kind="eml", source="t", item=str(i)))
+                               for i, r in enumerate(raws)])
+    with vault.engine.connect() as conn:
+        rows = catalog.messages_by_id(conn, [1, 2, 3, 4, 5])
+    session = RefusingSession(raws[2])
+    report, result = RestoreReport("t"), FolderResult()
+    pending = AppendBatch(session, "INBOX", result, report)  # type: ignore[arg-type]
+    for row, raw in zip(rows, raws, strict=True):
+        pending.add(row, Copy(row.id, (), None, row.size), raw)
+    pending.flush()
+    assert (result.appended, result.failed) == (4, 1)
+    assert session.folder == [raws[0], raws[1], raws[3], raws[4]]
+    assert [f["id"] for f in report.failures] == [rows[2].id]
