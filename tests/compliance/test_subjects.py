@@ -16,7 +16,7 @@ from mailvault.compliance import holds, retention, tiers
 from mailvault.errors import InputError, PermissionDenied
 from mailvault.ingest.pipeline import Outcome, Pipeline
 from mailvault.records import Incoming, Provenance
-from mailvault.store import audit, schema
+from mailvault.store import audit, catalog, schema
 from mailvault.usecases import subjects
 from mailvault.vault import Vault
 from tests.support import build_message, invoke
@@ -155,3 +155,18 @@ def test_the_command_line(tmp_path: Path, small_vault: Vault, people: dict[str, 
     assert "legal hold matter-7" in erased.text
     missing = invoke("person", "erase", DANA, "--vault", path)
     assert missing.exit_code != 0
+
+
+def test_report_on_the_corpus_matches_the_catalogs_parties(enron: Vault) -> None:
+    """On real mail: the report (from the index's party field) lists exactly the messages
+    the catalog's address rows name the address in; under the default seven years, mail
+    from 2000-2002 has no retention obligation left."""
+    address = "phillip.allen@enron.com"
+    found = subjects.person_report(enron, OPERATOR, address)
+    with enron.engine.connect() as conn:
+        expected = catalog.party_message_ids(conn, [address])
+    assert len(expected) > 1000
+    assert {m.row.id for m in found.messages} == expected
+    assert sum(found.by_tier.values()) == len(expected)
+    assert all(m.policy == "default" and m.retain_until is not None for m in found.messages)
+    assert {m.erasable for m in found.messages} == {True}
