@@ -49,6 +49,11 @@ def at_least(old: Any, new: Any) -> bool:
     return bool(new >= old)
 
 
+def at_most(old: Any, new: Any) -> bool:
+    """Smaller is stricter (false over true: a permission left off)."""
+    return bool(new <= old)
+
+
 def ranked(*order: str) -> Stricter:
     """Later in ``order`` is stricter."""
     def stricter(old: Any, new: Any) -> bool:
@@ -310,6 +315,15 @@ class SpoolSettings:
 
 
 @dataclass
+class RestoreSettings:
+    """Restoring archived mail into a mailbox over IMAP (`mailvault restore`)."""
+
+    users_own_mail: bool = setting(
+        False, "People with the user role may restore their own mail (the messages one of "
+        "their addresses is party to) into a mailbox; off: only auditors restore.", at_most)
+
+
+@dataclass
 class AccountsSettings:
     """The people who use the archive: passwords, sign-in lock-out, TOTP, API tokens."""
 
@@ -402,6 +416,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     milter: MilterSettings = field(default_factory=MilterSettings)
     spool: SpoolSettings = field(default_factory=SpoolSettings)
+    restore: RestoreSettings = field(default_factory=RestoreSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)

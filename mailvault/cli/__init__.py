@@ -18,9 +18,11 @@ from mailvault.cli import (
     compliance_tiers,
     finding,
     health,
+    restoring,
     reviewing,
     serving,
     sources,
+    subjects,
     terminal_text,
     users,
 )
@@ -38,6 +40,8 @@ compliance_retention.register(app)
 compliance_dispose.register(app)
 users.register(app)
 reviewing.register(app)
+restoring.register(app)
+subjects.register(app)
 
 
 def main() -> None:

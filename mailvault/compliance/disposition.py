@@ -15,6 +15,7 @@ proposed while the rule was on needs another approver even if the rule is turned
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,12 +98,14 @@ class Run:
                 "disposed": self.disposed, "report": self.report}
 
 
-def plan(vault: Vault, at: int | None = None) -> Plan:
-    """Compute, without changing anything, what a disposition would delete now."""
+def plan(vault: Vault, at: int | None = None, within: Collection[int] | None = None) -> Plan:
+    """Compute, without changing anything, what a disposition would delete now (of the
+    messages ``within``, when given: an erasure request's)."""
     at = now() if at is None else at
     computed = retention.compute(vault)
     names = {p.id: p.name for p in retention.policies(vault)}
-    expired = {i: v for i, v in computed.items() if v[0] <= at}
+    expired = {i: v for i, v in computed.items()
+               if v[0] <= at and (within is None or i in within)}
     covered = holds.held(vault)
     result = Plan(at=at)
     m = schema.messages
@@ -130,9 +133,11 @@ def dry_run(vault: Vault, actor: str) -> Plan:
     return result
 
 
-def propose(vault: Vault, actor: str) -> Run:
-    """Freeze the current candidates into a run awaiting approval."""
-    result = plan(vault)
+def propose(vault: Vault, actor: str, within: Collection[int] | None = None,
+            purpose: str = "") -> Run:
+    """Freeze the current candidates (of ``within``, when given) into a run awaiting
+    approval; ``purpose`` (an erasure request) goes into its audit entry."""
+    result = plan(vault, within=within)
     with vault.engine.begin() as conn:
         inserted = conn.execute(insert(schema.disposition_runs).values(
             state=PROPOSED, proposed_by=actor, proposed_at=now(),
@@ -143,9 +148,12 @@ def propose(vault: Vault, actor: str) -> Run:
         for start in range(0, len(ids), _BATCH):
             conn.execute(insert(schema.disposition_items),
                          [{"run_id": run_id, "message_id": i} for i in ids[start:start + _BATCH]])
-        audit.record(conn, actor, "dispose-propose", {
+        detail: dict[str, Any] = {
             "run": run_id, "candidates": len(ids), "held_back": len(result.held),
-            "four_eyes": vault.settings.retention.four_eyes})
+            "four_eyes": vault.settings.retention.four_eyes}
+        if purpose:
+            detail["purpose"] = purpose
+        audit.record(conn, actor, "dispose-propose", detail)
         return _run(conn, run_id)
 
 
@@ -184,12 +192,13 @@ def cancel(vault: Vault, run_id: int, actor: str) -> Run:
         return _run(conn, run_id)
 
 
-def dispose(vault: Vault, actor: str) -> Run:
+def dispose(vault: Vault, actor: str, within: Collection[int] | None = None,
+            purpose: str = "") -> Run:
     """Propose and execute at once (only when the four-eyes rule is off)."""
     if vault.settings.retention.four_eyes:
         raise InputError("the four-eyes rule is on: propose a run, and have another admin "
                          "approve it.")
-    return _execute(vault, propose(vault, actor), actor)
+    return _execute(vault, propose(vault, actor, within, purpose), actor)
 
 
 def runs(vault: Vault, limit: int = 20) -> list[Run]:

@@ -277,3 +277,9 @@ def _visible_row(vault: Vault, conn: Connection, who: Principal,
     except NotFoundError:
         return None
     return row if _visible(vault, conn, who, row.id) else None
+
+
+def scoped_query(vault: Vault, who: Principal, text: str) -> Node:
+    """The query as ``who`` may run it: limited to their own mail unless they may search
+    everything (for use cases that act on a query's matches, such as a restore)."""
+    return _scoped(vault, who, parse_query(text))

@@ -13,10 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from mailvault.fsnames import exact_json
 from mailvault.mime_leaves import leaves
-from mailvault.usecases import finding, saved_searches, verifying
+from mailvault.usecases import finding, restoring, saved_searches, verifying
 from mailvault.web.downloads import attachment_response, raw_response
 from mailvault.web.identity import PrincipalDep, VaultDep, web_of
 
@@ -112,3 +113,31 @@ def verify(ref: str, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
 @router.get("/saved-searches", summary="The caller's saved searches")
 def saved(who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
     return {"searches": [s.to_json() for s in saved_searches.saved(vault, who)]}
+
+
+class RestoreRequest(BaseModel):
+    """Which messages to restore, and the mailbox to APPEND them to."""
+
+    query: str = Field("", description="A query in the search language ('' = all).")
+    imap: str = Field(description="The IMAP server: HOST or HOST:PORT.")
+    user: str = Field(description="The mailbox's user name.")
+    password: str = Field(description="The mailbox's password (used once, never stored "
+                          "or logged).")
+    tls: str = Field("implicit", pattern="^(implicit|starttls)$",
+                     description="implicit (IMAPS) or starttls; certificates are verified.")
+    ca_file: str | None = Field(None, description="A CA file on the archive's machine to "
+                                "trust too.")
+    folder_mode: str = Field("keep", description="keep, flat, or 'into NAME'.")
+
+
+@router.post("/restore", summary="Restore messages into a mailbox over IMAP")
+def restore(body: RestoreRequest, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
+    """APPENDs the exact bytes of the matching messages the caller may restore (auditors:
+    any; users: their own, when ``[restore] users_own_mail`` is on), with their original
+    INTERNALDATE and flags; what the mailbox already holds is skipped, so calling it again
+    resumes. Answers the report: counts by folder, failures, and ``stopped`` when the
+    connection failed midway. A refused login or certificate is a 502 with one sentence."""
+    target = restoring.target(body.imap, body.tls, body.user, body.ca_file)
+    report = restoring.restore_mail(vault, who, body.query, target, body.password,
+                                    restoring.folder_mode(body.folder_mode))
+    return report.to_json()

@@ -35,6 +35,9 @@ STATUS: tuple[tuple[type[MailvaultError], int], ...] = (
     (QueryError, 400),
     (InputError, 400),
     (AuthenticationError, 401),
+    # The mail server a request named (a restore's mailbox) refused the login or the
+    # certificate, or could not be reached: the request cannot be carried out as given.
+    (SourceError, 400),
     (StorageFullError, 507),
     (IntegrityError, 500),
     (StoreError, 503),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from mailvault.errors import QueryError
-from mailvault.usecases import finding, saved_searches
+from mailvault.usecases import finding, restoring, saved_searches
 from mailvault.usecases.finding import SearchPage
 from mailvault.web import query_builder
 from mailvault.web.identity import FormViewerDep, VaultDep, ViewerDep, web_of
@@ -60,7 +60,8 @@ def search_page(request: Request, who: ViewerDep, vault: VaultDep,
         "problem": problem, "facets": facet_links, "pages": pages, "preview": preview,
         "sel": sel, "orders": finding.SORT_ORDERS, "search_url": search_url,
         "saved": saved_searches.saved(vault, who.principal),
-        "builder_fields": query_builder.BUILDER_FIELDS})
+        "builder_fields": query_builder.BUILDER_FIELDS,
+        "may_restore": restoring.may_restore(vault, who.principal)})
 
 
 @router.get("/build")

@@ -26,10 +26,12 @@ from mailvault.usecases import (
     monitoring,
     overview,
     people,
+    restoring,
     retention,
     reviewing,
     serving,
     sources,
+    subjects,
 )
 from mailvault.vault import Vault
 from tests.support import build_message
@@ -155,9 +157,18 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "reviewing.remove_tag": ({P.REVIEW},
                              lambda v, w, t: reviewing.remove_tag(v, w, 999, "x")),
     "reviewing.report": ({P.REVIEW, P.AUDIT_READ}, lambda v, w, t: reviewing.report(v, w)),
+    # Allowed, then refused: nothing listens on port 1.
+    "restoring.restore_mail": ({P.DOWNLOAD}, lambda v, w, t: restoring.restore_mail(
+        v, w, "", restoring.target("127.0.0.1:1", "implicit", "eve"), "a password",
+        restoring.folder_mode("keep"))),
+    "subjects.person_report": ({P.SEARCH_ALL},
+                               lambda v, w, t: subjects.person_report(v, w, "eve@example.org")),
+    "subjects.erase": ({P.RETENTION},
+                       lambda v, w, t: subjects.erase(v, w, "eve@example.org", "request 1")),
 }
 MODULES: list[ModuleType] = [auditing, disposition, holds, importing, lifecycle, monitoring,
-                             overview, people, retention, reviewing, serving, sources]
+                             overview, people, restoring, retention, reviewing, serving,
+                             sources, subjects]
 
 
 def test_the_table_names_every_use_case_that_takes_a_principal() -> None:

@@ -445,3 +445,49 @@ def test_the_review_api_is_in_the_openapi_document(browsers: dict[str, Browser])
             "/api/v1/review/items/{item_id}/tags/{tag}", "/api/v1/review/reports",
             "/api/v1/review/reports.csv"} <= set(spec["paths"])
     assert not any(path.startswith("/review") for path in spec["paths"])
+# Who may restore: allowed ones meet the closed port (400, one sentence); the rest 403.
+RESTORE = {"query": "", "imap": "127.0.0.1:1", "user": "someone", "password": "pw-never-kept",
+           "tls": "implicit"}
+
+
+def test_restore_by_role(site: Site, browsers: dict[str, Browser]) -> None:
+    expected = {"audrey": 400, "boss": 400, "adam": 403, "rita": 403, "bob": 403, "dave": 403}
+    for person, status in expected.items():
+        answer = browsers[person].post("/api/v1/restore", json=RESTORE, headers={
+            "authorization": f"Bearer {site.token(person)}"})
+        assert answer.status_code == status, (person, answer.text[:200])
+        if status == 400:
+            assert "unreachable" in answer.json()["error"]
+    # A browser session does not change anything through the API without a token.
+    assert browsers["audrey"].post("/api/v1/restore", json=RESTORE).status_code == 401
+    with site.vault.engine.connect() as conn:
+        restores = [e for e in audit.entries(conn) if e.action.startswith("restore")]
+    assert {e.actor for e in restores} == {"audrey", "boss"}
+    assert all("pw-never-kept" not in str(e.detail) for e in restores)
+    site.vault.settings.restore.users_own_mail = True
+    try:
+        answer = browsers["bob"].post("/api/v1/restore", json=RESTORE, headers={
+            "authorization": f"Bearer {site.token('bob')}"})
+        assert answer.status_code == 400, answer.text
+        assert browsers["adam"].post("/api/v1/restore", json=RESTORE, headers={
+            "authorization": f"Bearer {site.token('adam')}"}).status_code == 403
+    finally:
+        site.vault.settings.restore.users_own_mail = False
+
+
+def test_restore_page_by_role(site: Site, browsers: dict[str, Browser]) -> None:
+    for person, status in (("audrey", 200), ("boss", 200), ("adam", 403), ("rita", 403),
+                           ("bob", 403), ("dave", 403)):
+        browser = browsers[person]
+        assert browser.get("/restore?q=lunch").status_code == status, person
+        if VISIBLE[person] is not None:
+            linked = 'id="restore-link"' in browser.get("/?q=lunch").text
+            assert linked == (status == 200), person
+    audrey = browsers["audrey"]
+    audrey.get("/")
+    fields = {k: v for k, v in RESTORE.items() if k != "query"}
+    answer = audrey.form("/restore", q="lunch", folder_mode="keep", **fields)
+    assert answer.status_code == 400 and "unreachable" in answer.text
+    refused = browsers["bob"]
+    refused.get("/")
+    assert refused.form("/restore", q="", folder_mode="keep", **fields).status_code == 403

@@ -126,8 +126,8 @@ def test_the_api_shapes(site: Site, audrey: Browser) -> None:
     raw = audrey.get(f"/api/v1/messages/{site.mail['with_file']}/raw")
     assert hashlib.sha256(raw.content).hexdigest() == message["sha256"]
     spec = audrey.get("/api/v1/openapi.json").json()
-    assert {"/api/v1/search", "/api/v1/messages/{ref}/raw", "/api/v1/facets"} <= set(
-        spec["paths"])
+    assert {"/api/v1/search", "/api/v1/messages/{ref}/raw", "/api/v1/facets",
+            "/api/v1/restore"} <= set(spec["paths"])
     assert not any(path.startswith("/messages") for path in spec["paths"])
 
 

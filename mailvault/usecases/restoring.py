@@ -1,0 +1,69 @@
+"""Restoring archived mail into a mailbox over IMAP (``mailvault restore``, the API).
+
+An auditor may restore any message (DOWNLOAD: a restore hands the exact bytes to someone
+else's server, as a download hands them to a person). A user may restore their own mail
+only when ``[restore] users_own_mail`` is on; the query is then limited to the messages one
+of their addresses is party to, as their searches are. Audited twice: ``restore`` before
+the first APPEND (query, target, folder mode, how many messages), so a restore stopped
+midway is on record, and ``restore-done`` after (counts by folder, the SHA-256 of every
+message appended, why it stopped). The mailbox password is in neither.
+"""
+
+from __future__ import annotations
+
+from mailvault.accounts.principal import Principal, allows, require
+from mailvault.accounts.roles import Permission
+from mailvault.errors import MailvaultError, PermissionDenied
+from mailvault.sources.restoring import FolderMode, Progress, RestoreReport, Target, restore
+from mailvault.store import audit
+from mailvault.usecases.finding import scoped_query
+from mailvault.vault import Vault
+
+
+def target(where: str, tls: str, user: str, ca_file: str | None = None) -> Target:
+    """The mailbox to restore into, from ``HOST[:PORT]``, ``implicit`` or ``starttls``, the
+    user and a CA file to trust (InputError in one sentence when one is wrong)."""
+    return Target.parse(where, tls, user, ca_file)
+
+
+def folder_mode(text: str) -> FolderMode:
+    """``keep``, ``flat`` or ``into NAME`` as a folder mode."""
+    return FolderMode.parse(text)
+
+
+def may_restore(vault: Vault, principal: Principal) -> bool:
+    """Whether ``principal`` may restore mail at all (for faces deciding to offer it)."""
+    if allows(principal, Permission.DOWNLOAD):
+        return True
+    return allows(principal, Permission.OWN_MAIL) and vault.settings.restore.users_own_mail
+
+
+def restore_mail(vault: Vault, who: Principal, query: str, target: Target, password: str,
+                 mode: FolderMode, progress: Progress | None = None) -> RestoreReport:
+    """APPEND the messages ``who`` may see that match ``query`` into the mailbox
+    ``target``; running it again appends only what is missing."""
+    if not may_restore(vault, who):
+        if allows(who, Permission.OWN_MAIL):
+            raise PermissionDenied(f"{who.name} may not restore mail: restoring one's own "
+                                   "mail is turned off ([restore] users_own_mail).")
+        require(who, Permission.DOWNLOAD)
+    ids = sorted(vault.index.ids(scoped_query(vault, who, query)))
+    with vault.engine.begin() as conn:
+        audit.record(conn, who.name, "restore", {
+            "query": query, "target": target.describe(), "tls": target.tls,
+            "folder_mode": mode.describe(), "messages": len(ids)})
+    try:
+        report = restore(vault, ids, target, password, mode, progress)
+    except MailvaultError as exc:
+        _record_done(vault, who, RestoreReport(target.describe(), stopped=str(exc)))
+        raise
+    _record_done(vault, who, report)
+    return report
+
+
+def _record_done(vault: Vault, who: Principal, report: RestoreReport) -> None:
+    with vault.engine.begin() as conn:
+        audit.record(conn, who.name, "restore-done", {
+            "target": report.target, **report.totals(),
+            "folders": {n: r.to_json() for n, r in sorted(report.folders.items())},
+            "sha256": sorted(report.appended_sha256), "stopped": report.stopped or None})
