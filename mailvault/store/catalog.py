@@ -25,7 +25,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    inspect,
     select,
     update,
 )
@@ -125,22 +124,6 @@ def open_engine(path: Path) -> Engine:
         return None
 
     return engine
-
-
-def create_schema(engine: Engine) -> None:
-    """Create every table and index (idempotent). An index added to a table that an older
-    version created is made here too: ``create_all`` skips the indexes of existing tables."""
-    try:
-        schema.metadata.create_all(engine)
-        with engine.begin() as conn:
-            present = {table.name: {i["name"] for i in inspect(conn).get_indexes(table.name)}
-                       for table in schema.metadata.sorted_tables if table.indexes}
-            for table in schema.metadata.sorted_tables:
-                for index in table.indexes:
-                    if index.name not in present.get(table.name, set()):
-                        index.create(conn)
-    except OperationalError as exc:
-        raise VaultError(f"the catalog cannot be created: {exc.orig}.") from exc
 
 
 def translate(exc: OperationalError) -> Exception:
