@@ -13,6 +13,7 @@ import typer
 from mailvault.cli import (
     archiving,
     audit_log,
+    backups,
     compliance_dispose,
     compliance_retention,
     compliance_tiers,
@@ -36,6 +37,7 @@ compliance_tiers.register(app)
 compliance_retention.register(app)
 compliance_dispose.register(app)
 users.register(app)
+backups.register(app)
 
 
 def main() -> None:

@@ -655,3 +655,28 @@ def message_id_header(conn: Connection, message_id: int) -> str:
     value = conn.execute(select(schema.messages.c.message_id)
                          .where(schema.messages.c.id == message_id)).scalar()
     return str(value or "")
+
+
+def message_count(conn: Connection) -> int:
+    """How many messages the catalog holds."""
+    return int(conn.execute(select(func.count()).select_from(schema.messages)).scalar() or 0)
+
+
+def volume_extents(conn: Connection) -> dict[int, tuple[str, Path, int]]:
+    """Each volume as (tier, folder, length used): the end of the last record a message or a
+    part points at. Bytes past it are not committed (an append not yet in the catalog)."""
+    used: dict[int, int] = {}
+    for table in (schema.messages, schema.parts):
+        for row in conn.execute(select(table.c.volume_id,
+                                       func.max(table.c.offset + table.c.length))
+                                .group_by(table.c.volume_id)):
+            used[row[0]] = max(used.get(row[0], 0), int(row[1] or 0))
+    return {row.id: (row.tier, Path(row.folder), used.get(row.id, 0))
+            for row in conn.execute(select(schema.volumes))}
+
+
+def relocate_volumes(conn: Connection, folders: dict[str, Path]) -> None:
+    """Point every volume of a tier at a new folder (a restored vault keeps its own)."""
+    for tier, folder in folders.items():
+        conn.execute(update(schema.volumes).where(schema.volumes.c.tier == tier)
+                     .values(folder=str(folder)))
