@@ -13,6 +13,8 @@ from mailvault.accounts.roles import Role
 from tests.support import Attachment, build_message
 
 ADMIN = Principal(name="admin-test", roles=frozenset({Role.ADMIN}))
+# Checking what was restored: the counts and searches an auditor may run.
+READER = Principal(name="reader", roles=frozenset({Role.ADMIN, Role.AUDITOR}))
 
 
 def messages(count: int, tag: str, attachment_bytes: int = 0) -> list[bytes]:

@@ -14,11 +14,9 @@ from mailvault.errors import InputError, PermissionDenied
 from mailvault.store import audit
 from mailvault.usecases import auditing, backups, finding, monitoring
 from mailvault.vault import CATALOG_FILE, Vault
-from tests.backup.conftest import ADMIN, catalog_hashes, loose_modes, messages
+from tests.backup.conftest import ADMIN, READER, catalog_hashes, loose_modes, messages
 from tests.compliance.conftest import archive
 from tests.support import invoke
-
-READER = Principal(name="reader", roles=frozenset({Role.ADMIN, Role.AUDITOR}))
 
 
 def test_restore_holds_the_backup_and_the_chain_goes_on(vault: Vault, tmp_path: Path) -> None:
