@@ -19,6 +19,7 @@ from mailvault.errors import MailvaultError, PermissionDenied
 from mailvault.store import audit
 from mailvault.usecases import (
     auditing,
+    backups,
     disposition,
     holds,
     importing,
@@ -129,9 +130,14 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "people.remove_smtp_user": ({P.USERS},
                                 lambda v, w, t: people.remove_smtp_user(v, w, "none")),
     "serving.serve": ({P.SETTINGS}, _serve),
+    "backups.back_up": ({P.BACKUP}, lambda v, w, t: backups.back_up(v, w, t / "backup")),
+    "backups.check_backup": ({P.BACKUP}, lambda v, w, t: backups.check_backup(w, t / "none")),
+    "backups.restore": ({P.BACKUP},
+                        lambda v, w, t: backups.restore(w, t / "none", t / "restored")),
+    "backups.upgrade": ({P.BACKUP}, lambda v, w, t: backups.upgrade(w, v.path, None)),
 }
-MODULES: list[ModuleType] = [auditing, disposition, holds, importing, lifecycle, monitoring,
-                             people, retention, serving, sources]
+MODULES: list[ModuleType] = [auditing, backups, disposition, holds, importing, lifecycle,
+                             monitoring, people, retention, serving, sources]
 
 
 def test_the_table_names_every_use_case_that_takes_a_principal() -> None:
