@@ -109,6 +109,11 @@ def read(folder: Path) -> Manifest:
                          "release does not read.")
     try:
         files = {name: FileEntry(**entry) for name, entry in data["files"].items()}
+        for name in files:
+            # A restore writes each file at its name inside the new vault.
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise InputError(f"the backup manifest {path} names a file outside the "
+                                 f"backup ({name!r}).")
         return Manifest(created_at=data["created_at"], vault=data["vault"],
                         format=int(data["format"]), audit_seq=int(data["audit_seq"]),
                         audit_hash=data["audit_hash"], messages=int(data["messages"]),

@@ -148,3 +148,21 @@ def test_the_commands(vault: Vault, tmp_path: Path) -> None:
     broken = invoke("backup", "verify", backup)
     assert broken.exit_code == 1
     assert "catalog.sqlite" in broken.text
+
+
+def test_a_manifest_naming_files_outside_the_backup_is_refused(vault: Vault,
+                                                               tmp_path: Path) -> None:
+    archive(vault, messages(1, "escape"))
+    backups.back_up(vault, ADMIN, tmp_path / "backup", include_keys=True)
+    (tmp_path / "escape.txt").write_text("outside")
+    # Anyone can write a manifest whose digest matches: its names must stay inside.
+    forged = manifest.read(tmp_path / "backup")
+    forged.files["../escape.txt"] = manifest.hash_file(tmp_path / "escape.txt")
+    manifest.write(tmp_path / "backup", forged)
+
+    found = backups.check_backup(ADMIN, tmp_path / "backup")
+
+    assert [p for p in found.problems if "outside the backup" in p]
+    with pytest.raises(InputError, match="does not verify"):
+        backups.restore(ADMIN, tmp_path / "backup", tmp_path / "one" / "restored")
+    assert not (tmp_path / "one").exists()
