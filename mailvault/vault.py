@@ -65,6 +65,9 @@ class Vault:
         self.settings = settings
         self.engine = catalog.open_engine(path / CATALOG_FILE)
         try:
+            if vault_format.format_of(self.engine) is None:
+                # A vault whose creation stopped before its catalog was made.
+                vault_format.create(self.engine)
             # Before anything else is read: a newer vault is never half-read.
             vault_format.check(self.engine, path)
             self.keyring = open_keyring(path / "keys", passphrase)
