@@ -5,7 +5,7 @@
 Builds a vault from the mbox (the product's own import), then times, through the use cases
 the commands call: a first backup into a new folder, a second backup into the same folder
 (nothing new: only the catalog, the open volume and the small files are copied; volumes of
---volume-mb, 4 by default, so that most are sealed as in a vault of 1 GB volumes), `backup
+--volume-mb, 1 by default, so that most are sealed as in a vault of 1 GB volumes), `backup
 verify`, and a restore into a new vault (index rebuilt). Prints medians as JSON.
 """
 
@@ -41,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mbox", type=Path, default=DEFAULT_MBOX)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--volume-mb", type=int, default=4,
+    parser.add_argument("--volume-mb", type=int, default=1,
                         help="[store] volume_max_mb: small, so that most volumes are sealed")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
