@@ -166,3 +166,22 @@ def test_a_manifest_naming_files_outside_the_backup_is_refused(vault: Vault,
     with pytest.raises(InputError, match="does not verify"):
         backups.restore(ADMIN, tmp_path / "backup", tmp_path / "one" / "restored")
     assert not (tmp_path / "one").exists()
+
+
+def test_a_backup_with_the_index_restores_it_searchable(vault: Vault, tmp_path: Path) -> None:
+    archive(vault, messages(3, "indexed"))
+    report = backups.back_up(vault, ADMIN, tmp_path / "backup", include_keys=True,
+                             include_index=True)
+    archive(vault, messages(2, "later"))
+    assert any(name.startswith("index/") for name in report.copied)
+    assert backups.check_backup(ADMIN, tmp_path / "backup").ok
+
+    backups.restore(ADMIN, tmp_path / "backup", tmp_path / "restored")
+
+    with Vault.open(tmp_path / "restored") as again:
+        assert finding.count(again, READER, "") == 3
+        assert finding.count(again, READER, "subject:indexed") == 3
+        assert finding.count(again, READER, "subject:later") == 0
+        archive(again, messages(1, "new"))
+        assert finding.count(again, READER, "") == 4
+        assert monitoring.verify(again, READER).ok
