@@ -27,7 +27,15 @@ from mailvault.config import CONFIG_FILE, Settings, load_settings
 from mailvault.errors import IntegrityError, MailvaultError, StoreError, VaultError
 from mailvault.search import indexing
 from mailvault.search.index import SearchIndex
-from mailvault.store import audit_chain, catalog, dictionaries, file_modes, layout, settings_audit
+from mailvault.store import (
+    audit_chain,
+    catalog,
+    dictionaries,
+    file_modes,
+    layout,
+    settings_audit,
+    vault_format,
+)
 from mailvault.store.audit_head import HEAD_FILE
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, BlobStore, volume_path
 from mailvault.store.catalog import MessageRow
@@ -55,9 +63,17 @@ class Vault:
     def __init__(self, path: Path, settings: Settings, passphrase: str | None = None) -> None:
         self.path = path
         self.settings = settings
-        self.keyring = open_keyring(path / "keys", passphrase)
         self.engine = catalog.open_engine(path / CATALOG_FILE)
-        catalog.create_schema(self.engine)
+        try:
+            if vault_format.format_of(self.engine) is None:
+                # A vault whose creation stopped before its catalog was made.
+                vault_format.create(self.engine)
+            # Before anything else is read: a newer vault is never half-read.
+            vault_format.check(self.engine, path)
+            self.keyring = open_keyring(path / "keys", passphrase)
+        except MailvaultError:
+            self.engine.dispose()
+            raise
         # The audit chain first: every entry, the settings record included, is keyed.
         self.audit_chain = audit_chain.attach(self.engine, self.keyring, path / "keys",
                                               path / HEAD_FILE)
@@ -84,6 +100,11 @@ class Vault:
             create_keyring(path / "keys", passphrase)
         except OSError as exc:
             raise VaultError(f"a vault cannot be created in {path}: {exc.strerror}.") from exc
+        engine = catalog.open_engine(path / CATALOG_FILE)
+        try:
+            vault_format.create(engine)
+        finally:
+            engine.dispose()
         return cls.open(path, passphrase)
 
     @staticmethod

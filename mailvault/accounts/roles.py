@@ -1,6 +1,7 @@
 """Roles and what each may do: the one table every face's checks come from.
 
-    admin     settings, sources, users, retention policies, lifecycle rules, monitoring;
+    admin     settings, sources, users, retention policies, lifecycle rules, monitoring,
+              backups and upgrades;
               no message content (an admin who must read mail is also given auditor)
     auditor   search and read all mail, download it, legal holds, the audit log
     reviewer  the review queues assigned to them, nothing else
@@ -39,6 +40,7 @@ class Permission(StrEnum):
     RETENTION = "manage retention policies and disposition"
     LIFECYCLE = "manage tier moves and lifecycle rules"
     MONITOR = "see monitoring, status and verification"
+    BACKUP = "back up, restore or upgrade the vault"
     REVIEW = "work a review queue"
     OWN_MAIL = "search, read and download their own mail"
 
@@ -46,7 +48,7 @@ class Permission(StrEnum):
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({
         Permission.SETTINGS, Permission.SOURCES, Permission.USERS, Permission.RETENTION,
-        Permission.LIFECYCLE, Permission.MONITOR,
+        Permission.LIFECYCLE, Permission.MONITOR, Permission.BACKUP,
     }),
     Role.AUDITOR: frozenset({
         Permission.SEARCH_ALL, Permission.READ_ALL, Permission.DOWNLOAD, Permission.HOLDS,

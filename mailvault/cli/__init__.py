@@ -13,6 +13,7 @@ import typer
 from mailvault.cli import (
     archiving,
     audit_log,
+    backups,
     compliance_dispose,
     compliance_retention,
     compliance_tiers,
@@ -42,6 +43,7 @@ users.register(app)
 reviewing.register(app)
 restoring.register(app)
 subjects.register(app)
+backups.register(app)
 
 
 def main() -> None:

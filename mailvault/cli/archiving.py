@@ -22,7 +22,7 @@ from mailvault.cli.progress import Meter
 from mailvault.days import parse_day
 from mailvault.errors import InputError
 from mailvault.ingest.files import FORMATS
-from mailvault.usecases import importing, vaults
+from mailvault.usecases import backups, importing, vaults
 from mailvault.usecases.importing import ImportResult
 
 
@@ -37,8 +37,25 @@ def init(
     passphrase: Annotated[bool, typer.Option(
         "--passphrase", help="Protect the keyring with a passphrase (asked for, or "
         "$MAILVAULT_PASSPHRASE) instead of a key file.")] = False,
+    from_backup: Annotated[Path | None, typer.Option(
+        "--from-backup", help="Restore this backup (made by 'mailvault backup') into the new "
+        "vault.")] = None,
+    keys: Annotated[Path | None, typer.Option(
+        "--keys", help="With --from-backup: the vault's keys folder, when the backup holds "
+        "no keys.")] = None,
 ) -> None:
-    """Create a vault: settings, keyring, catalog, index and volume folders."""
+    """Create a vault: settings, keyring, catalog, index and volume folders; or restore one
+    from a backup (--from-backup DIR)."""
+    if from_backup is not None:
+        restored = backups.restore(principal(), from_backup, vault, keys)
+        print_line(f"Restored {restored.messages} messages from {restored.backup} into "
+                   f"{restored.vault}; the audit log goes on from entry {restored.audit_seq}.")
+        for name in restored.settings_changed:
+            print_line(f"{name} named a folder outside the vault: commented out in "
+                       "mailvault.toml (the restored vault keeps it inside).")
+        return
+    if keys is not None:
+        raise InputError("--keys goes with --from-backup.")
     secret = None
     if passphrase:
         secret = os.environ.get("MAILVAULT_PASSPHRASE") or typer.prompt(

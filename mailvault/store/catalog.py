@@ -25,7 +25,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    inspect,
     select,
     update,
 )
@@ -125,22 +124,6 @@ def open_engine(path: Path) -> Engine:
         return None
 
     return engine
-
-
-def create_schema(engine: Engine) -> None:
-    """Create every table and index (idempotent). An index added to a table that an older
-    version created is made here too: ``create_all`` skips the indexes of existing tables."""
-    try:
-        schema.metadata.create_all(engine)
-        with engine.begin() as conn:
-            present = {table.name: {i["name"] for i in inspect(conn).get_indexes(table.name)}
-                       for table in schema.metadata.sorted_tables if table.indexes}
-            for table in schema.metadata.sorted_tables:
-                for index in table.indexes:
-                    if index.name not in present.get(table.name, set()):
-                        index.create(conn)
-    except OperationalError as exc:
-        raise VaultError(f"the catalog cannot be created: {exc.orig}.") from exc
 
 
 def translate(exc: OperationalError) -> Exception:
@@ -679,3 +662,28 @@ def message_id_header(conn: Connection, message_id: int) -> str:
     value = conn.execute(select(schema.messages.c.message_id)
                          .where(schema.messages.c.id == message_id)).scalar()
     return str(value or "")
+
+
+def message_count(conn: Connection) -> int:
+    """How many messages the catalog holds."""
+    return int(conn.execute(select(func.count()).select_from(schema.messages)).scalar() or 0)
+
+
+def volume_extents(conn: Connection) -> dict[int, tuple[str, Path, int]]:
+    """Each volume as (tier, folder, length used): the end of the last record a message or a
+    part points at. Bytes past it are not committed (an append not yet in the catalog)."""
+    used: dict[int, int] = {}
+    for table in (schema.messages, schema.parts):
+        for row in conn.execute(select(table.c.volume_id,
+                                       func.max(table.c.offset + table.c.length))
+                                .group_by(table.c.volume_id)):
+            used[row[0]] = max(used.get(row[0], 0), int(row[1] or 0))
+    return {row.id: (row.tier, Path(row.folder), used.get(row.id, 0))
+            for row in conn.execute(select(schema.volumes))}
+
+
+def relocate_volumes(conn: Connection, folders: dict[str, Path]) -> None:
+    """Point every volume of a tier at a new folder (a restored vault keeps its own)."""
+    for tier, folder in folders.items():
+        conn.execute(update(schema.volumes).where(schema.volumes.c.tier == tier)
+                     .values(folder=str(folder)))

@@ -19,6 +19,7 @@ from mailvault.errors import MailvaultError, PermissionDenied
 from mailvault.store import audit
 from mailvault.usecases import (
     auditing,
+    backups,
     disposition,
     holds,
     importing,
@@ -165,10 +166,15 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
                                lambda v, w, t: subjects.person_report(v, w, "eve@example.org")),
     "subjects.erase": ({P.RETENTION},
                        lambda v, w, t: subjects.erase(v, w, "eve@example.org", "request 1")),
+    "backups.back_up": ({P.BACKUP}, lambda v, w, t: backups.back_up(v, w, t / "backup")),
+    "backups.check_backup": ({P.BACKUP}, lambda v, w, t: backups.check_backup(w, t / "none")),
+    "backups.restore": ({P.BACKUP},
+                        lambda v, w, t: backups.restore(w, t / "none", t / "restored")),
+    "backups.upgrade": ({P.BACKUP}, lambda v, w, t: backups.upgrade(w, v.path, None)),
 }
-MODULES: list[ModuleType] = [auditing, disposition, holds, importing, lifecycle, monitoring,
-                             overview, people, restoring, retention, reviewing, serving,
-                             sources, subjects]
+MODULES: list[ModuleType] = [auditing, backups, disposition, holds, importing, lifecycle,
+                             monitoring, overview, people, restoring, retention, reviewing,
+                             serving, sources, subjects]
 
 
 def test_the_table_names_every_use_case_that_takes_a_principal() -> None:
