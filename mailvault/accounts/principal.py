@@ -45,6 +45,13 @@ class Principal:
         return Role.USER in self.roles
 
     @property
+    def reads_mail(self) -> bool:
+        """Whether any of their roles searches mail (all of it, their own, or a queue's):
+        an administrator alone does not."""
+        return bool(self.permissions & {Permission.SEARCH_ALL, Permission.OWN_MAIL,
+                                        Permission.REVIEW})
+
+    @property
     def permissions(self) -> frozenset[Permission]:
         """Everything this principal's roles allow."""
         return permissions_of(self.roles)

@@ -41,6 +41,9 @@ def search_page(request: Request, who: ViewerDep, vault: VaultDep,
                 q: str = "", sort: str = "newest",
                 page: Annotated[int, Query(ge=1, le=100_000)] = 1,
                 sel: int | None = None) -> Response:
+    if not who.principal.reads_mail and not q and request.url.path == "/":
+        # An administrator alone reads no mail: the home page is then the monitoring.
+        return RedirectResponse("/monitoring", status_code=303)
     result: SearchPage | None = None
     problem = ""
     try:
