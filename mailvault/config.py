@@ -358,6 +358,21 @@ class WebSettings:
 
 
 @dataclass
+class MonitoringSettings:
+    """What the monitoring page and GET /metrics keep and whom /metrics answers."""
+
+    storage_sample_minutes: int = setting(
+        15, "How often `serve` records the bytes stored per tier (the monitoring page's "
+        "storage chart); a monitoring read records one too when the newest is older.")
+    storage_sample_days: int = setting(
+        90, "Storage samples older than this are deleted when a new one is recorded.")
+    metrics_loopback: bool = setting(
+        False, "Answer GET /metrics without credentials to clients on a loopback address "
+        "(a Prometheus on the archive's machine). Off: /metrics needs an administrator's "
+        "API token or session. Leave off behind a reverse proxy on the same machine.")
+
+
+@dataclass
 class Settings:
     """Every setting of a vault, by section (the TOML tables of mailvault.toml)."""
 
@@ -372,6 +387,7 @@ class Settings:
     spool: SpoolSettings = field(default_factory=SpoolSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
 
 def load_settings(vault_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:

@@ -22,6 +22,7 @@ from mailvault.capture.smtp import smtp_service
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus, write_status
 from mailvault.compliance.lifecycle import lifecycle_service
+from mailvault.compliance.storage_history import storage_sampler_service
 from mailvault.errors import MailvaultError
 from mailvault.sources.serving import scheduler_service
 from mailvault.vault import Vault
@@ -32,13 +33,16 @@ STATUS_EVERY_S = 1.0
 DRAIN_AT_STOP_S = 60.0
 
 
-
 SERVICES: tuple[ServiceFactory, ...] = (
     smtp_service,
     milter_service,
     scheduler_service,
     lifecycle_service,
     web_service,
+)
+# Upkeep that runs beside whatever is served, but is no reason to serve by itself.
+ALONGSIDE: tuple[ServiceFactory, ...] = (
+    storage_sampler_service,
 )
 
 
@@ -61,6 +65,7 @@ async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str
     services = [s for s in (factory(context) for factory in SERVICES) if s is not None]
     if not services:
         raise MailvaultError("nothing to serve: no SMTP, milter or web address is configured.")
+    services += [s for s in (factory(context) for factory in ALONGSIDE) if s is not None]
     # The archiver process holds the index writer from now on; this process only reads.
     vault.index.close()
     spool.start()

@@ -10,6 +10,8 @@ from sqlalchemy import func, select, union
 from mailvault.store import schema
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from mailvault.vault import Vault
 
 # Index bytes of a metadata-only document beyond its text fields (ids, dates, folder, keys),
@@ -67,21 +69,7 @@ def collect(vault: Vault) -> VaultStats:
     stats = VaultStats()
     index_weight: dict[str, int] = {}
     with vault.engine.connect() as conn:
-        metadata = (func.length(m.c.subject) + func.length(m.c.from_addr)
-                    + func.length(m.c.to_addrs) + func.length(m.c.cc_addrs) + _DOC_OVERHEAD)
-        for tier, count, raw, meta in conn.execute(
-                select(m.c.tier, func.count(), func.sum(m.c.size), func.sum(metadata))
-                .group_by(m.c.tier)):
-            stats.tiers[tier] = TierStats(messages=count, raw_bytes=raw or 0)
-            index_weight[tier] = (meta or 0) if tier == "deep" else (raw or 0)
-        # A Deep chunk holds many blobs: each record is counted once, whoever points at it.
-        records = union(
-            select(m.c.tier, m.c.volume_id, m.c.offset, m.c.length),
-            select(p.c.tier, p.c.volume_id, p.c.offset, p.c.length).where(p.c.refs > 0),
-        ).subquery()
-        for tier, length in conn.execute(select(records.c.tier, func.sum(records.c.length))
-                                         .group_by(records.c.tier)):
-            stats.tiers.setdefault(tier, TierStats()).stored_bytes += length or 0
+        stats.tiers = tier_totals(conn, index_weight)
         per_message = (select(pv.c.message_id, func.count().label("n"))
                        .group_by(pv.c.message_id).subquery())
         arrivals, extra_bytes = conn.execute(
@@ -110,3 +98,28 @@ def collect(vault: Vault) -> VaultStats:
     for name, tier in stats.tiers.items():
         tier.index_bytes = int(stats.index_bytes * index_weight.get(name, 0) / total_weight)
     return stats
+
+
+def tier_totals(conn: Connection, index_weight: dict[str, int] | None = None
+                ) -> dict[str, TierStats]:
+    """Messages, raw bytes and stored bytes per tier (index bytes left at 0); fills
+    ``index_weight`` with what each tier's documents hold, when given."""
+    m, p = schema.messages, schema.parts
+    totals: dict[str, TierStats] = {}
+    metadata = (func.length(m.c.subject) + func.length(m.c.from_addr)
+                + func.length(m.c.to_addrs) + func.length(m.c.cc_addrs) + _DOC_OVERHEAD)
+    for tier, count, raw, meta in conn.execute(
+            select(m.c.tier, func.count(), func.sum(m.c.size), func.sum(metadata))
+            .group_by(m.c.tier)):
+        totals[tier] = TierStats(messages=count, raw_bytes=raw or 0)
+        if index_weight is not None:
+            index_weight[tier] = (meta or 0) if tier == "deep" else (raw or 0)
+    # A Deep chunk holds many blobs: each record is counted once, whoever points at it.
+    records = union(
+        select(m.c.tier, m.c.volume_id, m.c.offset, m.c.length),
+        select(p.c.tier, p.c.volume_id, p.c.offset, p.c.length).where(p.c.refs > 0),
+    ).subquery()
+    for tier, length in conn.execute(select(records.c.tier, func.sum(records.c.length))
+                                     .group_by(records.c.tier)):
+        totals.setdefault(tier, TierStats()).stored_bytes += length or 0
+    return totals

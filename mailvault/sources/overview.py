@@ -45,3 +45,14 @@ def describe(vault: Vault) -> list[dict[str, Any]]:
             "warnings": warnings(spec),
         })
     return described
+
+
+def sync_lags(vault: Vault, at: int) -> list[tuple[str, str, int | None]]:
+    """(name, kind, seconds since the start of its last good run, or None if none) of
+    every source: what the vault holds from it is at least that fresh."""
+    lags = []
+    for spec in registry.all_sources(vault):
+        with vault.engine.connect() as conn:
+            run = runs.last_good(conn, spec.name)
+        lags.append((spec.name, spec.kind, None if run is None else max(0, at - run.started_at)))
+    return lags

@@ -61,7 +61,18 @@ def last(conn: Connection, source: str) -> Run | None:
     """The newest run of a source."""
     row = conn.execute(select(_runs).where(_runs.c.source == source)
                        .order_by(_runs.c.id.desc()).limit(1)).first()
-    if row is None:
-        return None
+    return None if row is None else _run(row)
+
+
+def last_good(conn: Connection, source: str) -> Run | None:
+    """The newest run of a source that finished ok or partly ok (what it brought in is at
+    least as new as its start)."""
+    row = conn.execute(select(_runs).where(_runs.c.source == source,
+                                           _runs.c.status.in_((OK, PARTIAL)))
+                       .order_by(_runs.c.id.desc()).limit(1)).first()
+    return None if row is None else _run(row)
+
+
+def _run(row: Any) -> Run:
     return Run(row.id, row.source, row.started_at, row.finished_at, row.status, row.archived,
                row.duplicates, row.failed, row.error, json.loads(row.detail or "{}"))

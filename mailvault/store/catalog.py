@@ -350,7 +350,14 @@ def _add_envelope_addresses(conn: Connection, arrivals: list[tuple[int, Provenan
 
 
 def record_failure(conn: Connection, prov: Provenance, reason: str) -> None:
-    """Remember an item that could not be archived, so that it can be reported and retried."""
+    """Remember an item that could not be archived, so that it can be reported and retried.
+    An earlier unsettled failure of the same item is settled in favour of this one (a retry
+    that failed again, say in serve's archiver): each problem is listed once."""
+    if prov.item is not None:
+        f = schema.failures
+        conn.execute(update(f).where(
+            f.c.kind == prov.kind, f.c.source == shown(prov.source),
+            f.c.item == _shown(prov.item), f.c.resolved.is_(False)).values(resolved=True))
     conn.execute(insert(schema.failures).values(
         at=now(), kind=prov.kind, source=shown(prov.source), item=_shown(prov.item),
         reason=shown(reason), provenance=exact_json(prov.to_json()), resolved=False,

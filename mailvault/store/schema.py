@@ -56,6 +56,8 @@ messages = Table(
     sqlite_autoincrement=True,
 )
 Index("messages_date", messages.c.date)
+# The monitoring page's "archived per minute" reads the last hours only.
+Index("messages_archived_at", messages.c.archived_at)
 Index("messages_message_id", messages.c.message_id)
 
 parts = Table(
@@ -127,6 +129,8 @@ failures = Table(
     Column("provenance", Text, nullable=False),
     Column("resolved", Boolean, nullable=False, default=False),
 )
+# A failure of one item is found again when it is archived or fails again.
+Index("failures_item", failures.c.kind, failures.c.source, failures.c.item)
 
 index_state = Table(
     "index_state",
@@ -399,3 +403,17 @@ message_checks = Table(
     Column("actor", Text, nullable=False),
 )
 Index("message_checks_message", message_checks.c.message_id, message_checks.c.at)
+
+# What each tier held at a moment (the monitoring page's storage chart): written by `serve`
+# every [monitoring] storage_sample_minutes, and by a monitoring read when the newest is older.
+storage_samples = Table(
+    "storage_samples",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Integer, nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("messages", Integer, nullable=False),
+    Column("raw_bytes", Integer, nullable=False),
+    Column("stored_bytes", Integer, nullable=False),
+)
+Index("storage_samples_at", storage_samples.c.at)

@@ -19,6 +19,11 @@ besides the pipeline's own ``ingest`` entry. What a retry means depends on the f
 Other kinds are refused with one sentence saying why (``RETRY_REFUSALS``). A retry that fails
 again records a new failure, and the one retried is marked resolved in its favour, so the
 list shows each problem once.
+
+Under ``serve`` the archiver process is the vault's one writer, so a face inside ``serve``
+(the web) passes ``sink``: what is read again is handed to the spool (``SpoolSink``), as a
+scheduled sync's mail is, and the outcome is "queued"; the drain archives it and the pipeline
+marks the failure resolved then (``catalog.resolve_failures``, by the recorded provenance).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from mailvault.search import indexing
 from mailvault.search.indexing import IndexProgress
 from mailvault.sources import overview, registry
 from mailvault.sources.refetch import refetch
+from mailvault.sources.sync import SPOOLED, Sink
 from mailvault.store import audit, catalog
 from mailvault.vault import Vault
 
@@ -184,9 +190,12 @@ def failures(vault: Vault, who: Principal, *, include_resolved: bool = False) ->
     return [_failure(r) for r in rows]
 
 
-def retry_failure(vault: Vault, who: Principal, failure_id: int) -> RetryResult:
+def retry_failure(vault: Vault, who: Principal, failure_id: int, sink: Sink | None = None
+                  ) -> RetryResult:
     """Try again what failure ``failure_id`` records (see the module's table of kinds);
-    audited as ``failure-retry``."""
+    audited as ``failure-retry``. With ``sink`` (under ``serve``: the spool), what is read
+    again goes there instead of through a pipeline of this process (called from a worker
+    thread, never the event loop's)."""
     require(who, Permission.SOURCES)
     with vault.engine.connect() as conn:
         row = catalog.failure(conn, failure_id)
@@ -201,7 +210,7 @@ def retry_failure(vault: Vault, who: Principal, failure_id: int) -> RetryResult:
     if failure.kind == catalog.INDEX_FAILURE:
         result = _reindex(vault, failure)
     else:
-        result = _archive_again(vault, who, failure)
+        result = _archive_again(vault, who, failure, sink)
     with vault.engine.begin() as conn:
         audit.record(conn, who.name, "failure-retry", {
             "failure": failure.id, "kind": failure.kind, "source": failure.source,
@@ -236,8 +245,10 @@ def _reindex(vault: Vault, failure: Failure) -> RetryResult:
                        "(the failure keeps its reason).")
 
 
-def _archive_again(vault: Vault, who: Principal, failure: Failure) -> RetryResult:
-    """Read the failure's file, or fetch its message from its source, through the pipeline."""
+def _archive_again(vault: Vault, who: Principal, failure: Failure, sink: Sink | None
+                   ) -> RetryResult:
+    """Read the failure's file, or fetch its message from its source, through the pipeline
+    (or into ``sink``)."""
     items: Iterable[Incoming | Unreadable]
     places: list[Provenance] = []
     recorded = failure.provenance
@@ -248,15 +259,23 @@ def _archive_again(vault: Vault, who: Principal, failure: Failure) -> RetryResul
                         FileOptions(format=failure.kind, folder=recorded.folder))
         items, places = reader, reader.scan.read_whole
     report = ArchiveReport()
+    spooled = 0
 
     def on_batch(outcomes: list[Outcome]) -> None:
+        nonlocal spooled
         for outcome in outcomes:
-            report.add(outcome)
+            if outcome.status == SPOOLED:
+                spooled += 1
+            else:
+                report.add(outcome)
 
-    with Pipeline(vault, actor=who.name) as pipeline:
-        with vault.engine.connect() as conn:
-            last_failure = catalog.last_failure_id(conn)
-        pipeline.archive_many(items, on_batch=on_batch)
+    with vault.engine.connect() as conn:
+        last_failure = catalog.last_failure_id(conn)
+    if sink is not None:
+        sink.archive_many(items, on_batch=on_batch)
+    else:
+        with Pipeline(vault, actor=who.name) as pipeline:
+            pipeline.archive_many(items, on_batch=on_batch)
     with vault.engine.begin() as conn:
         catalog.settle_failures(conn, places, last_failure)
         newer = catalog.newer_failure(conn, failure.id)
@@ -271,6 +290,10 @@ def _archive_again(vault: Vault, who: Principal, failure: Failure) -> RetryResul
     if settled:
         return RetryResult(failure, SETTLED, f"archived {report.archived}, already there "
                            f"{report.duplicates}: the failure is settled.", **counts)
+    if spooled:
+        return RetryResult(failure, QUEUED, f"{spooled} message(s) read again and handed to "
+                           "the running serve's archiver: the failure is settled once it "
+                           "has archived them.", **counts)
     return RetryResult(failure, FAILED_AGAIN, "what the failure names was read again, but "
                        "it was not found in it: the failure stays.", **counts)
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from mailvault.fsnames import exact_json
 from mailvault.mime_leaves import leaves
 from mailvault.usecases import finding, saved_searches, verifying
 from mailvault.web.downloads import attachment_response, raw_response
-from mailvault.web.identity import PrincipalDep, VaultDep
+from mailvault.web.identity import PrincipalDep, VaultDep, web_of
 
 
 class ApiJSON(JSONResponse):
@@ -42,10 +42,11 @@ def _to(principal_name: str) -> str:
 
 
 @router.get("/search", summary="Search messages")
-def search(who: PrincipalDep, vault: VaultDep, q: QueryText = "", limit: Limit = 50,
-           offset: Offset = 0, sort: Sort = "newest") -> dict[str, Any]:
+def search(request: Request, who: PrincipalDep, vault: VaultDep, q: QueryText = "",
+           limit: Limit = 50, offset: Offset = 0, sort: Sort = "newest") -> dict[str, Any]:
     """``{"total": N, "messages": [...]}``, each message as ``search --json`` prints it."""
-    page = finding.search(vault, who, q, limit=limit, offset=offset, order=sort)
+    with web_of(request).metrics.timing_search("api"):
+        page = finding.search(vault, who, q, limit=limit, offset=offset, order=sort)
     return {"total": page.total, "messages": [row.to_json() for row in page.rows]}
 
 

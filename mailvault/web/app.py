@@ -19,12 +19,14 @@ from mailvault.vault import Vault
 from mailvault.web import (
     api,
     api_admin,
+    api_monitoring,
     errors,
     pages_admin,
     pages_admin_compliance,
     pages_admin_people,
     pages_admin_sources,
     pages_message,
+    pages_monitoring,
     pages_search,
     signin,
 )
@@ -48,10 +50,10 @@ HEADERS = {
 }
 
 
-def create_app(vault: Vault, settings: WebSettings | None = None,
-               sink: Sink | None = None) -> FastAPI:
+def create_app(vault: Vault, settings: WebSettings | None = None, sink: Sink | None = None
+               ) -> FastAPI:
     """The web application and API over ``vault`` (settings: the vault's [web] unless
-    given; ``sink``: where a sync started here hands its mail, the spool under serve)."""
+    given; ``sink``: serve's spool, when the app runs inside ``serve``)."""
     settings = settings if settings is not None else vault.settings.web
     app = FastAPI(title="mailvault", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url=None, redoc_url=None,
@@ -81,7 +83,10 @@ def create_app(vault: Vault, settings: WebSettings | None = None,
     app.include_router(signin.router)
     app.include_router(pages_search.router)
     app.include_router(pages_message.router)
+    app.include_router(pages_monitoring.router)
     app.include_router(api.router)
+    app.include_router(api_monitoring.router)
+    app.include_router(api_monitoring.metrics_router)
     for admin in (pages_admin, pages_admin_sources, pages_admin_compliance,
                   pages_admin_people, api_admin):
         app.include_router(admin.router)

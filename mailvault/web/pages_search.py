@@ -44,8 +44,10 @@ def search_page(request: Request, who: ViewerDep, vault: VaultDep,
     result: SearchPage | None = None
     problem = ""
     try:
-        result = finding.search(vault, who.principal, q, limit=PAGE_SIZE,
-                                offset=(page - 1) * PAGE_SIZE, order=sort, with_facets=True)
+        with web_of(request).metrics.timing_search("page"):
+            result = finding.search(vault, who.principal, q, limit=PAGE_SIZE,
+                                    offset=(page - 1) * PAGE_SIZE, order=sort,
+                                    with_facets=True)
     except QueryError as exc:
         problem = str(exc)
     preview = None

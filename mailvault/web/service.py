@@ -73,8 +73,8 @@ class WebService:
     name = "web"
 
     def __init__(self, context: ServeContext, listen: list[str]) -> None:
-        self.context = context
         self.vault = context.vault
+        self.spool = context.spool
         self.settings = context.vault.settings.web
         self.addresses = check_listen(self.settings, listen)
         self._server: _Server | None = None
@@ -100,7 +100,7 @@ class WebService:
             opened.append(f"web {show_listen(str(bound[0]), int(bound[1]))}")
         config = uvicorn.Config(
             create_app(self.vault, self.settings,
-                       SpoolSink(self.vault, self.context.spool, asyncio.get_running_loop())),
+                       SpoolSink(self.vault, self.spool, asyncio.get_running_loop())),
             lifespan="off", access_log=False,
             log_config=None, server_header=False,
             ssl_certfile=self.settings.tls_cert or None,

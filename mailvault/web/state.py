@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mailvault.config import WebSettings
 from mailvault.fsnames import shown
 from mailvault.sources.sync import Sink
+from mailvault.web.metrics import WebMetrics
 from mailvault.web.oidc import OidcClient
 from mailvault.web.part_links import PartLinks
 from mailvault.web.throttle import SigninThrottle
@@ -79,14 +80,17 @@ def page_templates() -> Jinja2Templates:
 
 @dataclass
 class WebState:
-    """Everything the routes share besides the vault."""
+    """Everything the routes share besides the vault. ``sink``: under ``serve``, the spool
+    that what the web brings in (a failure retried, a source synced now) goes to, since
+    serve's archiver is the vault's one writer; None when the app runs alone and may run a
+    pipeline itself."""
 
     settings: WebSettings
     secure: bool
     throttle: SigninThrottle
     oidc: OidcClient | None
+    sink: Sink | None = None
+    metrics: WebMetrics = field(default_factory=WebMetrics)
     templates: Jinja2Templates = field(default_factory=page_templates)
     pending: PendingSignins = field(default_factory=PendingSignins)
     part_links: PartLinks = field(default_factory=PartLinks)
-    # Where "sync now" hands fetched mail: the spool under serve, else a pipeline of its own.
-    sink: Sink | None = None

@@ -24,6 +24,7 @@ from mailvault.usecases import (
     importing,
     lifecycle,
     monitoring,
+    overview,
     people,
     retention,
     serving,
@@ -63,6 +64,8 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "monitoring.failures": ({P.MONITOR}, lambda v, w, t: monitoring.failures(v, w)),
     "monitoring.retry_failure": ({P.SOURCES},
                                  lambda v, w, t: monitoring.retry_failure(v, w, 999)),
+    "overview.overview": ({P.MONITOR}, lambda v, w, t: overview.overview(v, w)),
+    "overview.figures": ({P.MONITOR}, lambda v, w, t: overview.figures(v, w)),
     "auditing.read_log": ({P.AUDIT_READ}, lambda v, w, t: auditing.read_log(v, w)),
     "auditing.verify_chain": ({P.AUDIT_READ, P.MONITOR},
                               lambda v, w, t: auditing.verify_chain(v, w)),
@@ -135,7 +138,7 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "serving.serve": ({P.SETTINGS}, _serve),
 }
 MODULES: list[ModuleType] = [auditing, disposition, holds, importing, lifecycle, monitoring,
-                             people, retention, serving, sources]
+                             overview, people, retention, serving, sources]
 
 
 def test_the_table_names_every_use_case_that_takes_a_principal() -> None:

@@ -36,6 +36,9 @@ MESSAGE_ROUTES = ("/messages/{id}", "/messages/{id}/raw", "/preview/{id}",
                   "/api/v1/messages/{id}/conversation")
 SEARCH_ROUTES = ("/", "/?q=subject:lunch", "/api/v1/search", "/api/v1/count",
                  "/api/v1/facets", "/api/v1/saved-searches")
+# The administrator's monitoring: every admin may look, nobody else (and no content shows).
+MONITORS = {"adam", "boss"}
+MONITORING_ROUTES = ("/monitoring", "/api/v1/monitoring", "/api/v1/failures", "/metrics")
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +144,26 @@ def test_verify_and_saved_searches_by_role(site: Site, browsers: dict[str, Brows
     for person, expected in (("bob", 303), ("adam", 403), ("rita", 403)):
         browsers[person].get("/")
         assert browsers[person].form("/saved", name="mine", q="lunch").status_code == expected
+
+
+@pytest.mark.parametrize("person", sorted(PEOPLE))
+def test_monitoring_routes(site: Site, browsers: dict[str, Browser], person: str) -> None:
+    browser = browsers[person]
+    token = {"authorization": f"Bearer {site.token(person)}"}
+    allowed = person in MONITORS
+    for route in MONITORING_ROUTES:
+        for how in ("session", "token"):
+            if how == "token" and route == "/monitoring":
+                continue
+            answer = browser.get(route, headers=token if how == "token" else {})
+            assert answer.status_code == (200 if allowed else 403), (person, route, how)
+            assert "Traceback" not in answer.text
+    # Retrying: a failure that does not exist is "not found" for those who may retry.
+    browser.get("/")
+    assert browser.form("/monitoring/failures/999/retry").status_code == (
+        404 if allowed else 403)
+    answer = browser.post("/api/v1/failures/999/retry", headers=token)
+    assert answer.status_code == (404 if allowed else 403), (person, answer.text)
 
 
 def _sha(site: Site, message_id: int) -> str:
