@@ -12,6 +12,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -27,6 +29,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mailvault.cli import app
+from mailvault.vault import CATALOG_FILE
 
 MAILVAULT = [sys.executable, "-m", "mailvault"]
 DEFAULT_DATE = datetime(2021, 3, 4, 10, 30, tzinfo=UTC)
@@ -182,6 +185,16 @@ def write_maildir(root: Path, messages: Sequence[bytes], sub: str = "cur") -> li
         path.write_bytes(raw)
         paths.append(path)
     return paths
+
+
+def copy_vault(template: Path, to: Path) -> Path:
+    """A copy of a vault folder whose catalog points at the copy's own volume folders (a
+    test that changes a vault prepared once per session or module works on a copy)."""
+    shutil.copytree(template, to)
+    with sqlite3.connect(to / CATALOG_FILE) as db:
+        db.execute("UPDATE volumes SET folder = replace(folder, ?, ?)",
+                   (str(template), str(to)))
+    return to
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from mailvault.errors import InputError
 from mailvault.usecases import disposition
 
 if TYPE_CHECKING:
-    from mailvault.compliance.disposition import Plan, Run
+    from mailvault.usecases.disposition import Plan, Run
 
 
 def register(app: typer.Typer) -> None:

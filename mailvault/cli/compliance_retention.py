@@ -22,7 +22,7 @@ from mailvault.days import parse_day
 from mailvault.usecases import holds, retention
 
 if TYPE_CHECKING:
-    from mailvault.compliance.retention import Policy
+    from mailvault.usecases.retention import Policy
 
 retention_group = typer.Typer(help="Retention policies and retain-until dates.",
                               no_args_is_help=True)

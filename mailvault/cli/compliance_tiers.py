@@ -22,7 +22,7 @@ from mailvault.cli.terminal_text import cell
 from mailvault.usecases import lifecycle
 
 if TYPE_CHECKING:
-    from mailvault.compliance.tiers import Job
+    from mailvault.usecases.lifecycle import Job
     from mailvault.vault import Vault
 
 group = typer.Typer(help="Tiers: move, activate, resume moves, compact.", no_args_is_help=True)

@@ -25,7 +25,7 @@ from mailvault.cli.terminal_text import cell
 from mailvault.usecases import monitoring
 
 if TYPE_CHECKING:
-    from mailvault.search.indexing import IndexProgress
+    from mailvault.usecases.monitoring import IndexProgress
 
 failure_app = typer.Typer(help="What could not be archived or indexed, and retrying it.",
                           no_args_is_help=True)

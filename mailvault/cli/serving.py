@@ -17,9 +17,7 @@ from mailvault.cli.app import (
     print_json,
     print_line,
 )
-from mailvault.serve import run_until_signalled
 from mailvault.usecases import people, serving, vaults
-from mailvault.web.service import web_url
 
 smtp_user_app = typer.Typer(help="Users that may log in to the SMTP endpoint (SMTP AUTH).",
                             no_args_is_help=True)
@@ -51,6 +49,11 @@ def serve(
 ) -> None:
     """Run the SMTP journal endpoint, the web application, the milter and the scheduler
     until stopped (Ctrl-C or SIGTERM)."""
+    # Imported here: the web stack (FastAPI, uvicorn, pydantic) doubles the start-up time of
+    # every other command, which never serves.
+    from mailvault.serve import run_until_signalled
+    from mailvault.web.service import web_url
+
     if init:
         _initialise(vault)
     overrides: dict[str, list[str]] = {}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from mailvault.accounts.principal import Principal, require
 from mailvault.accounts.roles import Permission
 from mailvault.compliance import disposition
-from mailvault.compliance.disposition import Plan, Run
+from mailvault.compliance.disposition import Plan as Plan  # re-exported for the faces
+from mailvault.compliance.disposition import Run as Run  # re-exported for the faces
 from mailvault.vault import Vault
 
 PROPOSED = disposition.PROPOSED

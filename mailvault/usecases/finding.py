@@ -28,7 +28,7 @@ from mailvault.search.document import message_ids
 from mailvault.search.query import And, IdSet, Node, Or, Party, mentions
 from mailvault.search.query import parse as parse_query
 from mailvault.store import audit, catalog
-from mailvault.store.catalog import MessageRow
+from mailvault.store.catalog import MessageRow as MessageRow  # re-exported for the faces
 from mailvault.vault import Vault
 
 # How many times the thread is followed outward (replies of replies) from a message.

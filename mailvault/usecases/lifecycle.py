@@ -19,7 +19,7 @@ from mailvault.accounts.roles import Permission
 from mailvault.compliance import compaction, lifecycle, tiers
 from mailvault.compliance.compaction import CompactionReport
 from mailvault.compliance.lifecycle import LifecycleReport
-from mailvault.compliance.tiers import Job
+from mailvault.compliance.tiers import Job as Job  # re-exported for the faces
 from mailvault.vault import Vault
 
 

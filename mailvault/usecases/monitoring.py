@@ -49,7 +49,7 @@ from mailvault.ingest.files import FileOptions, Reader
 from mailvault.ingest.pipeline import ArchiveReport, Outcome, Pipeline
 from mailvault.records import Incoming, Provenance, Unreadable
 from mailvault.search import indexing
-from mailvault.search.indexing import IndexProgress
+from mailvault.search.indexing import IndexProgress as IndexProgress  # re-exported for the faces
 from mailvault.sources import overview, registry
 from mailvault.sources.refetch import refetch
 from mailvault.sources.sync import SPOOLED, Sink

@@ -17,7 +17,7 @@ from typing import Any
 from mailvault.accounts.principal import Principal, allows, require
 from mailvault.accounts.roles import Permission
 from mailvault.compliance import holds, retention
-from mailvault.compliance.retention import Policy
+from mailvault.compliance.retention import Policy as Policy  # re-exported for the faces
 from mailvault.store import catalog
 from mailvault.store.catalog import from_epoch
 from mailvault.vault import Vault

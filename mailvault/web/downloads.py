@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from mailvault.fsnames import shown
 from mailvault.mime_leaves import Leaf
-from mailvault.store.catalog import MessageRow
+from mailvault.usecases.finding import MessageRow
 from mailvault.web.message_view import INLINE_IMAGES
 
 SANDBOX = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from mailvault.accounts.principal import Principal
 from mailvault.mime_leaves import Leaf, leaves
 from mailvault.records import Provenance
-from mailvault.store.catalog import MessageRow
 from mailvault.usecases import finding
+from mailvault.usecases.finding import MessageRow
 from mailvault.vault import Vault
 
 SHOWN_FIRST = ("from", "to", "cc", "bcc", "subject", "date", "message-id", "in-reply-to")

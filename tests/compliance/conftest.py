@@ -3,8 +3,6 @@ a fresh vault for each test that changes it, and small vaults of built messages.
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -13,7 +11,8 @@ import pytest
 from mailvault.ingest.files import FileOptions, Reader
 from mailvault.ingest.pipeline import Outcome, Pipeline
 from mailvault.records import Incoming, Provenance
-from mailvault.vault import CATALOG_FILE, Vault
+from mailvault.vault import Vault
+from tests.support import copy_vault
 
 ENRON = Path("mbox") / "enron-allen-p"
 ENRON_MESSAGES = 3034
@@ -37,15 +36,6 @@ def enron_template(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     finally:
         vault.close()
     return path
-
-
-def copy_vault(template: Path, to: Path) -> Path:
-    """A copy of a vault folder whose catalog points at the copy's own volume folders."""
-    shutil.copytree(template, to)
-    with sqlite3.connect(to / CATALOG_FILE) as db:
-        db.execute("UPDATE volumes SET folder = replace(folder, ?, ?)",
-                   (str(template), str(to)))
-    return to
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from tests.support import build_message, invoke, run, write_eml_folder
 
 @pytest.fixture
 def empty_vault(tmp_path: Path) -> Path:
+    """A new vault (made in-process: the program's own init is the corpus vault's)."""
     path = tmp_path / "vault"
-    created = run("init", "--vault", path)
-    assert created.returncode == 0, created.stderr
+    assert invoke("init", "--vault", path).exit_code == 0
     return path
 
 

@@ -108,6 +108,22 @@ def test_the_command_line_reaches_the_vault_only_through_use_cases() -> None:
     assert reaching == []
 
 
+# What no face (cli/, web/) may import at all, not even for a type: a record it names comes
+# re-exported through the use case that returns it (``finding.MessageRow``). serve.py is the
+# runner that starts the capabilities' services, not a face in this sense.
+FACE_NEVER_IMPORTS = ("store", "search", "compliance")
+
+
+def test_faces_never_import_store_search_or_compliance() -> None:
+    reaching = []
+    for face in ("cli", "web"):
+        for path in sorted((ROOT / face).rglob("*.py")):
+            for module in _imports(path):
+                if _unit(module) in FACE_NEVER_IMPORTS:
+                    reaching.append(f"{face}.{path.stem} imports {module}")
+    assert reaching == []
+
+
 def test_nothing_imports_the_command_line() -> None:
     """The command line is a face: the web, the use cases and every capability work without
     it. Only the program's entry point (``python -m mailvault``) starts it."""

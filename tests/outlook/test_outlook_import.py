@@ -7,13 +7,15 @@ import json
 import multiprocessing
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailvault.outlook.ndb import PstFile
 from mailvault.outlook.source import OutlookTally, pst_items
-from tests.support import count, invoke, run, search_json
+from tests.support import copy_vault, count, invoke, run, search_json
 
 OUTLOOK = "aspose-net_Outlook_Outlook.pst"
 NOTE_ITEM = 2097636  # "check sent date of this message", in Inbox
@@ -26,17 +28,43 @@ def vault(tmp_path: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Imported:
+    """A vault the real ``mailvault import --json`` filled once for this module, and what
+    the import said (tests only read it; one that changes it works on a copy)."""
+
+    vault: Path
+    summary: dict[str, Any]
+
+
+def _import_once(folder: Path, source: Path) -> Imported:
+    vault = folder / "vault"
+    assert invoke("init", "--vault", vault).exit_code == 0
+    result = run("import", source, "--vault", vault, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return Imported(vault, json.loads(result.stdout))
+
+
+@pytest.fixture(scope="module")
+def outlook_pst(pst_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Imported:
+    return _import_once(tmp_path_factory.mktemp("pst"), pst_dir / OUTLOOK)
+
+
+@pytest.fixture(scope="module")
+def msg_folder(msg_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Imported:
+    return _import_once(tmp_path_factory.mktemp("msg"), msg_dir)
+
+
 def failures(vault: Path) -> list[dict[str, str]]:
     found: list[dict[str, str]] = json.loads(
         invoke("status", "--vault", vault, "--json").stdout)["failures"]
     return found
 
 
-def test_a_pst_is_archived_by_folder_and_reimport_adds_nothing(vault: Path,
-                                                                pst_dir: Path) -> None:
-    first = run("import", pst_dir / OUTLOOK, "--vault", vault, "--json")
-    assert first.returncode == 0, first.stderr.decode()
-    summary = json.loads(first.stdout)
+def test_a_pst_is_archived_by_folder_and_reimport_adds_nothing(outlook_pst: Imported,
+                                                                pst_dir: Path,
+                                                                tmp_path: Path) -> None:
+    summary, vault = outlook_pst.summary, outlook_pst.vault
     # 14 emails (the Inbox and Sent Items copies differ: only received mail has transport
     # headers), 1 contact, 1 appointment.
     assert (summary["archived"], summary["duplicates"]) == (16, 0)
@@ -48,6 +76,7 @@ def test_a_pst_is_archived_by_folder_and_reimport_adds_nothing(vault: Path,
     assert count(vault, 'folder:"Sent Items"') == 6
     assert count(vault, "has:attachment") >= 4
     assert count(vault, 'subject:"this message contains embedded MSG"') == 2
+    vault = copy_vault(vault, tmp_path / "again")
     again = run("import", pst_dir / OUTLOOK, "--vault", vault, "--json")
     assert again.returncode == 0, again.stderr.decode()
     repeat = json.loads(again.stdout)
@@ -65,8 +94,8 @@ def test_the_summary_says_which_kinds_were_converted_and_skipped(vault: Path,
         in out
 
 
-def test_attached_messages_are_searchable_parts(vault: Path, pst_dir: Path) -> None:
-    assert run("import", pst_dir / OUTLOOK, "--vault", vault).returncode == 0
+def test_attached_messages_are_searchable_parts(outlook_pst: Imported) -> None:
+    vault = outlook_pst.vault
     [row, *_] = search_json(vault, 'subject:"this message contains embedded MSG"')
     raw = invoke("get", str(row["id"]), "--raw", "--vault", vault).stdout
     assert raw.count(b"Content-Type: message/rfc822") == 2
@@ -127,18 +156,16 @@ def test_a_damaged_item_is_a_failure_and_the_rest_is_archived(vault: Path, pst_d
     assert count(vault, 'subject:"check sent date of this message"') == 1  # the Sent copy
 
 
-def test_a_folder_of_msg_files_is_archived_by_kind(vault: Path, msg_dir: Path) -> None:
-    result = run("import", msg_dir, "--vault", vault, "--json")
-    assert result.returncode == 0, result.stderr.decode()
-    summary = json.loads(result.stdout)
+def test_a_folder_of_msg_files_is_archived_by_kind(msg_folder: Imported) -> None:
+    summary, vault = msg_folder.summary, msg_folder.vault
     assert summary["outlook_items"]["converted"] == {
         "appointment": 13, "contact": 2, "email": 28, "note": 1}
     assert summary["archived"] + summary["duplicates"] == 44
     assert count(vault, "folder:hiraoka") == summary["archived"]
 
 
-def test_cjk_and_cp932_text_is_searchable(vault: Path, msg_dir: Path) -> None:
-    assert run("import", msg_dir, "--vault", vault).returncode == 0
+def test_cjk_and_cp932_text_is_searchable(msg_folder: Imported) -> None:
+    vault = msg_folder.vault
     # nonUnicodeCP932.msg: 8-bit subject and body in code page 932.
     [row] = search_json(vault, 'subject:"日本語 Non Unicode タイトル"')
     assert row["subject"] == "日本語 Non Unicode タイトル"

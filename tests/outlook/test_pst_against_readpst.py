@@ -7,6 +7,7 @@ import email
 import email.policy
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,27 @@ from tests.outlook.conftest import EMAIL_FILES
 from tests.outlook.readpst_reference import Facts, mailvault_emails, readpst_emails
 
 
+@pytest.fixture(scope="module")
+def both_sides(pst_dir: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> Callable[[str], tuple[list[Facts], list[Facts]]]:
+    """readpst's emails and mailvault's of a corpus PST, each read once for this module (the
+    two tests below compare the same readings)."""
+    read: dict[str, tuple[list[Facts], list[Facts]]] = {}
+
+    def sides(name: str) -> tuple[list[Facts], list[Facts]]:
+        if name not in read:
+            reference = readpst_emails(pst_dir / name, tmp_path_factory.mktemp("readpst"))
+            read[name] = (reference, mailvault_emails(pst_dir / name)[0])
+        return read[name]
+
+    return sides
+
+
 @pytest.mark.parametrize("name", sorted(EMAIL_FILES))
-def test_the_same_emails_and_attachments_as_readpst(pst_dir: Path, tmp_path: Path,
-                                                    name: str) -> None:
+def test_the_same_emails_and_attachments_as_readpst(
+        both_sides: Callable[[str], tuple[list[Facts], list[Facts]]], name: str) -> None:
     emails, attachments = EMAIL_FILES[name]
-    reference = readpst_emails(pst_dir / name, tmp_path)
-    ours, _ = mailvault_emails(pst_dir / name)
+    reference, ours = both_sides(name)
     assert len(reference) == len(ours) == emails
     assert sum(len(f.attachments) for f in reference) == attachments
     assert sum(len(f.attachments) for f in ours) == attachments
@@ -30,9 +46,10 @@ def test_the_same_emails_and_attachments_as_readpst(pst_dir: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize("name", sorted(EMAIL_FILES))
-def test_each_email_says_what_readpst_says(pst_dir: Path, tmp_path: Path, name: str) -> None:
-    reference = {f.key: f for f in readpst_emails(pst_dir / name, tmp_path)}
-    ours, _ = mailvault_emails(pst_dir / name)
+def test_each_email_says_what_readpst_says(
+        both_sides: Callable[[str], tuple[list[Facts], list[Facts]]], name: str) -> None:
+    theirs_all, ours = both_sides(name)
+    reference = {f.key: f for f in theirs_all}
     for mine in ours:
         theirs = reference[mine.key]
         assert mine.subject == theirs.subject
