@@ -63,13 +63,19 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def measure(client: httpx.AsyncClient, url: str, params: dict[str, str],
-                  headers: dict[str, str], repeat: int) -> list[float]:
+                  headers: dict[str, str], repeat: int,
+                  cpu: list[float] | None = None) -> list[float]:
+    """Wall milliseconds of ``repeat`` requests after a warm-up; with ``cpu``, the CPU
+    milliseconds of this process for each request go there too (requests run one at a
+    time, so it is theirs: on a shared machine the steadier figure)."""
     samples = []
-    for _ in range(repeat + 1):
-        started = time.perf_counter()
+    for number in range(repeat + 1):
+        started, cpu_started = time.perf_counter(), time.process_time()
         answer = await client.get(url, params=params, headers=headers)
         elapsed = (time.perf_counter() - started) * 1000
         answer.raise_for_status()
+        if number and cpu is not None:
+            cpu.append((time.process_time() - cpu_started) * 1000)
         samples.append(elapsed)
     return samples[1:]  # the first of each is a warm-up
 
@@ -121,14 +127,18 @@ async def run(vault: Vault, repeat: int, people: tuple[str, ...]) -> dict[str, o
             api: list[float] = []
             facets: list[float] = []
             pages: list[float] = []
+            api_cpu: list[float] = []
+            page_cpu: list[float] = []
             for query in QUERIES:
                 api += await measure(client, "/api/v1/search", {"q": query, "limit": "50"},
-                                     auth, repeat)
+                                     auth, repeat, api_cpu)
                 facets += await measure(client, "/api/v1/facets", {"q": query}, auth, repeat)
-                pages += await measure(client, "/", {"q": query}, {}, repeat)
+                pages += await measure(client, "/", {"q": query}, {}, repeat, page_cpu)
             results[person] = {"api_search": percentiles(api),
+                               "api_search_cpu": percentiles(api_cpu),
                                "api_facets": percentiles(facets),
                                "search_page_with_facets": percentiles(pages),
+                               "search_page_cpu": percentiles(page_cpu),
                                "page_median_by_query_ms": by_query(pages, repeat)}
             client.cookies.clear()
     return results
