@@ -3,6 +3,12 @@ the search benchmark, p50/p95, for an auditor (all mail) and a user (own mail on
 
     python bench/web_bench.py                      # imports ../shared/corpus Enron mboxes
     python bench/web_bench.py --vault /path/vault  # an existing vault (users are added)
+    python bench/web_bench.py --vault V --who auditor --profile web.prof
+
+With --profile, the search page's use case (search with facets, catalog rows, audit entry)
+runs for each query under cProfile in this thread instead (FastAPI runs the routes in a
+thread pool, where a profiler started here does not see them), timed in CPU seconds, and
+the top of the profile is printed.
 
 Requests go through the real application in-process (httpx's ASGI transport): routing,
 bearer-token or session check, the use case (scope, search, facets, catalog rows, audit
@@ -13,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import pstats
 import statistics
 import subprocess
 import sys
@@ -27,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_bench import QUERIES
 
 from mailvault.accounts import tokens, users
+from mailvault.usecases import finding
 from mailvault.vault import Vault
 from mailvault.web.app import create_app
 
@@ -54,27 +63,61 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def measure(client: httpx.AsyncClient, url: str, params: dict[str, str],
-                  headers: dict[str, str], repeat: int) -> list[float]:
+                  headers: dict[str, str], repeat: int,
+                  cpu: list[float] | None = None) -> list[float]:
+    """Wall milliseconds of ``repeat`` requests after a warm-up; with ``cpu``, the CPU
+    milliseconds of this process for each request go there too (requests run one at a
+    time, so it is theirs: on a shared machine the steadier figure)."""
     samples = []
-    for _ in range(repeat + 1):
-        started = time.perf_counter()
+    for number in range(repeat + 1):
+        started, cpu_started = time.perf_counter(), time.process_time()
         answer = await client.get(url, params=params, headers=headers)
         elapsed = (time.perf_counter() - started) * 1000
         answer.raise_for_status()
+        if number and cpu is not None:
+            cpu.append((time.process_time() - cpu_started) * 1000)
         samples.append(elapsed)
     return samples[1:]  # the first of each is a warm-up
 
 
-async def run(vault: Vault, repeat: int) -> dict[str, object]:
+def by_query(samples: list[float], repeat: int) -> dict[str, float]:
+    """Median per query, for samples taken query after query, ``repeat`` each."""
+    return {query or "(empty: all)": round(statistics.median(
+                samples[n * repeat:(n + 1) * repeat]), 1)
+            for n, query in enumerate(QUERIES)}
+
+
+def add_people(vault: Vault) -> None:
     for name, roles, addresses in (("bench-auditor", ["auditor"], []),
                                    ("bench-user", ["user"], ["phillip.allen@enron.com"])):
         if name not in {u.name for u in users.list_users(vault)}:
             users.add_user(vault, name, roles, addresses, PASSWORD, "bench")
+
+
+def profile(vault: Vault, repeat: int, people: tuple[str, ...], out: Path) -> None:
+    """The search page's use case for every query, ``repeat`` times, under cProfile."""
+    add_people(vault)
+    # CPU time, not wall time: on a shared machine the wall clock mostly measures waiting.
+    profiler = cProfile.Profile(time.process_time)
+    for person in people:
+        who = users.principal_of_user(vault, person)
+        for query in QUERIES:
+            finding.search(vault, who, query, limit=50, with_facets=True)  # warm-up
+            profiler.enable()
+            for _ in range(repeat):
+                finding.search(vault, who, query, limit=50, with_facets=True)
+            profiler.disable()
+    profiler.dump_stats(out)
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+
+
+async def run(vault: Vault, repeat: int, people: tuple[str, ...]) -> dict[str, object]:
+    add_people(vault)
     app = create_app(vault)
     transport = httpx.ASGITransport(app=app)
     results: dict[str, object] = {"messages": vault.index.doc_count()}
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        for person in ("bench-auditor", "bench-user"):
+        for person in people:
             token = tokens.create_token(vault, person, 1, "bench").token
             auth = {"authorization": f"Bearer {token}"}
             page = await client.get("/login")
@@ -84,14 +127,19 @@ async def run(vault: Vault, repeat: int) -> dict[str, object]:
             api: list[float] = []
             facets: list[float] = []
             pages: list[float] = []
+            api_cpu: list[float] = []
+            page_cpu: list[float] = []
             for query in QUERIES:
                 api += await measure(client, "/api/v1/search", {"q": query, "limit": "50"},
-                                     auth, repeat)
+                                     auth, repeat, api_cpu)
                 facets += await measure(client, "/api/v1/facets", {"q": query}, auth, repeat)
-                pages += await measure(client, "/", {"q": query}, {}, repeat)
+                pages += await measure(client, "/", {"q": query}, {}, repeat, page_cpu)
             results[person] = {"api_search": percentiles(api),
+                               "api_search_cpu": percentiles(api_cpu),
                                "api_facets": percentiles(facets),
-                               "search_page_with_facets": percentiles(pages)}
+                               "search_page_with_facets": percentiles(pages),
+                               "search_page_cpu": percentiles(page_cpu),
+                               "page_median_by_query_ms": by_query(pages, repeat)}
             client.cookies.clear()
     return results
 
@@ -100,12 +148,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vault", type=Path)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--who", choices=("auditor", "user", "both"), default="both")
+    parser.add_argument("--profile", type=Path,
+                        help="run under cProfile, write its stats here, print the top 40")
     args = parser.parse_args()
+    people = {"auditor": ("bench-auditor",), "user": ("bench-user",),
+              "both": ("bench-auditor", "bench-user")}[args.who]
     with tempfile.TemporaryDirectory() as workdir:
         path = prepared(args.vault, Path(workdir))
         vault = Vault.open(path)
         try:
-            print(json.dumps(asyncio.run(run(vault, args.repeat)), indent=2))
+            if args.profile:
+                profile(vault, args.repeat, people, args.profile)
+            else:
+                print(json.dumps(asyncio.run(run(vault, args.repeat, people)), indent=2))
         finally:
             vault.close()
 

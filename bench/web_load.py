@@ -1,12 +1,15 @@
-"""Memory of `mailvault serve` at rest and under concurrent searchers, and the search API's
-latency as they see it over HTTP.
+"""Memory of `mailvault serve` at rest and under concurrent searchers, and the latency of
+the search API (or the search page with its facets) as they see it over HTTP.
 
-    python bench/web_load.py --vault /path/vault [--searchers 20] [--rounds 25]
+    python bench/web_load.py --vault /path/vault [--searchers 20] [--rounds 25] [--page]
 
 Starts the real `serve` (SMTP and web on free loopback ports) on the vault, makes an
-auditor's API token, measures the proportional memory (PSS) of serve's whole process tree
-(serve, the archiver, the forkserver and workers) at rest, then while N threads each send
-the 20 queries of the search benchmark ``rounds`` times over HTTP, and prints JSON.
+auditor's API token (and, with --page, a signed-in session), measures the memory of serve's
+whole process tree (serve, the archiver, the forkserver and workers) at rest, then while N
+threads each send the 20 queries of the search benchmark ``rounds`` times over HTTP, and
+prints JSON. Memory is given twice: the proportional set size of the tree (shared pages
+divided among their users) and the resident set of the `serve` process alone, each at rest
+and at its peak (sampled every 0.1 s).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from import_bench import tree_pss
 from search_bench import QUERIES
 
 MAILVAULT = [sys.executable, "-m", "mailvault"]
+USER = "bench-load"
+PASSWORD = "bench password 1234"
 
 
 def start(vault: Path) -> tuple[subprocess.Popen[str], str]:
@@ -42,13 +47,35 @@ def start(vault: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def token(vault: Path) -> str:
-    name = "bench-load"
-    subprocess.run([*MAILVAULT, "user", "add", name, "--role", "auditor", "--vault",
-                    str(vault), "--password-file", "/dev/stdin"], input="bench password 1234",
+    subprocess.run([*MAILVAULT, "user", "add", USER, "--role", "auditor", "--vault",
+                    str(vault), "--password-file", "/dev/stdin"], input=PASSWORD,
                    text=True, capture_output=True)
-    made = subprocess.run([*MAILVAULT, "token", "create", "--user", name, "--expires", "1",
+    made = subprocess.run([*MAILVAULT, "token", "create", "--user", USER, "--expires", "1",
                            "--vault", str(vault)], capture_output=True, text=True, check=True)
     return made.stdout.strip()
+
+
+def session_cookies(base: str) -> httpx.Cookies:
+    """The cookies of one signed-in session (shared by every searcher of the page)."""
+    with httpx.Client(base_url=base, timeout=60) as client:
+        form = client.get("/login").text
+        csrf = form.split('name="csrf" value="')[1].split('"')[0]
+        client.post("/login", data={"username": USER, "password": PASSWORD, "csrf": csrf})
+        if "mv_session" not in client.cookies:
+            raise SystemExit("could not sign in")
+        return client.cookies
+
+
+def rss(pid: int) -> int:
+    """Resident set size of one process."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def main() -> None:
@@ -56,30 +83,37 @@ def main() -> None:
     parser.add_argument("--vault", type=Path, required=True)
     parser.add_argument("--searchers", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--page", action="store_true",
+                        help="load the search page with its facets, not the search API")
     args = parser.parse_args()
     secret = token(args.vault)
     process, base = start(args.vault)
     try:
         time.sleep(3)
         at_rest = tree_pss(process.pid)
+        rss_at_rest = rss(process.pid)
+        url = "/" if args.page else "/api/v1/search"
+        cookies = session_cookies(base) if args.page else None
         samples: list[float] = []
         lock = threading.Lock()
-        peak = [at_rest]
+        peak = [at_rest, rss_at_rest]
         done = threading.Event()
 
         def searcher(number: int) -> None:
-            with httpx.Client(base_url=base, timeout=60,
-                              headers={"authorization": f"Bearer {secret}"}) as client:
+            with httpx.Client(base_url=base, timeout=120, cookies=cookies,
+                              headers={"authorization": f"Bearer {secret}"}
+                              if not args.page else {}) as client:
                 for round_ in range(args.rounds):
                     query = QUERIES[(number + round_) % len(QUERIES)]
                     started = time.perf_counter()
-                    client.get("/api/v1/search", params={"q": query}).raise_for_status()
+                    client.get(url, params={"q": query}).raise_for_status()
                     with lock:
                         samples.append((time.perf_counter() - started) * 1000)
 
         def sampler() -> None:
             while not done.wait(0.1):
                 peak[0] = max(peak[0], tree_pss(process.pid))
+                peak[1] = max(peak[1], rss(process.pid))
 
         watcher = threading.Thread(target=sampler)
         watcher.start()
@@ -95,12 +129,15 @@ def main() -> None:
         watcher.join()
         samples.sort()
         print(json.dumps({
+            "what": "search page with facets" if args.page else "search API",
             "searchers": args.searchers, "requests": len(samples),
             "requests_per_s": round(len(samples) / elapsed, 1),
             "p50_ms": round(statistics.median(samples), 1),
             "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 1),
             "pss_at_rest_mb": round(at_rest / 1048576, 1),
-            "pss_peak_mb": round(peak[0] / 1048576, 1)}, indent=2))
+            "pss_peak_mb": round(peak[0] / 1048576, 1),
+            "serve_rss_at_rest_mb": round(rss_at_rest / 1048576, 1),
+            "serve_rss_peak_mb": round(peak[1] / 1048576, 1)}, indent=2))
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=120)

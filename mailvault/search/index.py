@@ -387,31 +387,45 @@ class SearchIndex:
     def search(self, node: q.Node, limit: int, offset: int = 0,
                order: str = "newest") -> tuple[int, list[int]]:
         """(total matches, message ids in ``order``: newest, oldest or largest first)."""
+        total, ids, _ = self.search_counted(node, limit, offset, order)
+        return total, ids
+
+    def search_counted(self, node: q.Node, limit: int, offset: int = 0,
+                       order: str = "newest", facets: int = 0
+                       ) -> tuple[int, list[int], dict[str, list[tuple[str, int]]]]:
+        """(total matches, message ids in ``order``, facet counts): ``search`` and, when
+        ``facets`` is more than 0, ``facet_counts`` with that many values per facet, both on
+        one searcher and one compiled query (a results page asks for both at once)."""
         if order not in SORT_ORDERS:
             raise QueryError(f"results can be sorted {', '.join(SORT_ORDERS)}, not {order!r}.")
         field, direction = SORT_ORDERS[order]
-        if limit <= 0:
-            # Tantivy panics on a top-N collector of 0: only the count was asked for.
-            return self.count(node), []
         searcher = self._searcher()
         compiled = self.compile(node)
+        counts = self._facets(searcher, compiled, facets) if facets > 0 else {}
+        if limit <= 0:
+            # Tantivy panics on a top-N collector of 0: only the count was asked for.
+            return _count(searcher.search(compiled, limit=1, count=True)), [], counts
         try:
-            result = searcher.search(compiled, limit=max(limit, 0), offset=offset, count=True,
+            result = searcher.search(compiled, limit=limit, offset=offset, count=True,
                                      order_by_field=field, order=direction)
         except ValueError as exc:
             raise QueryError(f"the search failed: {exc}.") from exc
-        ids = [searcher.doc(address)["id"][0] for _, address in result.hits]
-        return _count(result), ids
+        # The id fast field, not the stored documents: one column read for the page.
+        values = searcher.fast_field_values("id", [address for _, address in result.hits])
+        return _count(result), [int(v) for v in values if v is not None], counts
 
     def facet_counts(self, node: q.Node, size: int = 20) -> dict[str, list[tuple[str, int]]]:
         """For each facet field, its most frequent values among the matches, with counts
         (a message with two values counts in both); ``has`` counts messages with
         attachments."""
+        return self._facets(self._searcher(), self.compile(node), size)
+
+    def _facets(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
+                size: int) -> dict[str, list[tuple[str, int]]]:
         aggregations = {name: {"terms": {"field": name, "size": size}}
                         for name in FACET_FIELDS}
         try:
-            result: dict[str, Any] = self._searcher().aggregate(self.compile(node),
-                                                                aggregations)
+            result: dict[str, Any] = searcher.aggregate(compiled, aggregations)
         except ValueError as exc:
             raise QueryError(f"the facets cannot be counted: {exc}.") from exc
         return {name: [(str(b["key"]), int(b["doc_count"]))

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from mailvault.errors import IntegrityError, VaultError
 from mailvault.store import schema
@@ -111,17 +111,25 @@ def record(conn: Connection, actor: str, action: str, detail: dict[str, Any]) ->
     chain = chain_of(conn)
     at = now()
     text = json.dumps(detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    result = conn.execute(schema.audit_log.insert().values(
-        at=at, actor=actor, action=action, detail=text, prev_hash="", hash=""))
+    result = conn.execute(_INSERT, {"at": at, "actor": actor, "action": action,
+                                    "detail": text, "prev_hash": "", "hash": ""})
     assert result.inserted_primary_key is not None
     seq = int(result.inserted_primary_key[0])
-    prev = conn.execute(select(schema.audit_log.c.hash).where(schema.audit_log.c.seq < seq)
-                        .order_by(schema.audit_log.c.seq.desc()).limit(1)).scalar()
+    prev = conn.execute(_PREVIOUS_HASH, {"seq": seq}).scalar()
     prev_hash = prev or GENESIS
     digest = keyed_hash(chain.key, prev_hash, seq, at, actor, action, text)
-    conn.execute(update(schema.audit_log).where(schema.audit_log.c.seq == seq)
-                 .values(prev_hash=prev_hash, hash=digest))
+    conn.execute(_SEAL, {"entry": seq, "prev": prev_hash, "digest": digest})
     return digest
+
+
+# The three statements of an entry, built once: every search writes an entry, and building
+# them anew cost more CPU than running them.
+_INSERT = schema.audit_log.insert()
+_PREVIOUS_HASH = (select(schema.audit_log.c.hash)
+                  .where(schema.audit_log.c.seq < bindparam("seq"))
+                  .order_by(schema.audit_log.c.seq.desc()).limit(1))
+_SEAL = (update(schema.audit_log).where(schema.audit_log.c.seq == bindparam("entry"))
+         .values(prev_hash=bindparam("prev"), hash=bindparam("digest")))
 
 
 def entries(conn: Connection, since: datetime | None = None) -> Iterator[AuditEntry]:

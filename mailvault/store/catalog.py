@@ -418,22 +418,31 @@ _ROW_COLUMNS = (
 
 
 def _row(row: Any) -> MessageRow:
+    # By position, in the order of _ROW_COLUMNS: a results page converts 50 rows per request,
+    # and reading a Row's fields by name costs three times as much.
+    (id_, sha256, date, from_addr, to_addrs, cc_addrs, subject, folder, tier, size,
+     stored_bytes, attachments, defects, volume_id, offset, length) = row
     return MessageRow(
-        id=row.id, sha256=row.sha256, date=from_epoch(row.date), from_addr=row.from_addr,
-        to_addrs=row.to_addrs, cc_addrs=row.cc_addrs, subject=row.subject, folder=row.folder,
-        tier=row.tier, size=row.size, stored_bytes=row.stored_bytes,
-        attachments=row.attachments, defects=json.loads(row.defects or "[]"),
-        location=Location(row.volume_id, row.offset, row.length),
+        id=id_, sha256=sha256, date=from_epoch(date), from_addr=from_addr,
+        to_addrs=to_addrs, cc_addrs=cc_addrs, subject=subject, folder=folder, tier=tier,
+        size=size, stored_bytes=stored_bytes, attachments=attachments,
+        defects=json.loads(defects) if defects and defects != "[]" else [],
+        location=Location(volume_id, offset, length),
     )
+
+
+# Built once: the ids go in as one expanding parameter, so a call neither builds nor
+# coerces a statement of its own.
+_BY_IDS = select(*_ROW_COLUMNS).where(schema.messages.c.id.in_(bindparam("ids",
+                                                                        expanding=True)))
 
 
 def messages_by_id(conn: Connection, ids: Sequence[int]) -> list[MessageRow]:
     """Messages by id, in the order asked for (missing ids are skipped)."""
     found: dict[int, MessageRow] = {}
     for start in range(0, len(ids), 500):
-        rows = conn.execute(select(*_ROW_COLUMNS).where(
-            schema.messages.c.id.in_(ids[start:start + 500])))
-        found.update((r.id, _row(r)) for r in rows)
+        found.update((r.id, r) for r in map(_row, conn.execute(
+            _BY_IDS, {"ids": list(ids[start:start + 500])})))
     return [found[i] for i in ids if i in found]
 
 

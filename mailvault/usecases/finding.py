@@ -94,9 +94,10 @@ def search(vault: Vault, who: Principal, text: str, *, limit: int = 50,
     """The messages ``who`` may see that match the query, in ``order`` (newest, oldest or
     largest first), with the facets of every match when asked for (audited once)."""
     node = _scoped(vault, who, parse_query(text))
-    total, ids = vault.index.search(node, limit=max(limit, 0), offset=max(offset, 0),
-                                    order=order)
-    facets = _facets(vault, node, total) if with_facets else None
+    total, ids, counts = vault.index.search_counted(
+        node, limit=max(limit, 0), offset=max(offset, 0), order=order,
+        facets=FACET_VALUES if with_facets else 0)
+    facets = _facets(counts, total) if with_facets else None
     with vault.engine.begin() as conn:
         rows = catalog.messages_by_id(conn, ids)
         audit.record(conn, who.name, "search", {"query": text, "matches": total,
@@ -108,14 +109,13 @@ def facets(vault: Vault, who: Principal, text: str) -> Facets:
     """The facets of the messages ``who`` may see that match the query (audited)."""
     node = _scoped(vault, who, parse_query(text))
     total = vault.index.count(node)
-    counted = _facets(vault, node, total)
+    counted = _facets(vault.index.facet_counts(node, FACET_VALUES), total)
     with vault.engine.begin() as conn:
         audit.record(conn, who.name, "facets", {"query": text, "matches": total})
     return counted
 
 
-def _facets(vault: Vault, node: Node, total: int) -> Facets:
-    counts = vault.index.facet_counts(node, FACET_VALUES)
+def _facets(counts: dict[str, list[tuple[str, int]]], total: int) -> Facets:
     with_attachment = dict(counts["has"]).get("attachment", 0)
     return Facets(total=total, year=sorted(counts["year"], reverse=True),
                   sender_domain=counts["fromdomain"], folder=counts["folderkey"],

@@ -14,7 +14,8 @@ from mailvault.accounts.principal import Principal, local_operator
 from mailvault.accounts.roles import Role
 from mailvault.errors import InputError, NotFoundError, QueryError
 from mailvault.search.index import MARKER_FILE, SCHEMA_VERSION
-from mailvault.store import audit
+from mailvault.search.query import parse as parse_query
+from mailvault.store import audit, catalog
 from mailvault.usecases import finding, saved_searches, verifying
 from mailvault.vault import Vault
 from tests.support import build_message
@@ -160,3 +161,34 @@ def test_a_reference_of_other_digits_is_not_found(vault: Vault, mail: dict[str, 
     for ref in ("²", "١٢", "1²"):
         with pytest.raises(NotFoundError):
             finding.open_message(vault, AUDITOR, ref)
+
+
+def test_a_results_page_and_its_facets_come_from_one_search(vault: Vault) -> None:
+    """The results page's one-pass search gives what a search and a facet count give
+    separately: the same total, the same ids in order (from the id column), the same
+    facets; a page past the end is empty, and a limit of 0 gives the count alone."""
+    ids = archive(vault, [
+        (build_message(sender=f"p{n}@d{n % 2}.example", date=datetime(2018 + n, 1, 1,
+                                                                       tzinfo=UTC)),
+         file_arrival(str(n))) for n in range(5)])
+    node = parse_query("")
+    total, page, counts = vault.index.search_counted(node, 2, offset=1, facets=20)
+    assert (total, page) == (5, [ids[3], ids[2]])
+    assert (total, page) == vault.index.search(node, 2, offset=1)
+    assert counts == vault.index.facet_counts(node, 20)
+    assert dict(counts["fromdomain"]) == {"d0.example": 3, "d1.example": 2}
+    assert vault.index.search_counted(node, 2, offset=5) == (5, [], {})
+    assert vault.index.search_counted(node, 0, facets=20) == (5, [], counts)
+
+
+def test_catalog_rows_come_back_in_the_order_asked(vault: Vault) -> None:
+    ids = archive(vault, [(build_message(subject=f"row {n}"), file_arrival(str(n)))
+                          for n in range(3)])
+    wanted = [ids[2], 999_999, ids[0], ids[1]]
+    with vault.engine.connect() as conn:
+        rows = catalog.messages_by_id(conn, wanted)
+        many = catalog.messages_by_id(conn, [ids[1]] * 1200 + [ids[0]])
+    assert [(r.id, r.subject) for r in rows] == [
+        (ids[2], "row 2"), (ids[0], "row 0"), (ids[1], "row 1")]
+    assert all(r.defects == [] and r.location.length > 0 and r.date for r in rows)
+    assert [r.id for r in many] == [ids[1]] * 1200 + [ids[0]]
