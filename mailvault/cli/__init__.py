@@ -13,9 +13,11 @@ import typer
 from mailvault.cli import (
     archiving,
     audit_log,
+    cases,
     compliance_dispose,
     compliance_retention,
     compliance_tiers,
+    exporting,
     finding,
     health,
     serving,
@@ -36,6 +38,8 @@ compliance_tiers.register(app)
 compliance_retention.register(app)
 compliance_dispose.register(app)
 users.register(app)
+cases.register(app)
+exporting.register(app)
 
 
 def main() -> None:

@@ -102,14 +102,19 @@ def chain_of(conn: Connection) -> Chain:
     return chain
 
 
-def record(conn: Connection, actor: str, action: str, detail: dict[str, Any]) -> str:
+def record(conn: Connection, actor: str, action: str, detail: dict[str, Any],
+           case: int | None = None) -> str:
     """Append an entry inside the caller's transaction; returns its hash.
 
     The row is inserted before the previous hash is read: the insert takes the database's
-    write lock, so no other writer can slip an entry in between.
+    write lock, so no other writer can slip an entry in between. ``case`` (a case id) puts
+    the entry in that case's chain of custody: the detail names it (so the hash covers the
+    reference) and ``case_audit`` finds it without reading the whole log.
     """
     chain = chain_of(conn)
     at = now()
+    if case is not None:
+        detail = {**detail, "case": case}
     text = json.dumps(detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     result = conn.execute(schema.audit_log.insert().values(
         at=at, actor=actor, action=action, detail=text, prev_hash="", hash=""))
@@ -121,7 +126,18 @@ def record(conn: Connection, actor: str, action: str, detail: dict[str, Any]) ->
     digest = keyed_hash(chain.key, prev_hash, seq, at, actor, action, text)
     conn.execute(update(schema.audit_log).where(schema.audit_log.c.seq == seq)
                  .values(prev_hash=prev_hash, hash=digest))
+    if case is not None:
+        conn.execute(schema.case_audit.insert().values(case_id=case, seq=seq))
     return digest
+
+
+def of_case(conn: Connection, case: int) -> Iterator[AuditEntry]:
+    """Every entry that touched a case, oldest first (its chain of custody)."""
+    query = (select(schema.audit_log)
+             .join(schema.case_audit, schema.case_audit.c.seq == schema.audit_log.c.seq)
+             .where(schema.case_audit.c.case_id == case).order_by(schema.audit_log.c.seq))
+    for row in conn.execute(query):
+        yield _entry(row)
 
 
 def entries(conn: Connection, since: datetime | None = None) -> Iterator[AuditEntry]:

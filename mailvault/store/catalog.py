@@ -672,3 +672,15 @@ def message_id_header(conn: Connection, message_id: int) -> str:
     value = conn.execute(select(schema.messages.c.message_id)
                          .where(schema.messages.c.id == message_id)).scalar()
     return str(value or "")
+
+
+def addresses_of(conn: Connection, message_ids: Sequence[int]) -> dict[int, set[str]]:
+    """Every address party to each of these messages (any role, envelope included)."""
+    out: dict[int, set[str]] = {m: set() for m in message_ids}
+    a = schema.addresses
+    for start in range(0, len(message_ids), 500):
+        rows = conn.execute(select(a.c.message_id, a.c.address).where(
+            a.c.message_id.in_(message_ids[start:start + 500])))
+        for r in rows:
+            out[r.message_id].add(r.address)
+    return out

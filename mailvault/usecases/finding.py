@@ -217,6 +217,12 @@ def reachable(vault: Vault, who: Principal, ref: str, action: str) -> MessageRow
     return _reachable(vault, who, ref, Permission.READ_ALL, action)
 
 
+def scoped_query(vault: Vault, who: Principal, text: str) -> Node:
+    """A query as ``who`` may run it (limited to their own mail unless they may search all;
+    ``hold:`` resolved): for use cases in other modules that select mail by a query."""
+    return _scoped(vault, who, parse_query(text))
+
+
 def _scoped(vault: Vault, who: Principal, node: Node) -> Node:
     """The query limited to what ``who`` may search; ``hold:`` resolved for those who may
     see holds."""
