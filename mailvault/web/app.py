@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mailvault.config import WebSettings
 from mailvault.vault import Vault
-from mailvault.web import api, errors, pages_message, pages_search, signin
+from mailvault.web import api, api_discovery, errors, pages_message, pages_search, signin
 from mailvault.web.oidc import oidc_client
 from mailvault.web.state import HERE, WebState
 from mailvault.web.throttle import SigninThrottle
@@ -68,5 +68,6 @@ def create_app(vault: Vault, settings: WebSettings | None = None) -> FastAPI:
     app.include_router(pages_search.router)
     app.include_router(pages_message.router)
     app.include_router(api.router)
+    app.include_router(api_discovery.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app

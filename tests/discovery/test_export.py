@@ -108,6 +108,7 @@ def test_an_edited_summary_breaks_the_signature(eml_export: Path, tmp_path: Path
     assert found.returncode == 1 and b'"signature": "invalid"' in found.stdout
 
 
+@pytest.mark.timeout(900)
 def test_the_export_key_is_printed_and_checked(corpus_vault: Path, eml_export: Path,
                                                tmp_path: Path) -> None:
     printed = run("export-key", "--vault", corpus_vault)
@@ -124,6 +125,7 @@ def test_the_export_key_is_printed_and_checked(corpus_vault: Path, eml_export: P
     assert refused.returncode == 1 and b"another key" in refused.stdout
 
 
+@pytest.mark.timeout(1800)
 def test_mbox_reimports_to_the_same_hashes(corpus_vault: Path, tmp_path: Path) -> None:
     folder = tmp_path / "mbox-export"
     result = export(corpus_vault, folder, "", "--format", "mbox", "--zip")
