@@ -10,6 +10,8 @@ Nothing is global: every command, server and test opens the vault it needs and p
       catalog.sqlite        the catalog (WAL)
       audit-head.json       the audit log's newest committed entry, sealed (audit_head.py)
       index/                the Tantivy index (derived: can be rebuilt)
+      locks/                export-ID.lock: held while an export job runs
+      exports/              exports started from the web application
       volumes/active/       volume files of the Active tier (open/, deep/ likewise, unless
                             [tiers] puts a tier's folder elsewhere)
 

@@ -16,12 +16,14 @@ catalog; only the list of errors is held whole.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
 import json
 import os
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +80,32 @@ def run(vault: Vault, job: ExportJob, *, case_name: str | None, custodians: list
         file_modes.make_folder(root)
     except OSError as exc:
         raise InputError(f"{root} cannot be written: {exc.strerror}.") from exc
+    with _running(vault, job):
+        return _run(vault, job, root, case_name, custodians, progress)
+
+
+@contextmanager
+def _running(vault: Vault, job: ExportJob) -> Iterator[None]:
+    """Hold the job's lock (``VAULT/locks/export-ID.lock``, flock: a killed run lets go of
+    it) for the run: two runs of one job would write the same files at once."""
+    folder = vault.path / "locks"
+    file_modes.make_folder(folder)
+    fd = file_modes.open_new(folder / f"export-{job.id}.lock", os.O_WRONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"export job {job.id} is running in another process.") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run(vault: Vault, job: ExportJob, root: Path, case_name: str | None,
+         custodians: list[str], progress: Progress | None) -> Finished:
+    job = jobs.get(vault, job.id)
+    if job.state != "running":
+        raise InputError(f"export job {job.id} is finished already.")
     writer = _Writer(root)
     if job.format == "mbox":
         ends: dict[str, int] = {}

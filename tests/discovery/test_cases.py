@@ -3,6 +3,7 @@ closing (holds stay), and the chain of custody read back from the audit log."""
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,15 @@ def test_case_names_and_exports_by_custodian(vault: Vault, mail: None, tmp_path:
     natives = sorted(p.relative_to(tmp_path / "b" / "natives").parent.as_posix()
                      for p in (tmp_path / "b" / "natives").rglob("*.eml"))
     assert natives == ["_others", "alice@example.org", "dave@example.org"]
+
+
+def test_one_job_runs_in_one_process_at_a_time(vault: Vault, mail: None,
+                                               tmp_path: Path) -> None:
+    job = exporting.start_export(vault, WHO, "", tmp_path / "out")
+    lock = vault.path / "locks" / f"export-{job.id}.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(InputError, match="running in another process"):
+            exporting.run_export(vault, WHO, job.id)
+    assert exporting.run_export(vault, WHO, job.id).counts["exported"] == 3
