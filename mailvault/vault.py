@@ -5,10 +5,13 @@ Nothing is global: every command, server and test opens the vault it needs and p
     VAULT/
       mailvault.toml        settings (see docs/configuration.md)
       keys/                 keyring.json (+ master.key unless a passphrase is used),
-                            audit-chain.key (the audit log's HMAC key, sealed)
+                            audit-chain.key (the audit log's HMAC key, sealed),
+                            export-signing.key (the Ed25519 key exports are signed with)
       catalog.sqlite        the catalog (WAL)
       audit-head.json       the audit log's newest committed entry, sealed (audit_head.py)
       index/                the Tantivy index (derived: can be rebuilt)
+      locks/                export-ID.lock: held while an export job runs
+      exports/              exports started from the web application
       volumes/active/       volume files of the Active tier (open/, deep/ likewise, unless
                             [tiers] puts a tier's folder elsewhere)
 
@@ -39,7 +42,7 @@ from mailvault.store import (
 from mailvault.store.audit_head import HEAD_FILE
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, BlobStore, volume_path
 from mailvault.store.catalog import MessageRow
-from mailvault.store.crypto import create_keyring, open_keyring
+from mailvault.store.crypto import create_keyring, export_signing_key, open_keyring
 from mailvault.store.volumes import Volumes
 
 CATALOG_FILE = "catalog.sqlite"
@@ -209,6 +212,10 @@ class Vault:
         if hashlib.sha256(raw).hexdigest() != row.sha256:
             raise IntegrityError(f"message {row.id} does not match its SHA-256.")
         return StoredMessage(raw=raw, skeleton=skeleton, parts=parts)
+
+    def export_signing_key(self) -> bytes:
+        """The Ed25519 private key (32 bytes) this vault signs its exports with."""
+        return export_signing_key(self.path / "keys", self.keyring)
 
     # -- index -----------------------------------------------------------------------------
 

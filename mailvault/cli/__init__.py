@@ -14,9 +14,11 @@ from mailvault.cli import (
     archiving,
     audit_log,
     backups,
+    cases,
     compliance_dispose,
     compliance_retention,
     compliance_tiers,
+    exporting,
     finding,
     health,
     restoring,
@@ -44,6 +46,8 @@ reviewing.register(app)
 restoring.register(app)
 subjects.register(app)
 backups.register(app)
+cases.register(app)
+exporting.register(app)
 
 
 def main() -> None:

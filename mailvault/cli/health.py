@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,7 +23,8 @@ from mailvault.cli.app import (
 from mailvault.cli.progress import Meter
 from mailvault.cli.sources import source_line
 from mailvault.cli.terminal_text import cell
-from mailvault.usecases import monitoring
+from mailvault.errors import MailvaultError
+from mailvault.usecases import exporting, monitoring
 
 if TYPE_CHECKING:
     from mailvault.usecases.monitoring import IndexProgress
@@ -68,8 +70,20 @@ def stats(vault: VaultOption = None, json_out: JsonOption = False) -> None:
         console.print(f"{result.failures} recorded failures (see 'mailvault status')")
 
 
-def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
+def verify(
+    vault: VaultOption = None,
+    json_out: JsonOption = False,
+    export: Annotated[Path | None, typer.Option(
+        "--export", help="Check an export folder (or its zip) instead of the vault: its "
+        "signature and every file; needs no vault.")] = None,
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="With --export: the public key (PEM) you were given; the export must "
+        "be signed with it.")] = None,
+) -> None:
     """Re-read every blob and check every hash; exit status 1 if anything is wrong."""
+    if export is not None:
+        _verify_export(export, key, json_out)
+        return
     with open_vault(vault) as opened, Meter("verify") as meter:
         report = monitoring.verify(opened, principal(), lambda n: meter.update(n, 0))
     if json_out:
@@ -82,6 +96,28 @@ def verify(vault: VaultOption = None, json_out: JsonOption = False) -> None:
         for problem in report.problems:
             print_line("  " + problem)
     if not report.ok:
+        raise typer.Exit(1)
+
+
+def _verify_export(export: Path, key: Path | None, json_out: bool) -> None:
+    try:
+        key_pem = key.read_bytes() if key is not None else None
+    except OSError as exc:
+        raise MailvaultError(f"{key} cannot be read: {exc.strerror}.") from exc
+    check = exporting.verify_export(export, key_pem)
+    if json_out:
+        print_json(check.to_json())
+    else:
+        print_line(f"{check.path}: signature {check.signature} (key {check.key_fingerprint}), "
+                   f"{check.files_checked} files checked: "
+                   + ("intact" if check.ok else "NOT intact"))
+        for label, names in (("missing", check.missing), ("extra", check.extra),
+                             ("altered", check.altered)):
+            for name in names:
+                print_line(f"  {label}: {name}")
+        for problem in check.problems:
+            print_line("  " + problem)
+    if not check.ok:
         raise typer.Exit(1)
 
 

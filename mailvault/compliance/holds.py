@@ -58,9 +58,10 @@ class Hold:
 
 def place(vault: Vault, name: str, *, custodian: str | None, query: str | None,
           date_from: datetime | None, date_to: datetime | None, reason: str, owner: str,
-          actor: str) -> Hold:
+          actor: str, case: int | None = None) -> Hold:
     """Place a hold on a custodian's mail or a query's matches (dates: from inclusive, to
-    exclusive)."""
+    exclusive); ``case`` names the case it is placed from (its audit entry joins that
+    case's chain of custody)."""
     if not name.strip():
         raise InputError("a hold needs a name.")
     if bool(custodian) == bool(query):
@@ -78,7 +79,7 @@ def place(vault: Vault, name: str, *, custodian: str | None, query: str | None,
             reason=reason, owner=owner, created_by=actor, created_at=now()))
         audit.record(conn, actor, "hold-place", {
             "name": name, "custodian": custodian, "query": query, "reason": reason,
-            "owner": owner, "from": _epoch(date_from), "to": _epoch(date_to)})
+            "owner": owner, "from": _epoch(date_from), "to": _epoch(date_to)}, case=case)
         return _hold(_row(conn, name))
 
 

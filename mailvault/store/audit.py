@@ -102,14 +102,19 @@ def chain_of(conn: Connection) -> Chain:
     return chain
 
 
-def record(conn: Connection, actor: str, action: str, detail: dict[str, Any]) -> str:
+def record(conn: Connection, actor: str, action: str, detail: dict[str, Any],
+           case: int | None = None) -> str:
     """Append an entry inside the caller's transaction; returns its hash.
 
     The row is inserted before the previous hash is read: the insert takes the database's
-    write lock, so no other writer can slip an entry in between.
+    write lock, so no other writer can slip an entry in between. ``case`` (a case id) puts
+    the entry in that case's chain of custody: the detail names it (so the hash covers the
+    reference) and ``case_audit`` finds it without reading the whole log.
     """
     chain = chain_of(conn)
     at = now()
+    if case is not None:
+        detail = {**detail, "case": case}
     text = json.dumps(detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     result = conn.execute(_INSERT, {"at": at, "actor": actor, "action": action,
                                     "detail": text, "prev_hash": "", "hash": ""})
@@ -119,6 +124,8 @@ def record(conn: Connection, actor: str, action: str, detail: dict[str, Any]) ->
     prev_hash = prev or GENESIS
     digest = keyed_hash(chain.key, prev_hash, seq, at, actor, action, text)
     conn.execute(_SEAL, {"entry": seq, "prev": prev_hash, "digest": digest})
+    if case is not None:
+        conn.execute(schema.case_audit.insert().values(case_id=case, seq=seq))
     return digest
 
 
@@ -130,6 +137,15 @@ _PREVIOUS_HASH = (select(schema.audit_log.c.hash)
                   .order_by(schema.audit_log.c.seq.desc()).limit(1))
 _SEAL = (update(schema.audit_log).where(schema.audit_log.c.seq == bindparam("entry"))
          .values(prev_hash=bindparam("prev"), hash=bindparam("digest")))
+
+
+def of_case(conn: Connection, case: int) -> Iterator[AuditEntry]:
+    """Every entry that touched a case, oldest first (its chain of custody)."""
+    query = (select(schema.audit_log)
+             .join(schema.case_audit, schema.case_audit.c.seq == schema.audit_log.c.seq)
+             .where(schema.case_audit.c.case_id == case).order_by(schema.audit_log.c.seq))
+    for row in conn.execute(query):
+        yield _entry(row)
 
 
 def entries(conn: Connection, since: datetime | None = None) -> Iterator[AuditEntry]:

@@ -696,3 +696,15 @@ def relocate_volumes(conn: Connection, folders: dict[str, Path]) -> None:
     for tier, folder in folders.items():
         conn.execute(update(schema.volumes).where(schema.volumes.c.tier == tier)
                      .values(folder=str(folder)))
+
+
+def addresses_of(conn: Connection, message_ids: Sequence[int]) -> dict[int, set[str]]:
+    """Every address party to each of these messages (any role, envelope included)."""
+    out: dict[int, set[str]] = {m: set() for m in message_ids}
+    a = schema.addresses
+    for start in range(0, len(message_ids), 500):
+        rows = conn.execute(select(a.c.message_id, a.c.address).where(
+            a.c.message_id.in_(message_ids[start:start + 500])))
+        for r in rows:
+            out[r.message_id].add(r.address)
+    return out

@@ -11,6 +11,10 @@ a blob copied to another hash's place fails to open.
 The audit log's chain key (an HMAC key, ``keys/audit-chain.key``) is kept here too, sealed by
 the master key: the catalog never holds it, so whoever can only edit the catalog cannot write
 entries that verify.
+
+The export signing key (Ed25519, ``keys/export-signing.key``, sealed by the master key the
+same way) signs every eDiscovery export; its public half goes into each export so the other
+side can check one without the vault. Vaults made before it existed get it on first use.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ KEYRING_FILE = "keyring.json"
 MASTER_KEY_FILE = "master.key"
 CHAIN_KEY_FILE = "audit-chain.key"
 _CHAIN_KEY_LABEL = "audit-chain-key"
+EXPORT_KEY_FILE = "export-signing.key"
+_EXPORT_KEY_LABEL = "export-signing-key"
 NONCE_BYTES = 12
 TAG_BYTES = 16
 _ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 2}
@@ -95,6 +101,7 @@ def create_keyring(keys_dir: Path, passphrase: str | None = None) -> Keyring:
     record["check"] = ring.wrap_secret(b"mailvault", "check")
     record["data_keys"] = [{"id": 1, "wrapped": ring.wrap_secret(data_key, "data-key-1")}]
     _write_private(keys_dir / KEYRING_FILE, json.dumps(record, indent=2).encode())
+    export_signing_key(keys_dir, ring)
     return ring
 
 
@@ -150,6 +157,27 @@ def create_chain_key(keys_dir: Path, ring: Keyring) -> bytes:
     except OSError as exc:
         raise KeyringError(f"the audit chain key cannot be written: {exc.strerror}.") from exc
     return key
+
+
+def export_signing_key(keys_dir: Path, ring: Keyring) -> bytes:
+    """The vault's Ed25519 export signing key (32 private bytes), made on first use."""
+    path = keys_dir / EXPORT_KEY_FILE
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        try:
+            _write_private(path, ring.wrap_secret(key, _EXPORT_KEY_LABEL).encode() + b"\n")
+        except FileExistsError:
+            # Another process made it first: theirs is the key.
+            return export_signing_key(keys_dir, ring)
+        except OSError as exc:
+            raise KeyringError(f"the export signing key cannot be written: "
+                               f"{exc.strerror}.") from exc
+        return key
+    except OSError as exc:
+        raise KeyringError(f"the export signing key cannot be read: {exc.strerror}.") from exc
+    return ring.unwrap_secret(text, _EXPORT_KEY_LABEL)
 
 
 def _derive(passphrase: str, salt: bytes) -> bytes:

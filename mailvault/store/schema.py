@@ -497,3 +497,74 @@ review_tags = Table(
     UniqueConstraint("message_id", "tag"),
 )
 Index("review_tags_tag", review_tags.c.tag)
+# -- eDiscovery: cases, what they hold, the audit entries that touched them, export jobs ------
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("state", String(16), nullable=False),  # open | closed
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("closed_by", Text),
+    Column("closed_at", Integer),
+    sqlite_autoincrement=True,
+)
+
+case_items = Table(
+    "case_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # custodian | query | hold | note
+    Column("name", Text, nullable=False, default=""),
+    Column("value", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("case_items_case", case_items.c.case_id, case_items.c.kind)
+
+# Which audit entries touched which case (the chain of custody). Written by the one audit
+# writer in the entry's own transaction; the entry's detail names the case too, so the
+# hash chain covers the reference.
+case_audit = Table(
+    "case_audit",
+    metadata,
+    Column("case_id", Integer, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+)
+
+export_jobs = Table(
+    "export_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer),
+    Column("query", Text, nullable=False),
+    Column("format", String(8), nullable=False),  # eml | mbox
+    Column("layout", String(16), nullable=False),  # folder | custodian
+    Column("zip", Boolean, nullable=False, default=False),
+    Column("dest", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # running | done
+    Column("total", Integer, nullable=False),
+    Column("done", Integer, nullable=False, default=0),
+    Column("last_message", Integer, nullable=False, default=0),
+    Column("errors", Integer, nullable=False, default=0),
+    Column("summary_sha256", String(64), nullable=False, default=""),
+    Column("created_at", Integer, nullable=False),
+    Column("finished_at", Integer),
+    sqlite_autoincrement=True,
+)
+Index("export_jobs_dest", export_jobs.c.dest)
+
+export_items = Table(
+    "export_items",
+    metadata,
+    Column("job_id", Integer, ForeignKey("export_jobs.id"), primary_key=True),
+    Column("message_id", Integer, primary_key=True),
+    # The documents written for the message (JSON), set when its batch is checkpointed.
+    Column("record", Text, nullable=False, default=""),
+)

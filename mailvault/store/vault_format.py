@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from mailvault.errors import VaultError
 from mailvault.store import migrations, schema
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HEAD_REVISION = f"{FORMAT_VERSION:04d}"
 
 # Alembic's own table, declared here so that reading the format needs no migration scripts.

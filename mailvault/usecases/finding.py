@@ -220,6 +220,13 @@ def reachable(vault: Vault, who: Principal, ref: str, action: str) -> MessageRow
     return _reachable(vault, who, ref, Permission.READ_ALL, action)
 
 
+def scoped_query(vault: Vault, who: Principal, text: str) -> Node:
+    """A query as ``who`` may run it (limited to their own mail unless they may search all;
+    ``hold:`` and ``tag:`` resolved): for use cases that act on a query's matches (an
+    export, a restore)."""
+    return _scoped(vault, who, parse_query(text))
+
+
 def _scoped(vault: Vault, who: Principal, node: Node) -> Node:
     """The query limited to what ``who`` may search; ``hold:`` resolved for those who may
     see holds, ``tag:`` for those who may see reviewers' tags (auditors and reviewers: a
@@ -277,9 +284,3 @@ def _visible_row(vault: Vault, conn: Connection, who: Principal,
     except NotFoundError:
         return None
     return row if _visible(vault, conn, who, row.id) else None
-
-
-def scoped_query(vault: Vault, who: Principal, text: str) -> Node:
-    """The query as ``who`` may run it: limited to their own mail unless they may search
-    everything (for use cases that act on a query's matches, such as a restore)."""
-    return _scoped(vault, who, parse_query(text))

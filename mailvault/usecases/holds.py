@@ -33,12 +33,15 @@ class HeldCount:
 
 def place_hold(vault: Vault, who: Principal, name: str, *, reason: str, owner: str,
                custodian: str | None = None, query: str | None = None,
-               since: datetime | None = None, before: datetime | None = None) -> HeldCount:
+               since: datetime | None = None, before: datetime | None = None,
+               case: int | None = None) -> HeldCount:
     """Place a hold on a custodian's mail or a query's matches (dates: ``since`` inclusive,
-    ``before`` exclusive); it covers matching mail archived later too."""
+    ``before`` exclusive); it covers matching mail archived later too. ``case``: the id of
+    the case it is placed from (see ``usecases.cases.place_hold``)."""
     require(who, Permission.HOLDS)
     hold = legal_holds.place(vault, name, custodian=custodian, query=query, date_from=since,
-                             date_to=before, reason=reason, owner=owner, actor=who.name)
+                             date_to=before, reason=reason, owner=owner, actor=who.name,
+                             case=case)
     return HeldCount(hold, len(legal_holds.held_by(vault, hold)))
 
 

@@ -19,6 +19,7 @@ from mailvault.vault import Vault
 from mailvault.web import (
     api,
     api_admin,
+    api_discovery,
     api_monitoring,
     api_review,
     errors,
@@ -96,5 +97,6 @@ def create_app(vault: Vault, settings: WebSettings | None = None, sink: Sink | N
     for admin in (pages_admin, pages_admin_sources, pages_admin_compliance,
                   pages_admin_people, api_admin):
         app.include_router(admin.router)
+    app.include_router(api_discovery.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app

@@ -77,7 +77,7 @@ def test_a_vault_made_before_formats_is_refused_until_upgraded(tmp_path: Path) -
     upgraded = invoke("upgrade", "--vault", path, "--backup-to", tmp_path / "backup")
 
     assert upgraded.exit_code == 0, upgraded.stdout
-    assert "from format 0 to 1" in upgraded.text
+    assert f"from format 0 to {vault_format.FORMAT_VERSION}" in upgraded.text
     assert backups.check_backup(ADMIN, tmp_path / "backup").ok
     engine = create_engine(f"sqlite:///{path / CATALOG_FILE}")
     with engine.connect() as conn:
@@ -89,7 +89,7 @@ def test_a_vault_made_before_formats_is_refused_until_upgraded(tmp_path: Path) -
         with vault.engine.connect() as conn:
             entry = audit.last(conn, "upgrade")
         assert entry is not None
-        assert entry.detail == {"from_format": 0, "to_format": 1,
+        assert entry.detail == {"from_format": 0, "to_format": vault_format.FORMAT_VERSION,
                                 "backup": str(tmp_path / "backup")}
     # The backup taken first is of the vault as it was: it restores, and the restore upgrades.
     backups.restore(ADMIN, tmp_path / "backup", tmp_path / "restored",

@@ -20,7 +20,9 @@ from mailvault.store import audit
 from mailvault.usecases import (
     auditing,
     backups,
+    cases,
     disposition,
+    exporting,
     holds,
     importing,
     lifecycle,
@@ -171,10 +173,31 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "backups.restore": ({P.BACKUP},
                         lambda v, w, t: backups.restore(w, t / "none", t / "restored")),
     "backups.upgrade": ({P.BACKUP}, lambda v, w, t: backups.upgrade(w, v.path, None)),
+    "cases.create_case": ({P.SEARCH_ALL}, lambda v, w, t: cases.create_case(v, w, "matter")),
+    "cases.list_cases": ({P.SEARCH_ALL}, lambda v, w, t: cases.list_cases(v, w)),
+    "cases.show_case": ({P.SEARCH_ALL}, lambda v, w, t: cases.show_case(v, w, "none")),
+    "cases.close_case": ({P.SEARCH_ALL}, lambda v, w, t: cases.close_case(v, w, "none")),
+    "cases.add_custodian": ({P.SEARCH_ALL}, lambda v, w, t: cases.add_custodian(
+        v, w, "none", "bob@example.org")),
+    "cases.add_query": ({P.SEARCH_ALL},
+                        lambda v, w, t: cases.add_query(v, w, "none", "q", "lunch")),
+    "cases.add_note": ({P.SEARCH_ALL}, lambda v, w, t: cases.add_note(v, w, "none", "n")),
+    # Needs SEARCH_ALL and HOLDS: both are the auditor's, so the auditor's alone here.
+    "cases.place_hold": ({P.SEARCH_ALL}, lambda v, w, t: cases.place_hold(
+        v, w, "none", "h", reason="r", owner="o", custodian="bob@example.org")),
+    # Needs SEARCH_ALL and DOWNLOAD, both the auditor's.
+    "exporting.start_export": ({P.SEARCH_ALL}, lambda v, w, t: exporting.start_export(
+        v, w, "", t / "export", case="none")),
+    "exporting.run_export": ({P.SEARCH_ALL},
+                             lambda v, w, t: exporting.run_export(v, w, 999)),
+    "exporting.list_exports": ({P.SEARCH_ALL}, lambda v, w, t: exporting.list_exports(v, w)),
+    "exporting.export_job": ({P.SEARCH_ALL}, lambda v, w, t: exporting.export_job(v, w, 999)),
+    # A public key: anyone may have it.
+    "exporting.export_key": (set(P), lambda v, w, t: exporting.export_key(v, w)),
 }
-MODULES: list[ModuleType] = [auditing, backups, disposition, holds, importing, lifecycle,
-                             monitoring, overview, people, restoring, retention, reviewing,
-                             serving, sources, subjects]
+MODULES: list[ModuleType] = [auditing, backups, cases, disposition, exporting, holds,
+                             importing, lifecycle, monitoring, overview, people, restoring,
+                             retention, reviewing, serving, sources, subjects]
 
 
 def test_the_table_names_every_use_case_that_takes_a_principal() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -495,3 +496,38 @@ def test_restore_page_by_role(site: Site, browsers: dict[str, Browser]) -> None:
     refused = browsers["bob"]
     refused.get("/")
     assert refused.form("/restore", q="", folder_mode="keep", **fields).status_code == 403
+# The eDiscovery API: an auditor (audrey, boss) only; every other role is refused (403),
+# by session (reading) and by token (reading and starting).
+DISCOVERY_READ = ("/api/v1/cases", "/api/v1/exports")
+
+
+@pytest.mark.parametrize("person", sorted(PEOPLE))
+def test_discovery_api_by_role(site: Site, browsers: dict[str, Browser], person: str) -> None:
+    auditor = VISIBLE[person] is not None and person not in ("bob", "dave")
+    token = {"authorization": f"Bearer {site.token(person)}"}
+    for route in DISCOVERY_READ:
+        assert browsers[person].get(route).status_code == (200 if auditor else 403), route
+        assert browsers[person].get(route, headers=token).status_code == (
+            200 if auditor else 403), route
+    case = browsers[person].post("/api/v1/cases", headers=token,
+                                 json={"name": f"matter of {person}"})
+    assert case.status_code == (201 if auditor else 403), case.text
+    started = browsers[person].post("/api/v1/exports", headers=token,
+                                    json={"name": f"export-{person}", "query": "lunch"})
+    assert started.status_code == (202 if auditor else 403), started.text
+    if auditor:
+        job = started.json()
+        assert job["total"] == 2 and job["query"] == "lunch"
+        shown = browsers[person].get(f"/api/v1/cases/matter of {person}")
+        assert shown.status_code == 200
+        assert next(e["action"] for e in shown.json()["custody"]) == "case-create"
+        # The job runs in a thread of the application; it is followed to its end.
+        deadline = time.monotonic() + 300
+        while (state := browsers[person].get(f"/api/v1/exports/{job['id']}").json())[
+                "state"] != "done":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.1)
+        assert state["done"] == 2 and len(state["summary_sha256"]) == 64
+    else:
+        assert browsers[person].get("/api/v1/exports/1").status_code == 403
+        assert browsers[person].get("/api/v1/cases/anything").status_code == 403

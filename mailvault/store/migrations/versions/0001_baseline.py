@@ -7,10 +7,9 @@ adds the tables and indexes that its older release did not make yet.
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
-from alembic import op
+
+from mailvault.store.migrations import steps
 
 revision = '0001'
 down_revision = None
@@ -19,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    _table('audit_log',
+    steps.table('audit_log',
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('at', sa.Integer(), nullable=False),
     sa.Column('actor', sa.Text(), nullable=False),
@@ -29,9 +28,9 @@ def upgrade() -> None:
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('seq')
     )
-    _index('audit_log', 'audit_log_action', ['action', 'seq'])
+    steps.index('audit_log', 'audit_log_action', ['action', 'seq'])
 
-    _table('dictionaries',
+    steps.table('dictionaries',
     sa.Column('dict_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('tier', sa.String(length=16), nullable=False),
     sa.Column('key_id', sa.Integer(), nullable=False),
@@ -40,7 +39,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('dict_id')
     )
-    _table('disposition_runs',
+    steps.table('disposition_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('proposed_by', sa.Text(), nullable=False),
@@ -52,7 +51,7 @@ def upgrade() -> None:
     sa.Column('report', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    _table('failures',
+    steps.table('failures',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('at', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -63,12 +62,12 @@ def upgrade() -> None:
     sa.Column('resolved', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    _table('index_state',
+    steps.table('index_state',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('value', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
-    _table('legal_holds',
+    steps.table('legal_holds',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('custodian', sa.Text(), nullable=True),
@@ -84,7 +83,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
-    _table('message_checks',
+    steps.table('message_checks',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('at', sa.Integer(), nullable=False),
@@ -93,9 +92,9 @@ def upgrade() -> None:
     sa.Column('actor', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    _index('message_checks', 'message_checks_message', ['message_id', 'at'])
+    steps.index('message_checks', 'message_checks_message', ['message_id', 'at'])
 
-    _table('messages',
+    steps.table('messages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
@@ -118,10 +117,10 @@ def upgrade() -> None:
     sa.UniqueConstraint('sha256'),
     sqlite_autoincrement=True
     )
-    _index('messages', 'messages_date', ['date'])
-    _index('messages', 'messages_message_id', ['message_id'])
+    steps.index('messages', 'messages_date', ['date'])
+    steps.index('messages', 'messages_message_id', ['message_id'])
 
-    _table('parts',
+    steps.table('parts',
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('tier', sa.String(length=16), nullable=False),
     sa.Column('volume_id', sa.Integer(), nullable=False),
@@ -131,19 +130,19 @@ def upgrade() -> None:
     sa.Column('refs', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('sha256')
     )
-    _table('reindex_queue',
+    steps.table('reindex_queue',
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('message_id')
     )
-    _table('retention',
+    steps.table('retention',
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('retain_until', sa.Integer(), nullable=False),
     sa.Column('policy_id', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('message_id')
     )
-    _index('retention', 'retention_until', ['retain_until'])
+    steps.index('retention', 'retention_until', ['retain_until'])
 
-    _table('retention_policies',
+    steps.table('retention_policies',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('match', sa.String(length=16), nullable=False),
@@ -155,7 +154,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
-    _table('saved_searches',
+    steps.table('saved_searches',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('owner', sa.String(length=64), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
@@ -165,7 +164,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('owner', 'name'),
     sqlite_autoincrement=True
     )
-    _table('source_folders',
+    steps.table('source_folders',
     sa.Column('source', sa.String(length=64), nullable=False),
     sa.Column('account', sa.Text(), nullable=False),
     sa.Column('folder', sa.Text(), nullable=False),
@@ -176,7 +175,7 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('source', 'account', 'folder')
     )
-    _table('source_runs',
+    steps.table('source_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
     sa.Column('started_at', sa.Integer(), nullable=False),
@@ -189,16 +188,16 @@ def upgrade() -> None:
     sa.Column('detail', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    _index('source_runs', 'source_runs_source', ['source', 'id'])
+    steps.index('source_runs', 'source_runs_source', ['source', 'id'])
 
-    _table('source_seen',
+    steps.table('source_seen',
     sa.Column('source', sa.String(length=64), nullable=False),
     sa.Column('account', sa.Text(), nullable=False),
     sa.Column('uidl', sa.Text(), nullable=False),
     sa.Column('at', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('source', 'account', 'uidl')
     )
-    _table('sources',
+    steps.table('sources',
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('spec', sa.Text(), nullable=False),
@@ -206,7 +205,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
-    _table('tier_jobs',
+    steps.table('tier_jobs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('query', sa.Text(), nullable=False),
     sa.Column('target', sa.String(length=16), nullable=False),
@@ -217,7 +216,7 @@ def upgrade() -> None:
     sa.Column('finished_at', sa.Integer(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
-    _table('tombstones',
+    steps.table('tombstones',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
@@ -232,9 +231,9 @@ def upgrade() -> None:
     sa.Column('disposed_at', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    _index('tombstones', 'tombstones_sha256', ['sha256'])
+    steps.index('tombstones', 'tombstones_sha256', ['sha256'])
 
-    _table('users',
+    steps.table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('roles', sa.Text(), nullable=False),
@@ -253,24 +252,24 @@ def upgrade() -> None:
     sa.UniqueConstraint('name'),
     sqlite_autoincrement=True
     )
-    _table('volumes',
+    steps.table('volumes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('tier', sa.String(length=16), nullable=False),
     sa.Column('folder', sa.Text(), nullable=False),
     sa.Column('created_at', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    _table('addresses',
+    steps.table('addresses',
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('address', sa.Text(), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], )
     )
-    _index('addresses', 'addresses_address', ['address'])
-    _index('addresses', 'addresses_message', ['message_id'])
+    steps.index('addresses', 'addresses_address', ['address'])
+    steps.index('addresses', 'addresses_message', ['message_id'])
 
-    _table('api_tokens',
+    steps.table('api_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
@@ -284,33 +283,33 @@ def upgrade() -> None:
     sa.UniqueConstraint('token_hash'),
     sqlite_autoincrement=True
     )
-    _index('api_tokens', 'api_tokens_user', ['user_id'])
+    steps.index('api_tokens', 'api_tokens_user', ['user_id'])
 
-    _table('attachments',
+    steps.table('attachments',
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('filename', sa.Text(), nullable=False),
     sa.Column('content_type', sa.Text(), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], )
     )
-    _index('attachments', 'attachments_message', ['message_id'])
+    steps.index('attachments', 'attachments_message', ['message_id'])
 
-    _table('disposition_items',
+    steps.table('disposition_items',
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['disposition_runs.id'], ),
     sa.PrimaryKeyConstraint('run_id', 'message_id')
     )
-    _table('message_parts',
+    steps.table('message_parts',
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('part_sha256', sa.String(length=64), nullable=False),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], ),
     sa.ForeignKeyConstraint(['part_sha256'], ['parts.sha256'], ),
     sa.PrimaryKeyConstraint('message_id', 'part_sha256')
     )
-    _index('message_parts', 'message_parts_part', ['part_sha256'])
+    steps.index('message_parts', 'message_parts_part', ['part_sha256'])
 
-    _table('provenance',
+    steps.table('provenance',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=32), nullable=False),
@@ -324,15 +323,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('message_id', 'key')
     )
-    _index('provenance', 'provenance_source', ['kind', 'source'])
+    steps.index('provenance', 'provenance_source', ['kind', 'source'])
 
-    _table('tier_job_items',
+    steps.table('tier_job_items',
     sa.Column('job_id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['tier_jobs.id'], ),
     sa.PrimaryKeyConstraint('job_id', 'message_id')
     )
-    _table('web_sessions',
+    steps.table('web_sessions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -347,23 +346,10 @@ def upgrade() -> None:
     sa.UniqueConstraint('token_hash'),
     sqlite_autoincrement=True
     )
-    _index('web_sessions', 'web_sessions_user', ['user_id'])
+    steps.index('web_sessions', 'web_sessions_user', ['user_id'])
 
 
 
 def downgrade() -> None:
     # A vault is never taken back to an older format: restore the backup taken before.
     raise NotImplementedError("a vault is not downgraded; restore the backup taken before.")
-
-
-def _table(name: str, *items: Any, **options: Any) -> None:
-    """Create a table unless the catalog has it."""
-    if not sa.inspect(op.get_bind()).has_table(name):
-        op.create_table(name, *items, **options)
-
-
-def _index(table: str, name: str, columns: list[str]) -> None:
-    """Create an index unless the table has it."""
-    present = {index["name"] for index in sa.inspect(op.get_bind()).get_indexes(table)}
-    if name not in present:
-        op.create_index(name, table, columns)
