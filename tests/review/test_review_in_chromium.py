@@ -19,14 +19,12 @@ from mailvault.usecases.reviewing import PolicyDraft
 from tests.capture.conftest import Running, start_serving
 from tests.support import build_message
 from tests.usecases.conftest import archive, file_arrival
-from tests.web.conftest import browser
 from tests.web.site import PASSWORD, Site, site_fixture
 from tests.web.test_in_chromium import open_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-__all__ = ["browser"]
 OFFICER = Principal("cli:officer", frozenset({Role.ADMIN}))
 HOSTILE = 'lunch <img src=x id="injected"> <script>alert(1)</script>'
 
