@@ -68,6 +68,7 @@ class CaseItem:
 
 def create(vault: Vault, name: str, description: str, actor: str) -> Case:
     """Open a new case (audited ``case-create``)."""
+    _utf8(name, description)
     name = " ".join(name.split())
     if not name or len(name) > MAX_NAME or not name.isprintable():
         raise InputError(f"a case needs a name of 1 to {MAX_NAME} printable characters.")
@@ -89,6 +90,10 @@ def create(vault: Vault, name: str, description: str, actor: str) -> Case:
 
 def named(vault: Vault, name: str) -> Case:
     """The case of that name; NotFoundError when there is none."""
+    try:
+        _utf8(name)
+    except InputError:
+        raise NotFoundError("there is no case by that name.") from None
     with vault.engine.connect() as conn:
         row = _row(conn, " ".join(name.split()))
     if row is None:
@@ -128,6 +133,7 @@ def close(vault: Vault, case: Case, actor: str, note: str = "") -> Case:
 def add_item(vault: Vault, case: Case, kind: str, name: str, value: str,
              actor: str) -> CaseItem:
     """Add a custodian, query, hold link or note to an open case (audited ``case-KIND``)."""
+    _utf8(name, value)
     if kind not in ITEM_KINDS:
         raise InputError(f"a case holds {', '.join(ITEM_KINDS)}, not {kind!r}.")
     _open(case)
@@ -176,6 +182,15 @@ def custody(vault: Vault, case: Case) -> list[AuditEntry]:
             found.update((e.seq, e) for e in audit.newest_first(conn, "hold-release")
                          if e.detail.get("name") in holds)
     return [found[seq] for seq in sorted(found)]
+
+
+def _utf8(*texts: str) -> None:
+    """Refuse text that is not valid Unicode (a lone surrogate from a JSON escape)."""
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError("a case's names and texts must be valid Unicode.") from None
 
 
 def _open(case: Case) -> None:

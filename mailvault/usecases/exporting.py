@@ -45,6 +45,10 @@ def start_export(vault: Vault, who: Principal, query: str, dest: Path, *,
     """The job that exports the query's matches to ``dest``: a new one, or the unfinished
     job already writing there with the same settings (then it resumes)."""
     _may_export(who)
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("the export's query must be valid Unicode.") from None
     if fmt not in FORMATS:
         raise InputError(f"the export format is one of {', '.join(FORMATS)}, not {fmt!r}.")
     if layout not in LAYOUTS:
