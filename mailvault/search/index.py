@@ -40,24 +40,17 @@ DEFAULT_FIELDS = ("subject", "body", "attachment", "from", "to", "cc", "filename
 TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "filename",
                "folder", "source")
 KEYWORD_FIELDS = ("tier", "tag", "msgid", "has", "fromdomain")
-# The facets ``facet_counts`` returns, by name.
+# Keyword fields kept as fast fields too, so that facets count them (``facet_counts``).
 FACET_FIELDS = ("year", "fromdomain", "folderkey", "tier", "has")
-# Keyword fields kept as fast fields too, so that facets count them. The sender domain is
-# counted from two columns: a message's first domain (single-valued, ~6x cheaper to count
-# than a multi-valued column) and its other domains (a column almost always empty).
-FAST_KEYWORDS = ("folderkey", "tier", "has", "senderdomain", "moresenderdomains")
 # The version of the schema below, written into the marker. An index folder built with
 # another schema (an older mailvault) is emptied when opened and rebuilt by healing.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 3
 _LOCK_WAIT_S = 30.0
 WRITER_LOCK = ".tantivy-writer.lock"  # Tantivy's writer holds an flock on this file
 MARKER_FILE = "mailvault-index.json"
 # A write that fails with less free space than this is reported as a full disk: Tantivy's
 # error ("an index writer was killed") does not say why its worker thread failed.
 LOW_SPACE_BYTES = 64 * 1024 * 1024
-# The sender domain's two columns are each counted this many times deeper than the facet
-# shows, so that a domain made frequent by its messages' other domains is not cut off first.
-_DOMAIN_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -95,23 +88,6 @@ def _count(result: tantivy.SearchResult) -> int:
     return int(getattr(result, "count", 0) or 0)
 
 
-def _key(value: Any) -> str:
-    # Number columns come back as numbers (the year, possibly as a float): shown as text.
-    return str(int(value)) if isinstance(value, int | float) else str(value)
-
-
-def _merged(first: list[tuple[str, int]], more: list[tuple[str, int]],
-            size: int) -> list[tuple[str, int]]:
-    """The sender-domain facet from its two columns: the counts of a domain added up, most
-    frequent first (ties by name, as Tantivy orders them)."""
-    if not more:
-        return first[:size]
-    total = dict(first)
-    for key, count in more:
-        total[key] = total.get(key, 0) + count
-    return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
-
-
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     # Signed: the Python binding deletes by term only on signed integers.
@@ -119,28 +95,26 @@ def _schema() -> tantivy.Schema:
     builder.add_integer_field("date", indexed=True, fast=True)
     builder.add_integer_field("sort_date", fast=True)
     builder.add_unsigned_field("size", indexed=True, fast=True)
-    # The year facet: a number column counts faster than a text one.
-    builder.add_unsigned_field("year", fast=True)
     for name in TEXT_FIELDS:
         builder.add_text_field(name, tokenizer_name=ANALYZER)
     for name in _keyword_fields():
         builder.add_text_field(name, tokenizer_name="raw", index_option="basic",
-                               fast=name in FAST_KEYWORDS)
+                               fast=name in FACET_FIELDS)
     return builder.build()
 
 
 def _keyword_fields() -> tuple[str, ...]:
     # "refs": the Message-IDs a message replies to (In-Reply-To, References), for threads.
     # "party": every address party to the message (own-mail scoping, query.Party).
-    extra = tuple(n for n in (*FAST_KEYWORDS, "refs", "party") if n not in KEYWORD_FIELDS)
+    extra = tuple(n for n in (*FACET_FIELDS, "refs", "party") if n not in KEYWORD_FIELDS)
     return KEYWORD_FIELDS + extra
 
 
 def _expected_fields() -> dict[str, bool]:
     """Field name -> fast, as _schema() declares them (compared with an index folder's)."""
-    fields = {"id": True, "date": True, "sort_date": True, "size": True, "year": True}
+    fields = {"id": True, "date": True, "sort_date": True, "size": True}
     fields.update((name, False) for name in TEXT_FIELDS)
-    fields.update((name, name in FAST_KEYWORDS) for name in _keyword_fields())
+    fields.update((name, name in FACET_FIELDS) for name in _keyword_fields())
     return fields
 
 
@@ -381,14 +355,9 @@ class SearchIndex:
         d.add_unsigned("size", doc.size)
         d.add_text("tier", doc.tier)
         if doc.date is not None:
-            d.add_unsigned("year", datetime.fromtimestamp(doc.date, UTC).year)
-        domains = sorted(set(doc.from_domains))
-        for domain in domains:
+            d.add_text("year", str(datetime.fromtimestamp(doc.date, UTC).year))
+        for domain in sorted(set(doc.from_domains)):
             d.add_text("fromdomain", domain)
-        for name, values in (("senderdomain", domains[:1]),
-                             ("moresenderdomains", domains[1:])):
-            for domain in values:
-                d.add_text(name, domain)
         for folder in doc.folder:
             if folder:
                 d.add_text("folderkey", folder)
@@ -453,20 +422,15 @@ class SearchIndex:
 
     def _facets(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
                 size: int) -> dict[str, list[tuple[str, int]]]:
-        columns = ("year", "senderdomain", "moresenderdomains", "folderkey", "tier", "has")
-        aggregations = {name: {"terms": {"field": name, "size": size * _DOMAIN_DEPTH
-                                         if "domain" in name else size}}
-                        for name in columns}
+        aggregations = {name: {"terms": {"field": name, "size": size}}
+                        for name in FACET_FIELDS}
         try:
             result: dict[str, Any] = searcher.aggregate(compiled, aggregations)
         except ValueError as exc:
             raise QueryError(f"the facets cannot be counted: {exc}.") from exc
-        counts = {name: [(_key(b["key"]), int(b["doc_count"]))
-                         for b in result.get(name, {}).get("buckets", [])]
-                  for name in columns}
-        counts["fromdomain"] = _merged(counts.pop("senderdomain"),
-                                       counts.pop("moresenderdomains"), size)
-        return {name: counts[name] for name in FACET_FIELDS}
+        return {name: [(str(b["key"]), int(b["doc_count"]))
+                       for b in result.get(name, {}).get("buckets", [])]
+                for name in FACET_FIELDS}
 
     def referring(self, message_ids: Sequence[str], limit: int = 500) -> list[int]:
         """Ids of messages that reply to or reference any of these Message-IDs."""
