@@ -88,6 +88,9 @@ def create(vault: Vault, *, case_id: int | None, query: str, fmt: str, layout: s
 
 
 def get(vault: Vault, job_id: int) -> ExportJob:
+    """One job by id; NotFoundError when there is none (or the number is out of range)."""
+    if not 0 < job_id < 2**63:
+        raise NotFoundError(f"there is no export job {job_id}.")
     with vault.engine.connect() as conn:
         row = conn.execute(select(schema.export_jobs)
                            .where(schema.export_jobs.c.id == job_id)).first()
