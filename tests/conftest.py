@@ -51,11 +51,13 @@ def vault(vault_path: Path) -> Iterator[Vault]:
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """A headless Chromium driven by Playwright, shared by every test of the session (open a
+    """A headless Chromium driven by Playwright, shared by the tests of one module (open a
     context of your own with ``browser.new_context()``); skipped where Chromium or
-    Playwright is missing, a failure in CI."""
+    Playwright is missing, a failure in CI. Per module, not per session: sync Playwright
+    keeps an event loop running in the main thread while it lives, and tests of other
+    modules call ``asyncio.run``."""
     if not CHROMIUM.exists():
         unavailable(f"Chromium is not installed at {CHROMIUM}")
     try:
