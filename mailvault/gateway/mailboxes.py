@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mailvault.config import GatewaySettings
 from mailvault.errors import (
     GatewayError,
     IntegrityError,
@@ -96,7 +97,7 @@ class Staged:
         self._mailbox = mailbox
         self.message_id = message_id
         self._seen = seen
-        self._done = False
+        self.done = False
 
     def commit(self) -> str:
         """Make the message visible (durably); returns its id."""
@@ -119,9 +120,9 @@ class Staged:
         file_modes.fsync_folder(self._mailbox / "staged")
 
     def _finish(self) -> None:
-        if self._done:
+        if self.done:
             raise GatewayError("a staged gateway message was already committed or abandoned.")
-        self._done = True
+        self.done = True
 
 
 class GatewayMailboxes:
@@ -131,6 +132,12 @@ class GatewayMailboxes:
     def __init__(self, folder: Path, domain: str = "") -> None:
         self.folder = folder
         self.domain = domain.strip().lower()
+
+    @classmethod
+    def of(cls, vault_dir: Path, settings: GatewaySettings) -> GatewayMailboxes:
+        """The mailboxes of a vault's ``[gateway]`` settings (folder empty: VAULT/gateway)."""
+        folder = Path(settings.folder).expanduser() if settings.folder else vault_dir / "gateway"
+        return cls(folder, settings.domain)
 
     def create(self, name: str | None = None) -> tuple[MailboxInfo, str]:
         """A new active mailbox and its password, which is not kept anywhere: the caller shows
