@@ -8,12 +8,17 @@ building a service never imports the module that runs them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus
+from mailvault.errors import MailvaultError
 
 if TYPE_CHECKING:
     from mailvault.vault import Vault
@@ -41,3 +46,49 @@ class Service(Protocol):
 
 
 ServiceFactory = Callable[[ServeContext], Service | None]
+
+Report = TypeVar("Report")
+log = logging.getLogger(__name__)
+
+
+class PeriodicService(Generic[Report]):
+    """A service that runs one pass of work every period while ``serve`` runs.
+
+    The pass runs in a worker thread (passes read and write the catalog, which blocks). It is
+    given a function that says whether ``serve`` is stopping, so a long pass can end at its
+    next committed batch. A pass that fails with a MailvaultError is logged and tried again
+    at the next period; ``last`` holds the latest pass's report.
+    """
+
+    def __init__(self, name: str, work: Callable[[Callable[[], bool]], Report],
+                 period_s: Callable[[], float]) -> None:
+        self.name = name
+        self._work = work
+        self._period_s = period_s
+        self._stop = asyncio.Event()
+        self._stopping = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last: Report | None = None
+
+    async def start(self) -> list[str]:
+        """Start the schedule; it listens on nothing."""
+        self._task = asyncio.create_task(self._run())
+        return []
+
+    async def stop(self) -> None:
+        """Stop after the pass under way (or at its next batch, if it checks)."""
+        self._stopping.set()
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            try:
+                self.last = await loop.run_in_executor(None, self._work,
+                                                       self._stopping.is_set)
+            except MailvaultError as exc:
+                log.warning("%s pass failed: %s", self.name, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._period_s())

@@ -36,6 +36,8 @@ VaultOption = Annotated[
                  show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+# A query may start with a negation ("-in:trash"): it is the query, not an unknown option.
+QUERY_COMMAND = {"ignore_unknown_options": True}
 
 # soft_wrap: a line stays one line when the output is a file or a pipe (scripts read it);
 # tables still fit the width.

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from mailvault.cli.app import (
+    QUERY_COMMAND,
     JsonOption,
     VaultOption,
     console,
@@ -107,7 +108,7 @@ def custodian(name: CaseName,
     print_line(f"custodian {address} added to {name!r}")
 
 
-@case_group.command("query", context_settings={"ignore_unknown_options": True})
+@case_group.command("query", context_settings=QUERY_COMMAND)
 def query(name: CaseName, label: Annotated[str, typer.Argument(help="A label for it.")],
           text: Annotated[str, typer.Argument(help="The query.")],
           vault: VaultOption = None) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mailvault.cli.app import (
+    QUERY_COMMAND,
     JsonOption,
     VaultOption,
     console,
@@ -20,8 +21,6 @@ from mailvault.cli.app import (
 from mailvault.cli.progress import Meter
 from mailvault.cli.terminal_text import cell
 from mailvault.usecases import exporting
-
-QUERY_COMMAND = {"ignore_unknown_options": True}
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mailvault.cli.app import (
+    QUERY_COMMAND,
     JsonOption,
     VaultOption,
     console,
@@ -22,9 +23,6 @@ from mailvault.cli.app import (
 from mailvault.cli.terminal_text import block, cell, line
 from mailvault.errors import MailvaultError
 from mailvault.usecases import finding
-
-# A query may start with a negation ("-in:trash"): it is the query, not an unknown option.
-QUERY_COMMAND = {"ignore_unknown_options": True}
 
 
 def register(app: typer.Typer) -> None:

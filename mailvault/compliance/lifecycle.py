@@ -9,18 +9,15 @@ compacts sealed volumes with ``compact_min_free`` of their bytes released.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from mailvault.capture.services import PeriodicService
 from mailvault.compliance import compaction, retention, tiers
-from mailvault.errors import ConfigError, MailvaultError
+from mailvault.errors import ConfigError
 from mailvault.store import schema
 from mailvault.store.catalog import now
 
@@ -30,7 +27,6 @@ if TYPE_CHECKING:
 
 ACTOR = "serve:lifecycle"
 DAY = 86400
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,48 +91,17 @@ def aged(vault: Vault, sources: tuple[str, ...], days: int) -> list[int]:
                                  .order_by(m.c.id)).scalars())
 
 
-class LifecycleService:
-    """Runs ``apply`` every ``lifecycle_every_minutes`` while ``serve`` runs (in a worker
-    thread; a pass that fails is logged and tried again at the next interval, and the tier
-    jobs it left unfinished resume then)."""
-
-    name = "lifecycle"
-
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
-        self._stop = asyncio.Event()
-        self._stopping = threading.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.last: LifecycleReport | None = None
-
-    async def start(self) -> list[str]:
-        """Start the schedule; it listens on nothing."""
-        self._task = asyncio.create_task(self._run())
-        return []
-
-    async def stop(self) -> None:
-        """Stop at the next committed batch of the pass under way (an interrupted tier move
-        resumes at the next pass)."""
-        self._stopping.set()
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stop.is_set():
-            try:
-                self.last = await loop.run_in_executor(None, apply, self.vault, ACTOR,
-                                                       self._stopping.is_set)
-            except MailvaultError as exc:
-                log.warning("lifecycle pass failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), interval_s(self.vault))
-
-
-def lifecycle_service(context: ServeContext) -> LifecycleService | None:
-    """The lifecycle schedule, when [tiers] has a rule (open_after_days or deep_after_days)."""
+def lifecycle_service(context: ServeContext) -> PeriodicService[LifecycleReport] | None:
+    """The lifecycle schedule, when [tiers] has a rule (open_after_days or deep_after_days):
+    ``apply`` every ``lifecycle_every_minutes``; a pass that fails is tried again at the next
+    interval, and the tier jobs it left unfinished resume then."""
     settings = context.vault.settings.tiers
     if settings.open_after_days <= 0 and settings.deep_after_days <= 0:
         return None
-    return LifecycleService(context.vault)
+    return periodic_lifecycle(context.vault)
+
+
+def periodic_lifecycle(vault: Vault) -> PeriodicService[LifecycleReport]:
+    """The lifecycle pass as a service of ``serve`` (stopping at its next committed batch)."""
+    return PeriodicService("lifecycle", lambda stopping: apply(vault, ACTOR, stopping),
+                           lambda: interval_s(vault))

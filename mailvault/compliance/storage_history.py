@@ -1,17 +1,15 @@
 """Storage per tier over time: samples of what each tier holds, for the monitoring page.
 
 The catalog knows only what the tiers hold now, so the history is recorded: ``serve`` takes
-a sample every ``[monitoring] storage_sample_minutes`` (``StorageSampler``), and a monitoring
-read takes one when the newest is older than that (``sample_if_due``), so a vault that is not
-served still gets a point each time someone looks. A sample is one row per tier (messages,
-raw bytes, stored bytes); samples older than ``storage_sample_days`` are deleted when a new
-one is written. Taking a sample is bookkeeping, not a human action: it is not audited.
+a sample every ``[monitoring] storage_sample_minutes`` (``storage_sampler_service``), and a
+monitoring read takes one when the newest is older than that (``sample_if_due``), so a vault
+that is not served still gets a point each time someone looks. A sample is one row per tier
+(messages, raw bytes, stored bytes); samples older than ``storage_sample_days`` are deleted
+when a new one is written. Taking a sample is bookkeeping, not a human action: it is not audited.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
+from mailvault.capture.services import PeriodicService
 from mailvault.compliance.inventory import tier_totals
 from mailvault.errors import MailvaultError
 from mailvault.store import schema
@@ -103,35 +102,9 @@ def samples(vault: Vault, since: int) -> list[StorageSample]:
                 for r in rows]
 
 
-class StorageSampler:
-    """Takes a storage sample every period while ``serve`` runs (in a worker thread: the
-    totals are a few aggregate queries over the catalog)."""
-
-    name = "storage-sampler"
-
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> list[str]:
-        """Start sampling; it listens on nothing."""
-        self._task = asyncio.create_task(self._run())
-        return []
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stop.is_set():
-            await loop.run_in_executor(None, sample_if_due, self.vault)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), period_s(self.vault))
-
-
-def storage_sampler_service(context: ServeContext) -> StorageSampler:
-    """The storage sampler (always on under ``serve``)."""
-    return StorageSampler(context.vault)
+def storage_sampler_service(context: ServeContext) -> PeriodicService[bool]:
+    """The storage sampler (always on under ``serve``): a sample every period, in a worker
+    thread (the totals are a few aggregate queries over the catalog)."""
+    vault = context.vault
+    return PeriodicService("storage-sampler", lambda _stopping: sample_if_due(vault),
+                           lambda: period_s(vault))

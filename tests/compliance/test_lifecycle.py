@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from mailvault.compliance import lifecycle, tiers
-from mailvault.compliance.lifecycle import LifecycleService
 from mailvault.store import schema
 from mailvault.vault import Vault
 from tests.compliance.conftest import archive
@@ -51,7 +50,7 @@ def test_serve_runs_the_pass(small_vault: Vault, monkeypatch: pytest.MonkeyPatch
     archive(small_vault, [build_message(subject="aged", date=NOW - timedelta(days=400))])
     monkeypatch.setattr(small_vault.settings.tiers, "deep_after_days", 365)
     monkeypatch.setattr(small_vault.settings.tiers, "lifecycle_age_from", "date")
-    service = LifecycleService(small_vault)
+    service = lifecycle.periodic_lifecycle(small_vault)
 
     async def run_once() -> None:
         assert await service.start() == []
