@@ -40,12 +40,17 @@ def export(
     by: Annotated[str, typer.Option("--by", help="Folders by archive 'folder' or by "
                                     "'custodian' (the case's).")] = "folder",
     zip_it: Annotated[bool, typer.Option("--zip", help="Also pack it as FOLDER.zip.")] = False,
+    person: Annotated[str | None, typer.Option(
+        "--person", help="A subject-access export: every message this address is party to "
+        "(what 'person report' lists; a query narrows it).")] = None,
     vault: VaultOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Export the matches of a query with manifests, a Concordance load file and a signed
     summary (resumable: run the same command again after an interruption)."""
     who = principal()
+    if person is not None:
+        query = exporting.person_query(person, query)
     with open_vault(vault) as opened:
         job = exporting.start_export(opened, who, query, to, case=case, fmt=fmt, layout=by,
                                      zip_it=zip_it)

@@ -2,9 +2,9 @@
 when and why, and erasure requests.
 
 **Party to.** A message is about an address when the address is party to it by the rule
-the user role's own-mail scope uses (the index's ``party`` field, ``query.Party``): a header
-address (From, Sender, To, Cc, Bcc, Reply-To) or an envelope sender or recipient of any
-arrival, so Bcc and journal copies are included.
+the user role's own-mail scope and the ``party:`` operator use (the index's ``party`` field,
+``query.party``): a header address (From, Sender, To, Cc, Bcc, Reply-To) or an envelope
+sender or recipient of any arrival, so Bcc and journal copies are included.
 
 **Retention obligation.** A message has one while its retain-until date (recomputed now
 from the policies, ``retention.compute``: the longest applicable period wins) is in the
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailvault.compliance import holds, retention
 from mailvault.errors import InputError
-from mailvault.search.query import Party
+from mailvault.search.query import party
 from mailvault.store import audit, catalog
 from mailvault.store.catalog import MessageRow, from_epoch, now
 
@@ -113,7 +113,7 @@ def report(vault: Vault, address: str) -> SubjectReport:
     and the erasure requests recorded for the address."""
     address = normal_address(address)
     at = now()
-    ids = sorted(vault.index.ids(Party(frozenset({address}))))
+    ids = sorted(vault.index.ids(party(address)))
     computed = retention.compute(vault, ids)
     names = {p.id: p.name for p in retention.policies(vault)}
     covered = holds.held(vault)

@@ -9,8 +9,16 @@ and byte depends only on the job's fixed message list), so a killed export run a
 with the same files as one that was never interrupted. The manifests, load file and summary
 are written only once every message is done, from what the catalog recorded.
 
-Bounded memory: one batch of messages at a time; manifests are written row by row from the
-catalog; only the list of errors is held whole.
+Parallel: the MIME parsing and text extraction of each message (``documents.build``, most
+of an export's work) run in worker processes, started as the import pipeline starts its own
+(forkserver, bound to this process's life by ``lifeline``; ``[ingest] workers``, 0 = one a
+core). This process reads each batch's bytes, hands them to the workers, and, while they
+build the next batch, writes the files of the current one in message-id order: every path
+and byte is what one process would write.
+
+Bounded memory: two batches of messages at a time (the one being written, the one being
+built); manifests are written row by row from the catalog; only the list of errors is held
+whole.
 """
 
 from __future__ import annotations
@@ -20,15 +28,18 @@ import fcntl
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import zipfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mailvault import lifeline
 from mailvault.discovery import documents, jobs, loadfile, mbox, signing
 from mailvault.discovery.jobs import ExportJob
 from mailvault.errors import InputError, StoreError
@@ -38,6 +49,8 @@ from mailvault.store.catalog import MessageRow
 from mailvault.vault import Vault
 
 BATCH = 200
+# Messages a worker builds per task: small enough to spread a batch over the workers.
+_CHUNK = 25
 SUMMARY = "summary.json"
 SIGNATURE = "signature.json"
 KEY_FILE = "export-key.pem"
@@ -115,49 +128,129 @@ def _run(vault: Vault, job: ExportJob, root: Path, case_name: str | None,
                 ends[path] = max(end, ends.get(path, 0))
         mbox.cut_back(root, ends)
     mboxes = mbox.MboxFiles(root)
-    extract = extractor(Limits())
     try:
-        while True:
-            ids = jobs.next_ids(vault, job, job.last_message, BATCH)
-            if not ids:
-                break
-            written, errors = _batch(vault, job, ids, custodians, writer, mboxes, extract)
-            mboxes.flush()
-            job = jobs.checkpoint(vault, job, written, errors)
-            if progress is not None:
-                progress(job.done, job.total)
+        with _workers(vault) as pool:
+            position = job.done
+            current = None
+            after: int | None = job.last_message
+            while True:
+                ids = jobs.next_ids(vault, job, after, BATCH) if after is not None else []
+                # The next batch is read and handed to the workers before the current one
+                # is written, so they build while this process writes.
+                upcoming = (_start(vault, job, ids, position, custodians, pool)
+                            if ids else None)
+                if ids:
+                    after, position = ids[-1], position + len(ids)
+                else:
+                    after = None
+                if current is not None:
+                    written, errors = current.finish(writer, mboxes)
+                    mboxes.flush()
+                    job = jobs.checkpoint(vault, job, written, errors)
+                    if progress is not None:
+                        progress(job.done, job.total)
+                if upcoming is None:
+                    break
+                current = upcoming
     finally:
         mboxes.close()
     return _finish(vault, job, root, case_name)
 
 
-def _batch(vault: Vault, job: ExportJob, ids: list[int], custodians: list[str],
-           writer: _Writer, mboxes: mbox.MboxFiles, extract: documents.Extract
-           ) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+@contextmanager
+def _workers(vault: Vault) -> Iterator[ProcessPoolExecutor]:
+    """The processes that build documents, as many as ``[ingest] workers`` says."""
+    count = vault.settings.ingest.workers or multiprocessing.cpu_count()
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=lifeline.bind_to, initargs=(os.getpid(),))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_Task = tuple[int, bytes, documents.MessageFacts, str]
+
+
+def build_chunk(tasks: list[_Task]) -> list[documents.Built]:
+    """In a worker: the documents of each message (position, bytes, facts, native path)."""
+    extract = extractor(Limits())
+    return [documents.build(position, raw, facts, native, extract)
+            for position, raw, facts, native in tasks]
+
+
+@dataclass
+class _Item:
+    """One message of a batch: its record when it failed, else what writing it needs."""
+
+    message_id: int
+    position: int
+    record: dict[str, Any] | None = None
+    raw: bytes = b""
+    row: MessageRow | None = None
+    sender: str | None = None
+    native: str = ""
+
+
+@dataclass
+class _Started:
+    """A batch read and handed to the workers, written by ``finish`` in order."""
+
+    job: ExportJob
+    items: list[_Item]
+    futures: list[Future[list[documents.Built]]] = field(default_factory=list)
+
+    def finish(self, writer: _Writer, mboxes: mbox.MboxFiles
+               ) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+        built = iter([b for future in self.futures for b in future.result()])
+        written: list[tuple[int, dict[str, Any]]] = []
+        errors = 0
+        for item in self.items:
+            record = item.record
+            if record is None:
+                record = _message(self.job, item, next(built), writer, mboxes)
+            errors += record["error"] is not None
+            written.append((item.message_id, record))
+        return written, errors
+
+
+def _start(vault: Vault, job: ExportJob, ids: list[int], done: int, custodians: list[str],
+           pool: ProcessPoolExecutor) -> _Started:
+    """Read a batch's messages and give their documents to the workers to build."""
     with vault.engine.connect() as conn:
         rows = {r.id: r for r in catalog.messages_by_id(conn, ids)}
         arrivals = catalog.arrivals_of(conn, ids)
         parties = catalog.addresses_of(conn, ids) if job.layout == "custodian" else {}
-    written: list[tuple[int, dict[str, Any]]] = []
-    errors = 0
+    started = _Started(job, [])
+    tasks: list[_Task] = []
     for offset, message_id in enumerate(ids):
-        position = job.done + offset + 1
-        control = documents.control_number(position)
+        item = _Item(message_id, done + offset + 1)
+        started.items.append(item)
+        control = documents.control_number(item.position)
         row = rows.get(message_id)
         if row is None:
-            record = _error(control, message_id, "", "the message is no longer in the archive")
-        else:
-            try:
-                raw = vault.read_raw(row)
-            except StoreError as exc:
-                record = _error(control, message_id, row.sha256, str(exc))
-            else:
-                place = _place(row, parties.get(message_id, set()), custodians, job.layout)
-                record = _message(job, position, raw, row, arrivals.get(message_id, []),
-                                  place, writer, mboxes, extract)
-        errors += record["error"] is not None
-        written.append((message_id, record))
-    return written, errors
+            item.record = _error(control, message_id, "",
+                                 "the message is no longer in the archive")
+            continue
+        try:
+            raw = vault.read_raw(row)
+        except StoreError as exc:
+            item.record = _error(control, message_id, row.sha256, str(exc))
+            continue
+        came = arrivals.get(message_id, [])
+        place = _place(row, parties.get(message_id, set()), custodians, job.layout)
+        folder = documents.place_path(place)
+        item.raw, item.row = raw, row
+        item.sender = next((a.envelope_from for a in came if a.envelope_from), None)
+        item.native = (f"mbox/{folder}.mbox" if job.format == "mbox"
+                       else f"natives/{folder}/{control}.eml")
+        facts = documents.MessageFacts(
+            row=row, envelope_to=sorted({r for a in came for r in a.envelope_to}),
+            sources=[a.describe() for a in came], place=place)
+        tasks.append((item.position, raw, facts, item.native))
+    for first in range(0, len(tasks), _CHUNK):
+        started.futures.append(pool.submit(build_chunk, tasks[first:first + _CHUNK]))
+    return started
 
 
 def _place(row: MessageRow, parties: set[str], custodians: list[str], layout: str) -> str:
@@ -166,27 +259,20 @@ def _place(row: MessageRow, parties: set[str], custodians: list[str], layout: st
     return row.folder or "_nofolder"
 
 
-def _message(job: ExportJob, position: int, raw: bytes, row: MessageRow,
-             arrivals: list[Any], place: str, writer: _Writer, mboxes: mbox.MboxFiles,
-             extract: documents.Extract) -> dict[str, Any]:
-    control = documents.control_number(position)
-    envelope_to = sorted({r for a in arrivals for r in a.envelope_to})
-    facts = documents.MessageFacts(row=row, envelope_to=envelope_to,
-                                   sources=[a.describe() for a in arrivals], place=place)
-    folder = documents.place_path(place)
+def _message(job: ExportJob, item: _Item, built: documents.Built, writer: _Writer,
+             mboxes: mbox.MboxFiles) -> dict[str, Any]:
+    """Write one message's native (or mbox entry) and its documents' files."""
+    assert item.row is not None
+    row = item.row
     files: list[list[Any]] = []
     mbox_end: list[Any] | None = None
     changed = False
     if job.format == "mbox":
-        native = f"mbox/{folder}.mbox"
-        sender = next((a.envelope_from for a in arrivals if a.envelope_from), None)
-        data, changed = mbox.entry(raw, sender or row.from_addr, row.date)
-        mbox_end = [native, mboxes.append(native, data)]
+        data, changed = mbox.entry(item.raw, item.sender or row.from_addr, row.date)
+        mbox_end = [item.native, mboxes.append(item.native, data)]
     else:
-        native = f"natives/{folder}/{control}.eml"
-        writer.write(native, raw)
-        files.append([native, row.sha256, len(raw)])
-    built = documents.build(position, raw, facts, native, extract)
+        writer.write(item.native, item.raw)
+        files.append([item.native, row.sha256, len(item.raw)])
     for path, data in built.files:
         files.append([path, *writer.write(path, data)])
     return {"documents": built.documents, "files": files, "mbox": mbox_end,

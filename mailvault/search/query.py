@@ -1,12 +1,13 @@
 """The query language people already know from Gmail, parsed to a backend-neutral AST.
 
     from:alice subject:"quarterly report" after:2001-01-01 has:attachment -in:trash
-    (budget OR forecast) filename:xls larger:1M word*
+    (budget OR forecast) filename:xls larger:1M word* party:bob@example.com
 
 Terms side by side must all match; ``OR`` (upper case) between terms offers alternatives and
 binds tighter than the implicit AND, as in Gmail; ``-`` negates; parentheses group. ``after:``
 includes its day, ``before:`` excludes its day, ``on:`` is one day (all UTC). Sizes take K, M
-and G suffixes. An empty query matches every message.
+and G suffixes. ``party:ADDR`` is exact (a whole address, any header or envelope role), where
+``participant:`` is words in From/To/Cc/Bcc. An empty query matches every message.
 
 The AST holds no backend types: the Tantivy compiler lives in index.py, and a SQL one can be
 written beside it.
@@ -239,9 +240,21 @@ def operator(name: str, value: str, quoted: bool = False) -> Node:
         raise QueryError(f"has:{value} is not known (has:attachment is).")
     if name == "participant":
         return Or(tuple(_term(f, value, quoted) for f in PARTICIPANT_FIELDS))
+    if name == "party":
+        return party(value)
     if name in TEXT_FIELDS or name in KEYWORD_FIELDS:
         return _term(name, value, quoted)
     raise QueryError(f"{name}: is not a search operator.")
+
+
+def party(address: str) -> Party:
+    """``party:ADDR``: the messages a whole address is party to (header or envelope), the one
+    definition own-mail access and subject access (``person report``) use as well."""
+    address = address.strip().lower()
+    local, _at, domain = address.partition("@")
+    if not local or not domain or any(c.isspace() for c in address):
+        raise QueryError(f"party: needs a whole mail address (name@domain), not {address!r}.")
+    return Party(frozenset({address}))
 
 
 def _term(field: str | None, value: str, quoted: bool) -> Term:

@@ -17,8 +17,8 @@ from mailvault.discovery import cases, jobs
 from mailvault.discovery.cases import Case, CaseItem
 from mailvault.discovery.jobs import ExportJob
 from mailvault.errors import InputError
-from mailvault.search.query import Party
 from mailvault.search.query import parse as parse_query
+from mailvault.search.query import party
 from mailvault.store.audit import AuditEntry
 from mailvault.usecases import finding, holds
 from mailvault.usecases.holds import HeldCount
@@ -65,7 +65,7 @@ def show_case(vault: Vault, who: Principal, name: str) -> CaseView:
     require(who, Permission.SEARCH_ALL)
     case = cases.named(vault, name)
     items = cases.items(vault, case)
-    custodians = [(i, vault.index.count(Party(frozenset({i.value}))))
+    custodians = [(i, vault.index.count(party(i.value)))
                   for i in items if i.kind == "custodian"]
     queries = [(i, vault.index.count(finding.scoped_query(vault, who, i.value)))
                for i in items if i.kind == "query"]

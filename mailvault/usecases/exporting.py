@@ -9,16 +9,18 @@ query, format and destination), taking a job up again ``export-resume``, the end
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mailvault.accounts.principal import Principal, require
 from mailvault.accounts.roles import Permission
+from mailvault.compliance.subjects import normal_address
 from mailvault.discovery import cases, jobs, signing, verification
 from mailvault.discovery import export as engine
 from mailvault.discovery.export import Finished, Progress
-from mailvault.discovery.jobs import ExportJob
+from mailvault.discovery.jobs import ExportJob as ExportJob  # re-exported for the faces
 from mailvault.discovery.verification import ExportCheck
 from mailvault.errors import InputError
 from mailvault.usecases import finding
@@ -26,6 +28,9 @@ from mailvault.vault import Vault
 
 FORMATS = ("eml", "mbox")
 LAYOUTS = ("folder", "custodian")
+# Exports started from the web or the API are written under the vault, by name.
+NAMED_EXPORTS = "exports"
+_EXPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,25 @@ def start_export(vault: Vault, who: Principal, query: str, dest: Path, *,
     return jobs.create(vault, case_id=found.id if found else None, query=query, fmt=fmt,
                        layout=layout, zip_it=zip_it, dest=dest, actor=who.name,
                        ids=vault.index.ids(node))
+
+
+def named_destination(vault: Vault, name: str) -> Path:
+    """Where an export started from the web or the API is written: ``VAULT/exports/NAME``
+    (a name of letters, digits, '.', '_' and '-', at most 80)."""
+    if not _EXPORT_NAME.fullmatch(name) or name in (".", ".."):
+        raise InputError("an export's name is 1 to 80 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit.")
+    return vault.path / NAMED_EXPORTS / name
+
+
+def person_query(address: str, query: str = "") -> str:
+    """The query of a subject-access export (``export --person``): every message ``address``
+    is party to (``party:``, the rule of ``person report``), narrowed by ``query`` if any."""
+    address = normal_address(address)
+    if '"' in address:
+        raise InputError(f"{address!r} cannot be exported by --person (it holds a quote).")
+    party = f'party:"{address}"'
+    return f"{party} ({query})" if query.strip() else party
 
 
 def run_export(vault: Vault, who: Principal, job_id: int,

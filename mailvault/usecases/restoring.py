@@ -14,7 +14,10 @@ from __future__ import annotations
 from mailvault.accounts.principal import Principal, allows, require
 from mailvault.accounts.roles import Permission
 from mailvault.errors import MailvaultError, PermissionDenied
-from mailvault.sources.restoring import FolderMode, Progress, RestoreReport, Target, restore
+from mailvault.sources.restoring import FolderMode as FolderMode  # re-exported for the faces
+from mailvault.sources.restoring import Progress, restore
+from mailvault.sources.restoring import RestoreReport as RestoreReport
+from mailvault.sources.restoring import Target as Target
 from mailvault.store import audit
 from mailvault.usecases.finding import scoped_query
 from mailvault.vault import Vault
@@ -38,15 +41,21 @@ def may_restore(vault: Vault, principal: Principal) -> bool:
     return allows(principal, Permission.OWN_MAIL) and vault.settings.restore.users_own_mail
 
 
-def restore_mail(vault: Vault, who: Principal, query: str, target: Target, password: str,
-                 mode: FolderMode, progress: Progress | None = None) -> RestoreReport:
-    """APPEND the messages ``who`` may see that match ``query`` into the mailbox
-    ``target``; running it again appends only what is missing."""
+def require_restore(vault: Vault, who: Principal) -> None:
+    """PermissionDenied unless ``who`` may restore mail (checked before a face queues a
+    restore to run later, and again when it runs)."""
     if not may_restore(vault, who):
         if allows(who, Permission.OWN_MAIL):
             raise PermissionDenied(f"{who.name} may not restore mail: restoring one's own "
                                    "mail is turned off ([restore] users_own_mail).")
         require(who, Permission.DOWNLOAD)
+
+
+def restore_mail(vault: Vault, who: Principal, query: str, target: Target, password: str,
+                 mode: FolderMode, progress: Progress | None = None) -> RestoreReport:
+    """APPEND the messages ``who`` may see that match ``query`` into the mailbox
+    ``target``; running it again appends only what is missing."""
+    require_restore(vault, who)
     ids = sorted(vault.index.ids(scoped_query(vault, who, query)))
     with vault.engine.begin() as conn:
         audit.record(conn, who.name, "restore", {

@@ -15,9 +15,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from mailvault.errors import NotFoundError
 from mailvault.fsnames import exact_json
 from mailvault.mime_leaves import leaves
 from mailvault.usecases import finding, restoring, saved_searches, verifying
+from mailvault.web.background import restore_in_background
 from mailvault.web.downloads import attachment_response, raw_response
 from mailvault.web.identity import PrincipalDep, VaultDep, web_of
 
@@ -130,14 +132,30 @@ class RestoreRequest(BaseModel):
     folder_mode: str = Field("keep", description="keep, flat, or 'into NAME'.")
 
 
-@router.post("/restore", summary="Restore messages into a mailbox over IMAP")
-def restore(body: RestoreRequest, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
-    """APPENDs the exact bytes of the matching messages the caller may restore (auditors:
-    any; users: their own, when ``[restore] users_own_mail`` is on), with their original
-    INTERNALDATE and flags; what the mailbox already holds is skipped, so calling it again
-    resumes. Answers the report: counts by folder, failures, and ``stopped`` when the
-    connection failed midway. A refused login or certificate is a 502 with one sentence."""
+@router.post("/restore", summary="Restore messages into a mailbox over IMAP",
+             status_code=202)
+def restore(request: Request, body: RestoreRequest, who: PrincipalDep,
+            vault: VaultDep) -> dict[str, Any]:
+    """Starts APPENDing the exact bytes of the matching messages the caller may restore
+    (auditors: any; users: their own, when ``[restore] users_own_mail`` is on), with their
+    original INTERNALDATE and flags, and answers at once with the run; the serving
+    process's job worker does the work. ``GET /api/v1/restores/{id}`` follows it: its
+    ``state`` (queued, running, done, stopped: connection lost midway, failed: refused
+    login or certificate, unreachable server, with ``error`` in one sentence) and its
+    ``report`` (counts by folder, failures). What the mailbox already holds is skipped, so
+    starting it again resumes."""
     target = restoring.target(body.imap, body.tls, body.user, body.ca_file)
-    report = restoring.restore_mail(vault, who, body.query, target, body.password,
-                                    restoring.folder_mode(body.folder_mode))
-    return report.to_json()
+    run = restore_in_background(web_of(request).background, vault, who, body.query, target,
+                                body.password, restoring.folder_mode(body.folder_mode))
+    return run.to_json()
+
+
+@router.get("/restores/{run_id}", summary="A restore started by the caller, and how far "
+            "it got")
+def restore_run(request: Request, run_id: int, who: PrincipalDep,
+                vault: VaultDep) -> dict[str, Any]:
+    restoring.require_restore(vault, who)
+    for run in web_of(request).background.restores_of(who.name):
+        if run.id == run_id:
+            return run.to_json()
+    raise NotFoundError(f"you started no restore {run_id} (or it is too old to be kept).")

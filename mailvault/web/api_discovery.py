@@ -2,28 +2,26 @@
 listed and followed from a script. The same use cases, role checks and audit entries as the
 command line: auditors only.
 
-An export started here is written below the vault, to ``VAULT/exports/NAME``, by a thread
-of the serving process; ``GET /api/v1/exports/{id}`` follows it. Starting the same export
-(same name and settings) again after an interruption resumes it.
+An export started here is written below the vault, to ``VAULT/exports/NAME``, by the
+serving process's job worker (background.py), never inside the request;
+``GET /api/v1/exports/{id}`` follows it (``progress``: running, interrupted or done).
+Starting the same export (same name and settings) again after an interruption resumes it.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from mailvault.errors import InputError, MailvaultError
 from mailvault.usecases import cases, exporting
+from mailvault.usecases.exporting import ExportJob
 from mailvault.web.api import ApiJSON
-from mailvault.web.identity import PrincipalDep, VaultDep
+from mailvault.web.background import export_progress, run_export_in_background
+from mailvault.web.identity import PrincipalDep, VaultDep, web_of
 
-log = logging.getLogger("mailvault.web")
 router = APIRouter(prefix="/api/v1", default_response_class=ApiJSON, tags=["discovery"])
-EXPORTS_FOLDER = "exports"
 
 
 class NewCase(BaseModel):
@@ -35,6 +33,9 @@ class NewExport(BaseModel):
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                       description="The export's folder under VAULT/exports/.")
     query: str = Field(default="", max_length=2000)
+    person: str | None = Field(default=None, max_length=320,
+                               description="A subject-access export: every message this "
+                               "address is party to (narrowed by the query, if any).")
     format: str = Field(default="eml", pattern="^(eml|mbox)$")
     by: str = Field(default="folder", pattern="^(folder|custodian)$")
     case: str | None = Field(default=None, max_length=100)
@@ -57,30 +58,30 @@ def show_case(name: str, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
     return cases.show_case(vault, who, name).to_json()
 
 
+def _shown(request: Request, job: ExportJob) -> dict[str, Any]:
+    return {**job.to_json(), "progress": export_progress(web_of(request).background, job)}
+
+
 @router.get("/exports", summary="Export jobs, newest first")
-def list_exports(who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
-    return {"exports": [j.to_json() for j in exporting.list_exports(vault, who)]}
+def list_exports(request: Request, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
+    return {"exports": [_shown(request, j) for j in exporting.list_exports(vault, who)]}
 
 
 @router.get("/exports/{job_id}", summary="One export job and its progress")
-def export_job(job_id: int, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
-    return exporting.export_job(vault, who, job_id).to_json()
+def export_job(request: Request, job_id: int, who: PrincipalDep,
+               vault: VaultDep) -> dict[str, Any]:
+    return _shown(request, exporting.export_job(vault, who, job_id))
 
 
 @router.post("/exports", summary="Start (or resume) an export job", status_code=202)
-def start_export(body: NewExport, who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
-    """Starts the job and returns it at once; it runs in the serving process."""
-    if body.name in (".", ".."):
-        raise InputError("an export's name must not be '.' or '..'.")
-    job = exporting.start_export(vault, who, body.query, vault.path / EXPORTS_FOLDER / body.name,
+def start_export(request: Request, body: NewExport, who: PrincipalDep,
+                 vault: VaultDep) -> dict[str, Any]:
+    """Starts the job and returns it at once; the serving process's job worker runs it."""
+    query = body.query if body.person is None else exporting.person_query(body.person,
+                                                                           body.query)
+    job = exporting.start_export(vault, who, query,
+                                 exporting.named_destination(vault, body.name),
                                  case=body.case, fmt=body.format, layout=body.by,
                                  zip_it=body.zip)
-
-    def work() -> None:
-        try:
-            exporting.run_export(vault, who, job.id)
-        except MailvaultError as exc:
-            log.warning("export job %s stopped: %s", job.id, exc)
-
-    threading.Thread(target=work, name=f"export-{job.id}", daemon=True).start()
-    return job.to_json()
+    run_export_in_background(web_of(request).background, vault, who, job)
+    return _shown(request, job)

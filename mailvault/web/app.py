@@ -28,6 +28,7 @@ from mailvault.web import (
     pages_admin_gateway,
     pages_admin_people,
     pages_admin_sources,
+    pages_cases,
     pages_message,
     pages_monitoring,
     pages_restore,
@@ -91,6 +92,7 @@ def create_app(vault: Vault, settings: WebSettings | None = None, sink: Sink | N
     app.include_router(pages_monitoring.router)
     app.include_router(pages_review.router)
     app.include_router(pages_restore.router)
+    app.include_router(pages_cases.router)
     app.include_router(api.router)
     app.include_router(api_review.router)
     app.include_router(api_monitoring.router)

@@ -1,18 +1,23 @@
 """The restore page (``/restore``): the messages of a query APPENDed into a mailbox over
 IMAP, for those the restore use case allows (auditors; users for their own mail when
-``[restore] users_own_mail`` is on). The search page links to it with its query."""
+``[restore] users_own_mail`` is on). The search page links to it with its query.
+
+The restore runs in the serving process's job worker (background.py), not in the request:
+the form answers at once, and the page lists the viewer's restores with their progress and
+report (reload to follow one)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from mailvault.accounts.principal import Principal
 from mailvault.errors import PermissionDenied
 from mailvault.usecases import restoring
 from mailvault.vault import Vault
+from mailvault.web.background import restore_in_background
 from mailvault.web.identity import FormViewerDep, VaultDep, ViewerDep, web_of
 
 router = APIRouter(include_in_schema=False)
@@ -27,8 +32,9 @@ def _allowed(vault: Vault, who: Principal) -> None:
 def restore_form(request: Request, who: ViewerDep, vault: VaultDep, q: str = "") -> Response:
     """The form: the query, the mailbox, its password, TLS and the folder mode."""
     _allowed(vault, who.principal)
-    return web_of(request).templates.TemplateResponse(request, "restore.html", {
-        "viewer": who, "q": q, "report": None})
+    web = web_of(request)
+    return web.templates.TemplateResponse(request, "restore.html", {
+        "viewer": who, "q": q, "runs": web.background.restores_of(who.principal.name)})
 
 
 @router.post("/restore")
@@ -38,10 +44,10 @@ def restore(request: Request, who: FormViewerDep, vault: VaultDep,
             tls: Annotated[str, Form()] = "implicit",
             folder_mode: Annotated[str, Form()] = "keep",
             ca_file: Annotated[str, Form()] = "") -> Response:
-    """Run the restore in the request and show its report (run it again to resume)."""
+    """Queue the restore and come back to the page, which shows how far it got (start it
+    again to resume one that stopped)."""
     _allowed(vault, who.principal)
     target = restoring.target(imap, tls, user, ca_file.strip() or None)
-    report = restoring.restore_mail(vault, who.principal, q, target, password,
-                                    restoring.folder_mode(folder_mode))
-    return web_of(request).templates.TemplateResponse(request, "restore.html", {
-        "viewer": who, "q": q, "report": report})
+    restore_in_background(web_of(request).background, vault, who.principal, q, target,
+                          password, restoring.folder_mode(folder_mode))
+    return RedirectResponse("/restore", status_code=303)

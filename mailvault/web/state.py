@@ -1,6 +1,6 @@
 """What the web application keeps beside the vault (``app.state.web``): its settings, the
-templates, the sign-in throttle, second-factor steps in progress, the OpenID client and where
-a sync started from the web hands its mail."""
+templates, the sign-in throttle, second-factor steps in progress, the OpenID client, where
+a sync started from the web hands its mail, and the worker of its long jobs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mailvault.config import WebSettings
 from mailvault.fsnames import shown
 from mailvault.sources.sync import Sink
+from mailvault.web.background import Background
 from mailvault.web.metrics import WebMetrics
 from mailvault.web.oidc import OidcClient
 from mailvault.web.part_links import PartLinks
@@ -94,3 +95,4 @@ class WebState:
     templates: Jinja2Templates = field(default_factory=page_templates)
     pending: PendingSignins = field(default_factory=PendingSignins)
     part_links: PartLinks = field(default_factory=PartLinks)
+    background: Background = field(default_factory=Background)

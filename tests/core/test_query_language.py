@@ -82,6 +82,10 @@ OPERATORS = [
     ("bcc:erin", {"lunch"}),
     ("participant:carol", {"report", "lunch"}),
     ("participant:erin@example.com", {"lunch", "big"}),
+    ("party:Erin@Example.com", {"lunch", "big"}),
+    ('party:"bob@example.org" -from:bob', {"report", "big", "prefix"}),
+    ("party:alice@example.org OR party:frank@example.com",
+     {"report", "reply", "photos", "prefix"}),
     ("subject:quarterly", {"report", "reply"}),
     ('subject:"report draft"', {"report", "reply"}),
     ('subject:"draft report"', set()),
@@ -142,6 +146,7 @@ BAD_QUERIES = [
     "lunch OR",
     "larger:huge",
     "nosuch:thing",
+    "party:erin",
     ")",
 ]
 

@@ -28,6 +28,7 @@ def eml_export(corpus_vault: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return folder
 
 
+@pytest.mark.timeout(900)  # the module's export is made here, on a machine others load
 def test_every_message_is_exported_byte_exact(corpus_vault: Path, eml_export: Path) -> None:
     archived = search_json(corpus_vault, "")
     rows = [r for r in manifest(eml_export) if r["type"] == "message"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailvault.discovery.export import UNLISTED
+from mailvault.discovery.export import BATCH, UNLISTED
 from tests.discovery.conftest import export, summary
 from tests.support import MAILVAULT, run
 
@@ -69,3 +69,23 @@ def test_a_finished_export_is_not_written_again(corpus_vault: Path, tmp_path: Pa
     other = run("export", "from:nobody@example.org", "--to", tmp_path / "x", "--format",
                 "zip", "--vault", corpus_vault)
     assert other.returncode == 1 and b"format is one of eml, mbox" in other.stderr
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("fmt", ["eml", "mbox"])
+def test_the_files_do_not_depend_on_the_number_of_workers(corpus_vault: Path, tmp_path: Path,
+                                                          fmt: str) -> None:
+    """Documents are built in worker processes, batches ahead of the writing: one worker or
+    three, every file (but the summary's times and its signature) is the same."""
+    written = {}
+    for workers in ("1", "3"):
+        out = tmp_path / f"workers-{workers}"
+        done = run("export", "", "--to", out, "--format", fmt, "--vault", corpus_vault,
+                   "--json", env={"MAILVAULT_INGEST_WORKERS": workers}, timeout=900)
+        assert done.returncode == 0, done.stderr.decode()
+        written[workers] = _files(out)
+    one, three = written["1"], written["3"]
+    assert one.keys() == three.keys()
+    assert [name for name in one if name not in UNLISTED and one[name] != three[name]] == []
+    # More than one batch: the next is built while the one before is written.
+    assert summary(tmp_path / "workers-1")["counts"]["messages"] > BATCH

@@ -163,6 +163,8 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
                              lambda v, w, t: reviewing.remove_tag(v, w, 999, "x")),
     "reviewing.report": ({P.REVIEW, P.AUDIT_READ}, lambda v, w, t: reviewing.report(v, w)),
     # Allowed, then refused: nothing listens on port 1.
+    "restoring.require_restore": ({P.DOWNLOAD},
+                                  lambda v, w, t: restoring.require_restore(v, w)),
     "restoring.restore_mail": ({P.DOWNLOAD}, lambda v, w, t: restoring.restore_mail(
         v, w, "", restoring.target("127.0.0.1:1", "implicit", "eve"), "a password",
         restoring.folder_mode("keep"))),
