@@ -12,9 +12,10 @@ are written only once every message is done, from what the catalog recorded.
 Parallel: the MIME parsing and text extraction of each message (``documents.build``, most
 of an export's work) run in worker processes, started as the import pipeline starts its own
 (forkserver, bound to this process's life by ``lifeline``; ``[ingest] workers``, 0 = one a
-core). This process reads each batch's bytes, hands them to the workers, and, while they
-build the next batch, writes the files of the current one in message-id order: every path
-and byte is what one process would write.
+core; an export of one batch or less is built in this process, where starting workers would
+cost more than it saves). This process reads each batch's bytes, hands them to the workers,
+and, while they build the next batch, writes the files of the current one in message-id
+order: every path and byte is what one process would write.
 
 Bounded memory: two batches of messages at a time (the one being written, the one being
 built); manifests are written row by row from the catalog; only the list of errors is held
@@ -32,7 +33,7 @@ import multiprocessing
 import os
 import zipfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -129,7 +130,7 @@ def _run(vault: Vault, job: ExportJob, root: Path, case_name: str | None,
         mbox.cut_back(root, ends)
     mboxes = mbox.MboxFiles(root)
     try:
-        with _workers(vault) as pool:
+        with _workers(vault, job.total - job.done) as pool:
             position = job.done
             current = None
             after: int | None = job.last_message
@@ -157,9 +158,25 @@ def _run(vault: Vault, job: ExportJob, root: Path, case_name: str | None,
     return _finish(vault, job, root, case_name)
 
 
+class _InProcess(Executor):
+    """Builds documents here, at once: for exports too small to be worth starting workers."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # the caller's result() raises it, as a worker's would
+            future.set_exception(exc)
+        return future
+
+
 @contextmanager
-def _workers(vault: Vault) -> Iterator[ProcessPoolExecutor]:
-    """The processes that build documents, as many as ``[ingest] workers`` says."""
+def _workers(vault: Vault, remaining: int) -> Iterator[Executor]:
+    """What builds documents: as many processes as ``[ingest] workers`` says, or this
+    process when ``remaining`` is one batch or less."""
+    if remaining <= BATCH:
+        yield _InProcess()
+        return
     count = vault.settings.ingest.workers or multiprocessing.cpu_count()
     pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("forkserver"),
                                initializer=lifeline.bind_to, initargs=(os.getpid(),))
@@ -215,7 +232,7 @@ class _Started:
 
 
 def _start(vault: Vault, job: ExportJob, ids: list[int], done: int, custodians: list[str],
-           pool: ProcessPoolExecutor) -> _Started:
+           pool: Executor) -> _Started:
     """Read a batch's messages and give their documents to the workers to build."""
     with vault.engine.connect() as conn:
         rows = {r.id: r for r in catalog.messages_by_id(conn, ids)}
