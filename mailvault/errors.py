@@ -14,7 +14,8 @@
     ├── AuthenticationError   a sign-in or API token refused; one sentence that never says which
     │   │                     part was wrong (the audit log has the reason)
     │   └── SecondFactorRequired  the password was right and the account asks for a TOTP code
-    └── PermissionDenied      a known principal asked for what none of its roles allows
+    ├── PermissionDenied      a known principal asked for what none of its roles allows
+    └── GatewayError          a gateway mailbox or proxy request that cannot be served
 
 Lower-layer exceptions (OSError, sqlite3, tantivy) are translated at the module that meets them,
 so the CLI and the web only ever handle this tree.
@@ -89,3 +90,8 @@ class SecondFactorRequired(AuthenticationError):
 
 class PermissionDenied(MailvaultError):
     """A known principal asked for something none of its roles allows."""
+
+
+class GatewayError(MailvaultError):
+    """A gateway mailbox or proxy request cannot be served (unknown or suspended mailbox,
+    wrong password, an upstream server that is not allowed or offers no TLS)."""

@@ -1,0 +1,1 @@
+"""The gateway: encrypted journal mailboxes, and SMTP and POP3 proxies to mail providers."""
