@@ -128,7 +128,11 @@ class CaptureHandler:
     def failed(self, error: str) -> None:
         self.status.internal_error(error)
 
-    def recipient(self, client: Client, address: str) -> str | None:
+    async def sender(self, client: Client, address: str,
+                     params: list[tuple[str, str]]) -> str | None:
+        return None
+
+    async def recipient(self, client: Client, address: str) -> str | None:
         if not self.gate.policy.accepts_recipient(address, client.address):
             self.status.refused("recipient not accepted")
             return REFUSE_RECIPIENT
