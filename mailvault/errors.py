@@ -11,11 +11,13 @@
     ├── QueryError            a search query that cannot be parsed
     ├── InputError            a path or file that cannot be imported (missing, unreadable)
     ├── SourceError           a remote source failed (login, network, TLS); carries whether to retry
+    ├── GatewayError          a gateway mailbox refused an operation
+    │   ├── MailboxUnavailable  no mailbox by that id or address, or it is suspended
+    │   └── MailboxPasswordError  the password does not unlock the mailbox's key
     ├── AuthenticationError   a sign-in or API token refused; one sentence that never says which
     │   │                     part was wrong (the audit log has the reason)
     │   └── SecondFactorRequired  the password was right and the account asks for a TOTP code
-    ├── PermissionDenied      a known principal asked for what none of its roles allows
-    └── GatewayError          a gateway mailbox or proxy request that cannot be served
+    └── PermissionDenied      a known principal asked for what none of its roles allows
 
 Lower-layer exceptions (OSError, sqlite3, tantivy) are translated at the module that meets them,
 so the CLI and the web only ever handle this tree.
@@ -72,6 +74,19 @@ class SourceError(MailvaultError):
         self.retryable = retryable
 
 
+class GatewayError(MailvaultError):
+    """A gateway mailbox refused an operation (its state, its password, a malformed request)."""
+
+
+class MailboxUnavailable(GatewayError):
+    """No gateway mailbox by that id or address, or it accepts no mail (suspended)."""
+
+
+class MailboxPasswordError(GatewayError):
+    """The password given does not unlock the mailbox's private key; the sentence never says
+    more than that."""
+
+
 class AuthenticationError(MailvaultError):
     """A sign-in or an API token was refused.
 
@@ -90,8 +105,3 @@ class SecondFactorRequired(AuthenticationError):
 
 class PermissionDenied(MailvaultError):
     """A known principal asked for something none of its roles allows."""
-
-
-class GatewayError(MailvaultError):
-    """A gateway mailbox or proxy request cannot be served (unknown or suspended mailbox,
-    wrong password, an upstream server that is not allowed or offers no TLS)."""

@@ -1,1 +1,2 @@
-"""The gateway: encrypted journal mailboxes, and SMTP and POP3 proxies to mail providers."""
+"""The gateway: encrypted mailboxes that hold mail until it is pulled, and the proxies and
+POP3 service that fill and serve them."""
