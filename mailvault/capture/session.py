@@ -113,8 +113,9 @@ class SessionHandler(Protocol):
         """The answer to this RCPT TO address, as for ``sender``: None or a 2xx reply
         accepts it, any other reply refuses it."""
 
-    async def login(self, name: str, password: bytes) -> bool:
-        """Whether this user name and password may log in."""
+    async def login(self, name: str, password: bytes) -> bool | str:
+        """Whether this user name and password may log in; or the reply to send (235 logs
+        in, anything else refuses: a proxy passes its provider's answer on)."""
 
     async def deliver(self, client: Client, transaction: Transaction, raw: bytes) -> str:
         """Take a message (dot-unstuffed, byte-exact); the reply is the answer to DATA."""
@@ -606,12 +607,13 @@ class SmtpSession(asyncio.Protocol):
             self._error("501 5.5.2 Cannot decode the authentication response")
             return
         name, password = credentials
-        if not await self.handler.login(name, password):
+        answer = await self.handler.login(name, password)
+        if answer is False or (isinstance(answer, str) and not answer.startswith("235")):
             self.handler.refused("authentication failed")
-            self._error("535 5.7.8 Authentication credentials invalid")
+            self._error(answer or "535 5.7.8 Authentication credentials invalid")
             return
         self.client.user = name
-        self._reply("235 2.7.0 Authentication successful")
+        self._reply(answer if isinstance(answer, str) else "235 2.7.0 Authentication successful")
 
     async def _challenge(self, prompt: str) -> bytes | None:
         """Send one 334 challenge; the decoded answer, or None when cancelled or not base64."""
