@@ -164,6 +164,14 @@ class ProxyShared:
     # The default port of a user name without one: implicit TLS.
     default_port: int = IMPLICIT_TLS_PORT
     sessions: set[SmtpSession] = field(default_factory=set)
+    # Provider connections being closed after their client left (awaited at stop).
+    closing: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def close_later(self, upstream: Upstream) -> None:
+        """Close a provider connection without holding up the session that had it."""
+        task = asyncio.get_running_loop().create_task(upstream.close())
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
 
 
 class ProxyHandler:
@@ -173,7 +181,6 @@ class ProxyHandler:
         self.shared = shared
         self.upstream: Upstream | None = None
         self.mailbox_id = ""
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def connected(self, session: SmtpSession) -> str | None:
         refusal = self.shared.gate.admit(session.client.address)
@@ -186,9 +193,7 @@ class ProxyHandler:
         self.shared.gate.release(session.client.address)
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
-            task = asyncio.get_running_loop().create_task(upstream.close())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.shared.close_later(upstream)
 
     def refused(self, reason: str) -> None:
         self.shared.status.refused(reason)
@@ -306,9 +311,7 @@ class ProxyHandler:
     def _lost(self) -> str:
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
-            task = asyncio.get_running_loop().create_task(upstream.close())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.shared.close_later(upstream)
         self.shared.status.error("SMTP proxy: the connection to a provider was lost.")
         return UPSTREAM_LOST
 
@@ -389,6 +392,10 @@ class SmtpProxy:
             await asyncio.sleep(0.05)
         for session in list(self.shared.sessions):
             session.close()
+        while self.shared.sessions and loop.time() < deadline + STOP_GRACE_S:
+            await asyncio.sleep(0.01)  # each hang-up reaches connection_lost in a turn or two
+        if self.shared.closing:
+            await asyncio.gather(*self.shared.closing, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()

@@ -136,19 +136,28 @@ def test_no_auth_before_tls_from_the_client(proxy: RunningProxy) -> None:
         assert client.docmd("AUTH", f"PLAIN {token}")[0] == 530  # STARTTLS first
 
 
+@pytest.fixture
+def plain() -> Iterator[PlainProvider]:
+    server = PlainProvider()
+    server.start()
+    yield server
+    server.stop()
+
+
+def _refused_login(proxy_port: int, ca_file: Path, name: str) -> smtplib.SMTPResponseException:
+    with _client(proxy_port, ca_file) as client, \
+            pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+        client.login(name, PASSWORD)
+    return refused.value
+
+
 def test_a_provider_without_tls_never_hears_a_password(
-        provider: Provider, mailboxes: GatewayMailboxes) -> None:
+        proxy: RunningProxy, provider: Provider, mailboxes: GatewayMailboxes,
+        plain: PlainProvider) -> None:
     info, _ = mailboxes.create(None)
-    plain = PlainProvider()
-    plain.start()
-    try:
-        with running_proxy(_settings(provider, ["127.0.0.1"]), mailboxes) as proxy, \
-                _client(proxy.port, provider.ca_file) as client:
-            with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
-                client.login(f"{USER}%127.0.0.1:{plain.port}%{info.id}", PASSWORD)
-    finally:
-        plain.stop()
-    assert refused.value.smtp_code == 454
+    refused = _refused_login(proxy.port, provider.ca_file,
+                             f"{USER}%127.0.0.1:{plain.port}%{info.id}")
+    assert refused.smtp_code == 454
     heard = b"".join(plain.lines)
     assert heard.startswith(b"EHLO ")  # the proxy did talk to it, then left
     assert b"AUTH" not in heard.upper()
@@ -156,23 +165,19 @@ def test_a_provider_without_tls_never_hears_a_password(
 
 
 def test_a_server_not_in_the_allowlist_is_never_contacted(
-        provider: Provider, mailboxes: GatewayMailboxes) -> None:
+        provider: Provider, mailboxes: GatewayMailboxes, plain: PlainProvider) -> None:
     info, _ = mailboxes.create(None)
-    plain = PlainProvider()
-    plain.start()
-    try:
-        with running_proxy(_settings(provider, []), mailboxes) as proxy, \
-                _client(proxy.port, provider.ca_file) as client:
-            with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
-                client.login(f"{USER}%127.0.0.1:{plain.port}%{info.id}", PASSWORD)
-    finally:
-        plain.stop()
-    assert refused.value.smtp_code == 535
+    with running_proxy(_settings(provider, ["smtp.example.com", "127.0.0.2"]),
+                       mailboxes) as proxy:
+        refused = _refused_login(proxy.port, provider.ca_file,
+                                 f"{USER}%127.0.0.1:{plain.port}%{info.id}")
+    assert refused.smtp_code == 535
     assert plain.lines == []
 
 
 def test_an_unknown_mailbox_is_refused_before_the_provider(
-        proxy: RunningProxy, provider: Provider) -> None:
-    with _client(proxy.port, provider.ca_file) as client:
-        with pytest.raises(smtplib.SMTPAuthenticationError):
-            client.login(f"{USER}%127.0.0.1:{provider.port}%aaaaaaaaaaaa", PASSWORD)
+        proxy: RunningProxy, provider: Provider, plain: PlainProvider) -> None:
+    refused = _refused_login(proxy.port, provider.ca_file,
+                             f"{USER}%127.0.0.1:{plain.port}%aaaaaaaaaaaa")
+    assert refused.smtp_code == 535
+    assert plain.lines == []
