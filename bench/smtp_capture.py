@@ -79,11 +79,12 @@ def tree_cpu_seconds(root: int) -> float:
     return total
 
 
-def smtp_source(port: int, messages: int, sessions: int, size: int) -> float:
-    """Seconds smtp-source takes to send ``messages`` (every one must get 250)."""
+def smtp_source(port: int, messages: int, sessions: int, size: int,
+                to: str = "rcpt@bench.test") -> float:
+    """Seconds smtp-source takes to send ``messages`` to ``to`` (every one must get 250)."""
     start = time.monotonic()
     subprocess.run(["smtp-source", "-d", "-s", str(sessions), "-m", str(messages),
-                    "-l", str(size), "-f", "sender@bench.test", "-t", "rcpt@bench.test",
+                    "-l", str(size), "-f", "sender@bench.test", "-t", to,
                     f"127.0.0.1:{port}"], check=True)
     return time.monotonic() - start
 

@@ -28,7 +28,8 @@ from mailvault.usecases import sources
 if TYPE_CHECKING:
     from mailvault.sources.report import SyncReport
 
-source_app = typer.Typer(help="IMAP and POP3 mailboxes to archive.", no_args_is_help=True)
+source_app = typer.Typer(help="IMAP and POP3 mailboxes and gateway mailboxes to archive.",
+                         no_args_is_help=True)
 add_app = typer.Typer(help="Define a source (the password is asked for, or read from a file, "
                       "and kept encrypted).", no_args_is_help=True)
 source_app.add_typer(add_app, name="add")
@@ -127,6 +128,26 @@ def add_pop3(
         "interval": interval, "cron": cron})
 
 
+@add_app.command("gateway")
+def add_gateway(
+    name: NameArg,
+    mailbox: Annotated[str, typer.Option("--mailbox", help="The gateway mailbox's id.")],
+    vault: VaultOption = None,
+    password_file: PasswordFile = None,
+    host: Annotated[str, typer.Option(
+        "--host", help="A remote gateway's POP3 service (default: this vault's own gateway "
+        "mailboxes, read directly).")] = "",
+    port: Port = None, tls: Tls = "implicit", ca_file: CaFile = None,
+    insecure_skip_verify: Insecure = False, interval: Schedule = None, cron: Cron = None,
+) -> None:
+    """Pull a gateway mailbox into the vault; each message is deleted from the mailbox once
+    the vault has committed it."""
+    _add(vault, password_file, {
+        "name": name, "kind": "gateway", "host": host, "port": port, "tls": tls,
+        "user": mailbox, "ca_file": _path(ca_file),
+        "insecure_skip_verify": insecure_skip_verify, "interval": interval, "cron": cron})
+
+
 def _path(path: Path | None) -> str | None:
     return str(path.expanduser().resolve()) if path else None
 
@@ -139,8 +160,10 @@ def _add(vault: Path | None, password_file: Path | None, values: dict[str, Any])
         secret = typer.prompt(f"Password for {spec.user}", hide_input=True)
     with open_vault(vault) as opened:
         warnings = sources.add_source(opened, principal(), spec, secret)
-    print_line(f"Added {spec.kind} source {spec.name} ({spec.user}@{spec.host}:{spec.port}, "
-               f"TLS {spec.tls}); run 'mailvault sync {spec.name}'.")
+    where = (f"{spec.user}@{spec.host}:{spec.port}, TLS {spec.tls}" if spec.host
+             else f"mailbox {spec.user} of this vault's gateway")
+    print_line(f"Added {spec.kind} source {spec.name} ({where}); run 'mailvault sync "
+               f"{spec.name}'.")
     for warning in warnings:
         print_line(f"warning: {warning}", to=errors)
 

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mailvault.config import GatewaySettings
 from mailvault.errors import (
     GatewayError,
     IntegrityError,
@@ -96,16 +97,17 @@ class Staged:
         self._mailbox = mailbox
         self.message_id = message_id
         self._seen = seen
-        self._done = False
+        self.done = False
 
     def commit(self) -> str:
         """Make the message visible (durably); returns its id."""
         self._finish()
         try:
+            # The rename made durable in mail/ is enough: a crash cannot leave the file in
+            # both folders (a rename is atomic), so staged/ needs no fsync of its own.
             os.replace(self._mailbox / "staged" / self.message_id,
                        self._mailbox / "mail" / self.message_id)
             file_modes.fsync_folder(self._mailbox / "mail")
-            file_modes.fsync_folder(self._mailbox / "staged")
         except OSError as exc:
             raise _write_error(exc) from exc
         return self.message_id
@@ -119,9 +121,9 @@ class Staged:
         file_modes.fsync_folder(self._mailbox / "staged")
 
     def _finish(self) -> None:
-        if self._done:
+        if self.done:
             raise GatewayError("a staged gateway message was already committed or abandoned.")
-        self._done = True
+        self.done = True
 
 
 class GatewayMailboxes:
@@ -131,6 +133,12 @@ class GatewayMailboxes:
     def __init__(self, folder: Path, domain: str = "") -> None:
         self.folder = folder
         self.domain = domain.strip().lower()
+
+    @classmethod
+    def of(cls, vault_dir: Path, settings: GatewaySettings) -> GatewayMailboxes:
+        """The mailboxes of a vault's ``[gateway]`` settings (folder empty: VAULT/gateway)."""
+        folder = Path(settings.folder).expanduser() if settings.folder else vault_dir / "gateway"
+        return cls(folder, settings.domain)
 
     def create(self, name: str | None = None) -> tuple[MailboxInfo, str]:
         """A new active mailbox and its password, which is not kept anywhere: the caller shows
@@ -189,13 +197,24 @@ class GatewayMailboxes:
 
     def by_address(self, address: str) -> MailboxInfo | None:
         """The mailbox whose address this is (any letter case), or None."""
+        mailbox_id = self._id_of(address)
+        return None if mailbox_id is None else self.get(mailbox_id)
+
+    def accepts(self, address: str) -> bool:
+        """Whether mail for this address would be taken now (a known, active mailbox).
+        Reads the mailbox's record only: the SMTP endpoint asks this for every RCPT."""
+        mailbox_id = self._id_of(address)
+        return mailbox_id is not None and \
+            _read_record(self.folder / mailbox_id)["state"] == ACTIVE
+
+    def _id_of(self, address: str) -> str | None:
         local, _, domain = address.strip().strip("<>").rpartition("@")
         if not self.domain or domain.lower() != self.domain:
             return None
         local = local.lower()
         if not _MAILBOX_ID.match(local) or not (self.folder / local / RECORD_FILE).is_file():
             return None
-        return self.get(local)
+        return local
 
     def is_mailbox_address(self, address: str) -> bool:
         """Whether the address is in the gateway's domain (a mailbox's, known or not)."""
@@ -247,12 +266,18 @@ class GatewayMailboxes:
         """Seal ``raw`` to the mailbox and store it durably; its message id. With ``key``
         (a provider's UIDL), a message already stored under that key is not stored again
         (None). MailboxUnavailable for an unknown or suspended mailbox."""
-        staged = self.stage(mailbox_id, raw, key=key)
+        staged = self.stage(mailbox_id, raw, key=key, durable=False)
         return None if staged is None else staged.commit()
 
-    def stage(self, mailbox_id: str, raw: bytes, *, key: str | None = None) -> Staged | None:
+    def stage(self, mailbox_id: str, raw: bytes, *, key: str | None = None,
+              durable: bool = True) -> Staged | None:
         """Seal and write ``raw`` durably without making it visible: ``commit()`` shows it,
-        ``abandon()`` removes it. None when ``key`` was stored already."""
+        ``abandon()`` removes it. None when ``key`` was stored already.
+
+        ``durable=False`` leaves out the fsync of the staged/ folder, for a caller that
+        commits at once and acknowledges nothing before (``deliver``, the SMTP endpoint):
+        its file is still fsynced, and the commit's rename is made durable in mail/; a crash
+        before that loses only a message that no one was told was stored."""
         path = self._path(mailbox_id)
         record = _read_record(path)
         if record["state"] != ACTIVE:
@@ -280,7 +305,8 @@ class GatewayMailboxes:
                 os.close(fd)
             if seen is not None:
                 file_modes.fsync_folder(path / "seen")
-            file_modes.fsync_folder(path / "staged")
+            if durable:
+                file_modes.fsync_folder(path / "staged")
         except OSError as exc:
             target.unlink(missing_ok=True)
             if seen is not None:

@@ -1,5 +1,9 @@
 """What a source is: its server, login, scope, folder filter, date range and schedule.
 
+A ``gateway`` source pulls a gateway mailbox: ``user`` is the mailbox id, ``host`` empty
+means this vault's own gateway folder (read directly), a host means a remote gateway's POP3
+service. It always deletes from the mailbox what the vault has committed.
+
 A source is defined either with ``mailvault source add`` (kept in the catalog, its password
 sealed by the vault's keyring) or as a ``[sources.NAME]`` table in ``mailvault.toml``, whose
 password comes from a ``password_file``. Both become the same ``SourceSpec``.
@@ -18,13 +22,17 @@ from typing import Any
 from mailvault.errors import ConfigError
 from mailvault.sources import cadence
 
-KINDS = ("imap", "pop3")
+KINDS = ("imap", "pop3", "gateway")
+# Sources read as one POP3 maildrop (UIDLs, no folders, no dates).
+MAILDROP_KINDS = ("pop3", "gateway")
 TLS_MODES = ("implicit", "starttls", "none")
 SCOPES = ("mailbox", "users", "domain")
 # How an administrator account reaches each user's mailbox.
 AUTH_MODES = ("login", "master", "authzid")
 DEFAULT_PORTS = {("imap", "implicit"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
-                 ("pop3", "implicit"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
+                 ("pop3", "implicit"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110,
+                 ("gateway", "implicit"): 995, ("gateway", "starttls"): 110,
+                 ("gateway", "none"): 110}
 # SPECIAL-USE folders skipped unless asked for (RFC 6154 names without the backslash).
 EXCLUDED_SPECIAL_USE = ("Junk", "Trash")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -79,9 +87,15 @@ def build(data: dict[str, Any], origin: str = "catalog") -> SourceSpec:
     if unknown:
         raise ConfigError(f"{label} has unknown settings: {', '.join(unknown)}.")
     for required in ("name", "kind", "host", "user"):
-        if not values.get(required):
+        if not values.get(required) and not (required == "host" and
+                                              values.get("kind") == "gateway"):
             raise ConfigError(f"{label} needs a {required}.")
     kind, tls = values["kind"], values.get("tls") or "implicit"
+    if kind == "gateway":
+        values["delete_after_archive"] = True
+        if not values.get("host"):
+            # This vault's own gateway folder: no server, no port, no TLS to speak of.
+            values["host"], tls, values["port"] = "", "none", 0
     _choice(label, "kind", kind, KINDS)
     _choice(label, "tls", tls, TLS_MODES)
     _choice(label, "scope", values.get("scope") or "mailbox", SCOPES)
@@ -89,7 +103,8 @@ def build(data: dict[str, Any], origin: str = "catalog") -> SourceSpec:
     if not _NAME.match(str(values["name"])):
         raise ConfigError(f"{label}: a name is letters, digits, '.', '_' or '-' (up to 64).")
     values["tls"] = tls
-    values["port"] = int(values.get("port") or DEFAULT_PORTS[(kind, tls)])
+    if values.get("port") != 0:
+        values["port"] = int(values.get("port") or DEFAULT_PORTS[(kind, tls)])
     for key in ("include", "exclude", "special_use"):
         values[key] = tuple(values.get(key) or ())
     values["special_use"] = tuple(name.strip().strip("\\").capitalize()
@@ -134,14 +149,16 @@ def _check(spec: SourceSpec, label: str) -> None:
     if spec.interval and spec.cron:
         raise ConfigError(f"{label}: give an interval or a cron expression, not both.")
     cadence.check(spec.interval, spec.cron)
-    if spec.kind == "pop3" and (spec.since or spec.before):
+    if spec.kind == "gateway" and spec.scope != "mailbox":
+        raise ConfigError(f"{label}: a gateway source reads one mailbox.")
+    if spec.kind in MAILDROP_KINDS and (spec.since or spec.before):
         raise ConfigError(f"{label}: POP3 cannot search by date; --since/--before are for "
                           "IMAP.")
     if spec.since and spec.before and spec.since >= spec.before:
         raise ConfigError(f"{label}: --since must come before --before.")
-    if spec.kind == "pop3" and (spec.include or spec.exclude or spec.special_use):
+    if spec.kind in MAILDROP_KINDS and (spec.include or spec.exclude or spec.special_use):
         raise ConfigError(f"{label}: POP3 has one folder; folder filters are for IMAP.")
-    if spec.delete_after_archive and spec.kind != "pop3":
+    if spec.delete_after_archive and spec.kind not in MAILDROP_KINDS:
         raise ConfigError(f"{label}: deleting after archiving exists for POP3 only "
                           "(IMAP sources are strictly read-only).")
 

@@ -19,7 +19,7 @@ def warnings(spec: SourceSpec) -> list[str]:
     found = []
     if spec.insecure_skip_verify:
         found.append(INSECURE_WARNING)
-    if spec.tls == "none":
+    if spec.tls == "none" and spec.host:
         found.append("no TLS: the password crosses the network in clear")
     return found
 
@@ -33,7 +33,8 @@ def describe(vault: Vault) -> list[dict[str, Any]]:
         last_start = None if run is None else datetime.fromtimestamp(run.started_at, UTC)
         upcoming = next_run(spec, last_start, datetime.now(UTC))
         described.append({
-            "name": spec.name, "kind": spec.kind, "where": f"{spec.host}:{spec.port}",
+            "name": spec.name, "kind": spec.kind,
+            "where": f"{spec.host}:{spec.port}" if spec.host else "this vault's gateway",
             "user": spec.user, "scope": spec.scope, "origin": spec.origin,
             "schedule": spec.interval or spec.cron or "",
             "next_run": upcoming.isoformat(timespec="seconds") if upcoming else None,

@@ -34,17 +34,6 @@ class Listed:
     size: int
 
 
-def list_maildrop(endpoint: Endpoint, credentials: Credentials) -> list[Listed]:
-    """Log in, list the maildrop (numbers, UIDLs, sizes), and log out."""
-    session = Pop3Session(endpoint, credentials)
-    try:
-        listing = session.listing()
-        session.quit()
-    finally:
-        session.close()
-    return listing
-
-
 class Pop3Session:
     """One logged-in POP3 connection."""
 

@@ -1,5 +1,6 @@
-"""Reading one POP3 account: every message whose UIDL has not been archived yet; and, when
-the source says so, deleting at the server what the vault has durably committed."""
+"""Reading one POP3 account (or gateway mailbox): every message whose UIDL has not been
+archived yet; and, when the source says so (a gateway source always does), deleting at the
+server what the vault has durably committed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from mailvault.errors import SourceError
 from mailvault.records import Incoming, Provenance, Unreadable
 from mailvault.sources import state
 from mailvault.sources.feed import Item
-from mailvault.sources.pop3 import Listed, Pop3Session
+from mailvault.sources.maildrop import Maildrop, open_maildrop
+from mailvault.sources.pop3 import Listed
 from mailvault.sources.reading import ReadContext, with_retries
 from mailvault.sources.scope import Account
 from mailvault.store import schema
@@ -24,7 +26,7 @@ def read_account(ctx: ReadContext, account: Account) -> Iterator[Item]:
     handed: set[str] = set()
 
     def attempt() -> Iterator[Item]:
-        session = Pop3Session(ctx.endpoint, account.credentials)
+        session = open_maildrop(ctx.vault, ctx.spec, ctx.endpoint, account.credentials)
         try:
             with ctx.vault.engine.connect() as conn:
                 seen = state.seen_uidls(conn, ctx.spec.name, account.address)
@@ -45,8 +47,8 @@ def read_account(ctx: ReadContext, account: Account) -> Iterator[Item]:
     return with_retries(ctx, account.address, attempt)
 
 
-def _item(ctx: ReadContext, account: Account, listed: Listed, session: Pop3Session) -> Item:
-    provenance = Provenance(kind="pop3", source=ctx.spec.name, folder=FOLDER,
+def _item(ctx: ReadContext, account: Account, listed: Listed, session: Maildrop) -> Item:
+    provenance = Provenance(kind=ctx.spec.kind, source=ctx.spec.name, folder=FOLDER,
                             account=account.address, item=listed.uidl)
     try:
         return Incoming(session.retrieve(listed.number), provenance)
@@ -66,9 +68,9 @@ def delete_archived(ctx: ReadContext, account: Account) -> int:
     with ctx.vault.engine.connect() as conn:
         done = state.seen_uidls(conn, ctx.spec.name, account.address)
         failed = set(conn.execute(select(failures.c.item).where(
-            failures.c.kind == "pop3", failures.c.source == ctx.spec.name,
+            failures.c.kind == ctx.spec.kind, failures.c.source == ctx.spec.name,
             failures.c.resolved.is_(False))).scalars())
-    session = Pop3Session(ctx.endpoint, account.credentials)
+    session = open_maildrop(ctx.vault, ctx.spec, ctx.endpoint, account.credentials)
     try:
         doomed = [m for m in session.listing() if m.uidl in done and m.uidl not in failed]
         for listed in doomed:

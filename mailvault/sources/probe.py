@@ -12,9 +12,9 @@ from typing import Any
 
 from mailvault.errors import SourceError
 from mailvault.sources import registry, scope
-from mailvault.sources.definitions import SourceSpec
+from mailvault.sources.definitions import MAILDROP_KINDS, SourceSpec
 from mailvault.sources.imap import Endpoint, ImapSession
-from mailvault.sources.pop3 import list_maildrop
+from mailvault.sources.maildrop import list_maildrop
 from mailvault.sources.scope import Account
 from mailvault.vault import Vault
 
@@ -57,13 +57,14 @@ def probe(vault: Vault, spec: SourceSpec) -> ConnectionCheck:
     endpoint = scope.endpoint(spec, vault.settings.sync)
     where = f"{spec.kind} {endpoint.where} (TLS {spec.tls})"
     everyone = scope.accounts(spec, registry.password(vault, spec))
-    checks = [_check(spec, endpoint, account) for account in everyone[:MAX_ACCOUNTS]]
+    checks = [_check(vault, spec, endpoint, account) for account in everyone[:MAX_ACCOUNTS]]
     return ConnectionCheck(spec.name, where, checks, max(0, len(everyone) - MAX_ACCOUNTS))
 
 
-def _check(spec: SourceSpec, endpoint: Endpoint, account: Account) -> AccountCheck:
+def _check(vault: Vault, spec: SourceSpec, endpoint: Endpoint, account: Account
+           ) -> AccountCheck:
     try:
-        detail = _pop3(endpoint, account) if spec.kind == "pop3" \
+        detail = _pop3(vault, spec, endpoint, account) if spec.kind in MAILDROP_KINDS \
             else _imap(spec, endpoint, account)
     except SourceError as exc:
         return AccountCheck(account.address, False, str(exc))
@@ -77,6 +78,6 @@ def _imap(spec: SourceSpec, endpoint: Endpoint, account: Account) -> str:
     return f"logged in; {len(folders)} folders, {len(read)} of them synced"
 
 
-def _pop3(endpoint: Endpoint, account: Account) -> str:
-    listed = list_maildrop(endpoint, account.credentials)
+def _pop3(vault: Vault, spec: SourceSpec, endpoint: Endpoint, account: Account) -> str:
+    listed = list_maildrop(vault, spec, endpoint, account.credentials)
     return f"logged in; {len(listed)} messages in the maildrop"

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from mailvault.errors import SourceError
 from mailvault.sources import registry, scope, state
-from mailvault.sources.definitions import SourceSpec
+from mailvault.sources.definitions import MAILDROP_KINDS, SourceSpec
 from mailvault.sources.imap import Endpoint, ImapSession
-from mailvault.sources.pop3 import list_maildrop
+from mailvault.sources.maildrop import list_maildrop
 from mailvault.sources.pop3_reader import FOLDER as POP3_FOLDER
 from mailvault.sources.scope import Account
 from mailvault.sources.state import FolderMark
@@ -79,7 +79,7 @@ def reconcile(vault: Vault, spec: SourceSpec, actor: str) -> Reconciliation:
                         vault.settings.sync.timeout_s)
     for account in scope.accounts(spec, registry.password(vault, spec)):
         try:
-            if spec.kind == "pop3":
+            if spec.kind in MAILDROP_KINDS:
                 result.folders.append(_pop3(vault, spec, endpoint, account))
             else:
                 result.folders += _imap(vault, spec, endpoint, account)
@@ -155,7 +155,7 @@ def _why_missing(mark: FolderMark | None, uidvalidity: int, uid: int) -> str:
 
 def _pop3(vault: Vault, spec: SourceSpec, endpoint: Endpoint, account: Account) -> FolderBalance:
     archived, failed = _recorded(vault, spec, account.address)
-    listing = list_maildrop(endpoint, account.credentials)
+    listing = list_maildrop(vault, spec, endpoint, account.credentials)
     balance = FolderBalance(account.address, POP3_FOLDER, None, len(listing))
     for listed in listing:
         place: Place = ("", listed.uidl)

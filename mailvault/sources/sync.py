@@ -19,7 +19,7 @@ from typing import Protocol
 from mailvault.ingest.pipeline import ARCHIVED, DUPLICATE, ArchiveReport, Outcome, Pipeline
 from mailvault.records import Incoming, Unreadable
 from mailvault.sources import imap_reader, pop3_reader, registry, runs, scope, state
-from mailvault.sources.definitions import SourceSpec
+from mailvault.sources.definitions import MAILDROP_KINDS, SourceSpec
 from mailvault.sources.feed import Feed, ReaderEnd
 from mailvault.sources.reading import ReadContext
 from mailvault.sources.report import Observer, Silent, SyncReport
@@ -54,7 +54,7 @@ def sync(vault: Vault, spec: SourceSpec, pipeline: Sink, actor: str,
         ctx = ReadContext(vault, spec, vault.settings.sync, report, observer or Silent(),
                           stop or threading.Event())
         _read_all(ctx, accounts, pipeline)
-        if spec.kind == "pop3" and spec.delete_after_archive:
+        if spec.kind in MAILDROP_KINDS and spec.delete_after_archive:
             _delete_archived(ctx, accounts)
         status = _status(report, len(accounts))
         error = next(iter(report.errors.values()), "")
@@ -76,7 +76,8 @@ def _read_all(ctx: ReadContext, accounts: list[Account], pipeline: Sink) -> None
     settings = ctx.settings
     feed = Feed(max(settings.fetch_batch, pipeline.batch_size),
                 settings.fetch_batch_mb * 1024 * 1024)
-    read = pop3_reader.read_account if ctx.spec.kind == "pop3" else imap_reader.read_account
+    read = pop3_reader.read_account if ctx.spec.kind in MAILDROP_KINDS \
+        else imap_reader.read_account
 
     def on_end(end: ReaderEnd) -> None:
         if end.error is not None:

@@ -72,6 +72,8 @@ RETRY_REFUSALS = {
                             "the file's folder names depend on those options"),
     "smtp": "a message refused at capture is not kept: its sender must send it again.",
     "milter": "a message refused at capture is not kept: its sender must send it again.",
+    "gateway": "a gateway message that failed stays in its mailbox, never deleted; a damaged "
+               "one cannot be read by anyone, so its sender must send it again.",
 }
 
 SETTLED = "settled"

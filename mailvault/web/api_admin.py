@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from mailvault.usecases import holds, lifecycle, people, retention, sources
+from mailvault.usecases import gateway, holds, lifecycle, people, retention, sources
 from mailvault.web.api import ApiJSON
 from mailvault.web.identity import PrincipalDep, VaultDep, web_of
 
@@ -110,6 +110,13 @@ class SmtpUser(BaseModel):
 
 def _day(value: date | None) -> datetime | None:
     return None if value is None else datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+# -- gateway --------------------------------------------------------------------------------
+
+@router.get("/gateway/mailboxes", summary="Gateway mailboxes: state, messages, bytes, pulls")
+def list_gateway_mailboxes(who: PrincipalDep, vault: VaultDep) -> dict[str, Any]:
+    return {"mailboxes": [m.to_json() for m in gateway.list_mailboxes(vault, who)]}
 
 
 # -- sources --------------------------------------------------------------------------------

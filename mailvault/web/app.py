@@ -25,6 +25,7 @@ from mailvault.web import (
     errors,
     pages_admin,
     pages_admin_compliance,
+    pages_admin_gateway,
     pages_admin_people,
     pages_admin_sources,
     pages_message,
@@ -95,7 +96,7 @@ def create_app(vault: Vault, settings: WebSettings | None = None, sink: Sink | N
     app.include_router(api_monitoring.router)
     app.include_router(api_monitoring.metrics_router)
     for admin in (pages_admin, pages_admin_sources, pages_admin_compliance,
-                  pages_admin_people, api_admin):
+                  pages_admin_people, pages_admin_gateway, api_admin):
         app.include_router(admin.router)
     app.include_router(api_discovery.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

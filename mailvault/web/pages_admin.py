@@ -2,11 +2,11 @@
 viewer may use, and how every admin page renders and says what a form just did.
 
 Each section lives in a module of its own (``pages_admin_sources.py``,
-``pages_admin_compliance.py``, ``pages_admin_people.py``); every form there posts with the
-session's CSRF token (``FormViewerDep``), calls one use case with the viewer's principal (the
-use case checks the role and writes the audit entry), then redirects to its page with a
-notice named in NOTICES (Post/Redirect/Get: reloading never repeats an action). An error is
-the error page's one sentence.
+``pages_admin_compliance.py``, ``pages_admin_people.py``, ``pages_admin_gateway.py``); every
+form there posts with the session's CSRF token (``FormViewerDep``), calls one use case with
+the viewer's principal (the use case checks the role and writes the audit entry), then
+redirects to its page with a notice named in NOTICES (Post/Redirect/Get: reloading never
+repeats an action). An error is the error page's one sentence.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ SECTIONS = (
     ("/admin/users", "Users", "people, roles, addresses and passwords", Permission.USERS),
     ("/admin/smtp-users", "SMTP users", "who may send mail to the capture endpoint",
      Permission.USERS),
+    ("/admin/gateway", "Gateway", "encrypted gateway mailboxes and their states",
+     Permission.MONITOR),
 )
 # What a redirect's ?done= says, with {name} filled in; a key not listed says nothing, so a
 # crafted link cannot put words on the archive's page.
@@ -57,6 +59,8 @@ NOTICES = {
     "totp-disabled": "TOTP removed for {name}.",
     "smtp-user-added": "SMTP user {name} saved.",
     "smtp-user-removed": "SMTP user {name} removed.",
+    "mailbox-suspended": "Gateway mailbox {name} suspended: it takes no new mail.",
+    "mailbox-resumed": "Gateway mailbox {name} resumed.",
 }
 
 

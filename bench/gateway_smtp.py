@@ -1,0 +1,98 @@
+"""Gateway mailbox delivery against journal capture, in one `mailvault serve`.
+
+    .venv/bin/python bench/gateway_smtp.py [--messages N] [--sessions 20] [--size 5000]
+                                           [--rounds 3]
+
+Postfix's smtp-source (20 sessions, 5 KB messages) sends N messages to the vault's journal
+address, then N to one gateway mailbox's address, alternating for ``--rounds`` rounds against
+the same server. Both answer 250 only once the message is durable: the journal copy fsynced
+in the spool (group commit), the mailbox copy sealed to the mailbox's public key and fsynced
+with its folders. Before each run the vault's archiver has committed every journal message
+sent so far, so neither run pays for the other's archiving. Reports accepted msg/s for each
+(medians), their ratio (target >= 0.8), and the server's CPU per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from smtp_capture import free_port, smtp_source, tree_cpu_seconds, wait_listening
+
+from mailvault.gateway.mailboxes import GatewayMailboxes
+from mailvault.store import schema
+from mailvault.vault import Vault
+
+DOMAIN = "gw.bench.test"
+
+
+def wait_archived(vault_path: Path, count: int) -> None:
+    """Until the vault holds ``count`` journal arrivals (the spool drained)."""
+    with Vault.open(vault_path) as reader:
+        while True:
+            with reader.engine.connect() as conn:
+                done = conn.execute(select(func.count()).select_from(schema.provenance)
+                                    ).scalar() or 0
+            if done >= count:
+                return
+            time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--size", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="mailvault-gateway-bench-"))
+    vault_path = folder / "vault"
+    Vault.create(vault_path).close()
+    with (vault_path / "mailvault.toml").open("a") as toml:
+        toml.write(f'\n[gateway]\ndomain = "{DOMAIN}"\n')
+    mailboxes = GatewayMailboxes(vault_path / "gateway", DOMAIN)
+    info, _password = mailboxes.create("bench")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mailvault", "serve", "--vault",
+                               str(vault_path), "--smtp", f"127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL)
+    rates: dict[str, list[float]] = {"journal": [], "gateway": []}
+    cpu: dict[str, float] = {"journal": 0.0, "gateway": 0.0}
+    try:
+        wait_listening(port)
+        for round_number in range(args.rounds):
+            order = ["journal", "gateway"] if round_number % 2 == 0 else ["gateway", "journal"]
+            for kind in order:
+                wait_archived(vault_path, args.messages * len(rates["journal"]))
+                to = "rcpt@bench.test" if kind == "journal" else info.address
+                before = tree_cpu_seconds(server.pid)
+                seconds = smtp_source(port, args.messages, args.sessions, args.size, to)
+                cpu[kind] += tree_cpu_seconds(server.pid) - before
+                rates[kind].append(args.messages / seconds)
+                print(f"round {round_number + 1} {kind}: {args.messages} messages in "
+                      f"{seconds:.2f} s = {rates[kind][-1]:,.0f} msg/s", flush=True)
+        stored = mailboxes.get(info.id)
+        assert stored.count == args.messages * args.rounds, stored
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+    journal, gateway = (statistics.median(rates[k]) for k in ("journal", "gateway"))
+    total = args.messages * args.rounds
+    print(f"median journal {journal:,.0f} msg/s, gateway mailbox {gateway:,.0f} msg/s: "
+          f"ratio {gateway / journal:.2f} (target >= 0.8); server CPU per message "
+          f"(SMTP process, archiver, workers) journal {cpu['journal'] * 1000 / total:.2f} ms, "
+          f"gateway {cpu['gateway'] * 1000 / total:.2f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()
