@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from mailvault.capture.access import AccessPolicy
 from mailvault.capture.client_text import for_log
 from mailvault.capture.listen import parse_listen, show_listen
+from mailvault.capture.services import ServeContext
 from mailvault.capture.session import Client, SessionOptions, SmtpSession, Transaction
 from mailvault.capture.smtp import Gate
 from mailvault.capture.status import CaptureStatus
@@ -399,3 +400,15 @@ class SmtpProxy:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+
+
+def smtp_proxy_service(context: ServeContext) -> SmtpProxy | None:
+    """The SMTP proxy, unless no listen address is configured (or given with
+    ``serve --smtp-proxy``)."""
+    settings = context.vault.settings
+    gateway = settings.gateway
+    listen = context.overrides.get("smtp_proxy", gateway.smtp_proxy_listen)
+    if not listen and not gateway.smtp_proxy_tls_listen:
+        return None
+    return SmtpProxy(settings, GatewayMailboxes.of(context.vault.path, gateway),
+                     context.status, listen, gateway.smtp_proxy_tls_listen)

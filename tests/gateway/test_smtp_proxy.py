@@ -6,13 +6,15 @@ from __future__ import annotations
 import base64
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mailvault.config import Settings
 from mailvault.gateway.mailboxes import GatewayMailboxes
+from mailvault.vault import Vault
+from tests.capture.conftest import Running
 from tests.gateway.smtp_providers import (
     REFUSAL_TEXT,
     REFUSED_SUBJECT,
@@ -181,3 +183,16 @@ def test_an_unknown_mailbox_is_refused_before_the_provider(
                              f"{USER}%127.0.0.1:{plain.port}%aaaaaaaaaaaa")
     assert refused.smtp_code == 535
     assert plain.lines == []
+
+
+def test_serve_runs_the_proxy(provider: Provider, vault: Vault,
+                              serving: Callable[..., Running]) -> None:
+    configured = _settings(provider, ["127.0.0.1"])
+    vault.settings.gateway = configured.gateway
+    mailboxes = GatewayMailboxes.of(vault.path, vault.settings.gateway)
+    info, _ = mailboxes.create(None)
+    running = serving({"smtp_proxy": ["127.0.0.1:0"]})
+    with _client(running.port("smtp-proxy"), provider.ca_file) as client:
+        client.login(f"{USER}%127.0.0.1:{provider.port}%{info.id}", PASSWORD)
+        client.sendmail(USER, ["bob@elsewhere.example"], _message("through serve"))
+    assert mailboxes.get(info.id).count == 1
