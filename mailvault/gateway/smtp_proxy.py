@@ -162,6 +162,9 @@ class ProxyShared:
     status: CaptureStatus
     hostname: str
     timeout_s: float
+    # The client context towards providers, built once (loading the system's CAs takes
+    # milliseconds of CPU that every login would otherwise spend on the event loop).
+    upstream_tls: ssl.SSLContext
     # The default port of a user name without one: implicit TLS.
     default_port: int = IMPLICIT_TLS_PORT
     sessions: set[SmtpSession] = field(default_factory=set)
@@ -216,7 +219,7 @@ class ProxyHandler:
             return NO_MAILBOX
         try:
             self.upstream = await Upstream.connect(
-                target, port, password, context=shared.policy.tls_context(),
+                target, port, password, context=shared.upstream_tls,
                 hostname=shared.hostname, timeout_s=shared.timeout_s)
         except LoginRefused as exc:
             return exc.reply.text()
@@ -351,10 +354,10 @@ class SmtpProxy:
                     max_connections=smtp.max_connections,
                     per_client=smtp.max_connections_per_client,
                     reserve=smtp.max_connections * smtp.connection_reserve_percent // 100)
-        self.shared = ProxyShared(mailboxes, UpstreamPolicy(tuple(gateway.upstream_allow),
-                                                            gateway.ca_file),
-                                  gate, status, hostname, smtp.timeout_s)
-        self.shared.policy.tls_context()  # a bad ca_file is a start-up error, not a login's
+        policy = UpstreamPolicy(tuple(gateway.upstream_allow), gateway.ca_file)
+        # A bad ca_file is an error at start-up, not at a client's login.
+        self.shared = ProxyShared(mailboxes, policy, gate, status, hostname, smtp.timeout_s,
+                                  policy.tls_context())
         self._servers: list[asyncio.AbstractServer] = []
 
     async def start(self) -> list[str]:
