@@ -38,7 +38,7 @@ from mailvault.errors import (
     StorageFullError,
     StoreError,
 )
-from mailvault.gateway.mailboxes import ACTIVE, GatewayMailboxes, Staged
+from mailvault.gateway.mailboxes import GatewayMailboxes, Staged
 from mailvault.gateway.smtp_upstream import (
     IMPLICIT_TLS_PORT,
     Login,
@@ -236,11 +236,7 @@ class ProxyHandler:
 
     async def _mailbox_active(self, mailbox_id: str) -> bool:
         loop = asyncio.get_running_loop()
-        try:
-            info = await loop.run_in_executor(None, self.shared.mailboxes.get, mailbox_id)
-        except GatewayError:
-            return False
-        return info.state == ACTIVE
+        return await loop.run_in_executor(None, self.shared.mailboxes.is_active, mailbox_id)
 
     async def sender(self, client: Client, address: str,
                      params: list[tuple[str, str]]) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailvault.config import Settings
-from mailvault.gateway.mailboxes import GatewayMailboxes
+from mailvault.gateway.mailboxes import SUSPENDED, GatewayMailboxes
 from mailvault.vault import Vault
 from tests.capture.conftest import Running
 from tests.gateway.smtp_providers import (
@@ -196,3 +196,14 @@ def test_serve_runs_the_proxy(provider: Provider, vault: Vault,
         client.login(f"{USER}%127.0.0.1:{provider.port}%{info.id}", PASSWORD)
         client.sendmail(USER, ["bob@elsewhere.example"], _message("through serve"))
     assert mailboxes.get(info.id).count == 1
+
+
+def test_a_suspended_mailbox_is_refused_before_the_provider(
+        proxy: RunningProxy, provider: Provider, mailboxes: GatewayMailboxes,
+        plain: PlainProvider) -> None:
+    info, _ = mailboxes.create(None)
+    mailboxes.set_state(info.id, SUSPENDED)
+    refused = _refused_login(proxy.port, provider.ca_file,
+                             f"{USER}%127.0.0.1:{plain.port}%{info.id}")
+    assert refused.smtp_code == 535
+    assert plain.lines == []
