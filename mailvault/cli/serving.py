@@ -37,7 +37,7 @@ def serve(
         "--smtp", help="HOST:PORT for SMTP, instead of [smtp] listen (repeat for more).",
         show_default=False)] = None,
     smtp_proxy: Annotated[list[str] | None, typer.Option(
-        "--smtp-proxy", help="HOST:PORT for the gateway's SMTP proxy, instead of [gateway] "
+        "--smtp-proxy", help="HOST:PORT for the gateway's SMTP proxy, instead of \\[gateway] "
         "smtp_proxy_listen (repeat for more).", show_default=False)] = None,
     milter: Annotated[list[str] | None, typer.Option(
         "--milter", help="HOST:PORT for the milter, instead of [milter] listen.",
