@@ -39,7 +39,13 @@ from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus
 from mailvault.capture.users import check_password, load_users
 from mailvault.config import SmtpSettings
-from mailvault.errors import ConfigError, GatewayError, StorageFullError, StoreError
+from mailvault.errors import (
+    ConfigError,
+    GatewayError,
+    MailboxUnavailable,
+    StorageFullError,
+    StoreError,
+)
 from mailvault.gateway.mailboxes import GatewayMailboxes, Staged
 from mailvault.records import Provenance
 
@@ -240,7 +246,7 @@ class CaptureHandler:
             self.status.refused("spool full")
             self.status.error(str(exc))
             return SPOOL_FULL
-        if isinstance(exc, GatewayError):
+        if isinstance(exc, MailboxUnavailable):
             # The mailbox was suspended or deleted between RCPT and the end of DATA.
             self.status.refused("gateway mailbox unavailable")
             return REFUSE_MAILBOX

@@ -5,6 +5,8 @@ nothing of the content."""
 from __future__ import annotations
 
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ from mailvault.errors import (
     MailboxPasswordError,
     MailboxUnavailable,
 )
-from mailvault.gateway.mailboxes import SUSPENDED, GatewayMailboxes
+from mailvault.gateway import mailboxes as mailbox_module
+from mailvault.gateway.mailboxes import SUSPENDED, FolderSync, GatewayMailboxes
 from tests.support import build_message
 
 SECRET_WORDS = ("Quarterly", "pineapple", "zanzibar")
@@ -181,3 +184,32 @@ def test_staged_is_invisible_until_committed(boxes: GatewayMailboxes) -> None:
     assert boxes.deliver(info.id, b"Subject: dropped\r\n\r\nd\r\n", key="k2") is not None
     with pytest.raises(GatewayError):
         kept.commit()
+
+
+def test_a_shared_folder_fsync_covers_only_changes_made_before_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    passes: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_fsync(folder: Path) -> None:
+        passes.append("start")
+        if len(passes) == 1:
+            entered.set()
+            release.wait(30)
+
+    monkeypatch.setattr(mailbox_module.file_modes, "fsync_folder", slow_fsync)
+    shared = FolderSync()
+    first = threading.Thread(target=shared.sync, args=(tmp_path,))
+    first.start()
+    assert entered.wait(30)
+    # A pass is under way, but it started before these callers' changes: they need another,
+    # and one pass serves all of them.
+    later = [threading.Thread(target=shared.sync, args=(tmp_path,)) for _ in range(5)]
+    for thread in later:
+        thread.start()
+    while len(shared._changed._waiters) < len(later):  # type: ignore[attr-defined]
+        time.sleep(0.01)  # a readiness check: every caller waits on the running pass
+    release.set()
+    for thread in [first, *later]:
+        thread.join(30)
+    assert len(passes) == 2
