@@ -24,6 +24,7 @@ from mailvault.capture.status import CaptureStatus, write_status
 from mailvault.compliance.lifecycle import lifecycle_service
 from mailvault.compliance.storage_history import storage_sampler_service
 from mailvault.errors import MailvaultError
+from mailvault.gateway.smtp_proxy import smtp_proxy_service
 from mailvault.review.service import review_service
 from mailvault.sources.serving import scheduler_service
 from mailvault.vault import Vault
@@ -36,6 +37,7 @@ DRAIN_AT_STOP_S = 60.0
 
 SERVICES: tuple[ServiceFactory, ...] = (
     smtp_service,
+    smtp_proxy_service,
     milter_service,
     scheduler_service,
     lifecycle_service,

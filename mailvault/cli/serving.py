@@ -36,6 +36,9 @@ def serve(
     smtp: Annotated[list[str] | None, typer.Option(
         "--smtp", help="HOST:PORT for SMTP, instead of [smtp] listen (repeat for more).",
         show_default=False)] = None,
+    smtp_proxy: Annotated[list[str] | None, typer.Option(
+        "--smtp-proxy", help="HOST:PORT for the gateway's SMTP proxy, instead of \\[gateway] "
+        "smtp_proxy_listen (repeat for more).", show_default=False)] = None,
     milter: Annotated[list[str] | None, typer.Option(
         "--milter", help="HOST:PORT for the milter, instead of [milter] listen.",
         show_default=False)] = None,
@@ -61,6 +64,8 @@ def serve(
         overrides["web"] = web
     if smtp:
         overrides["smtp"] = smtp
+    if smtp_proxy:
+        overrides["smtp_proxy"] = smtp_proxy
     if milter:
         overrides["milter"] = milter
 

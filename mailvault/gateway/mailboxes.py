@@ -241,6 +241,14 @@ class GatewayMailboxes:
         mailbox_id = self._id_of(address)
         return None if mailbox_id is None else self.get(mailbox_id)
 
+    def is_active(self, mailbox_id: str) -> bool:
+        """Whether ``mailbox_id`` is a known, active mailbox; reads its record only (the SMTP
+        proxy asks this at every login)."""
+        try:
+            return bool(_read_record(self._path(mailbox_id))["state"] == ACTIVE)
+        except GatewayError:
+            return False
+
     def accepts(self, address: str) -> bool:
         """Whether mail for this address would be taken now (a known, active mailbox).
         Reads the mailbox's record only: the SMTP endpoint asks this for every RCPT."""
