@@ -153,12 +153,15 @@ LOOPS = {"import": import_loop, "smtp": smtp_loop, "tier-move": tier_loop,
          "disposition": disposition_loop}
 
 
+# A loop starts dozens of processes (each pays Python's start-up): minutes on a loaded machine.
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("operation", sorted(LOOPS))
 def test_killed_operations_keep_every_invariant(tmp_path: Path, operation: str) -> None:
     LOOPS[operation](tmp_path, kills(quick=True))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(0)
 @pytest.mark.parametrize("operation", sorted(LOOPS))
 def test_fifty_kills_per_operation(tmp_path: Path, operation: str) -> None:
     LOOPS[operation](tmp_path, kills(quick=False))
