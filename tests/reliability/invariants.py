@@ -7,7 +7,7 @@ command is run again: the one checker every crash, disk-full and soak test calls
   restart does);
 - nothing temporary is left: no ``*.tmp``/``*.part`` files, no lock still held, no spool
   segment once the spool is drained, no tier job left running, no disposition run left half
-  done.
+  done (deleting, or still "proposed" with tombstones of its own).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from mailvault.search import query as q
 from mailvault.serve import spool_folder
@@ -51,6 +51,10 @@ def check_vault(path: Path, *, present: Iterable[str] = (), absent: Iterable[str
             job_items = conn.execute(select(schema.tier_job_items.c.message_id)).all()
             tombstones = frozenset(conn.execute(select(schema.tombstones.c.sha256)).scalars())
             queued = conn.execute(select(schema.reindex_queue)).all()
+            runs = schema.disposition_runs
+            half_done = conn.execute(select(runs.c.id).where(
+                (runs.c.state == "executing") | ((runs.c.state == "proposed") & exists().where(
+                    schema.tombstones.c.run_id == runs.c.id)))).scalars().all()
         indexed = sorted(vault.index.ids(q.MatchAll()))
         spool = spool_folder(vault)
     by_hash = Counter(sha for _, sha in rows)
@@ -65,6 +69,7 @@ def check_vault(path: Path, *, present: Iterable[str] = (), absent: Iterable[str
     assert not queued, f"{len(queued)} messages still wait for reindexing after a heal"
     assert not running_jobs and not job_items, (
         f"tier jobs {running_jobs} were left running with {len(job_items)} items")
+    assert not half_done, f"disposition runs {half_done} were left half done"
 
     verified = invoke("verify", "--vault", path, "--json")
     assert verified.exit_code == 0 and verified.json()["problems"] == [], verified.text

@@ -75,17 +75,20 @@ def smtp_loop(tmp_path: Path, rounds: int) -> None:
     for number in range(rounds):
         server = Server.start(vault)
         current = {"server": server}
-        with Senders(lambda: current["server"].port, tag=f"smtp{number}") as senders:
+        with Senders(lambda current=current: current["server"].port,
+                     tag=f"smtp{number}") as senders:
             at = moment(rng, 40, delay_s=1.0)
             kill_at(server.process, senders.count, at)
             server.kill()
             current["server"] = Server.start(vault)
             before = senders.count()
             # Some more after the restart, so the replayed spool and new mail mix.
-            processes.wait_for(lambda: senders.count() >= before + 5, "mail after restart")
+            processes.wait_for(lambda before=before: senders.count() >= before + 5,
+                               "mail after restart")
         acknowledged = set(senders.acknowledged)
-        processes.wait_for(lambda: catalog_scalar(vault, "select count(*) from messages")
-                           >= len(present | acknowledged), "the restarted archiver")
+        wanted = len(present | acknowledged)
+        processes.wait_for(lambda wanted=wanted: catalog_scalar(
+            vault, "select count(*) from messages") >= wanted, "the restarted archiver")
         current["server"].stop()
         present |= acknowledged
         facts = check_vault(vault, present=present)
@@ -105,7 +108,7 @@ def tier_loop(tmp_path: Path, rounds: int) -> None:
         target = ("open", "deep", "active")[number % 3]
         process = processes.start("tier", "move", "", "--to", target, "--vault", vault,
                                   env=env)
-        landed += kill_at(process, lambda: catalog_scalar(
+        landed += kill_at(process, lambda target=target: catalog_scalar(
             vault, "select count(*) from messages where tier = ?", target),
             moment(rng, len(messages)))
         resumed = invoke("tier", "resume", "--vault", vault, env=env)
