@@ -93,8 +93,10 @@ def soak(tmp_path: Path, server: Dovecot, seconds: float) -> Figures:
     spool = vault / "spool"
 
     def append_imap() -> None:
+        # CRLF, as IMAP servers keep mail (Dovecot would store LF mail with CRLF, another
+        # SHA-256).
         batch = [build_message(subject=f"imap {len(imap) + i}", date=datetime.now(UTC),
-                               body=f"imap body {len(imap) + i}\n" * 20)
+                               body=f"imap body {len(imap) + i}\n" * 20).replace(b"\n", b"\r\n")
                  for i in range(IMAP_BATCH)]
         mailbox.fill({"INBOX": batch})
         imap.update(hashlib.sha256(raw).hexdigest() for raw in batch)
