@@ -44,7 +44,11 @@ EXPIRED = 100
 # settle, a leak keeps growing.
 RSS_SLACK = 1.5
 FD_SLACK = 16
-SPOOL_CAP = 32 * 1024 * 1024
+# Small spool segments, so that they fill, are sealed and are deleted many times in a soak:
+# a segment is deleted once sealed and wholly archived, so the spool holds about the one
+# being written and the one just sealed; more means deletion stopped.
+SEGMENT_MB = 4
+SPOOL_CAP = 3 * SEGMENT_MB * 1024 * 1024
 
 
 @dataclass
@@ -76,6 +80,7 @@ class Figures:
 def soak(tmp_path: Path, server: Dovecot, seconds: float) -> Figures:
     vault = tmp_path / "vault"
     assert invoke("init", "--vault", vault).exit_code == 0
+    (vault / "mailvault.toml").write_text(f"[spool]\nsegment_mb = {SEGMENT_MB}\n")
     # Mail from 2001 is past a 10-year default; the load's mail (2021) and IMAP mail (now)
     # are not.
     assert invoke("retention", "default", "--period", "10y", "--vault", vault).exit_code == 0
