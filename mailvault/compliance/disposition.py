@@ -32,10 +32,15 @@ if TYPE_CHECKING:
     from mailvault.vault import Vault
 
 PROPOSED = "proposed"
+# Approved and deleting batch by batch; a run still in this state was interrupted (killed),
+# and the next ``dispose`` (or ``--approve`` of it) finishes it.
+EXECUTING = "executing"
 EXECUTED = "executed"
 CANCELLED = "cancelled"
 REPORTS = "reports"
 _BATCH = 500
+# Compact a volume however little of it was released (a resumed run's volumes are unknown).
+_ANY_RELEASED = 1e-9
 
 
 @dataclass(frozen=True)
@@ -134,13 +139,15 @@ def dry_run(vault: Vault, actor: str) -> Plan:
 
 
 def propose(vault: Vault, actor: str, within: Collection[int] | None = None,
-            purpose: str = "") -> Run:
+            purpose: str = "", state: str = PROPOSED) -> Run:
     """Freeze the current candidates (of ``within``, when given) into a run awaiting
-    approval; ``purpose`` (an erasure request) goes into its audit entry."""
+    approval (or, for ``dispose``, ``state`` EXECUTING: approved by its proposer in the same
+    transaction); ``purpose`` (an erasure request) goes into its audit entry."""
     result = plan(vault, within=within)
     with vault.engine.begin() as conn:
         inserted = conn.execute(insert(schema.disposition_runs).values(
-            state=PROPOSED, proposed_by=actor, proposed_at=now(),
+            state=state, proposed_by=actor, proposed_at=now(),
+            approved_by=actor if state == EXECUTING else None,
             candidates=len(result.candidates), disposed=0, report=""))
         assert inserted.inserted_primary_key is not None
         run_id = int(inserted.inserted_primary_key[0])
@@ -161,8 +168,10 @@ def approve(vault: Vault, run_id: int, actor: str) -> Run:
     """Approve and execute a proposed run (by someone else when four-eyes is on)."""
     with vault.engine.connect() as conn:
         run = _run(conn, run_id)
-    if run.state != PROPOSED:
+    if run.state not in (PROPOSED, EXECUTING):
         raise InputError(f"disposition run {run_id} is {run.state}, not awaiting approval.")
+    if run.state == EXECUTING:  # approved already, interrupted: finish it as approved
+        return _execute(vault, run, run.approved_by or actor)
     if actor == run.proposed_by and (vault.settings.retention.four_eyes
                                      or _proposed_under_four_eyes(vault, run_id)):
         raise InputError(f"disposition run {run_id} was proposed by {actor}: another admin "
@@ -194,11 +203,23 @@ def cancel(vault: Vault, run_id: int, actor: str) -> Run:
 
 def dispose(vault: Vault, actor: str, within: Collection[int] | None = None,
             purpose: str = "") -> Run:
-    """Propose and execute at once (only when the four-eyes rule is off)."""
+    """Propose and execute at once (only when the four-eyes rule is off); first finish any
+    approved run that was interrupted."""
     if vault.settings.retention.four_eyes:
         raise InputError("the four-eyes rule is on: propose a run, and have another admin "
                          "approve it.")
-    return _execute(vault, propose(vault, actor, within, purpose), actor)
+    for run in interrupted(vault):
+        _execute(vault, run, run.approved_by or actor)
+    return _execute(vault, propose(vault, actor, within, purpose, state=EXECUTING), actor)
+
+
+def interrupted(vault: Vault) -> list[Run]:
+    """Approved runs whose execution was cut short (the process was killed), oldest first."""
+    with vault.engine.connect() as conn:
+        ids = conn.execute(select(schema.disposition_runs.c.id)
+                           .where(schema.disposition_runs.c.state == EXECUTING)
+                           .order_by(schema.disposition_runs.c.id)).scalars().all()
+        return [_run(conn, i) for i in ids]
 
 
 def runs(vault: Vault, limit: int = 20) -> list[Run]:
@@ -213,10 +234,16 @@ def runs(vault: Vault, limit: int = 20) -> list[Run]:
 # -- execution -------------------------------------------------------------------------------
 
 def _execute(vault: Vault, run: Run, approver: str) -> Run:
+    if run.state == PROPOSED:
+        with vault.engine.begin() as conn:
+            conn.execute(update(schema.disposition_runs)
+                         .where(schema.disposition_runs.c.id == run.id)
+                         .values(state=EXECUTING, approved_by=approver))
     with vault.engine.connect() as conn:
         frozen = set(conn.execute(select(schema.disposition_items.c.message_id)
                                   .where(schema.disposition_items.c.run_id == run.id))
                      .scalars())
+        resumed = bool(_tombstoned(conn, run.id))
     # Everything is checked again now: a hold placed or a policy lengthened since the
     # proposal wins over it.
     current = plan(vault)
@@ -231,18 +258,35 @@ def _execute(vault: Vault, run: Run, approver: str) -> Run:
                 "run": run.id, "messages": len(batch),
                 "sha256": [c.sha256 for c in batch]})
         vault.heal_index()
-    compacted = compaction.compact(vault, approver, volume_ids=volumes, include_open=True)
-    report = _write_report(vault, run, approver, final, current, frozen, compacted)
+    # A resumed run does not know which volumes its killed attempt released bytes in:
+    # every volume with released bytes is compacted, so the disposed bytes still leave.
+    if resumed:
+        compacted = compaction.compact(vault, approver, min_free=_ANY_RELEASED,
+                                       include_open=True)
+    else:
+        compacted = compaction.compact(vault, approver, volume_ids=volumes, include_open=True)
+    with vault.engine.connect() as conn:
+        done = _tombstoned(conn, run.id)
+    report = _write_report(vault, run, approver, done, current, frozen, compacted)
     with vault.engine.begin() as conn:
         conn.execute(update(schema.disposition_runs)
                      .where(schema.disposition_runs.c.id == run.id)
                      .values(state=EXECUTED, approved_by=approver, executed_at=now(),
-                             disposed=len(final), report=str(report)))
+                             disposed=len(done), report=str(report)))
         audit.record(conn, approver, "dispose-done", {
-            "run": run.id, "disposed": len(final), "proposed_by": run.proposed_by,
+            "run": run.id, "disposed": len(done), "proposed_by": run.proposed_by,
             "report": str(report), "bytes_reclaimed": compacted.bytes_before
             - compacted.bytes_after})
         return _run(conn, run.id)
+
+
+def _tombstoned(conn: Connection, run_id: int) -> list[Candidate]:
+    """What the run has disposed of so far (in this and any interrupted attempt)."""
+    t = schema.tombstones
+    return [Candidate(row.message_id, row.sha256, row.size, row.date, row.archived_at,
+                      row.retain_until, row.policy)
+            for row in conn.execute(select(t).where(t.c.run_id == run_id)
+                                    .order_by(t.c.message_id))]
 
 
 def _delete(conn: Connection, batch: list[Candidate], run: Run, approver: str,

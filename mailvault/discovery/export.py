@@ -25,6 +25,7 @@ whole.
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import hashlib
 import io
@@ -43,7 +44,7 @@ from typing import Any, BinaryIO
 from mailvault import lifeline
 from mailvault.discovery import documents, jobs, loadfile, mbox, signing
 from mailvault.discovery.jobs import ExportJob
-from mailvault.errors import InputError, StoreError
+from mailvault.errors import InputError, StorageFullError, StoreError
 from mailvault.search.extract import Limits, extractor
 from mailvault.store import catalog, file_modes
 from mailvault.store.catalog import MessageRow
@@ -95,7 +96,22 @@ def run(vault: Vault, job: ExportJob, *, case_name: str | None, custodians: list
     except OSError as exc:
         raise InputError(f"{root} cannot be written: {exc.strerror}.") from exc
     with _running(vault, job):
-        return _run(vault, job, root, case_name, custodians, progress)
+        try:
+            return _run(vault, job, root, case_name, custodians, progress)
+        except OSError as exc:
+            # Every batch before the failed write is checkpointed; the run resumes there.
+            raise _write_error(exc, root, jobs.get(vault, job.id)) from exc
+
+
+def _write_error(exc: OSError, root: Path, job: ExportJob) -> StoreError:
+    """A failed write below the export folder as one sentence that says how to resume."""
+    resume = "run the same command again to resume"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"the disk is full: {job.done} of {job.total} messages were "
+                                f"exported to {root} before it filled; {resume} when there "
+                                "is space.")
+    return StoreError(f"{root} cannot be written ({exc.strerror or exc}): {job.done} of "
+                      f"{job.total} messages were exported; {resume}.")
 
 
 @contextmanager

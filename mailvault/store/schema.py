@@ -286,7 +286,7 @@ disposition_runs = Table(
     "disposition_runs",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("state", String(16), nullable=False),  # proposed | executed | cancelled
+    Column("state", String(16), nullable=False),  # proposed | executing | executed | cancelled
     Column("proposed_by", Text, nullable=False),
     Column("proposed_at", Integer, nullable=False),
     Column("approved_by", Text),
