@@ -121,6 +121,7 @@ def use_case_cpu(vault: Vault, repeat: int, people: tuple[str, ...]) -> dict[str
     for person in people:
         who = users.principal_of_user(vault, person)
         medians = []
+        per_query: dict[str, float] = {}
         for query in QUERIES:
             finding.search(vault, who, query, limit=50, with_facets=True)  # warm-up
             samples = []
@@ -129,9 +130,11 @@ def use_case_cpu(vault: Vault, repeat: int, people: tuple[str, ...]) -> dict[str
                 finding.search(vault, who, query, limit=50, with_facets=True)
                 samples.append((time.process_time() - started) * 1000)
             medians.append(statistics.median(samples))
+            per_query[query or "(empty: all)"] = round(medians[-1], 1)
         results[person] = {"sum_ms": round(sum(medians), 1),
                            "median_query_ms": round(statistics.median(medians), 1),
-                           "slowest_query_ms": round(max(medians), 1)}
+                           "slowest_query_ms": round(max(medians), 1),
+                           "median_by_query_ms": per_query}
     return results
 
 

@@ -53,6 +53,10 @@ MARKER_FILE = "mailvault-index.json"
 LOW_SPACE_BYTES = 64 * 1024 * 1024
 
 
+# (total matches, facet counts, the ids of a page of hits).
+_Counted = tuple[int, dict[str, list[tuple[str, int]]], list[int]]
+
+
 @dataclass(frozen=True)
 class IndexMarker:
     """What the index folder holds, written beside its segments after a commit.
@@ -67,11 +71,47 @@ class IndexMarker:
     generation: int
 
 
+# The name of the top-hits aggregation beside the facets (not a field name).
+_HITS = "_hits"
+# How many principals' reach counts are kept (each is a few hundred bytes).
+_REACH_KEPT = 256
+
 SORT_ORDERS = {
     "newest": ("sort_date", tantivy.Order.Desc),
     "oldest": ("sort_date", tantivy.Order.Asc),
     "largest": ("size", tantivy.Order.Desc),
 }
+
+
+class _ReachCounts:
+    """The facet counts of principals' whole reach (what an empty query shows them: all
+    mail for an auditor, their own mail for a user), per index generation. A search page
+    opens on that query, and over a million messages its counts cost tens of milliseconds
+    each time while they change only when the index does. Exact: an entry is used only for
+    the very generation (meta.json) it was counted at, so a commit invalidates it."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[q.Node, int], tuple[bytes, _Counted]] = {}
+        # serve's web routes run in a thread pool.
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[q.Node, int], generation: bytes) -> _Counted | None:
+        """The counts kept for (query, values per facet) at this generation, if any."""
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is None or kept[0] != generation:
+            return None
+        total, counts, ids = kept[1]
+        # Copies: a caller may keep or change what it is given.
+        return total, {name: list(values) for name, values in counts.items()}, list(ids)
+
+    def put(self, key: tuple[q.Node, int], generation: bytes, counted: _Counted) -> None:
+        """Keep these counts, dropping the oldest kept when there are too many."""
+        with self._lock:
+            self._kept.pop(key, None)
+            while len(self._kept) >= _REACH_KEPT:
+                del self._kept[next(iter(self._kept))]
+            self._kept[key] = (generation, counted)
 
 
 def _empty_folder(path: Path) -> None:
@@ -158,6 +198,7 @@ class SearchIndex:
         # Under serve, the spool drain and the lifecycle pass share one writer from two
         # threads; the binding does not allow two calls on it at once.
         self._write_lock = threading.RLock()
+        self._reach_counts = _ReachCounts()
 
     def _drop_outdated(self) -> None:
         """Empty a folder built with another schema (its marker names another version, or
@@ -391,46 +432,99 @@ class SearchIndex:
         return total, ids
 
     def search_counted(self, node: q.Node, limit: int, offset: int = 0,
-                       order: str = "newest", facets: int = 0
+                       order: str = "newest", facets: int = 0, reach: bool = False
                        ) -> tuple[int, list[int], dict[str, list[tuple[str, int]]]]:
         """(total matches, message ids in ``order``, facet counts): ``search`` and, when
-        ``facets`` is more than 0, ``facet_counts`` with that many values per facet, both on
-        one searcher and one compiled query (a results page asks for both at once)."""
+        ``facets`` is more than 0, ``facet_counts`` with that many values per facet, on one
+        searcher and one compiled query (a results page asks for both at once).
+
+        With facets, the query is evaluated once: one aggregation counts the facets, the
+        total and the page of hits together (a phrase over 600,000 matches costs about as
+        much to evaluate as to count five facets, so the second pass a separate search
+        needs is what made broad queries slow). ``reach``: the query is everything a
+        principal may see (an empty query, scoped), whose facet counts are kept for this
+        index generation (``_ReachCounts``) and counted again after any commit."""
         if order not in SORT_ORDERS:
             raise QueryError(f"results can be sorted {', '.join(SORT_ORDERS)}, not {order!r}.")
-        field, direction = SORT_ORDERS[order]
+        generation = self._generation() if reach and facets > 0 else None
         searcher = self._searcher()
         compiled = self.compile(node)
-        counts = self._facets(searcher, compiled, facets) if facets > 0 else {}
-        if limit <= 0:
-            # Tantivy panics on a top-N collector of 0: only the count was asked for.
-            return _count(searcher.search(compiled, limit=1, count=True)), [], counts
+        if facets <= 0:
+            if limit <= 0:
+                # Tantivy panics on a top-N collector of 0: only the count was asked for.
+                return _count(searcher.search(compiled, limit=1, count=True)), [], {}
+            total, ids = self._page(searcher, compiled, limit, offset, order, count=True)
+            return total, ids, {}
+        key = (node, facets)
+        known = self._reach_counts.get(key, generation) if generation is not None else None
+        if known is None and (generation is not None or limit <= 0):
+            known = self._aggregate(searcher, compiled, facets, None)
+            if generation is not None:
+                self._reach_counts.put(key, generation, known)
+        if known is not None:
+            total, counts, _ = known
+            if limit <= 0 or offset >= total:
+                return total, [], counts
+            return total, self._page(searcher, compiled, limit, offset, order, False)[1], counts
+        total, counts, ids = self._aggregate(searcher, compiled, facets, (limit, offset, order))
+        return total, ids, counts
+
+    def _page(self, searcher: tantivy.Searcher, compiled: tantivy.Query, limit: int,
+              offset: int, order: str, count: bool) -> tuple[int, list[int]]:
+        """One page of hits by a top-N collector: (the count, if asked for; the ids)."""
+        field, direction = SORT_ORDERS[order]
         try:
-            result = searcher.search(compiled, limit=limit, offset=offset, count=True,
+            result = searcher.search(compiled, limit=limit, offset=offset, count=count,
                                      order_by_field=field, order=direction)
         except ValueError as exc:
             raise QueryError(f"the search failed: {exc}.") from exc
         # The id fast field, not the stored documents: one column read for the page.
         values = searcher.fast_field_values("id", [address for _, address in result.hits])
-        return _count(result), [int(v) for v in values if v is not None], counts
+        return _count(result), [int(v) for v in values if v is not None]
 
     def facet_counts(self, node: q.Node, size: int = 20) -> dict[str, list[tuple[str, int]]]:
         """For each facet field, its most frequent values among the matches, with counts
         (a message with two values counts in both); ``has`` counts messages with
         attachments."""
-        return self._facets(self._searcher(), self.compile(node), size)
+        return self._aggregate(self._searcher(), self.compile(node), size, None)[1]
 
-    def _facets(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
-                size: int) -> dict[str, list[tuple[str, int]]]:
-        aggregations = {name: {"terms": {"field": name, "size": size}}
-                        for name in FACET_FIELDS}
+    def _aggregate(self, searcher: tantivy.Searcher, compiled: tantivy.Query, size: int,
+                   page: tuple[int, int, str] | None
+                   ) -> tuple[int, dict[str, list[tuple[str, int]]], list[int]]:
+        """(total matches, facet counts, the ids of ``page`` (limit, offset, order) if
+        given), from one aggregation: one pass over the matches."""
+        aggregations: dict[str, Any] = {name: {"terms": {"field": name, "size": size}}
+                                        for name in FACET_FIELDS}
+        if page is not None:
+            limit, offset, order = page
+            field, direction = SORT_ORDERS[order]
+            # The same order and the same tie-break (document address) as the top-N
+            # collector of _page: a test compares the two across segments and ties.
+            aggregations[_HITS] = {"top_hits": {
+                "size": limit, "from": offset, "docvalue_fields": ["id"],
+                "sort": [{field: "desc" if direction == tantivy.Order.Desc else "asc"}]}}
         try:
             result: dict[str, Any] = searcher.aggregate(compiled, aggregations)
         except ValueError as exc:
             raise QueryError(f"the facets cannot be counted: {exc}.") from exc
-        return {name: [(str(b["key"]), int(b["doc_count"]))
-                       for b in result.get(name, {}).get("buckets", [])]
-                for name in FACET_FIELDS}
+        counts = {name: [(str(b["key"]), int(b["doc_count"]))
+                         for b in result.get(name, {}).get("buckets", [])]
+                  for name in FACET_FIELDS}
+        # Every document has exactly one tier (``_document``), so the tier buckets and the
+        # rest the aggregation did not list add up to the number of matches.
+        tiers = result.get("tier", {})
+        total = sum(n for _, n in counts["tier"]) + int(tiers.get("sum_other_doc_count", 0))
+        hits = result.get(_HITS, {}).get("hits", [])
+        return total, counts, [int(h["docvalue_fields"]["id"][0]) for h in hits]
+
+    def _generation(self) -> bytes:
+        """What identifies the committed state of the index: Tantivy's meta.json, which
+        every commit (new segments, deletes, merges) replaces. Read before the searcher is
+        reloaded, so that counts are never kept under a generation older than theirs."""
+        try:
+            return (self.path / "meta.json").read_bytes()
+        except OSError:
+            return b""
 
     def referring(self, message_ids: Sequence[str], limit: int = 500) -> list[int]:
         """Ids of messages that reply to or reference any of these Message-IDs."""
