@@ -447,30 +447,50 @@ class SearchIndex:
         to count five facets, so the second evaluation of a separate search was what made
         broad queries slow. ``reach``: the query is everything a principal may see (an
         empty query, scoped), whose facet counts are kept for this index generation
-        (``_ReachCounts``) and counted again after any commit."""
+        (``_ReachCounts``) and counted again after any commit, and whose hits come from
+        the top-N collector (``_reach_page``): every page of it, API or search page, in the
+        same order, where messages of the same date follow the index's order instead."""
         if order not in SORT_ORDERS:
             raise QueryError(f"results can be sorted {', '.join(SORT_ORDERS)}, not {order!r}.")
         generation = self._generation() if reach and facets > 0 else None
         searcher = self._searcher()
         compiled = self.compile(node)
-        key = (node, facets)
-        known = self._reach_counts.get(key, generation) if generation is not None else None
-        total = known[0] if known is not None else None
-        if limit > 0 and offset + limit > _ONE_PASS_HITS and total is None:
+        if reach:
+            return self._reach_page(searcher, compiled, (node, facets), generation,
+                                    (limit, offset, order))
+        total = None
+        if limit > 0 and offset + limit > _ONE_PASS_HITS:
             # A deep page asks Tantivy for hits "from" an offset, which panics past the
             # last match: count first.
             total = _count(searcher.search(compiled, limit=1, count=True))
         page = (limit, offset, order) if limit > 0 and (total is None or offset < total) \
             else None
-        if known is not None and page is None:
-            return known[0], [], known[1]
-        counted, counts, ids = self._aggregate(searcher, compiled,
-                                               facets if known is None else 0, page)
-        if known is not None:
-            return known[0], ids, known[1]
-        if generation is not None:
-            self._reach_counts.put(key, generation, (counted, counts, []))
+        counted, counts, ids = self._aggregate(searcher, compiled, facets, page)
         return counted, ids, counts
+
+    def _reach_page(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
+                    key: tuple[q.Node, int], generation: bytes | None,
+                    page: tuple[int, int, str]
+                    ) -> tuple[int, list[int], dict[str, list[tuple[str, int]]]]:
+        """``search_counted`` of a principal's whole reach: the facet counts kept for this
+        generation (counted and kept if not yet), the hits from Tantivy's top-N collector,
+        several times cheaper per match than the aggregation's, which is what a query
+        matching nearly everything needs; ties follow the index's order of documents."""
+        limit, offset, order = page
+        total: int | None = None
+        counts: dict[str, list[tuple[str, int]]] = {}
+        if generation is not None:
+            known = self._reach_counts.get(key, generation)
+            if known is None:
+                known = self._aggregate(searcher, compiled, key[1], None)
+                self._reach_counts.put(key, generation, known)
+            total, counts, _ = known
+        if limit <= 0 or (total is not None and offset >= total):
+            if total is None:
+                total = _count(searcher.search(compiled, limit=1, count=True))
+            return total, [], counts
+        counted, ids = self._top(searcher, compiled, limit, offset, order, total is None)
+        return (counted if total is None else total), ids, counts
 
     def facet_counts(self, node: q.Node, size: int = 20) -> dict[str, list[tuple[str, int]]]:
         """For each facet field, its most frequent values among the matches, with counts
@@ -548,26 +568,28 @@ class SearchIndex:
         """Every matching message id, newest first, read a page at a time."""
         offset = 0
         while True:
-            ids = self._page(node, page, offset)
+            # The top-N collector: reading every match, the order among messages of the
+            # same date does not matter, and it is cheaper per match than the aggregation.
+            ids = self._top(self._searcher(), self.compile(node), page, offset, "newest",
+                            False)[1]
             yield from ids
             if len(ids) < page:
                 return
             offset += page
 
-    def _page(self, node: q.Node, limit: int, offset: int) -> list[int]:
-        """Ids of matches newest first by Tantivy's top-N collector: for reading every
-        match, where the order among messages of the same date does not matter and the
-        top-N collector is cheaper per match than the aggregation of ``search_counted``."""
-        searcher = self._searcher()
-        field, direction = SORT_ORDERS["newest"]
+    def _top(self, searcher: tantivy.Searcher, compiled: tantivy.Query, limit: int,
+             offset: int, order: str, count: bool) -> tuple[int, list[int]]:
+        """(the count if asked for, else 0; ids of a page of matches) by Tantivy's top-N
+        collector, whose ties (same date, same size) follow the index's order of documents."""
+        field, direction = SORT_ORDERS[order]
         try:
-            result = searcher.search(self.compile(node), limit=limit, offset=offset,
+            result = searcher.search(compiled, limit=limit, offset=offset, count=count,
                                      order_by_field=field, order=direction)
         except ValueError as exc:
             raise QueryError(f"the search failed: {exc}.") from exc
         # The id fast field, not the stored documents: one column read per page.
         values = searcher.fast_field_values("id", [address for _, address in result.hits])
-        return [int(v) for v in values if v is not None]
+        return _count(result), [int(v) for v in values if v is not None]
 
     def doc_count(self) -> int:
         return int(self._searcher().num_docs)
