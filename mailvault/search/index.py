@@ -73,8 +73,9 @@ class IndexMarker:
 
 # The name of the top-hits aggregation beside the facets (not a field name).
 _HITS = "_hits"
-# Pages of hits up to this far down come from the facets' aggregation (its hits from the
-# first on, the page cut from them); deeper pages from a search of their own.
+# Pages of hits up to this far down are cut from the aggregation's first hits; a deeper
+# page is asked for "from" its offset, after counting the matches (Tantivy panics on a
+# "from" past the last one).
 _ONE_PASS_HITS = 1_000
 # How many principals' reach counts are kept (each is a few hundred bytes).
 _REACH_KEPT = 256
