@@ -25,7 +25,7 @@ from mailvault.records import Provenance
 from mailvault.review.queues import in_queue, queue_message_ids
 from mailvault.review.tags import resolve_tags
 from mailvault.search.document import message_ids
-from mailvault.search.query import And, IdSet, Node, Or, Party, mentions
+from mailvault.search.query import And, IdSet, MatchAll, Node, Or, Party, mentions
 from mailvault.search.query import parse as parse_query
 from mailvault.store import audit, catalog
 from mailvault.store.catalog import MessageRow as MessageRow  # re-exported for the faces
@@ -93,10 +93,10 @@ def search(vault: Vault, who: Principal, text: str, *, limit: int = 50,
            offset: int = 0, order: str = "newest", with_facets: bool = False) -> SearchPage:
     """The messages ``who`` may see that match the query, in ``order`` (newest, oldest or
     largest first), with the facets of every match when asked for (audited once)."""
-    node = _scoped(vault, who, parse_query(text))
+    asked = parse_query(text)
     total, ids, counts = vault.index.search_counted(
-        node, limit=max(limit, 0), offset=max(offset, 0), order=order,
-        facets=FACET_VALUES if with_facets else 0)
+        _scoped(vault, who, asked), limit=max(limit, 0), offset=max(offset, 0), order=order,
+        facets=FACET_VALUES if with_facets else 0, reach=isinstance(asked, MatchAll))
     facets = _facets(counts, total) if with_facets else None
     with vault.engine.begin() as conn:
         rows = catalog.messages_by_id(conn, ids)
@@ -107,9 +107,11 @@ def search(vault: Vault, who: Principal, text: str, *, limit: int = 50,
 
 def facets(vault: Vault, who: Principal, text: str) -> Facets:
     """The facets of the messages ``who`` may see that match the query (audited)."""
-    node = _scoped(vault, who, parse_query(text))
-    total = vault.index.count(node)
-    counted = _facets(vault.index.facet_counts(node, FACET_VALUES), total)
+    asked = parse_query(text)
+    total, _, counts = vault.index.search_counted(
+        _scoped(vault, who, asked), limit=0, facets=FACET_VALUES,
+        reach=isinstance(asked, MatchAll))
+    counted = _facets(counts, total)
     with vault.engine.begin() as conn:
         audit.record(conn, who.name, "facets", {"query": text, "matches": total})
     return counted

@@ -192,3 +192,23 @@ def test_catalog_rows_come_back_in_the_order_asked(vault: Vault) -> None:
         (ids[2], "row 2"), (ids[0], "row 0"), (ids[1], "row 1")]
     assert all(r.defects == [] and r.location.length > 0 and r.date for r in rows)
     assert [r.id for r in many] == [ids[1]] * 1200 + [ids[0]]
+
+
+def test_the_landing_pages_counts_follow_new_mail(vault: Vault) -> None:
+    """The counts of everything a principal may see are kept between searches, and new
+    mail (a commit of the index) counts at once, for the auditor and for a user."""
+    archive(vault, [(build_message(sender="a@one.example", to=("u@example.org",)),
+                     file_arrival("1"))])
+    owner = user("u@example.org")
+    for who in (AUDITOR, owner):
+        page = finding.search(vault, who, "", with_facets=True)
+        assert page.facets is not None and page.facets.total == 1
+    archive(vault, [(build_message(sender="b@two.example", to=("u@example.org",)),
+                     file_arrival("2")),
+                    (build_message(sender="c@two.example", to=("v@example.org",)),
+                     file_arrival("3"))])
+    for who, total, two in ((AUDITOR, 3, 2), (owner, 2, 1)):
+        page = finding.search(vault, who, "", with_facets=True)
+        assert page.facets is not None and page.total == total == page.facets.total
+        assert dict(page.facets.sender_domain)["two.example"] == two
+        assert finding.facets(vault, who, "").total == total
