@@ -18,7 +18,7 @@ LAYERS = {
     "search": 2,
     "vault": 3,
     "accounts": 4, "backup": 4, "ingest": 4, "outlook": 4, "capture": 4, "sources": 4,
-    "compliance": 4, "discovery": 4, "review": 4,
+    "compliance": 4, "discovery": 4, "review": 4, "gateway": 4,
     "usecases": 5,
     "cli": 6, "web": 6, "serve": 6, "__main__": 6,
 }
