@@ -17,6 +17,7 @@ import enum
 import hashlib
 from dataclasses import dataclass, field
 
+from mailvault.errors import GatewayError
 from mailvault.gateway.pop3_login import (
     ERR_NOT_NOW,
     ERR_TOO_LONG,
@@ -36,6 +37,7 @@ from mailvault.gateway.pop3_wire import (
     parse_command,
     unstuffed,
 )
+from mailvault.gateway.upstream import UpstreamTarget, parse_login
 
 ERR_USER_FORM = (b"-ERR [AUTH] Log in as remote_username%target_server%mailbox_id\r\n")
 ERR_NO_TLS_UPSTREAM = (b"-ERR [SYS/PERM] The provider offers no TLS (neither POP3S nor STLS): "
@@ -49,6 +51,7 @@ MULTILINE_WITHOUT_ARGUMENT = {"LIST", "UIDL"}
 # Never passed through: the proxy alone handles TLS and login on each leg.
 LOCAL_ONLY = {"STLS", "USER", "PASS", "APOP", "AUTH"}
 MAX_LOGIN_FAILURES = 3
+POP3S_PORT = 995
 
 
 class Phase(enum.Enum):
@@ -73,21 +76,11 @@ class Side(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where a login goes: the provider's user name, server (host or host:port) and the
-    gateway mailbox that keeps the copies."""
-
-    remote_user: str
-    server: str
-    mailbox_id: str
-
-
-@dataclass(frozen=True)
 class OpenUpstream:
     """Connect to the provider (allowlist, TLS policy), then call ``upstream_connected``
     (or ``upstream_failed``)."""
 
-    target: Target
+    target: UpstreamTarget
 
 
 @dataclass(frozen=True)
@@ -130,23 +123,12 @@ class ProxyOptions:
     greeting: bytes = b"+OK mailvault POP3 proxy ready\r\n"
 
 
-def parse_user(user: str) -> Target | None:
-    """'alice%pop.example.com%k3x9' -> Target; the remote user name may itself hold '%'."""
-    remote, sep, rest = user.rpartition("%")
-    if not sep:
-        return None
-    remote, sep, server = remote.rpartition("%")
-    if not sep or not remote or not server or not rest:
-        return None
-    return Target(remote, server, rest)
-
-
-def message_key(target: Target, uidl: str | None, raw: bytes) -> str:
+def message_key(target: UpstreamTarget, uidl: str | None, raw: bytes) -> str:
     """What a retrieved message is kept under: the provider's UIDL, which is unique only in
     one maildrop, so with the provider's user and server; a provider without UIDL gets the
     message's SHA-256 instead."""
     unique = uidl if uidl is not None else "sha256:" + hashlib.sha256(raw).hexdigest()
-    return f"pop3:{target.remote_user}@{target.server}:{unique}"
+    return f"pop3:{target.remote_username}@{target.where(POP3S_PORT)}:{unique}"
 
 
 class Pop3Proxy:
@@ -157,7 +139,7 @@ class Pop3Proxy:
         self.phase = Phase.AUTHORIZATION
         self.login = LoginState(options.tls_active, options.tls_available,
                                 plaintext_allowed=False)
-        self.target: Target | None = None
+        self.target: UpstreamTarget | None = None
         self._password: bytes | None = None
         self._client = LineReader()
         self._upstream = LineReader(MAX_STATUS_LINE)
@@ -301,8 +283,9 @@ class Pop3Proxy:
         return actions
 
     def _open(self, login: Login) -> list[ProxyAction]:
-        target = parse_user(login.user)
-        if target is None:
+        try:
+            target = parse_login(login.user)
+        except GatewayError:
             return self._login_failed(ERR_USER_FORM, close_upstream=False)
         self.target = target
         self._password = login.password.encode("utf-8", "surrogateescape")
@@ -325,7 +308,7 @@ class Pop3Proxy:
     def _send_user(self) -> list[ProxyAction]:
         assert self.target is not None
         self.phase = Phase.USER
-        return [ToUpstream(b"USER " + self.target.remote_user.encode(
+        return [ToUpstream(b"USER " + self.target.remote_username.encode(
             "utf-8", "surrogateescape") + CRLF)]
 
     def _upstream_reply(self, line: bytes) -> list[ProxyAction]:

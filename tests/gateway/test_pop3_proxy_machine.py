@@ -16,9 +16,7 @@ from mailvault.gateway.pop3_proxy import (
     Side,
     StartUpstreamTls,
     Store,
-    Target,
     ToUpstream,
-    parse_user,
 )
 from mailvault.gateway.pop3_wire import stuffed
 
@@ -99,13 +97,6 @@ def _proxy(provider: ScriptedProvider) -> Pop3Proxy:
     return proxy
 
 
-def test_user_name_form() -> None:
-    assert parse_user("a%b%c") == Target("a", "b", "c")
-    assert parse_user("me%corp.example%pop.example.com:995%k3") == Target(
-        "me%corp.example", "pop.example.com:995", "k3")
-    assert parse_user("a%b") is None and parse_user("%b%c") is None
-
-
 def test_retr_is_stored_once_under_the_uidl_and_passed_back_as_received() -> None:
     provider = ScriptedProvider()
     proxy = _proxy(provider)
@@ -114,7 +105,7 @@ def test_retr_is_stored_once_under_the_uidl_and_passed_back_as_received() -> Non
     reply = provider.say(proxy, b"RETR 1\r\n")
     assert reply == b"+OK %d octets\r\n" % len(MESSAGE) + stuffed(MESSAGE)
     provider.say(proxy, b"RETR 1\r\n")
-    assert provider.stored == {"pop3:alice@127.0.0.1:u-one": MESSAGE}
+    assert provider.stored == {"pop3:alice@127.0.0.1:995:u-one": MESSAGE}
     assert provider.say(proxy, b"RETR 2\r\n") == b"-ERR There's no message 2.\r\n"
     assert provider.say(proxy, b"DELE 1\r\nQUIT\r\n") == b"+OK\r\n+OK Logging out.\r\n"
     assert provider.received[-2:] == [b"DELE 1", b"QUIT"]
