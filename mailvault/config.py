@@ -94,6 +94,11 @@ def within_list(old: list[str], new: list[str]) -> bool:
     return bool(new) and {v.lower() for v in new} <= {v.lower() for v in old}
 
 
+def subset(old: list[str], new: list[str]) -> bool:
+    """Fewer is stricter: ``new`` names nothing that ``old`` does not (empty allows nothing)."""
+    return {v.lower() for v in new} <= {v.lower() for v in old}
+
+
 @dataclass
 class StoreSettings:
     """Where and how blobs are kept."""
@@ -404,6 +409,43 @@ class ReviewSettings:
 
 
 @dataclass
+class GatewaySettings:
+    """The gateway: encrypted mailboxes (journal targets of their own), the POP3 service that
+    serves them, and the SMTP and POP3 proxies."""
+
+    domain: str = setting(
+        "", "Mail domain of the gateway mailboxes: a mailbox's address is ID@domain, and the "
+        "SMTP endpoint accepts mail for it (empty: no mailbox address is accepted).")
+    folder: str = setting(
+        "", "Folder of the gateway mailboxes, apart from the vault's data; empty means "
+        "VAULT/gateway.")
+    pop3_listen: list[str] = setting(
+        [], "HOST:PORT addresses of the gateway's POP3 service (STLS; without tls_cert only "
+        "loopback addresses are allowed).")
+    pop3_tls_listen: list[str] = setting(
+        [], "HOST:PORT addresses of the gateway's POP3 service with implicit TLS (POP3S, usually "
+        "995); needs tls_cert.")
+    pop3_proxy_listen: list[str] = setting(
+        [], "HOST:PORT addresses of the POP3 proxy (STLS towards the client).")
+    pop3_proxy_tls_listen: list[str] = setting(
+        [], "HOST:PORT addresses of the POP3 proxy with implicit TLS (POP3S); needs tls_cert.")
+    smtp_proxy_listen: list[str] = setting(
+        [], "HOST:PORT addresses of the SMTP proxy (STARTTLS towards the client).")
+    smtp_proxy_tls_listen: list[str] = setting(
+        [], "HOST:PORT addresses of the SMTP proxy with implicit TLS (usually 465); needs "
+        "tls_cert.")
+    upstream_allow: list[str] = setting(
+        [], "Servers the proxies may connect to: host names or fnmatch patterns "
+        "(*.example.org). Empty: none, so the proxies never relay anywhere.", subset)
+    ca_file: str = setting(
+        "", "PEM file of the certificate authorities that upstream servers' certificates are "
+        "checked against (a private CA); empty: the system's.")
+    tls_cert: str = setting(
+        "", "PEM certificate (chain) that the POP3 service and the proxies present to clients.")
+    tls_key: str = setting("", "PEM private key of tls_cert.")
+
+
+@dataclass
 class Settings:
     """Every setting of a vault, by section (the TOML tables of mailvault.toml)."""
 
@@ -421,6 +463,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
 
 
 def load_settings(vault_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:

@@ -11,6 +11,9 @@
     ├── QueryError            a search query that cannot be parsed
     ├── InputError            a path or file that cannot be imported (missing, unreadable)
     ├── SourceError           a remote source failed (login, network, TLS); carries whether to retry
+    ├── GatewayError          a gateway mailbox refused an operation
+    │   ├── MailboxUnavailable  no mailbox by that id or address, or it is suspended
+    │   └── MailboxPasswordError  the password does not unlock the mailbox's key
     ├── AuthenticationError   a sign-in or API token refused; one sentence that never says which
     │   │                     part was wrong (the audit log has the reason)
     │   └── SecondFactorRequired  the password was right and the account asks for a TOTP code
@@ -69,6 +72,19 @@ class SourceError(MailvaultError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class GatewayError(MailvaultError):
+    """A gateway mailbox refused an operation (its state, its password, a malformed request)."""
+
+
+class MailboxUnavailable(GatewayError):
+    """No gateway mailbox by that id or address, or it accepts no mail (suspended)."""
+
+
+class MailboxPasswordError(GatewayError):
+    """The password given does not unlock the mailbox's private key; the sentence never says
+    more than that."""
 
 
 class AuthenticationError(MailvaultError):

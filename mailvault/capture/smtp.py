@@ -4,6 +4,13 @@
 once, in all and from one client address (421), which recipients (550), who may log in
 (PLAIN/LOGIN only after TLS, users from ``smtp-users.json``), and it answers 250 only once the
 spool has fsynced the message, 4xx when it cannot.
+
+Gateway mailbox addresses (``ID@[gateway] domain``) are accepted destinations too: mail for
+one is sealed to that mailbox's public key in memory and written there (``gateway/``); mail
+for a journal address goes to the spool as before, and a message for both goes to both. Each
+mailbox copy is staged first and made visible only once every copy (the spool's included)
+is durable, so a 4xx never leaves a copy behind that the sender's retry would double. A
+suspended or unknown mailbox address gets 550. The endpoint never holds a mailbox password.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus
 from mailvault.capture.users import check_password, load_users
 from mailvault.config import SmtpSettings
-from mailvault.errors import ConfigError, StorageFullError, StoreError
+from mailvault.errors import ConfigError, GatewayError, StorageFullError, StoreError
+from mailvault.gateway.mailboxes import ACTIVE, GatewayMailboxes, Staged
 from mailvault.records import Provenance
 
 if TYPE_CHECKING:
@@ -42,6 +50,7 @@ REFUSE_CLIENT = "554 5.7.1 Your address may not send to this archive"
 TOO_MANY = "421 4.7.0 Too many connections, try again later"
 TOO_MANY_FROM_CLIENT = "421 4.7.0 Too many connections from your address, try again later"
 REFUSE_RECIPIENT = "550 5.7.1 Recipient not accepted by this archive"
+REFUSE_MAILBOX = "550 5.1.1 No such gateway mailbox, or it accepts no mail"
 EMPTY_MESSAGE = "554 5.6.0 Empty message: nothing to archive"
 SPOOL_FULL = "452 4.3.1 Insufficient storage for the archive, try again later"
 SPOOL_FAILED = "451 4.3.0 The archive cannot store the message now, try again later"
@@ -102,8 +111,10 @@ class CaptureHandler:
     durable hand-over to the spool."""
 
     def __init__(self, spool: Spool, status: CaptureStatus, gate: Gate,
-                 users: dict[str, str], source: str) -> None:
+                 users: dict[str, str], source: str,
+                 mailboxes: GatewayMailboxes | None = None) -> None:
         self.spool = spool
+        self.mailboxes = mailboxes
         self.status = status
         self.gate = gate
         self.users = users
@@ -129,6 +140,13 @@ class CaptureHandler:
         self.status.internal_error(error)
 
     def recipient(self, client: Client, address: str) -> str | None:
+        if self._is_mailbox(address):
+            assert self.mailboxes is not None
+            info = self.mailboxes.by_address(address)
+            if info is None or info.state != ACTIVE:
+                self.status.refused("gateway mailbox unavailable")
+                return REFUSE_MAILBOX
+            return None
         if not self.gate.policy.accepts_recipient(address, client.address):
             self.status.refused("recipient not accepted")
             return REFUSE_RECIPIENT
@@ -161,18 +179,48 @@ class CaptureHandler:
             auth_user=client.user,
             received_at=datetime.now(UTC),
         )
+        to_mailboxes = sorted({address.strip().strip("<>").rpartition("@")[0].lower()
+                               for address in transaction.rcpt_to if self._is_mailbox(address)})
+        to_journal = any(not self._is_mailbox(address) for address in transaction.rcpt_to)
+        staged: list[Staged] = []
+        loop = asyncio.get_running_loop()
         try:
-            await self.spool.store(raw, provenance)
-        except StorageFullError as exc:
+            for mailbox_id in to_mailboxes:
+                assert self.mailboxes is not None
+                # Sealing and fsync block: off the event loop, so other sessions go on.
+                copy = await loop.run_in_executor(None, self.mailboxes.stage, mailbox_id, raw)
+                if copy is not None:
+                    staged.append(copy)
+            if to_journal:
+                await self.spool.store(raw, provenance)
+            for copy in staged:
+                await loop.run_in_executor(None, copy.commit)
+        except (StoreError, GatewayError) as exc:
+            for copy in staged:
+                if not copy.done:
+                    copy.abandon()
+            return self._failed(exc)
+        if staged:
+            self.status.accepted("gateway")
+        if to_journal:
+            self.status.accepted("smtp")
+        return ACCEPTED
+
+    def _failed(self, exc: StoreError | GatewayError) -> str:
+        if isinstance(exc, StorageFullError):
             self.status.refused("spool full")
             self.status.error(str(exc))
             return SPOOL_FULL
-        except StoreError as exc:
-            self.status.refused("spool failed")
-            self.status.error(str(exc))
-            return SPOOL_FAILED
-        self.status.accepted("smtp")
-        return ACCEPTED
+        if isinstance(exc, GatewayError):
+            # The mailbox was suspended or deleted between RCPT and the end of DATA.
+            self.status.refused("gateway mailbox unavailable")
+            return REFUSE_MAILBOX
+        self.status.refused("spool failed")
+        self.status.error(str(exc))
+        return SPOOL_FAILED
+
+    def _is_mailbox(self, address: str) -> bool:
+        return self.mailboxes is not None and self.mailboxes.is_mailbox_address(address)
 
 
 def _client_key(address: str) -> str:
@@ -230,6 +278,8 @@ class SmtpEndpoint:
             * self.settings.connection_reserve_percent // 100)
         self.users = load_users(context.vault.path) if self.settings.auth != "off" else {}
         self.hostname = self.settings.hostname or socket.gethostname()
+        self.mailboxes = (GatewayMailboxes.of(context.vault.path, settings.gateway)
+                          if settings.gateway.domain else None)
         self._servers: list[asyncio.AbstractServer] = []
 
     async def start(self) -> list[str]:
@@ -246,7 +296,7 @@ class SmtpEndpoint:
         loop = asyncio.get_running_loop()
         source = "smtps" if implicit_tls else "smtp"
         handler = CaptureHandler(self.context.spool, self.context.status, self.gate,
-                                 self.users, "")
+                                 self.users, "", self.mailboxes)
         options = SessionOptions(
             hostname=self.hostname,
             size_limit=self.limit,

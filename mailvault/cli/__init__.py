@@ -20,6 +20,7 @@ from mailvault.cli import (
     compliance_tiers,
     exporting,
     finding,
+    gateway,
     health,
     restoring,
     reviewing,
@@ -48,6 +49,7 @@ subjects.register(app)
 backups.register(app)
 cases.register(app)
 exporting.register(app)
+gateway.register(app)
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from mailvault.errors import ConfigError, MailboxUnavailable, MailvaultError
 from mailvault.gateway.mailboxes import ACTIVE, GatewayMailboxes
-from mailvault.gateway.opening import mailboxes_of
 from mailvault.gateway.pop3_connection import (
     CLIENT_IDLE_S,
     HANDSHAKE_S,
@@ -252,6 +251,6 @@ def pop3_proxy_service(context: ServeContext) -> Pop3ProxyService | None:
         raise ConfigError("The POP3 proxy needs [gateway] tls_cert and tls_key: clients "
                           "send their provider password to it.")
     return Pop3ProxyService(ProxySettings(
-        mailboxes_of(context.vault), tls,
+        GatewayMailboxes.of(context.vault.path, settings), tls,
         UpstreamPolicy(tuple(settings.upstream_allow), settings.ca_file),
         vault.settings.ingest.max_message_mb * 1024 * 1024), listen, tls_listen)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from mailvault.errors import ConfigError, MailvaultError
 from mailvault.gateway.mailboxes import GatewayMailboxes, OpenMailbox
-from mailvault.gateway.opening import mailboxes_of
 from mailvault.gateway.pop3_connection import (
     CLIENT_IDLE_S,
     Connection,
@@ -187,4 +186,4 @@ def pop3_service(context: ServeContext) -> Pop3Service | None:
     if not listen and not tls_listen:
         return None
     tls = server_tls(settings.tls_cert, settings.tls_key, "gateway")
-    return Pop3Service(mailboxes_of(context.vault), listen, tls_listen, tls)
+    return Pop3Service(GatewayMailboxes.of(context.vault.path, settings), listen, tls_listen, tls)

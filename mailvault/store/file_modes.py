@@ -107,3 +107,12 @@ def _strip_group_and_other(path: Path) -> None:
         os.chmod(path, stat.S_IMODE(mode) & ~_GROUP_OR_OTHER)
     except (FileNotFoundError, PermissionError):
         return
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` durable (a file created, renamed or removed in it)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,5 +1,6 @@
-"""Fixtures for the gateway's POP3 tests: a test CA and certificate, Debian's Dovecot as the
-provider, real corpus messages, and gateway mailboxes in the test's temp folder."""
+"""Gateway fixtures: the capture tests' running `serve` and certificate, a vault whose gateway
+domain is set; for the POP3 tests, a test CA with the gateway's certificate, Debian's Dovecot
+as the provider, real corpus messages, and gateway mailboxes in the test's temp folder."""
 
 from __future__ import annotations
 
@@ -9,17 +10,27 @@ from pathlib import Path
 import pytest
 
 from mailvault.gateway.mailboxes import GatewayMailboxes
+from mailvault.vault import Vault
+from tests.capture.conftest import certificate, serving  # noqa: F401 (fixtures)
 from tests.gateway.pop3_support import GatewayCertificate, make_certificate
 from tests.sources import dovecot
 from tests.sources.mailboxes import corpus_messages
 
-# poplib refuses lines over 2,048 octets; the messages these tests use stay under it.
+DOMAIN = "gw.example.org"
+# poplib refuses lines over 2,048 octets; the messages the POP3 tests use stay under it.
 POPLIB_LINE = 2000
 
 
+@pytest.fixture
+def mailboxes(vault: Vault) -> GatewayMailboxes:
+    """The vault's gateway mailboxes, with the gateway domain set (in memory) to DOMAIN."""
+    vault.settings.gateway.domain = DOMAIN
+    return GatewayMailboxes.of(vault.path, vault.settings.gateway)
+
+
 @pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> GatewayCertificate:
-    """The gateway's certificate (127.0.0.1, localhost) and its CA."""
+def gateway_certificate(tmp_path_factory: pytest.TempPathFactory) -> GatewayCertificate:
+    """The gateway's certificate (127.0.0.1, localhost) and the CA that signed it."""
     return make_certificate(tmp_path_factory.mktemp("gateway-tls"))
 
 
@@ -48,5 +59,5 @@ def pop3_messages(corpus: Path) -> list[bytes]:
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> GatewayMailboxes:
-    """An empty gateway mailbox folder."""
+    """An empty gateway mailbox folder of its own (no vault)."""
     return GatewayMailboxes(tmp_path / "gateway")

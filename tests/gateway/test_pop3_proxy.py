@@ -9,11 +9,11 @@ import ssl
 from collections.abc import Callable, Iterator
 
 import pytest
+from mailvault.gateway.upstream import UpstreamPolicy
 
 from mailvault.gateway.mailboxes import GatewayMailboxes
 from mailvault.gateway.pop3_connection import server_tls
 from mailvault.gateway.pop3_proxy_service import Pop3ProxyService, ProxySettings
-from mailvault.gateway.upstream import UpstreamPolicy
 from tests.gateway.fake_provider import FakeProvider
 from tests.gateway.pop3_support import GatewayCertificate, Running, run_service
 from tests.sources.dovecot import Dovecot
@@ -23,13 +23,13 @@ Start = Callable[..., Running]
 
 
 @pytest.fixture
-def proxy(gateway: GatewayMailboxes, certificate: GatewayCertificate,
+def proxy(gateway: GatewayMailboxes, gateway_certificate: GatewayCertificate,
           dovecot_server: Dovecot) -> Iterator[Start]:
     """Starts the proxy: proxy(allow=("127.0.0.1",), implicit=False)."""
     started: list[Running] = []
 
     def start(allow: tuple[str, ...] = ("127.0.0.1",), implicit: bool = False) -> Running:
-        context = server_tls(str(certificate.cert), str(certificate.key), "gateway")
+        context = server_tls(str(gateway_certificate.cert), str(gateway_certificate.key), "gateway")
         assert context is not None
         settings = ProxySettings(gateway, context,
                                  UpstreamPolicy(allow, str(dovecot_server.ca_file)), 1 << 24)
@@ -44,12 +44,12 @@ def proxy(gateway: GatewayMailboxes, certificate: GatewayCertificate,
         running.stop()
 
 
-def _client(running: Running, certificate: GatewayCertificate) -> poplib.POP3:
+def _client(running: Running, gateway_certificate: GatewayCertificate) -> poplib.POP3:
     host, port = running.address
     if running.endpoints[0].startswith("pop3-proxys "):
-        return poplib.POP3_SSL(host, port, timeout=30, context=certificate.client_context())
+        return poplib.POP3_SSL(host, port, timeout=30, context=gateway_certificate.client_context())
     client = poplib.POP3(host, port, timeout=30)
-    client.stls(certificate.client_context())
+    client.stls(gateway_certificate.client_context())
     return client
 
 
@@ -71,7 +71,7 @@ def _stored(gateway: GatewayMailboxes, mailbox_id: str, password: str) -> list[b
 @pytest.mark.parametrize("port_of", [lambda d: d.pop3s, lambda d: d.pop3],
                          ids=["provider-pop3s", "provider-stls"])
 def test_retrieved_mail_is_kept_once_per_uidl(
-        proxy: Start, certificate: GatewayCertificate, gateway: GatewayMailboxes,
+        proxy: Start, gateway_certificate: GatewayCertificate, gateway: GatewayMailboxes,
         dovecot_server: Dovecot, pop3_messages: list[bytes],
         port_of: Callable[[Dovecot], int]) -> None:
     owner: Mailbox = new_mailbox(dovecot_server)
@@ -81,14 +81,14 @@ def test_retrieved_mail_is_kept_once_per_uidl(
     user = f"{owner.address}%127.0.0.1:{port_of(dovecot_server)}%{info.id}"
 
     for _ in range(2):
-        client = _client(running, certificate)
+        client = _client(running, gateway_certificate)
         client.user(user)
         client.pass_(owner.password)
         assert [_retrieve(client, n) for n in (1, 2, 3)] == pop3_messages[:3]
         client.quit()
 
     assert sorted(_stored(gateway, info.id, password)) == sorted(pop3_messages[:3])
-    client = _client(running, certificate)
+    client = _client(running, gateway_certificate)
     client.user(user)
     client.pass_(owner.password)
     assert _retrieve(client, 5) == pop3_messages[4]
@@ -102,13 +102,13 @@ def test_retrieved_mail_is_kept_once_per_uidl(
     direct.quit()
 
 
-def test_pop3s_towards_the_client(proxy: Start, certificate: GatewayCertificate,
+def test_pop3s_towards_the_client(proxy: Start, gateway_certificate: GatewayCertificate,
                                   gateway: GatewayMailboxes, dovecot_server: Dovecot,
                                   pop3_messages: list[bytes]) -> None:
     owner = new_mailbox(dovecot_server)
     owner.fill({"INBOX": pop3_messages[10:12]})
     info, password = gateway.create(None)
-    client = _client(proxy(implicit=True), certificate)
+    client = _client(proxy(implicit=True), gateway_certificate)
     client.user(f"{owner.address}%127.0.0.1:{dovecot_server.pop3s}%{info.id}")
     client.pass_(owner.password)
     assert client.uidl()[1] and _retrieve(client, 2) == pop3_messages[11]
@@ -117,7 +117,7 @@ def test_pop3s_towards_the_client(proxy: Start, certificate: GatewayCertificate,
 
 
 def test_the_providers_err_reaches_the_client_unchanged(
-        proxy: Start, certificate: GatewayCertificate, gateway: GatewayMailboxes,
+        proxy: Start, gateway_certificate: GatewayCertificate, gateway: GatewayMailboxes,
         dovecot_server: Dovecot, pop3_messages: list[bytes]) -> None:
     owner = new_mailbox(dovecot_server)
     owner.fill({"INBOX": pop3_messages[20:21]})
@@ -132,7 +132,7 @@ def test_the_providers_err_reaches_the_client_unchanged(
         direct.retr(7)
     direct.quit()
 
-    client = _client(proxy(), certificate)
+    client = _client(proxy(), gateway_certificate)
     client.user(f"{owner.address}%127.0.0.1:{dovecot_server.pop3s}%{info.id}")
     with pytest.raises(poplib.error_proto) as wrong:
         client.pass_("wrong")
@@ -147,12 +147,12 @@ def test_the_providers_err_reaches_the_client_unchanged(
 
 @pytest.mark.parametrize("offers_stls", [False, True], ids=["no-stls", "stls-that-fails"])
 def test_a_provider_without_tls_never_sees_a_password(
-        proxy: Start, certificate: GatewayCertificate, gateway: GatewayMailboxes,
+        proxy: Start, gateway_certificate: GatewayCertificate, gateway: GatewayMailboxes,
         offers_stls: bool) -> None:
     provider = FakeProvider(offers_stls=offers_stls)
     info, _password = gateway.create(None)
     try:
-        client = _client(proxy(), certificate)
+        client = _client(proxy(), gateway_certificate)
         client.user(f"someone%127.0.0.1:{provider.port}%{info.id}")
         with pytest.raises(poplib.error_proto) as refused:
             client.pass_("provider-secret")
@@ -167,11 +167,11 @@ def test_a_provider_without_tls_never_sees_a_password(
 
 
 def test_a_server_off_the_allowlist_is_not_contacted(
-        proxy: Start, certificate: GatewayCertificate, gateway: GatewayMailboxes) -> None:
+        proxy: Start, gateway_certificate: GatewayCertificate, gateway: GatewayMailboxes) -> None:
     provider = FakeProvider()
     info, _password = gateway.create(None)
     try:
-        client = _client(proxy(allow=("pop.example.com",)), certificate)
+        client = _client(proxy(allow=("pop.example.com",)), gateway_certificate)
         client.user(f"someone%127.0.0.1:{provider.port}%{info.id}")
         with pytest.raises(poplib.error_proto, match="not on this gateway's list"):
             client.pass_("provider-secret")
@@ -182,9 +182,9 @@ def test_a_server_off_the_allowlist_is_not_contacted(
 
 
 def test_an_untrusted_provider_certificate_is_refused(
-        gateway: GatewayMailboxes, certificate: GatewayCertificate, dovecot_server: Dovecot,
+        gateway: GatewayMailboxes, gateway_certificate: GatewayCertificate, dovecot_server: Dovecot,
         pop3_messages: list[bytes]) -> None:
-    context = server_tls(str(certificate.cert), str(certificate.key), "gateway")
+    context = server_tls(str(gateway_certificate.cert), str(gateway_certificate.key), "gateway")
     assert context is not None
     # No ca_file: Dovecot's test CA is not trusted.
     settings = ProxySettings(gateway, context, UpstreamPolicy(("127.0.0.1",)), 1 << 24)
@@ -193,7 +193,7 @@ def test_an_untrusted_provider_certificate_is_refused(
         owner = new_mailbox(dovecot_server)
         info, _password = gateway.create(None)
         for port in (dovecot_server.pop3s, dovecot_server.pop3):
-            client = _client(running, certificate)
+            client = _client(running, gateway_certificate)
             client.user(f"{owner.address}%127.0.0.1:{port}%{info.id}")
             with pytest.raises(poplib.error_proto, match="certificate cannot be verified"):
                 client.pass_(owner.password)

@@ -22,14 +22,15 @@ Start = Callable[..., Running]
 
 
 @pytest.fixture
-def serving(gateway: GatewayMailboxes, certificate: GatewayCertificate) -> Iterator[Start]:
-    """Starts the POP3 service on the test's gateway: serving(listen=[...], tls_listen=[...])."""
+def pop3_serving(gateway: GatewayMailboxes,
+                 gateway_certificate: GatewayCertificate) -> Iterator[Start]:
+    """Starts the POP3 service on the test's gateway: start(listen=..., tls_listen=...)."""
     started: list[Running] = []
 
     def start(listen: tuple[str, ...] = ("127.0.0.1:0",), tls_listen: tuple[str, ...] = (),
               tls: bool = True) -> Running:
-        context = server_tls(str(certificate.cert), str(certificate.key), "gateway") \
-            if tls else None
+        cert = gateway_certificate
+        context = server_tls(str(cert.cert), str(cert.key), "gateway") if tls else None
         running = run_service(Pop3Service(gateway, list(listen), list(tls_listen), context))
         started.append(running)
         return running
@@ -62,10 +63,10 @@ def _drain(client: poplib.POP3, mailbox_id: str, password: str) -> list[bytes]:
     return got
 
 
-def test_poplib_drains_a_mailbox_byte_exact(gateway: GatewayMailboxes, serving: Start,
+def test_poplib_drains_a_mailbox_byte_exact(gateway: GatewayMailboxes, pop3_serving: Start,
                                             pop3_messages: list[bytes]) -> None:
     mailbox_id, password = _filled(gateway, pop3_messages)
-    host, port = serving().address
+    host, port = pop3_serving().address
     client = poplib.POP3(host, port, timeout=30)
     client.user(mailbox_id)
     client.pass_(password)
@@ -77,10 +78,10 @@ def test_poplib_drains_a_mailbox_byte_exact(gateway: GatewayMailboxes, serving: 
     assert len(uidls) == len(pop3_messages)
 
 
-def test_uidl_is_stable_across_sessions(gateway: GatewayMailboxes, serving: Start,
+def test_uidl_is_stable_across_sessions(gateway: GatewayMailboxes, pop3_serving: Start,
                                         pop3_messages: list[bytes]) -> None:
     mailbox_id, password = _filled(gateway, pop3_messages[:5])
-    host, port = serving().address
+    host, port = pop3_serving().address
     listings = []
     for _ in range(2):
         client = poplib.POP3(host, port, timeout=30)
@@ -91,29 +92,30 @@ def test_uidl_is_stable_across_sessions(gateway: GatewayMailboxes, serving: Star
     assert listings[0] == listings[1] and len(set(listings[0])) == 5
 
 
-def test_stls_and_pop3s(gateway: GatewayMailboxes, serving: Start,
-                        certificate: GatewayCertificate, pop3_messages: list[bytes]) -> None:
-    running = serving(listen=("127.0.0.1:0",), tls_listen=("127.0.0.1:0",))
+def test_stls_and_pop3s(gateway: GatewayMailboxes, pop3_serving: Start,
+                        gateway_certificate: GatewayCertificate,
+                        pop3_messages: list[bytes]) -> None:
+    running = pop3_serving(listen=("127.0.0.1:0",), tls_listen=("127.0.0.1:0",))
     (plain_host, plain_port), (tls_host, tls_port) = (
         _address(endpoint) for endpoint in running.endpoints)
     assert running.endpoints[1].startswith("pop3s ")
     mailbox_id, password = _filled(gateway, pop3_messages[:3])
     client = poplib.POP3(plain_host, plain_port, timeout=30)
-    client.stls(certificate.client_context())
+    client.stls(gateway_certificate.client_context())
     client.user(mailbox_id)
     client.pass_(password)
     assert _retrieve(client, 2) == pop3_messages[1]
     client.quit()
     secure = poplib.POP3_SSL(tls_host, tls_port, timeout=30,
-                             context=certificate.client_context())
+                             context=gateway_certificate.client_context())
     assert b"STLS" not in b"".join(secure._longcmd("CAPA")[1])
     assert _drain(secure, mailbox_id, password) == pop3_messages[:3]
 
 
-def test_a_drop_before_quit_deletes_nothing(gateway: GatewayMailboxes, serving: Start,
+def test_a_drop_before_quit_deletes_nothing(gateway: GatewayMailboxes, pop3_serving: Start,
                                             pop3_messages: list[bytes]) -> None:
     mailbox_id, password = _filled(gateway, pop3_messages[:4])
-    host, port = serving().address
+    host, port = pop3_serving().address
     client = poplib.POP3(host, port, timeout=30)
     client.user(mailbox_id)
     client.pass_(password)
@@ -129,10 +131,10 @@ def test_a_drop_before_quit_deletes_nothing(gateway: GatewayMailboxes, serving: 
     assert len(gateway.unlock(mailbox_id, password).messages()) == 4
 
 
-def test_wrong_password_is_refused(gateway: GatewayMailboxes, serving: Start,
+def test_wrong_password_is_refused(gateway: GatewayMailboxes, pop3_serving: Start,
                                    pop3_messages: list[bytes]) -> None:
     mailbox_id, password = _filled(gateway, pop3_messages[:1])
-    host, port = serving().address
+    host, port = pop3_serving().address
     client = poplib.POP3(host, port, timeout=30)
     client.user(mailbox_id)
     with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
@@ -146,20 +148,20 @@ def test_wrong_password_is_refused(gateway: GatewayMailboxes, serving: Start,
     client.quit()
 
 
-def test_no_plaintext_password_off_loopback(gateway: GatewayMailboxes, serving: Start,
-                                            certificate: GatewayCertificate,
+def test_no_plaintext_password_off_loopback(gateway: GatewayMailboxes, pop3_serving: Start,
+                                            gateway_certificate: GatewayCertificate,
                                             pop3_messages: list[bytes]) -> None:
     with pytest.raises(ConfigError, match="tls_cert"):
         Pop3Service(gateway, ["0.0.0.0:0"], [], None)
     address = _outside_address()
     mailbox_id, password = _filled(gateway, pop3_messages[:1])
-    _host, port = serving(listen=(f"{address}:0",)).address
+    _host, port = pop3_serving(listen=(f"{address}:0",)).address
     client = poplib.POP3(address, port, timeout=30)
     with pytest.raises(poplib.error_proto, match="Start TLS first"):
         client.user(mailbox_id)
     with pytest.raises(poplib.error_proto, match="Start TLS first"):
         client.pass_(password)
-    context = ssl.create_default_context(cafile=str(certificate.ca))
+    context = ssl.create_default_context(cafile=str(gateway_certificate.ca))
     context.check_hostname = False  # the certificate names 127.0.0.1, not this address
     client.stls(context)
     client.user(mailbox_id)

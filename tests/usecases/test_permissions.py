@@ -23,6 +23,7 @@ from mailvault.usecases import (
     cases,
     disposition,
     exporting,
+    gateway,
     holds,
     importing,
     lifecycle,
@@ -43,6 +44,7 @@ P = Permission
 Call = Callable[[Vault, Principal, Path], object]
 NO_JOB = Job(id=999, query="", target="deep", actor="nobody", state="running", total=0,
              done=0, created_at=None, finished_at=None)
+NO_MAILBOX = "aaaaaaaaaaaa"
 SOURCE = {"name": "mailhost", "kind": "pop3", "host": "127.0.0.1", "user": "eve"}
 
 
@@ -194,8 +196,18 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "exporting.export_job": ({P.SEARCH_ALL}, lambda v, w, t: exporting.export_job(v, w, 999)),
     # A public key: anyone may have it.
     "exporting.export_key": (set(P), lambda v, w, t: exporting.export_key(v, w)),
+    "gateway.create_mailbox": ({P.SETTINGS}, lambda v, w, t: gateway.create_mailbox(v, w)),
+    "gateway.list_mailboxes": ({P.MONITOR}, lambda v, w, t: gateway.list_mailboxes(v, w)),
+    "gateway.show_mailbox": ({P.MONITOR},
+                             lambda v, w, t: gateway.show_mailbox(v, w, NO_MAILBOX)),
+    "gateway.set_state": ({P.SETTINGS},
+                          lambda v, w, t: gateway.set_state(v, w, NO_MAILBOX, True)),
+    "gateway.delete_mailbox": ({P.SETTINGS},
+                               lambda v, w, t: gateway.delete_mailbox(v, w, NO_MAILBOX)),
+    "gateway.change_password": ({P.SETTINGS}, lambda v, w, t: gateway.change_password(
+        v, w, NO_MAILBOX, "old", "new")),
 }
-MODULES: list[ModuleType] = [auditing, backups, cases, disposition, exporting, holds,
+MODULES: list[ModuleType] = [auditing, backups, cases, disposition, exporting, gateway, holds,
                              importing, lifecycle, monitoring, overview, people, restoring,
                              retention, reviewing, serving, sources, subjects]
 

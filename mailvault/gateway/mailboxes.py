@@ -1,0 +1,400 @@
+"""Gateway mailboxes: mail held encrypted for someone who pulls it later.
+
+Each mailbox is a folder (0700) under the gateway folder:
+
+    <id>/mailbox.json   id, name, state, created, last pull, public key, wrapped private key
+    <id>/mail/          one file (0600) per message, sealed to the mailbox's public key
+    <id>/staged/        sealed messages written but not yet visible (the SMTP proxy's copy
+                        before the provider said 250)
+    <id>/seen/          one empty file per delivery key (a provider's UIDL, hashed) already
+                        stored, so the POP3 proxy stores a retrieved message once
+    <id>/lock           flock'ed while mailbox.json is read, changed and replaced
+
+A message is sealed in memory (``sealing.seal``) before its first byte is written, written to
+``staged/``, fsynced with its folder, then renamed into ``mail/`` and that folder fsynced: once
+``deliver`` returns, the message survives a crash. Message ids start with the arrival time in
+nanoseconds, so sorting them is arrival order and the oldest message is known without the
+password. The metadata (count, bytes, oldest, last pull) comes from names and sizes only.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mailvault.config import GatewaySettings
+from mailvault.errors import (
+    GatewayError,
+    IntegrityError,
+    MailboxUnavailable,
+    StorageFullError,
+)
+from mailvault.gateway import sealing
+from mailvault.store import file_modes
+
+ACTIVE = "active"
+SUSPENDED = "suspended"
+STATES = (ACTIVE, SUSPENDED)
+RECORD_FILE = "mailbox.json"
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_ID_LENGTH = 12
+_MAILBOX_ID = re.compile(r"^[a-z2-7]{12}$")
+_MESSAGE_ID = re.compile(r"^[0-9]{20}-[0-9a-f]{8}$")
+
+
+@dataclass(frozen=True)
+class MailboxInfo:
+    """What anyone may know of a mailbox: never its password, key or mail."""
+
+    id: str
+    name: str
+    address: str
+    state: str
+    created: str
+    count: int
+    bytes: int
+    oldest: str | None
+    last_pull: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as JSON values."""
+        return {"id": self.id, "name": self.name, "address": self.address,
+                "state": self.state, "created": self.created, "count": self.count,
+                "bytes": self.bytes, "oldest": self.oldest, "last_pull": self.last_pull}
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One message in an unlocked mailbox: its id (which is also its stable UIDL) and the
+    size of its plaintext."""
+
+    id: str
+    size: int
+
+    @property
+    def uidl(self) -> str:
+        """The POP3 unique id: the message id, which is never reused."""
+        return self.id
+
+
+class Staged:
+    """A sealed message written and fsynced but not yet visible in the mailbox."""
+
+    def __init__(self, mailbox: Path, message_id: str, seen: Path | None) -> None:
+        self._mailbox = mailbox
+        self.message_id = message_id
+        self._seen = seen
+        self.done = False
+
+    def commit(self) -> str:
+        """Make the message visible (durably); returns its id."""
+        self._finish()
+        try:
+            os.replace(self._mailbox / "staged" / self.message_id,
+                       self._mailbox / "mail" / self.message_id)
+            file_modes.fsync_folder(self._mailbox / "mail")
+            file_modes.fsync_folder(self._mailbox / "staged")
+        except OSError as exc:
+            raise _write_error(exc) from exc
+        return self.message_id
+
+    def abandon(self) -> None:
+        """Remove the message as if it had never come (its delivery key is forgotten too)."""
+        self._finish()
+        for path in (self._mailbox / "staged" / self.message_id, self._seen):
+            if path is not None:
+                path.unlink(missing_ok=True)
+        file_modes.fsync_folder(self._mailbox / "staged")
+
+    def _finish(self) -> None:
+        if self.done:
+            raise GatewayError("a staged gateway message was already committed or abandoned.")
+        self.done = True
+
+
+class GatewayMailboxes:
+    """The mailboxes in one gateway folder. Holds no password and no private key: it can
+    create mailboxes, deliver mail to them and report on them, and unlock one for reading."""
+
+    def __init__(self, folder: Path, domain: str = "") -> None:
+        self.folder = folder
+        self.domain = domain.strip().lower()
+
+    @classmethod
+    def of(cls, vault_dir: Path, settings: GatewaySettings) -> GatewayMailboxes:
+        """The mailboxes of a vault's ``[gateway]`` settings (folder empty: VAULT/gateway)."""
+        folder = Path(settings.folder).expanduser() if settings.folder else vault_dir / "gateway"
+        return cls(folder, settings.domain)
+
+    def create(self, name: str | None = None) -> tuple[MailboxInfo, str]:
+        """A new active mailbox and its password, which is not kept anywhere: the caller shows
+        it once. A lost password means the mailbox's mail is lost."""
+        file_modes.make_folder(self.folder)
+        password = sealing.new_password()
+        while True:
+            mailbox_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+            path = self.folder / mailbox_id
+            try:
+                path.mkdir(mode=file_modes.FOLDER_MODE)
+                break
+            except FileExistsError:
+                continue
+        path.chmod(file_modes.FOLDER_MODE)
+        for sub in ("mail", "staged", "seen"):
+            file_modes.make_folder(path / sub)
+        record = {"id": mailbox_id, "name": name or "", "state": ACTIVE,
+                  "created": _now(), "last_pull": None,
+                  **sealing.new_key_pair(password, mailbox_id).to_json()}
+        _write_record(path, record)
+        file_modes.fsync_folder(self.folder)
+        return self.get(mailbox_id), password
+
+    def ids(self) -> list[str]:
+        """Every mailbox id, sorted."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(entry.name for entry in self.folder.iterdir()
+                      if _MAILBOX_ID.match(entry.name) and (entry / RECORD_FILE).is_file())
+
+    def every(self) -> list[MailboxInfo]:
+        """Every mailbox, by id."""
+        return [self.get(mailbox_id) for mailbox_id in self.ids()]
+
+    def get(self, mailbox_id: str) -> MailboxInfo:
+        """One mailbox's metadata; MailboxUnavailable when there is none by that id."""
+        path = self._path(mailbox_id)
+        record = _read_record(path)
+        count = size = 0
+        oldest: str | None = None
+        for entry in sorted(os.scandir(path / "mail"), key=lambda e: e.name):
+            if not _MESSAGE_ID.match(entry.name):
+                continue
+            count += 1
+            size += entry.stat().st_size
+            if oldest is None:
+                oldest = _arrival(entry.name)
+        return MailboxInfo(id=record["id"], name=record["name"], address=self.address_of(
+            record["id"]), state=record["state"], created=record["created"], count=count,
+            bytes=size, oldest=oldest, last_pull=record["last_pull"])
+
+    def address_of(self, mailbox_id: str) -> str:
+        """The mailbox's address, or "" while no gateway domain is set."""
+        return f"{mailbox_id}@{self.domain}" if self.domain else ""
+
+    def by_address(self, address: str) -> MailboxInfo | None:
+        """The mailbox whose address this is (any letter case), or None."""
+        local, _, domain = address.strip().strip("<>").rpartition("@")
+        if not self.domain or domain.lower() != self.domain:
+            return None
+        local = local.lower()
+        if not _MAILBOX_ID.match(local) or not (self.folder / local / RECORD_FILE).is_file():
+            return None
+        return self.get(local)
+
+    def is_mailbox_address(self, address: str) -> bool:
+        """Whether the address is in the gateway's domain (a mailbox's, known or not)."""
+        domain = address.strip().strip("<>").rpartition("@")[2].lower()
+        return bool(self.domain) and domain == self.domain
+
+    def set_state(self, mailbox_id: str, state: str) -> MailboxInfo:
+        """Suspend (no new mail; it can still be drained) or resume a mailbox."""
+        if state not in STATES:
+            raise GatewayError(f"a gateway mailbox is {' or '.join(STATES)}, not {state!r}.")
+        path = self._path(mailbox_id)
+        with _locked(path):
+            record = _read_record(path)
+            record["state"] = state
+            _write_record(path, record)
+        return self.get(mailbox_id)
+
+    def delete(self, mailbox_id: str) -> None:
+        """Remove a mailbox that is suspended and holds no mail (staged copies included)."""
+        info = self.get(mailbox_id)
+        path = self._path(mailbox_id)
+        if info.state != SUSPENDED:
+            raise GatewayError(f"gateway mailbox {mailbox_id} is {info.state}: suspend it "
+                               "before deleting it.")
+        if info.count or any((path / "staged").iterdir()):
+            raise GatewayError(f"gateway mailbox {mailbox_id} still holds mail: pull it "
+                               "before deleting the mailbox.")
+        # Renamed away first so that a crash mid-way never leaves a half-deleted mailbox
+        # that still answers to its id.
+        doomed = self.folder / f".deleted-{mailbox_id}"
+        os.replace(path, doomed)
+        file_modes.fsync_folder(self.folder)
+        shutil.rmtree(doomed)
+
+    def change_password(self, mailbox_id: str, old: str, new: str) -> None:
+        """Re-wrap the mailbox's private key under ``new``; ``old`` must unlock it. Mail
+        already held stays readable (it is sealed to the key pair, not to the password)."""
+        if not new:
+            raise GatewayError("the new password of a gateway mailbox cannot be empty.")
+        path = self._path(mailbox_id)
+        with _locked(path):
+            record = _read_record(path)
+            wrapped = sealing.WrappedKey.from_json(record)
+            private = sealing.unwrap(wrapped, old, mailbox_id)
+            record.update(sealing.wrap(private, wrapped.public_key, new, mailbox_id).to_json())
+            _write_record(path, record)
+
+    def deliver(self, mailbox_id: str, raw: bytes, *, key: str | None = None) -> str | None:
+        """Seal ``raw`` to the mailbox and store it durably; its message id. With ``key``
+        (a provider's UIDL), a message already stored under that key is not stored again
+        (None). MailboxUnavailable for an unknown or suspended mailbox."""
+        staged = self.stage(mailbox_id, raw, key=key)
+        return None if staged is None else staged.commit()
+
+    def stage(self, mailbox_id: str, raw: bytes, *, key: str | None = None) -> Staged | None:
+        """Seal and write ``raw`` durably without making it visible: ``commit()`` shows it,
+        ``abandon()`` removes it. None when ``key`` was stored already."""
+        path = self._path(mailbox_id)
+        record = _read_record(path)
+        if record["state"] != ACTIVE:
+            raise MailboxUnavailable(f"gateway mailbox {mailbox_id} is suspended.")
+        seen: Path | None = None
+        if key is not None:
+            seen = path / "seen" / hashlib.sha256(key.encode()).hexdigest()
+            try:
+                os.close(os.open(seen, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                 file_modes.FILE_MODE))
+            except FileExistsError:
+                return None
+        message_id = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
+        public = sealing.WrappedKey.from_json(record).public_key
+        sealed = sealing.seal(public, raw, _aad(mailbox_id, message_id))
+        target = path / "staged" / message_id
+        try:
+            fd = file_modes.open_new(target, os.O_WRONLY | os.O_EXCL)
+            try:
+                view = memoryview(sealed)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if seen is not None:
+                file_modes.fsync_folder(path / "seen")
+            file_modes.fsync_folder(path / "staged")
+        except OSError as exc:
+            target.unlink(missing_ok=True)
+            if seen is not None:
+                seen.unlink(missing_ok=True)
+            raise _write_error(exc) from exc
+        return Staged(path, message_id, seen)
+
+    def unlock(self, mailbox_id: str, password: str) -> OpenMailbox:
+        """The mailbox opened for reading; MailboxPasswordError for a wrong password.
+        Records the time as the mailbox's last pull."""
+        path = self._path(mailbox_id)
+        private = sealing.unwrap(sealing.WrappedKey.from_json(_read_record(path)), password,
+                                 mailbox_id)
+        with _locked(path):
+            record = _read_record(path)
+            record["last_pull"] = _now()
+            _write_record(path, record)
+        return OpenMailbox(mailbox_id, path, private)
+
+    def _path(self, mailbox_id: str) -> Path:
+        if not _MAILBOX_ID.match(mailbox_id) or \
+                not (self.folder / mailbox_id / RECORD_FILE).is_file():
+            raise MailboxUnavailable(f"there is no gateway mailbox {mailbox_id!r}.")
+        return self.folder / mailbox_id
+
+
+class OpenMailbox:
+    """A mailbox unlocked with its password: its mail can be read and deleted."""
+
+    def __init__(self, mailbox_id: str, path: Path, private_key: bytes) -> None:
+        self.id = mailbox_id
+        self._path = path
+        self._private = private_key
+
+    def messages(self) -> list[StoredMessage]:
+        """The visible messages, oldest first, with their plaintext sizes (the sealed size
+        less the fixed overhead, so listing decrypts nothing)."""
+        overhead = sealing.HEADER_BYTES + 16
+        return [StoredMessage(id=entry.name, size=max(entry.stat().st_size - overhead, 0))
+                for entry in sorted(os.scandir(self._path / "mail"), key=lambda e: e.name)
+                if _MESSAGE_ID.match(entry.name)]
+
+    def read(self, message_id: str) -> bytes:
+        """The message's raw bytes; IntegrityError when its stored bytes were altered (they
+        are never returned), MailboxUnavailable when there is no such message."""
+        if not _MESSAGE_ID.match(message_id):
+            raise MailboxUnavailable(f"there is no message {message_id!r} in this mailbox.")
+        try:
+            sealed = (self._path / "mail" / message_id).read_bytes()
+        except FileNotFoundError:
+            raise MailboxUnavailable(
+                f"there is no message {message_id!r} in this mailbox.") from None
+        try:
+            return sealing.open_sealed(self._private, sealed, _aad(self.id, message_id))
+        except IntegrityError:
+            raise IntegrityError(f"gateway message {message_id} in mailbox {self.id} is "
+                                 "damaged: its bytes were altered, so it is not served.") from None
+
+    def delete(self, message_ids: list[str]) -> None:
+        """Remove messages (durably); ids no longer there are passed over."""
+        for message_id in message_ids:
+            if _MESSAGE_ID.match(message_id):
+                (self._path / "mail" / message_id).unlink(missing_ok=True)
+        file_modes.fsync_folder(self._path / "mail")
+
+
+def _aad(mailbox_id: str, message_id: str) -> bytes:
+    return f"{mailbox_id}/{message_id}".encode()
+
+
+def _arrival(message_id: str) -> str:
+    seconds = int(message_id.split("-")[0]) / 1e9
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        record: dict[str, Any] = json.loads((path / RECORD_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise GatewayError(f"the record of gateway mailbox {path.name} cannot be read: "
+                           f"{exc}.") from exc
+    return record
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    try:
+        file_modes.write_replacing(path / RECORD_FILE, json.dumps(record, indent=2).encode())
+        file_modes.fsync_folder(path)
+    except OSError as exc:
+        raise _write_error(exc) from exc
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = file_modes.open_new(path / "lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_error(exc: OSError) -> GatewayError | StorageFullError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError("the disk is full: a gateway message could not be stored.")
+    return GatewayError(f"a gateway mailbox could not be written: {exc.strerror or exc}.")

@@ -1,0 +1,105 @@
+"""The SMTP endpoint routes mailbox addresses into gateway mailboxes (sealed, durable before
+the 250), journal addresses into the vault, and refuses suspended or unknown mailboxes."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mailvault.gateway import mailboxes as mailbox_module
+from mailvault.gateway.mailboxes import SUSPENDED, GatewayMailboxes
+from mailvault.vault import Vault
+from tests.capture.conftest import Running, build, message_count, wait_until
+
+Serving = Callable[..., Running]
+
+
+def _send(port: int, to: list[str], raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("journal@tenant.example.com", to, raw)
+
+
+def test_mail_to_a_mailbox_lands_sealed(vault: Vault, serving: Serving,
+                                        mailboxes: GatewayMailboxes) -> None:
+    info, password = mailboxes.create("m365")
+    running = serving()
+    raw = build("Marmalade forecast", body="The walrus budget is approved.\r\n")
+    _send(running.port(), [info.address], raw)
+    on_disk = b"".join(p.read_bytes() for p in mailboxes.folder.rglob("*") if p.is_file())
+    for word in (b"Marmalade", b"walrus", b"budget"):
+        assert word not in on_disk
+    opened = mailboxes.unlock(info.id, password)
+    assert [opened.read(m.id) for m in opened.messages()] == [raw]
+    assert message_count(vault) == 0
+
+
+def test_a_message_for_both_goes_to_both(vault: Vault, serving: Serving,
+                                         mailboxes: GatewayMailboxes) -> None:
+    vault.settings.smtp.recipients = ["journal@archive.test"]
+    info, password = mailboxes.create(None)
+    running = serving()
+    raw = build("To both")
+    _send(running.port(), ["journal@archive.test", info.address.upper()], raw)
+    assert mailboxes.get(info.id).count == 1
+    wait_until(lambda: message_count(vault) == 1, what="the journal copy in the vault")
+    opened = mailboxes.unlock(info.id, password)
+    assert opened.read(opened.messages()[0].id) == raw
+
+
+def test_suspended_and_unknown_mailboxes_get_550(vault: Vault, serving: Serving,
+                                                 mailboxes: GatewayMailboxes) -> None:
+    info, _ = mailboxes.create(None)
+    mailboxes.set_state(info.id, SUSPENDED)
+    running = serving()
+    with smtplib.SMTP("127.0.0.1", running.port(), timeout=10) as client:
+        client.ehlo()
+        client.mail("a@example.org")
+        assert client.rcpt(info.address)[0] == 550
+        assert client.rcpt("aaaaaaaaaaaa@gw.example.org")[0] == 550
+        assert client.rcpt("not-an-id@gw.example.org")[0] == 550
+        client.rset()
+    mailboxes.set_state(info.id, "active")
+    with smtplib.SMTP("127.0.0.1", running.port(), timeout=10) as client:
+        client.ehlo()
+        client.mail("a@example.org")
+        assert client.rcpt(info.address)[0] == 250
+
+
+def test_250_only_after_the_mailbox_is_fsynced(vault: Vault, serving: Serving,
+                                               mailboxes: GatewayMailboxes,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    info, _ = mailboxes.create(None)
+    running = serving()
+    entered, release = threading.Event(), threading.Event()
+    real_fsync_folder = mailbox_module.file_modes.fsync_folder
+
+    def held_fsync_folder(folder: Path) -> None:
+        if folder.name == "mail":
+            entered.set()
+            release.wait(60)
+        real_fsync_folder(folder)
+
+    monkeypatch.setattr(mailbox_module.file_modes, "fsync_folder", held_fsync_folder)
+    outcome: list[object] = []
+
+    def client() -> None:
+        try:
+            _send(running.port(), [info.address], build("Held"))
+            outcome.append("250")
+        except smtplib.SMTPException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert entered.wait(30), "the mail folder was never fsynced"
+    # The fsync that makes the message durable is under way: no reply may have come yet.
+    thread.join(0.5)
+    assert thread.is_alive() and outcome == []
+    release.set()
+    thread.join(30)
+    assert outcome == ["250"]
+    assert mailboxes.get(info.id).count == 1
