@@ -103,11 +103,19 @@ class SessionHandler(Protocol):
     def failed(self, error: str) -> None:
         """A fault of ours ended the session with 421; ``error`` says what (one sentence)."""
 
-    def recipient(self, client: Client, address: str) -> str | None:
-        """The refusal for this RCPT TO address, or None to accept it."""
+    async def sender(self, client: Client, address: str,
+                     params: list[tuple[str, str]]) -> str | None:
+        """The answer to MAIL FROM (its parameters checked, upper-case names): None accepts
+        it with the session's own 250, a 2xx reply accepts it with that reply (a proxy passes
+        its provider's on), any other reply refuses it."""
 
-    async def login(self, name: str, password: bytes) -> bool:
-        """Whether this user name and password may log in."""
+    async def recipient(self, client: Client, address: str) -> str | None:
+        """The answer to this RCPT TO address, as for ``sender``: None or a 2xx reply
+        accepts it, any other reply refuses it."""
+
+    async def login(self, name: str, password: bytes) -> bool | str:
+        """Whether this user name and password may log in; or the reply to send (235 logs
+        in, anything else refuses: a proxy passes its provider's answer on)."""
 
     async def deliver(self, client: Client, transaction: Transaction, raw: bytes) -> str:
         """Take a message (dot-unstuffed, byte-exact); the reply is the answer to DATA."""
@@ -406,9 +414,9 @@ class SmtpSession(asyncio.Protocol):
             if refusal is not None:
                 self._error(refusal)
             elif verb == "MAIL":
-                self._mail(arg)
+                await self._mail(arg)
             elif verb == "RCPT":
-                self._rcpt(arg)
+                await self._rcpt(arg)
             elif verb == "DATA":
                 await self._data_command(arg)
             else:
@@ -469,7 +477,7 @@ class SmtpSession(asyncio.Protocol):
             return "503 5.5.1 Error: need RCPT command"
         return None
 
-    def _mail(self, arg: str) -> None:
+    async def _mail(self, arg: str) -> None:
         parsed = _path_argument(arg, "FROM:")
         if parsed is None:
             self._error("501 5.5.4 Syntax: MAIL FROM:<address>")
@@ -494,10 +502,14 @@ class SmtpSession(asyncio.Protocol):
             elif name != "SMTPUTF8" or value:
                 self._error(f"555 5.5.4 MAIL FROM parameter {name[:32]!r} not recognized")
                 return
+        answer = await self.handler.sender(self.client, address, params)
+        if answer is not None and not answer.startswith("2"):
+            self._error(answer)
+            return
         self._transaction = Transaction(address)
-        self._reply("250 2.1.0 OK")
+        self._reply(answer or "250 2.1.0 OK")
 
-    def _rcpt(self, arg: str) -> None:
+    async def _rcpt(self, arg: str) -> None:
         parsed = _path_argument(arg, "TO:")
         if parsed is None or not parsed[0]:
             self._error("501 5.5.4 Syntax: RCPT TO:<address>")
@@ -513,12 +525,12 @@ class SmtpSession(asyncio.Protocol):
         if len(self._transaction.rcpt_to) >= self.options.max_recipients:
             self._reply("452 4.5.3 Too many recipients")
             return
-        refusal = self.handler.recipient(self.client, address)
-        if refusal is not None:
-            self._error(refusal)
+        answer = await self.handler.recipient(self.client, address)
+        if answer is not None and not answer.startswith("2"):
+            self._error(answer)
             return
         self._transaction.rcpt_to.append(address)
-        self._reply("250 2.1.5 OK")
+        self._reply(answer or "250 2.1.5 OK")
 
     async def _data_command(self, arg: str) -> None:
         if arg:
@@ -595,12 +607,13 @@ class SmtpSession(asyncio.Protocol):
             self._error("501 5.5.2 Cannot decode the authentication response")
             return
         name, password = credentials
-        if not await self.handler.login(name, password):
+        answer = await self.handler.login(name, password)
+        if answer is False or (isinstance(answer, str) and not answer.startswith("235")):
             self.handler.refused("authentication failed")
-            self._error("535 5.7.8 Authentication credentials invalid")
+            self._error(answer or "535 5.7.8 Authentication credentials invalid")
             return
         self.client.user = name
-        self._reply("235 2.7.0 Authentication successful")
+        self._reply(answer if isinstance(answer, str) else "235 2.7.0 Authentication successful")
 
     async def _challenge(self, prompt: str) -> bytes | None:
         """Send one 334 challenge; the decoded answer, or None when cancelled or not base64."""

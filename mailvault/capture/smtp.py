@@ -139,7 +139,11 @@ class CaptureHandler:
     def failed(self, error: str) -> None:
         self.status.internal_error(error)
 
-    def recipient(self, client: Client, address: str) -> str | None:
+    async def sender(self, client: Client, address: str,
+                     params: list[tuple[str, str]]) -> str | None:
+        return None
+
+    async def recipient(self, client: Client, address: str) -> str | None:
         if self._is_mailbox(address):
             assert self.mailboxes is not None
             info = self.mailboxes.by_address(address)

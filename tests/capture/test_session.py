@@ -43,7 +43,11 @@ class Recorder:
     def failed(self, error: str) -> None:
         self.faults.append(error)
 
-    def recipient(self, client: Client, address: str) -> str | None:
+    async def sender(self, client: Client, address: str,
+                     params: list[tuple[str, str]]) -> str | None:
+        return "550 5.7.1 not you" if address == "blocked@example.org" else None
+
+    async def recipient(self, client: Client, address: str) -> str | None:
         return "550 5.7.1 no" if address == "nobody@example.org" else None
 
     async def login(self, name: str, password: bytes) -> bool:
@@ -168,6 +172,14 @@ def test_pipelined_transaction_gets_every_reply_in_order(server: Server, talk: T
     assert transaction == Transaction("a@example.org", ["b@example.org", "c@example.org"])
     assert raw == b"Subject: x\r\n\r\nbody\r\n"
     assert client.helo == "client.test" and client.address == "127.0.0.1"
+
+
+def test_handler_answers_mail_from_and_its_refusal_opens_no_transaction(
+        server: Server, talk: Talk) -> None:
+    talk.command("EHLO client.test")
+    assert talk.command("MAIL FROM:<blocked@example.org>") == "550 5.7.1 not you"
+    assert talk.command("RCPT TO:<b@example.org>").startswith("503")
+    assert talk.command("MAIL FROM:<a@example.org>") == "250 2.1.0 OK"
 
 
 def test_dot_stuffed_lines_and_split_packets_come_back_exact(server: Server,

@@ -165,8 +165,11 @@ class Dovecot:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def start(root: Path | None = None) -> Dovecot:
-    """Write a config in a short temp folder and start ``dovecot -F``; ready when it greets."""
+def start(root: Path | None = None, extra: str = "") -> Dovecot:
+    """Write a config in a short temp folder and start ``dovecot -F``; ready when it greets.
+
+    ``extra`` is added to the config, with ``{dir}`` replaced by the folder (for instance an
+    auth listener for Postfix's SASL)."""
     base = Path(tempfile.mkdtemp(prefix="dv", dir=str(root) if root else "/tmp"))
     base.chmod(0o755)  # the auth process (user dovecot) reads the passwd-files in it
     imap, imaps, pop3, pop3s = free_ports(4)
@@ -181,7 +184,8 @@ def start(root: Path | None = None) -> Dovecot:
         user=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name)
     config.write_text(CONFIG.format(dir=base, tag=base.name, imap=imap, imaps=imaps,
                                     pop3=pop3, pop3s=pop3s, unprivileged=unprivileged,
-                                    chroot="" if root else "  chroot =\n"), encoding="utf-8")
+                                    chroot="" if root else "  chroot =\n")
+                      + extra.replace("{dir}", str(base)), encoding="utf-8")
     server = Dovecot(base, imap, imaps, pop3, pop3s, ca_file)
     server.process = subprocess.Popen(["dovecot", "-F", "-c", str(config)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
