@@ -163,8 +163,10 @@ class Listeners:
             server.close()
         if self._sessions:
             await asyncio.wait(set(self._sessions), timeout=grace_s)
-        for task in set(self._sessions):
+        left = set(self._sessions)
+        for task in left:
             task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()

@@ -4,6 +4,7 @@ must never see a password."""
 
 from __future__ import annotations
 
+import logging
 import poplib
 import ssl
 from collections.abc import Callable, Iterator
@@ -73,7 +74,8 @@ def _stored(gateway: GatewayMailboxes, mailbox_id: str, password: str) -> list[b
 def test_retrieved_mail_is_kept_once_per_uidl(
         proxy: Start, gateway_certificate: GatewayCertificate, gateway: GatewayMailboxes,
         dovecot_server: Dovecot, pop3_messages: list[bytes],
-        port_of: Callable[[Dovecot], int]) -> None:
+        port_of: Callable[[Dovecot], int], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     owner: Mailbox = new_mailbox(dovecot_server)
     owner.fill({"INBOX": pop3_messages[:6]})
     info, password = gateway.create("proxy test")
@@ -100,6 +102,7 @@ def test_retrieved_mail_is_kept_once_per_uidl(
     direct.pass_(owner.password)
     assert direct.stat()[0] == 5  # DELE and QUIT went through
     direct.quit()
+    assert "POP3 proxy" in caplog.text and owner.password not in caplog.text
 
 
 def test_pop3s_towards_the_client(proxy: Start, gateway_certificate: GatewayCertificate,
