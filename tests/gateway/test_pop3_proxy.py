@@ -10,11 +10,11 @@ import ssl
 from collections.abc import Callable, Iterator
 
 import pytest
-from mailvault.gateway.upstream import UpstreamPolicy
 
 from mailvault.gateway.mailboxes import GatewayMailboxes
 from mailvault.gateway.pop3_connection import server_tls
 from mailvault.gateway.pop3_proxy_service import Pop3ProxyService, ProxySettings
+from mailvault.gateway.upstream import UpstreamPolicy
 from tests.gateway.fake_provider import FakeProvider
 from tests.gateway.pop3_support import GatewayCertificate, Running, run_service
 from tests.sources.dovecot import Dovecot
