@@ -202,7 +202,8 @@ class Pop3Proxy:
             rest = self._multiline.feed(data)
             if not self._multiline.done:
                 return []
-            # A provider says nothing unasked; anything after a reply is not POP3.
+            # Bytes after the reply (POP3 is lock-step: there should be none) are read as
+            # the start of the next reply.
             self._upstream.feed(rest)
             return self._multiline_done()
         self._upstream.feed(data)
