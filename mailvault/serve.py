@@ -24,6 +24,8 @@ from mailvault.capture.status import CaptureStatus, write_status
 from mailvault.compliance.lifecycle import lifecycle_service
 from mailvault.compliance.storage_history import storage_sampler_service
 from mailvault.errors import MailvaultError
+from mailvault.gateway.pop3_proxy_service import pop3_proxy_service
+from mailvault.gateway.pop3_service import pop3_service
 from mailvault.gateway.smtp_proxy import smtp_proxy_service
 from mailvault.review.service import review_service
 from mailvault.sources.serving import scheduler_service
@@ -43,6 +45,8 @@ SERVICES: tuple[ServiceFactory, ...] = (
     lifecycle_service,
     review_service,
     web_service,
+    pop3_service,
+    pop3_proxy_service,
 )
 # Upkeep that runs beside whatever is served, but is no reason to serve by itself.
 ALONGSIDE: tuple[ServiceFactory, ...] = (
@@ -68,7 +72,8 @@ async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str
     context = ServeContext(vault, spool, status, overrides or {})
     services = [s for s in (factory(context) for factory in SERVICES) if s is not None]
     if not services:
-        raise MailvaultError("nothing to serve: no SMTP, milter or web address is configured.")
+        raise MailvaultError("nothing to serve: no SMTP, milter, web or gateway address is "
+                             "configured.")
     services += [s for s in (factory(context) for factory in ALONGSIDE) if s is not None]
     # The archiver process holds the index writer from now on; this process only reads.
     vault.index.close()

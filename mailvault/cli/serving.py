@@ -45,6 +45,12 @@ def serve(
     web: Annotated[list[str] | None, typer.Option(
         "--web", help="HOST:PORT for the web application, instead of [web] listen.",
         show_default=False)] = None,
+    pop3: Annotated[list[str] | None, typer.Option(
+        "--pop3", help="HOST:PORT for the gateway's POP3 service, instead of [gateway] "
+        "pop3_listen.", show_default=False)] = None,
+    pop3_proxy: Annotated[list[str] | None, typer.Option(
+        "--pop3-proxy", help="HOST:PORT for the POP3 proxy, instead of [gateway] "
+        "pop3_proxy_listen.", show_default=False)] = None,
     init: Annotated[bool, typer.Option(
         "--init", help="First create the vault if there is none and, if it has no user yet, "
         "an administrator (also auditor) named admin whose password is printed once.")
@@ -68,6 +74,10 @@ def serve(
         overrides["smtp_proxy"] = smtp_proxy
     if milter:
         overrides["milter"] = milter
+    if pop3:
+        overrides["pop3"] = pop3
+    if pop3_proxy:
+        overrides["pop3-proxy"] = pop3_proxy
 
     with open_vault(vault) as opened:
         tls = bool(opened.settings.web.tls_cert)
