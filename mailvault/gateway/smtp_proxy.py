@@ -148,8 +148,11 @@ class Upstream:
             self._writer.write(b"QUIT\r\n")
             await asyncio.wait_for(self._writer.drain(), 1.0)
         self._writer.close()
-        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+        try:
             await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+        except (OSError, TimeoutError, ssl.SSLError):
+            # A provider that never answers the TLS close would leave the transport open.
+            self._writer.transport.abort()
 
 
 @dataclass
