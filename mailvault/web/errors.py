@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from mailvault.errors import (
     AuthenticationError,
     ConfigError,
+    GatewayError,
     InputError,
     IntegrityError,
     MailvaultError,
@@ -38,6 +39,8 @@ STATUS: tuple[tuple[type[MailvaultError], int], ...] = (
     # The mail server a request named (a restore's mailbox) refused the login or the
     # certificate, or could not be reached: the request cannot be carried out as given.
     (SourceError, 400),
+    # A gateway mailbox that does not exist or refuses the act in its state.
+    (GatewayError, 400),
     (StorageFullError, 507),
     (IntegrityError, 500),
     (StoreError, 503),

@@ -105,7 +105,8 @@ def test_an_index_failure_is_indexed_again(vault: Vault, mail: dict[str, int]) -
     ("smtp", "its sender must send it again"),
     ("maildir", "import the Maildir tree again"),
     ("pst", "import the PST or OST file again"),
-    ("gateway", "mailvault cannot reach a gateway item again"),
+    ("gateway", "a gateway message that failed stays in its mailbox"),
+    ("fax", "mailvault cannot reach a fax item again"),
 ])
 def test_kinds_that_cannot_be_reached_again_are_refused(vault: Vault, kind: str,
                                                         words: str) -> None:

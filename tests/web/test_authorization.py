@@ -24,6 +24,7 @@ from mailvault.usecases.reviewing import PolicyDraft
 from mailvault.web import (
     api_admin,
     pages_admin_compliance,
+    pages_admin_gateway,
     pages_admin_people,
     pages_admin_sources,
 )
@@ -237,6 +238,9 @@ ADMIN_PAGES: list[tuple[str, str, dict[str, Any], Permission]] = [
     ("POST", "/admin/smtp-users", {"name": "", "password": "x", "password_again": "x"},
      P.USERS),
     ("POST", "/admin/smtp-users/none/remove", {}, P.USERS),
+    ("GET", "/admin/gateway", {}, P.MONITOR),
+    ("POST", "/admin/gateway/none/suspend", {}, P.SETTINGS),
+    ("POST", "/admin/gateway/none/resume", {}, P.SETTINGS),
 ]
 ADMIN_API: list[tuple[str, str, dict[str, Any] | None, Permission]] = [
     ("GET", "/api/v1/sources", None, P.SOURCES),
@@ -274,6 +278,7 @@ ADMIN_API: list[tuple[str, str, dict[str, Any] | None, Permission]] = [
     ("POST", "/api/v1/smtp-users", {"name": "s-{who}", "password": "a long enough one"},
      P.USERS),
     ("DELETE", "/api/v1/smtp-users/none", None, P.USERS),
+    ("GET", "/api/v1/gateway/mailboxes", None, P.MONITOR),
 ]
 
 
@@ -290,7 +295,7 @@ def _filled(value: Any, person: str, site: Site) -> Any:
 def test_the_admin_tables_cover_every_admin_route() -> None:
     routes = {(method, route.path)
               for module in (pages_admin_sources, pages_admin_compliance, pages_admin_people,
-                             api_admin)
+                             pages_admin_gateway, api_admin)
               for route in module.router.routes if isinstance(route, APIRoute)
               for method in route.methods}
     listed = {(m, re.sub(r"/(none|adam|\d+)(?=/|$)", "/{x}", u))
