@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import socket
 import ssl
 from collections import Counter
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from mailvault.accounts.throttle import SigninThrottle, client_key
 from mailvault.capture.access import AccessPolicy
 from mailvault.capture.listen import parse_listen, show_listen
 from mailvault.capture.session import (
@@ -28,6 +28,7 @@ from mailvault.capture.session import (
 )
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus
+from mailvault.capture.tls import server_context
 from mailvault.capture.users import check_password, load_users
 from mailvault.config import SmtpSettings
 from mailvault.errors import ConfigError, StorageFullError, StoreError
@@ -73,7 +74,7 @@ class Gate:
         if self._total >= self.max_connections:
             self.status.refused("too many connections")
             return TOO_MANY
-        key = _client_key(client)
+        key = client_key(client)
         held = self._held[key]
         if held >= self.per_client or (held and
                                        self.max_connections - self._total <= self.reserve):
@@ -85,7 +86,7 @@ class Gate:
 
     def release(self, client: str) -> None:
         """An admitted client's session has ended."""
-        key = _client_key(client)
+        key = client_key(client)
         self._held[key] -= 1
         if self._held[key] <= 0:
             del self._held[key]
@@ -175,32 +176,13 @@ class CaptureHandler:
         return ACCEPTED
 
 
-def _client_key(address: str) -> str:
-    """What connections are counted by: the IPv4 address, or an IPv6 client's /64 (a host
-    is usually given a whole /64, so counting its addresses one by one would not limit it)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
-
-
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     """The server TLS context from tls_cert/tls_key, or None when none is configured."""
     if not settings.tls_cert:
         if settings.tls_key:
             raise ConfigError("[smtp] tls_key is set but tls_cert is not.")
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"[smtp] tls_cert/tls_key cannot be loaded: {exc}.") from exc
-    return context
+    return server_context(settings.tls_cert, settings.tls_key, "[smtp]")
 
 
 class SmtpEndpoint:
@@ -230,6 +212,9 @@ class SmtpEndpoint:
             * self.settings.connection_reserve_percent // 100)
         self.users = load_users(context.vault.path) if self.settings.auth != "off" else {}
         self.hostname = self.settings.hostname or socket.gethostname()
+        # One count of failed logins per client for every listener of the endpoint.
+        self.auth_throttle = SigninThrottle(self.settings.auth_attempts,
+                                            self.settings.auth_window_minutes * 60.0)
         self._servers: list[asyncio.AbstractServer] = []
 
     async def start(self) -> list[str]:
@@ -257,6 +242,7 @@ class SmtpEndpoint:
             starttls=None if implicit_tls else self.tls,
             require_tls=self.settings.require_tls and not implicit_tls,
             auth=self.settings.auth,
+            auth_throttle=self.auth_throttle,
         )
         try:
             server = await loop.create_server(lambda: SmtpSession(handler, options), host, port,
