@@ -73,7 +73,7 @@ def _run(stream: bytes) -> tuple[Endpoint, Writer]:
     return asyncio.run(conversation())
 
 
-@fuzz(300)
+@fuzz(150)
 @given(packets=st.lists(PACKETS, max_size=30))
 def test_any_packets_end_the_conversation_cleanly(packets: list[bytes]) -> None:
     stream = b"".join(packets)

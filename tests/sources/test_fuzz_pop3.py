@@ -76,7 +76,7 @@ def _multiline(parts: tuple[bytes, list[bytes], bytes]) -> bytes:
     return first + b"".join(lines) + end
 
 
-@fuzz(50, budget_s=None)
+@fuzz(30, budget_s=None)
 @given(greeting=REPLY, login=REPLY, uidl=MULTILINE, listing=MULTILINE, retr=MULTILINE)
 def test_any_server_answers_give_a_result_or_one_source_error(
         server: tuple[int, Script], greeting: bytes, login: bytes,

@@ -41,7 +41,7 @@ def browser(site: Site) -> Browser:
     return signed_in
 
 
-@fuzz(150, budget_s=None)
+@fuzz(100, budget_s=None)
 @given(page=PAGES, ref=TEXT, q=TEXT, sort=TEXT, number=TEXT, sel=TEXT)
 def test_no_query_string_makes_a_server_error(browser: Browser, page: str, ref: str, q: str,
                                               sort: str, number: str, sel: str) -> None:
