@@ -40,7 +40,7 @@ MAX_DEPTH = 20
 # The top-level header section read: past this, headers are not parsed (the standard
 # parser took 100 s and 1.1 GB over 30 MB folded into 10 million lines); the stored
 # message keeps every byte, and a defect says what was not read.
-MAX_HEADER_BYTES = 256 * 1024
+MAX_HEADER_BYTES = 2 * 1024 * 1024
 _TOO_DEEP = "MIME structure nested too deeply"
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=POLICY)
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
