@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import codecs
 import re
+from contextlib import suppress
+from email.errors import HeaderParseError
 from email.header import decode_header
 from functools import lru_cache
 
@@ -35,6 +37,9 @@ _ALIASES = {
     "unicode-1-1-utf-7": "utf-7",
     "utf8": "utf-8",
 }
+# A codec fails in its own way on bytes it cannot take: UnicodeError (punycode, idna),
+# ValueError, IndexError (a truncated multi-byte sequence in some codecs).
+_CODEC_ERRORS = (ValueError, LookupError, IndexError)
 
 
 @lru_cache(maxsize=256)
@@ -45,9 +50,12 @@ def codec_for(charset: str | None) -> str | None:
     name = charset.strip().strip('"').lower()
     name = _ALIASES.get(name, name)
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        codec = codecs.lookup(name).name
+        # Only text encodings: a label naming base64, zlib or rot13 is not a charset.
+        b"".decode(codec)
+    except (LookupError, ValueError):  # unknown, not a text encoding, a NUL in the name
         return None
+    return codec
 
 
 def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
@@ -57,14 +65,14 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
     """
     codec = codec_for(charset)
     if codec is not None:
-        try:
+        with suppress(*_CODEC_ERRORS):
             return data.decode(codec), False
-        except (UnicodeDecodeError, LookupError):
-            pass
-    try:
+    with suppress(UnicodeDecodeError):
         return data.decode("utf-8"), codec is None and charset is not None
-    except UnicodeDecodeError:
-        return data.decode(codec or "cp1252", errors="replace"), True
+    if codec is not None:
+        with suppress(*_CODEC_ERRORS):
+            return data.decode(codec, errors="replace"), True
+    return data.decode("cp1252", errors="replace"), True
 
 
 def header_text(value: str | None) -> str:
@@ -89,14 +97,18 @@ _WS = re.compile(r"\s+")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
-def _decode_words(value: str) -> str:
+def _decode_words(value: str, glued: bool = True) -> str:
+    """RFC 2047 words of ``value`` decoded; ``glued``: also try each word standing alone
+    (once: a word decode_header leaves alone on its own stays as it is)."""
     try:
         parts = decode_header(value)
-    except (ValueError, AssertionError):
+    except (ValueError, AssertionError, HeaderParseError):
         parts = [(value, None)]
-    if len(parts) == 1 and isinstance(parts[0][0], str) and _ENCODED_WORD.search(value):
+    if glued and len(parts) == 1 and isinstance(parts[0][0], str) \
+            and _ENCODED_WORD.search(value):
         # Words glued to other text or inside quotes are left alone by decode_header.
-        return _ENCODED_WORD.sub(lambda m: _decode_words(" " + m.group(0) + " ").strip(), value)
+        return _ENCODED_WORD.sub(
+            lambda m: _decode_words(" " + m.group(0) + " ", glued=False).strip(), value)
     # Adjacent encoded words in the same charset are joined before decoding, so a multi-byte
     # character split across two words comes out whole.
     merged: list[tuple[bytes | str, str | None]] = []

@@ -243,6 +243,10 @@ class SmtpSettings:
         "Users: `mailvault smtp-user add`.",
         ranked("off", "optional", "required"),
     )
+    auth_attempts: int = setting(
+        10, "Failed AUTH attempts one client address (an IPv6 client: its /64) may make per "
+        "auth_window_minutes; after that AUTH is answered 454 until the window has passed.")
+    auth_window_minutes: int = setting(15, "The window of auth_attempts.")
     allow: list[str] = setting(
         [], "CIDRs that may connect (others get 554 at connect); empty lets any address connect.",
         within_networks,

@@ -136,6 +136,11 @@ class MilterConnection:
 
     async def _handle(self, command: bytes, data: bytes) -> bool:
         if command == NEGOTIATE:
+            if len(data) < 12:
+                # Not an MTA speaking the milter protocol: nothing sensible to answer.
+                log.warning("milter: a negotiation of %d bytes (12 needed); hanging up.",
+                            len(data))
+                return False
             _version, _actions, offered = struct.unpack(">III", data[:12])
             reply, self.protocol = negotiate_reply(offered)
             await self._send(reply)

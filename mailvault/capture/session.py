@@ -24,10 +24,12 @@ import base64
 import binascii
 import logging
 import ssl
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from mailvault.accounts.throttle import SigninThrottle
 from mailvault.capture.client_text import for_log
 
 # A command line (without its CRLF): RFC 5321 4.5.3.1.4 allows 512 octets and extensions more
@@ -64,6 +66,8 @@ class SessionOptions:
     require_tls: bool = False
     # "off", "optional" or "required".
     auth: str = "off"
+    # Failed logins by client address (None: not counted).
+    auth_throttle: SigninThrottle | None = None
 
 
 @dataclass
@@ -594,6 +598,12 @@ class SmtpSession(asyncio.Protocol):
         if self._transaction is not None:
             self._error("503 5.5.1 AUTH not permitted during a mail transaction")
             return
+        throttle = self.options.auth_throttle
+        if throttle is not None and throttle.blocked_until(self.client.address,
+                                                           time.monotonic()) is not None:
+            self.handler.refused("authentication throttled")
+            self._error("454 4.7.0 Too many failed logins from your address, try again later")
+            return
         mechanism, _, initial = arg.partition(" ")
         mechanism = mechanism.upper()
         if mechanism == "PLAIN":
@@ -609,6 +619,8 @@ class SmtpSession(asyncio.Protocol):
         name, password = credentials
         answer = await self.handler.login(name, password)
         if answer is False or (isinstance(answer, str) and not answer.startswith("235")):
+            if throttle is not None:
+                throttle.count(self.client.address, time.monotonic())
             self.handler.refused("authentication failed")
             self._error(answer or "535 5.7.8 Authentication credentials invalid")
             return

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import socket
 import ssl
 from collections import Counter
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
+from mailvault.accounts.throttle import SigninThrottle, client_key
 from mailvault.capture.access import AccessPolicy
 from mailvault.capture.listen import parse_listen, show_listen
 from mailvault.capture.session import (
@@ -37,6 +37,7 @@ from mailvault.capture.session import (
 )
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus
+from mailvault.capture.tls import server_context
 from mailvault.capture.users import check_password, load_users
 from mailvault.config import SmtpSettings
 from mailvault.errors import (
@@ -91,7 +92,7 @@ class Gate:
         if self._total >= self.max_connections:
             self.status.refused("too many connections")
             return TOO_MANY
-        key = _client_key(client)
+        key = client_key(client)
         held = self._held[key]
         if held >= self.per_client or (held and
                                        self.max_connections - self._total <= self.reserve):
@@ -103,7 +104,7 @@ class Gate:
 
     def release(self, client: str) -> None:
         """An admitted client's session has ended."""
-        key = _client_key(client)
+        key = client_key(client)
         self._held[key] -= 1
         if self._held[key] <= 0:
             del self._held[key]
@@ -258,32 +259,13 @@ class CaptureHandler:
         return self.mailboxes is not None and self.mailboxes.is_mailbox_address(address)
 
 
-def _client_key(address: str) -> str:
-    """What connections are counted by: the IPv4 address, or an IPv6 client's /64 (a host
-    is usually given a whole /64, so counting its addresses one by one would not limit it)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
-
-
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     """The server TLS context from tls_cert/tls_key, or None when none is configured."""
     if not settings.tls_cert:
         if settings.tls_key:
             raise ConfigError("[smtp] tls_key is set but tls_cert is not.")
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"[smtp] tls_cert/tls_key cannot be loaded: {exc}.") from exc
-    return context
+    return server_context(settings.tls_cert, settings.tls_key, "[smtp]")
 
 
 class SmtpEndpoint:
@@ -320,6 +302,9 @@ class SmtpEndpoint:
         # commits among them (6 threads: ~460 msg/s here, 20: ~600).
         self.gateway_pool = (ThreadPoolExecutor(GATEWAY_THREADS, thread_name_prefix="gateway")
                              if self.mailboxes is not None else None)
+        # One count of failed logins per client for every listener of the endpoint.
+        self.auth_throttle = SigninThrottle(self.settings.auth_attempts,
+                                            self.settings.auth_window_minutes * 60.0)
         self._servers: list[asyncio.AbstractServer] = []
 
     async def start(self) -> list[str]:
@@ -347,6 +332,7 @@ class SmtpEndpoint:
             starttls=None if implicit_tls else self.tls,
             require_tls=self.settings.require_tls and not implicit_tls,
             auth=self.settings.auth,
+            auth_throttle=self.auth_throttle,
         )
         try:
             server = await loop.create_server(lambda: SmtpSession(handler, options), host, port,

@@ -12,6 +12,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 
+from mailvault.capture import tls
 from mailvault.capture.listen import parse_listen, show_listen
 from mailvault.errors import ConfigError
 
@@ -95,13 +96,7 @@ def server_tls(cert: str, key: str, section: str) -> ssl.SSLContext | None:
         if key:
             raise ConfigError(f"[{section}] tls_key is set but tls_cert is not.")
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(cert, key or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"[{section}] tls_cert/tls_key cannot be loaded: {exc}.") from exc
-    return context
+    return tls.server_context(cert, key, f"[{section}]")
 
 
 def check_listen(addresses: list[str], tls: ssl.SSLContext | None, what: str) -> None:

@@ -23,6 +23,7 @@ import ssl
 from collections import deque
 from dataclasses import dataclass, field
 
+from mailvault.capture import tls
 from mailvault.capture.access import AccessPolicy
 from mailvault.capture.client_text import for_log
 from mailvault.capture.listen import parse_listen, show_listen
@@ -324,13 +325,7 @@ def server_context(settings: GatewaySettings) -> ssl.SSLContext:
     if not settings.tls_cert:
         raise ConfigError("the SMTP proxy needs [gateway] tls_cert and tls_key: clients "
                           "log in with their provider password.")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"[gateway] tls_cert/tls_key cannot be loaded: {exc}.") from exc
-    return context
+    return tls.server_context(settings.tls_cert, settings.tls_key, "[gateway]")
 
 
 class SmtpProxy:

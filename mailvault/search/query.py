@@ -28,6 +28,11 @@ TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "file
 KEYWORD_FIELDS = ("tier", "tag", "hold", "msgid", "fromdomain")
 PARTICIPANT_FIELDS = ("from", "to", "cc", "bcc")
 ALIASES = {"in": "folder", "label": "tag", "rfc822msgid": "msgid", "file": "filename"}
+# Parentheses and negations nest at most this deep: the parser and the backends walk the
+# tree recursively, and no person writes a query deeper than this.
+MAX_NESTING = 64
+# The largest size a query may name (sizes are stored as signed 64-bit integers).
+MAX_SIZE = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,11 @@ _TOKEN = re.compile(
 
 def parse(text: str) -> Node:
     """Parse a query; QueryError with a sentence when it cannot be understood."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 reach here from a command line as lone surrogates.
+        raise QueryError("the query is not UTF-8 text.") from None
     tokens = _tokenize(text)
     if not tokens:
         return MatchAll()
@@ -162,6 +172,7 @@ class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
@@ -190,13 +201,18 @@ class _Parser:
 
     def unary(self) -> Node:
         kind, value = self.take()
+        if kind in ("-", "("):
+            self._deeper()
         if kind == "-":
-            return Not(self.unary())
+            node: Node = Not(self.unary())
+            self.depth -= 1
+            return node
         if kind == "(":
             node = self.expression()
             if self.peek() != ")":
                 raise QueryError("a parenthesis is not closed.")
             self.take()
+            self.depth -= 1
             return node
         if kind == "field":
             return self.fielded(value)
@@ -210,15 +226,23 @@ class _Parser:
         name = ALIASES.get(name, name)
         if self.peek() == "(":
             self.take()
+            self._deeper()
             inner = self.expression()
             if self.peek() != ")":
                 raise QueryError("a parenthesis is not closed.")
             self.take()
+            self.depth -= 1
             return _with_field(inner, name)
         if self.peek() not in ("word", "phrase"):
             raise QueryError(f"{name}: needs a value.")
         kind, value = self.take()
         return operator(name, value, kind == "phrase")
+
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise QueryError(f"the query nests parentheses or negations more than "
+                             f"{MAX_NESTING} deep.")
 
 
 def operator(name: str, value: str, quoted: bool = False) -> Node:
@@ -310,4 +334,8 @@ def parse_size(value: str) -> int:
     if not match:
         raise QueryError(f"{value!r} is not a size (use a number with K, M or G).")
     factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
-    return int(float(match.group(1)) * factor)
+    size = float(match.group(1)) * factor
+    if size > MAX_SIZE:
+        shown = value if len(value) <= 24 else value[:24] + "..."
+        raise QueryError(f"{shown!r} is larger than any message can be.")
+    return int(size)

@@ -9,6 +9,7 @@ server applies deletions only at QUIT.
 from __future__ import annotations
 
 import base64
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -23,6 +24,9 @@ ERR = b"-ERR"
 TERMINATOR = b".\r\n"
 # A reply line longer than this is not POP3 (a message line is read without this limit).
 MAX_REPLY_LINE = 8192
+# A line of a UIDL or LIST answer: a message number, a space, the UIDL or size.
+_LISTING_LINE = re.compile(rb"^\s*([0-9]{1,9})[ \t]+(\S+)\s*$")
+_SIZE = re.compile(r"^[0-9]{1,18}$")
 
 
 @dataclass(frozen=True)
@@ -42,18 +46,20 @@ class Pop3Session:
         self.user = credentials.authzid or credentials.user
         self._redactor = credentials.redactor()
         context = client_context(endpoint.ca_file, endpoint.insecure_skip_verify)
-        with self._translated("connect"):
-            sock = socket.create_connection((endpoint.host, endpoint.port), endpoint.timeout_s)
-            if endpoint.tls == "implicit":
-                sock = context.wrap_socket(sock, server_hostname=endpoint.host)
-            self._sock = sock
-            self._file = sock.makefile("rb")
-            self._expect_ok("greeting")
-            if endpoint.tls == "starttls":
-                self._command(b"STLS")
-                self._sock = context.wrap_socket(self._sock, server_hostname=endpoint.host)
-                self._file = self._sock.makefile("rb")
+        # A connection that fails at any step is closed here: the caller has no session.
         try:
+            with self._translated("connect"):
+                self._sock = socket.create_connection((endpoint.host, endpoint.port),
+                                                      endpoint.timeout_s)
+                if endpoint.tls == "implicit":
+                    self._sock = context.wrap_socket(self._sock, server_hostname=endpoint.host)
+                self._file = self._sock.makefile("rb")
+                self._expect_ok("greeting")
+                if endpoint.tls == "starttls":
+                    self._command(b"STLS")
+                    self._file.close()
+                    self._sock = context.wrap_socket(self._sock, server_hostname=endpoint.host)
+                    self._file = self._sock.makefile("rb")
             self._login(credentials)
         except SourceError:
             self.close()
@@ -79,6 +85,8 @@ class Pop3Session:
             uidls = dict(_pairs(self._multiline()))
             self._command(b"LIST")
             sizes = dict(_pairs(self._multiline()))
+            if any(not _SIZE.match(size) for size in sizes.values()):
+                raise _Garbled("LIST gave a size that is not a number")
         return [Listed(number, uidls[number], int(sizes.get(number, "0")))
                 for number in sorted(uidls)]
 
@@ -139,6 +147,8 @@ class Pop3Session:
             yield
         except _Refused as exc:
             raise SourceError(f"{where} refused {action}: {exc}.") from None
+        except _Garbled as exc:
+            raise SourceError(f"{where} does not speak POP3 during {action}: {exc}.") from None
         except OSError as exc:
             raise network_error(exc, where, action) from None
 
@@ -147,7 +157,13 @@ class _Refused(Exception):
     """A -ERR reply (inside this module only; callers see SourceError)."""
 
 
+class _Garbled(Exception):
+    """An answer that is not POP3 (inside this module only; callers see SourceError)."""
+
+
 def _pairs(lines: Iterator[bytes]) -> Iterator[tuple[int, str]]:
     for line in lines:
-        number, _, value = line.decode("ascii", "replace").strip().partition(" ")
-        yield int(number), value.strip()
+        match = _LISTING_LINE.match(line)
+        if match is None:
+            raise _Garbled(f"the listing line {line[:60]!r} is not a number and a value")
+        yield int(match.group(1)), match.group(2).decode("ascii", "replace")

@@ -7,13 +7,14 @@ import socket
 import ssl
 from pathlib import Path
 
+from mailvault.capture.tls import MINIMUM_VERSION
 from mailvault.errors import InputError, SourceError
 
 
 def client_context(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLContext:
     """A client context: system CAs (plus ``ca_file``), hostname checked, TLS 1.2 at least."""
     context = ssl.create_default_context()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = MINIMUM_VERSION
     if ca_file:
         path = Path(ca_file).expanduser()
         try:

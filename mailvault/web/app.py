@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
+from mailvault.accounts.throttle import SigninThrottle
 from mailvault.config import WebSettings
 from mailvault.sources.sync import Sink
 from mailvault.vault import Vault
@@ -38,7 +39,6 @@ from mailvault.web import (
 )
 from mailvault.web.oidc import oidc_client
 from mailvault.web.state import HERE, WebState
-from mailvault.web.throttle import SigninThrottle
 
 # Every response of the application (a route may set its own, as the mail frame does).
 PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

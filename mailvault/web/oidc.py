@@ -23,6 +23,7 @@ from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
 from mailvault.errors import AuthenticationError, ConfigError
+from mailvault.sources.tls import client_context
 
 FLOW_S = 600
 TIMEOUT_S = 10.0
@@ -87,6 +88,7 @@ class OidcClient:
         config = self.discovery()
         try:
             answer = httpx.post(config["token_endpoint"], timeout=TIMEOUT_S,
+                                verify=client_context(None, False),
                                 auth=(self.client_id, self.client_secret),
                                 data={"grant_type": "authorization_code", "code": code,
                                       "redirect_uri": flow.redirect_uri,
@@ -119,7 +121,7 @@ class OidcClient:
 
     def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            answer = httpx.get(url, timeout=TIMEOUT_S)
+            answer = httpx.get(url, timeout=TIMEOUT_S, verify=client_context(None, False))
             answer.raise_for_status()
             data = answer.json()
         except (httpx.HTTPError, ValueError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
 from collections.abc import Generator
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from mailvault.capture.listen import parse_listen, show_listen
+from mailvault.capture.tls import check_private_key, restrict
 from mailvault.config import WebSettings
 from mailvault.errors import ConfigError
 from mailvault.sources.serving import SpoolSink
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from mailvault.capture.services import ServeContext
 
 STARTUP_S = 10.0
+log = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
@@ -77,6 +80,11 @@ class WebService:
         self.spool = context.spool
         self.settings = context.vault.settings.web
         self.addresses = check_listen(self.settings, listen)
+        # Before any socket is bound: a refused key leaves nothing open behind it.
+        if self.settings.tls_key:
+            warning = check_private_key(self.settings.tls_key, "[web]")
+            if warning is not None:
+                log.warning("%s", warning)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._sockets: list[socket.socket] = []
@@ -109,6 +117,8 @@ class WebService:
             config.load()
         except (OSError, ValueError) as exc:
             raise ConfigError(f"[web] tls_cert/tls_key cannot be loaded: {exc}.") from exc
+        if config.ssl is not None:
+            restrict(config.ssl)
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=self._sockets))
         deadline = asyncio.get_running_loop().time() + STARTUP_S

@@ -1,7 +1,7 @@
 """Signing in and out: ``/login`` (name and password, then a TOTP code when the account has
 one), ``/login/oidc`` (an OpenID provider), ``/logout`` (POST).
 
-Every attempt counts against the client address (``throttle.py``; the lock-out is audited)
+Every attempt counts against the client address (``accounts/throttle.py``; the lock-out is audited)
 besides the account's own lock-out (``accounts.signin``). The session cookie is HttpOnly,
 SameSite=Strict, and Secure when the web is served over TLS.
 """

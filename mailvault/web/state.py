@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from mailvault.accounts.throttle import SigninThrottle
 from mailvault.config import WebSettings
 from mailvault.fsnames import shown
 from mailvault.sources.sync import Sink
@@ -20,7 +21,6 @@ from mailvault.web.background import Background
 from mailvault.web.metrics import WebMetrics
 from mailvault.web.oidc import OidcClient
 from mailvault.web.part_links import PartLinks
-from mailvault.web.throttle import SigninThrottle
 
 HERE = Path(__file__).parent
 # A password proven and a TOTP code awaited: how long the code step stays open.

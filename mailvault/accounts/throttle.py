@@ -1,5 +1,6 @@
 """Sign-in attempts per client address: after ``attempts`` within ``window_s`` the address
 is refused until the window has passed (the per-account lock-out is accounts.signin's).
+The web's sign-in counts every attempt; SMTP AUTH counts failures.
 
 Kept in the memory of the one serve process (a restart forgets it; the account lock-out,
 kept in the catalog, does not). An IPv6 client counts by its /64, since one host can use

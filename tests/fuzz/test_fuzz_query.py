@@ -1,0 +1,54 @@
+"""The query language: whatever a person types, it parses and compiles to an index query, or
+it is refused with one QueryError sentence; never another exception."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailvault.errors import QueryError
+from mailvault.search import query as q
+from mailvault.search.index import SearchIndex
+from tests.fuzz.profile import fuzz
+
+# hold: is left out: the search use case replaces it with the held ids before the index
+# sees the query, and this test calls the index directly (the deep run found the index
+# refusing a grouped hold:(...) with a ValueError; see docs/reliability.md).
+FIELDS = ["from", "to", "cc", "bcc", "participant", "subject", "body", "attachment",
+          "filename", "has", "after", "before", "on", "older", "newer", "larger", "smaller",
+          "tier", "folder", "source", "tag", "msgid", "id", "nosuch", "FROM"]
+PIECES = st.one_of(
+    st.sampled_from(["(", ")", "-", "OR", "or", '"', " ", "*", ":", "\t", "\u00e9",
+                     "attachment", "1", "99999999999999999999999", "1e5", "2021-02-30",
+                     "2021-13-01", "0000-01-01", "9999-12-31", "10K", "1.5M", "-1", "..",
+                     "\x00", "\ud800", "\U0001f600", "a*", "*a", "'", "\\"]),
+    st.sampled_from(FIELDS).map(lambda f: f + ":"),
+    st.text(max_size=8),
+)
+QUERIES = st.one_of(st.lists(PIECES, max_size=30).map("".join),
+                    st.lists(PIECES, max_size=30).map(" ".join),
+                    st.text(max_size=60))
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchIndex]:
+    opened = SearchIndex(Path(tmp_path_factory.mktemp("index")))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@fuzz(300, budget_s=2.0)
+@given(text=QUERIES)
+def test_a_query_parses_and_runs_or_is_one_query_error(index: SearchIndex, text: str) -> None:
+    try:
+        node = q.parse(text)
+        index.search(node, limit=5)
+    except QueryError as exc:
+        message = str(exc)
+        assert message and "\n" not in message and message.endswith(".")
