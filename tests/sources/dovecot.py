@@ -240,6 +240,8 @@ def _certificates(folder: Path) -> Path:
     (folder / "key.pem").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
+    # mailvault's listeners refuse a key other users can read; the servers read it as root.
+    (folder / "key.pem").chmod(0o600)
     (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     ca_file = folder / "ca.pem"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
