@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+# pytest-xdist gives its workers COLUMNS=80 (the controller's terminal), and the command
+# line's console, made when tests.support imports it, would keep that width for good;
+# without it, commands under test take the width each call gives (support.invoke: 200).
+os.environ.pop("COLUMNS", None)
+
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
