@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mailvault.vault import Vault
+from tests.sources import dovecot
 from tests.support import unavailable
 
 if TYPE_CHECKING:
@@ -28,6 +29,16 @@ def pytest_configure(config: pytest.Config) -> None:
     # Every vault a test opens serves its web application (if serve runs) on a free port, so
     # that tests (and several checkouts on one machine) never meet on 127.0.0.1:8025.
     os.environ.setdefault("MAILVAULT_WEB_LISTEN", "127.0.0.1:0")
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[dovecot.Dovecot]:
+    """Debian's Dovecot with IMAP, IMAPS, POP3 and POP3S on free loopback ports."""
+    server = dovecot.start()
+    try:
+        yield server
+    finally:
+        dovecot.remove(server)
 
 
 @pytest.fixture(scope="session")

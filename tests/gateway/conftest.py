@@ -4,7 +4,6 @@ as the provider, real corpus messages, and gateway mailboxes in the test's temp 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from mailvault.gateway.mailboxes import GatewayMailboxes
 from mailvault.vault import Vault
 from tests.capture.conftest import certificate, serving  # noqa: F401 (fixtures)
 from tests.gateway.pop3_support import GatewayCertificate, make_certificate
-from tests.sources import dovecot
 from tests.sources.mailboxes import corpus_messages
 
 DOMAIN = "gw.example.org"
@@ -32,16 +30,6 @@ def mailboxes(vault: Vault) -> GatewayMailboxes:
 def gateway_certificate(tmp_path_factory: pytest.TempPathFactory) -> GatewayCertificate:
     """The gateway's certificate (127.0.0.1, localhost) and the CA that signed it."""
     return make_certificate(tmp_path_factory.mktemp("gateway-tls"))
-
-
-@pytest.fixture(scope="session")
-def dovecot_server() -> Iterator[dovecot.Dovecot]:
-    """Debian's Dovecot with POP3 (STLS) and POP3S on free loopback ports."""
-    server = dovecot.start()
-    try:
-        yield server
-    finally:
-        dovecot.remove(server)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ messages to fill them with, and sources defined in the test's vault."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +14,6 @@ from mailvault.sources.definitions import SourceSpec, build
 from mailvault.vault import Vault
 from tests.sources import dovecot
 from tests.sources.mailboxes import Mailbox, corpus_messages, new_mailbox
-
-
-@pytest.fixture(scope="session")
-def dovecot_server() -> Iterator[dovecot.Dovecot]:
-    """Debian's Dovecot with IMAP, IMAPS, POP3 and POP3S on free loopback ports."""
-    server = dovecot.start()
-    try:
-        yield server
-    finally:
-        dovecot.remove(server)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from mailvault.sources import registry
-from tests.sources.conftest import dovecot_server  # noqa: F401 (the session's Dovecot)
 from tests.sources.dovecot import Dovecot
 from tests.sources.mailboxes import new_mailbox
 from tests.support import build_message
@@ -40,7 +39,7 @@ def _accounts(text: str) -> list[str]:
 
 
 def test_add_test_and_sync_a_source_against_dovecot(
-        site: Site, dovecot_server: Dovecot) -> None:  # noqa: F811 (the imported fixture)
+        site: Site, dovecot_server: Dovecot) -> None:
     mailbox = new_mailbox(dovecot_server)
     mailbox.fill({"INBOX": [build_message(subject=f"from dovecot {n}",
                                           message_id=f"<dv{n}@example.org>")
