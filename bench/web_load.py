@@ -73,8 +73,8 @@ def rss(pid: int) -> int:
             for line in handle:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    except OSError:  # the process has ended
+        return 0
     return 0
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from mailvault.store.migrations import steps
 ${imports if imports else ""}
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
@@ -19,5 +21,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # A vault is never taken back to an older format: restore the backup taken before.
-    raise NotImplementedError("a vault is not downgraded; restore the backup taken before.")
+    steps.refuse_downgrade()

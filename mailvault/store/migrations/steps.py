@@ -9,6 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from mailvault.errors import VaultError
+
 
 def table(name: str, *items: Any, **options: Any) -> None:
     """Create a table unless the catalog has it."""
@@ -21,3 +23,8 @@ def index(table_name: str, name: str, columns: list[str]) -> None:
     present = {found["name"] for found in sa.inspect(op.get_bind()).get_indexes(table_name)}
     if name not in present:
         op.create_index(name, table_name, columns)
+
+
+def refuse_downgrade() -> None:
+    """Every migration's downgrade: a vault is never taken back to an older format."""
+    raise VaultError("a vault is not downgraded; restore the backup taken before the upgrade.")

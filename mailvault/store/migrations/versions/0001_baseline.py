@@ -351,5 +351,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # A vault is never taken back to an older format: restore the backup taken before.
-    raise NotImplementedError("a vault is not downgraded; restore the backup taken before.")
+    steps.refuse_downgrade()
