@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select
 
 from mailvault.errors import IntegrityError, VaultError
 from mailvault.store import audit, schema
-from mailvault.store.audit_head import Head, read_head_file, write_head_file
+from mailvault.store.audit_head import Head, read_head_file, remove_temporaries, write_head_file
 from mailvault.store.crypto import Keyring, create_chain_key, load_chain_key
 
 
@@ -55,6 +55,7 @@ def settle(engine: Engine, chain: audit.Chain) -> None:
 
     Called where the caller has no transaction open, so the newest entry is committed."""
     with _locked(chain.head_file.parent):
+        remove_temporaries(chain.head_file.parent)
         try:
             anchored = read_head_file(chain.head_file, chain.key)
         except IntegrityError:

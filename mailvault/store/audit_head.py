@@ -73,6 +73,13 @@ def write_head_file(path: Path, key: bytes, head: Head) -> None:
     os.replace(temporary, path)
 
 
+def remove_temporaries(folder: Path) -> None:
+    """Delete temporary head files that a killed writer left behind. Called with the folder's
+    lock held, so no living writer owns one of them."""
+    for temporary in folder.glob(f".{HEAD_FILE}.*.tmp"):
+        temporary.unlink(missing_ok=True)
+
+
 def _mac(key: bytes, head: Head) -> str:
     return hmac.new(key, f"audit-head\0{head.seq}\0{head.hash}".encode(),
                     hashlib.sha256).hexdigest()

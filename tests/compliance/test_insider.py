@@ -206,6 +206,15 @@ def test_a_forged_or_missing_head_file_is_detected(mail_path: Path) -> None:
     assert result.returncode == 1 and b"head file" in result.stdout and b"missing" in result.stdout
 
 
+def test_a_head_file_left_half_written_by_a_kill_is_removed(mail_path: Path) -> None:
+    # A writer killed between creating its temporary head file and renaming it.
+    left = mail_path / ".audit-head.json.4242.tmp"
+    left.write_text('{"seq": 1')
+    result = invoke("audit", "verify", "--vault", mail_path)
+    assert result.exit_code == 0, result.text
+    assert not left.exists()
+
+
 def test_entries_from_before_the_chain_key_verify_and_stay_protected(tmp_path: Path) -> None:
     path = tmp_path / "vault"
     assert invoke("init", "--vault", path).exit_code == 0
