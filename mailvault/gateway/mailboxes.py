@@ -19,7 +19,6 @@ password. The metadata (count, bytes, oldest, last pull) comes from names and si
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import json
@@ -43,7 +42,7 @@ from mailvault.errors import (
     MailboxUnavailable,
     StorageFullError,
 )
-from mailvault.gateway import sealing
+from mailvault.gateway import sealing, segments
 from mailvault.store import file_modes
 
 ACTIVE = "active"
@@ -91,74 +90,41 @@ class StoredMessage:
         return self.id
 
 
-class FolderSync:
-    """fsync of a folder shared by the threads that need it: one fsync covers every change
-    made in the folder before it started, so concurrent deliveries (the SMTP endpoint's
-    sessions) share one instead of each paying its own, as the spool's group commit does."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        # folder -> [passes started, last pass finished, a pass is running]
-        self._passes: dict[Path, list[int]] = {}
-
-    def sync(self, folder: Path) -> None:
-        """Return once a fsync of ``folder`` that started after this call has finished."""
-        with self._changed:
-            state = self._passes.setdefault(folder, [0, 0, 0])
-            needed = state[0] + 1
-            while state[1] < needed:
-                if not state[2]:
-                    state[0] += 1
-                    state[2] = 1
-                    mine = state[0]
-                    break
-                self._changed.wait()
-            else:
-                return
-        try:
-            file_modes.fsync_folder(folder)
-        except BaseException:
-            with self._changed:
-                state[2] = 0
-                self._changed.notify_all()
-            raise
-        with self._changed:
-            state[1] = mine
-            state[2] = 0
-            self._changed.notify_all()
-
-
 class Staged:
-    """A sealed message written and fsynced but not yet visible in the mailbox."""
+    """A sealed message not yet visible in the mailbox: in memory only (``durable=False``)
+    or written and fsynced as a staged record."""
 
-    def __init__(self, mailbox: Path, message_id: str, seen: Path | None,
-                 folders: FolderSync) -> None:
+    def __init__(self, mailbox: Path, message_id: str, sealed: bytes, seen: Path | None,
+                 writer: segments.SegmentWriter, durable: bool) -> None:
         self._mailbox = mailbox
         self.message_id = message_id
+        self._sealed = sealed
         self._seen = seen
-        self._folders = folders
+        self._writer = writer
+        self._durable = durable
         self.done = False
 
     def commit(self) -> str:
-        """Make the message visible (durably); returns its id."""
+        """Make the message visible (durably: once an fsync covers it); returns its id."""
         self._finish()
-        try:
-            # The rename made durable in mail/ is enough: a crash cannot leave the file in
-            # both folders (a rename is atomic), so staged/ needs no fsync of its own.
-            os.replace(self._mailbox / "staged" / self.message_id,
-                       self._mailbox / "mail" / self.message_id)
-            self._folders.sync(self._mailbox / "mail")
-        except OSError as exc:
-            raise _write_error(exc) from exc
+        if self._durable:
+            self._writer.append(segments.encode(segments.COMMIT, self.message_id))
+        else:
+            self._writer.append(segments.encode(segments.MESSAGE, self.message_id,
+                                                self._sealed))
         return self.message_id
 
     def abandon(self) -> None:
         """Remove the message as if it had never come (its delivery key is forgotten too)."""
         self._finish()
-        for path in (self._mailbox / "staged" / self.message_id, self._seen):
-            if path is not None:
-                path.unlink(missing_ok=True)
-        file_modes.fsync_folder(self._mailbox / "staged")
+        if self._durable:
+            with _locked(self._mailbox):
+                try:
+                    segments.add_tombstones(self._mailbox, [self.message_id])
+                except OSError as exc:
+                    raise segments.write_error(exc) from exc
+        if self._seen is not None:
+            self._seen.unlink(missing_ok=True)
 
     def _finish(self) -> None:
         if self.done:
@@ -173,7 +139,8 @@ class GatewayMailboxes:
     def __init__(self, folder: Path, domain: str = "") -> None:
         self.folder = folder
         self.domain = domain.strip().lower()
-        self._folders = FolderSync()
+        self._writers: dict[str, segments.SegmentWriter] = {}
+        self._writers_lock = threading.Lock()
 
     @classmethod
     def of(cls, vault_dir: Path, settings: GatewaySettings) -> GatewayMailboxes:
@@ -195,7 +162,7 @@ class GatewayMailboxes:
             except FileExistsError:
                 continue
         path.chmod(file_modes.FOLDER_MODE)
-        for sub in ("mail", "staged", "seen"):
+        for sub in (segments.SEGMENTS, "seen"):
             file_modes.make_folder(path / sub)
         record = {"id": mailbox_id, "name": name or "", "state": ACTIVE,
                   "created": _now(), "last_pull": None,
@@ -219,18 +186,12 @@ class GatewayMailboxes:
         """One mailbox's metadata; MailboxUnavailable when there is none by that id."""
         path = self._path(mailbox_id)
         record = _read_record(path)
-        count = size = 0
-        oldest: str | None = None
-        for entry in sorted(os.scandir(path / "mail"), key=lambda e: e.name):
-            if not _MESSAGE_ID.match(entry.name):
-                continue
-            count += 1
-            size += entry.stat().st_size
-            if oldest is None:
-                oldest = _arrival(entry.name)
+        visible, _ = _contents(path)
         return MailboxInfo(id=record["id"], name=record["name"], address=self.address_of(
-            record["id"]), state=record["state"], created=record["created"], count=count,
-            bytes=size, oldest=oldest, last_pull=record["last_pull"])
+            record["id"]), state=record["state"], created=record["created"],
+            count=len(visible), bytes=sum(held.size for held in visible),
+            oldest=_arrival(visible[0].message_id) if visible else None,
+            last_pull=record["last_pull"])
 
     def address_of(self, mailbox_id: str) -> str:
         """The mailbox's address, or "" while no gateway domain is set."""
@@ -288,11 +249,15 @@ class GatewayMailboxes:
         if info.state != SUSPENDED:
             raise GatewayError(f"gateway mailbox {mailbox_id} is {info.state}: suspend it "
                                "before deleting it.")
-        if info.count or any((path / "staged").iterdir()):
+        if info.count or _contents(path)[1]:
             raise GatewayError(f"gateway mailbox {mailbox_id} still holds mail: pull it "
                                "before deleting the mailbox.")
         # Renamed away first so that a crash mid-way never leaves a half-deleted mailbox
         # that still answers to its id.
+        with self._writers_lock:
+            writer = self._writers.pop(mailbox_id, None)
+        if writer is not None:
+            writer.close()
         doomed = self.folder / f".deleted-{mailbox_id}"
         os.replace(path, doomed)
         file_modes.fsync_folder(self.folder)
@@ -320,13 +285,14 @@ class GatewayMailboxes:
 
     def stage(self, mailbox_id: str, raw: bytes, *, key: str | None = None,
               durable: bool = True) -> Staged | None:
-        """Seal and write ``raw`` durably without making it visible: ``commit()`` shows it,
+        """Seal ``raw`` to the mailbox without making it visible: ``commit()`` shows it,
         ``abandon()`` removes it. None when ``key`` was stored already.
 
-        ``durable=False`` leaves out the fsync of the staged/ folder, for a caller that
-        commits at once and acknowledges nothing before (``deliver``, the SMTP endpoint):
-        its file is still fsynced, and the commit's rename is made durable in mail/; a crash
-        before that loses only a message that no one was told was stored."""
+        With ``durable`` (the SMTP proxy, before it relays the message) the sealed copy is
+        appended as a staged record and fsynced before this returns. ``durable=False`` keeps
+        it in memory until ``commit()`` appends it, for a caller that acknowledges nothing
+        before the commit (``deliver``, the SMTP endpoint): a crash before then loses only a
+        message that no one was told was stored."""
         path = self._path(mailbox_id)
         record = _read_record(path)
         if record["state"] != ACTIVE:
@@ -337,31 +303,68 @@ class GatewayMailboxes:
             try:
                 os.close(os.open(seen, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                                  file_modes.FILE_MODE))
+                file_modes.fsync_folder(path / "seen")
             except FileExistsError:
                 return None
+            except OSError as exc:
+                seen.unlink(missing_ok=True)
+                raise segments.write_error(exc) from exc
         message_id = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
         public = sealing.WrappedKey.from_json(record).public_key
+        # Sealed whole in memory: no byte of the message reaches the disk in clear.
         sealed = sealing.seal(public, raw, _aad(mailbox_id, message_id))
-        target = path / "staged" / message_id
-        try:
-            fd = file_modes.open_new(target, os.O_WRONLY | os.O_EXCL)
+        writer = self._writer(mailbox_id)
+        if durable:
             try:
-                view = memoryview(sealed)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if seen is not None:
-                file_modes.fsync_folder(path / "seen")
-            if durable:
-                file_modes.fsync_folder(path / "staged")
-        except OSError as exc:
-            target.unlink(missing_ok=True)
-            if seen is not None:
-                seen.unlink(missing_ok=True)
-            raise _write_error(exc) from exc
-        return Staged(path, message_id, seen, self._folders)
+                writer.append(segments.encode(segments.STAGED, message_id, sealed))
+            except (GatewayError, StorageFullError):
+                if seen is not None:
+                    seen.unlink(missing_ok=True)
+                raise
+        return Staged(path, message_id, sealed, seen, writer, durable)
+
+    def staged(self, mailbox_id: str) -> list[str]:
+        """The ids of the mailbox's staged copies not yet committed or abandoned."""
+        return [held.message_id for held in _contents(self._path(mailbox_id))[1]]
+
+    def recover_staged(self) -> int:
+        """Make visible every staged copy a stopped process left behind (the SMTP proxy's,
+        between its copy and the provider's answer). Whether the provider took such a message
+        cannot be known any more, so it is kept rather than lost; the archive then holds it
+        even if the provider refused it. Copies a live writer still holds are left alone.
+        Returns how many were kept."""
+        kept = 0
+        for mailbox_id in self.ids():
+            path = self.folder / mailbox_id
+            with _locked(path):
+                _, staged = _contents(path)
+                for held in staged:
+                    if held.record is None:
+                        os.replace(path / "staged" / held.message_id,
+                                   path / "mail" / held.message_id)
+                        file_modes.fsync_folder(path / "mail")
+                    elif segments.held(held.record.segment):
+                        continue
+                    else:
+                        self._writer(mailbox_id).append(
+                            segments.encode(segments.COMMIT, held.message_id))
+                    kept += 1
+        return kept
+
+    def close(self) -> None:
+        """Release the segments this instance writes to (so they can be compacted)."""
+        with self._writers_lock:
+            writers, self._writers = list(self._writers.values()), {}
+        for writer in writers:
+            writer.close()
+
+    def _writer(self, mailbox_id: str) -> segments.SegmentWriter:
+        with self._writers_lock:
+            writer = self._writers.get(mailbox_id)
+            if writer is None:
+                writer = self._writers[mailbox_id] = segments.SegmentWriter(
+                    self.folder / mailbox_id)
+            return writer
 
     def unlock(self, mailbox_id: str, password: str) -> OpenMailbox:
         """The mailbox opened for reading; MailboxPasswordError for a wrong password.
@@ -394,32 +397,86 @@ class OpenMailbox:
         """The visible messages, oldest first, with their plaintext sizes (the sealed size
         less the fixed overhead, so listing decrypts nothing)."""
         overhead = sealing.HEADER_BYTES + 16
-        return [StoredMessage(id=entry.name, size=max(entry.stat().st_size - overhead, 0))
-                for entry in sorted(os.scandir(self._path / "mail"), key=lambda e: e.name)
-                if _MESSAGE_ID.match(entry.name)]
+        return [StoredMessage(id=held.message_id, size=max(held.size - overhead, 0))
+                for held in _contents(self._path)[0]]
 
     def read(self, message_id: str) -> bytes:
         """The message's raw bytes; IntegrityError when its stored bytes were altered (they
         are never returned), MailboxUnavailable when there is no such message."""
+        missing = MailboxUnavailable(f"there is no message {message_id!r} in this mailbox.")
         if not _MESSAGE_ID.match(message_id):
-            raise MailboxUnavailable(f"there is no message {message_id!r} in this mailbox.")
+            raise missing
+        found = {held.message_id: held for held in _contents(self._path)[0]}.get(message_id)
         try:
-            sealed = (self._path / "mail" / message_id).read_bytes()
-        except FileNotFoundError:
-            raise MailboxUnavailable(
-                f"there is no message {message_id!r} in this mailbox.") from None
-        try:
+            if found is None:
+                raise FileNotFoundError
+            if found.record is None:
+                sealed = (self._path / "mail" / message_id).read_bytes()
+            else:
+                sealed = segments.read_payload(found.record)
             return sealing.open_sealed(self._private, sealed, _aad(self.id, message_id))
+        except FileNotFoundError:
+            raise missing from None
         except IntegrityError:
             raise IntegrityError(f"gateway message {message_id} in mailbox {self.id} is "
                                  "damaged: its bytes were altered, so it is not served.") from None
 
     def delete(self, message_ids: list[str]) -> None:
-        """Remove messages (durably); ids no longer there are passed over."""
-        for message_id in message_ids:
-            if _MESSAGE_ID.match(message_id):
-                (self._path / "mail" / message_id).unlink(missing_ok=True)
-        file_modes.fsync_folder(self._path / "mail")
+        """Remove messages (durably); ids no longer there are passed over. A segment whose
+        every message is deleted is removed once no writer holds it."""
+        wanted = set(message_ids)
+        with _locked(self._path):
+            visible, _ = _contents(self._path)
+            doomed = [held for held in visible if held.message_id in wanted]
+            legacy = [held for held in doomed if held.record is None]
+            for held in legacy:
+                (self._path / "mail" / held.message_id).unlink(missing_ok=True)
+            if legacy:
+                file_modes.fsync_folder(self._path / "mail")
+            try:
+                segments.add_tombstones(self._path, [held.message_id for held in doomed
+                                                     if held.record is not None])
+                segments.compact(self._path)
+            except OSError as exc:
+                raise segments.write_error(exc) from exc
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A message in a mailbox: a segment record, or (record None) a file in mail/ or staged/
+    from before segments."""
+
+    message_id: str
+    size: int
+    record: segments.Record | None
+
+
+def _contents(path: Path) -> tuple[list[_Held], list[_Held]]:
+    """The mailbox's visible messages and its staged copies not yet settled, each by id
+    (so oldest first). Reads segment headers, tombstones and names only."""
+    dead = segments.tombstones(path)
+    visible: dict[str, _Held] = {}
+    staged: dict[str, _Held] = {}
+    committed: set[str] = set()
+    for record in segments.records(path):
+        if record.message_id in dead:
+            continue
+        held = _Held(record.message_id, record.length, record)
+        if record.kind == segments.MESSAGE:
+            visible[record.message_id] = held
+        elif record.kind == segments.STAGED:
+            staged[record.message_id] = held
+        elif record.kind == segments.COMMIT:
+            committed.add(record.message_id)
+    for message_id in committed & staged.keys():
+        visible[message_id] = staged.pop(message_id)
+    for sub, into in (("mail", visible), ("staged", staged)):
+        if (path / sub).is_dir():
+            for entry in os.scandir(path / sub):
+                if _MESSAGE_ID.match(entry.name):
+                    into.setdefault(entry.name, _Held(entry.name, entry.stat().st_size, None))
+    return ([visible[key] for key in sorted(visible)],
+            [staged[key] for key in sorted(staged)])
 
 
 def _aad(mailbox_id: str, message_id: str) -> bytes:
@@ -449,7 +506,7 @@ def _write_record(path: Path, record: dict[str, Any]) -> None:
         file_modes.write_replacing(path / RECORD_FILE, json.dumps(record, indent=2).encode())
         file_modes.fsync_folder(path)
     except OSError as exc:
-        raise _write_error(exc) from exc
+        raise segments.write_error(exc) from exc
 
 
 @contextmanager
@@ -460,9 +517,3 @@ def _locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _write_error(exc: OSError) -> GatewayError | StorageFullError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFullError("the disk is full: a gateway message could not be stored.")
-    return GatewayError(f"a gateway mailbox could not be written: {exc.strerror or exc}.")

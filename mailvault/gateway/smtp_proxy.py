@@ -355,7 +355,15 @@ class SmtpProxy:
         self._servers: list[asyncio.AbstractServer] = []
 
     async def start(self) -> list[str]:
-        """Open every listener; returns what listens ('smtp-proxy 127.0.0.1:1587')."""
+        """Open every listener; returns what listens ('smtp-proxy 127.0.0.1:1587'). First
+        the copies a stopped proxy left staged are kept (``GatewayMailboxes.recover_staged``):
+        whether their provider took them is not known, and a copy is never thrown away."""
+        kept = await asyncio.get_running_loop().run_in_executor(
+            None, self.shared.mailboxes.recover_staged)
+        if kept:
+            self.shared.status.error(
+                f"SMTP proxy: {kept} copies left staged by a stop were kept as sent (the "
+                "provider's answer to them is not known).")
         opened = [await self._open(text, implicit_tls=False) for text in self.listen]
         opened += [await self._open(text, implicit_tls=True) for text in self.tls_listen]
         return opened

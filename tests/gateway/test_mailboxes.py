@@ -4,6 +4,8 @@ nothing of the content."""
 
 from __future__ import annotations
 
+import json
+import os
 import stat
 import threading
 import time
@@ -17,8 +19,9 @@ from mailvault.errors import (
     MailboxPasswordError,
     MailboxUnavailable,
 )
-from mailvault.gateway import mailboxes as mailbox_module
-from mailvault.gateway.mailboxes import SUSPENDED, FolderSync, GatewayMailboxes
+from mailvault.gateway import sealing, segments
+from mailvault.gateway.mailboxes import SUSPENDED, GatewayMailboxes
+from tests.gateway.stored_bytes import flip, sealed
 from tests.support import build_message
 
 SECRET_WORDS = ("Quarterly", "pineapple", "zanzibar")
@@ -84,17 +87,20 @@ def test_passwd_keeps_old_mail_readable_with_the_new_password_only(
 
 
 @pytest.mark.parametrize("where", [0, 20, 45, -1, -200])
-def test_a_flipped_byte_is_reported_never_served(boxes: GatewayMailboxes, where: int) -> None:
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_flipped_byte_is_reported_never_served(boxes: GatewayMailboxes, where: int,
+                                                 which: int) -> None:
     info, password = boxes.create(None)
-    message_id = boxes.deliver(info.id, _secret_message())
+    raw = _secret_message()
+    ids = [boxes.deliver(info.id, raw) for _ in range(2)]
+    message_id = ids[which]  # one in the middle of a segment, one at its end
     assert message_id is not None
-    path = boxes.folder / info.id / "mail" / message_id
-    data = bytearray(path.read_bytes())
-    data[where] ^= 0x01
-    path.write_bytes(bytes(data))
+    flip(boxes.folder / info.id, message_id, where)
     opened = boxes.unlock(info.id, password)
+    assert message_id in [m.id for m in opened.messages()]
     with pytest.raises(IntegrityError, match="altered"):
         opened.read(message_id)
+    assert opened.read(ids[1 - which] or "") == raw
 
 
 def test_a_message_copied_to_another_name_does_not_open(boxes: GatewayMailboxes) -> None:
@@ -102,10 +108,22 @@ def test_a_message_copied_to_another_name_does_not_open(boxes: GatewayMailboxes)
     first = boxes.deliver(info.id, b"Subject: one\r\n\r\nfirst\r\n")
     second = boxes.deliver(info.id, b"Subject: two\r\n\r\nsecond\r\n")
     assert first and second
-    mail = boxes.folder / info.id / "mail"
-    (mail / second).write_bytes((mail / first).read_bytes())
+    # The first message's sealed bytes appended again as a record of the second's id.
+    writer = segments.SegmentWriter(boxes.folder / info.id)
+    forged = "00000000000000000001-00000000"
+    writer.append(segments.encode(segments.MESSAGE, forged, sealed(boxes.folder / info.id,
+                                                                   first)))
+    writer.close()
+    opened = boxes.unlock(info.id, password)
     with pytest.raises(IntegrityError):
-        boxes.unlock(info.id, password).read(second)
+        opened.read(forged)
+    other, other_password = boxes.create(None)
+    moved = segments.SegmentWriter(boxes.folder / other.id)
+    moved.append(segments.encode(segments.MESSAGE, first,
+                                 sealed(boxes.folder / info.id, first)))
+    moved.close()
+    with pytest.raises(IntegrityError):
+        boxes.unlock(other.id, other_password).read(first)
 
 
 def test_metadata_counts_without_the_password(boxes: GatewayMailboxes) -> None:
@@ -186,30 +204,93 @@ def test_staged_is_invisible_until_committed(boxes: GatewayMailboxes) -> None:
         kept.commit()
 
 
-def test_a_shared_folder_fsync_covers_only_changes_made_before_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    passes: list[str] = []
+def test_concurrent_deliveries_share_fsyncs(boxes: GatewayMailboxes,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    info, password = boxes.create(None)
+    boxes.deliver(info.id, b"Subject: first\r\n\r\nx\r\n")  # opens the segment
+    passes: list[int] = []
     entered, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
 
-    def slow_fsync(folder: Path) -> None:
-        passes.append("start")
+    def slow_fsync(fd: int) -> None:
+        passes.append(fd)
         if len(passes) == 1:
             entered.set()
             release.wait(30)
+        real_fsync(fd)
 
-    monkeypatch.setattr(mailbox_module.file_modes, "fsync_folder", slow_fsync)
-    shared = FolderSync()
-    first = threading.Thread(target=shared.sync, args=(tmp_path,))
+    monkeypatch.setattr(segments.os, "fsync", slow_fsync)
+    first = threading.Thread(target=boxes.deliver, args=(info.id, b"Subject: a\r\n\r\na\r\n"))
     first.start()
     assert entered.wait(30)
-    # A pass is under way, but it started before these callers' changes: they need another,
-    # and one pass serves all of them.
-    later = [threading.Thread(target=shared.sync, args=(tmp_path,)) for _ in range(5)]
+    # A pass is under way, but it started before these appends: they need another, and one
+    # pass serves all of them.
+    later = [threading.Thread(target=boxes.deliver,
+                              args=(info.id, f"Subject: {n}\r\n\r\n{n}\r\n".encode()))
+             for n in range(5)]
     for thread in later:
         thread.start()
-    while len(shared._changed._waiters) < len(later):  # type: ignore[attr-defined]
-        time.sleep(0.01)  # a readiness check: every caller waits on the running pass
+    writer = boxes._writer(info.id)
+    while len(writer._lock._waiters) < len(later):  # type: ignore[attr-defined]
+        time.sleep(0.01)  # a readiness check: every delivery waits on the running pass
     release.set()
     for thread in [first, *later]:
         thread.join(30)
     assert len(passes) == 2
+    assert len(boxes.unlock(info.id, password).messages()) == 7
+
+
+def test_a_torn_tail_is_skipped(boxes: GatewayMailboxes) -> None:
+    info, password = boxes.create(None)
+    kept = boxes.deliver(info.id, b"Subject: kept\r\n\r\nk\r\n")
+    torn = boxes.deliver(info.id, b"Subject: torn\r\n\r\nt\r\n")
+    boxes.close()
+    [segment] = segments.segment_files(boxes.folder / info.id)
+    with segment.open("r+b") as f:
+        f.truncate(segment.stat().st_size - 7)  # the last record cut short, as a crash can
+    opened = boxes.unlock(info.id, password)
+    assert [m.id for m in opened.messages()] == [kept]
+    assert opened.read(kept or "") == b"Subject: kept\r\n\r\nk\r\n"
+    with pytest.raises(MailboxUnavailable):
+        opened.read(torn or "")
+    # Later mail goes to a new segment, after the torn one.
+    later = boxes.deliver(info.id, b"Subject: later\r\n\r\nl\r\n")
+    assert [m.id for m in opened.messages()] == [kept, later]
+
+
+def test_a_fully_deleted_segment_is_removed(boxes: GatewayMailboxes) -> None:
+    info, password = boxes.create(None)
+    for n in range(3):
+        boxes.deliver(info.id, f"Subject: {n}\r\n\r\n{n}\r\n".encode())
+    mailbox = boxes.folder / info.id
+    opened = boxes.unlock(info.id, password)
+    ids = [m.id for m in opened.messages()]
+    opened.delete(ids[:2])
+    # Held by its writer, the segment stays; the deleted messages are gone.
+    assert [m.id for m in opened.messages()] == ids[2:]
+    assert len(segments.segment_files(mailbox)) == 1
+    boxes.close()
+    opened.delete(ids[2:])
+    assert segments.segment_files(mailbox) == []
+    assert segments.tombstones(mailbox) == set()
+    assert boxes.get(info.id).count == 0
+
+
+def test_mailboxes_from_before_segments_are_read(boxes: GatewayMailboxes) -> None:
+    """A message file in mail/ (the layout before segments) is listed, read and deleted."""
+    info, password = boxes.create(None)
+    mailbox = boxes.folder / info.id
+    old_id = "00000000000000000042-0123abcd"
+    public = sealing.WrappedKey.from_json(
+        json.loads((mailbox / "mailbox.json").read_text())).public_key
+    raw = b"Subject: old layout\r\n\r\nold\r\n"
+    (mailbox / "mail").mkdir()
+    (mailbox / "mail" / old_id).write_bytes(
+        sealing.seal(public, raw, f"{info.id}/{old_id}".encode()))
+    new_id = boxes.deliver(info.id, b"Subject: new\r\n\r\nnew\r\n")
+    opened = boxes.unlock(info.id, password)
+    assert [m.id for m in opened.messages()] == [old_id, new_id]
+    assert opened.read(old_id) == raw
+    opened.delete([old_id])
+    assert not (mailbox / "mail" / old_id).exists()
+    assert [m.id for m in opened.messages()] == [new_id]

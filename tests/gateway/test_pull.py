@@ -20,6 +20,7 @@ from mailvault.sources.definitions import SourceSpec, build
 from mailvault.sources.reconcile import reconcile
 from mailvault.sources.sync import sync
 from mailvault.vault import Vault
+from tests.gateway.stored_bytes import flip
 from tests.sources.mailboxes import corpus_messages, sha256
 from tests.sources.support import arrivals, message_count, message_hashes, run_sync
 from tests.support import MAILVAULT
@@ -104,14 +105,12 @@ def test_a_damaged_message_is_a_failure_and_stays(vault: Vault, mailboxes: Gatew
                                                   messages: list[bytes],
                                                   add_source: AddSource) -> None:
     mailbox_id, password = _filled(mailboxes, messages[:3])
-    damaged = sorted((mailboxes.folder / mailbox_id / "mail").iterdir())[1]
-    data = bytearray(damaged.read_bytes())
-    data[-5] ^= 0x40
-    damaged.write_bytes(bytes(data))
+    damaged = mailboxes.unlock(mailbox_id, password).messages()[1].id
+    flip(mailboxes.folder / mailbox_id, damaged, -5, 0x40)
     report = run_sync(vault, add_source(mailbox_id, password))
     assert sum(f.failed for f in report.folders.values()) == 1
     assert message_hashes(vault) == {sha256(messages[0]), sha256(messages[2])}
-    assert [m.id for m in mailboxes.unlock(mailbox_id, password).messages()] == [damaged.name]
+    assert [m.id for m in mailboxes.unlock(mailbox_id, password).messages()] == [damaged]
 
 
 def test_a_wrong_password_is_a_clear_failure(vault: Vault, mailboxes: GatewayMailboxes,

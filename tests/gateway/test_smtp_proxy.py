@@ -84,7 +84,7 @@ def test_a_sent_message_is_relayed_and_kept_once_encrypted(
     folder = mailboxes.folder / info.id
     assert not any(b"Quarterly" in path.read_bytes() for path in folder.rglob("*")
                    if path.is_file())
-    assert not list((folder / "staged").iterdir())
+    assert mailboxes.staged(info.id) == []
 
 
 def test_implicit_tls_towards_the_client(
@@ -115,7 +115,7 @@ def test_a_refusal_reaches_the_client_unchanged_and_nothing_is_kept(
     assert proxied.value.smtp_error == straight.value.smtp_error
     assert REFUSAL_TEXT.encode() in proxied.value.smtp_error
     assert mailboxes.get(info.id).count == 1
-    assert not list((mailboxes.folder / info.id / "staged").iterdir())
+    assert mailboxes.staged(info.id) == []
 
 
 def test_the_provider_refuses_a_wrong_password(

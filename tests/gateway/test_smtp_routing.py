@@ -3,14 +3,14 @@ the 250), journal addresses into the vault, and refuses suspended or unknown mai
 
 from __future__ import annotations
 
+import os
 import smtplib
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from mailvault.gateway import mailboxes as mailbox_module
+from mailvault.gateway import segments
 from mailvault.gateway.mailboxes import SUSPENDED, GatewayMailboxes
 from mailvault.vault import Vault
 from tests.capture.conftest import Running, build, message_count, wait_until
@@ -75,15 +75,15 @@ def test_250_only_after_the_mailbox_is_fsynced(vault: Vault, serving: Serving,
     info, _ = mailboxes.create(None)
     running = serving()
     entered, release = threading.Event(), threading.Event()
-    real_fsync_folder = mailbox_module.file_modes.fsync_folder
+    real_fsync = os.fsync
 
-    def held_fsync_folder(folder: Path) -> None:
-        if folder.name == "mail":
+    def held_fsync(fd: int) -> None:
+        if "/segments/" in os.readlink(f"/proc/self/fd/{fd}"):
             entered.set()
             release.wait(60)
-        real_fsync_folder(folder)
+        real_fsync(fd)
 
-    monkeypatch.setattr(mailbox_module.file_modes, "fsync_folder", held_fsync_folder)
+    monkeypatch.setattr(segments.os, "fsync", held_fsync)
     outcome: list[object] = []
 
     def client() -> None:
@@ -95,7 +95,7 @@ def test_250_only_after_the_mailbox_is_fsynced(vault: Vault, serving: Serving,
 
     thread = threading.Thread(target=client)
     thread.start()
-    assert entered.wait(30), "the mail folder was never fsynced"
+    assert entered.wait(30), "the mailbox segment was never fsynced"
     # The fsync that makes the message durable is under way: no reply may have come yet.
     thread.join(0.5)
     assert thread.is_alive() and outcome == []
