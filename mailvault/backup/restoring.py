@@ -1,8 +1,8 @@
 """Restoring a backup into a new vault folder (``mailvault init --from-backup DIR``).
 
 The backup is checked whole first; nothing is written when it does not verify. The new
-vault gets the backup's catalog, settings, reports and volumes (its volumes inside its own
-folder, whatever folders the old vault used), and the keys: from the backup when it holds
+vault gets the backup's catalog, settings, reports, volumes and gateway folder (each inside its
+own folder, whatever folders the old vault used), and the keys: from the backup when it holds
 them, otherwise from a keys folder kept elsewhere, which must be the one the backup was taken
 with. The audit head file is written for the backup's last entry, so the chain goes on from
 there; the caller opens the vault (which rebuilds the index) and records the restore.
@@ -20,7 +20,7 @@ from typing import Any
 
 from mailvault.backup import checking, manifest
 from mailvault.backup.manifest import Manifest
-from mailvault.backup.taking import SETTINGS_FILES, key_hashes
+from mailvault.backup.taking import GATEWAY, SETTINGS_FILES, key_hashes
 from mailvault.compliance.disposition import REPORTS
 from mailvault.config import CONFIG_FILE
 from mailvault.errors import InputError, VaultError
@@ -31,7 +31,8 @@ from mailvault.vault import CATALOG_FILE, TIERS, Vault
 
 # Settings that name folders outside the vault: a restored vault must not write into the old
 # vault's folders, so they are commented out (section -> keys).
-_OUTSIDE_FOLDERS = {"tiers": {f"{tier}_folder" for tier in TIERS}, "spool": {"folder"}}
+_OUTSIDE_FOLDERS = {"tiers": {f"{tier}_folder" for tier in TIERS}, "spool": {"folder"},
+                    "gateway": {"folder"}}
 
 
 @dataclass
@@ -110,7 +111,7 @@ def _put_in_place(backup: Path, found: Manifest, target: Path, keys: Path,
             manifest.copy_file(path, target / manifest.KEYS / path.name)
     changed: list[str] = []
     for name in found.files:
-        if name in SETTINGS_FILES or name.startswith(f"{REPORTS}/"):
+        if name in SETTINGS_FILES or name.startswith((f"{REPORTS}/", f"{GATEWAY}/")):
             manifest.copy_file(backup / name, target / name)
     if (target / CONFIG_FILE).is_file():
         changed = _keep_folders_inside(target / CONFIG_FILE)
@@ -143,8 +144,8 @@ def _put_in_place(backup: Path, found: Manifest, target: Path, keys: Path,
 
 
 def _keep_folders_inside(config: Path) -> list[str]:
-    """Comment out the settings that put tiers or the spool outside the vault folder: the
-    restored vault keeps them inside itself. Returns the settings changed."""
+    """Comment out the settings that put tiers, the spool or the gateway folder outside the
+    vault folder: the restored vault keeps them inside itself. Returns the settings changed."""
     section = ""
     lines = []
     changed = []

@@ -14,7 +14,9 @@ Files the new snapshot no longer names (a compacted volume) are removed from the
 The index is derived and left out unless asked for; when it is included, it is copied before
 the snapshot, so it never holds a document of a message the snapshot lacks (the index commits
 after the catalog). The keyring only with ``include_keys``: keys belong somewhere else than
-the archive's backups (docs/backup.md).
+the archive's backups (docs/backup.md). The gateway folder (docs/gateway.md) when it lives
+inside or beside the vault: its mail is sealed to each mailbox's key and each private key is
+wrapped by its mailbox's password, so the backup holds nothing readable from it.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ from mailvault.capture.users import USERS_FILE
 from mailvault.compliance.disposition import REPORTS
 from mailvault.config import CONFIG_FILE
 from mailvault.errors import InputError, StoreError
+from mailvault.gateway.segments import TOMBSTONES
 from mailvault.store import audit, catalog, file_modes, vault_format
 from mailvault.store.blobs import volume_path
 
 # Settings files copied when the vault has them (paths relative to the vault folder).
 SETTINGS_FILES = (CONFIG_FILE, USERS_FILE)
+# Where a backup keeps the gateway folder's files, and a restored vault its gateway folder.
+GATEWAY = "gateway"
 _INDEX_ATTEMPTS = 5
 
 
@@ -58,18 +63,22 @@ class BackupReport:
     bytes_copied: int = 0
     keys_included: bool = False
     index_included: bool = False
+    gateway_included: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "messages": self.messages,
                 "audit_head": f"{self.audit_seq}:{self.audit_hash}", "format": self.format,
                 "copied": self.copied, "kept": self.kept, "removed": self.removed,
                 "bytes_copied": self.bytes_copied, "keys_included": self.keys_included,
-                "index_included": self.index_included}
+                "index_included": self.index_included,
+                "gateway_included": self.gateway_included}
 
 
 def take(vault_path: Path, engine: Engine, target: Path, *, include_keys: bool = False,
-         include_index: bool = False) -> BackupReport:
-    """Back the vault at ``vault_path`` (its catalog open as ``engine``) up into ``target``."""
+         include_index: bool = False, gateway: Path | None = None) -> BackupReport:
+    """Back the vault at ``vault_path`` (its catalog open as ``engine``) up into ``target``;
+    with ``gateway``, that gateway folder's files too (its mail is sealed, its mailboxes'
+    private keys wrapped by their passwords: nothing in it is readable without them)."""
     target = target.expanduser().resolve()
     previous = _prepare(vault_path, target)
     files: dict[str, FileEntry] = {}
@@ -104,6 +113,9 @@ def take(vault_path: Path, engine: Engine, target: Path, *, include_keys: bool =
             if path.is_file() and not path.name.endswith(".tmp"):
                 name = f"{manifest.KEYS}/{path.name}"
                 files[name] = manifest.copy_file(path, target / name)
+    if gateway is not None and gateway.is_dir():
+        files.update(_copy_gateway(gateway, target))
+        report.gateway_included = True
     report.copied = sorted(set(files) - set(report.kept))
     report.bytes_copied = sum(files[name].size for name in report.copied)
     report.removed = _remove_unlisted(target, files)
@@ -207,6 +219,25 @@ def _copy_index(index: Path, target: Path) -> dict[str, FileEntry]:
             return files
     raise StoreError("the index kept changing while it was copied: back up without "
                      "--include-index (a restore rebuilds the index from the catalog).")
+
+
+def _copy_gateway(gateway: Path, target: Path) -> dict[str, FileEntry]:
+    """The gateway folder's files, in use: each mailbox's tombstones before its segments, so
+    a compaction meanwhile can only leave the copy with a deleted message's tombstone too
+    (never a deleted message without it); a segment's record being appended is cut short in
+    the copy and passed over when read. Lock and temporary files are left out."""
+    files: dict[str, FileEntry] = {}
+    paths = sorted(gateway.rglob("*"), key=lambda p: (p.parent, p.name != TOMBSTONES, p.name))
+    for path in paths:
+        if path.name == "lock" or path.name.endswith((".tmp", ".part")):
+            continue
+        name = f"{GATEWAY}/{path.relative_to(gateway)}"
+        try:
+            if path.is_file():
+                files[name] = manifest.copy_file(path, target / name)
+        except FileNotFoundError:
+            continue  # deleted meanwhile (a pulled message, a compacted segment)
+    return files
 
 
 def _remove_unlisted(target: Path, files: dict[str, FileEntry]) -> list[str]:

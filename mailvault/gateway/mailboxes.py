@@ -301,6 +301,7 @@ class GatewayMailboxes:
         if key is not None:
             seen = path / "seen" / hashlib.sha256(key.encode()).hexdigest()
             try:
+                file_modes.make_folder(seen.parent)  # a restored backup holds no empty folder
                 os.close(os.open(seen, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                                  file_modes.FILE_MODE))
                 file_modes.fsync_folder(path / "seen")

@@ -23,6 +23,7 @@ from mailvault.backup.checking import BackupCheck
 from mailvault.backup.restoring import Restored
 from mailvault.backup.taking import BackupReport
 from mailvault.backup.upgrading import Upgraded
+from mailvault.gateway.mailboxes import GatewayMailboxes
 from mailvault.store import audit, file_modes
 from mailvault.store.vault_format import FORMAT_VERSION
 from mailvault.vault import Vault, default_vault_path
@@ -35,15 +36,23 @@ def back_up(vault: Vault, who: Principal, to: Path, *, include_keys: bool = Fals
     """Back the open vault up into ``to`` while it stays in use; audited."""
     require(who, Permission.BACKUP)
     report = taking.take(vault.path, vault.engine, to, include_keys=include_keys,
-                         include_index=include_index)
+                         include_index=include_index, gateway=_gateway_folder(vault))
     with vault.engine.begin() as conn:
         audit.record(conn, who.name, "backup", {
             "folder": str(report.folder), "messages": report.messages,
             "audit_head": f"{report.audit_seq}:{report.audit_hash}",
             "copied": len(report.copied), "kept": len(report.kept),
             "bytes_copied": report.bytes_copied, "keys": include_keys,
-            "index": include_index})
+            "index": include_index, "gateway": report.gateway_included})
     return report
+
+
+def _gateway_folder(vault: Vault) -> Path | None:
+    """The gateway folder when it lives inside the vault or beside it (in the same parent
+    folder); one elsewhere is the operator's to copy (docs/gateway.md)."""
+    folder = GatewayMailboxes.of(vault.path, vault.settings.gateway).folder.resolve()
+    home = vault.path.resolve()
+    return folder if folder.is_relative_to(home) or folder.parent == home.parent else None
 
 
 def check_backup(who: Principal, folder: Path) -> BackupCheck:
