@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 def wait_listening(port: int) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # a loaded machine starts serve slowly
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:

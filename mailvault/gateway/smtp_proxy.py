@@ -362,8 +362,8 @@ class SmtpProxy:
             None, self.shared.mailboxes.recover_staged)
         if kept:
             self.shared.status.error(
-                f"SMTP proxy: {kept} copies left staged by a stop were kept as sent (the "
-                "provider's answer to them is not known).")
+                f"SMTP proxy: kept {kept} staged copies a stop left behind (whether the "
+                "provider took them is not known).")
         opened = [await self._open(text, implicit_tls=False) for text in self.listen]
         opened += [await self._open(text, implicit_tls=True) for text in self.tls_listen]
         return opened

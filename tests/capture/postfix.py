@@ -80,8 +80,9 @@ class Postfix:
                        timeout=60)
 
 
-def start_postfix(folder: Path, settings: dict[str, str]) -> Postfix:
-    """Configure and start a Postfix in ``folder`` with these main.cf settings on top."""
+def start_postfix(folder: Path, settings: dict[str, str], services: str = "") -> Postfix:
+    """Configure and start a Postfix in ``folder`` with these main.cf settings on top, and
+    ``services`` (master.cf lines) besides the smtpd on ``port``."""
     if shutil.which("postfix") is None:
         unavailable("postfix is not installed")
     port = free_port()
@@ -107,7 +108,7 @@ def start_postfix(folder: Path, settings: dict[str, str]) -> Postfix:
     }
     main.update(settings)
     (etc / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main.items()))
-    (etc / "master.cf").write_text(MASTER_CF.format(port=f"127.0.0.1:{port}"))
+    (etc / "master.cf").write_text(MASTER_CF.format(port=f"127.0.0.1:{port}") + services)
     subprocess.run(["postfix", "-c", str(etc), "check"], check=True, timeout=60)
     subprocess.run(["postfix", "-c", str(etc), "start"], check=True, capture_output=True,
                    timeout=60)

@@ -5,6 +5,7 @@ line it hears, and the proxy itself running in a thread of its own."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from mailvault.capture.status import CaptureStatus
 from mailvault.config import Settings
 from mailvault.gateway.mailboxes import GatewayMailboxes
 from mailvault.gateway.smtp_proxy import SmtpProxy
+from mailvault.gateway.smtp_upstream import IMPLICIT_TLS_PORT
 from tests.capture.postfix import Postfix, start_postfix
 from tests.sources import dovecot
 
@@ -33,10 +35,14 @@ REFUSAL_TEXT = "5.7.1 this provider refuses that subject"
 
 @dataclass
 class Provider:
-    """A real submission service: Postfix on ``port`` (STARTTLS), users in Dovecot."""
+    """A real submission service: Postfix on ``port`` (STARTTLS) and on ``smtps_address``
+    port 465 (implicit TLS, Postfix's wrapper mode, certified by ``smtps_ca_file``), users
+    in Dovecot."""
 
     postfix: Postfix
     dovecot: dovecot.Dovecot
+    smtps_address: str
+    smtps_ca_file: Path
 
     @property
     def port(self) -> int:
@@ -57,6 +63,15 @@ def start_provider() -> Provider:
     folder = server.dir
     checks = folder / "header_checks"
     checks.write_text(f"/^Subject: {REFUSED_SUBJECT}/ REJECT {REFUSAL_TEXT}\n")
+    # The proxy takes port 465 for implicit TLS: a loopback address of its own (any of
+    # 127/8 reaches this host) keeps that port free of other tests' servers.
+    address = "127." + ".".join(str(secrets.randbelow(250) + 2) for _ in range(3))
+    smtps = folder / "smtps"
+    smtps_ca = dovecot.certificates(smtps, address)
+    services = (f"{address}:{IMPLICIT_TLS_PORT} inet n - n - - smtpd\n"
+                "  -o smtpd_tls_wrappermode=yes\n  -o smtpd_tls_security_level=encrypt\n"
+                f"  -o smtpd_tls_cert_file={smtps / 'cert.pem'}\n"
+                f"  -o smtpd_tls_key_file={smtps / 'key.pem'}\n")
     try:
         postfix = start_postfix(folder / "postfix", {
             "smtpd_tls_cert_file": str(server.dir / "cert.pem"),
@@ -71,11 +86,11 @@ def start_provider() -> Provider:
             "header_checks": f"regexp:{checks}",
             "mydestination": "", "relay_domains": "",
             "default_transport": "discard:relayed",
-        })
+        }, services)
     except BaseException:
         dovecot.remove(server)
         raise
-    return Provider(postfix, server)
+    return Provider(postfix, server, address, smtps_ca)
 
 
 def stop_provider(provider: Provider) -> None:

@@ -97,6 +97,27 @@ def test_implicit_tls_towards_the_client(
     assert mailboxes.get(info.id).count == 1
 
 
+def test_implicit_tls_towards_the_provider(provider: Provider,
+                                           mailboxes: GatewayMailboxes) -> None:
+    """Postfix's smtps service (wrapper mode, port 465, Dovecot SASL): no port in the user
+    name means 465, and 465 means TLS from the first byte."""
+    info, password = mailboxes.create(None)
+    settings = _settings(provider, [provider.smtps_address])
+    settings.gateway.ca_file = str(provider.smtps_ca_file)
+    raw = _message("over implicit TLS to the provider")
+    with running_proxy(settings, mailboxes) as running, \
+            _client(running.port, provider.ca_file) as client:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.login(f"{USER}%{provider.smtps_address}%{info.id}", "not-" + PASSWORD)
+        client.login(f"{USER}%{provider.smtps_address}%{info.id}", PASSWORD)
+        assert client.sendmail(USER, ["bob@elsewhere.example"], raw) == {}
+        with pytest.raises(smtplib.SMTPDataError):
+            client.sendmail(USER, ["bob@elsewhere.example"], _message(REFUSED_SUBJECT))
+    opened = mailboxes.unlock(info.id, password)
+    # The smtps service speaks nothing but TLS: a relayed message is proof enough.
+    assert [opened.read(m.id) for m in opened.messages()] == [raw]
+
+
 def test_a_refusal_reaches_the_client_unchanged_and_nothing_is_kept(
         proxy: RunningProxy, provider: Provider, mailboxes: GatewayMailboxes) -> None:
     info, _ = mailboxes.create(None)
@@ -207,3 +228,27 @@ def test_a_suspended_mailbox_is_refused_before_the_provider(
                              f"{USER}%127.0.0.1:{plain.port}%{info.id}")
     assert refused.smtp_code == 535
     assert plain.lines == []
+
+
+def test_copies_left_staged_by_a_stop_are_kept_on_start(provider: Provider,
+                                                        mailboxes: GatewayMailboxes) -> None:
+    info, password = mailboxes.create(None)
+    raw = _message("in flight when the proxy stopped")
+    # The copy a stopped proxy made before the provider's answer (its writer is gone).
+    stopped = GatewayMailboxes(mailboxes.folder, mailboxes.domain)
+    staged = stopped.stage(info.id, raw)
+    assert staged is not None
+    stopped.close()
+    # A copy a live writer still holds is not the stopped proxy's: it is left alone.
+    live = mailboxes.stage(info.id, _message("still in flight"))
+    assert live is not None
+    assert mailboxes.staged(info.id) == [staged.message_id, live.message_id]
+    with running_proxy(_settings(provider, []), mailboxes) as running:
+        assert mailboxes.staged(info.id) == [live.message_id]
+        opened = mailboxes.unlock(info.id, password)
+        assert [m.id for m in opened.messages()] == [staged.message_id]
+        assert opened.read(staged.message_id) == raw
+        last = running.status.snapshot({})["last_error"]
+        assert "kept 1 staged copies" in str(last)
+    live.abandon()
+    assert mailboxes.staged(info.id) == []

@@ -212,8 +212,15 @@ def _greets(port: int) -> bool:
         return False
 
 
-def _certificates(folder: Path) -> Path:
-    """A test CA and a server certificate for 127.0.0.1 and localhost; returns the CA file."""
+def certificates(folder: Path, address: str) -> Path:
+    """A new test CA and a server certificate for ``address`` (see ``_certificates``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return _certificates(folder, address)
+
+
+def _certificates(folder: Path, address: str = "127.0.0.1") -> Path:
+    """A test CA and a server certificate for ``address`` (127.0.0.1 unless told) and
+    localhost, in ``folder`` (ca.pem, cert.pem, key.pem); returns the CA file."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailvault test CA")])
@@ -233,7 +240,7 @@ def _certificates(folder: Path) -> Path:
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(address))]),
                 critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(ca_key, hashes.SHA256()))
