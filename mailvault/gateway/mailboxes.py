@@ -393,13 +393,18 @@ class OpenMailbox:
         self.id = mailbox_id
         self._path = path
         self._private = private_key
+        # Where each message lies, as the last listing found it: a pull reads every message
+        # it listed without scanning the segments again for each.
+        self._where: dict[str, _Held] = {}
 
     def messages(self) -> list[StoredMessage]:
         """The visible messages, oldest first, with their plaintext sizes (the sealed size
         less the fixed overhead, so listing decrypts nothing)."""
         overhead = sealing.HEADER_BYTES + 16
+        visible = _contents(self._path)[0]
+        self._where = {held.message_id: held for held in visible}
         return [StoredMessage(id=held.message_id, size=max(held.size - overhead, 0))
-                for held in _contents(self._path)[0]]
+                for held in visible]
 
     def read(self, message_id: str) -> bytes:
         """The message's raw bytes; IntegrityError when its stored bytes were altered (they
@@ -407,7 +412,10 @@ class OpenMailbox:
         missing = MailboxUnavailable(f"there is no message {message_id!r} in this mailbox.")
         if not _MESSAGE_ID.match(message_id):
             raise missing
-        found = {held.message_id: held for held in _contents(self._path)[0]}.get(message_id)
+        found = self._where.get(message_id)
+        if found is None or (found.record is not None and not found.record.segment.exists()):
+            self.messages()
+            found = self._where.get(message_id)
         try:
             if found is None:
                 raise FileNotFoundError
@@ -429,6 +437,8 @@ class OpenMailbox:
         with _locked(self._path):
             visible, _ = _contents(self._path)
             doomed = [held for held in visible if held.message_id in wanted]
+            for held in doomed:
+                self._where.pop(held.message_id, None)
             legacy = [held for held in doomed if held.record is None]
             for held in legacy:
                 (self._path / "mail" / held.message_id).unlink(missing_ok=True)
