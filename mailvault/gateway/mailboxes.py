@@ -3,18 +3,20 @@
 Each mailbox is a folder (0700) under the gateway folder:
 
     <id>/mailbox.json   id, name, state, created, last pull, public key, wrapped private key
-    <id>/mail/          one file (0600) per message, sealed to the mailbox's public key
-    <id>/staged/        sealed messages written but not yet visible (the SMTP proxy's copy
-                        before the provider said 250)
+    <id>/segments/      append-only segment files of sealed records (``segments.py``): the
+                        messages, the SMTP proxy's staged copies and their commits
+    <id>/tombstones     ids of deleted messages and abandoned staged copies
     <id>/seen/          one empty file per delivery key (a provider's UIDL, hashed) already
                         stored, so the POP3 proxy stores a retrieved message once
-    <id>/lock           flock'ed while mailbox.json is read, changed and replaced
+    <id>/mail/, staged/ one file per message, from before segments: read, never written
+    <id>/lock           flock'ed while mailbox.json or the tombstones change
 
-A message is sealed in memory (``sealing.seal``) before its first byte is written, written to
-``staged/``, fsynced with its folder, then renamed into ``mail/`` and that folder fsynced: once
-``deliver`` returns, the message survives a crash. Message ids start with the arrival time in
-nanoseconds, so sorting them is arrival order and the oldest message is known without the
-password. The metadata (count, bytes, oldest, last pull) comes from names and sizes only.
+A message is sealed in memory (``sealing.seal``) before its first byte is written, appended
+as one record to its writer's segment, and ``deliver`` returns once an fsync covering that
+record has finished (shared with the deliveries appended meanwhile: group commit). Message
+ids start with the arrival time in nanoseconds, so sorting them is arrival order and the
+oldest message is known without the password. The metadata (count, bytes, oldest, last pull)
+comes from record headers only.
 """
 
 from __future__ import annotations
