@@ -4,6 +4,7 @@ here, message builders, and waiting (by polling, never by fixed sleeps) for the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import threading
@@ -85,6 +86,20 @@ def start_serving(vault: Vault, overrides: dict[str, list[str]] | None = None) -
     if running.error is not None:
         raise running.error
     return running
+
+
+# Both listeners a web test drives: the pages, and SMTP to bring mail in while they are open.
+WEB_AND_SMTP = {"smtp": ["127.0.0.1:0"], "web": ["127.0.0.1:0"]}
+
+
+@contextlib.contextmanager
+def running_serve(vault: Vault, overrides: dict[str, list[str]] | None = None) -> Iterator[Running]:
+    """`serve` running on ``vault`` for the block, stopped when it ends."""
+    running = start_serving(vault, overrides)
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from mailvault.accounts.roles import Role
 from mailvault.store import audit
 from mailvault.usecases import reviewing
 from mailvault.usecases.reviewing import PolicyDraft
-from tests.capture.conftest import Running, start_serving
+from tests.capture.conftest import WEB_AND_SMTP, Running, running_serve
 from tests.support import build_message
 from tests.usecases.conftest import archive, file_arrival
 from tests.web.site import PASSWORD, Site, site_fixture
@@ -41,12 +41,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Site, Running, int]]:
             name="bob", supervised=("bob@example.org",), lexicon=("lunch",),
             reviewers=("rita",)))
         reviewing.run(site.vault, OFFICER)
-        running = start_serving(site.vault, {"smtp": ["127.0.0.1:0"],
-                                             "web": ["127.0.0.1:0"]})
-        try:
+        with running_serve(site.vault, WEB_AND_SMTP) as running:
             yield site, running, hostile
-        finally:
-            running.stop()
 
 
 def test_a_reviewer_works_the_queue_and_sees_nothing_else(

@@ -14,7 +14,7 @@ import pytest
 
 from mailvault.accounts.principal import local_operator
 from mailvault.usecases import disposition
-from tests.capture.conftest import Running, start_serving
+from tests.capture.conftest import WEB_AND_SMTP, Running, running_serve
 from tests.web.site import Site, site_fixture
 from tests.web.test_in_chromium import open_page, sign_in
 
@@ -25,12 +25,8 @@ if TYPE_CHECKING:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Site, Running]]:
     for site in site_fixture(tmp_path):
-        running = start_serving(site.vault, {"smtp": ["127.0.0.1:0"],
-                                             "web": ["127.0.0.1:0"]})
-        try:
+        with running_serve(site.vault, WEB_AND_SMTP) as running:
             yield site, running
-        finally:
-            running.stop()
 
 
 def test_an_auditor_places_a_hold_that_disposition_respects(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.capture.conftest import Running, start_serving
+from tests.capture.conftest import WEB_AND_SMTP, Running, running_serve
 from tests.usecases.conftest import archive, file_arrival
 from tests.web.hostile_mail import PNG, related_message
 from tests.web.site import PASSWORD, Site, site_fixture
@@ -32,12 +32,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Site, Running, int]]:
                               {"logo@example.net": ("image/png", PNG)},
                               subject="the logo")
         (html_id,) = archive(site.vault, [(raw, file_arrival("html"))])
-        running = start_serving(site.vault, {"smtp": ["127.0.0.1:0"],
-                                             "web": ["127.0.0.1:0"]})
-        try:
+        with running_serve(site.vault, WEB_AND_SMTP) as running:
             yield site, running, html_id
-        finally:
-            running.stop()
 
 
 def open_page(browser: Browser, base: str) -> tuple[Page, list[str]]:

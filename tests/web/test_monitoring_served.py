@@ -16,7 +16,7 @@ import pytest
 from mailvault.compliance import storage_history
 from mailvault.usecases import monitoring
 from mailvault.vault import Vault
-from tests.capture.conftest import Running, start_serving, wait_until
+from tests.capture.conftest import WEB_AND_SMTP, Running, running_serve, start_serving, wait_until
 from tests.web.site import Browser, Site, site_fixture
 from tests.web.test_monitoring import OPERATOR, refused_file
 
@@ -25,12 +25,8 @@ from tests.web.test_monitoring import OPERATOR, refused_file
 def served(tmp_path: Path) -> Iterator[tuple[Site, Running, int]]:
     for site in site_fixture(tmp_path):
         _big, failure_id = refused_file(site.vault, tmp_path)
-        running = start_serving(site.vault, {"smtp": ["127.0.0.1:0"],
-                                             "web": ["127.0.0.1:0"]})
-        try:
+        with running_serve(site.vault, WEB_AND_SMTP) as running:
             yield site, running, failure_id
-        finally:
-            running.stop()
 
 
 @contextlib.contextmanager
