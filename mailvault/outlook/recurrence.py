@@ -57,6 +57,9 @@ class _Reader:
         self.at += struct.calcsize(fmt)
         return value
 
+    def skip(self, size: int) -> None:
+        self.bytes(size)
+
     def bytes(self, size: int) -> bytes:
         if self.at + size > len(self.data):
             raise ValueError("the recurrence pattern is truncated")
@@ -141,18 +144,15 @@ def _changed(read: _Reader, utc: Callable[[int], datetime], codec: str) -> list[
     for _ in range(read.take("<H")):
         start, end, original = read.take("<I"), read.take("<I"), read.take("<I")
         flags = read.take("<H")
-        subject = location = None
-        if flags & _SUBJECT:
-            read.take("<H")
-            subject = read.bytes(read.take("<H")).decode(codec, "replace")
-        for flag in _FOUR_BYTE_FIELDS:
-            if flags & flag:
-                read.take("<I")
-        if flags & _LOCATION:
-            read.take("<H")
-            location = read.bytes(read.take("<H")).decode(codec, "replace")
-        for flag in _LATER_FOUR_BYTE_FIELDS:
-            if flags & flag:
-                read.take("<I")
+        subject = _string8(read, codec) if flags & _SUBJECT else None
+        read.skip(sum(4 for flag in _FOUR_BYTE_FIELDS if flags & flag))
+        location = _string8(read, codec) if flags & _LOCATION else None
+        read.skip(sum(4 for flag in _LATER_FOUR_BYTE_FIELDS if flags & flag))
         found.append(Changed(utc(original), utc(start), utc(end), subject, location))
     return found
+
+
+def _string8(read: _Reader, codec: str) -> str:
+    """An 8-bit string of ExceptionInfo: its length plus one, its length, its bytes."""
+    read.take("<H")
+    return read.bytes(read.take("<H")).decode(codec, "replace")
