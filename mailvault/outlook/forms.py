@@ -4,13 +4,14 @@ An appointment or meeting becomes iCalendar (VEVENT), a task iCalendar (VTODO), 
 distribution list a vCard 3.0; each travels as a message whose headers come from the item
 (subject, dates, organizer) with its text body and the iCalendar/vCard as an attachment, so it
 is archived, searchable and opens in a calendar or address book. Notes and journal entries are
-text and become plain messages. Recurrence rules and attendee responses are not converted:
-the first occurrence and the people invited are.
+text and become plain messages. A recurring appointment carries its rule, its deleted
+occurrences and its changed ones (recurrence.py); attendees carry their responses.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -24,8 +25,10 @@ from mailvault.outlook.item import (
 )
 from mailvault.outlook.mime import Part, body_forms, encoded_text_part, multipart, text_part
 from mailvault.outlook.properties import PropertyBag
+from mailvault.outlook.recurrence import Recurrence, read_recurrence
 from mailvault.outlook.tags import (
     LID_APPOINTMENT_END,
+    LID_APPOINTMENT_RECUR,
     LID_APPOINTMENT_START,
     LID_EMAIL1_ADDRESS,
     LID_EMAIL2_ADDRESS,
@@ -42,6 +45,7 @@ from mailvault.outlook.tags import (
     PR_HOME_PHONE,
     PR_INTERNET_MESSAGE_ID,
     PR_MOBILE_PHONE,
+    PR_RECIPIENT_TRACKSTATUS,
     PR_RECIPIENT_TYPE,
     PR_SEARCH_KEY,
     PR_SENT_REPRESENTING_EMAIL,
@@ -57,6 +61,9 @@ from mailvault.outlook.tags import (
 CONVERTED_KINDS = (APPOINTMENT, CONTACT, DISTRIBUTION_LIST, TASK, "note", "journal")
 _PRODID = "-//mailvault//Outlook import//EN"
 _ROLES = {1: "REQ-PARTICIPANT", 2: "OPT-PARTICIPANT", 3: "NON-PARTICIPANT"}
+# PidTagRecipientTrackStatus: none, organized, tentative, accepted, declined, not responded.
+_RESPONSES = {0: "NEEDS-ACTION", 1: "ACCEPTED", 2: "TENTATIVE", 3: "ACCEPTED", 4: "DECLINED",
+              5: "NEEDS-ACTION"}
 
 
 def build_form(item: Item) -> bytes:
@@ -90,15 +97,21 @@ def _icalendar(item: Item) -> str:
     props = item.props
     component = "VEVENT" if item.kind == APPOINTMENT else "VTODO"
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{_PRODID}", "METHOD:PUBLISH",
-             f"BEGIN:{component}", f"UID:{_uid(props)}"]
+             f"BEGIN:{component}"]
     stamp = props.time(PR_CREATION_TIME) or message_date(props)
-    if stamp is not None:
-        lines.append(f"DTSTAMP:{_utc(stamp)}")
+    # What every VEVENT of the item repeats: its UID, and when it was made.
+    identity = [f"UID:{_uid(props)}", *([f"DTSTAMP:{_utc(stamp)}"] if stamp else [])]
+    lines += identity
+    series: Recurrence | None = None
     if component == "VEVENT":
         for name, lid in (("DTSTART", LID_APPOINTMENT_START), ("DTEND", LID_APPOINTMENT_END)):
             value = props.named_time(PSETID_APPOINTMENT, lid)
             if value is not None:
                 lines.append(f"{name}:{_utc(value)}")
+        series = _series(props)
+        if series is not None:
+            lines.append(f"RRULE:{series.rule}")
+            lines += [f"EXDATE:{_utc(day)}" for day in series.deleted]
         location = props.named_text(PSETID_APPOINTMENT, LID_LOCATION)
         if location:
             lines.append("LOCATION:" + _escape(location))
@@ -120,9 +133,45 @@ def _icalendar(item: Item) -> str:
         if address:
             role = _ROLES.get(recipient.integer(PR_RECIPIENT_TYPE) or 1, "REQ-PARTICIPANT")
             cn = recipient.text(PR_DISPLAY_NAME) or address
-            lines.append(f"ATTENDEE;CN={_param(cn)};ROLE={role}:mailto:{address}")
-    lines += [f"END:{component}", "END:VCALENDAR"]
+            response = _RESPONSES.get(recipient.integer(PR_RECIPIENT_TRACKSTATUS) or 0,
+                                      "NEEDS-ACTION")
+            lines.append(f"ATTENDEE;CN={_param(cn)};ROLE={role};PARTSTAT={response}:"
+                         f"mailto:{address}")
+    lines.append(f"END:{component}")
+    if series is not None:
+        lines += _occurrences(series, identity, props)
+    lines.append("END:VCALENDAR")
     return _fold(lines)
+
+
+def _series(props: PropertyBag) -> Recurrence | None:
+    """The appointment's recurrence, or None (none, or a pattern too damaged to read: the
+    first occurrence is still archived)."""
+    prop_id = props.named_id(PSETID_APPOINTMENT, LID_APPOINTMENT_RECUR)
+    blob = props.binary(prop_id) if prop_id is not None else None
+    if not blob:
+        return None
+    try:
+        return read_recurrence(blob, props.named_time(PSETID_APPOINTMENT, LID_APPOINTMENT_START),
+                               props.codepage or "cp1252")
+    except (ValueError, struct.error, OverflowError, LookupError):
+        return None
+
+
+def _occurrences(series: Recurrence, identity: list[str], props: PropertyBag) -> list[str]:
+    """A VEVENT for each changed occurrence of a series (RFC 5545 3.8.4.4)."""
+    location = props.named_text(PSETID_APPOINTMENT, LID_LOCATION)
+    lines = []
+    for changed in series.changed:
+        lines += ["BEGIN:VEVENT", *identity, f"RECURRENCE-ID:{_utc(changed.original)}",
+                  f"DTSTART:{_utc(changed.start)}", f"DTEND:{_utc(changed.end)}",
+                  "SUMMARY:" + _escape(changed.subject if changed.subject is not None
+                                       else subject(props))]
+        where = changed.location if changed.location is not None else location
+        if where:
+            lines.append("LOCATION:" + _escape(where))
+        lines.append("END:VEVENT")
+    return lines
 
 
 def _uid(props: PropertyBag) -> str:

@@ -6,15 +6,18 @@ to its data block id and subnode block id, the block B-tree (BBT) maps a block i
 offset and size. Lookups walk the B-tree pages on demand (a small page cache keeps the upper
 levels), so a file of tens of gigabytes costs no more memory than a small one.
 
-Both formats are read: ANSI (Outlook 97-2002, 32-bit ids) and Unicode (Outlook 2003 and later,
-64-bit ids). Blocks written with "compressible encryption" (NDB_CRYPT_PERMUTE) are decoded;
-"high encryption" (NDB_CRYPT_CYCLIC) and the 4 KiB-page format of Outlook 2013 OST files are
-refused with a clear error.
+Three formats are read: ANSI (Outlook 97-2002, 32-bit ids), Unicode (Outlook 2003 and later,
+64-bit ids, 512-byte pages) and the 4 KiB-page Unicode format of Outlook 2013 and later (OST
+files, and PSTs written in it): 4 KiB B-tree pages with 2-byte entry counts, and data blocks
+that may be zlib-compressed, the block B-tree giving their inflated size. Blocks written with
+"compressible encryption" (NDB_CRYPT_PERMUTE) or "high encryption" (NDB_CRYPT_CYCLIC) are
+decoded; only the layers above the blocks see plain bytes.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,21 +25,28 @@ from pathlib import Path
 from typing import BinaryIO
 
 MAGIC = b"!BDN"
-PAGE_SIZE = 512
-_CRYPT_NONE, _CRYPT_PERMUTE, _CRYPT_CYCLIC = 0, 1, 2
+CRYPT_NONE, CRYPT_PERMUTE, CRYPT_CYCLIC = 0, 1, 2
 _PAGE_CACHE = 256
 _INTERNAL_BID = 0x2
 
-# [MS-PST] 5.1: mpbbR, the table that encodes a byte with NDB_CRYPT_PERMUTE; decoding uses
-# its inverse.
-_ENCODE = bytes.fromhex(
+# [MS-PST] 5.1: mpbbR, the table that encodes a byte with NDB_CRYPT_PERMUTE (decoding uses its
+# inverse, mpbbI); also the first rotor of NDB_CRYPT_CYCLIC.
+PERMUTE_ENCODE = bytes.fromhex(
     "41361362a8216ebbf416cc047f64e85d1ef2cb2a74c55e35d295479e962d9a884c7d843fdbac31b6485ff6c4"
     "d8398be7233b388ec8c1df25b120a546604e9cfbaad35651457c550007c92b9d859b09a08fadb30f63ab894b"
     "d7a7155a716642bf264a6b98faea7753b270052cfd593a867ece06eb827857c78d43afb41cd45bcde2e9274f"
     "c3087280cfb0eff5286dbe304d3492d50e3c2232e5e4f99fc2d10a8112e1ee918376e397e6618a1779a4b7dc"
     "907a5c8c02a6ca69de501a1193b9528758fced1d37491b6ae0293399bd6cd994f340546ff0c673b8d63e6518"
     "441fdd6710f10c19ecae03a1147ba90bfff8a3c0a201f72ebc2468750dfeba2fb5d0da3d")
-_DECODE = bytes(_ENCODE.index(i) for i in range(256))
+_DECODE = bytes(PERMUTE_ENCODE.index(i) for i in range(256))
+# [MS-PST] 5.1: mpbbS, the middle rotor of NDB_CRYPT_CYCLIC (its own inverse).
+_ROTOR = bytes.fromhex(
+    "14530f56b3c87a9ceb65481716159f02cc547c83000d0c0ba262a876dbd9edc7c5a4dcac8574d6d0a79bae9a"
+    "967166c36399b8dd73928e847da55ed15d93b1575150808952944f4e0a6bbc8d7f6e47464140440111cb033f"
+    "f7f4e1a98f3c3af9fbf0193082092ec99da08649ee6f4d6dc42d813425871b88aafc06a11238fd4c42726413"
+    "37246a757743ffe6b44b365ce4d8353d45b92cecb7312b290768a30e697b189e2139be281a5b78f523ca2ab0"
+    "af3efe048ce7e5983295d3f64ae8a6eae9f3d52f7020f21f0567ad5510cecde3273bdabad7c226d4911dd21c"
+    "2233f8faf15aefcf90b68bb5bdc0bf08971e6ce261e0c6c159abbb58de5fdf60797eb28a")
 
 
 class PstFormatError(Exception):
@@ -45,17 +55,20 @@ class PstFormatError(Exception):
 
 @dataclass(frozen=True)
 class Layout:
-    """Sizes that differ between the ANSI and the Unicode format."""
+    """Sizes that differ between the ANSI, the Unicode and the 4 KiB-page format."""
 
     unicode: bool
     id_size: int
+    page_size: int  # a B-tree page
     bt_entries: int  # bytes of B-tree entries in a page; cEnt etc. follow
+    wide_counts: bool  # cEnt and cEntMax are 2 bytes (4 KiB pages), not 1
     bt_entry: int  # BTENTRY: key + BREF
     nbt_entry: int
     bbt_entry: int
     sl_header: int
     sl_entry: int
     si_entry: int
+    inflated_at: int  # where a BBT entry gives the block's inflated size; 0: never compressed
 
     def ident(self, data: bytes, offset: int) -> int:
         """A block or node id (or file offset) at offset."""
@@ -64,8 +77,19 @@ class Layout:
         return value
 
 
-UNICODE = Layout(True, 8, 488, 24, 32, 24, 8, 24, 16)
-ANSI = Layout(False, 4, 496, 12, 16, 12, 4, 12, 8)
+UNICODE = Layout(True, 8, 512, 488, False, 24, 32, 24, 8, 24, 16, 0)
+UNICODE_4K = Layout(True, 8, 4096, 4056, True, 24, 32, 24, 8, 24, 16, 18)
+ANSI = Layout(False, 4, 512, 496, False, 12, 16, 12, 4, 12, 8, 0)
+
+
+@dataclass(frozen=True)
+class BlockPlace:
+    """Where a block lies: file offset, stored size, and size once inflated (the same when the
+    block is not compressed)."""
+
+    offset: int
+    size: int
+    inflated: int
 
 
 @dataclass(frozen=True)
@@ -121,24 +145,19 @@ class PstFile:
         if version in (14, 15):
             self.layout = ANSI
             nbt, bbt, crypt = 188, 196, 461
-        elif version == 23:
-            self.layout = UNICODE
+        elif version in (21, 23, 36):
+            # 21: Unicode as some recovery tools write it; 36: Outlook 2013's 4 KiB pages.
+            self.layout = UNICODE_4K if version == 36 else UNICODE
             nbt, bbt, crypt = 224, 240, 513
-        elif version == 36:
-            raise PstFormatError("it uses the 4 KiB-page format of Outlook 2013 OST files, "
-                                 "which this reader does not read")
         else:
             raise PstFormatError(f"its format version {version} is unknown")
         self.crypt = head[crypt]
-        if self.crypt == _CRYPT_CYCLIC:
-            raise PstFormatError("it uses Outlook's high encryption, which this reader does "
-                                 "not decode")
-        if self.crypt not in (_CRYPT_NONE, _CRYPT_PERMUTE):
+        if self.crypt not in (CRYPT_NONE, CRYPT_PERMUTE, CRYPT_CYCLIC):
             raise PstFormatError(f"its encryption method {self.crypt} is unknown")
         self._nbt_root = self.layout.ident(head, nbt)
         self._bbt_root = self.layout.ident(head, bbt)
         self._file_size = self._handle.seek(0, 2)
-        if max(self._nbt_root, self._bbt_root) + PAGE_SIZE > self._file_size:
+        if max(self._nbt_root, self._bbt_root) + self.layout.page_size > self._file_size:
             raise PstFormatError("the file is truncated: its index lies past the end")
 
     # -- B-trees ---------------------------------------------------------------------------
@@ -148,9 +167,12 @@ class PstFile:
         if page is not None:
             self._pages.move_to_end(offset)
             return page
-        data = self._read_at(offset, PAGE_SIZE)
         lay = self.layout
-        count, _, size, level = data[lay.bt_entries:lay.bt_entries + 4]
+        data = self._read_at(offset, lay.page_size)
+        if lay.wide_counts:
+            count, _, size, level = struct.unpack_from("<HHBB", data, lay.bt_entries)
+        else:
+            count, _, size, level = data[lay.bt_entries:lay.bt_entries + 4]
         size = size or (leaf_entry if level == 0 else lay.bt_entry)
         if size < lay.id_size or count * size > lay.bt_entries:
             raise PstFormatError(f"the index page at {offset} is corrupt")
@@ -197,8 +219,8 @@ class PstFile:
         parent = struct.unpack_from("<I", entry, 3 * size)[0]
         return NodeEntry(nid, lay.ident(entry, size), lay.ident(entry, 2 * size), parent)
 
-    def block_place(self, bid: int) -> tuple[int, int]:
-        """(file offset, size) of a block."""
+    def block_place(self, bid: int) -> BlockPlace:
+        """Where a block lies in the file."""
         # The lowest bit of a block id is reserved and not part of the key.
         entry = self._search(self._bbt_root, bid & ~1, self.layout.bbt_entry)
         if entry is None:
@@ -206,16 +228,24 @@ class PstFile:
         lay = self.layout
         offset = lay.ident(entry, lay.id_size)
         size = struct.unpack_from("<H", entry, 2 * lay.id_size)[0]
-        return offset, size
+        inflated = struct.unpack_from("<H", entry, lay.inflated_at)[0] if lay.inflated_at \
+            else size
+        return BlockPlace(offset, size, inflated)
 
     # -- blocks ----------------------------------------------------------------------------
 
     def block(self, bid: int) -> bytes:
-        """One block's data, decoded (internal blocks are never encoded)."""
-        offset, size = self.block_place(bid)
-        data = self._read_at(offset, size)
-        if self.crypt == _CRYPT_PERMUTE and not bid & _INTERNAL_BID:
-            data = data.translate(_DECODE)
+        """One block's data, inflated and decoded (internal blocks are never encoded)."""
+        place = self.block_place(bid)
+        data = self._read_at(place.offset, place.size)
+        if place.inflated > place.size:
+            data = _inflate(data, place.inflated, bid)
+        if bid & _INTERNAL_BID:
+            return data
+        if self.crypt == CRYPT_PERMUTE:
+            return data.translate(_DECODE)
+        if self.crypt == CRYPT_CYCLIC:
+            return crypt_cyclic(data, bid)
         return data
 
     def data_blocks(self, bid: int) -> list[bytes]:
@@ -264,6 +294,62 @@ class PstFile:
                 raise PstFormatError(f"subnode block {bid:#x} is truncated")
             found.update(self.subnodes(lay.ident(data, at + lay.id_size)))
         return found
+
+
+def _inflate(data: bytes, size: int, bid: int) -> bytes:
+    """A compressed block's data (zlib, [RFC 1950]), never more than its stated size."""
+    inflater = zlib.decompressobj()
+    try:
+        plain = inflater.decompress(data, size)
+    except zlib.error as exc:
+        raise PstFormatError(f"compressed block {bid:#x} cannot be inflated: {exc}") from exc
+    if len(plain) != size or not inflater.eof:
+        raise PstFormatError(f"compressed block {bid:#x} does not inflate to its stated size")
+    return plain
+
+
+def _shifted(table: bytes, by: int) -> bytes:
+    """The table read ``by`` places on: entry b is table[(b + by) % 256]."""
+    return table[by:] + table[:by]
+
+
+_IDENTITY = bytes(range(256))
+# NDB_CRYPT_CYCLIC byte by byte is I[S[R[b + k] + h] - h] - k for the key's low byte k and high
+# byte h (mod 256). As tables per k and per h, a block is three passes of bytes.translate: the
+# bytes sharing a k are every 256th, those sharing an h a run of at most 256.
+_CYCLIC_IN = tuple(_shifted(PERMUTE_ENCODE, k) for k in range(256))
+_CYCLIC_MID = tuple(_shifted(_ROTOR, h).translate(_shifted(_IDENTITY, -h % 256))
+                    for h in range(256))
+_CYCLIC_OUT = tuple(_DECODE.translate(_shifted(_IDENTITY, -k % 256)) for k in range(256))
+
+
+# Whole rotor chains per h: byte b at low byte k becomes _CYCLIC_ROTORS[h][b + k] - k.
+_CYCLIC_ROTORS = tuple(PERMUTE_ENCODE.translate(mid).translate(_DECODE) for mid in _CYCLIC_MID)
+_CYCLIC_SHORT = 768  # below this, byte by byte is faster than 512 strided passes
+
+
+def crypt_cyclic(data: bytes, bid: int) -> bytes:
+    """A block decoded with NDB_CRYPT_CYCLIC ([MS-PST] 5.2), keyed by its block id: a 16-bit
+    counter stepping once a byte. The cipher is its own inverse, so this also encodes."""
+    key = bid & 0xFFFFFFFF
+    counter = (key ^ (key >> 16)) & 0xFFFF
+    low, high = counter & 0xFF, counter >> 8
+    out = bytearray(data)
+    if len(out) < _CYCLIC_SHORT:
+        for at, byte in enumerate(data):
+            k = (low + at) & 0xFF
+            out[at] = (_CYCLIC_ROTORS[(high + ((low + at) >> 8)) & 0xFF][(byte + k) & 0xFF]
+                       - k) & 0xFF
+        return bytes(out)
+    for at in range(256):
+        out[at::256] = out[at::256].translate(_CYCLIC_IN[(low + at) & 0xFF])
+    start, run = 0, 256 - low
+    while start < len(out):
+        out[start:start + run] = out[start:start + run].translate(_CYCLIC_MID[high])
+        start, run, high = start + run, 256, (high + 1) & 0xFF
+    for at in range(256):
+        out[at::256] = out[at::256].translate(_CYCLIC_OUT[(low + at) & 0xFF])
+    return bytes(out)
 
 
 @dataclass

@@ -3,7 +3,12 @@ a few MB).
 
 It writes the [MS-PST] structures the readers use, no more: header, NBT/BBT B-trees (as many
 levels as needed), blocks (with XBLOCK data trees), subnode blocks, heap-on-node, property
-contexts and table contexts (rows in subnodes when large). Folders Inbox, Sent Items,
+contexts and table contexts (rows in subnodes when large). Two page formats: the 512-byte pages
+of Outlook 2003-2010, or the 4 KiB pages of Outlook 2013 OSTs (version 36: 4 KiB B-tree pages
+with 2-byte entry counts, 24-byte block trailers, data blocks zlib-compressed where that makes
+them smaller, the block B-tree giving their inflated size); blocks unencoded or encoded with
+compressible (permute) or high (cyclic) encryption, as readpst decodes them: encoded, then
+compressed. Folders Inbox, Sent Items,
 Archive, Archive/2001 and Archive/2002 (half of them) hold N messages with realistic sizes:
 plain and HTML bodies, 1-4 recipients, transport headers on received mail, one in five with an
 attachment of 10-80 KB.
@@ -15,14 +20,23 @@ from __future__ import annotations
 
 import random
 import struct
+import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from mailvault.outlook.ndb import (
+    CRYPT_CYCLIC,
+    CRYPT_NONE,
+    CRYPT_PERMUTE,
+    PERMUTE_ENCODE,
+    crypt_cyclic,
+)
+
 BLOCK_MAX = 8176
 HEAP_VALUE_MAX = 3580
 HEAP_SPILL = 7000  # past this much in one heap block, values go to subnodes
-PAGE = 512
 WORDS = ("account", "budget", "contract", "delivery", "energy", "forecast", "gas", "invoice",
          "legal", "market", "meeting", "pipeline", "power", "price", "quarter", "report",
          "review", "risk", "schedule", "settlement", "storage", "trade", "transport", "update",
@@ -33,14 +47,34 @@ def align(value: int, to: int) -> int:
     return (value + to - 1) // to * to
 
 
+@dataclass(frozen=True)
+class Format:
+    """The file format to write: page size and block encoding."""
+
+    four_k: bool = False
+    crypt: int = CRYPT_NONE
+
+    @property
+    def page(self) -> int:
+        return 4096 if self.four_k else 512
+
+    @property
+    def entries(self) -> int:  # bytes of B-tree entries in a page
+        return 4056 if self.four_k else 488
+
+
+UNICODE = Format()
+
+
 class PstWriter:
     """Appends blocks and pages, then writes the B-trees and the header."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: BinaryIO, fmt: Format = UNICODE) -> None:
         self.out = handle
+        self.fmt = fmt
         self.pos = 0x4400
         self.out.write(b"\0" * self.pos)
-        self.bbt: list[tuple[int, int, int]] = []
+        self.bbt: list[tuple[int, int, int, int]] = []
         self.nbt: list[tuple[int, int, int, int]] = []
         self.next_bid = 4
         self.next_page = 4
@@ -49,10 +83,21 @@ class PstWriter:
         assert len(data) <= BLOCK_MAX
         bid = self.next_bid | (2 if internal else 0)
         self.next_bid += 4
-        size = align(len(data) + 16, 64)
-        trailer = struct.pack("<HHIQ", len(data), 0, 0, bid)
-        self.out.write(data + b"\0" * (size - 16 - len(data)) + trailer)
-        self.bbt.append((bid, self.pos, len(data)))
+        stored = data
+        if not internal and self.fmt.crypt == CRYPT_PERMUTE:
+            stored = data.translate(PERMUTE_ENCODE)
+        elif not internal and self.fmt.crypt == CRYPT_CYCLIC:
+            stored = crypt_cyclic(data, bid)
+        if self.fmt.four_k:
+            packed = zlib.compress(stored)
+            stored = packed if len(packed) < len(stored) else stored
+            # cb, wSig, dwCRC, bid, then (4 KiB format) a reserved word and the inflated size.
+            trailer = struct.pack("<HHIQHHI", len(stored), 0, 0, bid, 0, len(data), 0)
+        else:
+            trailer = struct.pack("<HHIQ", len(stored), 0, 0, bid)
+        size = align(len(stored) + len(trailer), 64)
+        self.out.write(stored + b"\0" * (size - len(trailer) - len(stored)) + trailer)
+        self.bbt.append((bid, self.pos, len(stored), len(data)))
         self.pos += size
         return bid
 
@@ -77,23 +122,27 @@ class PstWriter:
         self.nbt.append((nid, self.data(payload), self.subnodes(subs), parent))
 
     def _btree(self, entries: list[tuple[int, bytes]], ptype: int) -> tuple[int, int]:
-        level = 0
+        level, fmt = 0, self.fmt
         while True:
             size = len(entries[0][1])
-            per_page = 488 // size
+            per_page = fmt.entries // size
             upper = []
-            self.pos = align(self.pos, PAGE)
+            self.pos = align(self.pos, fmt.page)
             self.out.seek(self.pos)
             for start in range(0, len(entries), per_page):
                 chunk = entries[start:start + per_page]
                 bid = self.next_page
                 self.next_page += 4
-                body = b"".join(e for _, e in chunk).ljust(488, b"\0")
-                meta = struct.pack("<BBBB", len(chunk), per_page, size, level) + b"\0" * 4
-                trailer = struct.pack("<BBHIQ", ptype, ptype, 0, 0, bid)
+                body = b"".join(e for _, e in chunk).ljust(fmt.entries, b"\0")
+                if fmt.four_k:  # 2-byte counts, 10 bytes of padding, a 24-byte trailer
+                    meta = struct.pack("<HHBB", len(chunk), per_page, size, level) + bytes(10)
+                    trailer = struct.pack("<BBHIQQ", ptype, ptype, 0, 0, bid, 0)
+                else:
+                    meta = struct.pack("<BBBB", len(chunk), per_page, size, level) + bytes(4)
+                    trailer = struct.pack("<BBHIQ", ptype, ptype, 0, 0, bid)
                 self.out.write(body + meta + trailer)
                 upper.append((chunk[0][0], struct.pack("<QQQ", chunk[0][0], bid, self.pos)))
-                self.pos += PAGE
+                self.pos += fmt.page
             if len(upper) == 1:
                 _, entry = upper[0]
                 _, bid, offset = struct.unpack("<QQQ", entry)
@@ -101,19 +150,21 @@ class PstWriter:
             entries, level = upper, level + 1
 
     def finish(self) -> None:
-        bbt = self._btree([(b, struct.pack("<QQHHI", b, ib, cb, 2, 0))
-                           for b, ib, cb in sorted(self.bbt)], 0x80)
+        # BBT leaf: bid, offset, cb, then cRef (512-byte pages) or cbInflated and cRef (4 KiB).
+        bbt = self._btree([(b, struct.pack("<QQHHHH", b, ib, cb, inflated, 2, 0)
+                            if self.fmt.four_k else struct.pack("<QQHHI", b, ib, cb, 2, 0))
+                           for b, ib, cb, inflated in sorted(self.bbt)], 0x80)
         nbt = self._btree([(n, struct.pack("<QQQII", n, d, s, p, 0))
                            for n, d, s, p in sorted(self.nbt)], 0x81)
         header = bytearray(564)
         header[0:4] = b"!BDN"
         header[8:10] = b"SM"
-        struct.pack_into("<HHBB", header, 10, 23, 19, 1, 1)
+        struct.pack_into("<HHBB", header, 10, 36 if self.fmt.four_k else 23, 19, 1, 1)
         struct.pack_into("<QQ", header, 24, 0, self.next_page)
         struct.pack_into("<QQ", header, 184, self.pos, 0)
         struct.pack_into("<QQQQ", header, 216, nbt[0], nbt[1], bbt[0], bbt[1])
         header[512] = 0x80
-        header[513] = 0  # no encoding
+        header[513] = self.fmt.crypt
         struct.pack_into("<Q", header, 516, self.next_bid)
         self.out.seek(0)
         self.out.write(bytes(header))
@@ -237,11 +288,14 @@ def sentence(rng: random.Random, words: int) -> str:
 
 
 def message(writer: PstWriter, rng: random.Random, n: int, when: datetime,
-            received: bool) -> tuple[bytes, list[tuple[int, int, int]]]:
+            received: bool, lean: bool = False) -> tuple[bytes, list[tuple[int, int, int]]]:
+    """One message's property context and subnodes; ``lean``: a one-line body, no HTML, no
+    attachment (for files of hundreds of thousands of items)."""
     sender = f"user{rng.randrange(400)}@example.com"
     recipients = [f"user{rng.randrange(400)}@example.com" for _ in range(rng.randint(1, 4))]
     subject = f"{sentence(rng, rng.randint(3, 8)).capitalize()} #{n}"
-    body = "\r\n\r\n".join(sentence(rng, rng.randint(20, 80)) for _ in range(rng.randint(2, 12)))
+    body = sentence(rng, 12) if lean else "\r\n\r\n".join(
+        sentence(rng, rng.randint(20, 80)) for _ in range(rng.randint(2, 12)))
     props: list[Prop] = [
         (0x001A, 0x1F, utf16("IPM.Note")), (0x0037, 0x1F, utf16(subject)),
         (0x0039, 0x40, filetime(when)), (0x0E06, 0x40, filetime(when)),
@@ -252,7 +306,7 @@ def message(writer: PstWriter, rng: random.Random, n: int, when: datetime,
         (0x1035, 0x1F, utf16(f"<{n}.{rng.randrange(10**9)}@example.com>")),
         (0x3FDE, 0x03, struct.pack("<I", 65001)), (0x0E07, 0x03, struct.pack("<I", 1)),
     ]
-    if rng.random() < 0.5:
+    if not lean and rng.random() < 0.5:
         html = "<html><body>" + "".join(f"<p>{p}</p>" for p in body.split("\r\n\r\n"))
         props.append((0x1013, 0x102, (html + "</body></html>").encode()))
     if received:
@@ -272,7 +326,7 @@ def message(writer: PstWriter, rng: random.Random, n: int, when: datetime,
              0x3003001F: utf16(r), 0x39FE001F: utf16(r)} for i, r in enumerate(recipients)]
     heap, table_subs = table_context(writer, columns, rows)
     subs.append((0x692, writer.data(heap), writer.subnodes(table_subs)))
-    if rng.random() < 0.2:
+    if not lean and rng.random() < 0.2:
         data = rng.randbytes(rng.randint(10_000, 80_000))
         name = f"report-{n}.bin"
         # Every fourth one as an OLE object (method 6): the data sits in a subnode that the
@@ -316,10 +370,12 @@ def folder(writer: PstWriter, nid: int, parent: int, name: str, children: list[i
     writer.node((nid & ~0x1F) | 0x0F, table, table_subs, 0)
 
 
-def write_pst(path: Path, messages: int, seed: int = 7) -> None:
+def write_pst(path: Path, messages: int, seed: int = 7, fmt: Format = UNICODE,
+              lean: bool = False) -> None:
+    """A PST of ``messages`` messages in five folders, in the given format."""
     rng = random.Random(seed)
     with open(path, "wb") as handle:
-        writer = PstWriter(handle)
+        writer = PstWriter(handle, fmt)
         top, names = 0x8022, ["Inbox", "Sent Items", "Archive", "Archive/2001", "Archive/2002"]
         nids = {name: ((0x500 + i) << 5) | 0x02 for i, name in enumerate(names)}
         contents: dict[str, list[int]] = {name: [] for name in names}
@@ -328,7 +384,7 @@ def write_pst(path: Path, messages: int, seed: int = 7) -> None:
             name = names[min(n % 8, len(names) - 1)]  # half go to the last folder
             nid = ((0x10000 + n) << 5) | 0x04
             when = start + timedelta(minutes=37 * n)
-            heap, subs = message(writer, rng, n, when, received=name != "Sent Items")
+            heap, subs = message(writer, rng, n, when, received=name != "Sent Items", lean=lean)
             writer.node(nid, heap, subs, nids[name])
             contents[name].append(nid)
         heap, subs = property_context(writer, [

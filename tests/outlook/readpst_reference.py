@@ -8,6 +8,7 @@ import email.message
 import email.policy
 import mailbox
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -92,3 +93,25 @@ def _leaves(message: email.message.Message) -> list[email.message.Message]:
     if message.is_multipart():
         return [leaf for part in message.get_payload() for leaf in _leaves(part)]
     return [message]
+
+
+def assert_reads_as_readpst(pst: Path, out: Path, messages: int) -> list[Facts]:
+    """A written PST of ``messages`` emails says to mailvault, email by email, what it says to
+    readpst (the writer's unsent copies aside, see below); mailvault's emails."""
+    theirs = readpst_emails(pst, out)
+    ours, tally = mailvault_emails(pst)
+    assert tally.archived == Counter({"email": messages})
+    assert tally.unreadable == 0
+    assert len(theirs) == len(ours) == messages
+    assert Counter(f.folder for f in ours) == Counter(f.folder for f in theirs)
+    reference = {f.subject: f for f in theirs}
+    for mine in ours:
+        other = reference[mine.subject]
+        assert (mine.sender, mine.date, mine.attachments) == (
+            other.sender, other.date, other.attachments), mine.subject
+        assert "".join(mine.body.split()) == "".join(other.body.split()), mine.subject
+        if mine.folder != "Sent Items":
+            # Unsent copies: readpst writes PR_DISPLAY_TO ('a; b') where mailvault writes
+            # the recipient table; received ones carry their transport headers on both sides.
+            assert mine.recipients == other.recipients, mine.subject
+    return ours

@@ -15,17 +15,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailvault.errors import InputError
+from mailvault.outlook.ndb import CRYPT_CYCLIC
 from mailvault.outlook.source import OutlookTally, _FolderItems, _plan, _read_chunk, msg_items
 from mailvault.records import Incoming, Unreadable
 from tests.conftest import CORPUS
 from tests.fuzz.profile import fuzz
+from tests.outlook.pst_writer import Format, write_pst
 
 
 @cache
 def originals(kind: str) -> list[bytes]:
-    """The small corpus files of a kind (the 2-3 MB PSTs would slow every example)."""
+    """The small corpus files of a kind (the 2-3 MB PSTs would slow every example), and for
+    PSTs small written ones in the formats the corpus lacks: 4 KiB pages with compressed
+    blocks, high encryption."""
     found = sorted((CORPUS / kind).rglob(f"*.{kind}"))
-    return [p.read_bytes() for p in found if p.stat().st_size <= 300 * 1024]
+    files = [p.read_bytes() for p in found if p.stat().st_size <= 300 * 1024]
+    if kind == "pst":
+        with tempfile.TemporaryDirectory() as folder:
+            for fmt in (Format(four_k=True, crypt=CRYPT_CYCLIC), Format(four_k=True)):
+                path = Path(folder) / "written.pst"
+                write_pst(path, 24, fmt=fmt, lean=True)
+                files.append(path.read_bytes())
+    return files
 
 
 @st.composite

@@ -142,10 +142,10 @@ def test_a_damaged_item_is_a_failure_and_the_rest_is_archived(vault: Path, pst_d
     with PstFile(damaged) as pst:
         node = pst.node(NOTE_ITEM)
         assert node is not None
-        offset, size = pst.block_place(node.bid_data)
+        place = pst.block_place(node.bid_data)
     with open(damaged, "r+b") as handle:
-        handle.seek(offset)
-        handle.write(b"\x00" * size)
+        handle.seek(place.offset)
+        handle.write(b"\x00" * place.size)
     result = run("import", damaged, "--vault", vault, "--json")
     assert result.returncode == 1  # something was refused
     summary = json.loads(result.stdout)
