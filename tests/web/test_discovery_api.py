@@ -1,5 +1,6 @@
-"""The eDiscovery API's subject-access export: ``person`` in ``POST /api/v1/exports`` exports
-exactly the messages ``person report`` lists for that address (one rule, ``party:``)."""
+"""The eDiscovery API's exports: ``person`` in ``POST /api/v1/exports`` exports exactly the
+messages ``person report`` lists for that address (one rule, ``party:``); an export a stop
+of serve interrupted is taken up again when serve starts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from mailvault.accounts.principal import local_operator
+from mailvault.store import audit
 from mailvault.usecases import exporting, subjects
+from mailvault.web.background import resume_interrupted_exports
 from tests.web.site import Site, site_fixture
 
 
@@ -39,3 +42,22 @@ def test_the_api_person_export_holds_exactly_the_person_report(site: Site) -> No
     state = browser.get(f"/api/v1/exports/{started.json()['id']}",
                         headers={"authorization": f"Bearer {site.token('audrey')}"}).json()
     assert state["state"] == "done" and state["done"] == len(reported)
+
+
+def test_serve_takes_up_the_web_exports_a_stop_left_unfinished(site: Site,
+                                                               tmp_path: Path) -> None:
+    operator = local_operator("audrey")
+    # Started but never run: what a stop of serve in the middle of an export leaves; and
+    # an export of the command line, left to its own command.
+    from_web = exporting.start_export(site.vault, operator, "lunch",
+                                      exporting.named_destination(site.vault, "lunch"))
+    by_hand = exporting.start_export(site.vault, operator, "lunch", tmp_path / "by-hand")
+    background = site.app.state.web.background
+    assert resume_interrupted_exports(background, site.vault) == [from_web.id]
+    background.wait_idle()
+    assert exporting.export_job(site.vault, operator, from_web.id).state == "done"
+    assert exporting.export_job(site.vault, operator, by_hand.id).state == "running"
+    with site.vault.engine.connect() as conn:
+        resumed = [e for e in audit.entries(conn) if e.action == "export-resume"]
+    assert [(e.actor, e.detail["job"]) for e in resumed] == [("system:serve", from_web.id)]
+    assert resume_interrupted_exports(background, site.vault) == []
