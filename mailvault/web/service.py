@@ -22,7 +22,7 @@ import uvicorn
 from mailvault.capture.listen import parse_listen, show_listen
 from mailvault.capture.tls import check_private_key, restrict
 from mailvault.config import WebSettings
-from mailvault.errors import ConfigError
+from mailvault.errors import ConfigError, MailvaultError
 from mailvault.sources.serving import SpoolSink
 from mailvault.web.app import create_app
 from mailvault.web.background import resume_interrupted_exports
@@ -131,8 +131,12 @@ class WebService:
             if asyncio.get_running_loop().time() > deadline:
                 raise ConfigError("the web application did not start in time.")
             await asyncio.sleep(0.01)
-        # Exports a stop of serve interrupted go on in the job worker, as they would have.
-        resume_interrupted_exports(app.state.web.background, self.vault)
+        # Exports a stop of serve interrupted go on in the job worker, as they would have;
+        # a catalog that cannot say which leaves them to the page's Resume, not serve down.
+        try:
+            resume_interrupted_exports(app.state.web.background, self.vault)
+        except MailvaultError as exc:
+            log.warning("interrupted exports were not resumed: %s", exc)
         return opened
 
     async def stop(self) -> None:
