@@ -71,6 +71,11 @@ def normal_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+# The serving process acting on its own (taking up exports a stop of serve interrupted):
+# an auditor, named apart from every person in the audit log.
+SERVE_SYSTEM = Principal(name="system:serve", roles=frozenset({Role.AUDITOR}))
+
+
 def local_operator(os_user: str) -> Principal:
     """The person at the archive's own shell: administrator and auditor, named ``cli:<user>``.
 

@@ -1,34 +1,34 @@
 """Running an export job: natives, extracted text, attachments, manifests, the load file,
 the signed summary, and (if asked) a zip of it all.
 
-Resumable: messages are written in batches; after each batch the files are handed to the
-kernel and the checkpoint moves forward in the catalog. A run that starts on a job with a
-checkpoint first cuts every mbox file back to the checkpoint, then writes again from there:
-everything after the checkpoint is written again with the same bytes (every path, number
-and byte depends only on the job's fixed message list), so a killed export run again ends
-with the same files as one that was never interrupted. The manifests, load file and summary
-are written only once every message is done, from what the catalog recorded.
+Resumable: messages are done in batches of ``BATCH``; after each batch its files are handed
+to the kernel and the checkpoint moves forward in the catalog, with one record for the
+batch (its files, errors, counts, and where the mbox and manifest files end). A run that
+starts on a job with a checkpoint first cuts the mbox files and the manifests back to it,
+then writes again from there: everything after the checkpoint is written again with the
+same bytes (every path, number and byte depends only on the job's fixed message list), so a
+killed export run again ends with the same files as one that was never interrupted. Files
+are not fsynced one by one: the disk is synced once, before the summary (the commit point:
+an export without it is unfinished) is written.
 
-Parallel: the MIME parsing and text extraction of each message (``documents.build``, most
-of an export's work) run in worker processes, started as the import pipeline starts its own
-(forkserver, bound to this process's life by ``lifeline``; ``[ingest] workers``, 0 = one a
-core; an export of one batch or less is built in this process, where starting workers would
-cost more than it saves). This process reads each batch's bytes, hands them to the workers,
-and, while they build the next batch, writes the files of the current one in message-id
-order: every path and byte is what one process would write.
+Parallel: each message is built and written in a worker process (``write_chunk``: MIME
+parsing, text extraction, its native, attachment and text files, its manifest rows),
+started as the import pipeline starts its own (forkserver, bound to this process's life by
+``lifeline``; ``[ingest] workers``, 0 = one a core; an export of one batch or less is done in
+this process, where starting workers would cost more than it saves). This process reads
+each batch's bytes and hands them to the workers; while they do the next batch, it appends
+the current one's manifest rows (and mbox entries) in message-id order and checkpoints it:
+every path and byte is what one process would write.
 
-Bounded memory: two batches of messages at a time (the one being written, the one being
-built); manifests are written row by row from the catalog; only the list of errors is held
-whole.
+Bounded memory: two batches of messages at a time (the one being appended, the one being
+built); only the list of errors is held whole.
 """
 
 from __future__ import annotations
 
-import csv
 import errno
 import fcntl
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mailvault import lifeline
-from mailvault.discovery import documents, jobs, loadfile, mbox, signing
+from mailvault.discovery import documents, jobs, loadfile, manifest, mbox, signing
 from mailvault.discovery.jobs import ExportJob
+from mailvault.discovery.manifest import LOAD_FILE
 from mailvault.errors import InputError, StorageFullError, StoreError
 from mailvault.search.extract import Limits, extractor
 from mailvault.store import catalog, file_modes
@@ -56,14 +57,8 @@ _CHUNK = 25
 SUMMARY = "summary.json"
 SIGNATURE = "signature.json"
 KEY_FILE = "export-key.pem"
-MANIFEST_CSV = "manifest.csv"
-MANIFEST_JSON = "manifest.json"
-LOAD_FILE = "loadfile.dat"
 # Written last, not listed in the summary (the summary cannot list its own hash).
 UNLISTED = (SUMMARY, SIGNATURE)
-MANIFEST_COLUMNS = ("control", "type", "id", "sha256", "size", "date", "from", "to", "cc",
-                    "envelope_to", "subject", "folder", "source", "custodian", "filename",
-                    "content_type", "attachments", "parent", "children", "path", "text_path")
 _COPY_CHUNK = 1 << 20
 
 Progress = Callable[[int, int], None]
@@ -136,14 +131,7 @@ def _run(vault: Vault, job: ExportJob, root: Path, case_name: str | None,
     job = jobs.get(vault, job.id)
     if job.state != "running":
         raise InputError(f"export job {job.id} is finished already.")
-    writer = _Writer(root)
-    if job.format == "mbox":
-        ends: dict[str, int] = {}
-        for _id, record in jobs.records(vault, job, up_to=job.last_message):
-            if record.get("mbox"):
-                path, end = record["mbox"]
-                ends[path] = max(end, ends.get(path, 0))
-        mbox.cut_back(root, ends)
+    parts = _resumed_parts(vault, job, root)
     mboxes = mbox.MboxFiles(root)
     try:
         with _workers(vault, job.total - job.done) as pool:
@@ -153,25 +141,67 @@ def _run(vault: Vault, job: ExportJob, root: Path, case_name: str | None,
             while True:
                 ids = jobs.next_ids(vault, job, after, BATCH) if after is not None else []
                 # The next batch is read and handed to the workers before the current one
-                # is written, so they build while this process writes.
-                upcoming = (_start(vault, job, ids, position, custodians, pool)
+                # is appended, so they build and write while this process appends.
+                upcoming = (_start(vault, job, root, ids, position, custodians, pool)
                             if ids else None)
                 if ids:
                     after, position = ids[-1], position + len(ids)
                 else:
                     after = None
                 if current is not None:
-                    written, errors = current.finish(writer, mboxes)
+                    record = current.finish(mboxes, parts)
                     mboxes.flush()
-                    job = jobs.checkpoint(vault, job, written, errors)
+                    record["manifest"] = parts.ends()
+                    job = jobs.checkpoint(vault, job, current.items[-1].message_id,
+                                          len(current.items), record, len(record["errors"]))
                     if progress is not None:
                         progress(job.done, job.total)
                 if upcoming is None:
                     break
                 current = upcoming
+        return _finish(vault, job, root, case_name, parts)
     finally:
         mboxes.close()
-    return _finish(vault, job, root, case_name)
+        parts.close()
+
+
+def _resumed_parts(vault: Vault, job: ExportJob, root: Path) -> manifest.Parts:
+    """The manifest files and mbox files cut back to the job's checkpoint (or begun)."""
+    mbox_ends: dict[str, int] = {}
+    manifest_ends: dict[str, int] | None = None
+    earlier: list[dict[str, Any]] = []
+    for _id, record in jobs.records(vault, job, up_to=job.last_message):
+        batch = _as_batch(record)
+        for path, end in batch["mbox"].items():
+            mbox_ends[path] = max(end, mbox_ends.get(path, 0))
+        manifest_ends = batch["manifest"]
+        if manifest_ends is None:
+            earlier.append(batch)
+    if job.format == "mbox":
+        mbox.cut_back(root, mbox_ends)
+    if earlier and manifest_ends is None:
+        # A job begun by a version that kept each message's documents, not its rows: the
+        # manifests are made again from them.
+        parts = manifest.Parts(root, None)
+        for batch in earlier:
+            parts.add(manifest.rows(batch["rows"]))
+        return parts
+    return manifest.Parts(root, manifest_ends)
+
+
+def _as_batch(record: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint record as a batch's, whichever version wrote it (before batches, one
+    record a message held its documents; its manifest ends were not kept)."""
+    if "error" not in record:  # a batch's ("errors")
+        return record
+    error = record["error"]
+    documents = record["documents"]
+    changed = ([{"control": documents[0]["control"], "id": documents[0]["id"],
+                 "sha256": documents[0]["sha256"]}] if record["mbox_changed"] else [])
+    return {"files": record["files"], "errors": [error] if error else [], "changed": changed,
+            "exported": 0 if error else 1, "documents": len(documents),
+            "mbox": dict([record["mbox"]]) if record["mbox"] else {}, "manifest": None,
+            "rows": documents}
 
 
 class _InProcess(Executor):
@@ -202,54 +232,99 @@ def _workers(vault: Vault, remaining: int) -> Iterator[Executor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-_Task = tuple[int, bytes, documents.MessageFacts, str]
+@dataclass(frozen=True)
+class _Task:
+    """One message for a worker: its position, bytes, catalog facts, native path, and the
+    envelope sender of its mbox entry."""
+
+    position: int
+    raw: bytes
+    facts: documents.MessageFacts
+    native: str
+    sender: str
 
 
-def build_chunk(tasks: list[_Task]) -> list[documents.Built]:
-    """In a worker: the documents of each message (position, bytes, facts, native path)."""
+@dataclass(frozen=True)
+class Written:
+    """What a worker wrote for one message: its files (path, SHA-256, size), its manifest
+    rows, its mbox entry (mbox format: this process appends it, in order), and, when the
+    entry changes the bytes read back, the message's ids."""
+
+    files: list[tuple[str, str, int]]
+    rows: manifest.Rows
+    documents: int
+    entry: bytes
+    changed: dict[str, Any] | None
+
+
+def write_chunk(root: str, fmt: str, tasks: list[_Task]) -> list[Written]:
+    """In a worker: build each message's documents and write its files below ``root``."""
     extract = extractor(Limits())
-    return [documents.build(position, raw, facts, native, extract)
-            for position, raw, facts, native in tasks]
+    writer = _Writer(Path(root))
+    return [_write_message(writer, fmt, task, extract) for task in tasks]
+
+
+def _write_message(writer: _Writer, fmt: str, task: _Task,
+                   extract: documents.Extract) -> Written:
+    row = task.facts.row
+    built = documents.build(task.position, task.raw, task.facts, task.native, extract)
+    files: list[tuple[str, str, int]] = []
+    entry, changed = b"", None
+    if fmt == "mbox":
+        entry, altered = mbox.entry(task.raw, task.sender or row.from_addr, row.date)
+        if altered:
+            changed = {"control": documents.control_number(task.position), "id": row.id,
+                       "sha256": row.sha256}
+    else:
+        writer.write(task.native, task.raw)
+        files.append((task.native, row.sha256, len(task.raw)))
+    files.extend((path, *writer.write(path, data)) for path, data in built.files)
+    return Written(files, manifest.rows(built.documents), len(built.documents), entry,
+                   changed)
 
 
 @dataclass
 class _Item:
-    """One message of a batch: its record when it failed, else what writing it needs."""
+    """One message of a batch: the reason it failed, or where its native goes."""
 
     message_id: int
     position: int
-    record: dict[str, Any] | None = None
-    raw: bytes = b""
-    row: MessageRow | None = None
-    sender: str | None = None
+    error: dict[str, Any] | None = None
     native: str = ""
 
 
 @dataclass
 class _Started:
-    """A batch read and handed to the workers, written by ``finish`` in order."""
+    """A batch read and handed to the workers, appended by ``finish`` in order."""
 
     job: ExportJob
     items: list[_Item]
-    futures: list[Future[list[documents.Built]]] = field(default_factory=list)
+    futures: list[Future[list[Written]]] = field(default_factory=list)
 
-    def finish(self, writer: _Writer, mboxes: mbox.MboxFiles
-               ) -> tuple[list[tuple[int, dict[str, Any]]], int]:
-        built = iter([b for future in self.futures for b in future.result()])
-        written: list[tuple[int, dict[str, Any]]] = []
-        errors = 0
+    def finish(self, mboxes: mbox.MboxFiles, parts: manifest.Parts) -> dict[str, Any]:
+        """Append the batch's manifest rows (and mbox entries); the batch's record."""
+        written = iter([w for future in self.futures for w in future.result()])
+        record: dict[str, Any] = {"files": [], "errors": [], "changed": [], "exported": 0,
+                                  "documents": 0, "mbox": {}}
         for item in self.items:
-            record = item.record
-            if record is None:
-                record = _message(self.job, item, next(built), writer, mboxes)
-            errors += record["error"] is not None
-            written.append((item.message_id, record))
-        return written, errors
+            if item.error is not None:
+                record["errors"].append(item.error)
+                continue
+            done = next(written)
+            if self.job.format == "mbox":
+                record["mbox"][item.native] = mboxes.append(item.native, done.entry)
+            parts.add(done.rows)
+            record["files"].extend(done.files)
+            record["exported"] += 1
+            record["documents"] += done.documents
+            if done.changed is not None:
+                record["changed"].append(done.changed)
+        return record
 
 
-def _start(vault: Vault, job: ExportJob, ids: list[int], done: int, custodians: list[str],
-           pool: Executor) -> _Started:
-    """Read a batch's messages and give their documents to the workers to build."""
+def _start(vault: Vault, job: ExportJob, root: Path, ids: list[int], done: int,
+           custodians: list[str], pool: Executor) -> _Started:
+    """Read a batch's messages and give them to the workers to build and write."""
     with vault.engine.connect() as conn:
         rows = {r.id: r for r in catalog.messages_by_id(conn, ids)}
         arrivals = catalog.arrivals_of(conn, ids)
@@ -262,27 +337,27 @@ def _start(vault: Vault, job: ExportJob, ids: list[int], done: int, custodians: 
         control = documents.control_number(item.position)
         row = rows.get(message_id)
         if row is None:
-            item.record = _error(control, message_id, "",
-                                 "the message is no longer in the archive")
+            item.error = _error(control, message_id, "",
+                                "the message is no longer in the archive")
             continue
         try:
             raw = vault.read_raw(row)
         except StoreError as exc:
-            item.record = _error(control, message_id, row.sha256, str(exc))
+            item.error = _error(control, message_id, row.sha256, str(exc))
             continue
         came = arrivals.get(message_id, [])
         place = _place(row, parties.get(message_id, set()), custodians, job.layout)
         folder = documents.place_path(place)
-        item.raw, item.row = raw, row
-        item.sender = next((a.envelope_from for a in came if a.envelope_from), None)
         item.native = (f"mbox/{folder}.mbox" if job.format == "mbox"
                        else f"natives/{folder}/{control}.eml")
         facts = documents.MessageFacts(
             row=row, envelope_to=sorted({r for a in came for r in a.envelope_to}),
             sources=[a.describe() for a in came], place=place)
-        tasks.append((item.position, raw, facts, item.native))
+        sender = next((a.envelope_from for a in came if a.envelope_from), None)
+        tasks.append(_Task(item.position, raw, facts, item.native, sender or ""))
     for first in range(0, len(tasks), _CHUNK):
-        started.futures.append(pool.submit(build_chunk, tasks[first:first + _CHUNK]))
+        started.futures.append(pool.submit(write_chunk, str(root), job.format,
+                                           tasks[first:first + _CHUNK]))
     return started
 
 
@@ -292,30 +367,8 @@ def _place(row: MessageRow, parties: set[str], custodians: list[str], layout: st
     return row.folder or "_nofolder"
 
 
-def _message(job: ExportJob, item: _Item, built: documents.Built, writer: _Writer,
-             mboxes: mbox.MboxFiles) -> dict[str, Any]:
-    """Write one message's native (or mbox entry) and its documents' files."""
-    assert item.row is not None
-    row = item.row
-    files: list[list[Any]] = []
-    mbox_end: list[Any] | None = None
-    changed = False
-    if job.format == "mbox":
-        data, changed = mbox.entry(item.raw, item.sender or row.from_addr, row.date)
-        mbox_end = [item.native, mboxes.append(item.native, data)]
-    else:
-        writer.write(item.native, item.raw)
-        files.append([item.native, row.sha256, len(item.raw)])
-    for path, data in built.files:
-        files.append([path, *writer.write(path, data)])
-    return {"documents": built.documents, "files": files, "mbox": mbox_end,
-            "mbox_changed": changed, "error": None}
-
-
 def _error(control: str, message_id: int, sha256: str, reason: str) -> dict[str, Any]:
-    return {"documents": [], "files": [], "mbox": None, "mbox_changed": False,
-            "error": {"control": control, "id": message_id, "sha256": sha256,
-                      "reason": reason}}
+    return {"control": control, "id": message_id, "sha256": sha256, "reason": reason}
 
 
 class _Writer:
@@ -361,28 +414,22 @@ class _HashingFile:
         return self.digest.hexdigest(), self.size
 
 
-def _finish(vault: Vault, job: ExportJob, root: Path, case_name: str | None) -> Finished:
+def _finish(vault: Vault, job: ExportJob, root: Path, case_name: str | None,
+            parts: manifest.Parts) -> Finished:
     # Everything written so far reaches the disk before the summary vouches for it.
     os.sync()
     counts = {"messages": job.total, "exported": 0, "attachments": 0, "documents": 0,
               "errors": 0, "files": 0, "bytes": 0}
     errors: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
-    manifests = _Manifests(root)
     for _id, record in jobs.records(vault, job):
-        if record["error"] is not None:
-            errors.append(record["error"])
-            continue
-        counts["exported"] += 1
-        counts["attachments"] += len(record["documents"]) - 1
-        counts["documents"] += len(record["documents"])
-        if record["mbox_changed"]:
-            first = record["documents"][0]
-            changed.append({"control": first["control"], "id": first["id"],
-                            "sha256": first["sha256"]})
-        for document in record["documents"]:
-            manifests.add(document)
-    fixed = manifests.close()
+        batch = _as_batch(record)
+        errors.extend(batch["errors"])
+        changed.extend(batch["changed"])
+        counts["exported"] += batch["exported"]
+        counts["documents"] += batch["documents"]
+    counts["attachments"] = counts["documents"] - counts["exported"]
+    fixed = parts.finish()
     counts["errors"] = len(errors)
     pem = signing.public_pem(vault.export_signing_key())
     fingerprint = signing.fingerprint(pem)
@@ -444,56 +491,9 @@ def _write_summary(root: Path, head: dict[str, Any],
     return digest
 
 
-class _Manifests:
-    """manifest.csv, manifest.json and the DAT load file, one document row at a time."""
-
-    def __init__(self, root: Path) -> None:
-        self.csv = _HashingFile(root / MANIFEST_CSV)
-        self.json = _HashingFile(root / MANIFEST_JSON)
-        self.dat = _HashingFile(root / LOAD_FILE)
-        self.csv.write(_csv_row(MANIFEST_COLUMNS))
-        self.json.write(b"[")
-        self.dat.write(loadfile.header())
-        self.first = True
-
-    def add(self, document: dict[str, Any]) -> None:
-        self.csv.write(_csv_row([_cell(document.get(c)) for c in MANIFEST_COLUMNS]))
-        self.json.write((b"\n" if self.first else b",\n")
-                        + json.dumps(document, ensure_ascii=False).encode())
-        self.dat.write(loadfile.row(document))
-        self.first = False
-
-    def close(self) -> list[tuple[str, str, int]]:
-        self.json.write(b"\n]\n")
-        return [(MANIFEST_CSV, *self.csv.close()), (MANIFEST_JSON, *self.json.close()),
-                (LOAD_FILE, *self.dat.close())]
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return "; ".join(f"{v['name']} ({v['sha256']})" if isinstance(v, dict) else str(v)
-                         for v in value)
-    return str(value)
-
-
-def _csv_row(values: Any) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(values)
-    return buffer.getvalue().encode("utf-8", "surrogatepass")
-
-
 def _mbox_files(root: Path) -> list[tuple[str, str, int]]:
-    found = []
-    for path in sorted((root / "mbox").rglob("*.mbox")):
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_COPY_CHUNK):
-                digest.update(chunk)
-        found.append((path.relative_to(root).as_posix(), digest.hexdigest(),
-                      path.stat().st_size))
-    return found
+    return [(path.relative_to(root).as_posix(), *manifest.file_digest(path))
+            for path in sorted((root / "mbox").rglob("*.mbox"))]
 
 
 def _zip(root: Path) -> Path:

@@ -4,19 +4,19 @@ it got (the checkpoint), and what it wrote for each message.
 The message list is taken once, when the job starts, so a resumed job exports exactly what
 the first run would have; items are done in message-id order, and the checkpoint (the last
 message id done, how many) moves forward in the same transaction that records what was
-written for a batch.
+written for a batch (one record, kept on the batch's last item).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select, update
 
 from mailvault.errors import NotFoundError
 from mailvault.store import audit, schema
@@ -127,26 +127,26 @@ def next_ids(vault: Vault, job: ExportJob, after: int, limit: int) -> list[int]:
             .order_by(items.c.message_id).limit(limit)).scalars())
 
 
-def checkpoint(vault: Vault, job: ExportJob, written: list[tuple[int, dict[str, Any]]],
-               errors: int) -> ExportJob:
-    """Record what a batch wrote and move the checkpoint past it (one transaction)."""
-    if not written:
-        return job
+def checkpoint(vault: Vault, job: ExportJob, last_message: int, count: int,
+               record: dict[str, Any], errors: int) -> ExportJob:
+    """Record what a batch of ``count`` messages wrote (one row: the record is kept on the
+    batch's last message) and move the checkpoint past it, in one transaction."""
     items = schema.export_items
     with vault.engine.begin() as conn:
         conn.execute(update(items).where(items.c.job_id == job.id,
-                                         items.c.message_id == bindparam("m"))
-                     .values(record=bindparam("r")),
-                     [{"m": m, "r": json.dumps(r, ensure_ascii=False)} for m, r in written])
+                                         items.c.message_id == last_message)
+                     .values(record=json.dumps(record)))
         conn.execute(update(schema.export_jobs).where(schema.export_jobs.c.id == job.id)
-                     .values(done=job.done + len(written), last_message=written[-1][0],
+                     .values(done=job.done + count, last_message=last_message,
                              errors=job.errors + errors))
-    return get(vault, job.id)
+    return replace(job, done=job.done + count, last_message=last_message,
+                   errors=job.errors + errors)
 
 
 def records(vault: Vault, job: ExportJob, up_to: int | None = None
             ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """What was written for each message done, in order, read a page at a time."""
+    """What was written for each batch done (each message's, for a job checkpointed by a
+    version before batch records), in order, read a page at a time."""
     items = schema.export_items
     after = 0
     while True:

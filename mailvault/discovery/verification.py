@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from mailvault.discovery import signing
-from mailvault.discovery.export import KEY_FILE, MANIFEST_CSV, SIGNATURE, SUMMARY, UNLISTED
+from mailvault.discovery.export import KEY_FILE, SIGNATURE, SUMMARY, UNLISTED
+from mailvault.discovery.manifest import MANIFEST_CSV
 from mailvault.errors import InputError
 
 _CHUNK = 1 << 20

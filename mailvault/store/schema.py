@@ -565,6 +565,7 @@ export_items = Table(
     metadata,
     Column("job_id", Integer, ForeignKey("export_jobs.id"), primary_key=True),
     Column("message_id", Integer, primary_key=True),
-    # The documents written for the message (JSON), set when its batch is checkpointed.
+    # What a batch of the export wrote (JSON), on its last message, set when the batch is
+    # checkpointed (one record a message, its documents, before batch records).
     Column("record", Text, nullable=False, default=""),
 )

@@ -112,6 +112,20 @@ def run_export(vault: Vault, who: Principal, job_id: int,
                       custodians=_custodians(vault, case), progress=progress)
 
 
+def interrupted_exports(vault: Vault, who: Principal) -> list[ExportJob]:
+    """The unfinished jobs of exports started from the web or the API (written under
+    ``VAULT/exports``), oldest first, each taken up again by ``who`` (audited
+    ``export-resume``): what a stop of ``serve`` left, for it to run again when it starts.
+    Exports of the command line are left to their command, which resumes them."""
+    _may_export(who)
+    named = vault.path.resolve() / NAMED_EXPORTS
+    found = [j for j in reversed(jobs.listed(vault))
+             if j.state == "running" and Path(j.dest).parent == named]
+    for job in found:
+        jobs.resumed(vault, job, who.name)
+    return found
+
+
 def list_exports(vault: Vault, who: Principal, case: str | None = None) -> list[ExportJob]:
     """Export jobs, newest first (one case's if named); not audited: states and counts."""
     _may_export(who)

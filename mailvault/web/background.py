@@ -5,8 +5,10 @@ exports cannot take both cores from search and capture. The request answers at o
 export's progress is in the catalog (``export_jobs``), which the case page and
 ``GET /api/v1/exports/ID`` show.
 
-A job interrupted by a stop of ``serve`` stays unfinished in the catalog; starting it again
-(the page's Resume, or the same API call) resumes it from its checkpoint.
+A job interrupted by a stop of ``serve`` stays unfinished in the catalog; serve takes it up
+again when it starts (``resume_interrupted_exports``, audited ``export-resume`` by
+``system:serve``), and starting it again (the page's Resume, or the same API call) resumes
+it too, from its checkpoint.
 
 A restore has no catalog job: its progress (``RestoreRun``) lives here, seen only by who
 started it, and the last ``KEPT_RESTORES`` are kept. The mailbox password is held by the
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailvault.accounts.principal import Principal
+from mailvault.accounts.principal import SERVE_SYSTEM, Principal
 from mailvault.errors import MailvaultError
 from mailvault.usecases import exporting, restoring
 from mailvault.usecases.exporting import ExportJob
@@ -142,6 +144,15 @@ def run_export_in_background(background: Background, vault: Vault, who: Principa
     it is queued or running already."""
     return background.submit(export_key(job.id),
                              lambda: exporting.run_export(vault, who, job.id))
+
+
+def resume_interrupted_exports(background: Background, vault: Vault) -> list[int]:
+    """Queue every export of the web or the API that a stop of serve left unfinished, run
+    on as ``system:serve``; their ids."""
+    found = exporting.interrupted_exports(vault, SERVE_SYSTEM)
+    for job in found:
+        run_export_in_background(background, vault, SERVE_SYSTEM, job)
+    return [j.id for j in found]
 
 
 def export_progress(background: Background, job: ExportJob) -> str:

@@ -1,5 +1,6 @@
 """The web application as a `mailvault serve` service: uvicorn inside serve's own event
-loop, on sockets bound here (so port 0 works and a refused address is a ConfigError).
+loop, on sockets bound here (so port 0 works and a refused address is a ConfigError). Once it
+listens, the exports a stop of serve interrupted are queued again (background.py).
 
 Without [web] tls_cert the web listens on loopback addresses only, as the SMTP endpoint
 accepts mail for any recipient only from loopback: a session cookie and a password must
@@ -21,9 +22,10 @@ import uvicorn
 from mailvault.capture.listen import parse_listen, show_listen
 from mailvault.capture.tls import check_private_key, restrict
 from mailvault.config import WebSettings
-from mailvault.errors import ConfigError
+from mailvault.errors import ConfigError, MailvaultError
 from mailvault.sources.serving import SpoolSink
 from mailvault.web.app import create_app
+from mailvault.web.background import resume_interrupted_exports
 
 if TYPE_CHECKING:
     from mailvault.capture.services import ServeContext
@@ -106,10 +108,10 @@ class WebService:
             self._sockets.append(sock)
             bound = sock.getsockname()
             opened.append(f"web {show_listen(str(bound[0]), int(bound[1]))}")
+        app = create_app(self.vault, self.settings,
+                         SpoolSink(self.vault, self.spool, asyncio.get_running_loop()))
         config = uvicorn.Config(
-            create_app(self.vault, self.settings,
-                       SpoolSink(self.vault, self.spool, asyncio.get_running_loop())),
-            lifespan="off", access_log=False,
+            app, lifespan="off", access_log=False,
             log_config=None, server_header=False,
             ssl_certfile=self.settings.tls_cert or None,
             ssl_keyfile=self.settings.tls_key or None)
@@ -129,6 +131,12 @@ class WebService:
             if asyncio.get_running_loop().time() > deadline:
                 raise ConfigError("the web application did not start in time.")
             await asyncio.sleep(0.01)
+        # Exports a stop of serve interrupted go on in the job worker, as they would have;
+        # a catalog that cannot say which leaves them to the page's Resume, not serve down.
+        try:
+            resume_interrupted_exports(app.state.web.background, self.vault)
+        except MailvaultError as exc:
+            log.warning("interrupted exports were not resumed: %s", exc)
         return opened
 
     async def stop(self) -> None:
