@@ -71,14 +71,17 @@ class IndexMarker:
     generation: int
 
 
-# The name of the top-hits aggregation beside the facets (not a field name).
+# The names of the aggregations beside the facets (not field names): the page of hits, and
+# how the matches spread over the order's column.
 _HITS = "_hits"
-# Pages of hits up to this far down are cut from the aggregation's first hits; a deeper
-# page is asked for "from" its offset, after counting the matches (Tantivy panics on a
-# "from" past the last one).
-_ONE_PASS_HITS = 1_000
+_SPREAD = "_spread"
 # How many principals' reach counts are kept (each is a few hundred bytes).
 _REACH_KEPT = 256
+# The spread of the matches over dates, in weeks: a page of hits is then sorted among the
+# matches of the newest (or oldest) weeks that hold it, not among all of them.
+_WEEK_S = 7 * 86_400
+# The spread over sizes, in ranges growing by half: sizes span seven orders of magnitude.
+_SIZE_EDGES = (0, *(int(256 * 1.5 ** n) for n in range(44)))
 
 SORT_ORDERS = {
     "newest": ("sort_date", tantivy.Order.Desc),
@@ -116,6 +119,26 @@ class _ReachCounts:
             while len(self._kept) >= _REACH_KEPT:
                 del self._kept[next(iter(self._kept))]
             self._kept[key] = (generation, counted)
+
+
+def _spread(result: dict[str, Any] | None) -> list[tuple[int, int | None, int]]:
+    """(low, high, count) of each non-empty bucket of a histogram or range aggregation over
+    an integer column, lowest first; high is excluded, None when unbounded."""
+    spread: list[tuple[int, int | None, int]] = []
+    for bucket in (result or {}).get("buckets", []):
+        count = int(bucket["doc_count"])
+        if count == 0:
+            continue
+        if isinstance(bucket["key"], str):
+            # A range's bucket ("256-384"): its bounds, where it has them (the first range
+            # starts at 0, the last has no end).
+            low = int(bucket.get("from", 0))
+            high = int(bucket["to"]) if "to" in bucket else None
+        else:
+            low = int(bucket["key"])  # a histogram's bucket: a week from its key
+            high = low + _WEEK_S
+        spread.append((low, high, count))
+    return spread
 
 
 def _empty_folder(path: Path) -> None:
@@ -459,15 +482,12 @@ class SearchIndex:
         if reach:
             return self._reach_page(searcher, compiled, (node, facets), generation,
                                     (limit, offset, order))
-        total = None
-        if limit > 0 and offset + limit > _ONE_PASS_HITS:
-            # A deep page asks Tantivy for hits "from" an offset, which panics past the
-            # last match: count first.
-            total = _count(searcher.search(compiled, limit=1, count=True))
-        page = (limit, offset, order) if limit > 0 and (total is None or offset < total) \
-            else None
-        counted, counts, ids = self._aggregate(searcher, compiled, facets, page)
-        return counted, ids, counts
+        total, counts, spread = self._aggregate(searcher, compiled, facets,
+                                                order if limit > 0 else None)
+        ids: list[int] = []
+        if limit > 0 and offset < total:
+            ids = self._page(searcher, node, spread, (limit, offset, order))
+        return total, ids, counts
 
     def _reach_page(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
                     key: tuple[q.Node, int], generation: bytes | None,
@@ -483,7 +503,8 @@ class SearchIndex:
         if generation is not None:
             known = self._reach_counts.get(key, generation)
             if known is None:
-                known = self._aggregate(searcher, compiled, key[1], None)
+                counted, counts, _ = self._aggregate(searcher, compiled, key[1], None)
+                known = (counted, counts, [])
                 self._reach_counts.put(key, generation, known)
             total, counts, _ = known
         if limit <= 0 or (total is not None and offset >= total):
@@ -500,10 +521,13 @@ class SearchIndex:
         return self._aggregate(self._searcher(), self.compile(node), size, None)[1]
 
     def _aggregate(self, searcher: tantivy.Searcher, compiled: tantivy.Query, facets: int,
-                   page: tuple[int, int, str] | None
-                   ) -> tuple[int, dict[str, list[tuple[str, int]]], list[int]]:
-        """(total matches, facet counts with ``facets`` values each (none if 0), the ids of
-        ``page`` (limit, offset, order) if given), from one aggregation: one pass."""
+                   order: str | None
+                   ) -> tuple[int, dict[str, list[tuple[str, int]]],
+                              list[tuple[int, int | None, int]]]:
+        """(total matches, facet counts with ``facets`` values each (none if 0), and if an
+        ``order`` is given the spread of the matches over its column: (low, high, count)
+        ranges, lowest first, high excluded, empty ones left out), from one aggregation:
+        one pass over the matches."""
         # The tier is counted even without facets: every document has exactly one
         # (``_document``), so its buckets and the rest the aggregation did not list add up
         # to the number of matches, for the cost of one single-valued column.
@@ -511,20 +535,14 @@ class SearchIndex:
         aggregations: dict[str, Any] = {name: {"terms": {"field": name,
                                                          "size": max(facets, 1)}}
                                         for name in counted}
-        skip = 0
-        if page is not None:
-            limit, offset, order = page
-            field, direction = SORT_ORDERS[order]
-            way = "desc" if direction == tantivy.Order.Desc else "asc"
-            hits: dict[str, Any] = {"size": limit, "from": offset}
-            if offset + limit <= _ONE_PASS_HITS:
-                # From the first hit, the page cut here: Tantivy panics on a "from" past
-                # the last match, and the total is not known yet.
-                hits, skip = {"size": offset + limit}, offset
-            # The message id breaks ties (many messages share a date; undated ones all
-            # sort as 0), so that pages follow on from each other.
-            aggregations[_HITS] = {"top_hits": {**hits, "docvalue_fields": ["id"],
-                                                "sort": [{field: way}, {"id": way}]}}
+        if order is not None:
+            field = SORT_ORDERS[order][0]
+            aggregations[_SPREAD] = (
+                {"range": {"field": field, "ranges": [
+                    {"from": low, "to": high} for low, high in zip(
+                        _SIZE_EDGES, (*_SIZE_EDGES[1:], None), strict=True)]}}
+                if field == "size" else
+                {"histogram": {"field": field, "interval": _WEEK_S, "min_doc_count": 1}})
         try:
             result: dict[str, Any] = searcher.aggregate(compiled, aggregations)
         except ValueError as exc:
@@ -534,9 +552,57 @@ class SearchIndex:
                   for name in counted}
         total = sum(n for _, n in counts["tier"]) + int(
             result.get("tier", {}).get("sum_other_doc_count", 0))
-        found = result.get(_HITS, {}).get("hits", [])
-        ids = [int(h["docvalue_fields"]["id"][0]) for h in found[skip:]]
-        return total, counts if facets > 0 else {}, ids
+        return total, counts if facets > 0 else {}, _spread(result.get(_SPREAD))
+
+    def _page(self, searcher: tantivy.Searcher, node: q.Node,
+              spread: list[tuple[int, int | None, int]], page: tuple[int, int, str]
+              ) -> list[int]:
+        """The ids of a page of hits (limit, offset, order), sorted by the order's column
+        and then by message id (the same order on every page: many messages share a date,
+        and undated ones all sort as 0). Sorting is what costs (the aggregation's top hits
+        cost about 100 ns per document sorted), so only the matches of the first ranges
+        of ``spread`` that hold the page are sorted: with the order's column in that
+        window, they are the first matches in the order, and a page on a query matching
+        600,000 messages sorts a few thousand of them instead of all."""
+        limit, offset, order = page
+        field, direction = SORT_ORDERS[order]
+        first = reversed(spread) if direction == tantivy.Order.Desc else iter(spread)
+        held = 0
+        window: list[tuple[int, int | None, int]] = []
+        for bucket in first:
+            window.append(bucket)
+            held += bucket[2]
+            if held >= offset + limit:
+                break
+        compiled = self.compile(node)
+        if held < sum(count for _, _, count in spread):
+            highs = [high for _, high, _ in window]
+            compiled = self._within(node, field, min(low for low, _, _ in window),
+                                    max(h for h in highs if h is not None) - 1
+                                    if None not in highs else None)
+        way = "desc" if direction == tantivy.Order.Desc else "asc"
+        # "from" is below the number of matches in the window (the caller checked that
+        # the offset is below the total): Tantivy panics on a "from" past the last one.
+        aggregations = {_HITS: {"top_hits": {
+            "size": limit, "from": offset, "docvalue_fields": ["id"],
+            "sort": [{field: way}, {"id": way}]}}}
+        try:
+            result: dict[str, Any] = searcher.aggregate(compiled, aggregations)
+        except ValueError as exc:
+            raise QueryError(f"the search failed: {exc}.") from exc
+        return [int(h["docvalue_fields"]["id"][0]) for h in result[_HITS].get("hits", [])]
+
+    def _within(self, node: q.Node, field: str, low: int, high: int | None
+                ) -> tantivy.Query:
+        """The query, limited to documents whose ``field`` is from ``low`` to ``high``:
+        the range is one more clause beside the query's own (not a query around it), and
+        bounded on both sides, so that Tantivy walks the few documents of the range first
+        and checks the query on them (unbounded, it walked every match of a broad
+        query's own date range)."""
+        kind = tantivy.FieldType.Unsigned if field == "size" else tantivy.FieldType.Integer
+        window = tantivy.Query.range_query(self.schema, field, kind, low, high)
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, window),
+                                            *self._clauses(node)])
 
     def _generation(self) -> bytes:
         """What identifies the committed state of the index: Tantivy's meta.json, which
@@ -659,12 +725,7 @@ class SearchIndex:
                 (tantivy.Occur.MustNot, self.compile(node.child)),
             ])
         if isinstance(node, q.And):
-            clauses = []
-            for child in node.children:
-                if isinstance(child, q.Not):
-                    clauses.append((tantivy.Occur.MustNot, self.compile(child.child)))
-                else:
-                    clauses.append((tantivy.Occur.Must, self.compile(child)))
+            clauses = self._clauses(node)
             if all(occur == tantivy.Occur.MustNot for occur, _ in clauses):
                 clauses.append((tantivy.Occur.Must, tantivy.Query.all_query()))
             return tantivy.Query.boolean_query(clauses)
@@ -672,6 +733,12 @@ class SearchIndex:
             return tantivy.Query.boolean_query(
                 [(tantivy.Occur.Should, self.compile(c)) for c in node.children])
         raise QueryError(f"unsupported query node {node!r}.")
+
+    def _clauses(self, node: q.Node) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+        """The clauses of a conjunction (a node of any other kind is one clause)."""
+        children = node.children if isinstance(node, q.And) else (node,)
+        return [(tantivy.Occur.MustNot, self.compile(child.child)) if isinstance(child, q.Not)
+                else (tantivy.Occur.Must, self.compile(child)) for child in children]
 
     def _term(self, term: q.Term) -> tantivy.Query:
         if term.field in KEYWORD_FIELDS:

@@ -169,3 +169,31 @@ def test_reach_counts_are_kept_until_the_index_changes(tmp_path: Path) -> None:
     counted(everything, present)
     counted(active, present)
     index.close()
+
+
+def test_pages_sorted_within_a_window_equal_a_brute_force_order(tmp_path: Path) -> None:
+    """A page of hits is sorted among the matches of the first weeks (or size ranges) that
+    hold it, not among all: with dates over many weeks, messages on the very edges of a
+    week and of a size range, ties across segments and undated messages, every page in
+    every order, deep ones included, is the one a brute force gives."""
+    week = 7 * 86_400
+    edge = 1_000 * week  # a week's first second, as the spread counts weeks (from 1970)
+    docs = []
+    for n in range(1, 1_201):
+        date = None if n % 97 == 0 else edge + (n % 40) * week - (n % 3)  # -1, 0 and -2 s
+        size = (256, 383, 384, 385, 575, 576, 40_000, 9_000_000)[n % 8] + n % 2
+        docs.append(IndexDoc(id=n, date=date, size=size, tier="active",
+                             from_domains=[_DOMAINS[n % 3]], has=[]))
+    index = _indexed(tmp_path / "index", docs)
+    for node in (q.MatchAll(), q.Term("fromdomain", "d1.example"),
+                 q.Not(q.Term("fromdomain", "d2.example"))):
+        matching = [d for d in docs if _matches(node, d)]
+        for order in ("newest", "oldest", "largest"):
+            every = _ordered(matching, order)
+            for offset, limit in ((0, 1), (0, 50), (29, 31), (61, 7), (300, 50),
+                                  (len(matching) - 3, 50), (len(matching), 10)):
+                wanted = (len(matching), every[offset:offset + limit])
+                assert index.search(node, limit, offset, order) == wanted, (node, order)
+                assert index.search_counted(node, limit, offset, order,
+                                            facets=5)[:2] == wanted, (node, order, offset)
+    index.close()
