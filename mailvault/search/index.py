@@ -78,7 +78,9 @@ _SPREAD = "_spread"
 # How many principals' reach counts are kept (each is a few hundred bytes).
 _REACH_KEPT = 256
 # The spread of the matches over dates, in weeks: a page of hits is then sorted among the
-# matches of the newest (or oldest) weeks that hold it, not among all of them.
+# matches of the newest (or oldest) weeks that hold it, not among all of them. Dates are
+# kept from 1970 to 2200 only (``message.py``): at most 12,000 weeks, under the 65,000
+# buckets past which Tantivy aborts an aggregation.
 _WEEK_S = 7 * 86_400
 # The spread over sizes, in ranges growing by half: sizes span seven orders of magnitude.
 _SIZE_EDGES = (0, *(int(256 * 1.5 ** n) for n in range(44)))
