@@ -75,6 +75,10 @@ class IndexMarker:
 # how the matches spread over the order's column.
 _HITS = "_hits"
 _SPREAD = "_spread"
+# Pages of hits up to this far down, of a query that matches at most ``broad_matches``
+# messages, are sorted in the aggregation that counts the matches (one pass); a deeper
+# page, or a broader query, is sorted within a window of the order (``_page``).
+_ONE_PASS_HITS = 1_000
 # How many principals' reach counts are kept (each is a few hundred bytes).
 _REACH_KEPT = 256
 # The spread of the matches over dates, in weeks: a page of hits is then sorted among the
@@ -141,6 +145,11 @@ def _spread(result: dict[str, Any] | None) -> list[tuple[int, int | None, int]]:
             high = low + _WEEK_S
         spread.append((low, high, count))
     return spread
+
+
+def _keyword_value(term: q.Term) -> str:
+    """The indexed form of a keyword field's value (a Message-ID without its brackets)."""
+    return term.text.strip().strip("<>") if term.field == "msgid" else term.text.lower()
 
 
 def _empty_folder(path: Path) -> None:
@@ -228,6 +237,10 @@ class SearchIndex:
         # threads; the binding does not allow two calls on it at once.
         self._write_lock = threading.RLock()
         self._reach_counts = _ReachCounts()
+        # A query that may match more messages than this (``_most``) has its page of hits
+        # sorted within a window of the order: sorting every match costs more than
+        # evaluating the query again over the window's few. Below, one pass is cheaper.
+        self.broad_matches = 50_000
 
     def _drop_outdated(self) -> None:
         """Empty a folder built with another schema (its marker names another version, or
@@ -484,10 +497,16 @@ class SearchIndex:
         if reach:
             return self._reach_page(searcher, compiled, (node, facets), generation,
                                     (limit, offset, order))
-        total, counts, spread = self._aggregate(searcher, compiled, facets,
-                                                order if limit > 0 else None)
-        ids: list[int] = []
-        if limit > 0 and offset < total:
+        if limit <= 0:
+            total, counts, _, _ = self._aggregate(searcher, compiled, facets, None)
+            return total, [], counts
+        one_pass = (offset + limit <= _ONE_PASS_HITS
+                    and self._most(searcher, node) <= self.broad_matches)
+        total, counts, spread, ids = self._aggregate(
+            searcher, compiled, facets, (offset + limit, order, one_pass))
+        if one_pass:
+            return total, ids[offset:], counts
+        if offset < total:
             ids = self._page(searcher, node, spread, (limit, offset, order))
         return total, ids, counts
 
@@ -505,7 +524,7 @@ class SearchIndex:
         if generation is not None:
             known = self._reach_counts.get(key, generation)
             if known is None:
-                counted, counts, _ = self._aggregate(searcher, compiled, key[1], None)
+                counted, counts, _, _ = self._aggregate(searcher, compiled, key[1], None)
                 known = (counted, counts, [])
                 self._reach_counts.put(key, generation, known)
             total, counts, _ = known
@@ -523,13 +542,15 @@ class SearchIndex:
         return self._aggregate(self._searcher(), self.compile(node), size, None)[1]
 
     def _aggregate(self, searcher: tantivy.Searcher, compiled: tantivy.Query, facets: int,
-                   order: str | None
+                   hits: tuple[int, str, bool] | None
                    ) -> tuple[int, dict[str, list[tuple[str, int]]],
-                              list[tuple[int, int | None, int]]]:
-        """(total matches, facet counts with ``facets`` values each (none if 0), and if an
-        ``order`` is given the spread of the matches over its column: (low, high, count)
-        ranges, lowest first, high excluded, empty ones left out), from one aggregation:
-        one pass over the matches."""
+                              list[tuple[int, int | None, int]], list[int]]:
+        """(total matches, facet counts with ``facets`` values each (none if 0), the
+        spread of the matches over the order's column, the ids of the first matches in
+        that order), from one aggregation: one pass over the matches. ``hits`` is (how
+        many, order, one pass): in one pass the ids of that many first matches, sorted
+        here, and no spread; otherwise the spread, as (low, high, count) ranges, lowest
+        first, high excluded, empty ones left out, and no ids."""
         # The tier is counted even without facets: every document has exactly one
         # (``_document``), so its buckets and the rest the aggregation did not list add up
         # to the number of matches, for the cost of one single-valued column.
@@ -537,8 +558,15 @@ class SearchIndex:
         aggregations: dict[str, Any] = {name: {"terms": {"field": name,
                                                          "size": max(facets, 1)}}
                                         for name in counted}
-        if order is not None:
-            field = SORT_ORDERS[order][0]
+        if hits is not None and hits[2]:
+            field, direction = SORT_ORDERS[hits[1]]
+            way = "desc" if direction == tantivy.Order.Desc else "asc"
+            # The message id breaks ties (many messages share a date; undated ones all
+            # sort as 0), so that pages follow on from each other.
+            aggregations[_HITS] = {"top_hits": {"size": hits[0], "docvalue_fields": ["id"],
+                                                "sort": [{field: way}, {"id": way}]}}
+        elif hits is not None:
+            field = SORT_ORDERS[hits[1]][0]
             aggregations[_SPREAD] = (
                 {"range": {"field": field, "ranges": [
                     {"from": low, "to": high} for low, high in zip(
@@ -554,7 +582,35 @@ class SearchIndex:
                   for name in counted}
         total = sum(n for _, n in counts["tier"]) + int(
             result.get("tier", {}).get("sum_other_doc_count", 0))
-        return total, counts if facets > 0 else {}, _spread(result.get(_SPREAD))
+        ids = [int(h["docvalue_fields"]["id"][0])
+               for h in result.get(_HITS, {}).get("hits", [])]
+        return total, counts if facets > 0 else {}, _spread(result.get(_SPREAD)), ids
+
+    def _most(self, searcher: tantivy.Searcher, node: q.Node) -> int:
+        """At most how many documents match, from the document frequencies of its terms
+        (no evaluation): whether a query is broad enough for its page to be sorted within
+        a window (``search_counted``). A range, a negation or a prefix may match all."""
+        every = int(searcher.num_docs)
+        if isinstance(node, q.Term) and not node.prefix:
+            if node.field in KEYWORD_FIELDS:
+                return int(searcher.doc_freq(node.field, _keyword_value(node)))
+            tokens = [str(t) for t in self.analyzer.analyze(spaced(node.text))]
+            if tokens:
+                return min(every, sum(min(int(searcher.doc_freq(name, t)) for t in tokens)
+                                      for name in ((node.field,) if node.field
+                                                   else DEFAULT_FIELDS)))
+        if isinstance(node, q.Party):
+            return min(every, sum(int(searcher.doc_freq("party", a)) for a in node.addresses))
+        if isinstance(node, q.IdSet):
+            return len(node.ids)
+        if isinstance(node, q.HasAttachment):
+            return int(searcher.doc_freq("has", "attachment"))
+        if isinstance(node, q.And):
+            return min((self._most(searcher, c) for c in node.children
+                        if not isinstance(c, q.Not)), default=every)
+        if isinstance(node, q.Or):
+            return min(every, sum(self._most(searcher, c) for c in node.children))
+        return every
 
     def _page(self, searcher: tantivy.Searcher, node: q.Node,
               spread: list[tuple[int, int | None, int]], page: tuple[int, int, str]
@@ -744,7 +800,7 @@ class SearchIndex:
 
     def _term(self, term: q.Term) -> tantivy.Query:
         if term.field in KEYWORD_FIELDS:
-            value = term.text.strip().strip("<>") if term.field == "msgid" else term.text.lower()
+            value = _keyword_value(term)
             if term.prefix:
                 return tantivy.Query.regex_query(self.schema, term.field, re.escape(value) + ".*")
             return tantivy.Query.term_query(self.schema, term.field, value)

@@ -92,17 +92,19 @@ def _ordered(docs: list[IndexDoc], order: str) -> list[int]:
 
 
 def test_one_pass_pages_equal_a_brute_force_order_and_count(tmp_path: Path) -> None:
-    """A results page (facets, total and the page of hits from one aggregation) gives the
-    total, the facet counts and the ids in the order a brute force over the documents
-    gives, with or without facets, for every order and at every offset (deep pages
-    included): across four segments, with many messages of the same date and size and
-    undated ones, whose ties the id breaks."""
+    """A results page (facets, total and the page of hits from one aggregation, or the
+    hits sorted within a window when the query counts as broad) gives the total, the facet
+    counts and the ids in the order a brute force over the documents gives, with or
+    without facets, for every order and at every offset (deep pages included): across
+    four segments, with many messages of the same date and size and undated ones, whose
+    ties the id breaks."""
     docs = [replace(d, date=None if d.date is None else d.date + (d.id % 7) * 3600,
                     size=100 + d.id % 5) for d in _documents()]
     index = _indexed(tmp_path / "index", docs)
     selections = (q.MatchAll(), q.Term("tier", "active"), q.HasAttachment(),
                   q.Not(q.Term("fromdomain", "d0.example")), q.Term("tier", "none"))
-    for node in selections:
+    for node, broad in ((n, b) for b in (index.broad_matches, 0) for n in selections):
+        index.broad_matches = broad  # 0: every query is broad
         matching = [d for d in docs if _matches(node, d)]
         expected = _brute_force(matching)
         for order in ("newest", "oldest", "largest"):
@@ -185,6 +187,7 @@ def test_pages_sorted_within_a_window_equal_a_brute_force_order(tmp_path: Path) 
         docs.append(IndexDoc(id=n, date=date, size=size, tier="active",
                              from_domains=[_DOMAINS[n % 3]], has=[]))
     index = _indexed(tmp_path / "index", docs)
+    index.broad_matches = 0  # every query is broad here: sorted within a window
     for node in (q.MatchAll(), q.Term("fromdomain", "d1.example"),
                  q.Not(q.Term("fromdomain", "d2.example"))):
         matching = [d for d in docs if _matches(node, d)]
