@@ -658,6 +658,11 @@ class SearchIndex:
         and checks the query on them (unbounded, it walked every match of a broad
         query's own date range)."""
         kind = tantivy.FieldType.Unsigned if field == "size" else tantivy.FieldType.Integer
+        if field == "sort_date" and low > 0:
+            # The same documents (only undated ones sort as 0), through the indexed date:
+            # there Tantivy walks the window first (half the time of a broad query's
+            # window on sort_date, measured).
+            field = "date"
         window = tantivy.Query.range_query(self.schema, field, kind, low, high)
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, window),
                                             *self._clauses(node)])
