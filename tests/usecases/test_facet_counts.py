@@ -103,8 +103,8 @@ def test_one_pass_pages_equal_a_brute_force_order_and_count(tmp_path: Path) -> N
     index = _indexed(tmp_path / "index", docs)
     selections = (q.MatchAll(), q.Term("tier", "active"), q.HasAttachment(),
                   q.Not(q.Term("fromdomain", "d0.example")), q.Term("tier", "none"))
-    for node, broad in ((n, b) for b in (index.broad_matches, 0) for n in selections):
-        index.broad_matches = broad  # 0: every query is broad
+    for node, broad in ((n, b) for b in (index.broad_matches, -1) for n in selections):
+        index.broad_matches = broad  # -1: every query is broad
         matching = [d for d in docs if _matches(node, d)]
         expected = _brute_force(matching)
         for order in ("newest", "oldest", "largest"):
@@ -187,7 +187,7 @@ def test_pages_sorted_within_a_window_equal_a_brute_force_order(tmp_path: Path) 
         docs.append(IndexDoc(id=n, date=date, size=size, tier="active",
                              from_domains=[_DOMAINS[n % 3]], has=[]))
     index = _indexed(tmp_path / "index", docs)
-    index.broad_matches = 0  # every query is broad here: sorted within a window
+    index.broad_matches = -1  # every query is broad here: sorted within a window
     for node in (q.MatchAll(), q.Term("fromdomain", "d1.example"),
                  q.Not(q.Term("fromdomain", "d2.example"))):
         matching = [d for d in docs if _matches(node, d)]
