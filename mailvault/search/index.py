@@ -483,13 +483,15 @@ class SearchIndex:
         with that many values per facet.
 
         One aggregation counts the total, the facets and the page of hits in one pass over
-        the matches: a phrase matching 600,000 messages costs about as much to evaluate as
-        to count five facets, so the second evaluation of a separate search was what made
-        broad queries slow. ``reach``: the query is everything a principal may see (an
-        empty query, scoped), whose facet counts are kept for this index generation
-        (``_ReachCounts``) and counted again after any commit, and whose hits come from
-        the top-N collector (``_reach_page``): every page of it, API or search page, in the
-        same order, where messages of the same date follow the index's order instead."""
+        the matches (a separate search and facet count evaluated a broad phrase twice);
+        a query known to be broad, or a deep page, has its page sorted afterwards within
+        a window of the order (``_page``), since sorting 600,000 matches cost more than
+        evaluating the query again over a few thousand. ``reach``: the query is
+        everything a principal may see (an empty query, scoped), whose facet counts are
+        kept for this index generation (``_ReachCounts``) and counted again after any
+        commit, and whose hits come from the top-N collector (``_reach_page``): every
+        page of it, API or search page, in the same order, where messages of the same
+        date follow the index's order instead."""
         if order not in SORT_ORDERS:
             raise QueryError(f"results can be sorted {', '.join(SORT_ORDERS)}, not {order!r}.")
         generation = self._generation() if reach and facets > 0 else None
