@@ -92,17 +92,19 @@ def _ordered(docs: list[IndexDoc], order: str) -> list[int]:
 
 
 def test_one_pass_pages_equal_a_brute_force_order_and_count(tmp_path: Path) -> None:
-    """A results page (facets, total and the page of hits from one aggregation) gives the
-    total, the facet counts and the ids in the order a brute force over the documents
-    gives, with or without facets, for every order and at every offset (deep pages
-    included): across four segments, with many messages of the same date and size and
-    undated ones, whose ties the id breaks."""
+    """A results page (facets, total and the page of hits from one aggregation, or the
+    hits sorted within a window when the query counts as broad) gives the total, the facet
+    counts and the ids in the order a brute force over the documents gives, with or
+    without facets, for every order and at every offset (deep pages included): across
+    four segments, with many messages of the same date and size and undated ones, whose
+    ties the id breaks."""
     docs = [replace(d, date=None if d.date is None else d.date + (d.id % 7) * 3600,
                     size=100 + d.id % 5) for d in _documents()]
     index = _indexed(tmp_path / "index", docs)
     selections = (q.MatchAll(), q.Term("tier", "active"), q.HasAttachment(),
                   q.Not(q.Term("fromdomain", "d0.example")), q.Term("tier", "none"))
-    for node in selections:
+    for node, broad in ((n, b) for b in (index.broad_matches, -1) for n in selections):
+        index.broad_matches = broad  # -1: every query is broad
         matching = [d for d in docs if _matches(node, d)]
         expected = _brute_force(matching)
         for order in ("newest", "oldest", "largest"):
@@ -168,4 +170,33 @@ def test_reach_counts_are_kept_until_the_index_changes(tmp_path: Path) -> None:
     present = moved + docs[40:100] + docs[130:]
     counted(everything, present)
     counted(active, present)
+    index.close()
+
+
+def test_pages_sorted_within_a_window_equal_a_brute_force_order(tmp_path: Path) -> None:
+    """A page of hits is sorted among the matches of the first weeks (or size ranges) that
+    hold it, not among all: with dates over many weeks, messages on the very edges of a
+    week and of a size range, ties across segments and undated messages, every page in
+    every order, deep ones included, is the one a brute force gives."""
+    week = 7 * 86_400
+    edge = 1_000 * week  # a week's first second, as the spread counts weeks (from 1970)
+    docs = []
+    for n in range(1, 1_201):
+        date = None if n % 97 == 0 else edge + (n % 40) * week - (n % 3)  # -1, 0 and -2 s
+        size = (256, 383, 384, 385, 575, 576, 40_000, 9_000_000)[n % 8] + n % 2
+        docs.append(IndexDoc(id=n, date=date, size=size, tier="active",
+                             from_domains=[_DOMAINS[n % 3]], has=[]))
+    index = _indexed(tmp_path / "index", docs)
+    index.broad_matches = -1  # every query is broad here: sorted within a window
+    for node in (q.MatchAll(), q.Term("fromdomain", "d1.example"),
+                 q.Not(q.Term("fromdomain", "d2.example"))):
+        matching = [d for d in docs if _matches(node, d)]
+        for order in ("newest", "oldest", "largest"):
+            every = _ordered(matching, order)
+            for offset, limit in ((0, 1), (0, 50), (29, 31), (61, 7), (300, 50),
+                                  (len(matching) - 3, 50), (len(matching), 10)):
+                wanted = (len(matching), every[offset:offset + limit])
+                assert index.search(node, limit, offset, order) == wanted, (node, order)
+                assert index.search_counted(node, limit, offset, order,
+                                            facets=5)[:2] == wanted, (node, order, offset)
     index.close()
