@@ -7,8 +7,9 @@ Postfix's smtp-source (20 sessions, 5 KB messages) sends N messages to the vault
 address, then N to one gateway mailbox's address, alternating for ``--rounds`` rounds against
 the same server. Both answer 250 only once the message is durable: the journal copy fsynced
 in the spool (group commit), the mailbox copy sealed to the mailbox's public key and appended
-to the mailbox's segment, fsynced with the group of deliveries appended meanwhile. Before each run the vault's archiver has committed every journal message
-sent so far, so neither run pays for the other's archiving. Reports accepted msg/s for each
+to the mailbox's segment, fsynced with the group of deliveries appended meanwhile. Before
+each run the vault's archiver has committed every journal message sent so far, so neither
+run pays for the other's archiving. Reports accepted msg/s for each
 (medians), their ratio (target >= 0.8), and the server's CPU per message.
 """
 
