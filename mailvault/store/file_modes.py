@@ -105,7 +105,7 @@ def remove_left_temporaries(folder: Path, name: str = "*") -> list[Path]:
     """Delete the temporary files of ``write_replacing`` in ``folder`` (of the file ``name``,
     or of every file) whose writing process is gone: a writer killed between creating its
     temporary and renaming it leaves one. Returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = list(folder.glob(f".{name}.*-*.tmp"))
     except OSError:
