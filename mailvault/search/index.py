@@ -674,6 +674,11 @@ class SearchIndex:
         raise QueryError(f"unsupported query node {node!r}.")
 
     def _term(self, term: q.Term) -> tantivy.Query:
+        if term.field is not None and term.field not in _expected_fields():
+            # hold: (and any operator the index has no field for) names messages that are
+            # looked up before a search reaches the index; one reaching it is a caller's slip.
+            raise QueryError(f"the index cannot answer '{term.field}:' by itself: the messages "
+                             "it names must be looked up first.")
         if term.field in KEYWORD_FIELDS:
             value = term.text.strip().strip("<>") if term.field == "msgid" else term.text.lower()
             if term.prefix:
