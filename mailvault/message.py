@@ -92,9 +92,18 @@ class ParsedMessage:
         return self.addresses.get(role, [])
 
 
+@dataclass(frozen=True)
+class Extracted:
+    """An attachment's text, and what was not read of it (empty: nothing was left out), in
+    words for a person: a size over the limit, a time limit, an archive member too large."""
+
+    text: str
+    skipped: str = ""
+
+
 # An extractor turns an attachment's decoded bytes into text; parse() gets one passed in so
 # that this module stays free of PDF/Office libraries and of process and time limits.
-Extractor = Callable[[bytes, str, str], str]
+Extractor = Callable[[bytes, str, str], Extracted]
 
 
 @dataclass
@@ -405,7 +414,12 @@ def _attachment_text(part: email.message.Message, data: bytes, filename: str,
     if part.get_content_maintype() == "text":
         return _part_text(part, data, out)
     if extract is not None and data:
-        return extract(data, filename, ctype)
+        extracted = extract(data, filename, ctype)
+        if extracted.skipped:
+            # Recorded with the message, so `show` and the message page say why the
+            # attachment's text is missing or partial.
+            out.defects.append(f"attachment {filename or '(unnamed)'}: {extracted.skipped}")
+        return extracted.text
     return ""
 
 

@@ -126,6 +126,10 @@ class Vault:
         settings = load_settings(path)
         for folder in (path, *_tier_folders_outside(path, settings)):
             file_modes.tighten(folder)
+        # Files replaced whole (the config, the status file, disposition reports) sit in the
+        # vault folder or one below: a writer killed mid-way left its temporary there.
+        for folder in (path, *(child for child in path.iterdir() if child.is_dir())):
+            file_modes.remove_left_temporaries(folder)
         vault = cls(path, settings, passphrase)
         # heal() leaves the index to a running `serve` that holds its writer: a command that
         # opens the vault meanwhile does not wait for the writer. Healing may take the writer;

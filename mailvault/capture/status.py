@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mailvault.store import file_modes
+from mailvault.store import catalog, file_modes
 
 STATUS_FILE = "serve-status.json"
 STALE_AFTER_S = 10.0
@@ -113,8 +113,11 @@ def read_status(vault_path: Path) -> dict[str, Any] | None:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    data["running"] = (not data.get("stopped_at")
-                       and time.time() - float(data.get("updated_at", 0)) < STALE_AFTER_S
+    fresh = time.time() - float(data.get("updated_at", 0)) < STALE_AFTER_S
+    # A server whose disk is full cannot rewrite this file: it is still running, and
+    # ``stale`` says these figures are as of ``updated_at``.
+    data["stale"] = not fresh and bool(catalog.space_problem(vault_path))
+    data["running"] = (not data.get("stopped_at") and (fresh or data["stale"])
                        and _alive(int(data.get("pid", 0))))
     return data
 

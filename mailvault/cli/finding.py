@@ -20,7 +20,7 @@ from mailvault.cli.app import (
     print_json,
     print_line,
 )
-from mailvault.cli.terminal_text import block, cell, line
+from mailvault.cli.terminal_text import CELL_WIDTH, ELLIPSIS, block, cell, line
 from mailvault.errors import MailvaultError
 from mailvault.usecases import finding
 
@@ -52,6 +52,10 @@ def search(
         table.add_row(str(row.id), row.date.strftime("%Y-%m-%d %H:%M") if row.date else "",
                       cell(row.from_addr), cell(row.subject), cell(row.folder))
     console.print(table)
+    if any(len(text) > CELL_WIDTH for row in result.rows
+           for text in (row.from_addr, row.subject, row.folder)):
+        print_line(f"Text longer than {CELL_WIDTH} characters is cut ({ELLIPSIS}); "
+                   "'mailvault show ID' and --json give it whole.")
 
 
 def count(
@@ -75,7 +79,7 @@ def show(
                                       message.arrivals)
     if json_out:
         data = row.to_json()
-        data.update(headers=headers, body=parsed.body, defects=parsed.defects,
+        data.update(headers=headers, body=parsed.body, defects=message.defects,
                     provenance=[p.to_json() for p in arrivals],
                     attachment_list=[{"filename": a.filename, "content_type": a.content_type,
                                       "size": a.size} for a in parsed.attachments])
@@ -97,9 +101,9 @@ def show(
         console.print("\n[bold]Attachments[/bold]")
         for att in parsed.attachments:
             print_line(f"  {att.filename or '(unnamed)'}  {att.content_type}  {att.size} bytes")
-    if parsed.defects:
+    if message.defects:
         console.print(Text.assemble("\n", ("Parse defects", "bold"), ": ",
-                                    line(", ".join(parsed.defects))), highlight=False)
+                                    line(", ".join(message.defects))), highlight=False)
     console.print("\n" + block(parsed.body), highlight=False, markup=False)
 
 

@@ -128,6 +128,8 @@ def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     if json_out:
         print_json(found.to_json())
         return
+    if found.catalog_problem:
+        print_line(found.catalog_problem)
     print_line(_index_line(found.index, found.index_problem))
     for line in describe_status(found.endpoint):
         print_line(line)
@@ -160,6 +162,10 @@ def describe_status(data: dict[str, Any] | None) -> list[str]:
     state = "running" if data["running"] else "not running"
     lines = [f"capture: {state} (pid {data['pid']}, since {since}): "
              + (", ".join(data["endpoints"]) or "no endpoint")]
+    if data.get("stale"):
+        at = time.strftime("%H:%M:%S", time.localtime(float(data["updated_at"])))
+        lines.append(f"  (its status file cannot be rewritten on the full disk: figures as "
+                     f"of {at})")
     accepted = data.get("accepted") or {}
     lines.append("  accepted: " + (", ".join(f"{n} {k}" for k, n in sorted(accepted.items()))
                                    or "none"))

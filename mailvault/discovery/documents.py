@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailvault.message import html_to_text
+from mailvault.message import Extractor, html_to_text
 from mailvault.mime_leaves import leaves
 from mailvault.store.catalog import MessageRow
 
 PREFIX = "MV"
 _UNSAFE = re.compile(r"[^\w.@+=,()\- ]", re.ASCII)
 _SEGMENT_CHARS = 80
-Extract = Callable[[bytes, str, str], str]
-
 
 def control_number(position: int) -> str:
     """The control number of the message at this position (1 on) of an export."""
@@ -68,7 +65,7 @@ class Built:
 
 
 def build(position: int, raw: bytes, facts: MessageFacts, native_path: str,
-          extract: Extract) -> Built:
+          extract: Extractor) -> Built:
     """The message's documents: the message itself first, then one per attachment."""
     control = control_number(position)
     row = facts.row
@@ -97,7 +94,7 @@ def build(position: int, raw: bytes, facts: MessageFacts, native_path: str,
         text_path = f"text/{control}.{number}.txt"
         built.files.append((path, part.data))
         built.files.append((text_path, extract(part.data, name, part.content_type)
-                            .encode("utf-8", "surrogatepass")))
+                            .text.encode("utf-8", "surrogatepass")))
         built.documents.append({**common, "control": child, "type": "attachment",
                                 "parent": control, "children": [], "sha256": digest,
                                 "size": len(part.data), "filename": name,

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element, XMLPullParser
 
+from mailvault.message import Extracted, Extractor
+
 _OOXML_TEXT = {
     "word/document.xml", "word/footnotes.xml", "word/endnotes.xml", "xl/sharedStrings.xml",
 }
@@ -37,24 +39,38 @@ class _Timeout(Exception):
     """Raised by the SIGALRM handler when an extraction runs out of time."""
 
 
-def extractor(limits: Limits) -> Callable[[bytes, str, str], str]:
-    """A function (data, filename, content type) -> text, with the limits applied."""
+class _MemberTooLarge(Exception):
+    """An archive member inflates past the cap (a zip bomb): its text is not read at all."""
+
+
+def extractor(limits: Limits) -> Extractor:
+    """A function (data, filename, content type) -> text and what was skipped, with the
+    limits applied."""
     # pypdf logs every oddity of a broken PDF; the attachment is archived either way.
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)
 
-    def extract(data: bytes, filename: str, content_type: str) -> str:
-        if len(data) > limits.max_bytes:
-            return ""
+    def extract(data: bytes, filename: str, content_type: str) -> Extracted:
         kind = kind_of(data, filename, content_type)
         if kind is None:
-            return ""
+            return Extracted("")
+        if len(data) > limits.max_bytes:
+            return Extracted("", f"its text was not extracted: {len(data):,} bytes is over the "
+                                 f"extraction limit of {limits.max_bytes:,}.")
         try:
             with _time_limit(limits.timeout_s):
-                return _cut(_EXTRACTORS[kind](data), limits.max_chars)
+                text = _EXTRACTORS[kind](data)
         except _Timeout:
-            return ""
+            return Extracted("", f"its text was not extracted: extraction took longer than "
+                                 f"{limits.timeout_s:g} s.")
+        except _MemberTooLarge as exc:
+            return Extracted("", f"its text was not extracted: {exc}")
         except Exception:  # a broken or hostile file: archived, just not searchable inside
-            return ""
+            return Extracted("")
+        if len(text) > limits.max_chars:
+            return Extracted(text[:limits.max_chars],
+                             f"its text was cut at {limits.max_chars:,} of {len(text):,} "
+                             "characters.")
+        return Extracted(text)
 
     return extract
 
@@ -72,10 +88,6 @@ def kind_of(data: bytes, filename: str, content_type: str) -> str | None:
             return "odf"
         return "zip"
     return None
-
-
-def _cut(text: str, max_chars: int) -> str:
-    return text if len(text) <= max_chars else text[:max_chars]
 
 
 def _pdf(data: bytes) -> str:
@@ -116,7 +128,8 @@ def _xml_text(archive: zipfile.ZipFile, name: str) -> Iterator[str]:
         while chunk := member.read(65536):
             read += len(chunk)
             if read > _ZIP_MEMBER_CAP:
-                break
+                raise _MemberTooLarge(f"its member {name} inflates to more than "
+                                      f"{_ZIP_MEMBER_CAP // 2**20} MB.")
             parser.feed(chunk)
             for event in parser.read_events():
                 element = event[-1]

@@ -813,6 +813,11 @@ class SearchIndex:
                 else (tantivy.Occur.Must, self.compile(child)) for child in children]
 
     def _term(self, term: q.Term) -> tantivy.Query:
+        if term.field is not None and term.field not in _expected_fields():
+            # hold: (and any operator the index has no field for) names messages that are
+            # looked up before a search reaches the index; one reaching it is a caller's slip.
+            raise QueryError(f"the index cannot answer '{term.field}:' by itself: the messages "
+                             "it names must be looked up first.")
         if term.field in KEYWORD_FIELDS:
             value = _keyword_value(term)
             if term.prefix:

@@ -120,17 +120,34 @@ def open_engine(path: Path) -> Engine:
         # watermark, a batch) says so in the one error callers answer with "try again later".
         original = context.original_exception
         if isinstance(original, sqlite3.OperationalError) and "full" in str(original).lower():
-            return StorageFullError("the disk is full: the catalog cannot be written.")
+            return StorageFullError(CATALOG_FULL)
         return None
 
     return engine
+
+
+CATALOG_FULL = "the disk is full: the catalog cannot be written."
+# Less free space than this beside the catalog and no transaction fits (its WAL frames, the
+# checkpoint's pages): the catalog is as good as unwritable.
+LOW_SPACE_BYTES = 256 * 1024
+
+
+def space_problem(folder: Path) -> str:
+    """``CATALOG_FULL`` when the disk holding the catalog in ``folder`` (the vault's) has
+    (almost) no space left, else "". Asked without writing anything, so it answers on a full
+    disk."""
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return ""
+    return CATALOG_FULL if info.f_bavail * info.f_frsize < LOW_SPACE_BYTES else ""
 
 
 def translate(exc: OperationalError) -> Exception:
     """A database failure as one of our errors (disk full is the one callers retry)."""
     text = str(exc.orig).lower()
     if "full" in text:
-        return StorageFullError("the disk is full: the catalog cannot be written.")
+        return StorageFullError(CATALOG_FULL)
     return VaultError(f"the catalog cannot be written: {exc.orig}.")
 
 

@@ -15,7 +15,10 @@ index and the status file say as much. Three layers keep them from other local u
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,18 +75,67 @@ def open_new(path: Path, flags: int) -> int:
 def write_replacing(path: Path, data: bytes, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically (a temporary file renamed over it), owner-only
     from its first byte on; fsynced unless ``durable`` is False (a file rewritten every
-    second, whose loss in a crash costs nothing)."""
-    temporary = path.with_name(path.name + ".tmp")
-    fd = open_new(temporary, os.O_WRONLY | os.O_TRUNC)
+    second, whose loss in a crash costs nothing).
+
+    The temporary file is named after the writing process (``.NAME.PID-TOKEN.tmp``), so two
+    processes replacing the same file never write into one temporary, and what a killed
+    writer left is recognised and removed: here, before each write of the same file, and by
+    ``remove_left_temporaries`` when a vault is opened."""
+    remove_left_temporaries(path.parent, path.name)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+        fd = open_new(temporary, os.O_WRONLY | os.O_TRUNC)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        # A full disk or a failed write: the temporary is not left for the next open.
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+def remove_left_temporaries(folder: Path, name: str = "*") -> list[Path]:
+    """Delete the temporary files of ``write_replacing`` in ``folder`` (of the file ``name``,
+    or of every file) whose writing process is gone: a writer killed between creating its
+    temporary and renaming it leaves one. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        candidates = list(folder.glob(f".{name}.*-*.tmp"))
+    except OSError:
+        return removed
+    for temporary in candidates:
+        match = _TEMPORARY.fullmatch(temporary.name)
+        if match is None or _alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+            removed.append(temporary)
+    return removed
+
+
+_TEMPORARY = re.compile(r"\..+\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        # Our own: another thread of this process may be writing it now.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True
 
 
 def tighten(root: Path) -> None:

@@ -88,6 +88,13 @@ class OpenedMessage:
     arrivals: list[Provenance]
     parsed: ParsedMessage
 
+    @property
+    def defects(self) -> list[str]:
+        """What was irregular or not read: the defects recorded when the message was archived
+        (attachment text skipped or cut is known only then: showing it parses without
+        extracting) and those of this parse."""
+        return [*self.row.defects, *(d for d in self.parsed.defects if d not in self.row.defects)]
+
 
 def search(vault: Vault, who: Principal, text: str, *, limit: int = 50,
            offset: int = 0, order: str = "newest", with_facets: bool = False) -> SearchPage:

@@ -124,10 +124,13 @@ class VaultStatus:
     sources: list[dict[str, Any]]
     failures: list[Failure]
     failure_count: int
+    # One sentence when the catalog cannot be written now (its disk is full), else "".
+    catalog_problem: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """``status --json``."""
         return {"messages": self.index.messages,
+                "catalog_problem": self.catalog_problem or None,
                 "index": {**self.index.to_json(), "problem": self.index_problem or None},
                 "endpoint": self.endpoint,
                 "failures": [{"at": f.at, "kind": f.kind, "source": f.source, "item": f.item,
@@ -167,7 +170,8 @@ def status(vault: Vault, who: Principal) -> VaultStatus:
         problem = str(endpoint["index_problem"])  # the running archiver's own words
     return VaultStatus(index=index, index_problem=problem, endpoint=endpoint, sources=sources,
                        failures=[_failure(r) for r in rows[:STATUS_FAILURES]],
-                       failure_count=len(rows))
+                       failure_count=len(rows),
+                       catalog_problem=catalog.space_problem(vault.path))
 
 
 def stats(vault: Vault, who: Principal) -> VaultStats:

@@ -48,6 +48,7 @@ class MessageView:
     has_html: bool
     attachments: list[AttachmentView]
     leaves: list[Leaf]
+    defects: list[str]
 
 
 def message_view(vault: Vault, who: Principal, ref: str) -> MessageView:
@@ -69,4 +70,4 @@ def arranged(opened: finding.OpenedMessage) -> MessageView:
         row=opened.row, headers=opened.headers, main_headers=main, arrivals=opened.arrivals,
         text=text[:MAX_BODY_CHARS], text_cut=len(text) > MAX_BODY_CHARS,
         has_html=any(p.is_body_text and p.content_type == "text/html" for p in parts),
-        attachments=attachments, leaves=parts)
+        attachments=attachments, leaves=parts, defects=opened.defects)

@@ -76,7 +76,22 @@ def page_templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(default=True),
                       finalize=lambda value: shown(value) if isinstance(value, str) else value)
+    env.filters["cut"] = cut
     return Jinja2Templates(env=env)
+
+
+# The most of one header value (a subject, an address list) a page shows: a subject of a
+# million characters would make every page that lists it megabytes long. The raw message
+# and `show --json` keep it whole.
+HEADER_CHARS = 1000
+
+
+def cut(text: str, limit: int = HEADER_CHARS) -> str:
+    """``text``, or its first ``limit`` characters followed by a note saying it was cut and
+    how long it is (a template filter: ``{{ row.subject | cut }}``)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (cut: {len(text):,} characters in all)"
 
 
 @dataclass

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import smtplib
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mailvault.store import file_modes
 from mailvault.vault import CATALOG_FILE, Vault
 from tests.capture.conftest import wait_until
 from tests.support import MAILVAULT, build_message, invoke, write_eml_folder
@@ -115,3 +118,54 @@ def test_opening_a_vault_tightens_what_an_older_version_left_open(
         path.chmod(0o755 if path.is_dir() else 0o644)
     Vault.open(vault_path).close()
     assert exposed(vault_path) == []
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from mailvault.store import file_modes
+
+# Killed between writing its temporary and renaming it over the file.
+os.replace = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
+file_modes.write_replacing(Path(sys.argv[1]), b"half")
+"""
+
+
+def kill_a_writer_of(path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path)], check=False)
+    assert done.returncode == -signal.SIGKILL
+
+
+def temporaries(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_when_the_vault_opens(
+        vault_path: Path) -> None:
+    Vault.create(vault_path).close()
+    reports = vault_path / "reports"
+    reports.mkdir()
+    kill_a_writer_of(vault_path / "serve-status.json")
+    kill_a_writer_of(reports / "disposition-000001.json")
+    assert temporaries(vault_path) and temporaries(reports)
+    Vault.open(vault_path).close()
+    assert temporaries(vault_path) == temporaries(reports) == []
+    assert not (vault_path / "serve-status.json").exists()
+
+
+def test_the_next_write_of_the_same_file_removes_a_killed_writers_temporary(
+        tmp_path: Path) -> None:
+    target = tmp_path / "mailbox.json"
+    kill_a_writer_of(target)
+    assert len(temporaries(tmp_path)) == 1
+    file_modes.write_replacing(target, b"whole")
+    assert temporaries(tmp_path) == []
+    assert target.read_bytes() == b"whole"
+
+
+def test_a_living_writers_temporary_is_left_alone(tmp_path: Path) -> None:
+    # This process is alive: its temporary may be being written by another of its threads.
+    mine = tmp_path / f".status.json.{os.getpid()}-0123abcd.tmp"
+    mine.write_bytes(b"")
+    assert file_modes.remove_left_temporaries(tmp_path) == []
+    assert mine.exists()

@@ -66,7 +66,9 @@ def zip_bomb() -> bytes:
     """A .docx whose document.xml inflates from under 1 MB to 500 MB."""
     packed = io.BytesIO()
     with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("word/document.xml", b"<w:t>" + b"a" * 500_000_000 + b"</w:t>")
+        # Well-formed, so that the extractor reads on until its member cap stops it.
+        archive.writestr("word/document.xml", b'<w:t xmlns:w="urn:w">' + b"a" * 500_000_000
+                         + b"</w:t>")
     return (b"From: a@example.org\nSubject: zip bomb\n"
             b"Content-Type: multipart/mixed; boundary=b\n\n--b\n"
             b"Content-Type: application/vnd.openxmlformats-officedocument."
@@ -97,9 +99,12 @@ def test_fifty_levels_of_nesting_stop_at_the_limit_and_say_so(multipart: bool) -
     assert "MIME structure nested too deeply" in parsed["defects"]  # type: ignore[operator]
 
 
-def test_a_zip_bomb_gives_no_text_and_little_memory() -> None:
+def test_a_zip_bomb_gives_no_text_and_little_memory_and_says_so() -> None:
     parsed = _parsed(zip_bomb())
     assert parsed["attachments"] == 1 and parsed["body"] == 0
+    (defect,) = parsed["defects"]  # type: ignore[misc]
+    # The member cap, or on a slow machine the time limit, whichever stops it first.
+    assert defect.startswith("attachment bomb.docx: its text was not extracted")
 
 
 def test_a_million_character_subject_is_cut_in_search(vault_path: Path, tmp_path: Path) -> None:
@@ -111,6 +116,15 @@ def test_a_million_character_subject_is_cut_in_search(vault_path: Path, tmp_path
     shown = invoke("search", "larger:950K", "--vault", vault_path)
     assert shown.exit_code == 0
     assert "…" in shown.text and len(shown.text) < 10_000
+    assert "longer than 200 characters is cut" in shown.text
     (found,) = search_json(vault_path, "larger:950K")
     # The header section (2 MiB read) holds it whole: only the table cuts it.
     assert len(str(found["subject"])) == len("long ") + 1_000_000
+    # What the zip bomb's extraction skipped was recorded when it was archived, and `show`
+    # (which parses without extracting) says it.
+    (bomb,) = search_json(vault_path, "subject:bomb")
+    shown = invoke("show", str(bomb["id"]), "--vault", vault_path, "--json")
+    assert any(d.startswith("attachment bomb.docx: its text was not extracted")
+               for d in shown.json()["defects"])
+    printed = invoke("show", str(bomb["id"]), "--vault", vault_path)
+    assert "attachment bomb.docx: its text was not extracted" in printed.text

@@ -15,12 +15,11 @@ from mailvault.search import query as q
 from mailvault.search.index import SearchIndex
 from tests.fuzz.profile import fuzz
 
-# hold: is left out: the search use case replaces it with the held ids before the index
-# sees the query, and this test calls the index directly (the deep run found the index
-# refusing a grouped hold:(...) with a ValueError; see docs/reliability.md).
+# hold: reaches the index here as it is typed (the search use case replaces it with the held
+# ids first): the index must refuse it with a QueryError, as the deep run found it did not.
 FIELDS = ["from", "to", "cc", "bcc", "participant", "subject", "body", "attachment",
           "filename", "has", "after", "before", "on", "older", "newer", "larger", "smaller",
-          "tier", "folder", "source", "tag", "msgid", "id", "nosuch", "FROM"]
+          "tier", "folder", "source", "tag", "hold", "msgid", "id", "nosuch", "FROM"]
 PIECES = st.one_of(
     st.sampled_from(["(", ")", "-", "OR", "or", '"', " ", "*", ":", "\t", "\u00e9",
                      "attachment", "1", "99999999999999999999999", "1e5", "2021-02-30",
@@ -52,3 +51,9 @@ def test_a_query_parses_and_runs_or_is_one_query_error(index: SearchIndex, text:
     except QueryError as exc:
         message = str(exc)
         assert message and "\n" not in message and message.endswith(".")
+
+
+@pytest.mark.parametrize("text", ["hold:x", "hold:(a b)", "-hold:x", "from:a OR hold:\"b c\""])
+def test_hold_reaching_the_index_is_one_query_error(index: SearchIndex, text: str) -> None:
+    with pytest.raises(QueryError, match="cannot answer 'hold:'"):
+        index.search(q.parse(text), limit=5)

@@ -130,6 +130,8 @@ def test_open_volumes_full_under_a_tier_move_then_resume(tmp_path: Path,
     check_vault(vault, present=digests(messages))
 
 
+# Slower than the others: `status` is asked while full, stale and recovered.
+@pytest.mark.timeout(600)
 def test_catalog_disk_full_under_serve_answers_4xx_or_keeps_mail(tmp_path: Path,
                                                                  disks: ExitStack) -> None:
     """The catalog's own disk is full (spool, index and volumes are elsewhere): mail is
@@ -156,11 +158,22 @@ def test_catalog_disk_full_under_serve_answers_4xx_or_keeps_mail(tmp_path: Path,
                 except smtplib.SMTPDataError as exc:
                     assert 400 <= exc.smtp_code < 500
         # Its status file lives on the full disk too, so `serve` cannot say so there; the
-        # catalog shows that nothing could be committed.
+        # catalog shows that nothing could be committed, and `status` says why.
         assert catalog_scalar(vault, "select count(*) from messages") == 0
+        full = invoke("status", "--vault", vault)
+        assert full.exit_code == 0, full.text
+        assert full.text.splitlines()[0] == "the disk is full: the catalog cannot be written."
+        # Past the status file's freshness, serve is still said to be running.
+        wait_for(lambda: "cannot be rewritten on the full disk" in
+                 invoke("status", "--vault", vault).text, "status to see the stale file")
+        assert "capture: running" in invoke("status", "--vault", vault).text
         filler.unlink()
         wait_for(lambda: catalog_scalar(vault, "select count(*) from messages")
                  == len(acknowledged), "the archiver once space returned")
+        wait_for(lambda: not any(said in invoke("status", "--vault", vault).text for said in (
+            "the catalog cannot be written", "cannot be rewritten")),
+            "status to recover once space returned")
+        assert invoke("status", "--vault", vault, "--json").json()["catalog_problem"] is None
         server.stop()
     finally:
         server.kill()
