@@ -57,6 +57,10 @@ def check_vault(path: Path, *, present: Iterable[str] = (), absent: Iterable[str
                     schema.tombstones.c.run_id == runs.c.id)))).scalars().all()
         indexed = sorted(vault.index.ids(q.MatchAll()))
         spool = spool_folder(vault)
+        # Why a heal may have left the index behind, for the failure's message.
+        why = (f"queued for reindexing: {len(queued)}; index problem: "
+               f"{vault.index_problem or 'none'}; writer held elsewhere: "
+               f"{vault.index.writer_busy()}")
     by_hash = Counter(sha for _, sha in rows)
     twice = [sha for sha, n in by_hash.items() if n > 1]
     assert not twice, f"{len(twice)} messages are archived more than once: {twice[:3]}"
@@ -64,8 +68,10 @@ def check_vault(path: Path, *, present: Iterable[str] = (), absent: Iterable[str
     assert not missing, f"{len(missing)} acknowledged messages are missing: {sorted(missing)[:3]}"
     kept = set(absent) & set(by_hash)
     assert not kept, f"{len(kept)} disposed messages are still there: {sorted(kept)[:3]}"
-    assert indexed == sorted(i for i, _ in rows), (
-        f"the index holds {len(indexed)} documents, the catalog {len(rows)} messages")
+    catalogued = sorted(i for i, _ in rows)
+    assert indexed == catalogued, (
+        f"the index holds {len(indexed)} documents, the catalog {len(rows)} messages "
+        f"(only indexed: {sorted(set(indexed) - set(catalogued))[:5]}; {why})")
     assert not queued, f"{len(queued)} messages still wait for reindexing after a heal"
     assert not running_jobs and not job_items, (
         f"tier jobs {running_jobs} were left running with {len(job_items)} items")
