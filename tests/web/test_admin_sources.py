@@ -69,7 +69,7 @@ def test_add_test_and_sync_a_source_against_dovecot(
     synced = adam.form("/admin/sources/dovecot/sync")
     assert synced.status_code == 200
     assert re.search(r"dovecot: \w+ in [\d.]+ s:\s+4 archived", synced.text), synced.text
-    assert registry.password(site.vault, registry.get(site.vault, "dovecot")) \
+    assert registry.secret(site.vault, registry.get(site.vault, "dovecot")) \
         == mailbox.password
     assert mailbox.password not in synced.text + works.text
     listed = adam.get("/admin/sources")
