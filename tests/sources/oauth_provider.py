@@ -143,6 +143,13 @@ passdb {
   mechanisms = xoauth2 oauthbearer
   args = {dir}/oauth2.conf.ext
 }
+# Refused tokens are what these tests are about: no growing wait after each (anvil's auth
+# penalty per client address, up to 15 s).
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
 """
 
 
