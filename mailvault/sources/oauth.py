@@ -32,11 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import RSAKey
-
 from mailvault.errors import SourceError
 from mailvault.sources.definitions import (
     OAUTH_FLOWS,
@@ -173,6 +168,11 @@ def _delegated(spec: SourceSpec, key: dict[str, Any], address: str, timeout_s: f
     if not url:
         raise SourceError(f"source {spec.name!r} has no token endpoint: its service-account "
                           "key names no token_uri, and no --token-url was given.")
+    # Imported here: every command's start-up would pay for them (the CLI imports sources).
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+    from joserfc.jwk import RSAKey
+
     now = int(time.time())
     claims = {"iss": key["client_email"], "sub": address, "aud": url, "iat": now,
               "exp": now + ASSERTION_LIFETIME_S, "scope": spec.oauth_scope or ""}
@@ -190,6 +190,8 @@ def _post(url: str, form: dict[str, str], redactor: Redactor, timeout_s: float
           ) -> tuple[str, float | None]:
     """POST a grant; the token and its lifetime in seconds. What the endpoint says in a
     refusal is shown scrubbed of the secret (an endpoint might echo it)."""
+    import httpx  # here, not at the top: see _delegated
+
     host = urlsplit(url).netloc or url
     try:
         answer = httpx.post(url, data=form, timeout=timeout_s,
