@@ -71,7 +71,8 @@ class CommandTokens:
         self._timeout_s = timeout_s
 
     def token(self) -> str:
-        """The first line the command prints."""
+        """The first word the command prints (a token has no spaces; a trailing newline or
+        an explanation after it is not part of it)."""
         name = self._argv[0] if self._argv else "(empty)"
         try:
             done = subprocess.run(self._argv, capture_output=True, timeout=self._timeout_s,
@@ -88,10 +89,10 @@ class CommandTokens:
             raise SourceError(f"the token command {name} failed with exit status "
                               f"{done.returncode}" + (f" ({said})." if said else "."),
                               retryable=True)
-        lines = done.stdout.decode("utf-8", "replace").split()
-        if not lines:
+        words = done.stdout.decode("utf-8", "replace").split()
+        if not words:
             raise SourceError(f"the token command {name} printed no token.", retryable=True)
-        return lines[0]
+        return words[0]
 
     def refused(self, token: str) -> None:
         """Nothing is kept: the next login runs the command again."""
