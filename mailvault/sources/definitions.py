@@ -168,6 +168,10 @@ def _oauth_defaults(values: dict[str, Any], label: str) -> None:
         values["token_url"] = MICROSOFT_TOKEN_URL.format(tenant=tenant)
         values["oauth_scope"] = values.get("oauth_scope") or MICROSOFT_SCOPE
     if not values.get("oauth_flow"):
+        if not any(values.get(k) for k in ("token_command", "client_id", "secret_file")):
+            raise ConfigError(f"{label}: an OAuth2 login needs a --token-command, a "
+                              "--client-id with --tenant or --token-url, or a "
+                              "--service-account-file.")
         values["oauth_flow"] = ("command" if values.get("token_command") else
                                 "client-credentials" if values.get("client_id") else
                                 "service-account")

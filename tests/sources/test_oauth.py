@@ -282,6 +282,7 @@ def test_oauth_definitions_are_checked() -> None:
                          "token_url": "https://idp.example/token"},
         "not oauth": {**base, "auth": "login", "token_command": "get-token"},
         "tenant without oauth": {**base, "auth": "login", "tenant": "t"},
+        "no way to a token": base,
     }
     for label, values in refusals.items():
         with pytest.raises(ConfigError):
