@@ -163,16 +163,16 @@ class ImapSession:
         # The SASL messages the two mechanisms send, so an echo of either is scrubbed whole.
         self._redactor = Redactor.of(token, (
             f"user={user}\1auth=Bearer {token}\1\1", f"n,a={user},\1auth=Bearer {token}\1\1"))
-        try:
-            with self._translated("login"):
+        with self._translated("login"):
+            try:
                 if bearer.mechanism == "OAUTHBEARER":
                     self._client.oauthbearer_login(user, token)
                 else:
                     self._client.oauth2_login(user, token)
-        except SourceError as exc:
-            if exc.retryable:
+            except LoginError:
+                # Refused, not merely cut off: this token is not to be presented again.
                 bearer.tokens.refused(token)
-            raise
+                raise
 
     def close(self) -> None:
         """Log out; a connection that is already gone is simply dropped."""
