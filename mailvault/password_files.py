@@ -1,5 +1,6 @@
-"""Passwords read from a file the operator names (``--password-file``, a source's
-``password_file``), so that they never sit in a shell's history or a process list."""
+"""Passwords and keys read from a file the operator names (``--password-file``, a source's
+``password_file``, an OAuth2 client secret or service-account key), so that they never sit in
+a shell's history or a process list."""
 
 from __future__ import annotations
 
@@ -18,3 +19,15 @@ def read_password_file(path: Path) -> str:
     if not secret:
         raise InputError(f"the password file {path} is empty.")
     return secret
+
+
+def read_key_file(path: Path) -> str:
+    """A key file whole (a service account's JSON key spans many lines)."""
+    try:
+        text = path.expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"the key file {path} cannot be read: "
+                         f"{getattr(exc, 'strerror', None) or exc}.") from exc
+    if not text.strip():
+        raise InputError(f"the key file {path} is empty.")
+    return text

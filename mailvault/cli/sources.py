@@ -22,10 +22,12 @@ from mailvault.cli.app import (
     print_line,
 )
 from mailvault.cli.terminal_text import cell, line
-from mailvault.password_files import read_password_file
+from mailvault.errors import InputError
+from mailvault.password_files import read_key_file, read_password_file
 from mailvault.usecases import sources
 
 if TYPE_CHECKING:
+    from mailvault.sources.definitions import SourceSpec
     from mailvault.sources.report import SyncReport
 
 source_app = typer.Typer(help="IMAP and POP3 mailboxes and gateway mailboxes to archive.",
@@ -63,7 +65,8 @@ Domain = Annotated[str | None, typer.Option("--domain", help="For --scope domain
                                             show_default=False)]
 Auth = Annotated[str, typer.Option(
     "--auth", help="login; master (Dovecot's user*admin); authzid (SASL PLAIN authorization "
-    "identity).")]
+    "identity); for IMAP also xoauth2 or oauthbearer (OAuth2 access tokens: give "
+    "--token-command, or --client-id with --tenant/--token-url, or --service-account-file).")]
 Separator = Annotated[str, typer.Option("--master-separator",
                                         help="Separator of the master-user form.")]
 Schedule = Annotated[str | None, typer.Option(
@@ -96,15 +99,47 @@ def add_imap(
         "--before", help="Only messages received before (YYYY-MM-DD).",
         show_default=False)] = None,
     interval: Schedule = None, cron: Cron = None,
+    token_command: Annotated[str | None, typer.Option(
+        "--token-command", help="OAuth2: a program that prints a fresh access token (run for "
+        "each login, with the mailbox in MAILVAULT_OAUTH_USER).", show_default=False)] = None,
+    tenant: Annotated[str | None, typer.Option(
+        "--tenant", help="OAuth2 client credentials at Microsoft 365: the tenant (domain or "
+        "id); sets the token endpoint and the Exchange Online scope.",
+        show_default=False)] = None,
+    token_url: Annotated[str | None, typer.Option(
+        "--token-url", help="OAuth2: another provider's token endpoint (https).",
+        show_default=False)] = None,
+    client_id: Annotated[str | None, typer.Option(
+        "--client-id", help="OAuth2 client credentials: the application's client id.",
+        show_default=False)] = None,
+    client_secret_file: Annotated[Path | None, typer.Option(
+        "--client-secret-file", help="OAuth2: read the client secret from this file (else "
+        "it is asked for); kept encrypted.", show_default=False)] = None,
+    service_account_file: Annotated[Path | None, typer.Option(
+        "--service-account-file", help="OAuth2 for Google Workspace: the service account's "
+        "JSON key (domain-wide delegation, a token per mailbox); kept encrypted.",
+        show_default=False)] = None,
+    oauth_scope: Annotated[str | None, typer.Option(
+        "--oauth-scope", help="OAuth2: the scope asked for (default: Exchange Online's with "
+        "--tenant, https://mail.google.com/ for a service account).",
+        show_default=False)] = None,
 ) -> None:
     """Define an IMAP source (read-only: EXAMINE and BODY.PEEK, flags never change)."""
-    _add(vault, password_file, {
+    oauth_values = {"token_command": token_command, "tenant": tenant, "token_url": token_url,
+                    "client_id": client_id, "oauth_scope": oauth_scope}
+    if service_account_file is not None:
+        oauth_values["oauth_flow"] = "service-account"
+    secret_file = client_secret_file or service_account_file
+    if client_secret_file and service_account_file:
+        raise InputError("give --client-secret-file or --service-account-file, "
+                                 "not both.")
+    _add(vault, password_file, {**{k: v for k, v in oauth_values.items() if v},
         "name": name, "kind": "imap", "host": host, "port": port, "tls": tls, "user": user,
         "ca_file": _path(ca_file), "insecure_skip_verify": insecure_skip_verify,
         "scope": scope, "users_file": _path(users_file), "domain": domain, "auth": auth,
         "master_separator": master_separator, "include": include or [],
         "exclude": exclude or [], "special_use": include_special or [], "since": since,
-        "before": before, "interval": interval, "cron": cron})
+        "before": before, "interval": interval, "cron": cron}, secret_file)
 
 
 @add_app.command("pop3")
@@ -152,12 +187,10 @@ def _path(path: Path | None) -> str | None:
     return str(path.expanduser().resolve()) if path else None
 
 
-def _add(vault: Path | None, password_file: Path | None, values: dict[str, Any]) -> None:
+def _add(vault: Path | None, password_file: Path | None, values: dict[str, Any],
+         secret_file: Path | None = None) -> None:
     spec = sources.check_definition(values)
-    if password_file is not None:
-        secret = read_password_file(password_file)
-    else:
-        secret = typer.prompt(f"Password for {spec.user}", hide_input=True)
+    secret = _secret(spec, password_file, secret_file)
     with open_vault(vault) as opened:
         warnings = sources.add_source(opened, principal(), spec, secret)
     where = (f"{spec.user}@{spec.host}:{spec.port}, TLS {spec.tls}" if spec.host
@@ -166,6 +199,34 @@ def _add(vault: Path | None, password_file: Path | None, values: dict[str, Any])
                f"{spec.name}'.")
     for warning in warnings:
         print_line(f"warning: {warning}", to=errors)
+
+
+def _secret(spec: SourceSpec, password_file: Path | None, secret_file: Path | None) -> str:
+    """The password, client secret or service-account key, from its file or typed."""
+    if not spec.oauth:
+        if secret_file is not None:
+            raise InputError("--client-secret-file and --service-account-file are "
+                                     "for --auth xoauth2 or oauthbearer.")
+        if password_file is not None:
+            return read_password_file(password_file)
+        return str(typer.prompt(f"Password for {spec.user}", hide_input=True))
+    if password_file is not None:
+        raise InputError("an OAuth2 source has no password: give "
+                                 "--client-secret-file, --service-account-file or "
+                                 "--token-command.")
+    if spec.oauth_flow == "command":
+        if secret_file is not None:
+            raise InputError("a token command gets its own tokens: it needs no "
+                                     "secret file.")
+        return ""
+    if spec.oauth_flow == "service-account":
+        if secret_file is None:
+            raise InputError("the service-account flow needs "
+                                     "--service-account-file (the account's JSON key).")
+        return read_key_file(secret_file)
+    if secret_file is not None:
+        return read_password_file(secret_file)
+    return str(typer.prompt(f"Client secret of {spec.client_id}", hide_input=True))
 
 
 @source_app.command("list")

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
@@ -47,13 +47,35 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
+class Tokens(Protocol):
+    """Where an OAuth2 login's access tokens come from (``oauth.py``)."""
+
+    def token(self) -> str:
+        """A token good for a login now."""
+        ...
+
+    def refused(self, token: str) -> None:
+        """The server refused ``token``: do not hand it out again."""
+        ...
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """An OAuth2 login: the SASL mechanism (XOAUTH2 or OAUTHBEARER) and its tokens."""
+
+    mechanism: str
+    tokens: Tokens
+
+
 @dataclass(frozen=True)
 class Credentials:
-    """A login: plain LOGIN, or SASL PLAIN when ``authzid`` names the user to act as."""
+    """A login: plain LOGIN, SASL PLAIN when ``authzid`` names the user to act as, or an
+    OAuth2 access token when ``bearer`` is given."""
 
     user: str
-    password: str
+    password: str = ""
     authzid: str | None = None
+    bearer: Bearer | None = None
 
     def sasl_plain(self) -> str:
         """The SASL PLAIN message (RFC 4616): authorization identity, user, password."""
@@ -110,6 +132,7 @@ class ImapSession:
         self.endpoint = endpoint
         self.user = credentials.authzid or credentials.user
         self._redactor = credentials.redactor()
+        self._bearer = credentials.bearer
         context = client_context(endpoint.ca_file, endpoint.insecure_skip_verify)
         with self._translated("connect"):
             self._client = imapclient.IMAPClient(
@@ -120,15 +143,36 @@ class ImapSession:
             with self._translated("STARTTLS"):
                 if endpoint.tls == "starttls":
                     self._client.starttls(context)
-            with self._translated("login"):
-                if credentials.authzid:
-                    self._client.plain_login(credentials.user, credentials.password,
-                                             credentials.authzid)
-                else:
-                    self._client.login(credentials.user, credentials.password)
+            if self._bearer is not None:
+                self._bearer_login(credentials.user, self._bearer)
+            else:
+                with self._translated("login"):
+                    if credentials.authzid:
+                        self._client.plain_login(credentials.user, credentials.password,
+                                                 credentials.authzid)
+                    else:
+                        self._client.login(credentials.user, credentials.password)
         except SourceError:
             self.close()
             raise
+
+    def _bearer_login(self, user: str, bearer: Bearer) -> None:
+        """AUTHENTICATE XOAUTH2 or OAUTHBEARER with a token from ``bearer``; a token the
+        server refuses is given back, so that the next login fetches another."""
+        token = bearer.tokens.token()
+        # The SASL messages the two mechanisms send, so an echo of either is scrubbed whole.
+        self._redactor = Redactor.of(token, (
+            f"user={user}\1auth=Bearer {token}\1\1", f"n,a={user},\1auth=Bearer {token}\1\1"))
+        with self._translated("login"):
+            try:
+                if bearer.mechanism == "OAUTHBEARER":
+                    self._client.oauthbearer_login(user, token)
+                else:
+                    self._client.oauth2_login(user, token)
+            except LoginError:
+                # Refused, not merely cut off: this token is not to be presented again.
+                bearer.tokens.refused(token)
+                raise
 
     def close(self) -> None:
         """Log out; a connection that is already gone is simply dropped."""
@@ -217,6 +261,12 @@ class ImapSession:
         try:
             yield
         except LoginError as exc:
+            if self._bearer is not None:
+                # Retryable: the reconnection presents a newly fetched token.
+                raise SourceError(f"{where} refused the OAuth2 access token for {self.user} "
+                                  f"({self._said(exc)}): it has expired or been revoked, or "
+                                  "it does not grant IMAP access to this mailbox.",
+                                  retryable=True) from None
             raise SourceError(f"{where} refused the login of {self.user}: wrong user name or "
                               f"password ({self._said(exc)}).") from None
         except IMAPClientAbortError as exc:

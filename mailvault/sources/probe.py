@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailvault.errors import SourceError
-from mailvault.sources import registry, scope
+from mailvault.sources import scope
 from mailvault.sources.definitions import MAILDROP_KINDS, SourceSpec
 from mailvault.sources.imap import Endpoint, ImapSession
 from mailvault.sources.maildrop import list_maildrop
@@ -56,7 +56,7 @@ def probe(vault: Vault, spec: SourceSpec) -> ConnectionCheck:
     """Log in to the source's accounts (the first MAX_ACCOUNTS) and look around."""
     endpoint = scope.endpoint(spec, vault.settings.sync)
     where = f"{spec.kind} {endpoint.where} (TLS {spec.tls})"
-    everyone = scope.accounts(spec, registry.password(vault, spec))
+    everyone = scope.accounts_of(vault, spec)
     checks = [_check(vault, spec, endpoint, account) for account in everyone[:MAX_ACCOUNTS]]
     return ConnectionCheck(spec.name, where, checks, max(0, len(everyone) - MAX_ACCOUNTS))
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mailvault.errors import SourceError
-from mailvault.sources import registry, scope, state
+from mailvault.sources import scope, state
 from mailvault.sources.definitions import MAILDROP_KINDS, SourceSpec
 from mailvault.sources.imap import Endpoint, ImapSession
 from mailvault.sources.maildrop import list_maildrop
@@ -77,7 +77,7 @@ def reconcile(vault: Vault, spec: SourceSpec, actor: str) -> Reconciliation:
     result = Reconciliation(spec.name)
     endpoint = Endpoint(spec.host, spec.port, spec.tls, spec.ca_file, spec.insecure_skip_verify,
                         vault.settings.sync.timeout_s)
-    for account in scope.accounts(spec, registry.password(vault, spec)):
+    for account in scope.accounts_of(vault, spec):
         try:
             if spec.kind in MAILDROP_KINDS:
                 result.folders.append(_pop3(vault, spec, endpoint, account))

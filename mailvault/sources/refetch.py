@@ -14,7 +14,7 @@ import dataclasses
 
 from mailvault.errors import NotFoundError, SourceError
 from mailvault.records import Incoming, Provenance, Unreadable
-from mailvault.sources import registry, scope
+from mailvault.sources import scope
 from mailvault.sources.definitions import SourceSpec
 from mailvault.sources.imap import Endpoint, ImapSession
 from mailvault.sources.pop3 import Pop3Session
@@ -33,7 +33,7 @@ def refetch(vault: Vault, spec: SourceSpec, recorded: Provenance) -> Incoming | 
 
 
 def _account(vault: Vault, spec: SourceSpec, recorded: Provenance) -> Account:
-    for account in scope.accounts(spec, registry.password(vault, spec)):
+    for account in scope.accounts_of(vault, spec):
         if account.address == recorded.account:
             return account
     raise NotFoundError(f"the account {recorded.account} is no longer in the scope of source "

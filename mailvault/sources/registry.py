@@ -1,6 +1,7 @@
-"""Where sources are kept: the catalog's ``sources`` table (password sealed with the vault's
-keyring) and ``[sources.NAME]`` tables of mailvault.toml. Adding and removing are audited;
-passwords never reach the audit log, the screen or an exception message."""
+"""Where sources are kept: the catalog's ``sources`` table (the secret sealed with the vault's
+keyring: a password, an OAuth2 client secret or service-account key) and ``[sources.NAME]``
+tables of mailvault.toml (the secret read from its file when needed). Adding and removing are
+audited; secrets never reach the audit log, the screen or an exception message."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert, select
 
 from mailvault.errors import ConfigError, InputError, NotFoundError
-from mailvault.password_files import read_password_file
+from mailvault.password_files import read_key_file, read_password_file
 from mailvault.sources.definitions import SourceSpec, build, from_toml
 from mailvault.store import audit, catalog, schema
 from mailvault.vault import Vault
@@ -20,13 +21,15 @@ def _label(name: str) -> str:
     return f"source-password:{name}"
 
 
-def add(vault: Vault, spec: SourceSpec, password: str, actor: str) -> None:
-    """Keep a new source in the catalog; its password sealed by the keyring."""
+def add(vault: Vault, spec: SourceSpec, secret: str, actor: str) -> None:
+    """Keep a new source in the catalog; its secret (password, client secret or key) sealed
+    by the keyring. A source whose token command gets its tokens keeps none."""
     if any(s.name == spec.name for s in all_sources(vault)):
         raise ConfigError(f"a source named {spec.name!r} exists already.")
-    if not password:
-        raise InputError("the password is empty.")
-    sealed = vault.keyring.wrap_secret(password.encode(), _label(spec.name))
+    if spec.needs_secret and not secret:
+        raise InputError(f"the {secret_name(spec)} is empty.")
+    sealed = vault.keyring.wrap_secret(secret.encode(), _label(spec.name)) \
+        if spec.needs_secret else ""
     with vault.engine.begin() as conn:
         conn.execute(insert(schema.sources).values(
             name=spec.name, kind=spec.kind, spec=json.dumps(spec.to_json()), secret=sealed,
@@ -64,13 +67,28 @@ def get(vault: Vault, name: str) -> SourceSpec:
     raise NotFoundError(f"there is no source named {name!r} (see 'mailvault source list').")
 
 
-def password(vault: Vault, spec: SourceSpec) -> str:
-    """The source's password: unsealed from the catalog, or read from its password file."""
+def secret_name(spec: SourceSpec) -> str:
+    """What the source's secret is, in words."""
+    if spec.oauth_flow == "service-account":
+        return "service-account key"
+    return "client secret" if spec.oauth else "password"
+
+
+def secret(vault: Vault, spec: SourceSpec) -> str:
+    """The source's secret: unsealed from the catalog, or read from its file ("" for a
+    token command)."""
+    if not spec.needs_secret:
+        return ""
     if spec.password_file:
         return read_password_file(Path(spec.password_file))
+    if spec.secret_file:
+        path = Path(spec.secret_file)
+        return read_key_file(path) if spec.oauth_flow == "service-account" \
+            else read_password_file(path)
     with vault.engine.connect() as conn:
         sealed = conn.execute(select(schema.sources.c.secret)
                               .where(schema.sources.c.name == spec.name)).scalar()
     if not sealed:
-        raise ConfigError(f"source {spec.name!r} has no stored password.")
+        raise ConfigError(f"source {spec.name!r} has no stored {secret_name(spec)}.")
     return vault.keyring.unwrap_secret(sealed, _label(spec.name)).decode()
+

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from mailvault.config import SyncSettings
 from mailvault.errors import InputError
+from mailvault.sources import oauth, registry
 from mailvault.sources.definitions import EXCLUDED_SPECIAL_USE, SourceSpec
 from mailvault.sources.imap import Credentials, Endpoint, Folder
+from mailvault.vault import Vault
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,20 @@ def endpoint(spec: SourceSpec, settings: SyncSettings) -> Endpoint:
                     settings.timeout_s)
 
 
-def accounts(spec: SourceSpec, password: str) -> list[Account]:
-    """The accounts in scope, each with the login that reaches it."""
+def accounts_of(vault: Vault, spec: SourceSpec) -> list[Account]:
+    """The accounts in scope of a source of the vault, with its stored secret."""
+    return accounts(spec, registry.secret(vault, spec), vault.settings.sync.timeout_s)
+
+
+def accounts(spec: SourceSpec, secret: str, timeout_s: float) -> list[Account]:
+    """The accounts in scope, each with the login that reaches it (``secret``: the
+    password, or an OAuth2 client secret or key). With OAuth2 each mailbox logs in as
+    itself, with a token the application's access obtains."""
+    if spec.oauth:
+        bearer = oauth.bearers(spec, secret, timeout_s)
+        addresses = [spec.user] if spec.scope == "mailbox" else users(spec)
+        return [Account(a, Credentials(a, bearer=bearer(a))) for a in addresses]
+    password = secret
     if spec.scope == "mailbox":
         return [Account(spec.user, Credentials(spec.user, password))]
     return [Account(address, _login_as(spec, address, password)) for address in users(spec)]

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from mailvault.ingest.pipeline import ARCHIVED, DUPLICATE, ArchiveReport, Outcome, Pipeline
 from mailvault.records import Incoming, Unreadable
-from mailvault.sources import imap_reader, pop3_reader, registry, runs, scope, state
+from mailvault.sources import imap_reader, pop3_reader, runs, scope, state
 from mailvault.sources.definitions import MAILDROP_KINDS, SourceSpec
 from mailvault.sources.feed import Feed, ReaderEnd
 from mailvault.sources.reading import ReadContext
@@ -50,7 +50,7 @@ def sync(vault: Vault, spec: SourceSpec, pipeline: Sink, actor: str,
         run_id = runs.start(conn, spec.name)
     status, error = runs.INTERRUPTED, "interrupted"
     try:
-        accounts = scope.accounts(spec, registry.password(vault, spec))
+        accounts = scope.accounts_of(vault, spec)
         ctx = ReadContext(vault, spec, vault.settings.sync, report, observer or Silent(),
                           stop or threading.Event())
         _read_all(ctx, accounts, pipeline)

@@ -4,7 +4,7 @@ now, and reconciling them against the vault (Permission.SOURCES, the administrat
 Adding and removing are audited by the registry (``source-add``, ``source-remove``; never the
 password), a sync by its run (``source-sync``) and the pipeline's ``ingest`` entries, a
 reconciliation as ``source-reconcile``, a connection test here (``source-test``: it logs in
-with the stored password). Listing and showing are not audited: they show
+with the stored password or OAuth2 secret). Listing and showing are not audited: they show
 settings and run counts, never a password or mail.
 """
 

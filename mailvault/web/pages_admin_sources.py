@@ -1,10 +1,12 @@
 """Sources (``/admin/sources``, the administrator's): every IMAP and POP3 source with its last
 and next run, a form to add one, and per source: test the connection, sync now, remove.
 
-The password is typed into a password field, sealed by the vault's keyring as the command
-line does (``usecases.sources.add_source``), and never sent back to the browser. Under
-``serve`` a sync hands what it fetches to the spool (the archiver is the vault's one writer),
-so its page counts messages spooled, not yet archived.
+The password (or an OAuth2 application's client secret: the form offers client credentials,
+never a token command, which would run a program the browser named) is typed into a password
+field, sealed by the vault's keyring as the command line does
+(``usecases.sources.add_source``), and never sent back to the browser. Under ``serve`` a sync
+hands what it fetches to the spool (the archiver is the vault's one writer), so its page
+counts messages spooled, not yet archived.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def definition(values: dict[str, Any]) -> dict[str, Any]:
     common = ("name", "kind", "host", "port", "tls", "user", "ca_file",
               "insecure_skip_verify", "scope", "users_file", "domain", "auth",
               "master_separator", "interval", "cron")
-    only = {"imap": ("include", "exclude", "special_use", "since", "before"),
+    only = {"imap": ("include", "exclude", "special_use", "since", "before", "tenant",
+                     "token_url", "client_id"),
             "pop3": ("delete_after_archive",)}.get(kind, ())
     return {key: values[key] for key in (*common, *only)
             if key in values and values[key] not in ("", None)}
@@ -50,7 +53,8 @@ def add_source(who: FormViewerDep, vault: VaultDep, kind: Text = "imap", name: T
                scope: Text = "mailbox", users_file: Text = "", domain: Text = "",
                auth: Text = "login", include: Text = "", exclude: Text = "",
                special_use: Text = "", since: Text = "", before: Text = "",
-               interval: Text = "", cron: Text = "",
+               interval: Text = "", cron: Text = "", tenant: Text = "",
+               token_url: Text = "", client_id: Text = "",
                delete_after_archive: Flag = False) -> Response:
     spec = sources.check_definition(definition({
         "name": name.strip(), "kind": kind, "host": host.strip(),
@@ -59,7 +63,8 @@ def add_source(who: FormViewerDep, vault: VaultDep, kind: Text = "imap", name: T
         "scope": scope, "users_file": users_file.strip(), "domain": domain.strip(),
         "auth": auth, "include": words(include), "exclude": words(exclude),
         "special_use": words(special_use), "since": since.strip(), "before": before.strip(),
-        "interval": interval.strip(), "cron": cron.strip(),
+        "interval": interval.strip(), "cron": cron.strip(), "tenant": tenant.strip(),
+        "token_url": token_url.strip(), "client_id": client_id.strip(),
         "delete_after_archive": delete_after_archive}))
     sources.add_source(vault, who.principal, spec, password)
     return done(HERE, "source-added", spec.name)

@@ -165,11 +165,13 @@ class Dovecot:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def start(root: Path | None = None, extra: str = "") -> Dovecot:
+def start(root: Path | None = None, extra: str = "",
+          files: dict[str, str] | None = None) -> Dovecot:
     """Write a config in a short temp folder and start ``dovecot -F``; ready when it greets.
 
     ``extra`` is added to the config, with ``{dir}`` replaced by the folder (for instance an
-    auth listener for Postfix's SASL)."""
+    auth listener for Postfix's SASL, or an ``oauth2`` passdb); ``files`` are written into
+    the folder first (the settings file such a passdb names)."""
     base = Path(tempfile.mkdtemp(prefix="dv", dir=str(root) if root else "/tmp"))
     base.chmod(0o755)  # the auth process (user dovecot) reads the passwd-files in it
     imap, imaps, pop3, pop3s = free_ports(4)
@@ -178,6 +180,8 @@ def start(root: Path | None = None, extra: str = "") -> Dovecot:
     (base / "passwd").mkdir()
     (base / "master-users").write_text(f"{MASTER_USER}:{{PLAIN}}{MASTER_PASSWORD}\n",
                                        encoding="utf-8")
+    for name, text in (files or {}).items():
+        (base / name).write_text(text, encoding="utf-8")
     config = base / "dovecot.conf"
     root = os.getuid() == 0
     unprivileged = "" if root else UNPRIVILEGED.format(

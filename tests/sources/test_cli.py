@@ -115,6 +115,6 @@ def test_password_is_asked_for_and_kept_sealed(vault: Vault) -> None:
     assert "s3cret-Pass" not in result.output
     spec = registry.get(vault, "asked")
     assert (spec.port, spec.tls) == (995, "implicit")
-    assert registry.password(vault, spec) == "s3cret-Pass"
+    assert registry.secret(vault, spec) == "s3cret-Pass"
     invoke("source", "remove", "asked", "--vault", vault.path)
     assert registry.all_sources(vault) == []

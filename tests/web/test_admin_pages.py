@@ -214,7 +214,7 @@ def test_a_source_password_is_sealed_and_never_shown(site: Site) -> None:
     assert SOURCE_PASSWORD not in added.text and 'data-source="shop"' in added.text
     spec = registry.get(site.vault, "shop")
     assert (spec.kind, spec.port, spec.include) == ("pop3", 9, ())
-    assert registry.password(site.vault, spec) == SOURCE_PASSWORD
+    assert registry.secret(site.vault, spec) == SOURCE_PASSWORD
     catalog_bytes = b"".join(p.read_bytes() for p in (site.vault.path).glob("catalog*"))
     assert SOURCE_PASSWORD.encode() not in catalog_bytes
     with site.vault.engine.connect() as conn:

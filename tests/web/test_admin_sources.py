@@ -69,8 +69,24 @@ def test_add_test_and_sync_a_source_against_dovecot(
     synced = adam.form("/admin/sources/dovecot/sync")
     assert synced.status_code == 200
     assert re.search(r"dovecot: \w+ in [\d.]+ s:\s+4 archived", synced.text), synced.text
-    assert registry.password(site.vault, registry.get(site.vault, "dovecot")) \
+    assert registry.secret(site.vault, registry.get(site.vault, "dovecot")) \
         == mailbox.password
     assert mailbox.password not in synced.text + works.text
     listed = adam.get("/admin/sources")
     assert "4 archived" in listed.text
+
+
+def test_an_oauth2_source_with_client_credentials_is_added_from_the_form(site: Site) -> None:
+    adam = site.browser()
+    adam.sign_in("adam")
+    adam.get("/admin/sources")
+    added = adam.form("/admin/sources", kind="imap", name="m365", host="outlook.office365.com",
+                      tls="implicit", user="alice@contoso.com", password="app-secret",
+                      auth="xoauth2", tenant="contoso.onmicrosoft.com", client_id="app-id")
+    assert added.status_code == 303, added.text[:300]
+    spec = registry.get(site.vault, "m365")
+    assert (spec.oauth_flow, spec.client_id) == ("client-credentials", "app-id")
+    assert spec.token_url == ("https://login.microsoftonline.com/contoso.onmicrosoft.com/"
+                              "oauth2/v2.0/token")
+    assert registry.secret(site.vault, spec) == "app-secret"
+    assert "app-secret" not in adam.get("/admin/sources").text
