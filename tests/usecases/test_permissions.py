@@ -196,6 +196,8 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
                              lambda v, w, t: exporting.run_export(v, w, 999)),
     "exporting.list_exports": ({P.SEARCH_ALL}, lambda v, w, t: exporting.list_exports(v, w)),
     "exporting.export_job": ({P.SEARCH_ALL}, lambda v, w, t: exporting.export_job(v, w, 999)),
+    "exporting.interrupted_exports": ({P.SEARCH_ALL},
+                                      lambda v, w, t: exporting.interrupted_exports(v, w)),
     # A public key: anyone may have it.
     "exporting.export_key": (set(P), lambda v, w, t: exporting.export_key(v, w)),
     "gateway.create_mailbox": ({P.SETTINGS}, lambda v, w, t: gateway.create_mailbox(v, w)),
