@@ -46,6 +46,7 @@ from mailvault.discovery import documents, jobs, loadfile, manifest, mbox, signi
 from mailvault.discovery.jobs import ExportJob
 from mailvault.discovery.manifest import LOAD_FILE
 from mailvault.errors import InputError, StorageFullError, StoreError
+from mailvault.message import Extractor
 from mailvault.search.extract import Limits, extractor
 from mailvault.store import catalog, file_modes
 from mailvault.store.catalog import MessageRow
@@ -265,7 +266,7 @@ def write_chunk(root: str, fmt: str, tasks: list[_Task]) -> list[Written]:
 
 
 def _write_message(writer: _Writer, fmt: str, task: _Task,
-                   extract: documents.Extract) -> Written:
+                   extract: Extractor) -> Written:
     row = task.facts.row
     built = documents.build(task.position, task.raw, task.facts, task.native, extract)
     files: list[tuple[str, str, int]] = []
