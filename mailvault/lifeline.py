@@ -40,17 +40,22 @@ def _watch(owner: int, pidfd: int | None) -> None:
     if pidfd is not None:
         select.select([pidfd], [], [])  # readable once the owner has exited
     else:
-        while _alive(owner):
+        while alive(owner):
             time.sleep(_POLL_S)
     # Not sys.exit: the main thread may be deep in work whose result nobody waits for.
     os._exit(1)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user's counts as alive)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    except (OverflowError, OSError):
+        return False
     return True

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from mailvault import lifeline
 from mailvault.store import catalog, file_modes
 
 STATUS_FILE = "serve-status.json"
@@ -118,17 +119,6 @@ def read_status(vault_path: Path) -> dict[str, Any] | None:
     # ``stale`` says these figures are as of ``updated_at``.
     data["stale"] = not fresh and bool(catalog.space_problem(vault_path))
     data["running"] = (not data.get("stopped_at") and (fresh or data["stale"])
-                       and _alive(int(data.get("pid", 0))))
+                       and lifeline.alive(int(data.get("pid", 0))))
     return data
 
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

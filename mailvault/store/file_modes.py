@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mailvault import lifeline
+
 OWNER_ONLY_UMASK = 0o077
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
@@ -124,18 +126,8 @@ _TEMPORARY = re.compile(r"\..+\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp")
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        # Our own: another thread of this process may be writing it now.
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OverflowError, OSError):
-        return False
-    return True
+    # Our own: another thread of this process may be writing it now.
+    return pid == os.getpid() or lifeline.alive(pid)
 
 
 def tighten(root: Path) -> None:
