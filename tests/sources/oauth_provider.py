@@ -11,13 +11,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
+
+from tests.loopback_http import serving
 
 CLIENT_ID = "mailvault-archiver"
 CLIENT_SECRET = "cl1ent-s3cret-never-logged"
@@ -125,15 +127,9 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
 def running_provider() -> Iterator[Provider]:
     """The server on 127.0.0.1 (a free port) until the block ends."""
     provider = Provider()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
-    provider.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(provider)) as url:
+        provider.url = url
         yield provider
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 DOVECOT_EXTRA = """\

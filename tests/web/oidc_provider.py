@@ -8,17 +8,18 @@ import base64
 import hashlib
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+
+from tests.loopback_http import serving
 
 CLIENT_ID = "mailvault-test"
 CLIENT_SECRET = "s3cret-of-the-client"
@@ -105,12 +106,6 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
 def running_provider() -> Iterator[Provider]:
     """A provider listening on 127.0.0.1 (a free port) until the block ends."""
     provider = Provider()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
-    provider.issuer = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(provider)) as url:
+        provider.issuer = url
         yield provider
-    finally:
-        server.shutdown()
-        server.server_close()
