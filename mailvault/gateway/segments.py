@@ -23,7 +23,9 @@ instead of paying twenty.
 A crash can leave only the last record of a segment torn (its writer got no fsync for it, so
 no one was told it was stored): the scan sees a record cut short at a segment's end and
 passes over it. A whole record whose bytes were altered is listed, and fails its CRC or its
-authentication when read: it is reported and never served.
+authentication when read: it is reported and never served. A damaged header (marker or
+length) does not hide the records after it: the scan resumes at the next record that passes
+its CRC.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mailvault.errors import GatewayError, IntegrityError, StorageFullError
 from mailvault.store import file_modes
@@ -80,8 +83,10 @@ def encode(kind: bytes, message_id: str, payload: bytes = b"") -> bytes:
 
 def scan(segment: Path) -> list[Record]:
     """The records of one segment, in order, from their headers. A record cut short at the
-    segment's end (torn by a crash) is left out; so is everything from a place that does not
-    start with a record's marker."""
+    segment's end (torn by a crash) is left out. Where a header was damaged (a bad marker or
+    length), the scan goes on at the next whole record, so the mail after it stays listed;
+    a damaged record whose header still names it is listed up to that next record, so that
+    reading it fails its check and is reported."""
     records: list[Record] = []
     try:
         with segment.open("rb") as f:
@@ -91,14 +96,52 @@ def scan(segment: Path) -> list[Record]:
                 f.seek(offset)
                 marker, kind, raw_id, length = _HEADER.unpack(f.read(_HEADER.size))
                 end = offset + _HEADER.size + length + _TRAILER.size
-                if marker != _MARKER or end > size:
-                    break
-                records.append(Record(kind, raw_id.decode("ascii", "replace"), segment,
-                                      offset + _HEADER.size, length))
-                offset = end
+                if marker == _MARKER and end <= size:
+                    records.append(Record(kind, raw_id.decode("ascii", "replace"), segment,
+                                          offset + _HEADER.size, length))
+                    offset = end
+                    continue
+                following = _next_record(f, offset + 1, size)
+                if following is None:
+                    break  # the torn last record
+                if kind in (MESSAGE, STAGED):
+                    records.append(Record(kind, raw_id.decode("ascii", "replace"), segment,
+                                          offset + _HEADER.size,
+                                          following - offset - _HEADER.size - _TRAILER.size))
+                offset = following
     except FileNotFoundError:
         return []  # compacted meanwhile: every record in it was deleted
     return records
+
+
+def _next_record(f: BinaryIO, start: int, size: int) -> int | None:
+    """The offset of the next whole record that passes its check at or after ``start``."""
+    window = 1 << 16
+    position = start
+    while position < size:
+        f.seek(position)
+        chunk = f.read(window + len(_MARKER) - 1)
+        found = chunk.find(_MARKER)
+        while found >= 0:
+            candidate = position + found
+            if _whole_record_at(f, candidate, size):
+                return candidate
+            found = chunk.find(_MARKER, found + 1)
+        position += window
+    return None
+
+
+def _whole_record_at(f: BinaryIO, offset: int, size: int) -> bool:
+    if offset + _HEADER.size + _TRAILER.size > size:
+        return False
+    f.seek(offset)
+    _marker, _kind, _raw_id, length = _HEADER.unpack(f.read(_HEADER.size))
+    if offset + _HEADER.size + length + _TRAILER.size > size:
+        return False
+    f.seek(offset)
+    data = f.read(_HEADER.size + length + _TRAILER.size)
+    (crc,) = _TRAILER.unpack(data[-_TRAILER.size:])
+    return zlib.crc32(data[len(_MARKER):-_TRAILER.size]) == int(crc)
 
 
 def read_payload(record: Record) -> bytes:

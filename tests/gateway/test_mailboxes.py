@@ -258,6 +258,29 @@ def test_a_torn_tail_is_skipped(boxes: GatewayMailboxes) -> None:
     assert [m.id for m in opened.messages()] == [kept, later]
 
 
+@pytest.mark.parametrize("damage", ["length", "marker"])
+def test_a_damaged_header_hides_no_later_mail(boxes: GatewayMailboxes, damage: str) -> None:
+    info, password = boxes.create(None)
+    bodies = [f"Subject: {n}\r\n\r\n{n}\r\n".encode() for n in ("one", "two", "three")]
+    ids = [boxes.deliver(info.id, body) or "" for body in bodies]
+    boxes.close()
+    mailbox = boxes.folder / info.id
+    [middle] = [r for r in segments.records(mailbox) if r.message_id == ids[1]]
+    # A header is marker (4) | kind (1) | id (29) | length (4): the payload follows it.
+    at = middle.offset - 4 if damage == "length" else middle.offset - 38
+    with middle.segment.open("r+b") as f:
+        f.seek(at)
+        f.write(b"\xff\xff\xff\x7f" if damage == "length" else b"XXXX")
+    opened = boxes.unlock(info.id, password)
+    assert [m.id for m in opened.messages()] == ids
+    assert opened.read(ids[0]) == bodies[0] and opened.read(ids[2]) == bodies[2]
+    if damage == "length":
+        with pytest.raises(IntegrityError, match="altered"):
+            opened.read(ids[1])
+    else:  # the marker is framing only: the sealed message itself is whole
+        assert opened.read(ids[1]) == bodies[1]
+
+
 def test_a_fully_deleted_segment_is_removed(boxes: GatewayMailboxes) -> None:
     info, password = boxes.create(None)
     for n in range(3):
