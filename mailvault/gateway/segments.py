@@ -61,6 +61,10 @@ _SEGMENT_NAME = re.compile(r"^[0-9]{20}-[0-9a-f]{8}\.seg$")
 # been pulled is released for removal even in a long-running server.
 SEGMENT_MAX_BYTES = 16 * 1024 * 1024
 SEGMENT_MAX_AGE_S = 3600.0
+# A sync pass starts at most this often, as the spool's do: back to back, an fsync under load
+# covers a message or two and wakes every waiting thread; a short wait lets one pass take the
+# appends of many sessions. After a quiet spell the first append is synced at once.
+SYNC_INTERVAL_S = 0.003
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,7 @@ class SegmentWriter:
         self._appended = 0  # appends written so far
         self._synced = 0  # appends covered by a finished fsync
         self._syncing = False
+        self._last_pass = 0.0
         # Segments rolled over whose last appends are not yet covered by an fsync.
         self._unsynced: list[int] = []
 
@@ -279,6 +284,13 @@ class SegmentWriter:
     def _sync_pass(self) -> None:
         """fsync everything appended so far, outside the lock (called holding it)."""
         self._syncing = True
+        pause = self._last_pass + SYNC_INTERVAL_S - time.monotonic()
+        if pause > 0:
+            # Appends made meanwhile join this pass (see SYNC_INTERVAL_S).
+            self._lock.release()
+            time.sleep(pause)
+            self._lock.acquire()
+        self._last_pass = time.monotonic()
         target = self._appended
         rolled = list(self._unsynced)
         fds = [*rolled, self._fd]
