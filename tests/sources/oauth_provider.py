@@ -19,7 +19,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from tests.loopback_http import serving
+from tests.loopback_http import QuietHandler, serving
 
 CLIENT_ID = "mailvault-archiver"
 CLIENT_SECRET = "cl1ent-s3cret-never-logged"
@@ -100,9 +100,7 @@ class Provider:
 
 
 def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_args: Any) -> None:
-            pass
+    class Handler(QuietHandler):
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))

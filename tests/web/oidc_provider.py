@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from tests.loopback_http import serving
+from tests.loopback_http import QuietHandler, serving
 
 CLIENT_ID = "mailvault-test"
 CLIENT_SECRET = "s3cret-of-the-client"
@@ -39,9 +39,7 @@ class Provider:
 
 
 def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_args: Any) -> None:
-            pass
+    class Handler(QuietHandler):
 
         def _json(self, data: dict[str, Any], status: int = 200) -> None:
             body = json.dumps(data).encode()
