@@ -105,13 +105,34 @@ def assert_reads_as_readpst(pst: Path, out: Path, messages: int) -> list[Facts]:
     assert len(theirs) == len(ours) == messages
     assert Counter(f.folder for f in ours) == Counter(f.folder for f in theirs)
     reference = {f.subject: f for f in theirs}
+    differing_bodies = []
     for mine in ours:
         other = reference[mine.subject]
         assert (mine.sender, mine.date, mine.attachments) == (
             other.sender, other.date, other.attachments), mine.subject
-        assert "".join(mine.body.split()) == "".join(other.body.split()), mine.subject
+        if not same_text(mine.body, other.body):
+            differing_bodies.append(mine)
         if mine.folder != "Sent Items":
             # Unsent copies: readpst writes PR_DISPLAY_TO ('a; b') where mailvault writes
             # the recipient table; received ones carry their transport headers on both sides.
             assert mine.recipients == other.recipients, mine.subject
+    assert_bodies_agree_on_rereading(pst, out, differing_bodies)
     return ours
+
+
+def same_text(mine: str, theirs: str) -> bool:
+    """The same text but for white space: the two sides wrap long lines differently."""
+    return "".join(mine.split()) == "".join(theirs.split())
+
+
+def assert_bodies_agree_on_rereading(pst: Path, out: Path, differing: list[Facts]) -> None:
+    """readpst 0.6.76 now and then writes a UTF-16 plain body as its first letter (seen: 'r'
+    for a 1,500-word body, about one run in forty, the same file read again is whole), so a
+    body that differs is compared with two more readings; a real difference stays."""
+    for attempt in range(2):
+        if not differing:
+            return
+        again = {f.key: f for f in readpst_emails(pst, out / f"again-{attempt}")}
+        differing = [mine for mine in differing
+                     if not same_text(mine.body, again[mine.key].body)]
+    assert not differing, [mine.key for mine in differing]
