@@ -40,7 +40,8 @@ from mailvault.store import (
     vault_format,
 )
 from mailvault.store.audit_head import HEAD_FILE
-from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, BlobStore, volume_path
+from mailvault.store.blob_store import BlobStore
+from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, VolumeBlobStore, volume_path
 from mailvault.store.catalog import MessageRow
 from mailvault.store.crypto import create_keyring, export_signing_key, open_keyring
 from mailvault.store.volumes import Volumes
@@ -83,8 +84,8 @@ class Vault:
         settings_audit.record_changes(self.engine, settings)
         audit_chain.settle(self.engine, self.audit_chain)
         self._volume_folders = catalog.volume_folders(self.engine)
-        self.blobs = BlobStore(self.keyring, self._volumes, self._dictionary,
-                               settings.tiers.deep_cache_chunks)
+        self.blobs: BlobStore = VolumeBlobStore(self.keyring, self._volumes, self._dictionary,
+                                                settings.tiers.deep_cache_chunks)
         self.index = SearchIndex(path / "index", settings.search.index_heap_mb)
         # Why the index is behind the catalog ('' when it is not known to be): the last
         # failed index write or heal of this process. `status` shows it.
