@@ -1,7 +1,7 @@
 """The blob store interface: what the pipeline, tier moves, compaction and reads use.
 
 Two implementations: ``blobs.VolumeBlobStore`` (volume files on local disk, the embedded
-default) and ``objects.ObjectBlobStore`` (to come: the same volumes, written and fsynced locally, then
+default) and ``objects.ObjectBlobStore`` (the same volumes, written and fsynced locally, then
 uploaded as Object Lock objects to an S3-compatible bucket and read back with ranged GETs).
 Callers hold a ``BlobStore`` and never ask which one it is; only the upload and lock steps
 (compliance/object_lock.py) need the object store's extra methods.
