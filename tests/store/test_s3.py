@@ -303,3 +303,26 @@ def test_credentials_from_a_file_are_stored_sealed(s3_env: moto.MotoServer, tmp_
     # Later commands use the sealed keys (moto accepts any keys; the upload needs some).
     _import_some(path, [_message(1, "filed")])
     assert len(_objects(s3_env, bucket)) == 1
+
+
+def test_the_bucket_can_be_named_in_mailvault_toml(s3_env: moto.MotoServer,
+                                                   tmp_path: Path) -> None:
+    path = tmp_path / "vault"
+    assert run("init", "--vault", path).returncode == 0
+    bucket = s3_env.new_bucket()
+    toml = path / "mailvault.toml"
+    toml.write_text(toml.read_text().replace(
+        "[store]\n", f'[store]\nblobs = "s3://{bucket}/t"\ns3_endpoint = "{s3_env.endpoint}"\n'))
+    _import_some(path, [_message(n, "toml") for n in range(2)])
+    assert len(_objects(s3_env, bucket)) == 1
+    assert _local_volumes(path) == []
+
+
+def test_backup_refuses_a_vault_with_blobs_in_a_bucket(s3_vault: tuple[Path, str]) -> None:
+    path, _bucket = s3_vault
+    _import_some(path, [_message(1, "backup")])
+    done = run("backup", "--vault", path, "--to", path.parent / "backup")
+    assert done.returncode == 1
+    assert done.stderr.decode().strip() == (
+        "mailvault: this vault keeps its blobs in an S3 bucket, which a backup does not copy "
+        "yet: protect the bucket itself (replication, Object Lock).")
