@@ -170,9 +170,10 @@ class Objects:
         if lock.retain_until is not None:
             extra["ObjectLockMode"] = self.bucket.lock_mode.upper()
             extra["ObjectLockRetainUntilDate"] = datetime.fromtimestamp(lock.retain_until, UTC)
-        data = path.read_bytes()
-        self._call(f"upload {key}", lambda: self._client.put_object(
-            Bucket=self.bucket.name, Key=key, Body=data, ChecksumAlgorithm="SHA256", **extra))
+        with open(path, "rb") as body:
+            self._call(f"upload {key}", lambda: self._client.put_object(
+                Bucket=self.bucket.name, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                **extra))
 
     def size(self, key: str) -> int | None:
         """The object's length, or None when the bucket has no such object."""
