@@ -117,6 +117,28 @@ class StoreSettings:
         "MIME leaf parts at least this large are stored once as their own blob "
         "(attachment single-instance storage).",
     )
+    blobs: str = setting(
+        "",
+        "Where sealed volumes go: empty keeps them on local disk; s3://BUCKET/PREFIX uploads "
+        "each as an Object Lock object to an S3-compatible bucket (docs/s3.md).",
+    )
+    s3_endpoint: str = setting(
+        "", "The S3 endpoint URL (empty: AWS); for MinIO, Ceph or another compatible store."
+    )
+    s3_region: str = setting("us-east-1", "The bucket's region.")
+    s3_lock_mode: str = setting(
+        "compliance",
+        "Object Lock mode of uploaded objects: compliance (nobody can shorten or lift it) or "
+        "governance (an account with the bypass permission can).",
+    )
+    s3_object_mb: int = setting(
+        8, "With s3:// blobs, a volume is sealed and uploaded as one object at this size."
+    )
+    s3_credentials_file: str = setting(
+        "",
+        "An AWS-style credentials file read at each start (empty: the credentials sealed in "
+        "keys/ by 'init --s3-credentials', else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).",
+    )
 
 
 @dataclass

@@ -22,6 +22,7 @@ store/file_modes.py); opening a vault tightens whatever is looser.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +41,21 @@ from mailvault.store import (
     vault_format,
 )
 from mailvault.store.audit_head import HEAD_FILE
-from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, BlobStore, volume_path
+from mailvault.store.blob_store import BlobStore
+from mailvault.store.blobs import KIND_MESSAGE, KIND_PART, VolumeBlobStore, volume_path
 from mailvault.store.catalog import MessageRow
 from mailvault.store.crypto import create_keyring, export_signing_key, open_keyring
+from mailvault.store.objects import (
+    SCHEME,
+    Bucket,
+    Credentials,
+    ObjectBlobStore,
+    Objects,
+    ObjectVolumes,
+    environment_credentials,
+    read_credentials_file,
+    stored_credentials,
+)
 from mailvault.store.volumes import Volumes
 
 CATALOG_FILE = "catalog.sqlite"
@@ -83,23 +96,29 @@ class Vault:
         settings_audit.record_changes(self.engine, settings)
         audit_chain.settle(self.engine, self.audit_chain)
         self._volume_folders = catalog.volume_folders(self.engine)
-        self.blobs = BlobStore(self.keyring, self._volumes, self._dictionary,
-                               settings.tiers.deep_cache_chunks)
+        self._volume_places: dict[int, str] = {}
+        self.blobs: BlobStore = self._blob_store()
         self.index = SearchIndex(path / "index", settings.search.index_heap_mb)
         # Why the index is behind the catalog ('' when it is not known to be): the last
         # failed index write or heal of this process. `status` shows it.
         self.index_problem = ""
 
     @classmethod
-    def create(cls, path: Path, passphrase: str | None = None) -> Vault:
-        """Make a new vault folder (it must not hold a vault already)."""
+    def create(cls, path: Path, passphrase: str | None = None,
+               store: dict[str, str] | None = None) -> Vault:
+        """Make a new vault folder (it must not hold a vault already); ``store`` puts these
+        [store] settings in its mailvault.toml (the bucket of blobs in S3)."""
         path = path.expanduser().resolve()
         if (path / CATALOG_FILE).exists() or (path / "keys").exists():
             raise VaultError(f"{path} already holds a vault.")
         try:
             file_modes.make_folder(path)
             if not (path / CONFIG_FILE).exists():
-                file_modes.write_replacing(path / CONFIG_FILE, _DEFAULT_TOML.encode())
+                # json.dumps of a str is a valid TOML basic string.
+                lines = "".join(f"{name} = {json.dumps(value)}\n"
+                                for name, value in (store or {}).items() if value)
+                text = _DEFAULT_TOML.replace("[store]\n", "[store]\n" + lines)
+                file_modes.write_replacing(path / CONFIG_FILE, text.encode())
             create_keyring(path / "keys", passphrase)
         except OSError as exc:
             raise VaultError(f"a vault cannot be created in {path}: {exc.strerror}.") from exc
@@ -162,6 +181,32 @@ class Vault:
         configured = getattr(self.settings.tiers, f"{tier}_folder", "")
         return Path(configured).expanduser() if configured else self.path / "volumes" / tier
 
+    def _blob_store(self) -> BlobStore:
+        """Local volumes, or local volumes uploaded to a bucket ([store] blobs = s3://...)."""
+        store = self.settings.store
+        cached = self.settings.tiers.deep_cache_chunks
+        if not store.blobs:
+            return VolumeBlobStore(self.keyring, self._volumes, self._dictionary, cached)
+        bucket = Bucket.parse(store.blobs, store.s3_endpoint, store.s3_region,
+                              store.s3_lock_mode)
+        credentials: Credentials | None
+        if store.s3_credentials_file:
+            credentials = read_credentials_file(Path(store.s3_credentials_file).expanduser())
+        else:
+            credentials = (stored_credentials(self.path / "keys", self.keyring)
+                           or environment_credentials())
+        self._volume_places = catalog.volume_places(self.engine)
+        return ObjectBlobStore(self.keyring, self._volumes, Objects(bucket, credentials),
+                               self._dictionary, cached)
+
+    def _object_of(self, volume_id: int, refresh: bool) -> str | None:
+        """The URL of the object holding a volume (None while it is a local file); ``refresh``
+        asks the catalog again (another node, or this one, may have uploaded it since)."""
+        if refresh:
+            self._volume_places = catalog.volume_places(self.engine)
+        place = self._volume_places.get(volume_id, "")
+        return place if place.startswith(SCHEME) else None
+
     def _dictionary(self, dict_id: int) -> bytes:
         return dictionaries.load(self.engine, self.keyring, dict_id)
 
@@ -180,8 +225,13 @@ class Vault:
                 raise StoreError(f"volume {volume_id} is not in the catalog.")
             return volume_path(folder, volume_id)
 
+        current = catalog.last_volume(self.engine, tier)
+        if isinstance(self.blobs, ObjectBlobStore):
+            return ObjectVolumes(self.tier_folder(tier),
+                                 self.settings.store.s3_object_mb * 1024 * 1024, path_of, new_id,
+                                 current, self._object_of, self.blobs.objects)
         return Volumes(self.tier_folder(tier), self.settings.store.volume_max_mb * 1024 * 1024,
-                       path_of, new_id, catalog.last_volume(self.engine, tier))
+                       path_of, new_id, current)
 
     def read_raw(self, row: MessageRow) -> bytes:
         """The exact bytes received for a message, checked against its SHA-256."""

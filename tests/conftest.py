@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mailvault.vault import Vault
+from tests import s3_server as moto
 from tests.sources import dovecot
 from tests.support import unavailable
 
@@ -39,6 +40,39 @@ def dovecot_server() -> Iterator[dovecot.Dovecot]:
         yield server
     finally:
         dovecot.remove(server)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[moto.MotoServer]:
+    """moto's standalone S3 server (Object Lock included) on a free loopback port."""
+    server = moto.start()
+    try:
+        yield server
+    finally:
+        moto.stop(server)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def blobs_switch(request: pytest.FixtureRequest) -> Iterator[None]:
+    """MAILVAULT_TEST_BLOBS=s3 runs the tests against S3: every vault they make (in this
+    process or by the command line it starts) keeps its blobs in a bucket of moto's server
+    ([store] blobs from the environment). Unset: local volumes, nothing started."""
+    if os.environ.get("MAILVAULT_TEST_BLOBS") != "s3":
+        yield
+        return
+    server: moto.MotoServer = request.getfixturevalue("s3_server")
+    switched = {**moto.KEYS, "MAILVAULT_STORE_BLOBS": f"s3://{server.new_bucket()}/vaults",
+                "MAILVAULT_STORE_S3_ENDPOINT": server.endpoint}
+    before = {name: os.environ.get(name) for name in switched}
+    os.environ.update(switched)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

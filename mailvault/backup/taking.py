@@ -40,6 +40,7 @@ from mailvault.errors import InputError, StoreError
 from mailvault.gateway.segments import TOMBSTONES
 from mailvault.store import audit, catalog, file_modes, vault_format
 from mailvault.store.blobs import volume_path
+from mailvault.store.objects import SCHEME
 
 # Settings files copied when the vault has them (paths relative to the vault folder).
 SETTINGS_FILES = (CONFIG_FILE, USERS_FILE)
@@ -80,6 +81,9 @@ def take(vault_path: Path, engine: Engine, target: Path, *, include_keys: bool =
     with ``gateway``, that gateway folder's files too (its mail is sealed, its mailboxes'
     private keys wrapped by their passwords: nothing in it is readable without them)."""
     target = target.expanduser().resolve()
+    if any(place.startswith(SCHEME) for place in catalog.volume_places(engine).values()):
+        raise InputError("this vault keeps its blobs in an S3 bucket, which a backup does not "
+                         "copy yet: protect the bucket itself (replication, Object Lock).")
     previous = _prepare(vault_path, target)
     files: dict[str, FileEntry] = {}
     report = BackupReport(folder=target, messages=0, audit_seq=0, audit_hash="", format=0,

@@ -43,6 +43,15 @@ def init(
     keys: Annotated[Path | None, typer.Option(
         "--keys", help="With --from-backup: the vault's keys folder, when the backup holds "
         "no keys.")] = None,
+    blobs: Annotated[str, typer.Option(
+        "--blobs", help="Keep sealed volumes in an S3-compatible bucket with Object Lock: "
+        "s3://BUCKET/PREFIX (default: local disk only).")] = "",
+    s3_endpoint: Annotated[str, typer.Option(
+        "--s3-endpoint", help="With --blobs: the S3 endpoint URL (default: AWS).")] = "",
+    s3_credentials: Annotated[Path | None, typer.Option(
+        "--s3-credentials", help="With --blobs: an AWS-style credentials file whose keys are "
+        "stored sealed with the vault's keyring (default: AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY at each command).")] = None,
 ) -> None:
     """Create a vault: settings, keyring, catalog, index and volume folders; or restore one
     from a backup (--from-backup DIR)."""
@@ -60,8 +69,8 @@ def init(
     if passphrase:
         secret = os.environ.get("MAILVAULT_PASSPHRASE") or typer.prompt(
             "Passphrase", hide_input=True, confirmation_prompt=True)
-    created = vaults.create(vault, secret)
-    print_line(f"Created a vault in {created}")
+    created = vaults.create(vault, secret, blobs, s3_endpoint, s3_credentials)
+    print_line(f"Created a vault in {created}" + (f", its blobs in {blobs}" if blobs else ""))
     if not passphrase:
         print_line(f"Keep a copy of {created / 'keys'} somewhere safe: without it the "
                    "archive cannot be read.")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
-from mailvault.compliance import compaction, holds, retention
+from mailvault.compliance import compaction, holds, object_lock, retention
 from mailvault.errors import InputError, NotFoundError
 from mailvault.store import audit, catalog, file_modes, schema
 from mailvault.store.catalog import from_epoch, now
@@ -265,6 +265,8 @@ def _execute(vault: Vault, run: Run, approver: str) -> Run:
                                        include_open=True)
     else:
         compacted = compaction.compact(vault, approver, volume_ids=volumes, include_open=True)
+    # Blobs in a bucket: an object goes once nothing points into it and its lock has passed.
+    object_lock.reclaim(vault)
     with vault.engine.connect() as conn:
         done = _tombstoned(conn, run.id)
     report = _write_report(vault, run, approver, done, current, frozen, compacted)

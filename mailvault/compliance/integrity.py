@@ -30,6 +30,7 @@ from mailvault.search import query as q
 from mailvault.store import schema
 from mailvault.store.blobs import volume_path
 from mailvault.store.catalog import MessageRow, epoch, from_epoch
+from mailvault.store.objects import SCHEME
 
 if TYPE_CHECKING:
     from mailvault.vault import Vault
@@ -52,9 +53,15 @@ def volume_problems(vault: Vault) -> list[str]:
                                     .group_by(table.c.volume_id)):
                 count, end = ends.get(row[0], (0, 0))
                 ends[row[0]] = (count + row[1], max(end, row[2]))
-        folders = {row.id: Path(row.folder) for row in conn.execute(select(schema.volumes))}
+        # A volume uploaded to a bucket (store/objects.py) is checked by reading its blobs.
+        folders = {row.id: Path(row.folder) for row in conn.execute(select(schema.volumes))
+                   if not row.folder.startswith(SCHEME)}
+        uploaded = {row.id for row in conn.execute(select(schema.volumes))
+                    if row.folder.startswith(SCHEME)}
     problems = []
     for volume_id, (count, end) in sorted(ends.items()):
+        if volume_id in uploaded:
+            continue
         folder = folders.get(volume_id)
         if folder is None:
             problems.append(f"{count} blobs point into volume {volume_id}, which the catalog "

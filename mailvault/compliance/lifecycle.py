@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from mailvault.capture.services import PeriodicService
-from mailvault.compliance import compaction, retention, tiers
+from mailvault.compliance import compaction, object_lock, retention, tiers
 from mailvault.errors import ConfigError
 from mailvault.store import schema
 from mailvault.store.catalog import now
@@ -73,6 +73,10 @@ def apply(vault: Vault, actor: str = ACTOR,
     if (stopping is None or not stopping()) and settings.compact_min_free <= 1:
         report.compacted = compaction.compact(vault, actor,
                                               min_free=settings.compact_min_free).volumes
+    if stopping is None or not stopping():
+        # Blobs in a bucket: upload what was sealed since, and follow retention changes.
+        object_lock.upload_pending(vault)
+        object_lock.refresh(vault)
     return report
 
 

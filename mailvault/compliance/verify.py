@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mailvault.compliance import object_lock
 from mailvault.compliance.integrity import (
     archive_problems,
     index_problems,
@@ -42,7 +43,8 @@ def verify(vault: Vault, actor: str, progress: Callable[[int], None] | None = No
            ) -> VerifyReport:
     """Check every volume file's length, every part, every message's reconstruction and hash,
     the catalog row against the message's own headers, the index against the catalog, the
-    stored retain-until dates against the policies, the audit chain (and its head file), and
+    stored retain-until dates against the policies, each bucket object's lock against its
+    messages' retention and holds (blobs in S3), the audit chain (and its head file), and
     that every message the audit log says was archived is still in the catalog or was
     disposed of. Every problem is reported, and the result is itself written to the audit
     log."""
@@ -69,6 +71,7 @@ def verify(vault: Vault, actor: str, progress: Callable[[int], None] | None = No
                 progress(report.messages_checked)
         report.problems.extend(index_problems(vault, tiers))
         report.problems.extend(retention_problems(vault))
+        report.problems.extend(object_lock.lock_problems(vault))
         report.problems.extend(audit.verify(conn))
         report.problems.extend(archive_problems(conn))
     with vault.engine.begin() as conn:

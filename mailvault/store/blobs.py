@@ -47,8 +47,9 @@ def _compressor(level: int, dictionary: bytes | None) -> zstandard.ZstdCompresso
                                     dict_data=zstandard.ZstdCompressionDict(dictionary))
 
 
-class BlobStore:
-    """Seals and appends blobs to the volumes of each tier, and reads them back verified."""
+class VolumeBlobStore:
+    """Seals and appends blobs to the volume files of each tier, and reads them back verified
+    (the local implementation of ``blob_store.BlobStore``)."""
 
     def __init__(self, keyring: Keyring, volumes: Callable[[str], Volumes],
                  dictionary: Callable[[int], bytes] | None = None,

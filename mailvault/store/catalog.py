@@ -182,6 +182,21 @@ def volume_folders(engine: Engine) -> dict[int, Path]:
         return {row.id: Path(row.folder) for row in rows}
 
 
+def volume_places(engine: Engine) -> dict[int, str]:
+    """Every volume id and where it is, as the catalog says: a local folder, or the URL of
+    the object that holds it (store/objects.py)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.volumes.c.id, schema.volumes.c.folder))
+        return {row.id: row.folder for row in rows}
+
+
+def set_volume_place(engine: Engine, volume_id: int, place: str) -> None:
+    """Record where a volume is now (its object, once uploaded)."""
+    with engine.begin() as conn:
+        conn.execute(update(schema.volumes).where(schema.volumes.c.id == volume_id)
+                     .values(folder=place))
+
+
 def last_volume(engine: Engine, tier: str) -> int | None:
     """The newest volume of a tier (the one still open for appends, unless sealed)."""
     with engine.connect() as conn:

@@ -3,7 +3,8 @@
 Placing and releasing are audited by the capability (``hold-place``, ``hold-release``, with
 the principal's name). Listing is not audited: it shows the holds (what the holders placed
 themselves), not mail; nor is asking which holds keep one message (the message page shows it
-to those who may see holds, and opening the message is audited already).
+to those who may see holds, and opening the message is audited already). With blobs in a
+bucket, placing and releasing also set or lift the legal hold of the objects concerned.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from mailvault.accounts.principal import Principal, require
 from mailvault.accounts.roles import Permission
 from mailvault.compliance import holds as legal_holds
+from mailvault.compliance import object_lock
 from mailvault.compliance.holds import Hold
 from mailvault.store import catalog
 from mailvault.vault import Vault
@@ -42,13 +44,16 @@ def place_hold(vault: Vault, who: Principal, name: str, *, reason: str, owner: s
     hold = legal_holds.place(vault, name, custodian=custodian, query=query, date_from=since,
                              date_to=before, reason=reason, owner=owner, actor=who.name,
                              case=case)
+    object_lock.refresh(vault)
     return HeldCount(hold, len(legal_holds.held_by(vault, hold)))
 
 
 def release_hold(vault: Vault, who: Principal, name: str, note: str = "") -> Hold:
     """Release a hold (explicitly: holds never expire); it stays listed as released."""
     require(who, Permission.HOLDS)
-    return legal_holds.release(vault, name, who.name, note)
+    released = legal_holds.release(vault, name, who.name, note)
+    object_lock.refresh(vault)
+    return released
 
 
 def list_holds(vault: Vault, who: Principal, *, include_released: bool = False

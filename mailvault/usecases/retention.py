@@ -16,7 +16,7 @@ from typing import Any
 
 from mailvault.accounts.principal import Principal, allows, require
 from mailvault.accounts.roles import Permission
-from mailvault.compliance import holds, retention
+from mailvault.compliance import holds, object_lock, retention
 from mailvault.compliance.retention import Policy as Policy  # re-exported for the faces
 from mailvault.store import catalog
 from mailvault.store.catalog import from_epoch
@@ -56,14 +56,18 @@ def add_policy(vault: Vault, who: Principal, name: str, *, match: str, value: st
     """Add a policy (matching source, address, domain, folder, tier or query; a period
     like 90d, 6m or 7y) and recompute every message's retain-until date."""
     require(who, Permission.RETENTION)
-    return retention.add_policy(vault, name, match, value, period, counted_from, who.name)
+    policy = retention.add_policy(vault, name, match, value, period, counted_from, who.name)
+    object_lock.refresh(vault)
+    return policy
 
 
 def set_default_policy(vault: Vault, who: Principal, period: str,
                        counted_from: str = "date") -> Policy:
     """Change the default policy (it always applies) and recompute."""
     require(who, Permission.RETENTION)
-    return retention.set_default(vault, period, counted_from, who.name)
+    policy = retention.set_default(vault, period, counted_from, who.name)
+    object_lock.refresh(vault)
+    return policy
 
 
 def remove_policy(vault: Vault, who: Principal, name: str) -> None:
@@ -75,7 +79,9 @@ def remove_policy(vault: Vault, who: Principal, name: str) -> None:
 def recompute(vault: Vault, who: Principal) -> int:
     """Recompute every message's retain-until date; returns how many changed."""
     require(who, Permission.RETENTION)
-    return retention.recompute(vault)
+    changed = retention.recompute(vault)
+    object_lock.refresh(vault)
+    return changed
 
 
 def message_retention(vault: Vault, who: Principal, ref: str) -> MessageRetention:
