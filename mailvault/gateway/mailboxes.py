@@ -207,10 +207,10 @@ class GatewayMailboxes:
         return None if mailbox_id is None else self.get(mailbox_id)
 
     def is_active(self, mailbox_id: str) -> bool:
-        """Whether ``mailbox_id`` is a known, active mailbox; reads its record only (the SMTP
-        proxy asks this at every login)."""
+        """Whether ``mailbox_id`` is a known, active mailbox; reads its record only, and only
+        once per change (the proxies ask this at every login)."""
         try:
-            return bool(_read_record(self._path(mailbox_id))["state"] == ACTIVE)
+            return bool(self._current_record(self._path(mailbox_id))["state"] == ACTIVE)
         except GatewayError:
             return False
 
