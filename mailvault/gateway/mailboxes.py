@@ -21,6 +21,7 @@ comes from record headers only.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -45,6 +46,7 @@ from mailvault.errors import (
     StorageFullError,
 )
 from mailvault.gateway import sealing, segments
+from mailvault.gateway.retries import RetryWindow
 from mailvault.store import file_modes
 
 ACTIVE = "active"
@@ -97,23 +99,37 @@ class Staged:
     or written and fsynced as a staged record."""
 
     def __init__(self, mailbox: Path, message_id: str, sealed: bytes, seen: Path | None,
-                 writer: segments.SegmentWriter, durable: bool) -> None:
+                 writer: segments.SegmentWriter, durable: bool, digest: bytes) -> None:
         self._mailbox = mailbox
         self.message_id = message_id
         self._sealed = sealed
         self._seen = seen
         self._writer = writer
         self._durable = durable
+        self.digest = digest  # SHA-256 of the raw message
         self.done = False
+
+    @property
+    def mailbox_id(self) -> str:
+        """The mailbox the copy is for."""
+        return self._mailbox.name
 
     def commit(self) -> str:
         """Make the message visible (durably: once an fsync covers it); returns its id."""
         self._finish()
         if self._durable:
             self._writer.append(segments.encode(segments.COMMIT, self.message_id))
-        else:
+            return self.message_id
+        try:
             self._writer.append(segments.encode(segments.MESSAGE, self.message_id,
                                                 self._sealed))
+        except (GatewayError, StorageFullError):
+            # The record may be written although its fsync failed: the client is told the
+            # message was not taken, so it must not show (it would be a second copy once the
+            # client sends it again). If even the tombstone cannot be written, it shows.
+            with contextlib.suppress(OSError), _locked(self._mailbox):
+                segments.add_tombstones(self._mailbox, [self.message_id])
+            raise
         return self.message_id
 
     def abandon(self) -> None:
@@ -145,6 +161,7 @@ class GatewayMailboxes:
         self._writers_lock = threading.Lock()
         # Each mailbox's record as last read, by the stamp of the file it was read from.
         self._records: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+        self._retries = RetryWindow()
 
     @classmethod
     def of(cls, vault_dir: Path, settings: GatewaySettings) -> GatewayMailboxes:
@@ -313,11 +330,15 @@ class GatewayMailboxes:
         appended as a staged record and fsynced before this returns. ``durable=False`` keeps
         it in memory until ``commit()`` appends it, for a caller that acknowledges nothing
         before the commit (``deliver``, the SMTP endpoint): a crash before then loses only a
-        message that no one was told was stored."""
+        message that no one was told was stored. Such a copy is not made (None) when a
+        failed delivery of the same message left one in the mailbox (``commit_all``)."""
         path = self._path(mailbox_id)
         record = self._current_record(path)
         if record["state"] != ACTIVE:
             raise MailboxUnavailable(f"gateway mailbox {mailbox_id} is suspended.")
+        digest = hashlib.sha256(raw).digest()
+        if not durable and self._retries.held(mailbox_id, digest):
+            return None
         seen: Path | None = None
         if key is not None:
             seen = path / "seen" / hashlib.sha256(key.encode()).hexdigest()
@@ -343,7 +364,25 @@ class GatewayMailboxes:
                 if seen is not None:
                     seen.unlink(missing_ok=True)
                 raise
-        return Staged(path, message_id, sealed, seen, writer, durable)
+        return Staged(path, message_id, sealed, seen, writer, durable, digest)
+
+    def commit_all(self, copies: list[Staged]) -> None:
+        """Make every copy of one message visible, one after another. When one cannot be,
+        the rest are abandoned, the error is raised (the client hears 4xx and sends the
+        message again), and the copies already visible are remembered (``retries.py``) so
+        that the client's retry stores no second copy in their mailboxes."""
+        visible: list[Staged] = []
+        try:
+            for copy in copies:
+                copy.commit()
+                visible.append(copy)
+        except (GatewayError, StorageFullError):
+            for copy in copies:
+                if not copy.done:
+                    copy.abandon()
+            for copy in visible:
+                self._retries.remember(copy.mailbox_id, copy.digest)
+            raise
 
     def staged(self, mailbox_id: str) -> list[str]:
         """The ids of the mailbox's staged copies not yet committed or abandoned."""
