@@ -1,11 +1,12 @@
 """Gateway mailbox delivery against journal capture, in one `mailvault serve`.
 
     .venv/bin/python bench/gateway_smtp.py [--messages N] [--sessions 20] [--size 5000]
-                                           [--rounds 3]
+                                           [--rounds 3] [--slices 1]
 
 Postfix's smtp-source (20 sessions, 5 KB messages) sends N messages to the vault's journal
 address, then N to one gateway mailbox's address, alternating for ``--rounds`` rounds against
-the same server. Both answer 250 only once the message is durable: the journal copy fsynced
+the same server (with ``--slices S``, each kind's N in S runs that alternate with the other
+kind's within the round). Both answer 250 only once the message is durable: the journal copy fsynced
 in the spool (group commit), the mailbox copy sealed to the mailbox's public key and appended
 to the mailbox's segment, fsynced with the group of deliveries appended meanwhile. Before
 each run the vault's archiver has committed every journal message sent so far, so neither
@@ -56,7 +57,11 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--size", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--slices", type=int, default=1,
+                        help="split each kind's messages of a round into this many runs, "
+                             "alternating with the other kind's")
     args = parser.parse_args()
+    per_run = args.messages // args.slices
     folder = Path(tempfile.mkdtemp(prefix="mailvault-gateway-bench-"))
     vault_path = folder / "vault"
     Vault.create(vault_path).close()
@@ -74,24 +79,34 @@ def main() -> None:
     load_before = os.getloadavg()
     try:
         wait_listening(port)
+        journal_sent = 0
         for round_number in range(args.rounds):
-            order = ["journal", "gateway"] if round_number % 2 == 0 else ["gateway", "journal"]
+            first = ["journal", "gateway"] if round_number % 2 == 0 else ["gateway", "journal"]
+            # With slices the kinds alternate within the round too (J G G J J G ...), so a
+            # swing of the machine's load lands on both.
+            order = [kind for n in range(args.slices)
+                     for kind in (first if n % 2 == 0 else first[::-1])]
+            seconds = {"journal": 0.0, "gateway": 0.0}
+            cpu_seconds = {"journal": 0.0, "gateway": 0.0}
             for kind in order:
-                wait_archived(vault_path, args.messages * len(rates["journal"]))
+                wait_archived(vault_path, journal_sent)
                 to = "rcpt@bench.test" if kind == "journal" else info.address
                 before = tree_cpu_seconds(server.pid)
-                seconds = smtp_source(port, args.messages, args.sessions, args.size, to)
-                cpu[kind].append((tree_cpu_seconds(server.pid) - before) * 1000
-                                 / args.messages)
-                rates[kind].append(args.messages / seconds)
-                print(f"round {round_number + 1} {kind}: {args.messages} messages in "
-                      f"{seconds:.2f} s = {rates[kind][-1]:,.0f} msg/s, server CPU "
+                seconds[kind] += smtp_source(port, per_run, args.sessions, args.size, to)
+                cpu_seconds[kind] += tree_cpu_seconds(server.pid) - before
+                journal_sent += per_run if kind == "journal" else 0
+            sent = per_run * args.slices
+            for kind in first:
+                cpu[kind].append(cpu_seconds[kind] * 1000 / sent)
+                rates[kind].append(sent / seconds[kind])
+                print(f"round {round_number + 1} {kind}: {sent} messages in "
+                      f"{seconds[kind]:.2f} s = {rates[kind][-1]:,.0f} msg/s, server CPU "
                       f"{cpu[kind][-1]:.2f} ms/msg", flush=True)
             ratios.append(rates["gateway"][-1] / rates["journal"][-1])
             print(f"round {round_number + 1} ratio {ratios[-1]:.2f} (load average "
                   f"{os.getloadavg()[0]:.1f})", flush=True)
         stored = mailboxes.get(info.id)
-        assert stored.count == args.messages * args.rounds, stored
+        assert stored.count == per_run * args.slices * args.rounds, stored
     finally:
         server.terminate()
         server.wait()
