@@ -156,6 +156,7 @@ class GatewayMailboxes:
 
     def __init__(self, folder: Path, domain: str = "") -> None:
         self.folder = folder
+        self._folder_text = str(folder)
         self.domain = domain.strip().lower()
         self._writers: dict[str, segments.SegmentWriter] = {}
         self._writers_lock = threading.Lock()
@@ -227,42 +228,60 @@ class GatewayMailboxes:
         """Whether ``mailbox_id`` is a known, active mailbox; reads its record only, and only
         once per change (the proxies ask this at every login)."""
         try:
-            return bool(self._current_record(self._path(mailbox_id))["state"] == ACTIVE)
+            return bool(self._current_record(mailbox_id)["state"] == ACTIVE)
         except GatewayError:
             return False
 
     def accepts(self, address: str) -> bool:
         """Whether mail for this address would be taken now (a known, active mailbox).
-        Reads the mailbox's record only: the SMTP endpoint asks this for every RCPT."""
-        mailbox_id = self._id_of(address)
-        return mailbox_id is not None and \
-            self._current_record(self.folder / mailbox_id)["state"] == ACTIVE
+        Reads the mailbox's record only (one stat while it is unchanged): the SMTP endpoint
+        asks this for every RCPT, on its event loop."""
+        mailbox_id = self._id_named(address)
+        if mailbox_id is None:
+            return False
+        try:
+            return bool(self._current_record(mailbox_id)["state"] == ACTIVE)
+        except MailboxUnavailable:
+            return False
 
-    def _current_record(self, path: Path) -> dict[str, Any]:
+    def _current_record(self, mailbox_id: str) -> dict[str, Any]:
         """The mailbox's record as it is on disk now, read again only once the file was
         replaced: the SMTP endpoint asks for it with every RCPT and every message, and a
-        stat costs a fraction of an open, a read and a parse."""
+        stat (of a path built as text: this runs on the event loop for every RCPT) costs a
+        fraction of an open, a read and a parse. MailboxUnavailable when there is no such
+        mailbox."""
+        if not _MAILBOX_ID.match(mailbox_id):
+            raise MailboxUnavailable(f"there is no gateway mailbox {mailbox_id!r}.")
         try:
-            stat = os.stat(path / RECORD_FILE)
+            stat = os.stat(f"{self._folder_text}/{mailbox_id}/{RECORD_FILE}")
+        except FileNotFoundError:
+            raise MailboxUnavailable(f"there is no gateway mailbox {mailbox_id!r}.") from None
         except OSError as exc:
-            raise GatewayError(f"the record of gateway mailbox {path.name} cannot be read: "
+            raise GatewayError(f"the record of gateway mailbox {mailbox_id} cannot be read: "
                                f"{exc}.") from exc
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        cached = self._records.get(path.name)
+        cached = self._records.get(mailbox_id)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        record = _read_record(path)
-        self._records[path.name] = (stamp, record)
+        record = _read_record(self.folder / mailbox_id)
+        self._records[mailbox_id] = (stamp, record)
         return record
 
     def _id_of(self, address: str) -> str | None:
+        """The id of the existing mailbox the address names, or None."""
+        local = self._id_named(address)
+        if local is None or not (self.folder / local / RECORD_FILE).is_file():
+            return None
+        return local
+
+    def _id_named(self, address: str) -> str | None:
+        """The mailbox id an address in the gateway's domain names (None for any other
+        address), whether or not there is such a mailbox."""
         local, _, domain = address.strip().strip("<>").rpartition("@")
         if not self.domain or domain.lower() != self.domain:
             return None
         local = local.lower()
-        if not _MAILBOX_ID.match(local) or not (self.folder / local / RECORD_FILE).is_file():
-            return None
-        return local
+        return local if _MAILBOX_ID.match(local) else None
 
     def is_mailbox_address(self, address: str) -> bool:
         """Whether the address is in the gateway's domain (a mailbox's, known or not)."""
@@ -332,8 +351,8 @@ class GatewayMailboxes:
         before the commit (``deliver``, the SMTP endpoint): a crash before then loses only a
         message that no one was told was stored. Such a copy is not made (None) when a
         failed delivery of the same message left one in the mailbox (``commit_all``)."""
-        path = self._path(mailbox_id)
-        record = self._current_record(path)
+        record = self._current_record(mailbox_id)
+        path = self.folder / mailbox_id
         if record["state"] != ACTIVE:
             raise MailboxUnavailable(f"gateway mailbox {mailbox_id} is suspended.")
         digest = hashlib.sha256(raw).digest()
