@@ -212,8 +212,10 @@ class CaptureHandler:
                     staged.append(copy)
             if to_journal:
                 await self.spool.store(raw, provenance)
-            for copy in staged:
-                await loop.run_in_executor(self.gateway_pool, copy.commit)
+            if staged:
+                assert self.mailboxes is not None
+                await loop.run_in_executor(self.gateway_pool, self.mailboxes.commit_all,
+                                           staged)
         except (StoreError, GatewayError) as exc:
             for copy in staged:
                 if not copy.done:
@@ -239,8 +241,7 @@ class CaptureHandler:
             for copy in staged:
                 copy.abandon()
             raise
-        for copy in staged:
-            copy.commit()
+        self.mailboxes.commit_all(staged)
 
     def _failed(self, exc: StoreError | GatewayError) -> str:
         if isinstance(exc, StorageFullError):

@@ -21,6 +21,7 @@ comes from record headers only.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -45,6 +46,7 @@ from mailvault.errors import (
     StorageFullError,
 )
 from mailvault.gateway import sealing, segments
+from mailvault.gateway.retries import RetryWindow
 from mailvault.store import file_modes
 
 ACTIVE = "active"
@@ -97,23 +99,37 @@ class Staged:
     or written and fsynced as a staged record."""
 
     def __init__(self, mailbox: Path, message_id: str, sealed: bytes, seen: Path | None,
-                 writer: segments.SegmentWriter, durable: bool) -> None:
+                 writer: segments.SegmentWriter, durable: bool, digest: bytes) -> None:
         self._mailbox = mailbox
         self.message_id = message_id
         self._sealed = sealed
         self._seen = seen
         self._writer = writer
         self._durable = durable
+        self.digest = digest  # SHA-256 of the raw message
         self.done = False
+
+    @property
+    def mailbox_id(self) -> str:
+        """The mailbox the copy is for."""
+        return self._mailbox.name
 
     def commit(self) -> str:
         """Make the message visible (durably: once an fsync covers it); returns its id."""
         self._finish()
         if self._durable:
             self._writer.append(segments.encode(segments.COMMIT, self.message_id))
-        else:
+            return self.message_id
+        try:
             self._writer.append(segments.encode(segments.MESSAGE, self.message_id,
                                                 self._sealed))
+        except (GatewayError, StorageFullError):
+            # The record may be written although its fsync failed: the client is told the
+            # message was not taken, so it must not show (it would be a second copy once the
+            # client sends it again). If even the tombstone cannot be written, it shows.
+            with contextlib.suppress(OSError), _locked(self._mailbox):
+                segments.add_tombstones(self._mailbox, [self.message_id])
+            raise
         return self.message_id
 
     def abandon(self) -> None:
@@ -140,11 +156,13 @@ class GatewayMailboxes:
 
     def __init__(self, folder: Path, domain: str = "") -> None:
         self.folder = folder
+        self._folder_text = str(folder)
         self.domain = domain.strip().lower()
         self._writers: dict[str, segments.SegmentWriter] = {}
         self._writers_lock = threading.Lock()
         # Each mailbox's record as last read, by the stamp of the file it was read from.
         self._records: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+        self._retries = RetryWindow()
 
     @classmethod
     def of(cls, vault_dir: Path, settings: GatewaySettings) -> GatewayMailboxes:
@@ -207,45 +225,63 @@ class GatewayMailboxes:
         return None if mailbox_id is None else self.get(mailbox_id)
 
     def is_active(self, mailbox_id: str) -> bool:
-        """Whether ``mailbox_id`` is a known, active mailbox; reads its record only (the SMTP
-        proxy asks this at every login)."""
+        """Whether ``mailbox_id`` is a known, active mailbox; reads its record only, and only
+        once per change (the proxies ask this at every login)."""
         try:
-            return bool(_read_record(self._path(mailbox_id))["state"] == ACTIVE)
+            return bool(self._current_record(mailbox_id)["state"] == ACTIVE)
         except GatewayError:
             return False
 
     def accepts(self, address: str) -> bool:
         """Whether mail for this address would be taken now (a known, active mailbox).
-        Reads the mailbox's record only: the SMTP endpoint asks this for every RCPT."""
-        mailbox_id = self._id_of(address)
-        return mailbox_id is not None and \
-            self._current_record(self.folder / mailbox_id)["state"] == ACTIVE
+        Reads the mailbox's record only (one stat while it is unchanged): the SMTP endpoint
+        asks this for every RCPT, on its event loop."""
+        mailbox_id = self._id_named(address)
+        if mailbox_id is None:
+            return False
+        try:
+            return bool(self._current_record(mailbox_id)["state"] == ACTIVE)
+        except MailboxUnavailable:
+            return False
 
-    def _current_record(self, path: Path) -> dict[str, Any]:
+    def _current_record(self, mailbox_id: str) -> dict[str, Any]:
         """The mailbox's record as it is on disk now, read again only once the file was
         replaced: the SMTP endpoint asks for it with every RCPT and every message, and a
-        stat costs a fraction of an open, a read and a parse."""
+        stat (of a path built as text: this runs on the event loop for every RCPT) costs a
+        fraction of an open, a read and a parse. MailboxUnavailable when there is no such
+        mailbox."""
+        if not _MAILBOX_ID.match(mailbox_id):
+            raise MailboxUnavailable(f"there is no gateway mailbox {mailbox_id!r}.")
         try:
-            stat = os.stat(path / RECORD_FILE)
+            stat = os.stat(f"{self._folder_text}/{mailbox_id}/{RECORD_FILE}")
+        except FileNotFoundError:
+            raise MailboxUnavailable(f"there is no gateway mailbox {mailbox_id!r}.") from None
         except OSError as exc:
-            raise GatewayError(f"the record of gateway mailbox {path.name} cannot be read: "
+            raise GatewayError(f"the record of gateway mailbox {mailbox_id} cannot be read: "
                                f"{exc}.") from exc
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        cached = self._records.get(path.name)
+        cached = self._records.get(mailbox_id)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        record = _read_record(path)
-        self._records[path.name] = (stamp, record)
+        record = _read_record(self.folder / mailbox_id)
+        self._records[mailbox_id] = (stamp, record)
         return record
 
     def _id_of(self, address: str) -> str | None:
+        """The id of the existing mailbox the address names, or None."""
+        local = self._id_named(address)
+        if local is None or not (self.folder / local / RECORD_FILE).is_file():
+            return None
+        return local
+
+    def _id_named(self, address: str) -> str | None:
+        """The mailbox id an address in the gateway's domain names (None for any other
+        address), whether or not there is such a mailbox."""
         local, _, domain = address.strip().strip("<>").rpartition("@")
         if not self.domain or domain.lower() != self.domain:
             return None
         local = local.lower()
-        if not _MAILBOX_ID.match(local) or not (self.folder / local / RECORD_FILE).is_file():
-            return None
-        return local
+        return local if _MAILBOX_ID.match(local) else None
 
     def is_mailbox_address(self, address: str) -> bool:
         """Whether the address is in the gateway's domain (a mailbox's, known or not)."""
@@ -313,11 +349,15 @@ class GatewayMailboxes:
         appended as a staged record and fsynced before this returns. ``durable=False`` keeps
         it in memory until ``commit()`` appends it, for a caller that acknowledges nothing
         before the commit (``deliver``, the SMTP endpoint): a crash before then loses only a
-        message that no one was told was stored."""
-        path = self._path(mailbox_id)
-        record = self._current_record(path)
+        message that no one was told was stored. Such a copy is not made (None) when a
+        failed delivery of the same message left one in the mailbox (``commit_all``)."""
+        record = self._current_record(mailbox_id)
+        path = self.folder / mailbox_id
         if record["state"] != ACTIVE:
             raise MailboxUnavailable(f"gateway mailbox {mailbox_id} is suspended.")
+        digest = hashlib.sha256(raw).digest()
+        if not durable and self._retries.held(mailbox_id, digest):
+            return None
         seen: Path | None = None
         if key is not None:
             seen = path / "seen" / hashlib.sha256(key.encode()).hexdigest()
@@ -343,7 +383,25 @@ class GatewayMailboxes:
                 if seen is not None:
                     seen.unlink(missing_ok=True)
                 raise
-        return Staged(path, message_id, sealed, seen, writer, durable)
+        return Staged(path, message_id, sealed, seen, writer, durable, digest)
+
+    def commit_all(self, copies: list[Staged]) -> None:
+        """Make every copy of one message visible, one after another. When one cannot be,
+        the rest are abandoned, the error is raised (the client hears 4xx and sends the
+        message again), and the copies already visible are remembered (``retries.py``) so
+        that the client's retry stores no second copy in their mailboxes."""
+        visible: list[Staged] = []
+        try:
+            for copy in copies:
+                copy.commit()
+                visible.append(copy)
+        except (GatewayError, StorageFullError):
+            for copy in copies:
+                if not copy.done:
+                    copy.abandon()
+            for copy in visible:
+                self._retries.remember(copy.mailbox_id, copy.digest)
+            raise
 
     def staged(self, mailbox_id: str) -> list[str]:
         """The ids of the mailbox's staged copies not yet committed or abandoned."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailvault.errors import ConfigError, MailboxUnavailable, MailvaultError
-from mailvault.gateway.mailboxes import ACTIVE, GatewayMailboxes
+from mailvault.gateway.mailboxes import GatewayMailboxes
 from mailvault.gateway.pop3_connection import (
     CLIENT_IDLE_S,
     HANDSHAKE_S,
@@ -230,9 +230,10 @@ class ProxySession:
 
     def _check_mailbox(self, mailbox_id: str) -> None:
         """MailboxUnavailable unless the mailbox exists and accepts mail (checked before the
-        provider is contacted, so that a typo costs no provider login)."""
-        if self.settings.mailboxes.get(mailbox_id).state != ACTIVE:
-            raise MailboxUnavailable(f"gateway mailbox {mailbox_id} is suspended.")
+        provider is contacted, so that a typo costs no provider login). Reads the mailbox's
+        record only: listing its mail would cost a login more the more the mailbox holds."""
+        if not self.settings.mailboxes.is_active(mailbox_id):
+            raise MailboxUnavailable(f"gateway mailbox {mailbox_id} is unknown or suspended.")
 
     def _deliver(self, store: Store) -> None:
         self.settings.mailboxes.deliver(store.mailbox_id, store.raw, key=store.key)

@@ -21,6 +21,7 @@ from mailvault.errors import (
 )
 from mailvault.gateway import sealing, segments
 from mailvault.gateway.mailboxes import SUSPENDED, GatewayMailboxes
+from tests.gateway.file_events import FileEvents, watching
 from tests.gateway.stored_bytes import flip, sealed
 from tests.support import build_message
 
@@ -238,6 +239,39 @@ def test_concurrent_deliveries_share_fsyncs(boxes: GatewayMailboxes,
         thread.join(30)
     assert len(passes) == 2
     assert len(boxes.unlock(info.id, password).messages()) == 7
+
+
+def _one_delivery(boxes: GatewayMailboxes, mailbox_id: str) -> FileEvents:
+    """What the SMTP endpoint's and the proxies' per-message calls touch in the mailbox."""
+    with watching(boxes.folder / mailbox_id) as events:
+        assert boxes.accepts(boxes.address_of(mailbox_id))
+        assert boxes.is_active(mailbox_id)
+        boxes.deliver(mailbox_id, b"Subject: one more\r\n\r\nx\r\n")
+        staged = boxes.stage(mailbox_id, b"Subject: proxied\r\n\r\np\r\n")
+        assert staged is not None
+        staged.commit()
+    return events
+
+
+def test_a_delivery_reads_none_of_the_mail_held(boxes: GatewayMailboxes,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delivery's cost does not grow with the mailbox: it opens no segment for reading and
+    lists no folder, into a mailbox of one message as into one of many segments."""
+    monkeypatch.setattr(segments, "SEGMENT_MAX_BYTES", 1024)  # many segments, quickly
+    small, _ = boxes.create(None)
+    large, _ = boxes.create(None)
+    boxes.deliver(small.id, b"Subject: 0\r\n\r\n0\r\n")
+    for n in range(60):
+        boxes.deliver(large.id, f"Subject: {n}\r\n\r\n{n}\r\n".encode())
+    assert len(segments.segment_files(boxes.folder / large.id)) > 5
+    for info in (small, large):
+        _one_delivery(boxes, info.id)  # each mailbox's record read and cached once
+    into_small, into_large = _one_delivery(boxes, small.id), _one_delivery(boxes, large.id)
+    for events, info in ((into_small, small), (into_large, large)):
+        mailbox = boxes.folder / info.id
+        assert events.reads_under(mailbox) == []
+        assert events.listings_under(mailbox) == []
+    assert len(into_large.opened) == len(into_small.opened)
 
 
 def test_a_torn_tail_is_skipped(boxes: GatewayMailboxes) -> None:

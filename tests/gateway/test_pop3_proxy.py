@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from mailvault.gateway.mailboxes import GatewayMailboxes
+from mailvault.gateway.mailboxes import SUSPENDED, GatewayMailboxes
 from mailvault.gateway.pop3_connection import server_tls
 from mailvault.gateway.pop3_proxy_service import Pop3ProxyService, ProxySettings
 from mailvault.gateway.upstream import UpstreamPolicy
@@ -203,3 +203,21 @@ def test_an_untrusted_provider_certificate_is_refused(
             client.quit()
     finally:
         running.stop()
+
+
+def test_an_unknown_or_suspended_mailbox_costs_no_provider_login(
+        proxy: Start, gateway_certificate: GatewayCertificate, gateway: GatewayMailboxes) -> None:
+    provider = FakeProvider()
+    suspended, _password = gateway.create(None)
+    gateway.set_state(suspended.id, SUSPENDED)
+    try:
+        running = proxy()
+        for mailbox_id in ("aaaaaaaaaaaa", suspended.id):
+            client = _client(running, gateway_certificate)
+            client.user(f"someone%127.0.0.1:{provider.port}%{mailbox_id}")
+            with pytest.raises(poplib.error_proto, match="No such gateway mailbox"):
+                client.pass_("provider-secret")
+            client.quit()
+    finally:
+        provider.close()
+    assert provider.received == []

@@ -3,10 +3,12 @@ the 250), journal addresses into the vault, and refuses suspended or unknown mai
 
 from __future__ import annotations
 
+import errno
 import os
 import smtplib
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +105,46 @@ def test_250_only_after_the_mailbox_is_fsynced(vault: Vault, serving: Serving,
     thread.join(30)
     assert outcome == ["250"]
     assert mailboxes.get(info.id).count == 1
+
+
+def _fail_once(monkeypatch: pytest.MonkeyPatch, name: str, folder: Path) -> list[str]:
+    """``segments.os.<name>`` (write or fsync) fails with EIO once, on a segment in ``folder``;
+    returns the list the failure is noted in."""
+    real = getattr(os, name)
+    failed: list[str] = []
+
+    def failing(fd: int, *args: object) -> object:
+        if not failed and os.readlink(f"/proc/self/fd/{fd}").startswith(f"{folder}/"):
+            failed.append(name)
+            raise OSError(errno.EIO, "injected I/O error")
+        return real(fd, *args)
+
+    monkeypatch.setattr(segments.os, name, failing)
+    return failed
+
+
+@pytest.mark.parametrize("fails", ["write", "fsync"])
+def test_a_retry_after_a_failed_mailbox_write_keeps_one_copy(
+        vault: Vault, serving: Serving, mailboxes: GatewayMailboxes,
+        monkeypatch: pytest.MonkeyPatch, fails: str) -> None:
+    """The journal copy is spooled and the first mailbox's copy made visible before the second
+    mailbox's copy fails (its write, or the fsync after it): the client hears 4xx and sends the
+    message again, and each mailbox, like the vault, ends with one copy."""
+    vault.settings.smtp.recipients = ["journal@archive.test"]
+    first, first_password = mailboxes.create(None)
+    second, second_password = mailboxes.create(None)
+    running = serving()
+    raw = build("Sent twice", body="The retry must not double it.\r\n")
+    to = ["journal@archive.test", first.address, second.address]
+    if first.id > second.id:  # copies are made visible in mailbox id order
+        first, second = second, first
+        first_password, second_password = second_password, first_password
+    failed = _fail_once(monkeypatch, fails, mailboxes.folder / second.id / segments.SEGMENTS)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        _send(running.port(), to, raw)
+    assert failed == [fails] and refused.value.smtp_code == 451
+    _send(running.port(), to, raw)
+    wait_until(lambda: message_count(vault) == 1, what="the journal copy in the vault")
+    for info, password in ((first, first_password), (second, second_password)):
+        opened = mailboxes.unlock(info.id, password)
+        assert [opened.read(m.id) for m in opened.messages()] == [raw]
