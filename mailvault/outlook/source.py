@@ -240,14 +240,48 @@ def _plan(path: Path, folder: str | None) -> list[_FolderItems | Unreadable]:
     return plan
 
 
+class _HeldFile:
+    """In the reading process: the file, opened once for all its chunks. Opening it per chunk
+    read the name map and the store again and emptied the B-tree page cache each time. The
+    reading process serves one import and ends with it; a file replaced under the same name,
+    or another file, closes the one held and is opened anew."""
+
+    def __init__(self) -> None:
+        self._identity: tuple[str, int, int, int, int] | None = None
+        self._reader: PstReader | None = None
+
+    def get(self, path: Path) -> PstReader:
+        """The open reader of ``path`` (InputError when it cannot be opened)."""
+        try:
+            found = path.stat()
+        except OSError as exc:
+            raise InputError(f"{path} cannot be read: {exc.strerror}.") from exc
+        identity = (str(path), found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+        if self._reader is None or identity != self._identity:
+            self.close()
+            self._reader = _open(path)
+            self._identity = identity
+        return self._reader
+
+    def close(self) -> None:
+        """Close the file held, if any."""
+        if self._reader is not None:
+            self._reader.close()
+        self._reader, self._identity = None, None
+
+
+# One per process: only the reading process calls _read_chunk.
+_HELD = _HeldFile()
+
+
 def _read_chunk(path: Path, name: str, label: str, nids: list[int]) -> _Chunk:
     """In the reading process: some items of one folder, as messages or failures."""
     tally = OutlookTally()
     items: list[Incoming | Unreadable] = []
-    with _open(path) as reader:
-        for nid in nids:
-            items.extend(_one(tally, _provenance(path, name, str(nid)),
-                              partial(reader.item, nid), f"item {nid} in folder {label}"))
+    reader = _HELD.get(path)
+    for nid in nids:
+        items.extend(_one(tally, _provenance(path, name, str(nid)),
+                          partial(reader.item, nid), f"item {nid} in folder {label}"))
     return _Chunk(items, tally)
 
 
