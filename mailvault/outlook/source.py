@@ -27,9 +27,10 @@ from pathlib import Path
 
 from mailvault import lifeline
 from mailvault.errors import InputError
+from mailvault.message import KnownMessage
 from mailvault.outlook.forms import CONVERTED_KINDS, build_form
 from mailvault.outlook.item import EMAIL, Item
-from mailvault.outlook.mime import build_message
+from mailvault.outlook.mime import build_known_message
 from mailvault.outlook.msg import MsgFormatError, read_msg
 from mailvault.outlook.ndb import PstFormatError
 from mailvault.outlook.pst import Folder, PstReader
@@ -91,11 +92,16 @@ def _counts(counter: Counter[str]) -> str:
 
 def convert(item: Item) -> bytes | None:
     """The message bytes for an item, or None when its kind has no standard form."""
+    return converted(item)[0]
+
+
+def converted(item: Item) -> tuple[bytes | None, KnownMessage | None]:
+    """convert(), and for mail what the pipeline need not parse again (KnownMessage)."""
     if item.kind == EMAIL:
-        return build_message(item)
+        return build_known_message(item)
     if item.kind in CONVERTED_KINDS:
-        return build_form(item)
-    return None
+        return build_form(item), None
+    return None, None
 
 
 @dataclass(frozen=True)
@@ -296,7 +302,7 @@ def _one(tally: OutlookTally, prov: Provenance, read: Callable[[], Item],
          label: str) -> Iterator[Incoming | Unreadable]:
     try:
         item = read()
-        raw = convert(item)
+        raw, known = converted(item)
     except ITEM_ERRORS as exc:
         tally.unreadable += 1
         yield Unreadable(prov, f"{label} cannot be read: {exc}")
@@ -311,7 +317,7 @@ def _one(tally: OutlookTally, prov: Provenance, read: Callable[[], Item],
     tally.archived[item.kind] += 1
     yield Incoming(raw, replace(prov, internal_date=item.props.time(PR_MESSAGE_DELIVERY_TIME),
                                 flags=item_flags(item),
-                                extra=(("message_class", item.message_class),)))
+                                extra=(("message_class", item.message_class),)), known)
 
 
 def item_flags(item: Item) -> tuple[str, ...]:
