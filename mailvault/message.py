@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.policy import Compat32
+from typing import Any, Protocol
 
 from mailvault.charsets import decode_bytes, header_text
 from mailvault.multipart import split_multipart
@@ -256,7 +257,17 @@ def _body_start(raw: bytes, start: int, end: int) -> int | None:
     return match.end() if match is not None else None
 
 
-def _read_headers(msg: email.message.Message, out: ParsedMessage) -> None:
+class _Headers(Protocol):
+    """What _read_headers reads: a Message, or a clean header block's _HeaderFields."""
+
+    defects: list[Any]
+
+    def get(self, name: str, failobj: None = None) -> Any: ...
+
+    def get_all(self, name: str, failobj: None = None) -> Any: ...
+
+
+def _read_headers(msg: _Headers, out: ParsedMessage) -> None:
     for defect in msg.defects:
         out.defects.append(type(defect).__name__)
     out.subject = header_text(msg.get("subject"))
@@ -547,20 +558,68 @@ class KnownMessage:
     leaves: tuple[KnownLeaf, ...]
 
 
-def known_headers(head: bytes, content_type: str, boundary: str | None) -> ParsedMessage | None:
-    """The top-level header fields parse() reads from a header block (blank line included),
-    or None when parse() would not read it cleanly or it declares another content type or
-    boundary than the builder wrote."""
-    if len(head) > MAX_HEADER_BYTES:
-        return None
-    msg = _HEADER_PARSER.parsebytes(head)
-    if msg.defects or msg.get_payload() or not msg.keys():
-        return None
-    if msg.get_content_type() != content_type or msg.get_boundary() != boundary:
+def known_headers(head: bytes, content_type: str) -> ParsedMessage | None:
+    """The top-level header fields parse() reads from a header block its builder wrote
+    (blank line included, CRLF line ends), or None when the standard parser would not read it
+    cleanly, or the block's first Content-Type field is not ``content_type`` (the builder's
+    own, written last)."""
+    fields = _HeaderFields.read(head)
+    if fields is None or fields.get("content-type") != content_type:
         return None
     out = ParsedMessage()
-    _read_headers(msg, out)
+    _read_headers(fields, out)
     return out
+
+
+# A line the standard parser takes as a header field of its own ("From " aside).
+_FIELD_LINE = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
+
+
+class _HeaderFields:
+    """A clean header block's fields (name, value) exactly as the compat32 parser keeps them
+    (the value after the colon, leading blanks dropped, continuation lines as they are, the
+    last line end dropped), read without the standard parser's per-line machinery."""
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self._fields = fields
+        self.defects: list[Any] = []  # a block with any defect is not read here at all
+
+    @classmethod
+    def read(cls, head: bytes) -> _HeaderFields | None:
+        """The fields of a CRLF header block ending in an empty line; None when the
+        standard parser would see it otherwise (a bare line end, a line that is no field, a
+        continuation first, too long, not ASCII)."""
+        if len(head) > MAX_HEADER_BYTES or not head.isascii() or not head.endswith(
+                b"\r\n\r\n") or head.count(b"\n") != head.count(b"\r\n") or head.count(
+                b"\r") != head.count(b"\r\n"):
+            return None
+        lines = head[:-4].decode("ascii").split("\r\n")
+        fields: list[tuple[str, list[str]]] = []
+        for line in lines:
+            if line[:1] in (" ", "\t") and line.strip():
+                if not fields:
+                    return None
+                fields[-1][1].append("\r\n" + line)
+            elif _FIELD_LINE.match(line):
+                name, value = line.split(":", 1)
+                fields.append((name, [value.lstrip(" \t")]))
+            else:
+                return None
+        return cls([(name, "".join(parts)) for name, parts in fields])
+
+    def get(self, name: str, failobj: None = None) -> str | None:
+        """The first field of that name's value (Message.get)."""
+        name = name.lower()
+        for key, value in self._fields:
+            if key.lower() == name:
+                return value
+        return failobj
+
+    def get_all(self, name: str, failobj: None = None) -> list[str] | None:
+        """Every field of that name's value (Message.get_all)."""
+        name = name.lower()
+        found = [value for key, value in self._fields if key.lower() == name]
+        return found or failobj
 
 
 def leaf_headers(head: bytes) -> LeafHeaders | None:

@@ -83,9 +83,7 @@ def build_known_message(item: Item) -> tuple[bytes, KnownMessage | None]:
     head = top.head()
     # The body's own Content-Type line comes last (the item's were left out).
     declared = next(line for line in reversed(top.headers) if line.startswith("Content-Type:"))
-    content_type = declared.split(":", 1)[1].split(";", 1)[0].strip()
-    boundary = declared.split('boundary="', 1)[1].split('"', 1)[0] if top.children else None
-    headers = known_headers(head, content_type, boundary)
+    headers = known_headers(head, declared.split(":", 1)[1].lstrip(" \t"))
     leaves: list[KnownLeaf] = []
     if headers is None or not _known_leaves(top, len(head), leaves, top=True):
         return raw, None
