@@ -10,15 +10,18 @@ indexed are decoded here, tolerantly. Whatever went wrong is listed in ``defects
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.message
 import email.parser
 import email.utils
+import quopri
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.policy import Compat32
+from typing import Any, Protocol
 
 from mailvault.charsets import decode_bytes, header_text
 from mailvault.multipart import split_multipart
@@ -254,7 +257,17 @@ def _body_start(raw: bytes, start: int, end: int) -> int | None:
     return match.end() if match is not None else None
 
 
-def _read_headers(msg: email.message.Message, out: ParsedMessage) -> None:
+class _Headers(Protocol):
+    """What _read_headers reads: a Message, or a clean header block's _HeaderFields."""
+
+    defects: list[Any]
+
+    def get(self, name: str, failobj: None = None) -> Any: ...
+
+    def get_all(self, name: str, failobj: None = None) -> Any: ...
+
+
+def _read_headers(msg: _Headers, out: ParsedMessage) -> None:
     for defect in msg.defects:
         out.defects.append(type(defect).__name__)
     out.subject = header_text(msg.get("subject"))
@@ -383,36 +396,55 @@ def _walk(
         return
     filename = part_filename(part)
     disposition = (part.get("content-disposition") or "").split(";")[0].strip().lower()
-    is_attachment = bool(filename) or disposition == "attachment" or maintype not in (
+    charset = part.get_content_charset() if maintype == "text" else None
+    _leaf(LeafHeaders(ctype, charset, filename, disposition), _payload_bytes(part, out), out, texts,
+          walk)
+
+
+@dataclass(frozen=True)
+class LeafHeaders:
+    """What the walk reads from a leaf part's headers."""
+
+    content_type: str
+    charset: str | None  # only for text/* parts (the only ones decoded as text)
+    filename: str
+    disposition: str
+
+
+def _leaf(leaf: LeafHeaders, data: bytes, out: ParsedMessage, texts: list[str],
+          walk: _Walk) -> None:
+    """A leaf part's decoded bytes become body text or an attachment (with its text)."""
+    ctype = leaf.content_type
+    maintype = ctype.partition("/")[0]
+    is_attachment = bool(leaf.filename) or leaf.disposition == "attachment" or maintype not in (
         "text",
         "multipart",
     )
-    data = _payload_bytes(part, out)
     budget = walk.budget
     if not is_attachment and maintype == "text":
         if not budget.spent:
-            text = _part_text(part, data, out)
+            text = _part_text(leaf.charset, data, out)
             texts.append(budget.take(html_to_text(text) if ctype == "text/html" else text))
         return
     attachment = Attachment(
-        filename=filename,
+        filename=leaf.filename,
         content_type=ctype,
         size=len(data),
-        inline=disposition == "inline",
+        inline=leaf.disposition == "inline",
     )
     # Once the budget is spent an attachment is still named and counted, just not read.
     if not budget.spent:
-        attachment.text = budget.take(_attachment_text(part, data, filename, out, walk.extract))
+        attachment.text = budget.take(_attachment_text(leaf, data, out, walk.extract))
     out.attachments.append(attachment)
 
 
-def _attachment_text(part: email.message.Message, data: bytes, filename: str,
-                     out: ParsedMessage, extract: Extractor | None) -> str:
-    ctype = part.get_content_type()
+def _attachment_text(leaf: LeafHeaders, data: bytes, out: ParsedMessage,
+                     extract: Extractor | None) -> str:
+    ctype, filename = leaf.content_type, leaf.filename
     if ctype == "text/html":
-        return html_to_text(_part_text(part, data, out))
-    if part.get_content_maintype() == "text":
-        return _part_text(part, data, out)
+        return html_to_text(_part_text(leaf.charset, data, out))
+    if ctype.partition("/")[0] == "text":
+        return _part_text(leaf.charset, data, out)
     if extract is not None and data:
         extracted = extract(data, filename, ctype)
         if extracted.skipped:
@@ -481,8 +513,7 @@ def _payload_bytes(part: email.message.Message, out: ParsedMessage) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def _part_text(part: email.message.Message, data: bytes, out: ParsedMessage) -> str:
-    charset = part.get_content_charset()
+def _part_text(charset: str | None, data: bytes, out: ParsedMessage) -> str:
     text, doubtful = decode_bytes(data, charset)
     if doubtful:
         out.defects.append(f"charset {charset!r} did not decode the text")
@@ -502,3 +533,139 @@ def html_to_text(html: str) -> str:
     if root is None:
         return ""
     return " ".join(root.text(separator=" ").split())
+
+
+@dataclass(frozen=True)
+class KnownLeaf:
+    """A leaf part of a message whose source built it: what its headers say, and where its
+    body (as transfer-encoded) lies in the raw bytes."""
+
+    headers: LeafHeaders
+    encoding: str  # 7bit, 8bit, quoted-printable or base64
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class KnownMessage:
+    """What parse() reads from a message that a source built itself, known without parsing it
+    again: the top-level headers as parse() reads them, and the leaf parts in the order its
+    walk meets them. A source gives one only for a message parse() reads on its fast path
+    (clean header blocks, delimiters it finds, no lone CR, no nested message), so that
+    parse_known() gives exactly what parse() would."""
+
+    headers: ParsedMessage
+    leaves: tuple[KnownLeaf, ...]
+
+
+def known_headers(head: bytes, content_type: str) -> ParsedMessage | None:
+    """The top-level header fields parse() reads from a header block its builder wrote
+    (blank line included, CRLF line ends), or None when the standard parser would not read it
+    cleanly, or the block's first Content-Type field is not ``content_type`` (the builder's
+    own, written last)."""
+    fields = _HeaderFields.read(head)
+    if fields is None or fields.get("content-type") != content_type:
+        return None
+    out = ParsedMessage()
+    _read_headers(fields, out)
+    return out
+
+
+# A line the standard parser takes as a header field of its own ("From " aside).
+_FIELD_LINE = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
+
+
+class _HeaderFields:
+    """A clean header block's fields (name, value) exactly as the compat32 parser keeps them
+    (the value after the colon, leading blanks dropped, continuation lines as they are, the
+    last line end dropped), read without the standard parser's per-line machinery."""
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self._fields = fields
+        self.defects: list[Any] = []  # a block with any defect is not read here at all
+
+    @classmethod
+    def read(cls, head: bytes) -> _HeaderFields | None:
+        """The fields of a CRLF header block ending in an empty line; None when the
+        standard parser would see it otherwise (a bare line end, a line that is no field, a
+        continuation first, too long, not ASCII)."""
+        if len(head) > MAX_HEADER_BYTES or not head.isascii() or not head.endswith(
+                b"\r\n\r\n") or head.count(b"\n") != head.count(b"\r\n") or head.count(
+                b"\r") != head.count(b"\r\n"):
+            return None
+        lines = head[:-4].decode("ascii").split("\r\n")
+        fields: list[tuple[str, list[str]]] = []
+        for line in lines:
+            if line[:1] in (" ", "\t") and line.strip():
+                if not fields:
+                    return None
+                fields[-1][1].append("\r\n" + line)
+            elif _FIELD_LINE.match(line):
+                name, value = line.split(":", 1)
+                fields.append((name, [value.lstrip(" \t")]))
+            else:
+                return None
+        return cls([(name, "".join(parts)) for name, parts in fields])
+
+    def get(self, name: str, failobj: None = None) -> str | None:
+        """The first field of that name's value (Message.get)."""
+        name = name.lower()
+        for key, value in self._fields:
+            if key.lower() == name:
+                return value
+        return failobj
+
+    def get_all(self, name: str, failobj: None = None) -> list[str] | None:
+        """Every field of that name's value (Message.get_all)."""
+        name = name.lower()
+        found = [value for key, value in self._fields if key.lower() == name]
+        return found or failobj
+
+
+def leaf_headers(head: bytes) -> LeafHeaders | None:
+    """What the walk reads from a leaf part's header block (blank line included); None when
+    parse() would not read the block cleanly."""
+    msg = _HEADER_PARSER.parsebytes(head)
+    if msg.defects or msg.get_payload():
+        return None
+    ctype = msg.get_content_type()
+    return LeafHeaders(
+        ctype, msg.get_content_charset() if ctype.startswith("text/") else None,
+        part_filename(msg),
+        (msg.get("content-disposition") or "").split(";")[0].strip().lower())
+
+
+def parse_known(raw: bytes, known: KnownMessage, extract: Extractor | None = None,
+                max_text_chars: int | None = None) -> ParsedMessage:
+    """parse(raw) for a message whose structure its source already told (KnownMessage): the
+    same result, without building the MIME tree again. Never raises."""
+    head = known.headers
+    out = ParsedMessage(subject=head.subject,
+                        addresses={role: list(found) for role, found in head.addresses.items()},
+                        date=head.date, message_id=head.message_id,
+                        in_reply_to=head.in_reply_to, references=head.references,
+                        defects=list(head.defects))
+    texts: list[str] = []
+    budget = TextBudget(max_text_chars)
+    walk = _Walk(extract, budget)
+    try:
+        for leaf in known.leaves:
+            _leaf(leaf.headers, _decoded(raw[leaf.start:leaf.end], leaf.encoding), out, texts,
+                  walk)
+    except Exception as exc:  # as in parse(): a bug must cost searchability, never the message
+        out.defects.append(f"parse stopped: {type(exc).__name__}: {exc}")
+    if budget.cut:
+        out.defects.append(f"indexed text cut at {max_text_chars} characters")
+    out.body = "\n".join(t for t in texts if t)
+    return out
+
+
+def _decoded(payload: bytes, encoding: str) -> bytes:
+    """A body's bytes decoded as the standard library's get_payload(decode=True) does."""
+    if encoding == "quoted-printable":
+        return quopri.decodestring(payload)
+    if encoding == "base64":
+        # Clean base64 (a builder's own, in whole lines) decodes the same as the standard
+        # library's tolerant decoder would.
+        return binascii.a2b_base64(payload)
+    return payload

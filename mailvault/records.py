@@ -1,7 +1,8 @@
 """The records that cross package lines: where a copy of a message came from (Provenance),
 what a source hands to the pipeline (Incoming, Unreadable), and what the catalog records
 from a message's own headers (MessageFields). Every package may import this module; it
-imports nothing of mailvault's but ``fsnames``."""
+imports nothing of mailvault's but ``fsnames`` and ``message`` (for the structure a source
+that built a message itself already knows: KnownMessage)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from mailvault.fsnames import shown
+from mailvault.message import KnownMessage
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,16 @@ class Provenance:
 
 @dataclass(frozen=True)
 class Incoming:
-    """Raw message bytes as received, and where they came from."""
+    """Raw message bytes as received, and where they came from.
+
+    ``known`` is what a source that built the bytes itself (a PST item rebuilt as MIME)
+    already knows of their structure; the pipeline then does not parse them again
+    (message.parse_known gives what parse would). The stored bytes are ``raw`` either way.
+    """
 
     raw: bytes
     provenance: Provenance
+    known: KnownMessage | None = None
 
 
 @dataclass(frozen=True)

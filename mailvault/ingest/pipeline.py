@@ -34,6 +34,7 @@ from mailvault import lifeline
 from mailvault.errors import StoreError
 from mailvault.fsnames import shown
 from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
+from mailvault.message import KnownMessage
 from mailvault.records import Incoming, Provenance, Unreadable
 from mailvault.search import indexing
 from mailvault.search.document import with_arrivals
@@ -232,13 +233,13 @@ class Pipeline:
         with self.vault.engine.connect() as conn:
             started.known = catalog.known(conn, (d for _, d in started.accepted))
         seen: set[str] = set()
-        new_raws: list[bytes] = []
+        new_raws: list[tuple[bytes, KnownMessage | None]] = []
         for item, digest in started.accepted:
             if digest not in started.known and digest not in seen:
                 seen.add(digest)
                 started.new_order.append(digest)
-                new_raws.append(item.raw)
-        self._ensure_dictionary(new_raws)
+                new_raws.append((item.raw, item.known))
+        self._ensure_dictionary([raw for raw, _ in new_raws])
         chunk = max(1, min(64, len(new_raws) // (self._workers * 2) or 1))
         for start in range(0, len(new_raws), chunk):
             started.futures.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailvault.message import ParsedMessage, parse
+from mailvault.message import KnownMessage, ParsedMessage, parse, parse_known
 from mailvault.records import MessageFields
 from mailvault.search.document import FULL_TEXT_TIERS, IndexDoc, message_document
 from mailvault.search.extract import Limits, extractor
@@ -41,9 +41,13 @@ class WorkerConfig:
     dictionary: bytes | None = None
 
 
-def prepare(raw: bytes, config: WorkerConfig) -> Prepared:
-    """Parse, extract, split and compress one message (runs in a worker process)."""
-    parsed = parse(raw, extractor(config.limits), config.max_text_chars)
+def prepare(raw: bytes, config: WorkerConfig, known: KnownMessage | None = None) -> Prepared:
+    """Parse, extract, split and compress one message (runs in a worker process); a message
+    whose structure its source told (``known``) is not parsed again."""
+    if known is not None:
+        parsed = parse_known(raw, known, extractor(config.limits), config.max_text_chars)
+    else:
+        parsed = parse(raw, extractor(config.limits), config.max_text_chars)
     cut = layout.split(raw, config.part_min_bytes)
     # Parts are attachments (mostly base64): a dictionary of mail headers does not help them.
     parts = [(p.sha256, compress(p.data, config.compression_level), len(p.data))
@@ -71,6 +75,7 @@ def catalog_fields(parsed: ParsedMessage) -> MessageFields:
     )
 
 
-def prepare_chunk(raws: list[bytes], config: WorkerConfig) -> list[Prepared]:
+def prepare_chunk(raws: list[tuple[bytes, KnownMessage | None]],
+                  config: WorkerConfig) -> list[Prepared]:
     """prepare() for each of a chunk of messages (one round trip to a worker)."""
-    return [prepare(raw, config) for raw in raws]
+    return [prepare(raw, config, known) for raw, known in raws]

@@ -17,6 +17,7 @@ import mimetypes
 from email.header import Header
 from email.utils import encode_rfc2231
 
+from mailvault.message import KnownLeaf, KnownMessage, LeafHeaders, known_headers, leaf_headers
 from mailvault.outlook.headers import CRLF, header_lines, subject
 from mailvault.outlook.item import Attachment, Item
 from mailvault.outlook.properties import PT_BINARY, codec_for_codepage, decode_8bit
@@ -45,29 +46,80 @@ _MIME_CHARSETS = {"utf-8": "utf-8", "ascii": "us-ascii", "cp932": "shift_jis",
 
 
 class Part:
-    """One MIME entity: header lines and body bytes (already transfer-encoded)."""
+    """One MIME entity: header lines and body bytes (already transfer-encoded), and what the
+    builder knows of it for KnownMessage: its transfer encoding, what a text part's headers
+    say, and a multipart's parts with where each begins in its body."""
 
-    def __init__(self, headers: list[str], body: bytes, *, inline: bool = False) -> None:
+    def __init__(self, headers: list[str], body: bytes, *, inline: bool = False,
+                 encoding: str = "", facts: LeafHeaders | None = None,
+                 children: tuple[tuple[int, Part], ...] = ()) -> None:
         self.headers = headers
         self.body = body
         self.inline = inline  # shown inside the HTML body, not as an attachment
+        self.encoding = encoding
+        self.facts = facts
+        self.children = children
+
+    def head(self) -> bytes:
+        """The header block, the empty line after it included."""
+        return CRLF.join(self.headers).encode("ascii") + _CRLF + _CRLF
 
     def render(self) -> bytes:
         """The entity's bytes: headers, an empty line, the body."""
-        head = CRLF.join(self.headers).encode("ascii") + _CRLF
-        return head + _CRLF + self.body
+        return self.head() + self.body
 
 
 def build_message(item: Item, depth: int = 0) -> bytes:
     """The RFC 5322 bytes of an email item (headers from the item, body rebuilt)."""
+    return _built(item, depth)[0]
+
+
+def build_known_message(item: Item) -> tuple[bytes, KnownMessage | None]:
+    """build_message(), and what parse() would read from the bytes when the builder knows it
+    exactly (None otherwise: signed or encrypted mail, attached items, unusual headers)."""
+    raw, top = _built(item, 0)
+    if top is None or raw.count(b"\r") != raw.count(b"\r\n"):
+        return raw, None  # a lone CR: parse() leaves such a message to the standard parser
+    head = top.head()
+    # The body's own Content-Type line comes last (the item's were left out).
+    declared = next(line for line in reversed(top.headers) if line.startswith("Content-Type:"))
+    headers = known_headers(head, declared.split(":", 1)[1].lstrip(" \t"))
+    leaves: list[KnownLeaf] = []
+    if headers is None or not _known_leaves(top, len(head), leaves, top=True):
+        return raw, None
+    return raw, KnownMessage(headers, tuple(leaves))
+
+
+def _built(item: Item, depth: int) -> tuple[bytes, Part | None]:
+    """The message's bytes, and its top entity when the body was rebuilt part by part."""
     lines = header_lines(item)
     signed = _signed_entity(item)
     if signed is not None:
         # The signed MIME entity as it was received: headers, then its bytes untouched.
-        return CRLF.join([*lines, "MIME-Version: 1.0"]).encode("ascii") + _CRLF + signed
-    body = _smime_body(item) or _body(item, depth)
-    top = Part([*lines, "MIME-Version: 1.0", *body.headers], body.body)
-    return top.render()
+        return CRLF.join([*lines, "MIME-Version: 1.0"]).encode("ascii") + _CRLF + signed, None
+    smime = _smime_body(item)
+    body = smime or _body(item, depth)
+    top = Part([*lines, "MIME-Version: 1.0", *body.headers], body.body,
+               encoding=body.encoding, facts=body.facts, children=body.children)
+    return top.render(), None if smime else top
+
+
+def _known_leaves(part: Part, body_at: int, leaves: list[KnownLeaf], top: bool = False) -> bool:
+    """The leaf parts below ``part`` (whose body begins at ``body_at`` in the message), in the
+    order parse() walks them; False when one is not known exactly (a message part, say)."""
+    if part.children:
+        for offset, child in part.children:
+            if not _known_leaves(child, body_at + offset + len(child.head()), leaves):
+                return False
+        return True
+    # The top entity's headers are the message's: its facts are its body part's own.
+    facts = part.facts if part.facts is not None or top else leaf_headers(part.head())
+    if facts is None or not part.encoding or facts.content_type.startswith(
+            ("message/", "multipart/")):
+        return False
+    leaves.append(KnownLeaf(facts, part.encoding, body_at, body_at + len(part.body)))
+    return True
+
 
 
 def _signed_entity(item: Item) -> bytes | None:
@@ -138,7 +190,9 @@ def _forms(item: Item) -> tuple[list[Part], str]:
                 plain = rtf.text
             elif rtf.text is None:
                 rtf_part = Part(["Content-Type: text/rtf",
-                                 "Content-Transfer-Encoding: base64"], _base64(rtf.rtf))
+                                 "Content-Transfer-Encoding: base64"], _base64(rtf.rtf),
+                                encoding="base64",
+                                facts=LeafHeaders("text/rtf", None, "", ""))
     if plain:
         forms.append(text_part(plain, "plain"))
     if html is not None:
@@ -214,7 +268,8 @@ def encoded_text_part(data: bytes, subtype: str, charset: str) -> Part:
         body = _base64(data)
         encoding = "base64"
     headers.append(f"Content-Transfer-Encoding: {encoding}")
-    return Part(headers, body)
+    return Part(headers, body, encoding=encoding,
+                facts=LeafHeaders(f"text/{subtype}", charset.lower(), "", ""))
 
 
 def multipart(subtype: str, parts: list[Part], parameter: str = "") -> Part:
@@ -225,7 +280,14 @@ def multipart(subtype: str, parts: list[Part], parameter: str = "") -> Part:
     dash = f"--{boundary}".encode()
     body = b"".join(dash + _CRLF + r + _CRLF for r in rendered) + dash + b"--" + _CRLF
     extra = f"; {parameter}" if parameter else ""
-    return Part([f'Content-Type: multipart/{subtype}; boundary="{boundary}"{extra}'], body)
+    # Where each part begins in the body: after the delimiter line(s) before it.
+    starts, at = [], 0
+    for piece in rendered:
+        at += len(dash) + 2
+        starts.append(at)
+        at += len(piece) + 2
+    return Part([f'Content-Type: multipart/{subtype}; boundary="{boundary}"{extra}'], body,
+                encoding="7bit", children=tuple(zip(starts, parts, strict=True)))
 
 
 def attachment_name(attachment: Attachment) -> str:
@@ -274,7 +336,7 @@ def attachment_part(attachment: Attachment, html: str, depth: int) -> Part | Non
                + _param("filename", name)]
     if content_id and content_id.isascii():
         headers.append(f"Content-ID: <{content_id}>")
-    return Part(headers, _base64(data), inline=inline)
+    return Part(headers, _base64(data), inline=inline, encoding="base64")
 
 
 def _is_message_text(data: bytes) -> bool:

@@ -16,17 +16,19 @@ decoded; only the layers above the blocks see plain bytes.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from bisect import bisect_right
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 MAGIC = b"!BDN"
 CRYPT_NONE, CRYPT_PERMUTE, CRYPT_CYCLIC = 0, 1, 2
-_PAGE_CACHE = 256
+# B-tree pages kept (512 bytes to 4 KiB each, a few MB at most): the upper levels of both trees
+# and the leaves an item's blocks sit in, so a chunk of items reads each page once.
+_PAGE_CACHE = 2048
 _INTERNAL_BID = 0x2
 
 # [MS-PST] 5.1: mpbbR, the table that encodes a byte with NDB_CRYPT_PERMUTE (decoding uses its
@@ -94,11 +96,13 @@ class BlockPlace:
 
 @dataclass(frozen=True)
 class _Page:
-    """A B-tree page, its keys read once (pages are cached)."""
+    """A B-tree page, its keys (and an inner page's child offsets) read once: pages are
+    cached, and a lookup is then a bisect and a list index."""
 
     level: int
     entry_size: int
     keys: list[int]
+    children: list[int]
     data: bytes
 
 
@@ -123,7 +127,7 @@ class PstFile:
         except BaseException:
             self._handle.close()
             raise
-        self._pages: OrderedDict[int, _Page] = OrderedDict()
+        self._pages: dict[int, _Page] = {}
 
     def close(self) -> None:
         """Close the file."""
@@ -165,7 +169,6 @@ class PstFile:
     def _page(self, offset: int, leaf_entry: int) -> _Page:
         page = self._pages.get(offset)
         if page is not None:
-            self._pages.move_to_end(offset)
             return page
         lay = self.layout
         data = self._read_at(offset, lay.page_size)
@@ -176,18 +179,22 @@ class PstFile:
         size = size or (leaf_entry if level == 0 else lay.bt_entry)
         if size < lay.id_size or count * size > lay.bt_entries:
             raise PstFormatError(f"the index page at {offset} is corrupt")
-        keys = [lay.ident(data, i * size) for i in range(count)]
-        page = _Page(level, size, keys, data)
+        ident = "<Q" if lay.unicode else "<I"
+        keys = [struct.unpack_from(ident, data, i * size)[0] for i in range(count)]
+        at = 2 * lay.id_size  # BTENTRY: key, then the child's BREF (block id, offset)
+        children = [] if level == 0 else [struct.unpack_from(ident, data, i * size + at)[0]
+                                          for i in range(count)]
+        page = _Page(level, size, keys, children, data)
+        if len(self._pages) >= _PAGE_CACHE:
+            # The oldest page goes (an upper level read again now and then costs one read).
+            del self._pages[next(iter(self._pages))]
         self._pages[offset] = page
-        if len(self._pages) > _PAGE_CACHE:
-            self._pages.popitem(last=False)
         return page
 
     def _read_at(self, offset: int, size: int) -> bytes:
         if offset < 0 or offset + size > self._file_size:
             raise PstFormatError(f"a block at {offset} lies past the end of the file")
-        self._handle.seek(offset)
-        data = self._handle.read(size)
+        data = os.pread(self._handle.fileno(), size, offset)
         if len(data) != size:
             raise PstFormatError(f"a block at {offset} could not be read whole")
         return data
@@ -201,12 +208,12 @@ class PstFile:
             index = bisect_right(page.keys, key) - 1
             if index < 0:
                 return None
-            start = index * page.entry_size
             if page.level == 0:
                 if page.keys[index] != key:
                     return None
+                start = index * page.entry_size
                 return page.data[start:start + page.entry_size]
-            offset = self.layout.ident(page.data, start + 2 * self.layout.id_size)
+            offset = page.children[index]
         raise PstFormatError("the index B-tree is deeper than any real one (corrupt)")
 
     def node(self, nid: int) -> NodeEntry | None:

@@ -27,9 +27,10 @@ from pathlib import Path
 
 from mailvault import lifeline
 from mailvault.errors import InputError
+from mailvault.message import KnownMessage
 from mailvault.outlook.forms import CONVERTED_KINDS, build_form
 from mailvault.outlook.item import EMAIL, Item
-from mailvault.outlook.mime import build_message
+from mailvault.outlook.mime import build_known_message
 from mailvault.outlook.msg import MsgFormatError, read_msg
 from mailvault.outlook.ndb import PstFormatError
 from mailvault.outlook.pst import Folder, PstReader
@@ -91,11 +92,16 @@ def _counts(counter: Counter[str]) -> str:
 
 def convert(item: Item) -> bytes | None:
     """The message bytes for an item, or None when its kind has no standard form."""
+    return converted(item)[0]
+
+
+def converted(item: Item) -> tuple[bytes | None, KnownMessage | None]:
+    """convert(), and for mail what the pipeline need not parse again (KnownMessage)."""
     if item.kind == EMAIL:
-        return build_message(item)
+        return build_known_message(item)
     if item.kind in CONVERTED_KINDS:
-        return build_form(item)
-    return None
+        return build_form(item), None
+    return None, None
 
 
 @dataclass(frozen=True)
@@ -240,14 +246,48 @@ def _plan(path: Path, folder: str | None) -> list[_FolderItems | Unreadable]:
     return plan
 
 
+class _HeldFile:
+    """In the reading process: the file, opened once for all its chunks. Opening it per chunk
+    read the name map and the store again and emptied the B-tree page cache each time. The
+    reading process serves one import and ends with it; a file replaced under the same name,
+    or another file, closes the one held and is opened anew."""
+
+    def __init__(self) -> None:
+        self._identity: tuple[str, int, int, int, int] | None = None
+        self._reader: PstReader | None = None
+
+    def get(self, path: Path) -> PstReader:
+        """The open reader of ``path`` (InputError when it cannot be opened)."""
+        try:
+            found = path.stat()
+        except OSError as exc:
+            raise InputError(f"{path} cannot be read: {exc.strerror}.") from exc
+        identity = (str(path), found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+        if self._reader is None or identity != self._identity:
+            self.close()
+            self._reader = _open(path)
+            self._identity = identity
+        return self._reader
+
+    def close(self) -> None:
+        """Close the file held, if any."""
+        if self._reader is not None:
+            self._reader.close()
+        self._reader, self._identity = None, None
+
+
+# One per process: only the reading process calls _read_chunk.
+_HELD = _HeldFile()
+
+
 def _read_chunk(path: Path, name: str, label: str, nids: list[int]) -> _Chunk:
     """In the reading process: some items of one folder, as messages or failures."""
     tally = OutlookTally()
     items: list[Incoming | Unreadable] = []
-    with _open(path) as reader:
-        for nid in nids:
-            items.extend(_one(tally, _provenance(path, name, str(nid)),
-                              partial(reader.item, nid), f"item {nid} in folder {label}"))
+    reader = _HELD.get(path)
+    for nid in nids:
+        items.extend(_one(tally, _provenance(path, name, str(nid)),
+                          partial(reader.item, nid), f"item {nid} in folder {label}"))
     return _Chunk(items, tally)
 
 
@@ -262,7 +302,7 @@ def _one(tally: OutlookTally, prov: Provenance, read: Callable[[], Item],
          label: str) -> Iterator[Incoming | Unreadable]:
     try:
         item = read()
-        raw = convert(item)
+        raw, known = converted(item)
     except ITEM_ERRORS as exc:
         tally.unreadable += 1
         yield Unreadable(prov, f"{label} cannot be read: {exc}")
@@ -277,7 +317,7 @@ def _one(tally: OutlookTally, prov: Provenance, read: Callable[[], Item],
     tally.archived[item.kind] += 1
     yield Incoming(raw, replace(prov, internal_date=item.props.time(PR_MESSAGE_DELIVERY_TIME),
                                 flags=item_flags(item),
-                                extra=(("message_class", item.message_class),)))
+                                extra=(("message_class", item.message_class),)), known)
 
 
 def item_flags(item: Item) -> tuple[str, ...]:
