@@ -1,5 +1,8 @@
 """Run one ``mailvault`` command that SIGKILLs itself (its whole process group) at a named
-step: ``python -m tests.reliability.die_at STEP WHEN NTH -- ARGS...``.
+step: ``python -m tests.reliability.die_at STEP WHEN NTH -- ARGS...``; or, with
+``MAILVAULT_TEST_HOLD=PREFIX`` in its environment, that stops there instead until told to go
+on (it creates ``PREFIX.reached`` and waits for ``PREFIX.go``), so that a test can run another
+command at that very moment.
 
 STEP is ``module:attribute`` or ``module:Class.attribute`` (a function or method the command
 calls, looked up where its callers look it up); WHEN is ``before`` (the call never runs) or
@@ -15,8 +18,12 @@ import importlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+HOLD = "MAILVAULT_TEST_HOLD"
 
 
 def die() -> None:
@@ -24,8 +31,25 @@ def die() -> None:
     os.killpg(0, signal.SIGKILL)
 
 
+def hold(prefix: Path) -> None:
+    """Say that the step is reached, and wait until the test says to go on."""
+    prefix.with_name(prefix.name + ".reached").touch()
+    go = prefix.with_name(prefix.name + ".go")
+    while not go.exists():
+        time.sleep(0.02)
+
+
+def stop() -> None:
+    """Die, or hold when the environment asks for that."""
+    prefix = os.environ.get(HOLD)
+    if prefix:
+        hold(Path(prefix))
+    else:
+        die()
+
+
 def arm(step: str, when: str, nth: int) -> None:
-    """Replace ``step`` by a wrapper that dies before or after its ``nth`` call."""
+    """Replace ``step`` by a wrapper that stops before or after its ``nth`` call."""
     module_name, _, attribute = step.partition(":")
     owner: Any = importlib.import_module(module_name)
     *path, name = attribute.split(".")
@@ -39,10 +63,10 @@ def arm(step: str, when: str, nth: int) -> None:
         nonlocal calls
         calls += 1
         if calls == nth and when == "before":
-            die()
+            stop()
         result = original(*args, **kwargs)
         if calls == nth and when == "after":
-            die()
+            stop()
         return result
 
     setattr(owner, name, wrapper)
