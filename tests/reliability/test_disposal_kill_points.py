@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from mailvault.search.index import SearchIndex
 from tests.reliability.invariants import check_vault
 from tests.reliability.processes import catalog_scalar
 from tests.support import build_message, invoke, write_mbox
@@ -141,4 +143,39 @@ def test_the_heal_that_finishes_a_killed_disposal_killed_in_turn(
     assert catalog_scalar(vault, "select count(*) from reindex_queue") == EXPIRED
     # Any command's open heals: `status` is the lightest.
     assert die_at(vault, HEAL_POINTS[name], "status") == -9, f"the heal never reached {name}"
+    dispose_again_and_check(vault, template)
+
+
+def leave_a_commit_killed_inside_tantivy(vault: Path, scratch: Path) -> list[str]:
+    """Leave in the vault's index what a heal killed inside Tantivy's commit of the queued
+    deletions leaves: their deletion files written (and registered in ``.managed.json``, as
+    Tantivy does before it writes a file), meta.json not yet replaced. Made by doing the
+    same deletions, in the same order, on a copy of the index (same segments, same opstamp
+    to start from, so the same file names); returns the files left."""
+    index = vault / "index"
+    shutil.copytree(index, scratch)
+    with contextlib.closing(sqlite3.connect(vault / "catalog.sqlite")) as conn:
+        queued = [row[0] for row in conn.execute(
+            "select message_id from reindex_queue order by message_id")]
+    copy = SearchIndex(scratch)
+    copy.delete(queued)
+    copy.commit()
+    copy.close()
+    left = sorted({p.name for p in scratch.glob("*.del")} - {p.name for p in index.glob("*.del")})
+    for name in left:
+        shutil.copy2(scratch / name, index / name)
+    managed = index / ".managed.json"
+    managed.write_text(json.dumps(sorted({*json.loads(managed.read_text()), *left})))
+    return left
+
+
+@pytest.mark.timeout(300)
+def test_a_heal_killed_inside_the_index_commit_does_not_stop_the_next(
+        tmp_path: Path, template: tuple[Path, set[str], set[str]]) -> None:
+    """The 50-kill loop's failure: the next writer met the killed one's deletion file
+    (``FileAlreadyExists``), every heal failed, and the documents of the disposed messages
+    stayed in the index with their deletions queued."""
+    vault = copy_of(template, tmp_path)
+    assert die_at(vault, POINTS["catalog-committed"], "dispose") == -9
+    assert leave_a_commit_killed_inside_tantivy(vault, tmp_path / "scratch")
     dispose_again_and_check(vault, template)
