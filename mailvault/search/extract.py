@@ -3,7 +3,8 @@
 Runs in the pipeline's worker processes. Every extraction is capped: attachments above a
 size are skipped, the text kept is cut at a length, and a per-attachment time limit (a
 SIGALRM timer in the worker) stops a hostile file from stalling an import. A file that
-cannot be read yields no text, never an exception: the attachment is still archived.
+cannot be read yields no text, never an exception: the attachment is still archived, and
+what was skipped, and why, is said (a defect of the message) like every other skip.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ _OOXML_TEXT = {
     "word/document.xml", "word/footnotes.xml", "word/endnotes.xml", "xl/sharedStrings.xml",
 }
 _ZIP_MEMBER_CAP = 50 * 1024 * 1024
+# How a file that cannot be read is named in what is said about it.
+_KIND_NAMES = {"pdf": "a PDF", "ooxml": "an Office document", "odf": "an OpenDocument file",
+               "zip": "a ZIP archive"}
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,9 @@ def extractor(limits: Limits) -> Extractor:
                                  f"{limits.timeout_s:g} s.")
         except _MemberTooLarge as exc:
             return Extracted("", f"its text was not extracted: {exc}")
-        except Exception:  # a broken or hostile file: archived, just not searchable inside
-            return Extracted("")
+        except Exception as exc:  # a broken or hostile file: archived, not searchable inside
+            return Extracted("", f"its text was not extracted: it cannot be read as "
+                                 f"{_KIND_NAMES[kind]} ({type(exc).__name__}).")
         if len(text) > limits.max_chars:
             return Extracted(text[:limits.max_chars],
                              f"its text was cut at {limits.max_chars:,} of {len(text):,} "

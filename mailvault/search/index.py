@@ -273,13 +273,26 @@ class SearchIndex:
             deadline = time.monotonic() + _LOCK_WAIT_S
             while True:
                 try:
-                    self._writer = self._index.writer(self.heap_bytes, 1)
+                    self._writer = self._new_writer()
                     break
                 except ValueError as exc:
                     if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                         raise VaultError(f"the index cannot be written: {exc}.") from exc
                     time.sleep(0.2)
         return self._writer
+
+    def _new_writer(self) -> tantivy.IndexWriter:
+        """A writer (raises ValueError while another holds the lock), once it has removed
+        what a writer killed inside its commit left: files that meta.json does not name.
+        Tantivy names a segment's deletions by the commit's opstamp, and the next writer
+        starts from the opstamp meta.json has, so it would write the same name, fail with
+        FileAlreadyExists on every commit, and the index would keep documents of disposed
+        messages for good."""
+        writer = self._index.writer(self.heap_bytes, 1)
+        # Best effort: a failure here is met again, and reported, by the write it affects.
+        with contextlib.suppress(ValueError):
+            writer.garbage_collect_files()
+        return writer
 
     def writer_busy(self) -> bool:
         """Whether another process (or index object) holds the writer now: a peek at the
@@ -316,7 +329,7 @@ class SearchIndex:
         self._writer = None
         self.lost_writers += 1
         with contextlib.suppress(ValueError):
-            self._writer = self._index.writer(self.heap_bytes, 1)
+            self._writer = self._new_writer()
 
     def _writer_failed(self, exc: Exception) -> bool:
         # The writer itself failing (a killed writer, an I/O error, a nearly full disk) is

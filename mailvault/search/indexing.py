@@ -156,10 +156,14 @@ def _index_above(vault: Vault, watermark: int, generation: int, counter: _Counte
             rows = list(islice(catalog.iter_messages(conn, after_id=watermark), _BATCH))
         if not rows:
             return watermark
-        _put(vault, rows)
+        built = _put(vault, rows)
         watermark = rows[-1].id
         vault.index.commit(watermark, generation)
         with vault.engine.begin() as conn:
+            # A message another process changed since it was read (disposed of, say, its
+            # own heal finding nothing to delete yet) is queued: the queue pass below mends
+            # its document.
+            catalog.queue_reindex(conn, _changed(conn, built))
             catalog.set_watermark(conn, watermark)
         counter.add(len(rows))
 
@@ -175,13 +179,20 @@ def _index_queue(vault: Vault, watermark: int, generation: int, counter: _Counte
         # A queued id without a message was disposed of: its document goes.
         present = {r.id for r in rows}
         vault.index.delete([i for i in ids if i not in present])
-        _put(vault, rows)
+        built = _put(vault, rows)
         # The index records the round before the catalog does: a crash in between leaves the
         # index ahead (the round is done again), never a copy that looks newer than it is.
         generation += 1
         vault.index.commit(watermark, generation)
         with vault.engine.begin() as conn:
-            catalog.clear_reindex(conn, ids)
+            # Only what is still as it was read leaves the queue. A message changed since
+            # (disposed of, moved) was queued again by its changer, which is the same queue
+            # row, and its changer's own heal may have found the writer taken or run before
+            # this round's documents were added: clearing it would leave a document of a
+            # message that is gone, with nothing queued to remove it. It stays for the next
+            # round.
+            changed = set(_changed(conn, built))
+            catalog.clear_reindex(conn, [i for i in ids if i not in changed])
             catalog.set_generation(conn, generation)
         counter.add(len(rows))
 
@@ -240,19 +251,29 @@ def rebuild(vault: Vault, actor: str, progress: Callable[[int], None] | None = N
     return heal(vault, progress)
 
 
-def _put(vault: Vault, rows: list[catalog.MessageRow]) -> None:
-    """Write the documents of these messages (not committed). A message the index will not
-    take stays recorded as a failure (once) and healing goes on past it; one it takes now
-    settles its earlier failure."""
-    rejected = vault.index.put(_documents(vault, rows))
+def _changed(conn: Connection, built: dict[int, catalog.DocumentState]) -> list[int]:
+    """The messages whose documents were built from a state the catalog no longer has."""
+    now = catalog.document_states(conn, list(built))
+    return [i for i, state in built.items() if now.get(i) != state]
+
+
+def _put(vault: Vault, rows: list[catalog.MessageRow]) -> dict[int, catalog.DocumentState]:
+    """Write the documents of these messages (not committed); returns the state each was
+    built from. A message the index will not take stays recorded as a failure (once) and
+    healing goes on past it; one it takes now settles its earlier failure."""
+    docs, built = _documents(vault, rows)
+    rejected = vault.index.put(docs)
     with vault.engine.begin() as conn:
         catalog.resolve_failures(conn, (catalog.index_failure_provenance(r.id, r.sha256)
                                         for r in rows if r.id not in rejected))
         catalog.record_index_failures(conn, {r.id: (r.sha256, rejected[r.id])
                                              for r in rows if r.id in rejected})
+    return built
 
 
-def _documents(vault: Vault, rows: list[catalog.MessageRow]) -> list[IndexDoc]:
+def _documents(vault: Vault, rows: list[catalog.MessageRow]
+               ) -> tuple[list[IndexDoc], dict[int, catalog.DocumentState]]:
+    """The documents of these messages, and the state of each they were built from."""
     settings = vault.settings.search
     extract = extractor(Limits(max_bytes=settings.extract_max_mb * 1024 * 1024,
                                timeout_s=settings.extract_timeout_s,
@@ -260,12 +281,14 @@ def _documents(vault: Vault, rows: list[catalog.MessageRow]) -> list[IndexDoc]:
     with vault.engine.connect() as conn:
         arrivals = catalog.arrivals_of(conn, [r.id for r in rows])
     docs = []
+    built = {}
     for row in rows:
         full_text = row.tier in FULL_TEXT_TIERS
         parsed = parse(vault.read_raw(row), extract if full_text else None,
                        settings.max_text_chars)
         docs.append(document(row.id, parsed, row.size, row.tier, arrivals[row.id], full_text))
-    return docs
+        built[row.id] = catalog.DocumentState(row.tier, row.location, len(arrivals[row.id]))
+    return docs, built
 
 
 class _Counter:

@@ -667,6 +667,38 @@ def reindex_pending(conn: Connection, limit: int = 1000) -> list[int]:
     return [r.message_id for r in rows]
 
 
+@dataclass(frozen=True)
+class DocumentState:
+    """What a message's index document depends on that can change after it is archived:
+    its tier and where its bytes are (a tier move, compaction) and how many arrivals it has
+    (arrivals are only ever added). Its bytes, and so everything else in the document, never
+    change."""
+
+    tier: str
+    location: Location
+    arrivals: int
+
+
+def document_states(conn: Connection, message_ids: Sequence[int]) -> dict[int, DocumentState]:
+    """The ``DocumentState`` of each of these messages the catalog holds (a message that is
+    gone, disposed of, is left out). A document written from a state the catalog no longer
+    has is out of date: another process changed the message while it was being indexed."""
+    m, p = schema.messages, schema.provenance
+    out: dict[int, DocumentState] = {}
+    for start in range(0, len(message_ids), 500):
+        chunk = list(message_ids[start:start + 500])
+        counts: dict[int, int] = {
+            row[0]: int(row[1]) for row in conn.execute(
+                select(p.c.message_id, func.count()).where(p.c.message_id.in_(chunk))
+                .group_by(p.c.message_id))}
+        for row in conn.execute(select(m.c.id, m.c.tier, m.c.volume_id, m.c.offset,
+                                       m.c.length).where(m.c.id.in_(chunk))):
+            out[row.id] = DocumentState(row.tier, Location(row.volume_id, row.offset,
+                                                           row.length),
+                                        counts.get(row.id, 0))
+    return out
+
+
 def clear_reindex(conn: Connection, ids: Iterable[int]) -> None:
     ids = list(ids)
     for start in range(0, len(ids), 500):

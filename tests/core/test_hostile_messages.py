@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import invoke, search_json, write_eml_folder
+from mailvault.message import parse
+from mailvault.search.extract import Limits, extractor
+from tests.support import Attachment, build_message, invoke, search_json, write_eml_folder
 
 MEMORY_LIMIT = 1024 * 1024 * 1024
 _PARSE = """
@@ -128,3 +130,18 @@ def test_a_million_character_subject_is_cut_in_search(vault_path: Path, tmp_path
                for d in shown.json()["defects"])
     printed = invoke("show", str(bomb["id"]), "--vault", vault_path)
     assert "attachment bomb.docx: its text was not extracted" in printed.text
+
+
+@pytest.mark.parametrize(("filename", "data", "kind"), [
+    ("broken.pdf", b"%PDF-1.4\n1 0 obj <<\n", "a PDF"),
+    ("broken.docx", b"PK\x03\x04" + b"\x00" * 60, "an Office document"),
+], ids=["pdf", "docx"])
+def test_an_attachment_that_cannot_be_read_is_said_to_be_skipped(
+        filename: str, data: bytes, kind: str) -> None:
+    raw = build_message(subject="broken", attachments=[Attachment(filename, data)])
+    parsed = parse(raw, extractor(Limits(timeout_s=10)))
+    assert [a.filename for a in parsed.attachments] == [filename]
+    (defect,) = [d for d in parsed.defects if d.startswith(f"attachment {filename}")]
+    # The reader's error names why (PdfStreamError, BadZipFile, ...).
+    assert defect.startswith(f"attachment {filename}: its text was not extracted: it cannot "
+                             f"be read as {kind} (")
