@@ -13,17 +13,22 @@ the process's CPU time (user + system: on a machine others load, messages per CP
 says what one unshared core does), and its peak resident memory (``ru_maxrss``). The folder
 is removed after each run unless --keep.
 
-The export builds documents in worker processes (forkserver), whose CPU time ``getrusage``
-of the children does not see (their parent, the fork server, is never waited for): the run
-is started in a session of its own and every process of that session is sampled from
-/proc every 0.1 s (CPU time, and the peak resident memory ``VmHWM`` of each); the command's
-own process is counted exactly from ``getrusage``, the workers as last sampled (so up to
-0.1 s of each worker's last moments may be missed).
+The export works in worker processes (forkserver) that are not its children: their parent
+is the fork server, which the export never waits for, so neither the export's own rusage
+nor a sample of /proc sees all of their CPU (an earlier /proc sampler lost them). This
+bench therefore makes itself a child subreaper (``PR_SET_CHILD_SUBREAPER``): the fork
+server and anything else the export leaves behind is re-parented to the bench when the
+export exits, and the bench waits for every one of them. The kernel adds a waited-for
+process's CPU time, and that of every descendant it waited for, to its parent's children
+usage, so ``getrusage(RUSAGE_CHILDREN)`` after the run holds the CPU of the export, the fork
+server and every worker, exactly. Peak memory: the export process's own ``ru_maxrss`` (from
+``wait4``), and the largest of any process of the run (the children's ``ru_maxrss``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import resource
@@ -36,66 +41,74 @@ from pathlib import Path
 from typing import Any
 
 MAILVAULT = [sys.executable, "-m", "mailvault"]
+_PR_SET_CHILD_SUBREAPER = 36
+_ORPHAN_WAIT_S = 60.0
 
 
 def one_run(vault: Path, out: Path, query: str, fmt: str) -> dict[str, Any]:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    stdout_path = out.with_name(out.name + ".stdout")
     started = time.perf_counter()
-    process = subprocess.Popen([*MAILVAULT, "export", query, "--to", str(out), "--format", fmt,
-                                "--vault", str(vault), "--json"], stdout=subprocess.PIPE,
-                               start_new_session=True)
-    workers: dict[int, tuple[float, int]] = {}
-    while process.poll() is None:
-        workers.update(_session(process.pid))
-        time.sleep(0.1)
+    with open(stdout_path, "wb") as stdout:
+        process = subprocess.Popen([*MAILVAULT, "export", query, "--to", str(out),
+                                    "--format", fmt, "--vault", str(vault), "--json"],
+                                   stdout=stdout)
+        _pid, status, own = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    stdout = process.stdout.read() if process.stdout else b""
+    process.returncode = os.waitstatus_to_exitcode(status)
+    orphans = _reap_orphans()
+    reaped_after = time.perf_counter() - started - elapsed
+    result = json.loads(stdout_path.read_bytes())
+    stdout_path.unlink()
     if process.returncode:
         raise SystemExit(f"export failed ({process.returncode})")
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak_kb = usage.ru_maxrss
-    workers.pop(process.pid, None)
-    cpu = (usage.ru_utime + usage.ru_stime - cpu_before
-           + sum(c for c, _rss in workers.values()))
-    worker_peak_mb = max((rss for _c, rss in workers.values()), default=0) / 1024
-    result = json.loads(stdout)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    own_cpu = own.ru_utime + own.ru_stime
     summary = json.loads((out / "summary.json").read_text("utf-8"))
     manifest_bytes = sum(row["size"] for row in _messages(out))
     counts = result["counts"]
     return {"format": fmt, "messages": counts["exported"], "documents": counts["documents"],
             "errors": counts["errors"], "files": summary["counts"]["files"],
             "seconds": round(elapsed, 1), "cpu_seconds": round(cpu, 1),
+            # The export process's own share (the rest is the fork server and workers).
+            "export_process_cpu_seconds": round(own_cpu, 1),
             # What one unshared core would do: the machine is shared by other engineers.
             "messages_per_cpu_s": round(counts["exported"] / cpu, 1),
             "messages_per_s": round(counts["exported"] / elapsed, 1),
             "mb_per_s": round(manifest_bytes / elapsed / 1e6, 2),
             "archived_mb": round(manifest_bytes / 1e6, 1),
+            "peak_rss_mb": round(own.ru_maxrss / 1024, 1),
             # ru_maxrss of children is the largest of any child so far: a later, smaller run
             # reports the earlier peak, so each format is best run in its own invocation.
-            "peak_rss_mb": round(max(peak_kb, before) / 1024, 1),
-            "workers": len(workers), "worker_peak_rss_mb": round(worker_peak_mb, 1)}
+            "peak_rss_any_process_mb": round(max(usage.ru_maxrss, before) / 1024, 1),
+            "orphans_reaped": orphans, "orphans_reaped_after_s": round(reaped_after, 1)}
 
 
-def _session(leader: int) -> dict[int, tuple[float, int]]:
-    """CPU seconds and peak RSS (kB) of every process in ``leader``'s session."""
-    tick = os.sysconf("SC_CLK_TCK")
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+def _become_subreaper() -> None:
+    """Have the export's orphans (the fork server, its workers) re-parented to this process,
+    so that waiting for them adds their CPU to this process's children usage."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise SystemExit(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
+
+
+def _reap_orphans() -> int:
+    """Wait for every process the export left behind; how many there were."""
+    reaped = 0
+    deadline = time.monotonic() + _ORPHAN_WAIT_S
+    while True:
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[3]) != leader:
-                continue
-            hwm = next((int(line.split()[1]) for line in
-                        Path(f"/proc/{entry}/status").read_text().splitlines()
-                        if line.startswith("VmHWM:")), 0)
-        except (OSError, ValueError):
-            continue
-        found[int(entry)] = ((int(fields[11]) + int(fields[12])) / tick, hwm)
-    return found
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return reaped
+        if pid:
+            reaped += 1
+        elif time.monotonic() > deadline:
+            raise SystemExit("the export left processes running after it exited")
+        else:
+            time.sleep(0.05)
 
 
 def _messages(out: Path) -> list[dict[str, Any]]:
@@ -113,6 +126,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    _become_subreaper()
     for fmt in args.formats:
         runs = []
         for number in range(args.repeat):
