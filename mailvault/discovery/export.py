@@ -170,39 +170,20 @@ def _resumed_parts(vault: Vault, job: ExportJob, root: Path) -> manifest.Parts:
     """The manifest files and mbox files cut back to the job's checkpoint (or begun)."""
     mbox_ends: dict[str, int] = {}
     manifest_ends: dict[str, int] | None = None
-    earlier: list[dict[str, Any]] = []
     for _id, record in jobs.records(vault, job, up_to=job.last_message):
-        batch = _as_batch(record)
-        for path, end in batch["mbox"].items():
+        if "manifest" not in record:
+            # One record a message, without the manifests' ends: written by the development
+            # versions before batch checkpoints (never released), whose files this version
+            # cannot go on from.
+            raise InputError(f"export job {job.id} was begun by an earlier version of "
+                             "mailvault and cannot be resumed by this one: export again "
+                             "to a new folder.")
+        for path, end in record["mbox"].items():
             mbox_ends[path] = max(end, mbox_ends.get(path, 0))
-        manifest_ends = batch["manifest"]
-        if manifest_ends is None:
-            earlier.append(batch)
+        manifest_ends = record["manifest"]
     if job.format == "mbox":
         mbox.cut_back(root, mbox_ends)
-    if earlier and manifest_ends is None:
-        # A job begun by a version that kept each message's documents, not its rows: the
-        # manifests are made again from them.
-        parts = manifest.Parts(root, None)
-        for batch in earlier:
-            parts.add(manifest.rows(batch["rows"]))
-        return parts
     return manifest.Parts(root, manifest_ends)
-
-
-def _as_batch(record: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint record as a batch's, whichever version wrote it (before batches, one
-    record a message held its documents; its manifest ends were not kept)."""
-    if "error" not in record:  # a batch's ("errors")
-        return record
-    error = record["error"]
-    documents = record["documents"]
-    changed = ([{"control": documents[0]["control"], "id": documents[0]["id"],
-                 "sha256": documents[0]["sha256"]}] if record["mbox_changed"] else [])
-    return {"files": record["files"], "errors": [error] if error else [], "changed": changed,
-            "exported": 0 if error else 1, "documents": len(documents),
-            "mbox": dict([record["mbox"]]) if record["mbox"] else {}, "manifest": None,
-            "rows": documents}
 
 
 class _InProcess(Executor):
@@ -424,11 +405,10 @@ def _finish(vault: Vault, job: ExportJob, root: Path, case_name: str | None,
     errors: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     for _id, record in jobs.records(vault, job):
-        batch = _as_batch(record)
-        errors.extend(batch["errors"])
-        changed.extend(batch["changed"])
-        counts["exported"] += batch["exported"]
-        counts["documents"] += batch["documents"]
+        errors.extend(record["errors"])
+        changed.extend(record["changed"])
+        counts["exported"] += record["exported"]
+        counts["documents"] += record["documents"]
     counts["attachments"] = counts["documents"] - counts["exported"]
     fixed = parts.finish()
     counts["errors"] = len(errors)

@@ -145,8 +145,7 @@ def checkpoint(vault: Vault, job: ExportJob, last_message: int, count: int,
 
 def records(vault: Vault, job: ExportJob, up_to: int | None = None
             ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """What was written for each batch done (each message's, for a job checkpointed by a
-    version before batch records), in order, read a page at a time."""
+    """What was written for each batch done, in order, read a page at a time."""
     items = schema.export_items
     after = 0
     while True:
