@@ -79,6 +79,8 @@ class IndexProgress:
     indexed_through: int
     newest: int
     problem: str
+    # What rebuilding the index would bring ('' when nothing: it has the current schema).
+    upgrade: str = ""
 
     @property
     def behind(self) -> int:
@@ -87,7 +89,8 @@ class IndexProgress:
     def to_json(self) -> dict[str, object]:
         return {"messages": self.messages, "indexed": self.indexed, "behind": self.behind,
                 "indexed_through": self.indexed_through, "newest": self.newest,
-                "reindex_queued": self.queued, "problem": self.problem or None}
+                "reindex_queued": self.queued, "problem": self.problem or None,
+                "upgrade": self.upgrade or None}
 
 
 def document(message_id: int, parsed: ParsedMessage, size: int, tier: str,
@@ -223,7 +226,8 @@ def index_progress(vault: Vault) -> IndexProgress:
     if not problem and (indexed < messages or queued) and vault.index.writer_busy():
         problem = ("another process (a running serve) holds the index writer and indexes "
                    "them")
-    return IndexProgress(messages, max(indexed, 0), queued, through.watermark, newest, problem)
+    return IndexProgress(messages, max(indexed, 0), queued, through.watermark, newest, problem,
+                         vault.index.upgrade)
 
 
 def rebuild(vault: Vault, actor: str, progress: Callable[[int], None] | None = None) -> int:
