@@ -16,17 +16,21 @@ document by document.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, repeat
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from mailvault import lifeline
 from mailvault.config import Settings
-from mailvault.message import ParsedMessage, parse
-from mailvault.records import Provenance
+from mailvault.message import parse
 from mailvault.search.document import (
     FULL_TEXT_TIERS,
     IndexDoc,
@@ -52,6 +56,12 @@ class Vault(Protocol):
 
 _BATCH = 500
 _EVERY_ID = 2**62
+# A heal with at least this many messages above its watermark (a reindex, an index folder
+# lost or of an older schema) parses them in worker processes: parsing is most of the work
+# (about 1,000 messages a second on one core), and a pool costs a second to start.
+PARALLEL_FROM = 20_000
+# Messages a worker parses per round trip (a batch gives each of two workers several).
+_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -93,12 +103,6 @@ class IndexProgress:
                 "upgrade": self.upgrade or None}
 
 
-def document(message_id: int, parsed: ParsedMessage, size: int, tier: str,
-             arrivals: list[Provenance], full_text: bool = True) -> IndexDoc:
-    """The index document of a message: headers, text, and what its arrivals add."""
-    return with_arrivals(message_document(parsed, size, tier, full_text), message_id, arrivals)
-
-
 def indexed_through(vault: Vault, conn: Connection) -> IndexedThrough:
     """How far the index holds current documents (reads only; works on a full disk)."""
     watermark = catalog.get_watermark(conn)
@@ -136,9 +140,11 @@ def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
 def _heal(vault: Vault, progress: Callable[[int], None] | None) -> int:
     with vault.engine.connect() as conn:
         start = indexed_through(vault, conn)
+        behind = catalog.count_ids_between(conn, start.watermark, _EVERY_ID)
     counter = _Counter(progress)
-    watermark = _index_above(vault, start.watermark, start.generation, counter)
-    generation = _index_queue(vault, watermark, start.generation, counter)
+    with _parsers(vault, behind) as pool:
+        watermark = _index_above(vault, start.watermark, start.generation, counter, pool)
+        generation = _index_queue(vault, watermark, start.generation, counter)
     if start.suspect:
         with vault.engine.connect() as conn:
             wrong = _mismatched(vault, conn, watermark)
@@ -152,14 +158,32 @@ def _heal(vault: Vault, progress: Callable[[int], None] | None) -> int:
     return counter.done
 
 
-def _index_above(vault: Vault, watermark: int, generation: int, counter: _Counter) -> int:
+@contextlib.contextmanager
+def _parsers(vault: Vault, behind: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Worker processes that parse for a heal of ``behind`` messages, if that many (None:
+    parse here)."""
+    workers = vault.settings.ingest.workers or multiprocessing.cpu_count()
+    if behind < PARALLEL_FROM or workers < 2:
+        yield None
+        return
+    # The workers end with this process, even when it is killed (lifeline.py).
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=lifeline.bind_to, initargs=(os.getpid(),))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _index_above(vault: Vault, watermark: int, generation: int, counter: _Counter,
+                 pool: ProcessPoolExecutor | None = None) -> int:
     """Index every message above ``watermark``, a batch per commit; the new watermark."""
     while True:
         with vault.engine.connect() as conn:
             rows = list(islice(catalog.iter_messages(conn, after_id=watermark), _BATCH))
         if not rows:
             return watermark
-        _put(vault, rows)
+        _put(vault, rows, pool)
         watermark = rows[-1].id
         vault.index.commit(watermark, generation)
         with vault.engine.begin() as conn:
@@ -244,11 +268,12 @@ def rebuild(vault: Vault, actor: str, progress: Callable[[int], None] | None = N
     return heal(vault, progress)
 
 
-def _put(vault: Vault, rows: list[catalog.MessageRow]) -> None:
+def _put(vault: Vault, rows: list[catalog.MessageRow],
+         pool: ProcessPoolExecutor | None = None) -> None:
     """Write the documents of these messages (not committed). A message the index will not
     take stays recorded as a failure (once) and healing goes on past it; one it takes now
     settles its earlier failure."""
-    rejected = vault.index.put(_documents(vault, rows))
+    rejected = vault.index.put(_documents(vault, rows, pool))
     with vault.engine.begin() as conn:
         catalog.resolve_failures(conn, (catalog.index_failure_provenance(r.id, r.sha256)
                                         for r in rows if r.id not in rejected))
@@ -256,19 +281,35 @@ def _put(vault: Vault, rows: list[catalog.MessageRow]) -> None:
                                              for r in rows if r.id in rejected})
 
 
-def _documents(vault: Vault, rows: list[catalog.MessageRow]) -> list[IndexDoc]:
+def _documents(vault: Vault, rows: list[catalog.MessageRow],
+               pool: ProcessPoolExecutor | None = None) -> list[IndexDoc]:
     settings = vault.settings.search
-    extract = extractor(Limits(max_bytes=settings.extract_max_mb * 1024 * 1024,
-                               timeout_s=settings.extract_timeout_s,
-                               max_chars=settings.extract_max_chars))
+    limits = Limits(max_bytes=settings.extract_max_mb * 1024 * 1024,
+                    timeout_s=settings.extract_timeout_s, max_chars=settings.extract_max_chars)
     with vault.engine.connect() as conn:
         arrivals = catalog.arrivals_of(conn, [r.id for r in rows])
+    # Read (and checked against its hash) here: only this process holds the keys.
+    items = [(vault.read_raw(row), row.size, row.tier) for row in rows]
+    if pool is None:
+        docs = message_documents(items, limits, settings.max_text_chars)
+    else:
+        chunks = [items[start:start + _CHUNK] for start in range(0, len(items), _CHUNK)]
+        docs = [doc for chunk in pool.map(message_documents, chunks, repeat(limits),
+                                          repeat(settings.max_text_chars)) for doc in chunk]
+    return [with_arrivals(doc, row.id, arrivals[row.id])
+            for doc, row in zip(docs, rows, strict=True)]
+
+
+def message_documents(items: list[tuple[bytes, int, str]], limits: Limits,
+                      max_text_chars: int) -> list[IndexDoc]:
+    """What each message (raw bytes, size, tier) says of itself, without id and arrivals:
+    the parsing part of healing (run in worker processes when healing many)."""
+    extract = extractor(limits)
     docs = []
-    for row in rows:
-        full_text = row.tier in FULL_TEXT_TIERS
-        parsed = parse(vault.read_raw(row), extract if full_text else None,
-                       settings.max_text_chars)
-        docs.append(document(row.id, parsed, row.size, row.tier, arrivals[row.id], full_text))
+    for raw, size, tier in items:
+        full_text = tier in FULL_TEXT_TIERS
+        parsed = parse(raw, extract if full_text else None, max_text_chars)
+        docs.append(message_document(parsed, size, tier, full_text))
     return docs
 
 

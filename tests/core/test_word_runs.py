@@ -95,7 +95,7 @@ def test_the_corpus_answers_the_same_by_runs_and_by_phrase(
         for text in ("from:phillip.allen", "from:phillip.allen@enron.com", "from:enron.com",
                      "participant:john.arnold@enron.com", "cc:enron.com subject:re",
                      "-from:enron.com subject:meeting", '"phillip allen"',
-                     'from:"Phillip K Allen"', "to:(jeff.dasovich OR steven.kean)"):
+                     'from:"Joe Perches"', "to:(jeff.dasovich OR steven.kean)"):
             by_runs, by_phrase = both_ways(index, q.parse(text))
             assert by_runs == by_phrase and by_runs, text
 
