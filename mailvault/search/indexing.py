@@ -21,6 +21,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import islice, repeat
 from typing import Protocol
@@ -290,12 +291,14 @@ def _documents(vault: Vault, rows: list[catalog.MessageRow],
         arrivals = catalog.arrivals_of(conn, [r.id for r in rows])
     # Read (and checked against its hash) here: only this process holds the keys.
     items = [(vault.read_raw(row), row.size, row.tier) for row in rows]
-    if pool is None:
-        docs = message_documents(items, limits, settings.max_text_chars)
-    else:
+    docs: list[IndexDoc] | None = None
+    if pool is not None:
         chunks = [items[start:start + _CHUNK] for start in range(0, len(items), _CHUNK)]
-        docs = [doc for chunk in pool.map(message_documents, chunks, repeat(limits),
-                                          repeat(settings.max_text_chars)) for doc in chunk]
+        with contextlib.suppress(BrokenProcessPool):  # a worker killed: parse here instead
+            docs = [doc for chunk in pool.map(message_documents, chunks, repeat(limits),
+                                              repeat(settings.max_text_chars)) for doc in chunk]
+    if docs is None:
+        docs = message_documents(items, limits, settings.max_text_chars)
     return [with_arrivals(doc, row.id, arrivals[row.id])
             for doc, row in zip(docs, rows, strict=True)]
 

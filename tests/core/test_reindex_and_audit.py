@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from mailvault.search import indexing
-
 from tests.support import (
     Attachment,
     build_message,
