@@ -517,8 +517,10 @@ class SearchIndex:
                 words.append(str(next(kept)))
                 continue
             for start in range(len(words) - 1):
-                for end in range(start + 2, min(start + RUN_WORDS, len(words)) + 1):
-                    yield " ".join(words[start:end])
+                run = words[start]
+                for word in words[start + 1:start + RUN_WORDS]:
+                    run = f"{run} {word}"
+                    yield run
             words = []
 
     # -- reading ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from itertools import islice, repeat
+from itertools import islice
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine
@@ -178,18 +178,29 @@ def _parsers(vault: Vault, behind: int) -> Iterator[ProcessPoolExecutor | None]:
 
 def _index_above(vault: Vault, watermark: int, generation: int, counter: _Counter,
                  pool: ProcessPoolExecutor | None = None) -> int:
-    """Index every message above ``watermark``, a batch per commit; the new watermark."""
-    while True:
-        with vault.engine.connect() as conn:
-            rows = list(islice(catalog.iter_messages(conn, after_id=watermark), _BATCH))
-        if not rows:
-            return watermark
-        _put(vault, rows, pool)
+    """Index every message above ``watermark``, a batch per commit; the new watermark.
+    With worker processes, each batch is handed to them before the one before it is
+    written, so that parsing and writing overlap."""
+    rows = _batch_after(vault, watermark)
+    building = _building(vault, rows, pool)
+    while rows:
+        following = _batch_after(vault, rows[-1].id)
+        ahead = _building(vault, following, pool) if following else None
+        _put(vault, rows, building())
         watermark = rows[-1].id
         vault.index.commit(watermark, generation)
         with vault.engine.begin() as conn:
             catalog.set_watermark(conn, watermark)
         counter.add(len(rows))
+        if ahead is None:
+            break
+        rows, building = following, ahead
+    return watermark
+
+
+def _batch_after(vault: Vault, watermark: int) -> list[catalog.MessageRow]:
+    with vault.engine.connect() as conn:
+        return list(islice(catalog.iter_messages(conn, after_id=watermark), _BATCH))
 
 
 def _index_queue(vault: Vault, watermark: int, generation: int, counter: _Counter) -> int:
@@ -203,7 +214,7 @@ def _index_queue(vault: Vault, watermark: int, generation: int, counter: _Counte
         # A queued id without a message was disposed of: its document goes.
         present = {r.id for r in rows}
         vault.index.delete([i for i in ids if i not in present])
-        _put(vault, rows)
+        _put(vault, rows, _building(vault, rows, None)())
         # The index records the round before the catalog does: a crash in between leaves the
         # index ahead (the round is done again), never a copy that looks newer than it is.
         generation += 1
@@ -269,12 +280,11 @@ def rebuild(vault: Vault, actor: str, progress: Callable[[int], None] | None = N
     return heal(vault, progress)
 
 
-def _put(vault: Vault, rows: list[catalog.MessageRow],
-         pool: ProcessPoolExecutor | None = None) -> None:
+def _put(vault: Vault, rows: list[catalog.MessageRow], docs: list[IndexDoc]) -> None:
     """Write the documents of these messages (not committed). A message the index will not
     take stays recorded as a failure (once) and healing goes on past it; one it takes now
     settles its earlier failure."""
-    rejected = vault.index.put(_documents(vault, rows, pool))
+    rejected = vault.index.put(docs)
     with vault.engine.begin() as conn:
         catalog.resolve_failures(conn, (catalog.index_failure_provenance(r.id, r.sha256)
                                         for r in rows if r.id not in rejected))
@@ -282,25 +292,44 @@ def _put(vault: Vault, rows: list[catalog.MessageRow],
                                              for r in rows if r.id in rejected})
 
 
-def _documents(vault: Vault, rows: list[catalog.MessageRow],
-               pool: ProcessPoolExecutor | None = None) -> list[IndexDoc]:
+def _building(vault: Vault, rows: list[catalog.MessageRow],
+              pool: ProcessPoolExecutor | None) -> Callable[[], list[IndexDoc]]:
+    """The documents of these messages, as a call that returns them: parsed by the worker
+    processes from now on (the bytes are read now, here: only this process holds the keys),
+    or without workers all here when called. A worker that dies leaves its batch to be
+    parsed here."""
     settings = vault.settings.search
     limits = Limits(max_bytes=settings.extract_max_mb * 1024 * 1024,
                     timeout_s=settings.extract_timeout_s, max_chars=settings.extract_max_chars)
-    with vault.engine.connect() as conn:
-        arrivals = catalog.arrivals_of(conn, [r.id for r in rows])
-    # Read (and checked against its hash) here: only this process holds the keys.
-    items = [(vault.read_raw(row), row.size, row.tier) for row in rows]
-    docs: list[IndexDoc] | None = None
-    if pool is not None:
-        chunks = [items[start:start + _CHUNK] for start in range(0, len(items), _CHUNK)]
-        with contextlib.suppress(BrokenProcessPool):  # a worker killed: parse here instead
-            docs = [doc for chunk in pool.map(message_documents, chunks, repeat(limits),
-                                              repeat(settings.max_text_chars)) for doc in chunk]
-    if docs is None:
-        docs = message_documents(items, limits, settings.max_text_chars)
-    return [with_arrivals(doc, row.id, arrivals[row.id])
-            for doc, row in zip(docs, rows, strict=True)]
+
+    def finish(docs: list[IndexDoc]) -> list[IndexDoc]:
+        with vault.engine.connect() as conn:
+            arrivals = catalog.arrivals_of(conn, [r.id for r in rows])
+        return [with_arrivals(doc, row.id, arrivals[row.id])
+                for doc, row in zip(docs, rows, strict=True)]
+
+    def read() -> list[tuple[bytes, int, str]]:
+        return [(vault.read_raw(row), row.size, row.tier) for row in rows]
+
+    if pool is None:
+        return lambda: finish(message_documents(read(), limits, settings.max_text_chars))
+    items = read()
+    try:
+        futures = [pool.submit(message_documents, items[start:start + _CHUNK], limits,
+                               settings.max_text_chars)
+                   for start in range(0, len(items), _CHUNK)]
+    except BrokenProcessPool:
+        futures = []
+
+    def collect() -> list[IndexDoc]:
+        try:
+            if futures:
+                return finish([doc for future in futures for doc in future.result()])
+        except BrokenProcessPool:
+            pass
+        return finish(message_documents(items, limits, settings.max_text_chars))
+
+    return collect
 
 
 def message_documents(items: list[tuple[bytes, int, str]], limits: Limits,
