@@ -131,6 +131,8 @@ def status(vault: VaultOption = None, json_out: JsonOption = False) -> None:
     if found.catalog_problem:
         print_line(found.catalog_problem)
     print_line(_index_line(found.index, found.index_problem))
+    if found.index.upgrade:
+        print_line(f"index: {found.index.upgrade}")
     for line in describe_status(found.endpoint):
         print_line(line)
     for source in found.sources:

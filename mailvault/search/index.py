@@ -42,9 +42,18 @@ TEXT_FIELDS = ("from", "to", "cc", "bcc", "subject", "body", "attachment", "file
 KEYWORD_FIELDS = ("tier", "tag", "msgid", "has", "fromdomain")
 # Keyword fields kept as fast fields too, so that facets count them (``facet_counts``).
 FACET_FIELDS = ("year", "fromdomain", "folderkey", "tier", "has")
+# Participant fields whose values are also indexed as word runs (``word_runs``): every
+# run of 2 to RUN_WORDS adjacent words of one value, as one raw term, so that a phrase over
+# the field (``from:phillip.allen``, ``cc:enron.com``, ``from:"Phillip Allen"``) is one term
+# query with exactly the phrase's matches instead of a walk over the positions of its words.
+RUN_FIELDS = {"from": "fromrun", "to": "torun", "cc": "ccrun", "bcc": "bccrun"}
+RUN_WORDS = 5
 # The version of the schema below, written into the marker. An index folder built with
-# another schema (an older mailvault) is emptied when opened and rebuilt by healing.
-SCHEMA_VERSION = 3
+# another schema (an older mailvault) is emptied when opened and rebuilt by healing, except
+# one of PHRASE_SCHEMA_VERSION (no word runs), which is kept and answers those phrases by
+# their positions until `mailvault reindex` builds it again.
+SCHEMA_VERSION = 4
+PHRASE_SCHEMA_VERSION = 3
 _LOCK_WAIT_S = 30.0
 WRITER_LOCK = ".tantivy-writer.lock"  # Tantivy's writer holds an flock on this file
 MARKER_FILE = "mailvault-index.json"
@@ -166,7 +175,7 @@ def _count(result: tantivy.SearchResult) -> int:
     return int(getattr(result, "count", 0) or 0)
 
 
-def _schema() -> tantivy.Schema:
+def _schema(word_runs: bool) -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     # Signed: the Python binding deletes by term only on signed integers.
     builder.add_integer_field("id", stored=True, indexed=True, fast=True)
@@ -175,24 +184,24 @@ def _schema() -> tantivy.Schema:
     builder.add_unsigned_field("size", indexed=True, fast=True)
     for name in TEXT_FIELDS:
         builder.add_text_field(name, tokenizer_name=ANALYZER)
-    for name in _keyword_fields():
+    for name in _keyword_fields(word_runs):
         builder.add_text_field(name, tokenizer_name="raw", index_option="basic",
                                fast=name in FACET_FIELDS)
     return builder.build()
 
 
-def _keyword_fields() -> tuple[str, ...]:
+def _keyword_fields(word_runs: bool) -> tuple[str, ...]:
     # "refs": the Message-IDs a message replies to (In-Reply-To, References), for threads.
     # "party": every address party to the message (own-mail scoping, query.Party).
     extra = tuple(n for n in (*FACET_FIELDS, "refs", "party") if n not in KEYWORD_FIELDS)
-    return KEYWORD_FIELDS + extra
+    return KEYWORD_FIELDS + extra + (tuple(RUN_FIELDS.values()) if word_runs else ())
 
 
-def _expected_fields() -> dict[str, bool]:
+def _expected_fields(word_runs: bool) -> dict[str, bool]:
     """Field name -> fast, as _schema() declares them (compared with an index folder's)."""
     fields = {"id": True, "date": True, "sort_date": True, "size": True}
     fields.update((name, False) for name in TEXT_FIELDS)
-    fields.update((name, name in FACET_FIELDS) for name in _keyword_fields())
+    fields.update((name, name in FACET_FIELDS) for name in _keyword_fields(word_runs))
     return fields
 
 
@@ -207,11 +216,21 @@ def _folder_fields(path: Path) -> dict[str, bool] | None:
         raise VaultError(f"the index in {path} cannot be read: {exc}.") from exc
 
 
+# Words of this many bytes or more are left out of the text fields (``_analyzer``).
+_LONG_WORD = 60
+
+
 def _analyzer() -> tantivy.TextAnalyzer:
     return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-            .filter(tantivy.Filter.remove_long(60))
+            .filter(tantivy.Filter.remove_long(_LONG_WORD))
             .filter(tantivy.Filter.lowercase())
             .build())
+
+
+def _splitter() -> tantivy.TextAnalyzer:
+    """The analyzer's words as written, long ones included: where a long word was left
+    out, the words on either side are not adjacent for a phrase."""
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).build()
 
 
 class SearchIndex:
@@ -221,14 +240,18 @@ class SearchIndex:
         self.path = path
         self.heap_bytes = max(heap_mb, 16) * 1024 * 1024
         file_modes.make_folder(path)
-        self.schema = _schema()
         self._writer: tantivy.IndexWriter | None = None
-        self._drop_outdated()
+        self.schema_version = self._folder_schema()
+        # Whether the folder holds the word runs (RUN_FIELDS): one built by an older
+        # mailvault does not, and answers phrases over those fields by positions.
+        self.word_runs = self.schema_version != PHRASE_SCHEMA_VERSION
+        self.schema = _schema(self.word_runs)
         try:
             self._index = tantivy.Index(self.schema, path=str(path), reuse=True)
         except (OSError, ValueError) as exc:
             raise VaultError(f"the index in {path} cannot be opened: {exc}.") from exc
         self.analyzer = _analyzer()
+        self._splitter = _splitter()
         self._index.register_tokenizer(ANALYZER, self.analyzer)
         # How many writers failed and were replaced: documents added before a replacement
         # were lost with the old writer, whoever added them.
@@ -243,20 +266,33 @@ class SearchIndex:
         # window's few. Below 0, every query counts as broad (tests of both ways).
         self.broad_matches = 300_000
 
-    def _drop_outdated(self) -> None:
-        """Empty a folder built with another schema (its marker names another version, or
-        its fields differ): healing then fills it from the catalog, as for a new folder."""
+    def _folder_schema(self) -> int:
+        """The schema version to open the folder with: this one, or the one before it,
+        kept (see PHRASE_SCHEMA_VERSION). A folder built with any other schema (its marker
+        names another version, or its fields differ) is emptied: healing then fills it from
+        the catalog, as a new folder."""
         fields = _folder_fields(self.path)
         if fields is None:
-            return
+            return SCHEMA_VERSION
         written = self._marker_schema()
-        if fields == _expected_fields() and written in (None, SCHEMA_VERSION):
-            return
+        if fields == _expected_fields(True) and written in (None, SCHEMA_VERSION):
+            return SCHEMA_VERSION
+        if fields == _expected_fields(False) and written in (None, PHRASE_SCHEMA_VERSION):
+            return PHRASE_SCHEMA_VERSION
         if self.writer_busy():
             raise VaultError(f"the index in {self.path} was built by another version of "
                              "mailvault and another process is writing it: stop that process "
                              "(mailvault serve) so that the index can be rebuilt.")
         _empty_folder(self.path)
+        return SCHEMA_VERSION
+
+    @property
+    def upgrade(self) -> str:
+        """What a rebuild would bring this folder ('' when it has the current schema)."""
+        if self.word_runs:
+            return ""
+        return ("the index was built by an older mailvault: from:, to:, cc: and bcc: "
+                "searches of several words are slower until 'mailvault reindex' rebuilds it")
 
     def _marker_schema(self) -> int | None:
         try:
@@ -414,7 +450,7 @@ class SearchIndex:
         path = self.path / MARKER_FILE
         temporary = path.with_suffix(".tmp")
         data = json.dumps({"watermark": marker.watermark, "generation": marker.generation,
-                           "schema": SCHEMA_VERSION})
+                           "schema": self.schema_version})
         try:
             with open(temporary, "w", encoding="utf-8") as handle:
                 handle.write(data)
@@ -472,12 +508,33 @@ class SearchIndex:
             for value in values:
                 if value:
                     d.add_text(name, spaced(value))
+            if self.word_runs and name in RUN_FIELDS:
+                for run in sorted({r for v in values if v for r in self._runs(spaced(v))}):
+                    d.add_text(RUN_FIELDS[name], run)
         if doc.msgid:
             d.add_text("msgid", doc.msgid.strip().strip("<>"))
         for name, values in (("has", doc.has), ("tag", doc.tag)):
             for value in values:
                 d.add_text(name, value.lower())
         return d
+
+    def _runs(self, text: str) -> Iterator[str]:
+        """Every run of 2 to RUN_WORDS adjacent words of one value, as the analyzer indexes
+        them (lower case), joined by spaces: what a phrase of those words matches. A long
+        word the analyzer leaves out separates runs, as it keeps a phrase from matching
+        across it; a value's runs never continue into the next value's (nor do phrases)."""
+        kept = iter(self.analyzer.analyze(text))
+        words: list[str] = []
+        for written in [*self._splitter.analyze(text), ""]:
+            if 0 < len(written.encode("utf-8")) < _LONG_WORD:
+                words.append(str(next(kept)))
+                continue
+            for start in range(len(words) - 1):
+                run = words[start]
+                for word in words[start + 1:start + RUN_WORDS]:
+                    run = f"{run} {word}"
+                    yield run
+            words = []
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -617,7 +674,7 @@ class SearchIndex:
                 return int(searcher.doc_freq(node.field, _keyword_value(node)))
             tokens = [str(t) for t in self.analyzer.analyze(spaced(node.text))]
             if tokens:
-                return sum(min(int(searcher.doc_freq(name, t)) for t in tokens)
+                return sum(self._most_in(searcher, name, tokens)
                            for name in ((node.field,) if node.field else DEFAULT_FIELDS))
         if isinstance(node, q.Party):
             return 0
@@ -633,6 +690,14 @@ class SearchIndex:
             each = [self._most(searcher, c) for c in node.children]
             return None if None in each else sum(m for m in each if m is not None)
         return None
+
+    def _most_in(self, searcher: tantivy.Searcher, name: str, tokens: list[str]) -> int:
+        """At most how many documents have these words in field ``name``: exactly the
+        matches of their word run where there is one, else the rarest word's."""
+        run = self._run(name, tokens) if len(tokens) > 1 else None
+        if run is not None:
+            return int(searcher.doc_freq(*run))
+        return min(int(searcher.doc_freq(name, t)) for t in tokens)
 
     def _page(self, searcher: tantivy.Searcher, node: q.Node,
               spread: list[tuple[int, int | None, int]], page: tuple[int, int, str]
@@ -826,7 +891,7 @@ class SearchIndex:
                 else (tantivy.Occur.Must, self.compile(child)) for child in children]
 
     def _term(self, term: q.Term) -> tantivy.Query:
-        if term.field is not None and term.field not in _expected_fields():
+        if term.field is not None and term.field not in _expected_fields(False):
             # hold: (and any operator the index has no field for) names messages that are
             # looked up before a search reaches the index; one reaching it is a caller's slip.
             raise QueryError(f"the index cannot answer '{term.field}:' by itself: the messages "
@@ -854,4 +919,16 @@ class SearchIndex:
             return tantivy.Query.term_query(self.schema, name, word, index_option="freq")
         if prefix:
             return tantivy.Query.phrase_prefix_query(self.schema, name, tokens)
+        run = self._run(name, tokens)
+        if run is not None:
+            return tantivy.Query.term_query(self.schema, *run)
         return tantivy.Query.phrase_query(self.schema, name, tokens)
+
+    def _run(self, name: str, tokens: Sequence[str | tuple[int, str]]
+             ) -> tuple[str, str] | None:
+        """(field, term) of the word run that matches exactly what the phrase of these
+        words over field ``name`` matches, or None when the index holds no such run (a
+        field without runs, a phrase longer than RUN_WORDS, an index of the older schema)."""
+        if not self.word_runs or name not in RUN_FIELDS or not 1 < len(tokens) <= RUN_WORDS:
+            return None
+        return RUN_FIELDS[name], " ".join(str(t) for t in tokens)

@@ -16,7 +16,12 @@ document by document.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
@@ -24,9 +29,9 @@ from typing import Protocol
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from mailvault import lifeline
 from mailvault.config import Settings
-from mailvault.message import ParsedMessage, parse
-from mailvault.records import Provenance
+from mailvault.message import parse
 from mailvault.search.document import (
     FULL_TEXT_TIERS,
     IndexDoc,
@@ -52,6 +57,12 @@ class Vault(Protocol):
 
 _BATCH = 500
 _EVERY_ID = 2**62
+# A heal with at least this many messages above its watermark (a reindex, an index folder
+# lost or of an older schema) parses them in worker processes: parsing is most of the work
+# (about 1,000 messages a second on one core), and a pool costs a second to start.
+PARALLEL_FROM = 20_000
+# Messages a worker parses per round trip (a batch gives each of two workers several).
+_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,8 @@ class IndexProgress:
     indexed_through: int
     newest: int
     problem: str
+    # What rebuilding the index would bring ('' when nothing: it has the current schema).
+    upgrade: str = ""
 
     @property
     def behind(self) -> int:
@@ -87,13 +100,8 @@ class IndexProgress:
     def to_json(self) -> dict[str, object]:
         return {"messages": self.messages, "indexed": self.indexed, "behind": self.behind,
                 "indexed_through": self.indexed_through, "newest": self.newest,
-                "reindex_queued": self.queued, "problem": self.problem or None}
-
-
-def document(message_id: int, parsed: ParsedMessage, size: int, tier: str,
-             arrivals: list[Provenance], full_text: bool = True) -> IndexDoc:
-    """The index document of a message: headers, text, and what its arrivals add."""
-    return with_arrivals(message_document(parsed, size, tier, full_text), message_id, arrivals)
+                "reindex_queued": self.queued, "problem": self.problem or None,
+                "upgrade": self.upgrade or None}
 
 
 def indexed_through(vault: Vault, conn: Connection) -> IndexedThrough:
@@ -133,9 +141,11 @@ def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
 def _heal(vault: Vault, progress: Callable[[int], None] | None) -> int:
     with vault.engine.connect() as conn:
         start = indexed_through(vault, conn)
+        behind = catalog.count_ids_between(conn, start.watermark, _EVERY_ID)
     counter = _Counter(progress)
-    watermark = _index_above(vault, start.watermark, start.generation, counter)
-    generation = _index_queue(vault, watermark, start.generation, counter)
+    with _parsers(vault, behind) as pool:
+        watermark = _index_above(vault, start.watermark, start.generation, counter, pool)
+        generation = _index_queue(vault, watermark, start.generation, counter)
     if start.suspect:
         with vault.engine.connect() as conn:
             wrong = _mismatched(vault, conn, watermark)
@@ -149,14 +159,35 @@ def _heal(vault: Vault, progress: Callable[[int], None] | None) -> int:
     return counter.done
 
 
-def _index_above(vault: Vault, watermark: int, generation: int, counter: _Counter) -> int:
-    """Index every message above ``watermark``, a batch per commit; the new watermark."""
-    while True:
-        with vault.engine.connect() as conn:
-            rows = list(islice(catalog.iter_messages(conn, after_id=watermark), _BATCH))
-        if not rows:
-            return watermark
-        built = _put(vault, rows)
+@contextlib.contextmanager
+def _parsers(vault: Vault, behind: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Worker processes that parse for a heal of ``behind`` messages, if that many (None:
+    parse here)."""
+    workers = vault.settings.ingest.workers or multiprocessing.cpu_count()
+    if behind < PARALLEL_FROM or workers < 2:
+        yield None
+        return
+    # The workers end with this process, even when it is killed (lifeline.py).
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=lifeline.bind_to, initargs=(os.getpid(),))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _index_above(vault: Vault, watermark: int, generation: int, counter: _Counter,
+                 pool: ProcessPoolExecutor | None = None) -> int:
+    """Index every message above ``watermark``, a batch per commit; the new watermark.
+    With worker processes, each batch is handed to them before the one before it is
+    written, so that parsing and writing overlap."""
+    rows = _batch_after(vault, watermark)
+    building = _building(vault, rows, pool)
+    while rows:
+        following = _batch_after(vault, rows[-1].id)
+        ahead = _building(vault, following, pool) if following else None
+        docs, built = building()
+        _put(vault, rows, docs)
         watermark = rows[-1].id
         vault.index.commit(watermark, generation)
         with vault.engine.begin() as conn:
@@ -166,6 +197,15 @@ def _index_above(vault: Vault, watermark: int, generation: int, counter: _Counte
             catalog.queue_reindex(conn, _changed(conn, built))
             catalog.set_watermark(conn, watermark)
         counter.add(len(rows))
+        if ahead is None:
+            break
+        rows, building = following, ahead
+    return watermark
+
+
+def _batch_after(vault: Vault, watermark: int) -> list[catalog.MessageRow]:
+    with vault.engine.connect() as conn:
+        return list(islice(catalog.iter_messages(conn, after_id=watermark), _BATCH))
 
 
 def _index_queue(vault: Vault, watermark: int, generation: int, counter: _Counter) -> int:
@@ -179,7 +219,8 @@ def _index_queue(vault: Vault, watermark: int, generation: int, counter: _Counte
         # A queued id without a message was disposed of: its document goes.
         present = {r.id for r in rows}
         vault.index.delete([i for i in ids if i not in present])
-        built = _put(vault, rows)
+        docs, built = _building(vault, rows, None)()
+        _put(vault, rows, docs)
         # The index records the round before the catalog does: a crash in between leaves the
         # index ahead (the round is done again), never a copy that looks newer than it is.
         generation += 1
@@ -234,7 +275,8 @@ def index_progress(vault: Vault) -> IndexProgress:
     if not problem and (indexed < messages or queued) and vault.index.writer_busy():
         problem = ("another process (a running serve) holds the index writer and indexes "
                    "them")
-    return IndexProgress(messages, max(indexed, 0), queued, through.watermark, newest, problem)
+    return IndexProgress(messages, max(indexed, 0), queued, through.watermark, newest, problem,
+                         vault.index.upgrade)
 
 
 def rebuild(vault: Vault, actor: str, progress: Callable[[int], None] | None = None) -> int:
@@ -257,38 +299,74 @@ def _changed(conn: Connection, built: dict[int, catalog.DocumentState]) -> list[
     return [i for i, state in built.items() if now.get(i) != state]
 
 
-def _put(vault: Vault, rows: list[catalog.MessageRow]) -> dict[int, catalog.DocumentState]:
-    """Write the documents of these messages (not committed); returns the state each was
-    built from. A message the index will not take stays recorded as a failure (once) and
-    healing goes on past it; one it takes now settles its earlier failure."""
-    docs, built = _documents(vault, rows)
+def _put(vault: Vault, rows: list[catalog.MessageRow], docs: list[IndexDoc]) -> None:
+    """Write the documents of these messages (not committed). A message the index will not
+    take stays recorded as a failure (once) and healing goes on past it; one it takes now
+    settles its earlier failure."""
     rejected = vault.index.put(docs)
     with vault.engine.begin() as conn:
         catalog.resolve_failures(conn, (catalog.index_failure_provenance(r.id, r.sha256)
                                         for r in rows if r.id not in rejected))
         catalog.record_index_failures(conn, {r.id: (r.sha256, rejected[r.id])
                                              for r in rows if r.id in rejected})
-    return built
 
 
-def _documents(vault: Vault, rows: list[catalog.MessageRow]
-               ) -> tuple[list[IndexDoc], dict[int, catalog.DocumentState]]:
-    """The documents of these messages, and the state of each they were built from."""
+Built = tuple[list[IndexDoc], dict[int, catalog.DocumentState]]
+
+
+def _building(vault: Vault, rows: list[catalog.MessageRow],
+              pool: ProcessPoolExecutor | None) -> Callable[[], Built]:
+    """The documents of these messages and the state of each they were built from, as a
+    call that returns them: parsed by the worker processes from now on (the bytes are read
+    now, here: only this process holds the keys), or without workers all here when called.
+    A worker that dies leaves its batch to be parsed here."""
     settings = vault.settings.search
-    extract = extractor(Limits(max_bytes=settings.extract_max_mb * 1024 * 1024,
-                               timeout_s=settings.extract_timeout_s,
-                               max_chars=settings.extract_max_chars))
-    with vault.engine.connect() as conn:
-        arrivals = catalog.arrivals_of(conn, [r.id for r in rows])
+    limits = Limits(max_bytes=settings.extract_max_mb * 1024 * 1024,
+                    timeout_s=settings.extract_timeout_s, max_chars=settings.extract_max_chars)
+
+    def finish(docs: list[IndexDoc]) -> Built:
+        with vault.engine.connect() as conn:
+            arrivals = catalog.arrivals_of(conn, [r.id for r in rows])
+        return ([with_arrivals(doc, row.id, arrivals[row.id])
+                 for doc, row in zip(docs, rows, strict=True)],
+                {row.id: catalog.DocumentState(row.tier, row.location, len(arrivals[row.id]))
+                 for row in rows})
+
+    def read() -> list[tuple[bytes, int, str]]:
+        return [(vault.read_raw(row), row.size, row.tier) for row in rows]
+
+    if pool is None:
+        return lambda: finish(message_documents(read(), limits, settings.max_text_chars))
+    items = read()
+    try:
+        futures = [pool.submit(message_documents, items[start:start + _CHUNK], limits,
+                               settings.max_text_chars)
+                   for start in range(0, len(items), _CHUNK)]
+    except BrokenProcessPool:
+        futures = []
+
+    def collect() -> Built:
+        try:
+            if futures:
+                return finish([doc for future in futures for doc in future.result()])
+        except BrokenProcessPool:
+            pass
+        return finish(message_documents(items, limits, settings.max_text_chars))
+
+    return collect
+
+
+def message_documents(items: list[tuple[bytes, int, str]], limits: Limits,
+                      max_text_chars: int) -> list[IndexDoc]:
+    """What each message (raw bytes, size, tier) says of itself, without id and arrivals:
+    the parsing part of healing (run in worker processes when healing many)."""
+    extract = extractor(limits)
     docs = []
-    built = {}
-    for row in rows:
-        full_text = row.tier in FULL_TEXT_TIERS
-        parsed = parse(vault.read_raw(row), extract if full_text else None,
-                       settings.max_text_chars)
-        docs.append(document(row.id, parsed, row.size, row.tier, arrivals[row.id], full_text))
-        built[row.id] = catalog.DocumentState(row.tier, row.location, len(arrivals[row.id]))
-    return docs, built
+    for raw, size, tier in items:
+        full_text = tier in FULL_TEXT_TIERS
+        parsed = parse(raw, extract if full_text else None, max_text_chars)
+        docs.append(message_document(parsed, size, tier, full_text))
+    return docs
 
 
 class _Counter:

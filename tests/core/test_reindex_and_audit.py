@@ -4,10 +4,12 @@ is in the hash-chained audit log."""
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from mailvault.search import indexing
 from tests.support import (
     Attachment,
     build_message,
@@ -49,6 +51,19 @@ def test_reindex_gives_the_same_answers(vault: Path) -> None:
     result = invoke("reindex", "--vault", vault)
     assert result.exit_code == 0
     assert f"reindexed {len(before[''])} messages" in result.text
+    assert answers(vault) == before
+
+
+def test_reindex_in_worker_processes_gives_the_same_answers(
+        vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = answers(vault)
+    started = []
+    monkeypatch.setattr(indexing, "PARALLEL_FROM", 1)  # parse in workers from one message
+    monkeypatch.setattr(indexing, "ProcessPoolExecutor",
+                        lambda *a, **k: started.append(1) or ProcessPoolExecutor(*a, **k))
+    monkeypatch.setenv("MAILVAULT_INGEST_WORKERS", "2")
+    assert invoke("reindex", "--vault", vault).exit_code == 0
+    assert started
     assert answers(vault) == before
 
 
