@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mailvault.vault import Vault
+from tests import postgres
 from tests.sources import dovecot
 from tests.support import unavailable
 
@@ -39,6 +40,20 @@ def dovecot_server() -> Iterator[dovecot.Dovecot]:
         yield server
     finally:
         dovecot.remove(server)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[postgres.Cluster]:
+    """Debian's PostgreSQL 15: a cluster of its own in a temporary folder (as nobody under
+    root), on a free port; skipped where PostgreSQL is not installed, a failure in CI."""
+    reason = postgres.available()
+    if reason:
+        unavailable(reason)
+    cluster = postgres.start()
+    try:
+        yield cluster
+    finally:
+        postgres.remove(cluster)
 
 
 @pytest.fixture(scope="session")
