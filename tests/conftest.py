@@ -56,6 +56,29 @@ def postgres_cluster() -> Iterator[postgres.Cluster]:
         postgres.remove(cluster)
 
 
+# The switch that runs the suite against a PostgreSQL catalog (docs/postgresql.md):
+# MAILVAULT_TEST_CATALOG=postgresql gives every test a new database, named to every vault the
+# test makes or opens (in this process or a child) through the environment, as an operator
+# would: MAILVAULT_CATALOG_URL, and the password in libpq's PGPASSWORD.
+TEST_CATALOG = os.environ.get("MAILVAULT_TEST_CATALOG", "sqlite")
+
+
+@pytest.fixture(autouse=True)
+def catalog_profile(request: pytest.FixtureRequest,
+                    monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if TEST_CATALOG != "postgresql":
+        yield
+        return
+    cluster: postgres.Cluster = request.getfixturevalue("postgres_cluster")
+    name = cluster.create_database()
+    monkeypatch.setenv("MAILVAULT_CATALOG_URL", cluster.url(name))
+    monkeypatch.setenv("PGPASSWORD", cluster.password)
+    try:
+        yield
+    finally:
+        cluster.drop_database(name)
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """The shared corpus (../shared/corpus); skipped where absent, a failure in CI."""

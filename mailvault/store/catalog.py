@@ -222,19 +222,25 @@ def add_messages(conn: Connection, batch: Sequence[NewMessage]) -> dict[str, int
 
 def _bulk_insert(conn: Connection, table: Table, columns: tuple[str, ...],
                  rows: list[tuple[Any, ...]]) -> None:
-    """executemany of positional rows through the DBAPI cursor (statement compiled once
-    for this database's dialect, so the SQL stays portable)."""
+    """executemany of rows given in ``columns`` order through the DBAPI cursor (statement
+    compiled once for this database's dialect, so the SQL stays portable): as tuples for a
+    driver with positional parameters (sqlite3's ``?``), as dicts for one with named ones
+    (psycopg's ``%(name)s``)."""
     if not rows:
         return
     compiled = insert(table).compile(dialect=conn.dialect,
                                      column_keys=list(columns))
-    order = compiled.positiontup or []
-    position = {name: i for i, name in enumerate(columns)}
-    if order != list(columns):
-        rows = [tuple(row[position[name]] for name in order) for row in rows]
+    params: list[Any]
+    if compiled.positional:
+        order = compiled.positiontup or []
+        position = {name: i for i, name in enumerate(columns)}
+        params = rows if order == list(columns) else [
+            tuple(row[position[name]] for name in order) for row in rows]
+    else:
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(str(compiled), rows)
+        cursor.executemany(str(compiled), params)
     finally:
         cursor.close()
 
@@ -589,7 +595,7 @@ def _set_index_state(conn: Connection, name: str, value: int) -> None:
 def tiers_through(conn: Connection, through: int) -> dict[int, str]:
     """The tier of every message with an id up to ``through``."""
     rows = conn.execute(select(schema.messages.c.id, schema.messages.c.tier)
-                        .where(schema.messages.c.id <= through))
+                        .where(*_ids_through(through)))
     return {r.id: r.tier for r in rows}
 
 
@@ -602,7 +608,16 @@ def count_reindex_pending(conn: Connection) -> int:
 def count_ids_between(conn: Connection, above: int, through: int) -> int:
     """How many messages have an id in (above, through]."""
     return int(conn.execute(select(func.count()).select_from(schema.messages).where(
-        schema.messages.c.id > above, schema.messages.c.id <= through)).scalar() or 0)
+        schema.messages.c.id > above, *_ids_through(through))).scalar() or 0)
+
+
+# Ids are 32-bit integers on PostgreSQL, which refuses a larger bound ("every id" is asked
+# as 2**62): a bound past the largest id bounds nothing, so it is left out.
+_LARGEST_ID = 2**31 - 1
+
+
+def _ids_through(through: int) -> list[Any]:
+    return [] if through >= _LARGEST_ID else [schema.messages.c.id <= through]
 
 
 def max_message_id(conn: Connection) -> int:

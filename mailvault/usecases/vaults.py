@@ -30,11 +30,15 @@ def opened(path: Path | None) -> Iterator[Vault]:
             vault.close()
 
 
-def create(path: Path | None, passphrase: str | None = None) -> Path:
+def create(path: Path | None, passphrase: str | None = None, catalog_url: str = "",
+           catalog_password_file: str = "") -> Path:
     """Create a vault (settings, keyring, catalog, index, volume folders) and return where;
-    the keyring is protected by ``passphrase``, or by a key file when there is none."""
+    the keyring is protected by ``passphrase``, or by a key file when there is none. With
+    ``catalog_url`` the catalog is that empty PostgreSQL database (its password from
+    ``catalog_password_file`` or libpq's environment)."""
     with file_modes.owner_only_umask():
-        created = Vault.create(path or default_vault_path(), passphrase)
+        created = Vault.create(path or default_vault_path(), passphrase, catalog_url,
+                               catalog_password_file)
         created.close()
     return created.path
 
