@@ -57,26 +57,34 @@ def postgres_cluster() -> Iterator[postgres.Cluster]:
 
 
 # The switch that runs the suite against a PostgreSQL catalog (docs/postgresql.md):
-# MAILVAULT_TEST_CATALOG=postgresql gives every test a new database, named to every vault the
-# test makes or opens (in this process or a child) through the environment, as an operator
-# would: MAILVAULT_CATALOG_URL, and the password in libpq's PGPASSWORD.
+# with MAILVAULT_TEST_CATALOG=postgresql every vault a test makes in this process (Vault.create,
+# whoever calls it) gets its catalog in a schema of its own of one database per session, named
+# in its mailvault.toml as `init --catalog` would name it, so that it opens so in this process
+# and in children alike; the password is libpq's PGPASSWORD. Vaults made by a child process
+# (`mailvault init` run as a program) stay on SQLite.
 TEST_CATALOG = os.environ.get("MAILVAULT_TEST_CATALOG", "sqlite")
 
 
-@pytest.fixture(autouse=True)
-def catalog_profile(request: pytest.FixtureRequest,
-                    monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+@pytest.fixture(scope="session", autouse=True)
+def catalog_profile(request: pytest.FixtureRequest) -> Iterator[None]:
     if TEST_CATALOG != "postgresql":
         yield
         return
     cluster: postgres.Cluster = request.getfixturevalue("postgres_cluster")
-    name = cluster.create_database()
-    monkeypatch.setenv("MAILVAULT_CATALOG_URL", cluster.url(name))
-    monkeypatch.setenv("PGPASSWORD", cluster.password)
-    try:
+    database = cluster.create_database()
+    create = Vault.create.__func__  # type: ignore[attr-defined]
+
+    def create_in_postgresql(cls: type[Vault], path: Path, passphrase: str | None = None,
+                             catalog_url: str = "", catalog_password_file: str = "") -> Vault:
+        if not catalog_url:
+            catalog_url = cluster.schema_url(database)
+        return create(cls, path, passphrase, catalog_url, catalog_password_file)  # type: ignore[no-any-return]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Vault, "create", classmethod(create_in_postgresql))
+        patch.setenv("PGPASSWORD", cluster.password)
         yield
-    finally:
-        cluster.drop_database(name)
+    cluster.drop_database(database)
 
 
 @pytest.fixture(scope="session")

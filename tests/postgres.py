@@ -75,6 +75,14 @@ class Cluster:
         with self.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def schema_url(self, database: str) -> str:
+        """A new schema in ``database``, as the URL of a catalog that lives in it (libpq's
+        ``options`` sets the search path: many vaults share one database so)."""
+        schema = f"v_{secrets.token_hex(6)}"
+        with self.connect(database) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        return f"{self.url(database)}?options=-csearch_path%3D{schema}"
+
     @contextmanager
     def database(self) -> Iterator[str]:
         """A new database for the block, dropped afterwards."""
