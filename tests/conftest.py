@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mailvault.vault import Vault
-from tests import postgres
+from tests import postgres, support
 from tests.sources import dovecot
 from tests.support import unavailable
 
@@ -61,7 +61,7 @@ def postgres_cluster() -> Iterator[postgres.Cluster]:
 # whoever calls it) gets its catalog in a schema of its own of one database per session, named
 # in its mailvault.toml as `init --catalog` would name it, so that it opens so in this process
 # and in children alike; the password is libpq's PGPASSWORD. Vaults made by a child process
-# (`mailvault init` run as a program) stay on SQLite.
+# (`mailvault init` run as a program through tests.support.run) get one the same way.
 TEST_CATALOG = os.environ.get("MAILVAULT_TEST_CATALOG", "sqlite")
 
 
@@ -82,6 +82,7 @@ def catalog_profile(request: pytest.FixtureRequest) -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Vault, "create", classmethod(create_in_postgresql))
+        patch.setattr(support, "new_catalog_url", lambda: cluster.schema_url(database))
         patch.setenv("PGPASSWORD", cluster.password)
         yield
     cluster.drop_database(database)

@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -200,9 +200,17 @@ def copy_vault(template: Path, to: Path) -> Path:
 # -- the command line ------------------------------------------------------------------------
 
 
+# Set by tests/conftest.py under MAILVAULT_TEST_CATALOG=postgresql: a new catalog URL for each
+# vault that ``run("init", ...)`` makes (the program's own Vault.create is not the patched one).
+new_catalog_url: Callable[[], str] | None = None
+
+
 def run(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 300,
         prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[bytes]:
     """Run the real ``mailvault`` program; stdout and stderr captured as bytes."""
+    if new_catalog_url is not None and args and args[0] == "init" \
+            and not {"--catalog", "--from-backup"} & set(map(str, args)):
+        args = (*args, "--catalog", new_catalog_url())
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([*prefix, *MAILVAULT, *map(str, args)], capture_output=True,
                           env=full_env, timeout=timeout, check=False)
