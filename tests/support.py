@@ -29,7 +29,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mailvault.cli import app
-from mailvault.vault import CATALOG_FILE
+from mailvault.config import load_settings
+from mailvault.vault import CATALOG_FILE, open_catalog
 
 MAILVAULT = [sys.executable, "-m", "mailvault"]
 DEFAULT_DATE = datetime(2021, 3, 4, 10, 30, tzinfo=UTC)
@@ -195,6 +196,21 @@ def copy_vault(template: Path, to: Path) -> Path:
         db.execute("UPDATE volumes SET folder = replace(folder, ?, ?)",
                    (str(template), str(to)))
     return to
+
+
+def catalog_sql(vault: Path, statement: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run one statement (``?`` placeholders) on a vault's catalog as someone with a SQL shell
+    would, beside the program: the SQLite file, or the PostgreSQL database [catalog] url
+    names; committed; the rows it returns, if any."""
+    engine = open_catalog(vault, load_settings(vault))
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.paramstyle != "qmark":
+                statement = statement.replace("?", "%s")
+            result = conn.exec_driver_sql(statement, tuple(args))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
 
 
 # -- the command line ------------------------------------------------------------------------
