@@ -100,6 +100,19 @@ def subset(old: list[str], new: list[str]) -> bool:
 
 
 @dataclass
+class CatalogSettings:
+    """Where the catalog lives: the SQLite file in the vault folder, or PostgreSQL."""
+
+    url: str = setting(
+        "", "Empty: the SQLite file catalog.sqlite in the vault folder. Else the PostgreSQL "
+        "database of the catalog, postgresql://USER@HOST:PORT/DATABASE (set by 'mailvault "
+        "init --catalog'; never with a password in it).")
+    password_file: str = setting(
+        "", "A file whose first line is the PostgreSQL password; empty: libpq's PGPASSWORD "
+        "or ~/.pgpass (PGPASSFILE).")
+
+
+@dataclass
 class StoreSettings:
     """Where and how blobs are kept."""
 
@@ -475,6 +488,7 @@ class GatewaySettings:
 class Settings:
     """Every setting of a vault, by section (the TOML tables of mailvault.toml)."""
 
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     search: SearchSettings = field(default_factory=SearchSettings)

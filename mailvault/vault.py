@@ -7,7 +7,7 @@ Nothing is global: every command, server and test opens the vault it needs and p
       keys/                 keyring.json (+ master.key unless a passphrase is used),
                             audit-chain.key (the audit log's HMAC key, sealed),
                             export-signing.key (the Ed25519 key exports are signed with)
-      catalog.sqlite        the catalog (WAL)
+      catalog.sqlite        the catalog (WAL), unless [catalog] url puts it in PostgreSQL
       audit-head.json       the audit log's newest committed entry, sealed (audit_head.py)
       index/                the Tantivy index (derived: can be rebuilt)
       locks/                export-ID.lock: held while an export job runs
@@ -27,6 +27,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from mailvault.config import CONFIG_FILE, Settings, load_settings
 from mailvault.errors import IntegrityError, MailvaultError, StoreError, VaultError
 from mailvault.search import indexing
@@ -34,6 +36,7 @@ from mailvault.search.index import SearchIndex
 from mailvault.store import (
     audit_chain,
     catalog,
+    database,
     dictionaries,
     file_modes,
     layout,
@@ -79,9 +82,14 @@ class Vault:
     def __init__(self, path: Path, settings: Settings, passphrase: str | None = None) -> None:
         self.path = path
         self.settings = settings
-        self.engine = catalog.open_engine(path / CATALOG_FILE)
+        self.engine = open_catalog(path, settings)
         try:
             if vault_format.format_of(self.engine) is None:
+                if settings.catalog.url:
+                    # Never made here: an empty database is more likely a wrong URL than a
+                    # vault whose creation stopped (which 'init' finishes).
+                    raise VaultError(f"the catalog database {settings.catalog.url} is empty: "
+                                     f"check [catalog] url in {path / CONFIG_FILE}.")
                 # A vault whose creation stopped before its catalog was made.
                 vault_format.create(self.engine)
             # Before anything else is read: a newer vault is never half-read.
@@ -105,25 +113,35 @@ class Vault:
 
     @classmethod
     def create(cls, path: Path, passphrase: str | None = None,
-               store: dict[str, str] | None = None) -> Vault:
-        """Make a new vault folder (it must not hold a vault already); ``store`` puts these
-        [store] settings in its mailvault.toml (the bucket of blobs in S3)."""
+               store: dict[str, str] | None = None, catalog_url: str = "",
+               catalog_password_file: str = "") -> Vault:
+        """Make a new vault folder (it must not hold a vault already). ``store`` puts these
+        [store] settings in its mailvault.toml (the bucket of blobs in S3). ``catalog_url``
+        puts its catalog in that (empty) PostgreSQL database instead of the vault folder; the
+        password comes from ``catalog_password_file`` or libpq's environment, never the URL."""
         path = path.expanduser().resolve()
         if (path / CATALOG_FILE).exists() or (path / "keys").exists():
             raise VaultError(f"{path} already holds a vault.")
+        if catalog_url:
+            database.check_url(catalog_url)
         try:
             file_modes.make_folder(path)
             if not (path / CONFIG_FILE).exists():
-                # json.dumps of a str is a valid TOML basic string.
-                lines = "".join(f"{name} = {json.dumps(value)}\n"
-                                for name, value in (store or {}).items() if value)
-                text = _DEFAULT_TOML.replace("[store]\n", "[store]\n" + lines)
-                file_modes.write_replacing(path / CONFIG_FILE, text.encode())
-            create_keyring(path / "keys", passphrase)
+                file_modes.write_replacing(path / CONFIG_FILE, _default_toml(
+                    store or {}, catalog_url, catalog_password_file).encode())
         except OSError as exc:
             raise VaultError(f"a vault cannot be created in {path}: {exc.strerror}.") from exc
-        engine = catalog.open_engine(path / CATALOG_FILE)
+        engine = open_catalog(path, load_settings(path))
         try:
+            if engine.dialect.name == database.POSTGRESQL and \
+                    vault_format.format_of(engine) is not None:
+                raise VaultError(f"the catalog database {engine.url.database} already holds "
+                                 "tables: give a new, empty database.")
+            try:
+                create_keyring(path / "keys", passphrase)
+            except OSError as exc:
+                raise VaultError(f"a vault cannot be created in {path}: "
+                                 f"{exc.strerror}.") from exc
             vault_format.create(engine)
         finally:
             engine.dispose()
@@ -294,6 +312,27 @@ class StoredMessage:
     raw: bytes
     skeleton: bytes
     parts: dict[bytes, bytes]
+
+
+def open_catalog(path: Path, settings: Settings) -> Engine:
+    """The engine of the catalog of the vault at ``path``: [catalog] url, or its SQLite file."""
+    return database.open_engine(path / CATALOG_FILE, settings.catalog.url,
+                                settings.catalog.password_file)
+
+
+def _default_toml(store: dict[str, str], catalog_url: str, password_file: str) -> str:
+    """A new vault's mailvault.toml: the defaults commented, where its blobs are kept and
+    where its catalog is."""
+    # JSON strings are TOML basic strings for what a URL or a path holds.
+    lines = "".join(f"{name} = {json.dumps(value)}\n" for name, value in store.items() if value)
+    text = _DEFAULT_TOML.replace("[store]\n", "[store]\n" + lines)
+    if not catalog_url:
+        return text
+    catalog_lines = ["", "[catalog]", f"url = {json.dumps(catalog_url)}"]
+    if password_file:
+        catalog_lines.append(
+            f"password_file = {json.dumps(str(Path(password_file).expanduser()))}")
+    return text + "\n".join(catalog_lines) + "\n"
 
 
 def _tier_folders_outside(path: Path, settings: Settings) -> list[Path]:

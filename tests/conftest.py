@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mailvault.vault import Vault
+from tests import postgres, support
 from tests import s3_server as moto
 from tests.sources import dovecot
 from tests.support import unavailable
@@ -73,6 +74,54 @@ def blobs_switch(request: pytest.FixtureRequest) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[postgres.Cluster]:
+    """Debian's PostgreSQL 15: a cluster of its own in a temporary folder (as nobody under
+    root), on a free port; skipped where PostgreSQL is not installed, a failure in CI."""
+    reason = postgres.available()
+    if reason:
+        unavailable(reason)
+    cluster = postgres.start()
+    try:
+        yield cluster
+    finally:
+        postgres.remove(cluster)
+
+
+# The switch that runs the suite against a PostgreSQL catalog (docs/postgresql.md):
+# with MAILVAULT_TEST_CATALOG=postgresql every vault a test makes in this process (Vault.create,
+# whoever calls it) gets its catalog in a schema of its own of one database per session, named
+# in its mailvault.toml as `init --catalog` would name it, so that it opens so in this process
+# and in children alike; the password is libpq's PGPASSWORD. Vaults made by a child process
+# (`mailvault init` run as a program through tests.support.run) get one the same way.
+TEST_CATALOG = os.environ.get("MAILVAULT_TEST_CATALOG", "sqlite")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def catalog_profile(request: pytest.FixtureRequest) -> Iterator[None]:
+    if TEST_CATALOG != "postgresql":
+        yield
+        return
+    cluster: postgres.Cluster = request.getfixturevalue("postgres_cluster")
+    database = cluster.create_database()
+    create = Vault.create.__func__  # type: ignore[attr-defined]
+
+    def create_in_postgresql(cls: type[Vault], path: Path, passphrase: str | None = None,
+                             store: dict[str, str] | None = None, catalog_url: str = "",
+                             catalog_password_file: str = "") -> Vault:
+        if not catalog_url:
+            catalog_url = cluster.schema_url(database)
+        return create(cls, path, passphrase, store, catalog_url,  # type: ignore[no-any-return]
+                      catalog_password_file)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Vault, "create", classmethod(create_in_postgresql))
+        patch.setattr(support, "new_catalog_url", lambda: cluster.schema_url(database))
+        patch.setenv("PGPASSWORD", cluster.password)
+        yield
+    cluster.drop_database(database)
 
 
 @pytest.fixture(scope="session")

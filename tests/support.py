@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -29,7 +29,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mailvault.cli import app
-from mailvault.vault import CATALOG_FILE
+from mailvault.config import load_settings
+from mailvault.vault import CATALOG_FILE, open_catalog
 
 MAILVAULT = [sys.executable, "-m", "mailvault"]
 DEFAULT_DATE = datetime(2021, 3, 4, 10, 30, tzinfo=UTC)
@@ -197,12 +198,35 @@ def copy_vault(template: Path, to: Path) -> Path:
     return to
 
 
+def catalog_sql(vault: Path, statement: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run one statement (``?`` placeholders) on a vault's catalog as someone with a SQL shell
+    would, beside the program: the SQLite file, or the PostgreSQL database [catalog] url
+    names; committed; the rows it returns, if any."""
+    engine = open_catalog(vault, load_settings(vault))
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.paramstyle != "qmark":
+                statement = statement.replace("?", "%s")
+            result = conn.exec_driver_sql(statement, tuple(args))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
 # -- the command line ------------------------------------------------------------------------
+
+
+# Set by tests/conftest.py under MAILVAULT_TEST_CATALOG=postgresql: a new catalog URL for each
+# vault that ``run("init", ...)`` makes (the program's own Vault.create is not the patched one).
+new_catalog_url: Callable[[], str] | None = None
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 300,
         prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[bytes]:
     """Run the real ``mailvault`` program; stdout and stderr captured as bytes."""
+    if new_catalog_url is not None and args and args[0] == "init" \
+            and not {"--catalog", "--from-backup"} & set(map(str, args)):
+        args = (*args, "--catalog", new_catalog_url())
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([*prefix, *MAILVAULT, *map(str, args)], capture_output=True,
                           env=full_env, timeout=timeout, check=False)

@@ -24,7 +24,7 @@ from mailvault.backup.taking import GATEWAY, SETTINGS_FILES, key_hashes
 from mailvault.compliance.disposition import REPORTS
 from mailvault.config import CONFIG_FILE
 from mailvault.errors import InputError, VaultError
-from mailvault.store import catalog, file_modes, vault_format
+from mailvault.store import catalog, database, file_modes, vault_format
 from mailvault.store.audit_head import HEAD_FILE, Head, write_head_file
 from mailvault.store.crypto import load_chain_key, open_keyring
 from mailvault.vault import CATALOG_FILE, TIERS, Vault
@@ -124,7 +124,7 @@ def _put_in_place(backup: Path, found: Manifest, target: Path, keys: Path,
         if name.startswith(f"{manifest.INDEX}/"):
             manifest.copy_file(backup / name, target / name)
     manifest.copy_file(backup / manifest.CATALOG, target / CATALOG_FILE)
-    engine = catalog.open_engine(target / CATALOG_FILE)
+    engine = database.sqlite_engine(target / CATALOG_FILE)
     try:
         with engine.begin() as conn:
             catalog.relocate_volumes(conn, {tier: target / manifest.VOLUMES / tier

@@ -36,9 +36,9 @@ from mailvault.backup.manifest import FileEntry, Manifest
 from mailvault.capture.users import USERS_FILE
 from mailvault.compliance.disposition import REPORTS
 from mailvault.config import CONFIG_FILE
-from mailvault.errors import InputError, StoreError
+from mailvault.errors import InputError, StoreError, VaultError
 from mailvault.gateway.segments import TOMBSTONES
-from mailvault.store import audit, catalog, file_modes, vault_format
+from mailvault.store import audit, catalog, database, file_modes, vault_format
 from mailvault.store.blobs import volume_path
 from mailvault.store.objects import SCHEME
 
@@ -80,6 +80,9 @@ def take(vault_path: Path, engine: Engine, target: Path, *, include_keys: bool =
     """Back the vault at ``vault_path`` (its catalog open as ``engine``) up into ``target``;
     with ``gateway``, that gateway folder's files too (its mail is sealed, its mailboxes'
     private keys wrapped by their passwords: nothing in it is readable without them)."""
+    if engine.dialect.name == database.POSTGRESQL:
+        raise VaultError("this vault's catalog is in PostgreSQL: back it up with pg_dump "
+                         "(mailvault backup copies a SQLite catalog only, for now).")
     target = target.expanduser().resolve()
     if any(place.startswith(SCHEME) for place in catalog.volume_places(engine).values()):
         raise InputError("this vault keeps its blobs in an S3 bucket, which a backup does not "

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from mailvault.backup.taking import BackupReport, take
+from mailvault.config import load_settings
 from mailvault.errors import VaultError
-from mailvault.store import catalog, vault_format
-from mailvault.vault import CATALOG_FILE, Vault
+from mailvault.store import vault_format
+from mailvault.vault import Vault, open_catalog
 
 
 @dataclass
@@ -37,7 +38,7 @@ def vault_format_of(path: Path) -> int:
     path = path.expanduser().resolve()
     if not Vault.exists(path):
         raise VaultError(f"there is no vault in {path}.")
-    engine = catalog.open_engine(path / CATALOG_FILE)
+    engine = open_catalog(path, load_settings(path))
     try:
         return vault_format.format_of(engine) or 0
     finally:
@@ -50,7 +51,7 @@ def upgrade(path: Path, backup_to: Path | None) -> Upgraded:
     path = path.expanduser().resolve()
     if not Vault.exists(path):
         raise VaultError(f"there is no vault in {path}.")
-    engine = catalog.open_engine(path / CATALOG_FILE)
+    engine = open_catalog(path, load_settings(path))
     try:
         found = vault_format.format_of(engine) or 0
         if found > vault_format.FORMAT_VERSION:

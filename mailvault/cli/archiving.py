@@ -52,6 +52,13 @@ def init(
         "--s3-credentials", help="With --blobs: an AWS-style credentials file whose keys are "
         "stored sealed with the vault's keyring (default: AWS_ACCESS_KEY_ID and "
         "AWS_SECRET_ACCESS_KEY at each command).")] = None,
+    catalog: Annotated[str, typer.Option(
+        "--catalog", help="Keep the catalog in this empty PostgreSQL database, "
+        "postgresql://USER@HOST:PORT/DATABASE (no password in it), instead of the vault "
+        "folder.")] = "",
+    catalog_password_file: Annotated[Path | None, typer.Option(
+        "--catalog-password-file", help="With --catalog: a file whose first line is the "
+        "database password (else PGPASSWORD or ~/.pgpass).")] = None,
 ) -> None:
     """Create a vault: settings, keyring, catalog, index and volume folders; or restore one
     from a backup (--from-backup DIR)."""
@@ -65,11 +72,14 @@ def init(
         return
     if keys is not None:
         raise InputError("--keys goes with --from-backup.")
+    if catalog_password_file is not None and not catalog:
+        raise InputError("--catalog-password-file goes with --catalog.")
     secret = None
     if passphrase:
         secret = os.environ.get("MAILVAULT_PASSPHRASE") or typer.prompt(
             "Passphrase", hide_input=True, confirmation_prompt=True)
-    created = vaults.create(vault, secret, blobs, s3_endpoint, s3_credentials)
+    created = vaults.create(vault, secret, blobs, s3_endpoint, s3_credentials, catalog,
+                            str(catalog_password_file or ""))
     print_line(f"Created a vault in {created}" + (f", its blobs in {blobs}" if blobs else ""))
     if not passphrase:
         print_line(f"Keep a copy of {created / 'keys'} somewhere safe: without it the "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import case, func, select, union
 
 from mailvault.store import schema
 
@@ -78,7 +78,7 @@ def collect(vault: Vault) -> VaultStats:
         stats.arrivals = int(arrivals or 0)
         stats.duplicate_bytes_saved = int(extra_bytes or 0)
         stats.parts, stats.shared_parts, stats.part_bytes_saved = (int(x or 0) for x in
-            conn.execute(select(func.count(), func.sum(func.min(p.c.refs - 1, 1)),
+            conn.execute(select(func.count(), func.sum(case((p.c.refs > 1, 1), else_=0)),
                                 func.sum((p.c.refs - 1) * p.c.size)).where(p.c.refs > 0)).one())
         stats.failures = int(conn.execute(select(func.count()).select_from(schema.failures)
                                           .where(schema.failures.c.resolved.is_(False)))

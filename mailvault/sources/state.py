@@ -7,9 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from mailvault.store import catalog, schema
+from mailvault.store import catalog, database, schema
 
 ACTIVE = "active"
 GONE = "gone"
@@ -41,10 +40,8 @@ def set_folder(conn: Connection, source: str, account: str, mark: FolderMark) ->
     """Write a folder's mark as given (a first sight, a new UIDVALIDITY, a status)."""
     values = {"uidvalidity": mark.uidvalidity, "highest_uid": mark.highest_uid,
               "status": mark.status, "note": mark.note, "updated_at": catalog.now()}
-    conn.execute(sqlite_insert(_folders).values(source=source, account=account,
-                                                folder=mark.folder, **values)
-                 .on_conflict_do_update(index_elements=["source", "account", "folder"],
-                                        set_=values))
+    database.upsert(conn, _folders, ["source", "account", "folder"],
+                    {"source": source, "account": account, "folder": mark.folder, **values})
 
 
 def advance(conn: Connection, source: str, account: str, folder: str, uidvalidity: int,
@@ -68,4 +65,4 @@ def add_seen(conn: Connection, source: str, account: str, uidls: Iterable[str]) 
     rows = [{"source": source, "account": account, "uidl": u, "at": catalog.now()}
             for u in set(uidls)]
     if rows:
-        conn.execute(sqlite_insert(schema.source_seen).values(rows).on_conflict_do_nothing())
+        conn.execute(database.insert_ignoring(conn, schema.source_seen).values(rows))

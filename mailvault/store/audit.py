@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Integer, String, Text, bindparam, func, literal, select, update
 
 from mailvault.errors import IntegrityError, VaultError
-from mailvault.store import schema
+from mailvault.store import database, schema
 from mailvault.store.audit_head import Head, read_head_file
 from mailvault.store.catalog import from_epoch, now
 
@@ -106,8 +106,11 @@ def record(conn: Connection, actor: str, action: str, detail: dict[str, Any],
            case: int | None = None) -> str:
     """Append an entry inside the caller's transaction; returns its hash.
 
-    The row is inserted before the previous hash is read: the insert takes the database's
-    write lock, so no other writer can slip an entry in between. ``case`` (a case id) puts
+    The writer lock is taken first (SQLite's insert takes it by itself; on PostgreSQL
+    ``serialize_writers`` does), and the entry's number is the newest one's plus one, read in
+    the insert itself: no other writer can slip an entry in between, two entries never chain
+    to the same one, and a rolled-back entry leaves no gap (a PostgreSQL sequence would).
+    ``case`` (a case id) puts
     the entry in that case's chain of custody: the detail names it (so the hash covers the
     reference) and ``case_audit`` finds it without reading the whole log.
     """
@@ -116,10 +119,9 @@ def record(conn: Connection, actor: str, action: str, detail: dict[str, Any],
     if case is not None:
         detail = {**detail, "case": case}
     text = json.dumps(detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    result = conn.execute(_INSERT, {"at": at, "actor": actor, "action": action,
-                                    "detail": text, "prev_hash": "", "hash": ""})
-    assert result.inserted_primary_key is not None
-    seq = int(result.inserted_primary_key[0])
+    database.serialize_writers(conn)
+    seq = int(conn.execute(_INSERT, {"at": at, "actor": actor, "action": action,
+                                     "detail": text}).scalar_one())
     prev = conn.execute(_PREVIOUS_HASH, {"seq": seq}).scalar()
     prev_hash = prev or GENESIS
     digest = keyed_hash(chain.key, prev_hash, seq, at, actor, action, text)
@@ -131,7 +133,13 @@ def record(conn: Connection, actor: str, action: str, detail: dict[str, Any],
 
 # The three statements of an entry, built once: every search writes an entry, and building
 # them anew cost more CPU than running them.
-_INSERT = schema.audit_log.insert()
+_log = schema.audit_log
+_INSERT = (_log.insert().from_select(
+    ["seq", "at", "actor", "action", "detail", "prev_hash", "hash"],
+    select(func.coalesce(func.max(_log.c.seq), 0) + 1, bindparam("at", type_=Integer),
+           bindparam("actor", type_=Text), bindparam("action", type_=String),
+           bindparam("detail", type_=Text), literal(""), literal("")))
+    .returning(_log.c.seq))
 _PREVIOUS_HASH = (select(schema.audit_log.c.hash)
                   .where(schema.audit_log.c.seq < bindparam("seq"))
                   .order_by(schema.audit_log.c.seq.desc()).limit(1))

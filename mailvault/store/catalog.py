@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,20 +20,18 @@ from sqlalchemy import (
     Engine,
     Table,
     bindparam,
-    create_engine,
-    event,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
 from mailvault.errors import NotFoundError, StorageFullError, VaultError
 from mailvault.fsnames import exact_json, shown
 from mailvault.records import MessageFields, Provenance
-from mailvault.store import file_modes, schema
+from mailvault.store import database, schema
+from mailvault.store.database import CATALOG_FULL
 from mailvault.store.volumes import Location
 
 WATERMARK = "indexed_through"
@@ -93,40 +90,6 @@ class MessageRow:
         }
 
 
-def open_engine(path: Path) -> Engine:
-    """The catalog database: SQLite in WAL mode, fsync on every commit (promise 3)."""
-    if not path.exists():
-        # SQLite gives its -wal and -shm files the mode of the database file: creating that
-        # owner-only first makes all three so, whatever the umask.
-        try:
-            os.close(file_modes.open_new(path, os.O_WRONLY))
-        except OSError as exc:
-            raise VaultError(f"the catalog cannot be created in {path.parent}: "
-                             f"{exc.strerror}.") from exc
-    engine = create_engine(f"sqlite:///{path}", future=True)
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "handle_error")
-    def _disk_full(context: Any) -> BaseException | None:
-        # Any statement or commit that meets a full disk (an audit entry of a search, a
-        # watermark, a batch) says so in the one error callers answer with "try again later".
-        original = context.original_exception
-        if isinstance(original, sqlite3.OperationalError) and "full" in str(original).lower():
-            return StorageFullError(CATALOG_FULL)
-        return None
-
-    return engine
-
-
-CATALOG_FULL = "the disk is full: the catalog cannot be written."
 # Less free space than this beside the catalog and no transaction fits (its WAL frames, the
 # checkpoint's pages): the catalog is as good as unwritable.
 LOW_SPACE_BYTES = 256 * 1024
@@ -145,8 +108,7 @@ def space_problem(folder: Path) -> str:
 
 def translate(exc: OperationalError) -> Exception:
     """A database failure as one of our errors (disk full is the one callers retry)."""
-    text = str(exc.orig).lower()
-    if "full" in text:
+    if database.is_disk_full(exc.orig):
         return StorageFullError(CATALOG_FULL)
     return VaultError(f"the catalog cannot be written: {exc.orig}.")
 
@@ -249,6 +211,9 @@ def add_messages(conn: Connection, batch: Sequence[NewMessage]) -> dict[str, int
     """
     if not batch:
         return {}
+    # Ids must commit in the order they are handed out, or the index watermark could pass
+    # an id whose batch commits later (SQLite's single writer gives that by itself).
+    database.serialize_writers(conn)
     stamp = now()
     m = schema.messages
     _bulk_insert(conn, m, ("sha256", "size", "stored_bytes", "tier", "volume_id", "offset",
@@ -272,19 +237,25 @@ def add_messages(conn: Connection, batch: Sequence[NewMessage]) -> dict[str, int
 
 def _bulk_insert(conn: Connection, table: Table, columns: tuple[str, ...],
                  rows: list[tuple[Any, ...]]) -> None:
-    """executemany of positional rows through the DBAPI cursor (statement compiled once
-    for this database's dialect, so the SQL stays portable)."""
+    """executemany of rows given in ``columns`` order through the DBAPI cursor (statement
+    compiled once for this database's dialect, so the SQL stays portable): as tuples for a
+    driver with positional parameters (sqlite3's ``?``), as dicts for one with named ones
+    (psycopg's ``%(name)s``)."""
     if not rows:
         return
     compiled = insert(table).compile(dialect=conn.dialect,
                                      column_keys=list(columns))
-    order = compiled.positiontup or []
-    position = {name: i for i, name in enumerate(columns)}
-    if order != list(columns):
-        rows = [tuple(row[position[name]] for name in order) for row in rows]
+    params: list[Any]
+    if compiled.positional:
+        order = compiled.positiontup or []
+        position = {name: i for i, name in enumerate(columns)}
+        params = rows if order == list(columns) else [
+            tuple(row[position[name]] for name in order) for row in rows]
+    else:
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(str(compiled), rows)
+        cursor.executemany(str(compiled), params)
     finally:
         cursor.close()
 
@@ -434,7 +405,7 @@ def queue_reindex(conn: Connection, message_ids: Iterable[int]) -> None:
     """Mark messages whose index document must be rebuilt (a new folder or source, say)."""
     rows = [{"message_id": m} for m in set(message_ids)]
     if rows:
-        conn.execute(sqlite_insert(schema.reindex_queue).values(rows).on_conflict_do_nothing())
+        conn.execute(database.insert_ignoring(conn, schema.reindex_queue).values(rows))
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -633,14 +604,13 @@ def set_generation(conn: Connection, value: int) -> None:
 
 
 def _set_index_state(conn: Connection, name: str, value: int) -> None:
-    conn.execute(sqlite_insert(schema.index_state).values(name=name, value=value)
-                 .on_conflict_do_update(index_elements=["name"], set_={"value": value}))
+    database.upsert(conn, schema.index_state, ["name"], {"name": name, "value": value})
 
 
 def tiers_through(conn: Connection, through: int) -> dict[int, str]:
     """The tier of every message with an id up to ``through``."""
     rows = conn.execute(select(schema.messages.c.id, schema.messages.c.tier)
-                        .where(schema.messages.c.id <= through))
+                        .where(*_ids_through(through)))
     return {r.id: r.tier for r in rows}
 
 
@@ -653,7 +623,16 @@ def count_reindex_pending(conn: Connection) -> int:
 def count_ids_between(conn: Connection, above: int, through: int) -> int:
     """How many messages have an id in (above, through]."""
     return int(conn.execute(select(func.count()).select_from(schema.messages).where(
-        schema.messages.c.id > above, schema.messages.c.id <= through)).scalar() or 0)
+        schema.messages.c.id > above, *_ids_through(through))).scalar() or 0)
+
+
+# Ids are 32-bit integers on PostgreSQL, which refuses a larger bound ("every id" is asked
+# as 2**62): a bound past the largest id bounds nothing, so it is left out.
+_LARGEST_ID = 2**31 - 1
+
+
+def _ids_through(through: int) -> list[Any]:
+    return [] if through >= _LARGEST_ID else [schema.messages.c.id <= through]
 
 
 def max_message_id(conn: Connection) -> int:

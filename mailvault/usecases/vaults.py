@@ -44,14 +44,17 @@ def opened(path: Path | None) -> Iterator[Vault]:
 
 
 def create(path: Path | None, passphrase: str | None = None, blobs: str = "",
-           s3_endpoint: str = "", s3_credentials: Path | None = None) -> Path:
+           s3_endpoint: str = "", s3_credentials: Path | None = None, catalog_url: str = "",
+           catalog_password_file: str = "") -> Path:
     """Create a vault (settings, keyring, catalog, index, volume folders) and return where;
     the keyring is protected by ``passphrase``, or by a key file when there is none.
 
     ``blobs`` (s3://BUCKET/PREFIX) keeps sealed volumes in that bucket, which must have
     Object Lock enabled (checked first: nothing is created otherwise). ``s3_credentials``
     names an AWS-style credentials file whose keys are stored sealed with the new keyring;
-    without it each command takes them from the environment."""
+    without it each command takes them from the environment. With ``catalog_url`` the
+    catalog is that empty PostgreSQL database (its password from ``catalog_password_file``
+    or libpq's environment)."""
     credentials = None
     if blobs:
         bucket = objects.Bucket.parse(blobs, s3_endpoint)
@@ -62,7 +65,8 @@ def create(path: Path | None, passphrase: str | None = None, blobs: str = "",
         raise InputError("--s3-endpoint and --s3-credentials go with --blobs s3://...")
     with file_modes.owner_only_umask():
         created = Vault.create(path or default_vault_path(), passphrase,
-                               {"blobs": blobs, "s3_endpoint": s3_endpoint})
+                               {"blobs": blobs, "s3_endpoint": s3_endpoint}, catalog_url,
+                               catalog_password_file)
         try:
             if s3_credentials is not None and credentials is not None:
                 objects.store_credentials(created.path / "keys", created.keyring, credentials)

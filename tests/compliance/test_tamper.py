@@ -4,27 +4,23 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 from mailvault.compliance import retention, tiers
 from mailvault.compliance.verify import verify
-from mailvault.vault import CATALOG_FILE, Vault
-from tests.support import run
+from mailvault.vault import Vault
+from tests.support import catalog_sql, run
 
 
 def sql(path: Path, statement: str, *args: object) -> None:
-    with sqlite3.connect(path / CATALOG_FILE) as db:
-        db.execute(statement, args)
+    catalog_sql(path, statement, *args)
 
 
 def location(path: Path, message_id: int) -> tuple[Path, int, int]:
     """(volume file, offset, length) of a message's record."""
-    with sqlite3.connect(path / CATALOG_FILE) as db:
-        volume, offset, length = db.execute(
-            "SELECT volume_id, offset, length FROM messages WHERE id = ?",
-            (message_id,)).fetchone()
-        (folder,) = db.execute("SELECT folder FROM volumes WHERE id = ?", (volume,)).fetchone()
+    [(volume, offset, length)] = catalog_sql(
+        path, 'SELECT volume_id, "offset", length FROM messages WHERE id = ?', message_id)
+    [(folder,)] = catalog_sql(path, "SELECT folder FROM volumes WHERE id = ?", volume)
     return Path(folder) / f"{volume:08d}.vol", offset, length
 
 
@@ -89,11 +85,10 @@ def test_edited_catalog_row(enron_path: Path) -> None:
 
 
 def test_catalog_pointing_at_another_message(enron_path: Path) -> None:
-    with sqlite3.connect(enron_path / CATALOG_FILE) as db:
-        other = db.execute("SELECT volume_id, offset, length FROM messages WHERE id = 11"
-                           ).fetchone()
-        db.execute("UPDATE messages SET volume_id = ?, offset = ?, length = ? WHERE id = 10",
-                   other)
+    [other] = catalog_sql(enron_path,
+                          'SELECT volume_id, "offset", length FROM messages WHERE id = 11')
+    sql(enron_path, 'UPDATE messages SET volume_id = ?, "offset" = ?, length = ? WHERE id = 10',
+        *other)
     found = problems(enron_path)
     assert any(p.startswith("message 10 ") and "another blob" in p for p in found)
 

@@ -3,7 +3,6 @@ is in the hash-chained audit log."""
 
 from __future__ import annotations
 
-import sqlite3
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from mailvault.search import indexing
 from tests.support import (
     Attachment,
     build_message,
+    catalog_sql,
     docx_with_text,
     invoke,
     search_json,
@@ -112,9 +112,8 @@ def test_an_edited_audit_entry_is_detected(vault: Path) -> None:
     invoke("search", "wombat", "--vault", vault)
     entries = actions(vault)
     target = next(e for e in entries if e["action"] == "search")
-    with sqlite3.connect(vault / "catalog.sqlite") as conn:
-        conn.execute("update audit_log set detail = ? where seq = ?",
-                     ('{"query":"something else"}', target["seq"]))
+    catalog_sql(vault, "update audit_log set detail = ? where seq = ?",
+                '{"query":"something else"}', target["seq"])
     result = invoke("audit", "verify", "--vault", vault, "--json")
     assert result.exit_code == 1
     assert result.json()["problems"] == [f"audit entry {target['seq']} was altered after it "
