@@ -347,11 +347,12 @@ def _building(vault: Vault, rows: list[catalog.MessageRow],
 
     def collect() -> Built:
         try:
-            if futures:
-                return finish([doc for future in futures for doc in future.result()])
+            parsed = [doc for future in futures for doc in future.result()] if futures else None
         except BrokenProcessPool:
-            pass
-        return finish(message_documents(items, limits, settings.max_text_chars))
+            parsed = None  # A worker died: this process parses the batch itself.
+        if parsed is None:
+            parsed = message_documents(items, limits, settings.max_text_chars)
+        return finish(parsed)
 
     return collect
 
