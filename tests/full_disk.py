@@ -35,7 +35,20 @@ def resize(folder: Path, size: str) -> None:
 def fill(folder: Path) -> Path:
     """Fill the file system of ``folder`` to the last byte; returns the filler file."""
     filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    _write_until_full(os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+    return filler
+
+
+def top_up(filler: Path) -> None:
+    """Take back, into ``filler``, whatever space was freed since the disk was filled.
+
+    A file replaced by renaming (a status file rewritten every second) frees its old blocks
+    after its new ones were taken: if the disk was filled while such a write was under way,
+    one file's worth of space comes back and that file can go on being rewritten."""
+    _write_until_full(os.open(filler, os.O_WRONLY | os.O_APPEND))
+
+
+def _write_until_full(fd: int) -> None:
     try:
         while True:
             os.write(fd, b"\0" * 4096)
@@ -43,4 +56,3 @@ def fill(folder: Path) -> Path:
         pass  # ENOSPC: the file system is full, which is what was wanted
     finally:
         os.close(fd)
-    return filler

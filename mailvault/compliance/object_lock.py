@@ -101,43 +101,60 @@ def locks_for(vault: Vault, volume_ids: Collection[int]) -> dict[int, Lock]:
 def refresh(vault: Vault) -> list[int]:
     """Bring every object's lock up to what its messages need now (a hold placed or
     released, a retention made longer); returns the volumes whose object changed."""
-    places = _objects(vault)
-    if not places:
-        return []
-    store = vault.blobs
-    assert isinstance(store, ObjectBlobStore)
     changed = []
-    for volume_id, wanted in locks_for(vault, places).items():
-        key = store.objects.bucket.key_of(places[volume_id])
-        current = store.objects.lock(key)
-        if wanted.retain_until is not None and (current.retain_until or 0) < wanted.retain_until:
-            store.objects.extend(key, wanted.retain_until)
-            changed.append(volume_id)
-        if wanted.legal_hold != current.legal_hold:
-            store.objects.set_legal_hold(key, wanted.legal_hold)
-            changed.append(volume_id)
+    for found in _locks(vault):
+        if found.short_until:
+            found.store.objects.extend(found.key, found.wanted.retain_until or 0)
+            changed.append(found.volume_id)
+        if found.wanted.legal_hold != found.current.legal_hold:
+            found.store.objects.set_legal_hold(found.key, found.wanted.legal_hold)
+            changed.append(found.volume_id)
     return sorted(set(changed))
 
 
 def lock_problems(vault: Vault) -> list[str]:
     """Objects whose lock does not cover their messages' retention or holds (verify)."""
+    problems = []
+    for found in _locks(vault):
+        where = f"the object of volume {found.volume_id} ({found.key})"
+        if found.short_until:
+            problems.append(f"{where} is locked until {_day(found.current.retain_until)}, "
+                            f"its messages are kept until {_day(found.wanted.retain_until)}.")
+        if found.wanted.legal_hold and not found.current.legal_hold:
+            problems.append(f"{where} holds messages under a legal hold and has no legal "
+                            "hold.")
+    return problems
+
+
+@dataclass(frozen=True)
+class _ObjectLock:
+    """One object's lock as the bucket has it, beside the lock its messages need."""
+
+    store: ObjectBlobStore
+    volume_id: int
+    key: str
+    current: Lock
+    wanted: Lock
+
+    @property
+    def short_until(self) -> bool:
+        """The bucket keeps the object for less time than its messages must be kept."""
+        return (self.wanted.retain_until is not None
+                and (self.current.retain_until or 0) < self.wanted.retain_until)
+
+
+def _locks(vault: Vault) -> list[_ObjectLock]:
+    """Every uploaded object's current and wanted lock, by volume."""
     places = _objects(vault)
     if not places:
         return []
     store = vault.blobs
     assert isinstance(store, ObjectBlobStore)
-    problems = []
+    found = []
     for volume_id, wanted in sorted(locks_for(vault, places).items()):
         key = store.objects.bucket.key_of(places[volume_id])
-        current = store.objects.lock(key)
-        if wanted.retain_until is not None and (current.retain_until or 0) < wanted.retain_until:
-            problems.append(f"the object of volume {volume_id} ({key}) is locked until "
-                            f"{_day(current.retain_until)}, its messages are kept until "
-                            f"{_day(wanted.retain_until)}.")
-        if wanted.legal_hold and not current.legal_hold:
-            problems.append(f"the object of volume {volume_id} ({key}) holds messages under "
-                            "a legal hold and has no legal hold.")
-    return problems
+        found.append(_ObjectLock(store, volume_id, key, store.objects.lock(key), wanted))
+    return found
 
 
 def reclaim(vault: Vault) -> list[int]:
