@@ -117,20 +117,27 @@ class Staged:
     def commit(self) -> str:
         """Make the message visible (durably: once an fsync covers it); returns its id."""
         self._finish()
-        if self._durable:
-            self._writer.append(segments.encode(segments.COMMIT, self.message_id))
-            return self.message_id
         try:
-            self._writer.append(segments.encode(segments.MESSAGE, self.message_id,
-                                                self._sealed))
+            self._writer.append(self._record())
         except (GatewayError, StorageFullError):
-            # The record may be written although its fsync failed: the client is told the
-            # message was not taken, so it must not show (it would be a second copy once the
-            # client sends it again). If even the tombstone cannot be written, it shows.
-            with contextlib.suppress(OSError), _locked(self._mailbox):
-                segments.add_tombstones(self._mailbox, [self.message_id])
+            self._failed()
             raise
         return self.message_id
+
+    def _record(self) -> bytes:
+        """What commit appends: the sealed message, or the commit of a durable staged one."""
+        if self._durable:
+            return segments.encode(segments.COMMIT, self.message_id)
+        return segments.encode(segments.MESSAGE, self.message_id, self._sealed)
+
+    def _failed(self) -> None:
+        """After a failed write or fsync of the visible record: the record may be written
+        although its fsync failed, and the client is told the message was not taken, so it
+        must not show (it would be a second copy once the client sends it again). If even
+        the tombstone cannot be written, it shows. (A durable staged copy stays staged.)"""
+        if not self._durable:
+            with contextlib.suppress(OSError), _locked(self._mailbox):
+                segments.add_tombstones(self._mailbox, [self.message_id])
 
     def abandon(self) -> None:
         """Remove the message as if it had never come (its delivery key is forgotten too)."""
@@ -350,7 +357,7 @@ class GatewayMailboxes:
         it in memory until ``commit()`` appends it, for a caller that acknowledges nothing
         before the commit (``deliver``, the SMTP endpoint): a crash before then loses only a
         message that no one was told was stored. Such a copy is not made (None) when a
-        failed delivery of the same message left one in the mailbox (``commit_all``)."""
+        failed delivery of the same message left one in the mailbox (``commit_together``)."""
         record = self._current_record(mailbox_id)
         path = self.folder / mailbox_id
         if record["state"] != ACTIVE:
@@ -385,23 +392,54 @@ class GatewayMailboxes:
                 raise
         return Staged(path, message_id, sealed, seen, writer, durable, digest)
 
-    def commit_all(self, copies: list[Staged]) -> None:
-        """Make every copy of one message visible, one after another. When one cannot be,
-        the rest are abandoned, the error is raised (the client hears 4xx and sends the
-        message again), and the copies already visible are remembered (``retries.py``) so
-        that the client's retry stores no second copy in their mailboxes."""
-        visible: list[Staged] = []
-        try:
+    def commit_together(self, messages: list[list[Staged]]
+                        ) -> list[GatewayError | StorageFullError | None]:
+        """Make the copies of several messages visible with one fsync per mailbox for them
+        all (the gateway writer process's batch); each message's error, None when every copy
+        of it is durable. A message one of whose copies cannot be written or synced fails
+        (the client hears 4xx and sends it again): its copies after the one that could not be
+        written are abandoned, one whose fsync failed is tombstoned (``Staged._failed``), and
+        those that are durable are remembered (``retries.py``) so that the client's retry
+        stores no second copy in their mailboxes."""
+        errors: list[GatewayError | StorageFullError | None] = []
+        written: list[list[tuple[Staged, int]]] = []
+        for copies in messages:
+            error: GatewayError | StorageFullError | None = None
+            done: list[tuple[Staged, int]] = []
             for copy in copies:
-                copy.commit()
-                visible.append(copy)
-        except (GatewayError, StorageFullError):
-            for copy in copies:
-                if not copy.done:
+                if error is not None:
                     copy.abandon()
-            for copy in visible:
-                self._retries.remember(copy.mailbox_id, copy.digest)
-            raise
+                    continue
+                copy._finish()
+                try:
+                    done.append((copy, copy._writer.write(copy._record())))
+                except (GatewayError, StorageFullError) as exc:
+                    error = exc
+                    copy._failed()
+            errors.append(error)
+            written.append(done)
+        highest: dict[segments.SegmentWriter, int] = {}
+        for done in written:
+            for copy, ticket in done:
+                highest[copy._writer] = max(ticket, highest.get(copy._writer, 0))
+        unsynced: dict[segments.SegmentWriter, GatewayError | StorageFullError] = {}
+        for writer, ticket in highest.items():
+            try:
+                writer.wait(ticket, paced=False)
+            except (GatewayError, StorageFullError) as exc:
+                unsynced[writer] = exc
+        for index, done in enumerate(written):
+            lost = [copy for copy, _ in done if copy._writer in unsynced]
+            if lost and errors[index] is None:
+                errors[index] = unsynced[lost[0]._writer]
+            if errors[index] is None:
+                continue
+            for copy in lost:
+                copy._failed()
+            for copy, _ in done:
+                if copy._writer not in unsynced:
+                    self._retries.remember(copy.mailbox_id, copy.digest)
+        return errors
 
     def staged(self, mailbox_id: str) -> list[str]:
         """The ids of the mailbox's staged copies not yet committed or abandoned."""
