@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,15 @@ class Staged:
         if self.done:
             raise GatewayError("a staged gateway message was already committed or abandoned.")
         self.done = True
+
+
+@dataclass
+class WrittenBatch:
+    """Messages whose copies ``write_together`` appended, not yet known to be durable: by
+    message, the error that stopped it (None so far) and its copies with their tickets."""
+
+    errors: list[GatewayError | StorageFullError | None] = field(default_factory=list)
+    written: list[list[tuple[Staged, int]]] = field(default_factory=list)
 
 
 class GatewayMailboxes:
@@ -357,7 +366,7 @@ class GatewayMailboxes:
         it in memory until ``commit()`` appends it, for a caller that acknowledges nothing
         before the commit (``deliver``, the SMTP endpoint): a crash before then loses only a
         message that no one was told was stored. Such a copy is not made (None) when a
-        failed delivery of the same message left one in the mailbox (``commit_together``)."""
+        failed delivery of the same message left one in the mailbox (``settle``)."""
         record = self._current_record(mailbox_id)
         path = self.folder / mailbox_id
         if record["state"] != ACTIVE:
@@ -392,17 +401,12 @@ class GatewayMailboxes:
                 raise
         return Staged(path, message_id, sealed, seen, writer, durable, digest)
 
-    def commit_together(self, messages: list[list[Staged]]
-                        ) -> list[GatewayError | StorageFullError | None]:
-        """Make the copies of several messages visible with one fsync per mailbox for them
-        all (the gateway writer process's batch); each message's error, None when every copy
-        of it is durable. A message one of whose copies cannot be written or synced fails
-        (the client hears 4xx and sends it again): its copies after the one that could not be
-        written are abandoned, one whose fsync failed is tombstoned (``Staged._failed``), and
-        those that are durable are remembered (``retries.py``) so that the client's retry
-        stores no second copy in their mailboxes."""
-        errors: list[GatewayError | StorageFullError | None] = []
-        written: list[list[tuple[Staged, int]]] = []
+    def write_together(self, messages: list[list[Staged]]) -> WrittenBatch:
+        """Append the visible records of several messages' copies without waiting for their
+        fsync (the gateway writer process's batch); ``settle`` then syncs each mailbox once
+        for them all. A message one of whose copies cannot be written fails: its later copies
+        are abandoned, the failed one is tombstoned (``Staged._failed``)."""
+        batch = WrittenBatch()
         for copies in messages:
             error: GatewayError | StorageFullError | None = None
             done: list[tuple[Staged, int]] = []
@@ -416,10 +420,19 @@ class GatewayMailboxes:
                 except (GatewayError, StorageFullError) as exc:
                     error = exc
                     copy._failed()
-            errors.append(error)
-            written.append(done)
+            batch.errors.append(error)
+            batch.written.append(done)
+        return batch
+
+    def settle(self, batch: WrittenBatch) -> list[GatewayError | StorageFullError | None]:
+        """Wait for one fsync per mailbox covering the batch; each message's error, None when
+        every copy of it is durable. A message one of whose copies could not be written or
+        synced fails (the client hears 4xx and sends it again): a copy whose fsync failed is
+        tombstoned, and those that are durable are remembered (``retries.py``) so that the
+        client's retry stores no second copy in their mailboxes."""
+        errors = list(batch.errors)
         highest: dict[segments.SegmentWriter, int] = {}
-        for done in written:
+        for done in batch.written:
             for copy, ticket in done:
                 highest[copy._writer] = max(ticket, highest.get(copy._writer, 0))
         unsynced: dict[segments.SegmentWriter, GatewayError | StorageFullError] = {}
@@ -428,7 +441,7 @@ class GatewayMailboxes:
                 writer.wait(ticket, paced=False)
             except (GatewayError, StorageFullError) as exc:
                 unsynced[writer] = exc
-        for index, done in enumerate(written):
+        for index, done in enumerate(batch.written):
             lost = [copy for copy, _ in done if copy._writer in unsynced]
             if lost and errors[index] is None:
                 errors[index] = unsynced[lost[0]._writer]

@@ -8,22 +8,25 @@ each message for mailboxes over a socketpair (memory only: nothing in clear on d
 process, which answers once the message is durable (``writer_wire.py``). ``writer_link.py`` is
 the serving side.
 
-The loop takes every request that has come (a batch: all the sessions waiting meanwhile),
-seals each, appends them to their mailboxes' segments, syncs each segment once for the batch
-(``GatewayMailboxes.commit_together``) and only then replies. One thread, no hand-offs: while
-it syncs, the next requests gather in the socket and make the next batch.
+The main thread takes every request that has come (a batch: all the sessions waiting
+meanwhile), seals each and appends them to their mailboxes' segments
+(``GatewayMailboxes.write_together``); a second thread syncs each segment once for what was
+appended (``settle``) and only then replies. While it syncs (the GIL is free during an fsync),
+the main thread seals and appends the next batch: the CPU and the disk work at once.
 """
 
 from __future__ import annotations
 
 import signal
 import socket
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from mailvault import lifeline
 from mailvault.errors import GatewayError, StorageFullError
 from mailvault.gateway import writer_wire
-from mailvault.gateway.mailboxes import GatewayMailboxes, Staged
+from mailvault.gateway.mailboxes import GatewayMailboxes, Staged, WrittenBatch
 
 RECEIVE_BYTES = 1 << 20
 
@@ -44,23 +47,25 @@ def run_writer(folder: str, domain: str, sock: socket.socket, owner: int) -> Non
 
 def serve_deliveries(mailboxes: GatewayMailboxes, sock: socket.socket) -> None:
     """Answer the requests on ``sock`` in batches until the other end closes it."""
+    replier = _Replier(mailboxes, sock)
+    replier.start()
     buffer = bytearray()
     open_ = True
-    while True:
-        requests = writer_wire.take_requests(buffer)
-        if requests:
-            try:
-                sock.sendall(b"".join(deliver_batch(mailboxes, requests)))
-            except OSError:
-                return  # the serving side is gone: no one waits for the replies
-            continue
-        if not open_:
-            return
-        chunk = sock.recv(RECEIVE_BYTES)
-        if not chunk:
-            return
-        buffer += chunk
-        open_ = _take_waiting(sock, buffer)
+    try:
+        while not replier.gone:
+            requests = writer_wire.take_requests(buffer)
+            if requests:
+                replier.put(write_batch(mailboxes, requests))
+                continue
+            if not open_:
+                return
+            chunk = sock.recv(RECEIVE_BYTES)
+            if not chunk:
+                return
+            buffer += chunk
+            open_ = _take_waiting(sock, buffer)
+    finally:
+        replier.finish()
 
 
 def _take_waiting(sock: socket.socket, buffer: bytearray) -> bool:
@@ -75,10 +80,19 @@ def _take_waiting(sock: socket.socket, buffer: bytearray) -> bool:
         buffer += chunk
 
 
-def deliver_batch(mailboxes: GatewayMailboxes,
-                  requests: list[writer_wire.Delivery]) -> list[bytes]:
-    """Seal and store a batch of requests (one fsync per mailbox); their replies."""
-    replies: list[bytes] = []
+@dataclass
+class Appended:
+    """A batch appended, not yet synced: the replies already known (requests refused before
+    any write) and the requests whose copies ``settle`` decides."""
+
+    refused: list[bytes]
+    numbers: list[int]
+    batch: WrittenBatch
+
+
+def write_batch(mailboxes: GatewayMailboxes, requests: list[writer_wire.Delivery]) -> Appended:
+    """Seal and append a batch of requests' copies (no fsync yet)."""
+    refused: list[bytes] = []
     staged: list[tuple[int, list[Staged]]] = []
     for delivery in requests:
         copies: list[Staged] = []
@@ -90,10 +104,64 @@ def deliver_batch(mailboxes: GatewayMailboxes,
         except (GatewayError, StorageFullError) as exc:
             for copy in copies:
                 copy.abandon()
-            replies.append(writer_wire.reply(delivery.request, exc))
+            refused.append(writer_wire.reply(delivery.request, exc))
             continue
         staged.append((delivery.request, copies))
-    errors = mailboxes.commit_together([copies for _, copies in staged])
-    replies += [writer_wire.reply(number, error)
-                for (number, _), error in zip(staged, errors, strict=True)]
-    return replies
+    return Appended(refused, [number for number, _ in staged],
+                    mailboxes.write_together([copies for _, copies in staged]))
+
+
+class _Replier(threading.Thread):
+    """Syncs what the main thread appended and replies (the only thread that sends)."""
+
+    def __init__(self, mailboxes: GatewayMailboxes, sock: socket.socket) -> None:
+        super().__init__(name="gateway-writer-sync", daemon=True)
+        self._mailboxes = mailboxes
+        self._sock = sock
+        self._queue: list[Appended | None] = []
+        self._ready = threading.Condition()
+        self.gone = False  # the serving side stopped reading
+
+    def put(self, appended: Appended | None) -> None:
+        with self._ready:
+            self._queue.append(appended)
+            self._ready.notify()
+
+    def finish(self) -> None:
+        """Reply to everything appended, then end."""
+        self.put(None)
+        self.join()
+
+    def run(self) -> None:
+        try:
+            self._reply_until_finished()
+        except BaseException:
+            # Replies would stop for good: end the process instead (the main thread reads
+            # end of file now), so the serving side answers 4xx and starts a new writer.
+            self.gone = True
+            self._sock.shutdown(socket.SHUT_RDWR)
+            raise
+
+    def _reply_until_finished(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue:
+                    self._ready.wait()
+                taken, self._queue = self._queue, []
+            replies: list[bytes] = []
+            for appended in taken:
+                if appended is None:
+                    self._send(replies)
+                    return
+                errors = self._mailboxes.settle(appended.batch)
+                replies += appended.refused
+                replies += [writer_wire.reply(number, error)
+                            for number, error in zip(appended.numbers, errors, strict=True)]
+            self._send(replies)
+
+    def _send(self, replies: list[bytes]) -> None:
+        if replies and not self.gone:
+            try:
+                self._sock.sendall(b"".join(replies))
+            except OSError:
+                self.gone = True  # no one waits for the replies any more
