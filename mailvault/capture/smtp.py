@@ -289,10 +289,16 @@ class SmtpEndpoint:
         if self.writer is not None:
             await self.writer.start()
         opened = []
-        for text in self.listen:
-            opened.append(await self._open(text, implicit_tls=False))
-        for text in self.settings.tls_listen:
-            opened.append(await self._open(text, implicit_tls=True))
+        try:
+            for text in self.listen:
+                opened.append(await self._open(text, implicit_tls=False))
+            for text in self.settings.tls_listen:
+                opened.append(await self._open(text, implicit_tls=True))
+        except ConfigError:
+            # serve stops only the services that started: this one would leave its writer.
+            if self.writer is not None:
+                await self.writer.stop()
+            raise
         return opened
 
     async def _open(self, text: str, implicit_tls: bool) -> str:
