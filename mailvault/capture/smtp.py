@@ -6,11 +6,12 @@ once, in all and from one client address (421), which recipients (550), who may 
 spool has fsynced the message, 4xx when it cannot.
 
 Gateway mailbox addresses (``ID@[gateway] domain``) are accepted destinations too: mail for
-one is sealed to that mailbox's public key in memory and written there (``gateway/``); mail
-for a journal address goes to the spool as before, and a message for both goes to both. Each
-mailbox copy is staged first and made visible only once every copy (the spool's included)
-is durable, so a 4xx never leaves a copy behind that the sender's retry would double. A
-suspended or unknown mailbox address gets 550. The endpoint never holds a mailbox password.
+one goes to the gateway writer process (``gateway/writer_link.py``), which seals it to that
+mailbox's public key in memory, stores it and replies once it is durable; mail for a journal
+address goes to the spool as before, and a message for both goes to both, the spool first,
+so that a 4xx never leaves a mailbox copy behind that the sender's retry would double (the
+vault keeps one journal copy of a retried message by its hash). A suspended or unknown
+mailbox address gets 550, decided here at RCPT. The endpoint never holds a mailbox password.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ import hashlib
 import socket
 import ssl
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING
 
 from mailvault.accounts.throttle import SigninThrottle, client_key
@@ -47,7 +46,8 @@ from mailvault.errors import (
     StorageFullError,
     StoreError,
 )
-from mailvault.gateway.mailboxes import GatewayMailboxes, Staged
+from mailvault.gateway.mailboxes import GatewayMailboxes
+from mailvault.gateway.writer_link import WriterLink
 from mailvault.records import Provenance
 
 if TYPE_CHECKING:
@@ -64,7 +64,6 @@ EMPTY_MESSAGE = "554 5.6.0 Empty message: nothing to archive"
 SPOOL_FULL = "452 4.3.1 Insufficient storage for the archive, try again later"
 SPOOL_FAILED = "451 4.3.0 The archive cannot store the message now, try again later"
 STOP_GRACE_S = 5.0
-GATEWAY_THREADS = 32
 
 
 @dataclass
@@ -123,10 +122,10 @@ class CaptureHandler:
     def __init__(self, spool: Spool, status: CaptureStatus, gate: Gate,
                  users: dict[str, str], source: str,
                  mailboxes: GatewayMailboxes | None = None,
-                 gateway_pool: ThreadPoolExecutor | None = None) -> None:
+                 writer: WriterLink | None = None) -> None:
         self.spool = spool
         self.mailboxes = mailboxes
-        self.gateway_pool = gateway_pool
+        self.writer = writer
         self.status = status
         self.gate = gate
         self.users = users
@@ -197,29 +196,14 @@ class CaptureHandler:
         to_mailboxes = sorted({address.strip().strip("<>").rpartition("@")[0].lower()
                                for address in transaction.rcpt_to if self._is_mailbox(address)})
         to_journal = any(not self._is_mailbox(address) for address in transaction.rcpt_to)
-        staged: list[Staged] = []
-        loop = asyncio.get_running_loop()
         try:
-            if to_mailboxes and not to_journal:
-                await loop.run_in_executor(self.gateway_pool, self._to_mailboxes,
-                                           to_mailboxes, raw)
-            for mailbox_id in to_mailboxes if to_journal else []:
-                assert self.mailboxes is not None
-                # Sealing and fsync block: off the event loop, so other sessions go on.
-                copy = await loop.run_in_executor(self.gateway_pool, partial(
-                    self.mailboxes.stage, mailbox_id, raw, durable=False))
-                if copy is not None:
-                    staged.append(copy)
             if to_journal:
+                self._still_active(to_mailboxes)
                 await self.spool.store(raw, provenance)
-            if staged:
-                assert self.mailboxes is not None
-                await loop.run_in_executor(self.gateway_pool, self.mailboxes.commit_all,
-                                           staged)
+            if to_mailboxes:
+                assert self.writer is not None
+                await self.writer.deliver(to_mailboxes, raw)
         except (StoreError, GatewayError) as exc:
-            for copy in staged:
-                if not copy.done:
-                    copy.abandon()
             return self._failed(exc)
         if to_mailboxes:
             self.status.accepted("gateway")
@@ -227,21 +211,14 @@ class CaptureHandler:
             self.status.accepted("smtp")
         return ACCEPTED
 
-    def _to_mailboxes(self, mailbox_ids: list[str], raw: bytes) -> None:
-        """Stage a copy in every mailbox, then make them all visible (one worker thread:
-        mail for mailboxes alone needs no hop back to the event loop in between)."""
-        assert self.mailboxes is not None
-        staged: list[Staged] = []
-        try:
-            for mailbox_id in mailbox_ids:
-                copy = self.mailboxes.stage(mailbox_id, raw, durable=False)
-                if copy is not None:
-                    staged.append(copy)
-        except (StoreError, GatewayError):
-            for copy in staged:
-                copy.abandon()
-            raise
-        self.mailboxes.commit_all(staged)
+    def _still_active(self, mailbox_ids: list[str]) -> None:
+        """MailboxUnavailable when one of the mailboxes was suspended or deleted since RCPT:
+        asked before the journal copy is spooled, so that a 550 leaves no copy anywhere (the
+        writer asks again, for a change in the instant between)."""
+        for mailbox_id in mailbox_ids:
+            assert self.mailboxes is not None
+            if not self.mailboxes.is_active(mailbox_id):
+                raise MailboxUnavailable(f"gateway mailbox {mailbox_id} accepts no mail.")
 
     def _failed(self, exc: StoreError | GatewayError) -> str:
         if isinstance(exc, StorageFullError):
@@ -298,11 +275,10 @@ class SmtpEndpoint:
         self.hostname = self.settings.hostname or socket.gethostname()
         self.mailboxes = (GatewayMailboxes.of(context.vault.path, settings.gateway)
                           if settings.gateway.domain else None)
-        # A mailbox copy costs fsyncs of its own (the spool commits in groups): as many
-        # threads as sessions that may wait on one lets the file system share its journal
-        # commits among them (6 threads: ~460 msg/s here, 20: ~600).
-        self.gateway_pool = (ThreadPoolExecutor(GATEWAY_THREADS, thread_name_prefix="gateway")
-                             if self.mailboxes is not None else None)
+        # Mailbox mail is sealed and stored in a process of its own, on the other core.
+        self.writer = (WriterLink(self.mailboxes.folder, self.mailboxes.domain,
+                                  context.status.error)
+                       if self.mailboxes is not None else None)
         # One count of failed logins per client for every listener of the endpoint.
         self.auth_throttle = SigninThrottle(self.settings.auth_attempts,
                                             self.settings.auth_window_minutes * 60.0)
@@ -310,11 +286,19 @@ class SmtpEndpoint:
 
     async def start(self) -> list[str]:
         """Open every listener; returns what is listening ('smtp 127.0.0.1:2525')."""
+        if self.writer is not None:
+            await self.writer.start()
         opened = []
-        for text in self.listen:
-            opened.append(await self._open(text, implicit_tls=False))
-        for text in self.settings.tls_listen:
-            opened.append(await self._open(text, implicit_tls=True))
+        try:
+            for text in self.listen:
+                opened.append(await self._open(text, implicit_tls=False))
+            for text in self.settings.tls_listen:
+                opened.append(await self._open(text, implicit_tls=True))
+        except ConfigError:
+            # serve stops only the services that started: this one would leave its writer.
+            if self.writer is not None:
+                await self.writer.stop()
+            raise
         return opened
 
     async def _open(self, text: str, implicit_tls: bool) -> str:
@@ -322,7 +306,7 @@ class SmtpEndpoint:
         loop = asyncio.get_running_loop()
         source = "smtps" if implicit_tls else "smtp"
         handler = CaptureHandler(self.context.spool, self.context.status, self.gate,
-                                 self.users, "", self.mailboxes, self.gateway_pool)
+                                 self.users, "", self.mailboxes, self.writer)
         options = SessionOptions(
             hostname=self.hostname,
             size_limit=self.limit,
@@ -358,8 +342,8 @@ class SmtpEndpoint:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
-        if self.gateway_pool is not None:
-            self.gateway_pool.shutdown(wait=True)
+        if self.writer is not None:
+            await self.writer.stop()
 
 
 def smtp_service(context: ServeContext) -> SmtpEndpoint | None:

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -117,20 +117,27 @@ class Staged:
     def commit(self) -> str:
         """Make the message visible (durably: once an fsync covers it); returns its id."""
         self._finish()
-        if self._durable:
-            self._writer.append(segments.encode(segments.COMMIT, self.message_id))
-            return self.message_id
         try:
-            self._writer.append(segments.encode(segments.MESSAGE, self.message_id,
-                                                self._sealed))
+            self._writer.append(self._record())
         except (GatewayError, StorageFullError):
-            # The record may be written although its fsync failed: the client is told the
-            # message was not taken, so it must not show (it would be a second copy once the
-            # client sends it again). If even the tombstone cannot be written, it shows.
-            with contextlib.suppress(OSError), _locked(self._mailbox):
-                segments.add_tombstones(self._mailbox, [self.message_id])
+            self._failed()
             raise
         return self.message_id
+
+    def _record(self) -> bytes:
+        """What commit appends: the sealed message, or the commit of a durable staged one."""
+        if self._durable:
+            return segments.encode(segments.COMMIT, self.message_id)
+        return segments.encode(segments.MESSAGE, self.message_id, self._sealed)
+
+    def _failed(self) -> None:
+        """After a failed write or fsync of the visible record: the record may be written
+        although its fsync failed, and the client is told the message was not taken, so it
+        must not show (it would be a second copy once the client sends it again). If even
+        the tombstone cannot be written, it shows. (A durable staged copy stays staged.)"""
+        if not self._durable:
+            with contextlib.suppress(OSError), _locked(self._mailbox):
+                segments.add_tombstones(self._mailbox, [self.message_id])
 
     def abandon(self) -> None:
         """Remove the message as if it had never come (its delivery key is forgotten too)."""
@@ -148,6 +155,15 @@ class Staged:
         if self.done:
             raise GatewayError("a staged gateway message was already committed or abandoned.")
         self.done = True
+
+
+@dataclass
+class WrittenBatch:
+    """Messages whose copies ``write_together`` appended, not yet known to be durable: by
+    message, the error that stopped it (None so far) and its copies with their tickets."""
+
+    errors: list[GatewayError | StorageFullError | None] = field(default_factory=list)
+    written: list[list[tuple[Staged, int]]] = field(default_factory=list)
 
 
 class GatewayMailboxes:
@@ -350,7 +366,7 @@ class GatewayMailboxes:
         it in memory until ``commit()`` appends it, for a caller that acknowledges nothing
         before the commit (``deliver``, the SMTP endpoint): a crash before then loses only a
         message that no one was told was stored. Such a copy is not made (None) when a
-        failed delivery of the same message left one in the mailbox (``commit_all``)."""
+        failed delivery of the same message left one in the mailbox (``settle``)."""
         record = self._current_record(mailbox_id)
         path = self.folder / mailbox_id
         if record["state"] != ACTIVE:
@@ -385,23 +401,58 @@ class GatewayMailboxes:
                 raise
         return Staged(path, message_id, sealed, seen, writer, durable, digest)
 
-    def commit_all(self, copies: list[Staged]) -> None:
-        """Make every copy of one message visible, one after another. When one cannot be,
-        the rest are abandoned, the error is raised (the client hears 4xx and sends the
-        message again), and the copies already visible are remembered (``retries.py``) so
-        that the client's retry stores no second copy in their mailboxes."""
-        visible: list[Staged] = []
-        try:
+    def write_together(self, messages: list[list[Staged]]) -> WrittenBatch:
+        """Append the visible records of several messages' copies without waiting for their
+        fsync (the gateway writer process's batch); ``settle`` then syncs each mailbox once
+        for them all. A message one of whose copies cannot be written fails: its later copies
+        are abandoned, the failed one is tombstoned (``Staged._failed``)."""
+        batch = WrittenBatch()
+        for copies in messages:
+            error: GatewayError | StorageFullError | None = None
+            done: list[tuple[Staged, int]] = []
             for copy in copies:
-                copy.commit()
-                visible.append(copy)
-        except (GatewayError, StorageFullError):
-            for copy in copies:
-                if not copy.done:
+                if error is not None:
                     copy.abandon()
-            for copy in visible:
-                self._retries.remember(copy.mailbox_id, copy.digest)
-            raise
+                    continue
+                copy._finish()
+                try:
+                    done.append((copy, copy._writer.write(copy._record())))
+                except (GatewayError, StorageFullError) as exc:
+                    error = exc
+                    copy._failed()
+            batch.errors.append(error)
+            batch.written.append(done)
+        return batch
+
+    def settle(self, batch: WrittenBatch) -> list[GatewayError | StorageFullError | None]:
+        """Wait for one fsync per mailbox covering the batch; each message's error, None when
+        every copy of it is durable. A message one of whose copies could not be written or
+        synced fails (the client hears 4xx and sends it again): a copy whose fsync failed is
+        tombstoned, and those that are durable are remembered (``retries.py``) so that the
+        client's retry stores no second copy in their mailboxes."""
+        errors = list(batch.errors)
+        highest: dict[segments.SegmentWriter, int] = {}
+        for done in batch.written:
+            for copy, ticket in done:
+                highest[copy._writer] = max(ticket, highest.get(copy._writer, 0))
+        unsynced: dict[segments.SegmentWriter, GatewayError | StorageFullError] = {}
+        for writer, ticket in highest.items():
+            try:
+                writer.wait(ticket, paced=False)
+            except (GatewayError, StorageFullError) as exc:
+                unsynced[writer] = exc
+        for index, done in enumerate(batch.written):
+            lost = [copy for copy, _ in done if copy._writer in unsynced]
+            if lost and errors[index] is None:
+                errors[index] = unsynced[lost[0]._writer]
+            if errors[index] is None:
+                continue
+            for copy in lost:
+                copy._failed()
+            for copy, _ in done:
+                if copy._writer not in unsynced:
+                    self._retries.remember(copy.mailbox_id, copy.digest)
+        return errors
 
     def staged(self, mailbox_id: str) -> list[str]:
         """The ids of the mailbox's staged copies not yet committed or abandoned."""

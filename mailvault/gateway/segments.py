@@ -257,6 +257,11 @@ class SegmentWriter:
     def append(self, record: bytes) -> None:
         """Write ``record`` and return once an fsync covers it (shared with the appends of
         other threads made meanwhile)."""
+        self.wait(self.write(record))
+
+    def write(self, record: bytes) -> int:
+        """Write ``record`` without waiting for its fsync; returns the ticket ``wait`` takes.
+        A failed write is cut off, so the next record starts on a boundary."""
         with self._lock:
             fd = self._current()
             start = self._size
@@ -267,12 +272,18 @@ class SegmentWriter:
                 raise write_error(exc) from exc
             self._size += len(record)
             self._appended += 1
-            mine = self._appended
-            while self._synced < mine:
+            return self._appended
+
+    def wait(self, ticket: int, paced: bool = True) -> None:
+        """Return once an fsync covers the write ``ticket`` (and every write before it).
+        ``paced=False`` syncs at once: for a caller that gathered its group of writes
+        itself (the gateway writer process, one batch at a time)."""
+        with self._lock:
+            while self._synced < ticket:
                 if self._syncing:
                     self._lock.wait()
                     continue
-                self._sync_pass()
+                self._sync_pass(paced)
 
     def close(self) -> None:
         """Release the current segment (its flock goes with it)."""
@@ -281,11 +292,11 @@ class SegmentWriter:
                 os.close(self._fd)
                 self._fd = None
 
-    def _sync_pass(self) -> None:
+    def _sync_pass(self, paced: bool) -> None:
         """fsync everything appended so far, outside the lock (called holding it)."""
         self._syncing = True
         pause = self._last_pass + SYNC_INTERVAL_S - time.monotonic()
-        if pause > 0:
+        if paced and pause > 0:
             # Appends made meanwhile join this pass (see SYNC_INTERVAL_S).
             self._lock.release()
             time.sleep(pause)

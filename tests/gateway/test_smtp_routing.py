@@ -3,8 +3,7 @@ the 250), journal addresses into the vault, and refuses suspended or unknown mai
 
 from __future__ import annotations
 
-import errno
-import os
+import json
 import smtplib
 import threading
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from mailvault.vault import Vault
 from tests.capture.conftest import Running, build, message_count, wait_until
 
 Serving = Callable[..., Running]
+FAULTS = Path(__file__).parent / "writer_faults"
 
 
 def _send(port: int, to: list[str], raw: bytes) -> None:
@@ -71,21 +71,23 @@ def test_suspended_and_unknown_mailboxes_get_550(vault: Vault, serving: Serving,
         assert client.rcpt(info.address)[0] == 250
 
 
+def writer_fault(monkeypatch: pytest.MonkeyPatch, **fault: str) -> None:
+    """The fault (``writer_faults/sitecustomize.py``) for the writer process that the next
+    `serve` starts."""
+    monkeypatch.setenv("PYTHONPATH", str(FAULTS))
+    monkeypatch.setenv("MAILVAULT_TEST_WRITER_FAULT", json.dumps(fault))
+
+
 def test_250_only_after_the_mailbox_is_fsynced(vault: Vault, serving: Serving,
                                                mailboxes: GatewayMailboxes,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
     info, _ = mailboxes.create(None)
+    entered, release = tmp_path / "entered", tmp_path / "release"
+    writer_fault(monkeypatch, kind="hold", call="fsync",
+                 folder=str(mailboxes.folder / info.id / segments.SEGMENTS),
+                 entered=str(entered), release=str(release))
     running = serving()
-    entered, release = threading.Event(), threading.Event()
-    real_fsync = os.fsync
-
-    def held_fsync(fd: int) -> None:
-        if "/segments/" in os.readlink(f"/proc/self/fd/{fd}"):
-            entered.set()
-            release.wait(60)
-        real_fsync(fd)
-
-    monkeypatch.setattr(segments.os, "fsync", held_fsync)
     outcome: list[object] = []
 
     def client() -> None:
@@ -97,30 +99,14 @@ def test_250_only_after_the_mailbox_is_fsynced(vault: Vault, serving: Serving,
 
     thread = threading.Thread(target=client)
     thread.start()
-    assert entered.wait(30), "the mailbox segment was never fsynced"
+    wait_until(entered.exists, what="the writer's fsync of the mailbox segment")
     # The fsync that makes the message durable is under way: no reply may have come yet.
     thread.join(0.5)
     assert thread.is_alive() and outcome == []
-    release.set()
+    release.touch()
     thread.join(30)
     assert outcome == ["250"]
     assert mailboxes.get(info.id).count == 1
-
-
-def _fail_once(monkeypatch: pytest.MonkeyPatch, name: str, folder: Path) -> list[str]:
-    """``segments.os.<name>`` (write or fsync) fails with EIO once, on a segment in ``folder``;
-    returns the list the failure is noted in."""
-    real = getattr(os, name)
-    failed: list[str] = []
-
-    def failing(fd: int, *args: object) -> object:
-        if not failed and os.readlink(f"/proc/self/fd/{fd}").startswith(f"{folder}/"):
-            failed.append(name)
-            raise OSError(errno.EIO, "injected I/O error")
-        return real(fd, *args)
-
-    monkeypatch.setattr(segments.os, name, failing)
-    return failed
 
 
 @pytest.mark.parametrize("fails", ["write", "fsync"])
@@ -133,16 +119,19 @@ def test_a_retry_after_a_failed_mailbox_write_keeps_one_copy(
     vault.settings.smtp.recipients = ["journal@archive.test"]
     first, first_password = mailboxes.create(None)
     second, second_password = mailboxes.create(None)
-    running = serving()
     raw = build("Sent twice", body="The retry must not double it.\r\n")
     to = ["journal@archive.test", first.address, second.address]
     if first.id > second.id:  # copies are made visible in mailbox id order
         first, second = second, first
         first_password, second_password = second_password, first_password
-    failed = _fail_once(monkeypatch, fails, mailboxes.folder / second.id / segments.SEGMENTS)
+    writer_fault(monkeypatch, kind="fail", call=fails,
+                 folder=str(mailboxes.folder / second.id / segments.SEGMENTS))
+    running = serving()
     with pytest.raises(smtplib.SMTPDataError) as refused:
         _send(running.port(), to, raw)
-    assert failed == [fails] and refused.value.smtp_code == 451
+    assert refused.value.smtp_code == 451
+    wait_until(lambda: "injected I/O error" in (vault.path / "serve-status.json").read_text(),
+               what="the writer's failure in the status")
     _send(running.port(), to, raw)
     wait_until(lambda: message_count(vault) == 1, what="the journal copy in the vault")
     for info, password in ((first, first_password), (second, second_password)):
