@@ -23,17 +23,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from mailvault.backup import manifest
 from mailvault.backup.restoring import keep_folders_inside
 from mailvault.backup.taking import copy_index
+from mailvault.compliance import retention
 from mailvault.compliance.integrity import archive_problems
 from mailvault.compliance.object_lock import DELETED
 from mailvault.config import CONFIG_FILE, load_settings
 from mailvault.errors import InputError, MailvaultError, VaultError
-from mailvault.store import audit, catalog, catalog_copy, database, file_modes, vault_format
+from mailvault.store import (
+    audit,
+    catalog,
+    catalog_copy,
+    database,
+    file_modes,
+    schema,
+    vault_format,
+)
 from mailvault.store.audit_head import HEAD_FILE
 from mailvault.store.blobs import volume_path
 from mailvault.store.objects import (
@@ -48,6 +57,8 @@ from mailvault.vault import Vault, open_catalog
 
 MARKER = "migrating.json"
 _VERIFY_BATCH = 500
+# Past this many, messages that differ are counted, not listed (a bucket gone away).
+_LISTED = 50
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,12 @@ def check(source: Vault, to: Destination) -> None:
     if marker is not None and marker.get("from") != str(source.path):
         raise InputError(f"{folder} is where {marker.get('from')} is being migrated, not "
                          f"{source.path}.")
+    if marker is not None and (marker.get("catalog"), marker.get("blobs")) != \
+            (to.catalog_url, to.blobs):
+        raise InputError(f"the unfinished migrate into {folder} was moving to "
+                         f"{marker.get('catalog') or 'a local catalog'} and "
+                         f"{marker.get('blobs') or 'local volumes'}: give the same --to and "
+                         "--blobs.")
     if to.blobs:
         credentials = (read_credentials_file(to.s3_credentials) if to.s3_credentials
                        else environment_credentials())
@@ -225,6 +242,13 @@ def mismatches(source: Vault, target: Vault) -> list[str]:
     chain and archive records."""
     problems = []
     before = catalog_copy.row_counts(source.engine)
+    # The default retention policy is made from the settings on first use: the target (whose
+    # uploads ask for retention) may have made it where the source has not yet.
+    with source.engine.connect() as conn:
+        if conn.execute(select(schema.retention_policies.c.id).where(
+                schema.retention_policies.c.name == retention.DEFAULT)).first() is None:
+            before[schema.retention_policies.name] += 1
+    retention.ensure_default(target)
     after = catalog_copy.row_counts(target.engine)
     for table, count in before.items():
         if after.get(table) != count:
@@ -238,6 +262,8 @@ def mismatches(source: Vault, target: Vault) -> list[str]:
                 problems.extend(_read_back(target, batch))
                 batch = []
         problems.extend(_read_back(target, batch))
+    if len(problems) > _LISTED:
+        problems = [*problems[:_LISTED], f"and {len(problems) - _LISTED} more problems."]
     with target.engine.connect() as conn:
         problems.extend(audit.verify(conn, None) + archive_problems(conn))
     return problems
