@@ -114,12 +114,12 @@ def check(source: Vault, to: Destination) -> None:
         engine = database.open_engine(Path("/nonexistent"), to.catalog_url,
                                       to.catalog_password_file)
         try:
-            _check_catalog(engine, to.catalog_url, str(source.path))
+            _check_catalog(engine, to.catalog_url, str(source.path), marker is not None)
         finally:
             engine.dispose()
 
 
-def _check_catalog(engine: Engine, url: str, origin: str) -> None:
+def _check_catalog(engine: Engine, url: str, origin: str, resuming: bool) -> None:
     try:
         with engine.connect():
             pass
@@ -128,7 +128,9 @@ def _check_catalog(engine: Engine, url: str, origin: str) -> None:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise VaultError(f"the catalog database {url} cannot be used: {reason}.") from exc
     started = catalog_copy.in_progress(engine)
-    if vault_format.format_of(engine) is not None and started != origin:
+    # Tables are this migration's when a run of it made them (its copy under way, or done
+    # and the rest of the move not yet).
+    if vault_format.format_of(engine) is not None and started != origin and not resuming:
         raise VaultError(f"the catalog database {url} already holds tables: give a new, "
                          "empty database.")
 

@@ -187,6 +187,10 @@ def test_a_flipped_byte_in_the_source_is_reported_and_exits_non_zero(
     assert (target / "migrating.json").exists()
     with Vault.open(target) as opened, opened.engine.connect() as conn:
         assert not [e for e in audit.entries(conn, None) if e.action == "migrate"]
+    # Run again, it checks again (and finds the same).
+    again = _migrate(source, target, pg_catalog, None, None)
+    assert again.returncode == 1, again.stderr.decode()
+    assert b"cannot be read back from the target" in again.stderr
 
 
 def test_a_wrong_password_is_one_sentence_and_makes_nothing(
