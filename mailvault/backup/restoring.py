@@ -114,7 +114,7 @@ def _put_in_place(backup: Path, found: Manifest, target: Path, keys: Path,
         if name in SETTINGS_FILES or name.startswith((f"{REPORTS}/", f"{GATEWAY}/")):
             manifest.copy_file(backup / name, target / name)
     if (target / CONFIG_FILE).is_file():
-        changed = _keep_folders_inside(target / CONFIG_FILE)
+        changed = keep_folders_inside(target / CONFIG_FILE)
     for name, entry in sorted(found.volume_entries().items()):
         copied = target / name
         manifest.copy_file(backup / name, copied)
@@ -143,9 +143,10 @@ def _put_in_place(backup: Path, found: Manifest, target: Path, keys: Path,
                     format_before=before, keys_from=str(keys), settings_changed=changed)
 
 
-def _keep_folders_inside(config: Path) -> list[str]:
+def keep_folders_inside(config: Path, why: str = "restored from a backup") -> list[str]:
     """Comment out the settings that put tiers, the spool or the gateway folder outside the
-    vault folder: the restored vault keeps them inside itself. Returns the settings changed."""
+    vault folder: the restored (or migrated) vault keeps them inside itself. Returns the
+    settings changed."""
     section = ""
     lines = []
     changed = []
@@ -155,7 +156,7 @@ def _keep_folders_inside(config: Path) -> list[str]:
             section = text.split("]")[0].strip("[ \t")
         key = text.split("=", 1)[0].strip() if "=" in text and not text.startswith("#") else ""
         if key in _OUTSIDE_FOLDERS.get(section, set()):
-            lines.append(f"# restored from a backup: this vault keeps it inside. Was: {line}")
+            lines.append(f"# {why}: this vault keeps it inside. Was: {line}")
             changed.append(f"{section}.{key}")
         else:
             lines.append(line)

@@ -92,7 +92,7 @@ def take(vault_path: Path, engine: Engine, target: Path, *, include_keys: bool =
     report = BackupReport(folder=target, messages=0, audit_seq=0, audit_hash="", format=0,
                           keys_included=include_keys, index_included=include_index)
     if include_index:
-        files.update(_copy_index(vault_path / manifest.INDEX, target))
+        files.update(copy_index(vault_path / manifest.INDEX, target))
     files[manifest.CATALOG] = _snapshot(engine, target / manifest.CATALOG)
     snapshot = create_engine(f"sqlite:///{target / manifest.CATALOG}")
     try:
@@ -208,7 +208,7 @@ def _copy_volume(source: Path, target: Path, used: int, volume_id: int, tier: st
                      sealed=sealed)
 
 
-def _copy_index(index: Path, target: Path) -> dict[str, FileEntry]:
+def copy_index(index: Path, target: Path) -> dict[str, FileEntry]:
     """The index folder's files, copied again until Tantivy's meta.json did not change
     meanwhile (a running serve commits and merges while it is copied)."""
     meta = index / "meta.json"

@@ -1,4 +1,4 @@
-"""Commands that keep the vault safe over time: backup, backup verify, upgrade.
+"""Commands that keep the vault safe over time: backup, backup verify, upgrade, migrate.
 
 (``init --from-backup`` restores; it lives with ``init`` in archiving.py.)
 """
@@ -15,6 +15,7 @@ from mailvault.cli.app import (
     JsonOption,
     VaultOption,
     console,
+    errors,
     human_bytes,
     open_vault,
     principal,
@@ -22,7 +23,7 @@ from mailvault.cli.app import (
     print_line,
 )
 from mailvault.errors import InputError
-from mailvault.usecases import backups
+from mailvault.usecases import backups, migrating
 
 group = typer.Typer(help="Back the vault up (while serve runs), or check a backup.",
                     invoke_without_command=True)
@@ -31,6 +32,7 @@ group = typer.Typer(help="Back the vault up (while serve runs), or check a backu
 def register(app: typer.Typer) -> None:
     app.add_typer(group, name="backup")
     app.command("upgrade")(upgrade)
+    app.command("migrate")(migrate)
 
 
 @group.callback()
@@ -121,3 +123,43 @@ def upgrade(
             print_line(f"Backed up into {upgraded.backup.folder} first.")
         print_line(f"Upgraded the vault in {upgraded.vault} from format {upgraded.before} to "
                    f"{upgraded.after}.")
+
+
+def migrate(
+    into: Annotated[Path, typer.Option(
+        "--into", help="The new vault folder (new, or the one an unfinished migrate of this "
+        "vault used): it gets the same keys and the moved vault.")],
+    to: Annotated[str, typer.Option(
+        "--to", help="Move the catalog into this empty PostgreSQL database, "
+        "postgresql://USER@HOST:PORT/DATABASE (no password in it).")] = "",
+    catalog_password_file: Annotated[Path | None, typer.Option(
+        "--catalog-password-file", help="With --to: a file whose first line is the "
+        "database password (else PGPASSWORD or ~/.pgpass).")] = None,
+    blobs: Annotated[str, typer.Option(
+        "--blobs", help="Move the volumes into this S3 bucket with Object Lock: "
+        "s3://BUCKET/PREFIX.")] = "",
+    s3_endpoint: Annotated[str, typer.Option(
+        "--s3-endpoint", help="With --blobs: the S3 endpoint URL (default: AWS).")] = "",
+    s3_credentials: Annotated[Path | None, typer.Option(
+        "--s3-credentials", help="With --blobs: an AWS-style credentials file, stored sealed "
+        "in the new vault (default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).")] = None,
+    vault: VaultOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Move an embedded vault into a new folder whose catalog is in PostgreSQL and/or whose
+    blobs are in S3, then check every message; run it again to finish an interrupted move."""
+    if catalog_password_file is not None and not to:
+        raise InputError("--catalog-password-file goes with --to.")
+    moved = migrating.migrate(principal(), vault, migrating.Destination(
+        into, to, str(catalog_password_file or ""), blobs, s3_endpoint, s3_credentials))
+    if json_out:
+        print_json(moved.to_json())
+    elif moved.ok:
+        rate = moved.messages / moved.seconds if moved.seconds else 0.0
+        print_line(f"Moved {moved.messages} messages from {moved.source} to {moved.target} "
+                   f"and read every one back intact ({moved.seconds:.1f} s, "
+                   f"{rate:.0f} messages/s).")
+    for problem in moved.problems:
+        print_line(problem, to=errors)
+    if not moved.ok:
+        raise typer.Exit(1)

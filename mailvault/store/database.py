@@ -157,3 +157,44 @@ def serialize_writers(conn: Connection) -> None:
 
 
 _TAKE_WRITER_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def last_ids(conn: Connection) -> dict[str, int]:
+    """The last id each table with never-reused ids has handed out (SQLite's
+    ``sqlite_sequence``; a disposed message's id is in it though its row is gone). Only a
+    SQLite catalog is read: it is what ``migrate`` moves from."""
+    if is_postgresql(conn):
+        return {}
+    if conn.execute(text("SELECT count(*) FROM sqlite_master "
+                         "WHERE name = 'sqlite_sequence'")).scalar() == 0:
+        return {}
+    return {name: int(seq) for name, seq in
+            conn.execute(text("SELECT name, seq FROM sqlite_sequence"))}
+
+
+def advance_ids(conn: Connection, last: dict[str, int]) -> None:
+    """Make every table's next generated id follow both the rows it holds (copied with their
+    ids) and ``last`` (the ids the source handed out): no id is ever handed out twice."""
+    if is_postgresql(conn):
+        serials = conn.execute(text(
+            "SELECT table_name, column_name, "
+            "pg_get_serial_sequence(quote_ident(table_name), column_name) AS sequence "
+            "FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND column_default LIKE 'nextval(%'")).all()
+        for table, column, sequence in serials:
+            held = conn.execute(text(f'SELECT coalesce(max("{column}"), 0) FROM "{table}"'))\
+                .scalar() or 0
+            value = max(int(held), last.get(table, 0))
+            if value > 0:
+                conn.execute(text("SELECT setval(:sequence, :value)"),
+                             {"sequence": sequence, "value": value})
+        return
+    for table, value in last.items():
+        held = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :name"),
+                            {"name": table}).scalar()
+        if held is None:
+            conn.execute(text("INSERT INTO sqlite_sequence (name, seq) VALUES (:name, :seq)"),
+                         {"name": table, "seq": value})
+        elif int(held) < value:
+            conn.execute(text("UPDATE sqlite_sequence SET seq = :seq WHERE name = :name"),
+                         {"name": table, "seq": value})
