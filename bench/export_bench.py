@@ -23,6 +23,17 @@ process's CPU time, and that of every descendant it waited for, to its parent's 
 usage, so ``getrusage(RUSAGE_CHILDREN)`` after the run holds the CPU of the export, the fork
 server and every worker, exactly. Peak memory: the export process's own ``ru_maxrss`` (from
 ``wait4``), and the largest of any process of the run (the children's ``ru_maxrss``).
+
+Where the wall-clock goes (``busy``): a thread samples every process below the export
+(found by parent links in /proc, so the fork server's workers too) five times a second:
+its CPU time (``/proc/PID/stat``), its time runnable but waiting for a core
+(``/proc/PID/schedstat``: the run queue, i.e. other processes had the cores), both as
+shares of the run's wall-clock time, and the share of samples that found it in state D
+(uninterruptible sleep: waiting for the disk, mostly; the kernel's block-IO delay counter
+is off here). Given for the export process and for the workers (the fork server's
+children) together and one by one; a process busy 0.1 of the run and waiting 0.8 for a
+core was starved by the machine, not by the export; what is left is sleep (waiting for
+work or for the pipe).
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,18 +55,102 @@ from typing import Any
 MAILVAULT = [sys.executable, "-m", "mailvault"]
 _PR_SET_CHILD_SUBREAPER = 36
 _ORPHAN_WAIT_S = 60.0
+_SAMPLE_S = 0.2
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class Sampler(threading.Thread):
+    """Samples the CPU, run-queue wait and IO wait of every process below ``root``."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.stop = threading.Event()
+        # pid -> parent pid, the first and last (cpu, run queue) seen in seconds, and how
+        # many samples found it, and found it in state D.
+        self.parents: dict[int, int] = {}
+        self.first: dict[int, tuple[float, float]] = {}
+        self.last: dict[int, tuple[float, float]] = {}
+        self.samples: dict[int, list[int]] = {}
+
+    def run(self) -> None:
+        while not self.stop.wait(_SAMPLE_S):
+            self.sample()
+
+    def sample(self) -> None:
+        parents = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit() and (ppid := _parent(int(name))) is not None:
+                parents[int(name)] = ppid
+        family, grown = {self.root}, True
+        while grown:
+            below = {pid for pid, ppid in parents.items() if ppid in family} - family
+            family |= below
+            grown = bool(below)
+        for pid in family:
+            found = _times(pid)
+            if found is None:
+                continue
+            times, state = found
+            self.parents.setdefault(pid, parents.get(pid, 0))
+            self.first.setdefault(pid, times)
+            self.last[pid] = times
+            counts = self.samples.setdefault(pid, [0, 0])
+            counts[0] += 1
+            counts[1] += state == b"D"
+
+    def shares(self, wall: float) -> dict[str, Any]:
+        """Busy and run-queue shares of the wall-clock time, and D-state share of the
+        samples, by role."""
+        def share(pids: list[int]) -> dict[str, float]:
+            sums = [sum(self.last[p][i] - self.first[p][i] for p in pids) for i in range(2)]
+            seen = sum(self.samples[p][0] for p in pids) or 1
+            return {"busy": round(sums[0] / wall, 3), "runqueue": round(sums[1] / wall, 3),
+                    "disk_wait": round(sum(self.samples[p][1] for p in pids) / seen, 3)}
+        servers = [p for p, ppid in self.parents.items() if ppid == self.root]
+        workers = [p for p, ppid in self.parents.items() if ppid in servers]
+        return {"export_process": share([self.root]), "workers": share(workers),
+                "each_worker": [share([p]) for p in workers],
+                "others": share([p for p in self.parents if p != self.root
+                                 and p not in workers])}
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    return int(text[text.rindex(b")") + 2:].split()[1])
+
+
+def _times(pid: int) -> tuple[tuple[float, float], bytes] | None:
+    """CPU time and run-queue wait of ``pid`` so far, in seconds, and its state now."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rpartition(b")")[2].split()
+        with open(f"/proc/{pid}/schedstat", "rb") as handle:
+            queued = int(handle.read().split()[1]) / 1e9
+    except (OSError, IndexError):
+        return None
+    # Fields after the name: state is [0], utime [11], stime [12].
+    return ((int(fields[11]) + int(fields[12])) / _TICK, queued), fields[0]
 
 
 def one_run(vault: Path, out: Path, query: str, fmt: str) -> dict[str, Any]:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     stdout_path = out.with_name(out.name + ".stdout")
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     with open(stdout_path, "wb") as stdout:
         process = subprocess.Popen([*MAILVAULT, "export", query, "--to", str(out),
                                     "--format", fmt, "--vault", str(vault), "--json"],
                                    stdout=stdout)
+        sampler = Sampler(process.pid)
+        sampler.start()
         _pid, status, own = os.wait4(process.pid, 0)
+        sampler.stop.set()
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     orphans = _reap_orphans()
@@ -83,7 +179,10 @@ def one_run(vault: Path, out: Path, query: str, fmt: str) -> dict[str, Any]:
             # ru_maxrss of children is the largest of any child so far: a later, smaller run
             # reports the earlier peak, so each format is best run in its own invocation.
             "peak_rss_any_process_mb": round(max(usage.ru_maxrss, before) / 1024, 1),
-            "orphans_reaped": orphans, "orphans_reaped_after_s": round(reaped_after, 1)}
+            "load_before": load_before, "orphans_reaped": orphans,
+            "orphans_reaped_after_s": round(reaped_after, 1),
+            # Shares of the wall-clock time on a core and waiting for one; D-state samples.
+            "busy": sampler.shares(elapsed), "load_after": os.getloadavg()[0]}
 
 
 def _become_subreaper() -> None:

@@ -93,6 +93,10 @@ class _Bar:
 
 def _show(report: RestoreReport) -> None:
     totals = report.totals()
+    if report.resumed is not None:
+        print_line(f"restore {report.job} resumed (run {report.resumed['runs'] + 1}): the "
+                   f"last run had handled {report.resumed['handled']} of "
+                   f"{report.resumed['planned']} copies ({report.resumed['ended']})")
     for name, result in sorted(report.folders.items()):
         print_line(f"{name}: {result.appended} appended, {result.present} already there"
                    + (f", {result.failed} failed" if result.failed else ""))

@@ -16,12 +16,13 @@ parsing, text extraction, its native, attachment and text files, its manifest ro
 started as the import pipeline starts its own (forkserver, bound to this process's life by
 ``lifeline``; ``[ingest] workers``, 0 = one a core; an export of one batch or less is done in
 this process, where starting workers would cost more than it saves). This process reads
-each batch's bytes and hands them to the workers; while they do the next batch, it appends
-the current one's manifest rows (and mbox entries) in message-id order and checkpoints it:
-every path and byte is what one process would write.
+each batch's bytes and hands them to the workers up to ``AHEAD`` batches ahead; while they
+build those, it appends the oldest one's manifest rows (and mbox entries) in message-id
+order and checkpoints it: every path and byte is what one process would write.
 
-Bounded memory: two batches of messages at a time (the one being appended, the one being
-built); only the list of errors is held whole.
+Bounded memory: at most ``AHEAD`` batches of messages at a time, and no more than
+``AHEAD_BYTES`` of message bytes unless one batch alone holds more; only the list of errors
+is held whole.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import json
 import multiprocessing
 import os
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -53,6 +55,10 @@ from mailvault.store.catalog import MessageRow
 from mailvault.vault import Vault
 
 BATCH = 200
+# Batches read and handed to the workers ahead of the one being appended, and the most
+# message bytes they may hold together (one batch is always allowed, however large).
+AHEAD = 4
+AHEAD_BYTES = 64 << 20
 # Messages a worker builds per task: small enough to spread a batch over the workers.
 _CHUNK = 25
 SUMMARY = "summary.json"
@@ -137,29 +143,31 @@ def _run(vault: Vault, job: ExportJob, root: Path, case_name: str | None,
     try:
         with _workers(vault, job.total - job.done) as pool:
             position = job.done
-            current = None
             after: int | None = job.last_message
+            started: deque[_Started] = deque()
             while True:
-                ids = jobs.next_ids(vault, job, after, BATCH) if after is not None else []
-                # The next batch is read and handed to the workers before the current one
-                # is appended, so they build and write while this process appends.
-                upcoming = (_start(vault, job, root, ids, position, custodians, pool)
-                            if ids else None)
-                if ids:
+                # Batches are read and handed to the workers ahead of the one being appended
+                # (up to AHEAD of them, AHEAD_BYTES of messages), so that they always have
+                # work while this process appends, checkpoints, or is kept off a core.
+                while after is not None and (not started or (
+                        len(started) < AHEAD
+                        and sum(b.size for b in started) < AHEAD_BYTES)):
+                    ids = jobs.next_ids(vault, job, after, BATCH)
+                    if not ids:
+                        after = None
+                        break
+                    started.append(_start(vault, job, root, ids, position, custodians, pool))
                     after, position = ids[-1], position + len(ids)
-                else:
-                    after = None
-                if current is not None:
-                    record = current.finish(mboxes, parts)
-                    mboxes.flush()
-                    record["manifest"] = parts.ends()
-                    job = jobs.checkpoint(vault, job, current.items[-1].message_id,
-                                          len(current.items), record, len(record["errors"]))
-                    if progress is not None:
-                        progress(job.done, job.total)
-                if upcoming is None:
+                if not started:
                     break
-                current = upcoming
+                current = started.popleft()
+                record = current.finish(mboxes, parts)
+                mboxes.flush()
+                record["manifest"] = parts.ends()
+                job = jobs.checkpoint(vault, job, current.items[-1].message_id,
+                                      len(current.items), record, len(record["errors"]))
+                if progress is not None:
+                    progress(job.done, job.total)
         return _finish(vault, job, root, case_name, parts)
     finally:
         mboxes.close()
@@ -282,6 +290,7 @@ class _Started:
     job: ExportJob
     items: list[_Item]
     futures: list[Future[list[Written]]] = field(default_factory=list)
+    size: int = 0  # bytes of the messages handed out
 
     def finish(self, mboxes: mbox.MboxFiles, parts: manifest.Parts) -> dict[str, Any]:
         """Append the batch's manifest rows (and mbox entries); the batch's record."""
@@ -337,6 +346,7 @@ def _start(vault: Vault, job: ExportJob, root: Path, ids: list[int], done: int,
             sources=[a.describe() for a in came], place=place)
         sender = next((a.envelope_from for a in came if a.envelope_from), None)
         tasks.append(_Task(item.position, raw, facts, item.native, sender or ""))
+        started.size += len(raw)
     for first in range(0, len(tasks), _CHUNK):
         started.futures.append(pool.submit(write_chunk, str(root), job.format,
                                            tasks[first:first + _CHUNK]))

@@ -167,6 +167,10 @@ class RestoreReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
     appended_sha256: list[str] = field(default_factory=list)
     stopped: str = ""
+    # The catalog job (``restore_jobs.py``), and, when this run took up an unfinished one,
+    # how far the runs before it had got.
+    job: int = 0
+    resumed: dict[str, Any] | None = None
 
     def totals(self) -> dict[str, int]:
         return {name: sum(getattr(r, name) for r in self.folders.values())
@@ -175,7 +179,8 @@ class RestoreReport:
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, **self.totals(),
                 "folders": {name: r.to_json() for name, r in sorted(self.folders.items())},
-                "failures": self.failures, "stopped": self.stopped or None}
+                "failures": self.failures, "stopped": self.stopped or None,
+                "job": self.job or None, "resumed": self.resumed}
 
 
 class Progress(Protocol):

@@ -569,3 +569,31 @@ export_items = Table(
     # checkpointed (one record a message, its documents, before batch records).
     Column("record", Text, nullable=False, default=""),
 )
+
+# A restore to a mailbox (``sources/restore_jobs.py``): what it restores where, how far its
+# latest run got (kept as it goes, so a restart of the process or a resumed run still knows),
+# and its outcome. The same restore started again (same principal, query, target and folder
+# mode) while unfinished is the same job, taken up again.
+restore_jobs = Table(
+    "restore_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("actor", Text, nullable=False),
+    Column("query", Text, nullable=False),
+    Column("target", Text, nullable=False),  # user@host:port
+    Column("folder_mode", Text, nullable=False),
+    # queued | running | stopped (connection lost: run again) | failed | done
+    Column("state", String(16), nullable=False),
+    Column("runs", Integer, nullable=False, default=0),
+    Column("planned", Integer, nullable=False, default=0),  # copies (message x folder)
+    Column("handled", Integer, nullable=False, default=0),
+    Column("planned_bytes", Integer, nullable=False, default=0),
+    Column("handled_bytes", Integer, nullable=False, default=0),
+    Column("report", Text, nullable=False, default=""),  # the last run's report (JSON)
+    Column("error", Text, nullable=False, default=""),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("finished_at", Integer),
+    sqlite_autoincrement=True,
+)
+Index("restore_jobs_actor", restore_jobs.c.actor)

@@ -7,13 +7,20 @@ of their addresses is party to, as their searches are. Audited twice: ``restore`
 the first APPEND (query, target, folder mode, how many messages), so a restore stopped
 midway is on record, and ``restore-done`` after (counts by folder, the SHA-256 of every
 message appended, why it stopped). The mailbox password is in neither.
+
+Each restore is a catalog job (``sources/restore_jobs.py``) whose progress is kept as it
+runs: starting the same restore again while it is unfinished takes up that job, and its
+report says how far the earlier runs had got; the faces read restores from there.
 """
 
 from __future__ import annotations
 
 from mailvault.accounts.principal import Principal, allows, require
 from mailvault.accounts.roles import Permission
-from mailvault.errors import MailvaultError, PermissionDenied
+from mailvault.errors import MailvaultError, NotFoundError, PermissionDenied
+from mailvault.sources import restore_jobs
+from mailvault.sources.restore_jobs import INTERRUPTED as INTERRUPTED
+from mailvault.sources.restore_jobs import RestoreJob as RestoreJob
 from mailvault.sources.restoring import FolderMode as FolderMode  # re-exported for the faces
 from mailvault.sources.restoring import Progress, restore
 from mailvault.sources.restoring import RestoreReport as RestoreReport
@@ -51,23 +58,61 @@ def require_restore(vault: Vault, who: Principal) -> None:
         require(who, Permission.DOWNLOAD)
 
 
+def queue_restore(vault: Vault, who: Principal, query: str, target: Target,
+                  mode: FolderMode) -> RestoreJob:
+    """The job a restore will run as (the unfinished one of the same restore, or a new
+    one), marked queued: for a face that runs it later with ``restore_mail``."""
+    require_restore(vault, who)
+    return restore_jobs.take(vault, who.name, query, target.describe(), mode.describe())
+
+
 def restore_mail(vault: Vault, who: Principal, query: str, target: Target, password: str,
                  mode: FolderMode, progress: Progress | None = None) -> RestoreReport:
     """APPEND the messages ``who`` may see that match ``query`` into the mailbox
-    ``target``; running it again appends only what is missing."""
+    ``target``; running it again appends only what is missing, as the same job."""
     require_restore(vault, who)
     ids = sorted(vault.index.ids(scoped_query(vault, who, query)))
-    with vault.engine.begin() as conn:
-        audit.record(conn, who.name, "restore", {
-            "query": query, "target": target.describe(), "tls": target.tls,
-            "folder_mode": mode.describe(), "messages": len(ids)})
-    try:
-        report = restore(vault, ids, target, password, mode, progress)
-    except MailvaultError as exc:
-        _record_done(vault, who, RestoreReport(target.describe(), stopped=str(exc)))
-        raise
+    job = restore_jobs.take(vault, who.name, query, target.describe(), mode.describe())
+    # How the last run ended: its stop or failure, else it was killed mid-run.
+    resumed = ({"runs": job.runs, "planned": job.planned, "handled": job.handled,
+                "ended": job.error or (job.report or {}).get("stopped") or "interrupted"}
+               if job.runs else None)
+    with restore_jobs.running(vault, job) as job:
+        recorder = restore_jobs.Recorder(vault, job, progress)
+        with vault.engine.begin() as conn:
+            audit.record(conn, who.name, "restore", {
+                "query": query, "target": target.describe(), "tls": target.tls,
+                "folder_mode": mode.describe(), "messages": len(ids), "job": job.id})
+        try:
+            report = restore(vault, ids, target, password, mode, recorder)
+        except MailvaultError as exc:
+            failed = RestoreReport(target.describe(), stopped=str(exc), job=job.id,
+                                   resumed=resumed)
+            recorder.flush()
+            restore_jobs.ended(vault, job, failed, error=str(exc))
+            _record_done(vault, who, failed)
+            raise
+        report.job, report.resumed = job.id, resumed
+        recorder.flush()
+        restore_jobs.ended(vault, job, report)
     _record_done(vault, who, report)
     return report
+
+
+def restores(vault: Vault, who: Principal) -> list[RestoreJob]:
+    """The restores ``who`` started, newest first, with how far each got."""
+    require_restore(vault, who)
+    return restore_jobs.of(vault, who.name)
+
+
+def restore_job(vault: Vault, who: Principal, job_id: int) -> RestoreJob:
+    """One restore ``who`` started; NotFoundError for anyone else's (not even its number
+    is confirmed)."""
+    require_restore(vault, who)
+    job = restore_jobs.get(vault, job_id)
+    if job.actor != who.name:
+        raise NotFoundError(f"you started no restore {job_id}.")
+    return job
 
 
 def _record_done(vault: Vault, who: Principal, report: RestoreReport) -> None:
@@ -75,4 +120,5 @@ def _record_done(vault: Vault, who: Principal, report: RestoreReport) -> None:
         audit.record(conn, who.name, "restore-done", {
             "target": report.target, **report.totals(),
             "folders": {n: r.to_json() for n, r in sorted(report.folders.items())},
-            "sha256": sorted(report.appended_sha256), "stopped": report.stopped or None})
+            "sha256": sorted(report.appended_sha256), "stopped": report.stopped or None,
+            "job": report.job})

@@ -15,11 +15,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from mailvault.errors import NotFoundError
 from mailvault.fsnames import exact_json
 from mailvault.mime_leaves import leaves
 from mailvault.usecases import finding, restoring, saved_searches, verifying
-from mailvault.web.background import restore_in_background
+from mailvault.web.background import restore_in_background, restore_view
 from mailvault.web.downloads import attachment_response, raw_response
 from mailvault.web.identity import PrincipalDep, VaultDep, web_of
 
@@ -145,17 +144,17 @@ def restore(request: Request, body: RestoreRequest, who: PrincipalDep,
     ``report`` (counts by folder, failures). What the mailbox already holds is skipped, so
     starting it again resumes."""
     target = restoring.target(body.imap, body.tls, body.user, body.ca_file)
-    run = restore_in_background(web_of(request).background, vault, who, body.query, target,
+    job = restore_in_background(web_of(request).background, vault, who, body.query, target,
                                 body.password, restoring.folder_mode(body.folder_mode))
-    return run.to_json()
+    return restore_view(web_of(request).background, job)
 
 
 @router.get("/restores/{run_id}", summary="A restore started by the caller, and how far "
             "it got")
 def restore_run(request: Request, run_id: int, who: PrincipalDep,
                 vault: VaultDep) -> dict[str, Any]:
-    restoring.require_restore(vault, who)
-    for run in web_of(request).background.restores_of(who.name):
-        if run.id == run_id:
-            return run.to_json()
-    raise NotFoundError(f"you started no restore {run_id} (or it is too old to be kept).")
+    """The restore's state (queued, running, done, stopped, failed, interrupted: the run
+    was killed or serve stopped; start it again to resume), its progress in copies
+    (``planned``, ``handled``: kept in the catalog as it runs), and its last run's report."""
+    return restore_view(web_of(request).background,
+                        restoring.restore_job(vault, who, run_id))

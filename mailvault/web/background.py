@@ -10,15 +10,16 @@ again when it starts (``resume_interrupted_exports``, audited ``export-resume`` 
 ``system:serve``), and starting it again (the page's Resume, or the same API call) resumes
 it too, from its checkpoint.
 
-A restore has no catalog job: its progress (``RestoreRun``) lives here, seen only by who
-started it, and the last ``KEPT_RESTORES`` are kept. The mailbox password is held by the
-queued job alone and dropped when it ends. A restore stopped midway is resumed by starting
-it again: it appends only what the mailbox does not hold yet.
+A restore is a catalog job too (``restore_jobs``): its progress is kept there as it runs, so
+the page and ``GET /api/v1/restores/ID`` show it after a restart of serve, to who started it
+only. The mailbox password is held by the queued work alone and dropped when it ends, so a
+restore that a stop of serve interrupted is not taken up again by itself: it reads as
+``interrupted``, and starting it again (same query, mailbox and folder mode) resumes it as
+the same job, appending only what the mailbox does not hold yet.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
@@ -30,43 +31,10 @@ from mailvault.accounts.principal import SERVE_SYSTEM, Principal
 from mailvault.errors import MailvaultError
 from mailvault.usecases import exporting, restoring
 from mailvault.usecases.exporting import ExportJob
-from mailvault.usecases.restoring import FolderMode, RestoreReport, Target
+from mailvault.usecases.restoring import INTERRUPTED, FolderMode, RestoreJob, Target
 from mailvault.vault import Vault
 
 log = logging.getLogger("mailvault.web")
-KEPT_RESTORES = 100
-
-
-@dataclass
-class RestoreRun:
-    """A restore started from the web: what it restores where, and how far it got (told by
-    the restore as its ``Progress``)."""
-
-    id: int
-    owner: str
-    query: str
-    target: str
-    folder_mode: str
-    state: str = "queued"
-    planned: int = 0
-    handled: int = 0
-    report: RestoreReport | None = None
-    error: str = ""
-
-    def start(self, copies: int, size: int) -> None:
-        del size
-        self.planned = copies
-
-    def advance(self, copies: int, size: int) -> None:
-        del size
-        self.handled = copies
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "query": self.query, "target": self.target,
-                "folder_mode": self.folder_mode, "state": self.state,
-                "planned": self.planned, "handled": self.handled,
-                "report": self.report.to_json() if self.report else None,
-                "error": self.error or None}
 
 
 @dataclass
@@ -78,8 +46,6 @@ class Background:
     _active: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
-    _restores: dict[int, RestoreRun] = field(default_factory=dict)
-    _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def submit(self, key: str, work: Callable[[], object]) -> bool:
         """Queue ``work`` under ``key``; False (and nothing queued) when that key is queued
@@ -99,21 +65,6 @@ class Background:
         """Whether the job is queued or running now."""
         with self._lock:
             return key in self._active
-
-    def new_restore(self, owner: str, query: str, target: str, folder_mode: str
-                    ) -> RestoreRun:
-        """A new restore run, kept (with the last KEPT_RESTORES) for its owner to follow."""
-        with self._lock:
-            run = RestoreRun(next(self._numbers), owner, query, target, folder_mode)
-            self._restores[run.id] = run
-            while len(self._restores) > KEPT_RESTORES:
-                self._restores.pop(next(iter(self._restores)))
-        return run
-
-    def restores_of(self, owner: str) -> list[RestoreRun]:
-        """``owner``'s restore runs, newest first."""
-        with self._lock:
-            return [r for r in reversed(self._restores.values()) if r.owner == owner]
 
     def wait_idle(self) -> None:
         """Until every job queued so far has ended (tests, and an orderly stop)."""
@@ -163,22 +114,24 @@ def export_progress(background: Background, job: ExportJob) -> str:
     return "running" if background.is_active(export_key(job.id)) else "interrupted"
 
 
+def restore_key(job_id: int) -> str:
+    return f"restore-{job_id}"
+
+
 def restore_in_background(background: Background, vault: Vault, who: Principal, query: str,
-                          target: Target, password: str, mode: FolderMode) -> RestoreRun:
-    """Queue a restore into ``target`` (after checking ``who`` may restore at all); its run
-    says how far it got, and why it stopped."""
-    restoring.require_restore(vault, who)
-    run = background.new_restore(who.name, query, target.describe(), mode.describe())
+                          target: Target, password: str, mode: FolderMode) -> RestoreJob:
+    """Queue a restore into ``target`` (after checking ``who`` may restore at all); its job
+    (a new one, or the unfinished one of the same restore) says how far it gets."""
+    job = restoring.queue_restore(vault, who, query, target, mode)
+    background.submit(restore_key(job.id), lambda: restoring.restore_mail(
+        vault, who, query, target, password, mode))
+    return job
 
-    def work() -> None:
-        run.state = "running"
-        try:
-            run.report = restoring.restore_mail(vault, who, query, target, password, mode, run)
-        except MailvaultError as exc:
-            run.error = str(exc)
-            run.state = "failed"
-            return
-        run.state = "stopped" if run.report.stopped else "done"
 
-    background.submit(f"restore-{run.id}", work)
-    return run
+def restore_view(background: Background, job: RestoreJob) -> dict[str, Any]:
+    """A restore as the page and the API show it: a job the catalog says is queued that
+    this process's worker does not hold was lost with an earlier serve (interrupted)."""
+    view = job.to_json()
+    if job.state == "queued" and not background.is_active(restore_key(job.id)):
+        view["state"] = INTERRUPTED
+    return view

@@ -17,7 +17,7 @@ from mailvault.accounts.principal import Principal
 from mailvault.errors import PermissionDenied
 from mailvault.usecases import restoring
 from mailvault.vault import Vault
-from mailvault.web.background import restore_in_background
+from mailvault.web.background import restore_in_background, restore_view
 from mailvault.web.identity import FormViewerDep, VaultDep, ViewerDep, web_of
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +34,9 @@ def restore_form(request: Request, who: ViewerDep, vault: VaultDep, q: str = "")
     _allowed(vault, who.principal)
     web = web_of(request)
     return web.templates.TemplateResponse(request, "restore.html", {
-        "viewer": who, "q": q, "runs": web.background.restores_of(who.principal.name)})
+        "viewer": who, "q": q, "runs": [
+            restore_view(web.background, job)
+            for job in restoring.restores(vault, who.principal)]})
 
 
 @router.post("/restore")

@@ -17,9 +17,10 @@ import pytest
 
 from mailvault.accounts.principal import Principal, local_operator
 from mailvault.accounts.roles import Role
-from mailvault.errors import InputError, PermissionDenied, SourceError
+from mailvault.errors import InputError, NotFoundError, PermissionDenied, SourceError
 from mailvault.ingest.pipeline import Pipeline
 from mailvault.records import Incoming, Provenance
+from mailvault.sources import restore_jobs
 from mailvault.sources.definitions import SourceSpec
 from mailvault.sources.restoring import (
     AppendBatch,
@@ -308,3 +309,60 @@ def test_a_refused_batch_is_sent_again_one_by_one(vault: Vault) -> None:
     assert (result.appended, result.failed) == (4, 1)
     assert session.folder == [raws[0], raws[1], raws[3], raws[4]]
     assert [f["id"] for f in report.failures] == [rows[2].id]
+
+
+class _Killed(BaseException):
+    """What a SIGKILL is to the restore: nothing after it runs but ``finally`` blocks."""
+
+
+class _KillAt:
+    """A progress that ends the run when ``at`` copies have been handled."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def start(self, copies: int, size: int) -> None:
+        del copies, size
+
+    def advance(self, copies: int, size: int) -> None:
+        del size
+        if copies >= self.at:
+            raise _Killed
+
+
+def test_a_restores_progress_is_kept_and_a_resumed_run_reports_it(
+        vault_path: Path, vault: Vault, archived: Mailbox, mailbox: Callable[[], Mailbox],
+        dovecot_server: Dovecot, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every copy's progress reaches the catalog (in use, every 100 copies or 2 s).
+    monkeypatch.setattr(restore_jobs, "_EVERY_COPIES", 1)
+    target = mailbox()
+    where, mode = _target(dovecot_server, target), FolderMode.parse("keep")
+    with pytest.raises(_Killed):
+        restoring.restore_mail(vault, OPERATOR, "", where, target.password, mode,
+                               progress=_KillAt(5))
+    vault.close()
+    # Another process (a restarted serve) reads how far it got: its lock is free, so the
+    # run that said "running" is known to be interrupted.
+    with Vault.open(vault_path) as reopened:
+        [job] = restoring.restores(reopened, OPERATOR)
+        assert (job.state, job.runs, job.planned, job.handled) == ("interrupted", 1, 8, 5)
+        assert job.report is None and job.planned_bytes > job.handled_bytes > 0
+        resumed = restoring.restore_mail(reopened, OPERATOR, "", where, target.password, mode)
+        assert resumed.job == job.id
+        assert resumed.resumed == {"runs": 1, "planned": 8, "handled": 5,
+                                   "ended": "interrupted"}
+        assert resumed.totals()["appended"] + resumed.totals()["present"] == 8
+        assert _contents(target) == _contents(archived)
+        [done] = restoring.restores(reopened, OPERATOR)
+        assert (done.id, done.state, done.runs, done.handled) == (job.id, "done", 2, 8)
+        assert done.report is not None and done.report["appended"] == resumed.totals()[
+            "appended"]
+        assert done.finished_at is not None
+        # Done: the same restore started again is a new job (it appends nothing).
+        again = restoring.restore_mail(reopened, OPERATOR, "", where, target.password, mode)
+        assert again.job != job.id and again.resumed is None
+        assert again.totals() == {"appended": 0, "present": 8, "failed": 0}
+        # Someone else's restore is not found, not even by number.
+        with pytest.raises(NotFoundError):
+            restoring.restore_job(reopened, Principal("other", frozenset({Role.AUDITOR})),
+                                  job.id)

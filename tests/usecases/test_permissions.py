@@ -168,6 +168,11 @@ USE_CASES: dict[str, tuple[set[Permission], Call]] = {
     "restoring.restore_mail": ({P.DOWNLOAD}, lambda v, w, t: restoring.restore_mail(
         v, w, "", restoring.target("127.0.0.1:1", "implicit", "eve"), "a password",
         restoring.folder_mode("keep"))),
+    "restoring.queue_restore": ({P.DOWNLOAD}, lambda v, w, t: restoring.queue_restore(
+        v, w, "", restoring.target("127.0.0.1:1", "implicit", "eve"),
+        restoring.folder_mode("keep"))),
+    "restoring.restores": ({P.DOWNLOAD}, lambda v, w, t: restoring.restores(v, w)),
+    "restoring.restore_job": ({P.DOWNLOAD}, lambda v, w, t: restoring.restore_job(v, w, 1)),
     "subjects.person_report": ({P.SEARCH_ALL},
                                lambda v, w, t: subjects.person_report(v, w, "eve@example.org")),
     "subjects.erase": ({P.RETENTION},

@@ -19,7 +19,7 @@ from mailvault.accounts import users
 from mailvault.accounts.principal import Principal
 from mailvault.accounts.roles import Permission, Role, parse_roles, permissions_of
 from mailvault.store import audit
-from mailvault.usecases import reviewing
+from mailvault.usecases import restoring, reviewing
 from mailvault.usecases.reviewing import PolicyDraft
 from mailvault.web import (
     api_admin,
@@ -28,6 +28,7 @@ from mailvault.web import (
     pages_admin_people,
     pages_admin_sources,
 )
+from mailvault.web.background import Background
 from tests.web.site import ACTOR, PASSWORD, PEOPLE, Browser, Site, site_fixture
 
 # Who sees which of the site's messages (None: no mail at all, 403).
@@ -499,6 +500,31 @@ def test_restore_by_role(site: Site, browsers: dict[str, Browser]) -> None:
             "authorization": f"Bearer {site.token('adam')}"}).status_code == 403
     finally:
         site.vault.settings.restore.users_own_mail = False
+
+
+def test_a_restores_state_outlives_the_serving_process(
+        site: Site, browsers: dict[str, Browser]) -> None:
+    """The API reads a restore from the catalog: a new job worker (what a restart of serve
+    starts with) still shows it; one that worker never ran reads as interrupted."""
+    token = {"authorization": f"Bearer {site.token('audrey')}"}
+    web = site.app.state.web
+    answer = browsers["audrey"].post("/api/v1/restore", json=RESTORE, headers=token)
+    web.background.wait_idle()
+    ran = answer.json()["id"]
+    kept = web.background
+    web.background = Background()
+    try:
+        run = browsers["audrey"].get(f"/api/v1/restores/{ran}", headers=token).json()
+        assert run["state"] == "failed" and run["runs"] >= 1 and "unreachable" in run["error"]
+        queued = restoring.queue_restore(site.vault, Principal("audrey", frozenset(
+            {Role.AUDITOR})), "lunch", restoring.target("127.0.0.1:1", "implicit", "someone"),
+            restoring.folder_mode("keep"))
+        lost = browsers["audrey"].get(f"/api/v1/restores/{queued.id}", headers=token).json()
+        assert lost["state"] == "interrupted" and lost["query"] == "lunch"
+        page = browsers["audrey"].get("/restore").text
+        assert 'class="state">interrupted<' in page and 'class="state">failed<' in page
+    finally:
+        web.background = kept
 
 
 def test_restore_page_by_role(site: Site, browsers: dict[str, Browser]) -> None:
