@@ -364,7 +364,7 @@ class PostgresIndex:
         if order not in _ORDERS:
             raise QueryError(f"results can be sorted {', '.join(_ORDERS)}, not {order!r}.")
         where, params = _Compiler(self).compile(node)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             total = self._count(conn, where, params)
             ids: list[int] = []
             if limit > 0 and offset < total:
@@ -377,8 +377,20 @@ class PostgresIndex:
 
     def facet_counts(self, node: q.Node, size: int = 20) -> FacetCounts:
         where, params = _Compiler(self).compile(node)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return self._facets(conn, where, params, size)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for one search; a query the database refuses is a QueryError (as
+        Tantivy's are), a database that fails a StoreError."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"the search index cannot be read: {exc.orig}.") from exc
+        except DBAPIError as exc:
+            raise QueryError(f"the search failed: {str(exc.orig).splitlines()[0]}.") from exc
 
     @staticmethod
     def _count(conn: Connection, where: str, params: dict[str, Any]) -> int:
@@ -409,7 +421,7 @@ class PostgresIndex:
 
     def count(self, node: q.Node) -> int:
         where, params = _Compiler(self).compile(node)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return self._count(conn, where, params)
 
     def ids(self, node: q.Node, page: int = 10_000) -> Iterator[int]:
@@ -419,7 +431,7 @@ class PostgresIndex:
         after: tuple[int, int] | None = None
         while True:
             bound = "" if after is None else " AND (sort_date, id) < (:_date, :_id)"
-            with self.engine.connect() as conn:
+            with self._reading() as conn:
                 rows = conn.execute(text(
                     f"SELECT sort_date, id FROM {DOCUMENTS} WHERE ({where}){bound} "
                     "ORDER BY sort_date DESC, id DESC LIMIT :_limit"),
@@ -490,6 +502,8 @@ class _Compiler:
         if isinstance(node, q.SizeRange):
             parts = []
             if node.above is not None:
+                if node.above >= q.MAX_SIZE:
+                    return "FALSE"  # no size is above the largest (nor fits a BIGINT)
                 parts.append(f"size >= {self.param(node.above + 1)}")
             if node.below is not None:
                 # As Tantivy's inclusive range: smaller:0 is "at most 0".
@@ -531,6 +545,7 @@ class _Compiler:
                                  for f in fields) + ")"
 
     def keyword(self, field: str, value: str, prefix: bool) -> str:
+        value = _clean(value)
         if field in _SCALARS:
             if prefix:
                 return f"{field} LIKE {self.param(_like_prefix(value))}"
