@@ -2,6 +2,9 @@
 
     python bench/search_bench.py --vault /path/to/vault           # after import_bench.py
     python bench/search_bench.py --synthetic 1000000              # index-only, 1M documents
+    python bench/search_bench.py --synthetic 100000 --postgresql URL --password-file F
+                                             # the same on the PostgreSQL search backend,
+                                             # in URL's (empty) database or schema
 
 With --vault, each query runs as the product runs it for a results page: parse, Tantivy
 search (newest first, 50 hits), catalog rows for the hits. With --synthetic, documents are
@@ -26,10 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_corpus import seeds, vary
 
 from mailvault.message import parse
+from mailvault.search.backend import SearchBackend
 from mailvault.search.document import message_document
 from mailvault.search.index import SearchIndex
+from mailvault.search.postgresql_index import PostgresIndex
 from mailvault.search.query import parse as parse_query
-from mailvault.store import catalog
+from mailvault.store import catalog, database
 from mailvault.vault import Vault
 
 QUERIES = [
@@ -90,12 +95,17 @@ def bench_vault(path: Path, repeat: int) -> None:
     vault.close()
 
 
-def bench_synthetic(count: int, repeat: int, folder: Path) -> None:
+def bench_synthetic(count: int, repeat: int, folder: Path,
+                    postgresql: tuple[str, str] | None = None) -> None:
     rng = random.Random(7)
     pool = seeds(Path(__file__).resolve().parents[2] / "shared" / "corpus")
     base_docs = [message_document(parse(vary(pool[i % len(pool)], i, rng)), 4000, "active")
                  for i in range(min(count, 20_000))]
-    index = SearchIndex(folder, heap_mb=512)
+    index: SearchBackend
+    if postgresql is None:
+        index = SearchIndex(folder, heap_mb=512)
+    else:
+        index = PostgresIndex(database.open_engine(folder / "unused.sqlite", *postgresql))
     started = time.perf_counter()
     batch = []
     for number in range(count):
@@ -124,12 +134,16 @@ def main() -> None:
     parser.add_argument("--vault", type=Path)
     parser.add_argument("--synthetic", type=int)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--postgresql", default="", help="with --synthetic: the catalog URL "
+                        "of an empty database or schema for the PostgreSQL backend")
+    parser.add_argument("--password-file", default="")
     args = parser.parse_args()
     if args.vault:
         bench_vault(args.vault, args.repeat)
     elif args.synthetic:
         with tempfile.TemporaryDirectory(prefix="mailvault-search-") as folder:
-            bench_synthetic(args.synthetic, args.repeat, Path(folder) / "index")
+            bench_synthetic(args.synthetic, args.repeat, Path(folder) / "index",
+                            (args.postgresql, args.password_file) if args.postgresql else None)
     else:
         parser.error("give --vault or --synthetic")
 

@@ -187,6 +187,10 @@ class SearchSettings:
         "messages together); the rest is cut off and a parse defect says so."
     )
     index_heap_mb: int = setting(64, "Memory the index writer may use before it flushes.")
+    backend: str = setting(
+        "tantivy", "Where the full-text index lives: tantivy (a folder in the vault, the "
+        "default) or postgresql (tables in the catalog's database; needs [catalog] url; set "
+        "by 'mailvault init --search-backend postgresql', docs/postgresql.md).")
 
 
 @dataclass

@@ -9,7 +9,8 @@ Nothing is global: every command, server and test opens the vault it needs and p
                             export-signing.key (the Ed25519 key exports are signed with)
       catalog.sqlite        the catalog (WAL), unless [catalog] url puts it in PostgreSQL
       audit-head.json       the audit log's newest committed entry, sealed (audit_head.py)
-      index/                the Tantivy index (derived: can be rebuilt)
+      index/                the Tantivy index (derived: can be rebuilt), unless [search]
+                            backend puts it in the PostgreSQL catalog's database
       locks/                export-ID.lock: held while an export job runs
       exports/              exports started from the web application
       volumes/active/       volume files of the Active tier (open/, deep/ likewise, unless
@@ -30,9 +31,17 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from mailvault.config import CONFIG_FILE, Settings, load_settings
-from mailvault.errors import IntegrityError, MailvaultError, StoreError, VaultError
+from mailvault.errors import (
+    ConfigError,
+    IntegrityError,
+    MailvaultError,
+    StoreError,
+    VaultError,
+)
 from mailvault.search import indexing
+from mailvault.search.backend import SearchBackend
 from mailvault.search.index import SearchIndex
+from mailvault.search.postgresql_index import PostgresIndex
 from mailvault.store import (
     audit_chain,
     catalog,
@@ -62,6 +71,8 @@ from mailvault.store.objects import (
 from mailvault.store.volumes import Volumes
 
 CATALOG_FILE = "catalog.sqlite"
+SEARCH_TANTIVY = "tantivy"
+SEARCH_POSTGRESQL = "postgresql"
 TIERS = ("active", "open", "deep")
 
 _DEFAULT_TOML = """\
@@ -106,7 +117,12 @@ class Vault:
         self._volume_folders = catalog.volume_folders(self.engine)
         self._volume_places: dict[int, str] = {}
         self.blobs: BlobStore = self._blob_store()
-        self.index = SearchIndex(path / "index", settings.search.index_heap_mb)
+        try:
+            self.index: SearchBackend = self._search_backend()
+        except MailvaultError:
+            self.blobs.close()
+            self.engine.dispose()
+            raise
         # Why the index is behind the catalog ('' when it is not known to be): the last
         # failed index write or heal of this process. `status` shows it.
         self.index_problem = ""
@@ -114,21 +130,29 @@ class Vault:
     @classmethod
     def create(cls, path: Path, passphrase: str | None = None,
                store: dict[str, str] | None = None, catalog_url: str = "",
-               catalog_password_file: str = "") -> Vault:
+               catalog_password_file: str = "", search_backend: str = "") -> Vault:
         """Make a new vault folder (it must not hold a vault already). ``store`` puts these
         [store] settings in its mailvault.toml (the bucket of blobs in S3). ``catalog_url``
         puts its catalog in that (empty) PostgreSQL database instead of the vault folder; the
-        password comes from ``catalog_password_file`` or libpq's environment, never the URL."""
+        password comes from ``catalog_password_file`` or libpq's environment, never the URL.
+        ``search_backend`` "postgresql" puts the search index in that database too."""
         path = path.expanduser().resolve()
         if (path / CATALOG_FILE).exists() or (path / "keys").exists():
             raise VaultError(f"{path} already holds a vault.")
         if catalog_url:
             database.check_url(catalog_url)
+        if search_backend not in ("", SEARCH_TANTIVY, SEARCH_POSTGRESQL):
+            raise ConfigError(f"the search backend is tantivy or postgresql, not "
+                              f"{search_backend!r}.")
+        if search_backend == SEARCH_POSTGRESQL and not catalog_url:
+            raise ConfigError("the postgresql search backend needs the catalog in PostgreSQL "
+                              "(--catalog).")
         try:
             file_modes.make_folder(path)
             if not (path / CONFIG_FILE).exists():
                 file_modes.write_replacing(path / CONFIG_FILE, _default_toml(
-                    store or {}, catalog_url, catalog_password_file).encode())
+                    store or {}, catalog_url, catalog_password_file,
+                    search_backend).encode())
         except OSError as exc:
             raise VaultError(f"a vault cannot be created in {path}: {exc.strerror}.") from exc
         engine = open_catalog(path, load_settings(path))
@@ -184,7 +208,8 @@ class Vault:
         self.engine.dispose()
         # Tantivy creates its files with the process's umask: a library caller with a loose
         # one leaves them owner-only at least from here on (the CLI runs under 0o077).
-        file_modes.tighten(self.index.path)
+        if isinstance(self.index, SearchIndex):
+            file_modes.tighten(self.index.path)
 
     def __enter__(self) -> Vault:
         return self
@@ -193,6 +218,19 @@ class Vault:
         self.close()
 
     # -- storage ---------------------------------------------------------------------------
+
+    def _search_backend(self) -> SearchBackend:
+        """The full-text index: a Tantivy folder in the vault, or ([search] backend =
+        "postgresql") tables in the catalog's PostgreSQL database."""
+        backend = self.settings.search.backend
+        if backend == SEARCH_POSTGRESQL:
+            if self.engine.dialect.name != database.POSTGRESQL:
+                raise ConfigError("[search] backend = \"postgresql\" needs the catalog in "
+                                  "PostgreSQL ([catalog] url).")
+            return PostgresIndex(self.engine)
+        if backend != SEARCH_TANTIVY:
+            raise ConfigError(f"[search] backend is tantivy or postgresql, not {backend!r}.")
+        return SearchIndex(self.path / "index", self.settings.search.index_heap_mb)
 
     def tier_folder(self, tier: str) -> Path:
         """Where a tier's volume files live ([tiers] <tier>_folder, or inside the vault)."""
@@ -320,9 +358,10 @@ def open_catalog(path: Path, settings: Settings) -> Engine:
                                 settings.catalog.password_file)
 
 
-def _default_toml(store: dict[str, str], catalog_url: str, password_file: str) -> str:
-    """A new vault's mailvault.toml: the defaults commented, where its blobs are kept and
-    where its catalog is."""
+def _default_toml(store: dict[str, str], catalog_url: str, password_file: str,
+                  search_backend: str = "") -> str:
+    """A new vault's mailvault.toml: the defaults commented, where its blobs are kept,
+    where its catalog is and which search backend it has."""
     # JSON strings are TOML basic strings for what a URL or a path holds.
     lines = "".join(f"{name} = {json.dumps(value)}\n" for name, value in store.items() if value)
     text = _DEFAULT_TOML.replace("[store]\n", "[store]\n" + lines)
@@ -332,6 +371,8 @@ def _default_toml(store: dict[str, str], catalog_url: str, password_file: str) -
     if password_file:
         catalog_lines.append(
             f"password_file = {json.dumps(str(Path(password_file).expanduser()))}")
+    if search_backend:
+        catalog_lines += ["", "[search]", f"backend = {json.dumps(search_backend)}"]
     return text + "\n".join(catalog_lines) + "\n"
 
 

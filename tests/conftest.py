@@ -90,6 +90,13 @@ def postgres_cluster() -> Iterator[postgres.Cluster]:
         postgres.remove(cluster)
 
 
+@pytest.fixture(scope="session")
+def search_database(postgres_cluster: postgres.Cluster) -> Iterator[str]:
+    """One database for the vaults the tests search in PostgreSQL (a schema each)."""
+    with postgres_cluster.database() as name:
+        yield name
+
+
 # The switch that runs the suite against a PostgreSQL catalog (docs/postgresql.md):
 # with MAILVAULT_TEST_CATALOG=postgresql every vault a test makes in this process (Vault.create,
 # whoever calls it) gets its catalog in a schema of its own of one database per session, named
@@ -110,11 +117,12 @@ def catalog_profile(request: pytest.FixtureRequest) -> Iterator[None]:
 
     def create_in_postgresql(cls: type[Vault], path: Path, passphrase: str | None = None,
                              store: dict[str, str] | None = None, catalog_url: str = "",
-                             catalog_password_file: str = "") -> Vault:
+                             catalog_password_file: str = "", search_backend: str = ""
+                             ) -> Vault:
         if not catalog_url:
             catalog_url = cluster.schema_url(database)
         return create(cls, path, passphrase, store, catalog_url,  # type: ignore[no-any-return]
-                      catalog_password_file)
+                      catalog_password_file, search_backend)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Vault, "create", classmethod(create_in_postgresql))

@@ -156,3 +156,30 @@ def remove(cluster: Cluster) -> None:
                                   "stop"]), stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False)
     shutil.rmtree(cluster.dir, ignore_errors=True)
+
+
+# The search backends every query-language test runs against (docs/postgresql.md): the
+# PostgreSQL one needs a cluster (skipped where PostgreSQL is not installed, as the fixture is).
+SEARCH_BACKENDS = ("tantivy", "postgresql")
+
+
+def search_init_options(request: Any, backend: str, folder: Path) -> list[str]:
+    """The ``mailvault init`` options of a vault with this search backend: none for Tantivy;
+    for PostgreSQL, a catalog in a new schema of the session's search database (its password
+    in a file in ``folder``) and ``--search-backend postgresql``."""
+    if backend == "tantivy":
+        return []
+    url, password_file = search_catalog(request, folder)
+    return ["--catalog", url, "--catalog-password-file", str(password_file),
+            "--search-backend", "postgresql"]
+
+
+def search_catalog(request: Any, folder: Path) -> tuple[str, Path]:
+    """(URL, password file) of a new, empty catalog schema for a vault searched in
+    PostgreSQL, from the session's cluster and search database fixtures."""
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    database: str = request.getfixturevalue("search_database")
+    password_file = folder / "catalog-password"
+    password_file.write_text(cluster.password + "\n", encoding="utf-8")
+    password_file.chmod(0o600)
+    return cluster.schema_url(database), password_file

@@ -59,6 +59,9 @@ def init(
     catalog_password_file: Annotated[Path | None, typer.Option(
         "--catalog-password-file", help="With --catalog: a file whose first line is the "
         "database password (else PGPASSWORD or ~/.pgpass).")] = None,
+    search_backend: Annotated[str, typer.Option(
+        "--search-backend", help="With --catalog: 'postgresql' keeps the search index in that "
+        "database too (default: tantivy, a folder in the vault).")] = "",
 ) -> None:
     """Create a vault: settings, keyring, catalog, index and volume folders; or restore one
     from a backup (--from-backup DIR)."""
@@ -78,8 +81,10 @@ def init(
     if passphrase:
         secret = os.environ.get("MAILVAULT_PASSPHRASE") or typer.prompt(
             "Passphrase", hide_input=True, confirmation_prompt=True)
+    if search_backend and not catalog:
+        raise InputError("--search-backend goes with --catalog.")
     created = vaults.create(vault, secret, blobs, s3_endpoint, s3_credentials, catalog,
-                            str(catalog_password_file or ""))
+                            str(catalog_password_file or ""), search_backend)
     print_line(f"Created a vault in {created}" + (f", its blobs in {blobs}" if blobs else ""))
     if not passphrase:
         print_line(f"Keep a copy of {created / 'keys'} somewhere safe: without it the "

@@ -1,5 +1,7 @@
 """The full-text index (Tantivy): documents derived from the catalog, queries from the AST.
 
+The embedded default of the two search backends (``backend.SearchBackend``).
+
 The index is derived data. Each document carries the message id; the catalog keeps a
 watermark (the highest id whose document is committed) and a queue of messages whose
 document must be rebuilt. The index folder carries its own record of what it holds (the
@@ -23,7 +25,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import tantivy
 
 from mailvault.errors import QueryError, StorageFullError, StoreError, VaultError
 from mailvault.search import query as q
+from mailvault.search.backend import FacetCounts, IndexMarker
 from mailvault.search.document import IndexDoc, spaced
 from mailvault.store import file_modes
 
@@ -63,21 +65,7 @@ LOW_SPACE_BYTES = 64 * 1024 * 1024
 
 
 # (total matches, facet counts, the ids of a page of hits).
-_Counted = tuple[int, dict[str, list[tuple[str, int]]], list[int]]
-
-
-@dataclass(frozen=True)
-class IndexMarker:
-    """What the index folder holds, written beside its segments after a commit.
-
-    ``watermark``: every catalog message with an id up to it has a committed document.
-    ``generation``: the catalog's count of finished reindex rounds (new arrivals, tier moves,
-    dispositions) that the documents reflect. The catalog keeps both as well; an index folder
-    whose marker is behind them is an older copy.
-    """
-
-    watermark: int
-    generation: int
+_Counted = tuple[int, FacetCounts, list[int]]
 
 
 # The names of the aggregations beside the facets (not field names): the page of hits, and
@@ -156,7 +144,7 @@ def _spread(result: dict[str, Any] | None) -> list[tuple[int, int | None, int]]:
     return spread
 
 
-def _keyword_value(term: q.Term) -> str:
+def keyword_value(term: q.Term) -> str:
     """The indexed form of a keyword field's value (a Message-ID without its brackets)."""
     return term.text.strip().strip("<>") if term.field == "msgid" else term.text.lower()
 
@@ -216,21 +204,32 @@ def _folder_fields(path: Path) -> dict[str, bool] | None:
         raise VaultError(f"the index in {path} cannot be read: {exc}.") from exc
 
 
-# Words of this many bytes or more are left out of the text fields (``_analyzer``).
-_LONG_WORD = 60
+# Words of this many bytes or more are left out of the text fields (``text_analyzer``).
+LONG_WORD = 60
 
 
-def _analyzer() -> tantivy.TextAnalyzer:
+def text_analyzer() -> tantivy.TextAnalyzer:
     return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-            .filter(tantivy.Filter.remove_long(_LONG_WORD))
+            .filter(tantivy.Filter.remove_long(LONG_WORD))
             .filter(tantivy.Filter.lowercase())
             .build())
 
 
-def _splitter() -> tantivy.TextAnalyzer:
+def word_splitter() -> tantivy.TextAnalyzer:
     """The analyzer's words as written, long ones included: where a long word was left
     out, the words on either side are not adjacent for a phrase."""
     return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).build()
+
+
+def positioned_words(analyzer: tantivy.TextAnalyzer, splitter: tantivy.TextAnalyzer,
+                     text: str) -> Iterator[tuple[int, str]]:
+    """(position, word) of each word the analyzer indexes in ``text``, at the position
+    Tantivy gives it: a long word left out keeps its place, so the words on either side
+    are not adjacent (what another backend needs to answer phrases as this one does)."""
+    kept = iter(analyzer.analyze(text))
+    for position, written in enumerate(splitter.analyze(text)):
+        if 0 < len(written.encode("utf-8")) < LONG_WORD:
+            yield position, str(next(kept))
 
 
 class SearchIndex:
@@ -250,8 +249,8 @@ class SearchIndex:
             self._index = tantivy.Index(self.schema, path=str(path), reuse=True)
         except (OSError, ValueError) as exc:
             raise VaultError(f"the index in {path} cannot be opened: {exc}.") from exc
-        self.analyzer = _analyzer()
-        self._splitter = _splitter()
+        self.analyzer = text_analyzer()
+        self._splitter = word_splitter()
         self._index.register_tokenizer(ANALYZER, self.analyzer)
         # How many writers failed and were replaced: documents added before a replacement
         # were lost with the old writer, whoever added them.
@@ -526,7 +525,7 @@ class SearchIndex:
         kept = iter(self.analyzer.analyze(text))
         words: list[str] = []
         for written in [*self._splitter.analyze(text), ""]:
-            if 0 < len(written.encode("utf-8")) < _LONG_WORD:
+            if 0 < len(written.encode("utf-8")) < LONG_WORD:
                 words.append(str(next(kept)))
                 continue
             for start in range(len(words) - 1):
@@ -671,7 +670,7 @@ class SearchIndex:
         term walked beside the query, and walking it twice cost more than sorting saved."""
         if isinstance(node, q.Term) and not node.prefix:
             if node.field in KEYWORD_FIELDS:
-                return int(searcher.doc_freq(node.field, _keyword_value(node)))
+                return int(searcher.doc_freq(node.field, keyword_value(node)))
             tokens = [str(t) for t in self.analyzer.analyze(spaced(node.text))]
             if tokens:
                 return sum(self._most_in(searcher, name, tokens)
@@ -897,7 +896,7 @@ class SearchIndex:
             raise QueryError(f"the index cannot answer '{term.field}:' by itself: the messages "
                              "it names must be looked up first.")
         if term.field in KEYWORD_FIELDS:
-            value = _keyword_value(term)
+            value = keyword_value(term)
             if term.prefix:
                 return tantivy.Query.regex_query(self.schema, term.field, re.escape(value) + ".*")
             return tantivy.Query.term_query(self.schema, term.field, value)

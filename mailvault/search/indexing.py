@@ -32,6 +32,7 @@ from sqlalchemy.exc import OperationalError
 from mailvault import lifeline
 from mailvault.config import Settings
 from mailvault.message import parse
+from mailvault.search.backend import IndexMarker, SearchBackend
 from mailvault.search.document import (
     FULL_TEXT_TIERS,
     IndexDoc,
@@ -39,7 +40,6 @@ from mailvault.search.document import (
     with_arrivals,
 )
 from mailvault.search.extract import Limits, extractor
-from mailvault.search.index import IndexMarker, SearchIndex
 from mailvault.store import audit, catalog
 
 
@@ -49,7 +49,7 @@ class Vault(Protocol):
     this module never imports the vault that wires it."""
 
     engine: Engine
-    index: SearchIndex
+    index: SearchBackend
     settings: Settings
     index_problem: str
 

@@ -45,7 +45,7 @@ def opened(path: Path | None) -> Iterator[Vault]:
 
 def create(path: Path | None, passphrase: str | None = None, blobs: str = "",
            s3_endpoint: str = "", s3_credentials: Path | None = None, catalog_url: str = "",
-           catalog_password_file: str = "") -> Path:
+           catalog_password_file: str = "", search_backend: str = "") -> Path:
     """Create a vault (settings, keyring, catalog, index, volume folders) and return where;
     the keyring is protected by ``passphrase``, or by a key file when there is none.
 
@@ -54,7 +54,8 @@ def create(path: Path | None, passphrase: str | None = None, blobs: str = "",
     names an AWS-style credentials file whose keys are stored sealed with the new keyring;
     without it each command takes them from the environment. With ``catalog_url`` the
     catalog is that empty PostgreSQL database (its password from ``catalog_password_file``
-    or libpq's environment)."""
+    or libpq's environment), and ``search_backend`` "postgresql" keeps the search index
+    there too."""
     credentials = None
     if blobs:
         bucket = objects.Bucket.parse(blobs, s3_endpoint)
@@ -66,7 +67,7 @@ def create(path: Path | None, passphrase: str | None = None, blobs: str = "",
     with file_modes.owner_only_umask():
         created = Vault.create(path or default_vault_path(), passphrase,
                                {"blobs": blobs, "s3_endpoint": s3_endpoint}, catalog_url,
-                               catalog_password_file)
+                               catalog_password_file, search_backend)
         try:
             if s3_credentials is not None and credentials is not None:
                 objects.store_credentials(created.path / "keys", created.keyring, credentials)

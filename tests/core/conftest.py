@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.core.corpus_reading import Expected, corpus_messages
+from tests.postgres import SEARCH_BACKENDS, search_init_options
 from tests.support import run
 
 
@@ -29,8 +30,28 @@ class CorpusVault:
 @pytest.fixture(scope="session")
 def corpus_vault(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> CorpusVault:
     """The corpus imported by the real ``mailvault import`` (tests must not change it)."""
-    path = tmp_path_factory.mktemp("corpus") / "vault"
-    created = run("init", "--vault", path)
+    return _imported(corpus, tmp_path_factory.mktemp("corpus"), [])
+
+
+@pytest.fixture(scope="session")
+def postgresql_corpus_vault(request: pytest.FixtureRequest, corpus: Path,
+                            tmp_path_factory: pytest.TempPathFactory) -> CorpusVault:
+    """The corpus imported into a vault searched by PostgreSQL (read-only after)."""
+    folder = tmp_path_factory.mktemp("corpus-postgresql")
+    return _imported(corpus, folder, search_init_options(request, "postgresql", folder))
+
+
+@pytest.fixture(params=SEARCH_BACKENDS)
+def search_corpus_vault(request: pytest.FixtureRequest) -> CorpusVault:
+    """The corpus vault of each search backend, in turn."""
+    name = "corpus_vault" if request.param == "tantivy" else "postgresql_corpus_vault"
+    vault: CorpusVault = request.getfixturevalue(name)
+    return vault
+
+
+def _imported(corpus: Path, folder: Path, options: list[str]) -> CorpusVault:
+    path = folder / "vault"
+    created = run("init", "--vault", path, *options)
     assert created.returncode == 0, created.stderr
     imported = run("import", corpus / "eml", corpus / "mbox", corpus / "maildir",
                    "--vault", path, "--json")

@@ -1,7 +1,8 @@
 """Every operator of the query language, on a small vault whose every fact the test states.
 
 Six messages built with tests/support.py, imported through the command line: three in a
-Maildir folder ``inbox``, three as .eml files in a folder ``archive``.
+Maildir folder ``inbox``, three as .eml files in a folder ``archive``; once in a vault
+searched by Tantivy, once in one searched by PostgreSQL (the same answers from both).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailvault.errors import QueryError
+from tests.postgres import SEARCH_BACKENDS, search_init_options
 from tests.support import (
     DOCX_TYPE,
     Attachment,
@@ -60,14 +62,17 @@ ALL = set(MESSAGES)
 INBOX = {"report", "reply", "lunch"}
 
 
-@pytest.fixture(scope="module")
-def small_vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=SEARCH_BACKENDS)
+def small_vault(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                ) -> Path:
+    """The six messages in a vault of each search backend: every test runs on both."""
     root = tmp_path_factory.mktemp("mail")
     write_maildir(root / "mail" / "inbox", [MESSAGES[k] for k in ("report", "reply", "lunch")])
     write_eml_folder(root / "mail" / "archive",
                      [MESSAGES[k] for k in ("photos", "big", "prefix")])
     vault = root / "vault"
-    assert invoke("init", "--vault", vault).exit_code == 0
+    options = search_init_options(request, request.param, root)
+    assert invoke("init", "--vault", vault, *options).exit_code == 0
     imported = invoke("import", root / "mail", "--vault", vault, "--json")
     assert imported.exit_code == 0, imported.text
     assert imported.json()["archived"] == len(MESSAGES)

@@ -141,14 +141,15 @@ def _holds(fact: Callable[[bytes], bool], message: Expected) -> bool:
 
 
 @pytest.mark.parametrize("name", list(FACTS))
-def test_search_finds_exactly_the_messages(corpus_vault: CorpusVault, name: str) -> None:
+def test_search_finds_exactly_the_messages(search_corpus_vault: CorpusVault, name: str) -> None:
+    """On each search backend (Tantivy, PostgreSQL): the same messages from both."""
     query, fact = FACTS[name]
-    expected = expected_hashes(corpus_vault, fact)
+    expected = expected_hashes(search_corpus_vault, fact)
     assert expected, f"{name}: the fact holds for no message; the test would prove nothing"
-    found = {row["sha256"] for row in search_json(corpus_vault.path, query)}
+    found = {row["sha256"] for row in search_json(search_corpus_vault.path, query)}
     assert found == expected, {
-        "missing": sorted(str(corpus_vault.by_sha[h].path) for h in expected - found),
-        "extra": sorted(str(corpus_vault.by_sha[h].path) for h in found - expected)}
+        "missing": sorted(str(search_corpus_vault.by_sha[h].path) for h in expected - found),
+        "extra": sorted(str(search_corpus_vault.by_sha[h].path) for h in found - expected)}
 
 
 def test_the_pdf_word_is_only_inside_attachments(corpus: Path) -> None:

@@ -1,19 +1,28 @@
 """The facet counts agree with a brute-force count over the documents: across several
 segments, for messages with two sender domains and two folders, and for a domain that only
-messages' second sender domains make frequent."""
+messages' second sender domains make frequent. Every test runs on both search backends
+(Tantivy, PostgreSQL)."""
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from mailvault.search import query as q
+from mailvault.search.backend import SearchBackend
 from mailvault.search.document import IndexDoc
 from mailvault.search.index import SearchIndex
+from mailvault.search.postgresql_index import PostgresIndex
+from mailvault.store import database
+from tests.postgres import SEARCH_BACKENDS, search_catalog
+
+NewIndex = Callable[[], SearchBackend]
 
 _DOMAINS = [f"d{n}.example" for n in range(12)]
 
@@ -34,6 +43,24 @@ def _documents() -> list[IndexDoc]:
     return docs
 
 
+@pytest.fixture(params=SEARCH_BACKENDS)
+def new_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewIndex]:
+    """Makes an empty index of each search backend in turn (one per test)."""
+    engines = []
+
+    def make() -> SearchBackend:
+        if request.param == "tantivy":
+            return SearchIndex(tmp_path / "index")
+        url, password_file = search_catalog(request, tmp_path)
+        engine = database.open_engine(tmp_path / "unused.sqlite", url, str(password_file))
+        engines.append(engine)
+        return PostgresIndex(engine)
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
 def _brute_force(docs: list[IndexDoc]) -> dict[str, Counter[str]]:
     return {
         "year": Counter(str(datetime.fromtimestamp(d.date, UTC).year) for d in docs
@@ -49,9 +76,9 @@ def _top(counter: Counter[str], size: int) -> list[tuple[str, int]]:
     return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
 
 
-def test_facet_counts_equal_a_brute_force_count(tmp_path: Path) -> None:
+def test_facet_counts_equal_a_brute_force_count(new_index: NewIndex) -> None:
     docs = _documents()
-    index = SearchIndex(tmp_path / "index")
+    index = new_index()
     for start in range(0, len(docs), 150):  # four commits: four segments
         index.put(docs[start:start + 150], replace=False)
         index.commit(start + 150, 0)
@@ -73,8 +100,8 @@ def test_facet_counts_equal_a_brute_force_count(tmp_path: Path) -> None:
     index.close()
 
 
-def _indexed(path: Path, docs: list[IndexDoc]) -> SearchIndex:
-    index = SearchIndex(path)
+def _indexed(new_index: NewIndex, docs: list[IndexDoc]) -> SearchBackend:
+    index = new_index()
     for start in range(0, len(docs), 150):  # four commits: four segments
         index.put(docs[start:start + 150], replace=False)
         index.commit(start + 150, 0)
@@ -91,7 +118,7 @@ def _ordered(docs: list[IndexDoc], order: str) -> list[int]:
     return [d.id for d in sorted(docs, key=lambda d: (column(d), d.id), reverse=True)]
 
 
-def test_one_pass_pages_equal_a_brute_force_order_and_count(tmp_path: Path) -> None:
+def test_one_pass_pages_equal_a_brute_force_order_and_count(new_index: NewIndex) -> None:
     """A results page (facets, total and the page of hits from one aggregation, or the
     hits sorted within a window when the query counts as broad) gives the total, the facet
     counts and the ids in the order a brute force over the documents gives, with or
@@ -100,11 +127,15 @@ def test_one_pass_pages_equal_a_brute_force_order_and_count(tmp_path: Path) -> N
     ties the id breaks."""
     docs = [replace(d, date=None if d.date is None else d.date + (d.id % 7) * 3600,
                     size=100 + d.id % 5) for d in _documents()]
-    index = _indexed(tmp_path / "index", docs)
+    index = _indexed(new_index, docs)
     selections = (q.MatchAll(), q.Term("tier", "active"), q.HasAttachment(),
                   q.Not(q.Term("fromdomain", "d0.example")), q.Term("tier", "none"))
-    for node, broad in ((n, b) for b in (index.broad_matches, -1) for n in selections):
-        index.broad_matches = broad  # -1: every query is broad
+    # Tantivy sorts a page in one pass or within a window (broad_matches -1: every query
+    # is broad): both ways. PostgreSQL has one way.
+    broads = (index.broad_matches, -1) if isinstance(index, SearchIndex) else (None,)
+    for node, broad in ((n, b) for b in broads for n in selections):
+        if isinstance(index, SearchIndex) and broad is not None:
+            index.broad_matches = broad
         matching = [d for d in docs if _matches(node, d)]
         expected = _brute_force(matching)
         for order in ("newest", "oldest", "largest"):
@@ -135,12 +166,12 @@ def _matches(node: q.Node, doc: IndexDoc) -> bool:
     return doc.tier == node.text if node.field == "tier" else node.text in doc.from_domains
 
 
-def test_reach_counts_are_kept_until_the_index_changes(tmp_path: Path) -> None:
+def test_reach_counts_are_kept_until_the_index_changes(new_index: NewIndex) -> None:
     """A principal's whole reach (``reach=True``) is counted once per index generation:
     asked again, the counts are the kept ones; after a commit that adds, replaces or
     deletes documents they are counted again, and always equal a brute-force count."""
     docs = _documents()
-    index = _indexed(tmp_path / "index", docs[:450])
+    index = _indexed(new_index, docs[:450])
 
     def counted(node: q.Node, present: list[IndexDoc]) -> None:
         total, ids, counts = index.search_counted(node, 10, facets=100, reach=True)
@@ -173,7 +204,7 @@ def test_reach_counts_are_kept_until_the_index_changes(tmp_path: Path) -> None:
     index.close()
 
 
-def test_pages_sorted_within_a_window_equal_a_brute_force_order(tmp_path: Path) -> None:
+def test_pages_sorted_within_a_window_equal_a_brute_force_order(new_index: NewIndex) -> None:
     """A page of hits is sorted among the matches of the first weeks (or size ranges) that
     hold it, not among all: with dates over many weeks, messages on the very edges of a
     week and of a size range, ties across segments and undated messages, every page in
@@ -186,8 +217,9 @@ def test_pages_sorted_within_a_window_equal_a_brute_force_order(tmp_path: Path) 
         size = (256, 383, 384, 385, 575, 576, 40_000, 9_000_000)[n % 8] + n % 2
         docs.append(IndexDoc(id=n, date=date, size=size, tier="active",
                              from_domains=[_DOMAINS[n % 3]], has=[]))
-    index = _indexed(tmp_path / "index", docs)
-    index.broad_matches = -1  # every query is broad here: sorted within a window
+    index = _indexed(new_index, docs)
+    if isinstance(index, SearchIndex):
+        index.broad_matches = -1  # every query is broad here: sorted within a window
     for node in (q.MatchAll(), q.Term("fromdomain", "d1.example"),
                  q.Not(q.Term("fromdomain", "d2.example"))):
         matching = [d for d in docs if _matches(node, d)]

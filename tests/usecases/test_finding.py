@@ -1,12 +1,15 @@
 """Search, count, open and download through the use cases: each principal sees exactly what
 its roles allow, a user only their own mail (envelope recipients included), and every look,
-allowed or refused, is audited."""
+allowed or refused, is audited. On both search backends (Tantivy, PostgreSQL)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from mailvault.accounts.principal import Principal, local_operator
 from mailvault.accounts.roles import Role
@@ -16,8 +19,25 @@ from mailvault.mime_leaves import leaves
 from mailvault.store import audit, catalog
 from mailvault.usecases import finding
 from mailvault.vault import Vault
+from tests.postgres import SEARCH_BACKENDS, search_catalog
 
 AUDITOR = local_operator("auditor")
+
+
+@pytest.fixture(params=SEARCH_BACKENDS)
+def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Vault]:
+    """A new vault searched by each backend in turn (the use cases' fixture, twice)."""
+    if request.param == "tantivy":
+        created = Vault.create(tmp_path / "vault")
+    else:
+        url, password_file = search_catalog(request, tmp_path)
+        created = Vault.create(tmp_path / "vault", catalog_url=url,
+                               catalog_password_file=str(password_file),
+                               search_backend="postgresql")
+    try:
+        yield created
+    finally:
+        created.close()
 
 
 def user(*addresses: str) -> Principal:
@@ -60,10 +80,9 @@ def test_a_later_arrival_adds_its_envelope_to_the_parties(vault: Vault,
     with vault.engine.connect() as conn:
         assert catalog.party_message_ids(conn, ["grace@example.org"]) == {mail["twice"]}
         # Each envelope address once, however many arrivals name it.
-        rows = conn.exec_driver_sql(
-            "SELECT role, address, count(*) FROM addresses WHERE message_id = ? "
-            "AND role LIKE 'envelope%' GROUP BY role, address",
-            (mail["twice"],)).all()
+        rows = conn.execute(text(
+            "SELECT role, address, count(*) FROM addresses WHERE message_id = :id "
+            "AND role LIKE 'envelope%' GROUP BY role, address"), {"id": mail["twice"]}).all()
     assert sorted(rows) == [("envelope-from", "heidi@example.org", 1),
                             ("envelope-to", "grace@example.org", 1),
                             ("envelope-to", "ivan@example.org", 1)]
