@@ -1,0 +1,146 @@
+"""Job claims (store/claims.py) on both catalogs: of two claimers one wins, a lease renewed
+keeps the job, a lease run out hands it over (the lapsed run recorded so), a periodic job is
+taken once per period, and many processes racing for one job on PostgreSQL get it once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from mailvault.config import ServeSettings
+from mailvault.store import claims, database, vault_format
+from tests.postgresql.conftest import Catalog
+
+RACERS = 6
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        made = database.sqlite_engine(tmp_path / "catalog.sqlite")
+    else:
+        pg: Catalog = request.getfixturevalue("pg_catalog")
+        made = database.open_engine(tmp_path / "unused.sqlite", pg.url, str(pg.password_file))
+    vault_format.create(made)
+    try:
+        yield made
+    finally:
+        made.dispose()
+
+
+def _until_claimed(engine: Engine, job: str, node: str, lease_s: float) -> claims.Claim:
+    """Claim as soon as the job is free (a readiness wait, bounded)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        held = claims.claim(engine, job, node, lease_s)
+        if held is not None:
+            return held
+        time.sleep(0.05)
+    raise AssertionError(f"{job} was never handed over to {node}")
+
+
+def test_of_two_claimers_one_wins_until_it_lets_go(engine: Engine) -> None:
+    first = claims.claim(engine, "lifecycle", "node-a", 60)
+    assert first is not None
+    assert claims.claim(engine, "lifecycle", "node-b", 60) is None
+    assert claims.claim(engine, "lifecycle", "node-a", 60) is None  # another holding, too
+    assert claims.holder_of(engine, "lifecycle") == "node-a"
+    assert claims.claim(engine, "review", "node-b", 60) is not None  # other jobs are free
+
+    claims.release(engine, first)
+
+    second = claims.claim(engine, "lifecycle", "node-b", 60)
+    assert second is not None
+    assert [(r.node, r.outcome) for r in claims.history(engine, "lifecycle")] == [
+        ("node-b", None), ("node-a", claims.DONE)]
+
+
+def test_a_lease_run_out_hands_the_job_over(engine: Engine) -> None:
+    dead = claims.claim(engine, "sync:mail", "node-a", 0.5)
+    assert dead is not None
+    assert claims.claim(engine, "sync:mail", "node-b", 60) is None
+
+    taken = _until_claimed(engine, "sync:mail", "node-b", 60)
+
+    assert claims.renew(engine, dead, 60) is None  # the dead node's lease is not its any more
+    claims.release(engine, dead)  # nor is the job: releasing it changes nothing
+    assert claims.holder_of(engine, "sync:mail") == "node-b"
+    newest, lapsed = claims.history(engine, "sync:mail")
+    assert (newest.id, newest.node, newest.ended_at) == (taken.run_id, "node-b", None)
+    assert (lapsed.node, lapsed.outcome, lapsed.ended_at) == ("node-a", claims.LAPSED,
+                                                              dead.expires_at)
+    assert lapsed.ended_at is not None and lapsed.ended_at <= newest.started_at
+
+
+def test_a_renewed_lease_keeps_the_job(engine: Engine) -> None:
+    settings = ServeSettings(node="node-a", lease_s=1.5)
+    lease = claims.hold(engine, settings, "review")
+    assert lease is not None
+    with lease:
+        # Past the first lease: renewals keep it (each a third of the lease apart).
+        deadline = lease.claim.expires_at + 1.0
+        while database.clock(engine.connect()) < deadline:
+            assert claims.claim(engine, "review", "node-b", 60) is None
+            time.sleep(0.1)
+        assert not lease.lost()
+    assert claims.history(engine, "review")[0].outcome == claims.DONE
+    assert claims.claim(engine, "review", "node-b", 60) is not None
+
+
+def test_a_periodic_job_is_taken_once_a_period(engine: Engine) -> None:
+    settings = ServeSettings(node="node-a", lease_s=60)
+    lease = claims.hold(engine, settings, "storage-sampler", every_s=3600)
+    assert lease is not None
+    with lease:
+        pass
+    # Node b ticks on the same schedule: the job ran within the period, so it waits.
+    assert claims.hold(engine, ServeSettings(node="node-b"), "storage-sampler",
+                       every_s=3600) is None
+    assert claims.hold(engine, ServeSettings(node="node-b"), "storage-sampler",
+                       every_s=0) is not None
+
+
+def test_a_failed_run_is_recorded_failed(engine: Engine) -> None:
+    lease = claims.hold(engine, ServeSettings(node="node-a"), "export:7")
+    assert lease is not None
+    with pytest.raises(RuntimeError), lease:
+        raise RuntimeError("the export failed")
+    assert claims.history(engine, "export:7")[0].outcome == claims.FAILED
+    assert claims.holder_of(engine, "export:7") is None
+
+
+def _race(url: str, password_file: str, node: str, start: object, won: object) -> None:
+    engine = database.open_engine(Path("unused.sqlite"), url, password_file)
+    start.wait(60)  # type: ignore[attr-defined]
+    if claims.claim(engine, "disposition:1", node, 60) is not None:
+        won.put(node)  # type: ignore[attr-defined]
+    engine.dispose()
+
+
+def test_racing_processes_get_a_job_once_on_postgresql(pg_catalog: Catalog,
+                                                       tmp_path: Path) -> None:
+    engine = database.open_engine(tmp_path / "unused.sqlite", pg_catalog.url,
+                                  str(pg_catalog.password_file))
+    vault_format.create(engine)
+    context = multiprocessing.get_context("spawn")
+    start, won = context.Event(), context.Queue()
+    racers = [context.Process(target=_race, args=(pg_catalog.url, str(pg_catalog.password_file),
+                                                  f"node-{n}", start, won))
+              for n in range(RACERS)]
+    for process in racers:
+        process.start()
+    start.set()
+    for process in racers:
+        process.join(120)
+        assert process.exitcode == 0
+    winners = []
+    while not won.empty():
+        winners.append(won.get())
+    assert len(winners) == 1
+    assert [r.node for r in claims.history(engine, "disposition:1")] == winners
+    engine.dispose()
