@@ -5,7 +5,9 @@ schedules (source syncs, the lifecycle pass, review runs, storage samples) and m
 same interrupted jobs (exports, dispositions); a job runs where its claim is held. A claim is a
 row of ``job_claims`` (one per job name) with a lease: the holder renews it while the job runs
 (``Lease``, every third of the lease), and once a lease has run out without renewal (its node
-died, or hangs) any node may take the job over; the lapsed run is then recorded as such.
+died, or hangs) any node may take the job over; the lapsed run is then recorded as such. A
+claim whose process is gone from this very node (killed, and started again) is taken over at
+once: the holder names its node and process id.
 
 Taking a claim is one transaction: make sure the job's row exists, then ``SELECT ... FOR UPDATE
 SKIP LOCKED`` it (on PostgreSQL a node that finds another node deciding about the same job
@@ -96,8 +98,13 @@ def claim(engine: Engine, job: str, node: str, lease_s: float,
             return None  # another node holds the row for its own decision
         moment = database.clock(conn)
         free = or_(c.c.holder == "", c.c.expires_at <= moment)
+        if row.holder and _died_here(row.holder, node):
+            # Killed on this node: its job is ours to take over now, not when its lease ends.
+            free = or_(free, c.c.holder == row.holder)
+        elif row.holder and row.expires_at > moment:
+            return None
         due = or_(c.c.finished_at.is_(None), c.c.finished_at + every_s <= moment)
-        if (row.holder and row.expires_at > moment) or (
+        if (
                 every_s > 0 and row.finished_at is not None
                 and row.finished_at + every_s > moment):
             return None
@@ -116,11 +123,28 @@ def claim(engine: Engine, job: str, node: str, lease_s: float,
             transaction.rollback()
             return None
         if row.holder and row.run_id is not None:
-            # Its node stopped renewing (died or hung): the run ended when its lease did.
+            # Its process died, or its node stopped renewing (died or hung): the run ended
+            # when its lease did, or now if that is sooner.
             conn.execute(update(runs).where(runs.c.id == row.run_id,
                                             runs.c.ended_at.is_(None))
-                         .values(ended_at=row.expires_at, outcome=LAPSED))
+                         .values(ended_at=min(row.expires_at, moment), outcome=LAPSED))
         return Claim(job, node, holder, run_id, expires)
+
+
+def _died_here(holder: str, node: str) -> bool:
+    """Whether ``holder`` was a process of this node that is gone (its pid names no process
+    here). Node names must therefore differ between machines (``[serve] node``)."""
+    held_on, _, rest = holder.partition("/")
+    pid = rest.partition("/")[0]
+    if held_on != node or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def renew(engine: Engine, held: Claim, lease_s: float) -> Claim | None:

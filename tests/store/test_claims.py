@@ -5,8 +5,10 @@ taken once per period, and many processes racing for one job on PostgreSQL get i
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,13 +21,29 @@ from tests.postgresql.conftest import Catalog
 RACERS = 6
 
 
+@dataclass(frozen=True)
+class Where:
+    """How to open the catalog a test claims in (in another process too)."""
+
+    sqlite: str
+    url: str = ""
+    password_file: str = ""
+
+    def open(self) -> Engine:
+        return database.open_engine(Path(self.sqlite), self.url, self.password_file)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
     if request.param == "sqlite":
-        made = database.sqlite_engine(tmp_path / "catalog.sqlite")
-    else:
-        pg: Catalog = request.getfixturevalue("pg_catalog")
-        made = database.open_engine(tmp_path / "unused.sqlite", pg.url, str(pg.password_file))
+        return Where(str(tmp_path / "catalog.sqlite"))
+    pg: Catalog = request.getfixturevalue("pg_catalog")
+    return Where(str(tmp_path / "unused.sqlite"), pg.url, str(pg.password_file))
+
+
+@pytest.fixture
+def engine(where: Where) -> Iterator[Engine]:
+    made = where.open()
     vault_format.create(made)
     try:
         yield made
@@ -144,3 +162,20 @@ def test_racing_processes_get_a_job_once_on_postgresql(pg_catalog: Catalog,
     assert len(winners) == 1
     assert [r.node for r in claims.history(engine, "disposition:1")] == winners
     engine.dispose()
+
+
+def _claim_and_die(where: Where) -> None:
+    assert claims.claim(where.open(), "export:3", "node-a", 3600) is not None
+    os._exit(0)  # killed: no release, and the lease an hour long
+
+
+def test_a_claim_of_a_dead_process_of_this_node_is_taken_over_at_once(
+        engine: Engine, where: Where) -> None:
+    dying = multiprocessing.get_context("spawn").Process(target=_claim_and_die, args=(where,))
+    dying.start()
+    dying.join(120)
+    assert dying.exitcode == 0
+    assert claims.claim(engine, "export:3", "node-b", 60) is None  # elsewhere: its lease
+    taken = claims.claim(engine, "export:3", "node-a", 60)
+    assert taken is not None
+    assert [r.outcome for r in claims.history(engine, "export:3")] == [None, claims.LAPSED]
