@@ -1,6 +1,9 @@
 """Job claims (store/claims.py) on both catalogs: of two claimers one wins, a lease renewed
 keeps the job, a lease run out hands it over (the lapsed run recorded so), a periodic job is
-taken once per period, and many processes racing for one job on PostgreSQL get it once."""
+taken once per period, a dead process's claim on its own node is taken over at once; on
+PostgreSQL processes racing for the same jobs get each once, and a job whose row another node
+holds is skipped, not waited for (SKIP LOCKED). The last two fail without the guarded update
+and without SKIP LOCKED."""
 
 from __future__ import annotations
 
@@ -12,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from mailvault.config import ServeSettings
-from mailvault.store import claims, database, vault_format
+from mailvault.store import claims, database, schema, vault_format
 from tests.postgresql.conftest import Catalog
 
-RACERS = 6
+RACERS = 4
+RACED_JOBS = 200
 
 
 @dataclass(frozen=True)
@@ -135,13 +139,14 @@ def test_a_failed_run_is_recorded_failed(engine: Engine) -> None:
 def _race(url: str, password_file: str, node: str, start: object, won: object) -> None:
     engine = database.open_engine(Path("unused.sqlite"), url, password_file)
     start.wait(60)  # type: ignore[attr-defined]
-    if claims.claim(engine, "disposition:1", node, 60) is not None:
-        won.put(node)  # type: ignore[attr-defined]
+    for job in range(RACED_JOBS):
+        if claims.claim(engine, f"disposition:{job}", node, 60) is not None:
+            won.put(job)  # type: ignore[attr-defined]
     engine.dispose()
 
 
-def test_racing_processes_get_a_job_once_on_postgresql(pg_catalog: Catalog,
-                                                       tmp_path: Path) -> None:
+def test_racing_processes_get_each_job_once_on_postgresql(pg_catalog: Catalog,
+                                                          tmp_path: Path) -> None:
     engine = database.open_engine(tmp_path / "unused.sqlite", pg_catalog.url,
                                   str(pg_catalog.password_file))
     vault_format.create(engine)
@@ -154,13 +159,31 @@ def test_racing_processes_get_a_job_once_on_postgresql(pg_catalog: Catalog,
         process.start()
     start.set()
     for process in racers:
-        process.join(120)
+        process.join(300)
         assert process.exitcode == 0
-    winners = []
-    while not won.empty():
-        winners.append(won.get())
-    assert len(winners) == 1
-    assert [r.node for r in claims.history(engine, "disposition:1")] == winners
+    winners: list[int] = []
+    while len(winners) < RACED_JOBS and not won.empty():
+        winners.append(won.get(timeout=10))
+    assert sorted(winners) == list(range(RACED_JOBS))
+    assert len(claims.history(engine)) == RACED_JOBS
+    engine.dispose()
+
+
+def test_a_job_being_decided_elsewhere_is_skipped_not_waited_for(
+        pg_catalog: Catalog, tmp_path: Path) -> None:
+    engine = database.open_engine(tmp_path / "unused.sqlite", pg_catalog.url,
+                                  str(pg_catalog.password_file))
+    vault_format.create(engine)
+    assert claims.claim(engine, "lifecycle", "node-a", 0.01) is not None  # lapses at once
+    other = database.open_engine(tmp_path / "unused.sqlite", pg_catalog.url,
+                                 str(pg_catalog.password_file))
+    with other.connect() as deciding, deciding.begin():
+        # Node c is deciding about the job (holds its row): node b moves on at once.
+        deciding.execute(select(schema.job_claims).where(schema.job_claims.c.job == "lifecycle")
+                         .with_for_update())
+        assert claims.claim(engine, "lifecycle", "node-b", 60) is None
+    assert claims.claim(engine, "lifecycle", "node-b", 60) is not None
+    other.dispose()
     engine.dispose()
 
 
