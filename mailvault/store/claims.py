@@ -88,9 +88,12 @@ def claim(engine: Engine, job: str, node: str, lease_s: float,
     run ended less than ``every_s`` seconds ago."""
     c = schema.job_claims
     holder = f"{node}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.execute(database.insert_ignoring(conn, c).values(
-            job=job, holder="", node="", expires_at=0.0))
+    with engine.connect() as conn:
+        known = conn.execute(select(c.c.job).where(c.c.job == job)).first() is not None
+    if not known:  # a write only the first time: a node looks every few seconds
+        with engine.begin() as conn:
+            conn.execute(database.insert_ignoring(conn, c).values(
+                job=job, holder="", node="", expires_at=0.0))
     with engine.connect() as conn, conn.begin() as transaction:
         row = conn.execute(select(c).where(c.c.job == job)
                            .with_for_update(skip_locked=True)).first()
