@@ -107,9 +107,7 @@ def claim(engine: Engine, job: str, node: str, lease_s: float,
         elif row.holder and row.expires_at > moment:
             return None
         due = or_(c.c.finished_at.is_(None), c.c.finished_at + every_s <= moment)
-        if (
-                every_s > 0 and row.finished_at is not None
-                and row.finished_at + every_s > moment):
+        if every_s > 0 and row.finished_at is not None and row.finished_at + every_s > moment:
             return None
         runs = schema.job_runs
         inserted = conn.execute(runs.insert().values(
