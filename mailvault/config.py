@@ -363,6 +363,20 @@ class SpoolSettings:
 
 
 @dataclass
+class ServeSettings:
+    """This node of ``mailvault serve``, and how scheduled work is shared between nodes."""
+
+    node: str = setting(
+        "", "This node's name in job claims and their history (several serve nodes sharing "
+        "one PostgreSQL catalog each need their own); empty: the machine's host name.")
+    lease_s: float = setting(
+        60.0, "How long a node's claim on a scheduled job (a sync, the lifecycle pass, a "
+        "review run, an export, a disposition) lasts unless renewed; a running job renews it "
+        "every third of this, and another node takes the job over once a dead node's lease "
+        "has run out.")
+
+
+@dataclass
 class RestoreSettings:
     """Restoring archived mail into a mailbox over IMAP (`mailvault restore`)."""
 
@@ -502,6 +516,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     milter: MilterSettings = field(default_factory=MilterSettings)
     spool: SpoolSettings = field(default_factory=SpoolSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     restore: RestoreSettings = field(default_factory=RestoreSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     web: WebSettings = field(default_factory=WebSettings)

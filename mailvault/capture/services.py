@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from mailvault.capture.spool import Spool
 from mailvault.capture.status import CaptureStatus
 from mailvault.errors import MailvaultError
+from mailvault.store import claims
 
 if TYPE_CHECKING:
     from mailvault.vault import Vault
@@ -49,6 +50,8 @@ ServiceFactory = Callable[[ServeContext], Service | None]
 
 Report = TypeVar("Report")
 log = logging.getLogger(__name__)
+# A node looks this often whether a periodic job is due (another node may have run it).
+RECHECK_S = 15.0
 
 
 class PeriodicService(Generic[Report]):
@@ -58,13 +61,20 @@ class PeriodicService(Generic[Report]):
     given a function that says whether ``serve`` is stopping, so a long pass can end at its
     next committed batch. A pass that fails with a MailvaultError is logged and tried again
     at the next period; ``last`` holds the latest pass's report.
+
+    Several serve nodes may share the vault's catalog: a pass runs under the job claim named
+    after the service (store/claims.py), taken only when no other node holds it and the last
+    pass, on whichever node, ended a period ago; so each node looks every ``RECHECK_S`` (or
+    the period, if shorter) and the work runs once a period on one node. A pass whose lease
+    is lost (its renewals failed) is told to stop as ``serve`` stopping would.
     """
 
     def __init__(self, name: str, work: Callable[[Callable[[], bool]], Report],
-                 period_s: Callable[[], float]) -> None:
+                 period_s: Callable[[], float], vault: Vault) -> None:
         self.name = name
         self._work = work
         self._period_s = period_s
+        self._vault = vault
         self._stop = asyncio.Event()
         self._stopping = threading.Event()
         self._task: asyncio.Task[None] | None = None
@@ -86,9 +96,16 @@ class PeriodicService(Generic[Report]):
         loop = asyncio.get_running_loop()
         while not self._stop.is_set():
             try:
-                self.last = await loop.run_in_executor(None, self._work,
-                                                       self._stopping.is_set)
+                await loop.run_in_executor(None, self._claimed_pass)
             except MailvaultError as exc:
                 log.warning("%s pass failed: %s", self.name, exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._period_s())
+                await asyncio.wait_for(self._stop.wait(), min(RECHECK_S, self._period_s()))
+
+    def _claimed_pass(self) -> None:
+        lease = claims.hold(self._vault.engine, self._vault.settings.serve, self.name,
+                            every_s=self._period_s())
+        if lease is None:
+            return  # another node runs it, or ran it less than a period ago
+        with lease:
+            self.last = self._work(lambda: self._stopping.is_set() or lease.lost())

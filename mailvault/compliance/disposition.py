@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from mailvault.compliance import compaction, holds, object_lock, retention
 from mailvault.errors import InputError, NotFoundError
-from mailvault.store import audit, catalog, file_modes, schema
+from mailvault.store import audit, catalog, claims, file_modes, schema
 from mailvault.store.catalog import from_epoch, now
 
 if TYPE_CHECKING:
@@ -234,6 +234,18 @@ def runs(vault: Vault, limit: int = 20) -> list[Run]:
 # -- execution -------------------------------------------------------------------------------
 
 def _execute(vault: Vault, run: Run, approver: str) -> Run:
+    """Execute the run under its job claim (``disposition:RUN``): two nodes (or two
+    administrators) finishing the same interrupted run would dispose of it twice at once."""
+    job = f"disposition:{run.id}"
+    lease = claims.hold(vault.engine, vault.settings.serve, job)
+    if lease is None:
+        node = claims.holder_of(vault.engine, job) or "another node"
+        raise InputError(f"disposition run {run.id} is being executed on {node}.")
+    with lease:
+        return _execute_held(vault, run, approver)
+
+
+def _execute_held(vault: Vault, run: Run, approver: str) -> Run:
     if run.state == PROPOSED:
         with vault.engine.begin() as conn:
             conn.execute(update(schema.disposition_runs)

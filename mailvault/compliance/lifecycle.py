@@ -108,4 +108,4 @@ def lifecycle_service(context: ServeContext) -> PeriodicService[LifecycleReport]
 def periodic_lifecycle(vault: Vault) -> PeriodicService[LifecycleReport]:
     """The lifecycle pass as a service of ``serve`` (stopping at its next committed batch)."""
     return PeriodicService("lifecycle", lambda stopping: apply(vault, ACTOR, stopping),
-                           lambda: interval_s(vault))
+                           lambda: interval_s(vault), vault)

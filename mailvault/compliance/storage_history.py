@@ -107,4 +107,4 @@ def storage_sampler_service(context: ServeContext) -> PeriodicService[bool]:
     thread (the totals are a few aggregate queries over the catalog)."""
     vault = context.vault
     return PeriodicService("storage-sampler", lambda _stopping: sample_if_due(vault),
-                           lambda: period_s(vault))
+                           lambda: period_s(vault), vault)

@@ -50,7 +50,7 @@ from mailvault.discovery.manifest import LOAD_FILE
 from mailvault.errors import InputError, StorageFullError, StoreError
 from mailvault.message import Extractor
 from mailvault.search.extract import Limits, extractor
-from mailvault.store import catalog, file_modes
+from mailvault.store import catalog, claims, file_modes
 from mailvault.store.catalog import MessageRow
 from mailvault.vault import Vault
 
@@ -119,7 +119,8 @@ def _write_error(exc: OSError, root: Path, job: ExportJob) -> StoreError:
 @contextmanager
 def _running(vault: Vault, job: ExportJob) -> Iterator[None]:
     """Hold the job's lock (``VAULT/locks/export-ID.lock``, flock: a killed run lets go of
-    it) for the run: two runs of one job would write the same files at once."""
+    it) and its job claim (``export:ID``: a serve node sharing the catalog, or one whose lease
+    has not run out) for the run: two runs of one job would write the same files at once."""
     folder = vault.path / "locks"
     file_modes.make_folder(folder)
     fd = file_modes.open_new(folder / f"export-{job.id}.lock", os.O_WRONLY)
@@ -128,7 +129,12 @@ def _running(vault: Vault, job: ExportJob) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InputError(f"export job {job.id} is running in another process.") from None
-        yield
+        lease = claims.hold(vault.engine, vault.settings.serve, f"export:{job.id}")
+        if lease is None:
+            node = claims.holder_of(vault.engine, f"export:{job.id}") or "another node"
+            raise InputError(f"export job {job.id} is running on {node}.")
+        with lease:
+            yield
     finally:
         os.close(fd)
 

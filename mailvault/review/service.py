@@ -17,4 +17,4 @@ def review_service(context: ServeContext) -> PeriodicService[list[RunReport]] | 
     if vault.settings.review.every_minutes <= 0:
         return None
     return PeriodicService("review", lambda _stopping: run_all(vault, ACTOR),
-                           lambda: vault.settings.review.every_minutes * 60)
+                           lambda: vault.settings.review.every_minutes * 60, vault)

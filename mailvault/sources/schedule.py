@@ -1,6 +1,9 @@
 """When each source syncs on its own: an interval ("15m", "2h", "1d", seconds) or a cron
 expression ("*/30 * * * *", UTC), and the loop that runs what is due until told to stop.
 
+Each sync runs under its source's job claim (``sync:NAME``, store/claims.py), so several
+serve nodes sharing one catalog sync a source on one node at a time, once each time it is due.
+
 ``run_scheduler`` needs somewhere to put messages: a Pipeline of its own when it runs alone,
 or the spool when it runs inside ``mailvault serve`` (see ``scheduler_service``), where the
 spool's drain is the one writer of the vault.
@@ -20,6 +23,7 @@ from mailvault.ingest.pipeline import Pipeline
 from mailvault.sources import registry, runs
 from mailvault.sources.cadence import interval_seconds
 from mailvault.sources.sync import Sink, sync
+from mailvault.store import claims
 
 if TYPE_CHECKING:
     from mailvault.sources.definitions import SourceSpec
@@ -60,14 +64,28 @@ def run_due(vault: Vault, sink: Sink, actor: str, stop: threading.Event) -> floa
         if due is None:
             continue
         if due <= now:
-            # A failure is recorded in the run (status shows it); the other sources still run.
-            with suppress(MailvaultError):
-                sync(vault, spec, sink, actor, stop=stop)
+            _sync_if_ours(vault, spec, sink, actor, stop)
             due = next_run(spec, last_started(vault, spec.name), datetime.now(UTC))
             if due is None:
                 continue
         wait = min(wait, max(0.0, (due - datetime.now(UTC)).total_seconds()))
     return wait
+
+
+def _sync_if_ours(vault: Vault, spec: SourceSpec, sink: Sink, actor: str,
+                  stop: threading.Event) -> None:
+    """Sync the source under its job claim (``sync:NAME``): a node sharing the catalog that
+    holds it syncs it now, and one that synced it since it was found due leaves it."""
+    lease = claims.hold(vault.engine, vault.settings.serve, f"sync:{spec.name}")
+    if lease is None:
+        return
+    with lease:
+        due = next_run(spec, last_started(vault, spec.name), datetime.now(UTC))
+        if due is None or due > datetime.now(UTC):
+            return
+        # A failure is recorded in the run (status shows it); the other sources still run.
+        with suppress(MailvaultError):
+            sync(vault, spec, sink, actor, stop=stop)
 
 
 def run_scheduler(vault: Vault, stop_event: threading.Event, sink: Sink | None = None,

@@ -12,6 +12,8 @@ Everything else writes portable SQLAlchemy Core. What differs between the two is
   transaction that must not interleave with another writer (an audit entry chained to the
   one before it, a batch whose message ids the index watermark must see in order) takes a
   transaction-level advisory lock, released at its commit or rollback;
+- ``clock``: the time job leases are measured by (the database server's on PostgreSQL, so
+  that nodes whose clocks differ agree on when a lease has run out);
 - a full disk, which each database reports in its own words.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -198,3 +201,15 @@ def advance_ids(conn: Connection, last: dict[str, int]) -> None:
         elif int(held) < value:
             conn.execute(text("UPDATE sqlite_sequence SET seq = :seq WHERE name = :name"),
                          {"name": table, "seq": value})
+
+
+def clock(conn: Connection) -> float:
+    """Seconds since the epoch as the catalog's server sees them: PostgreSQL's clock for a
+    shared catalog (every node then measures leases by one clock), this machine's for
+    SQLite (whose every writer runs on this machine)."""
+    if is_postgresql(conn):
+        return float(conn.execute(_SERVER_CLOCK).scalar_one())
+    return time.time()
+
+
+_SERVER_CLOCK = text("SELECT extract(epoch FROM clock_timestamp())")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -597,3 +598,34 @@ restore_jobs = Table(
     sqlite_autoincrement=True,
 )
 Index("restore_jobs_actor", restore_jobs.c.actor)
+
+# Scheduled work shared by several serve nodes (store/claims.py): one row per job name, held
+# by one node at a time until its lease runs out. Lease times are float seconds: a lease is
+# renewed every few seconds, and the history below is compared to the fraction of a second.
+job_claims = Table(
+    "job_claims",
+    metadata,
+    Column("job", String(200), primary_key=True),
+    Column("holder", Text, nullable=False, default=""),  # '' while nobody holds it
+    Column("node", Text, nullable=False, default=""),
+    Column("run_id", Integer),
+    Column("expires_at", Float, nullable=False, default=0.0),
+    Column("finished_at", Float),  # when the last run that ended ended
+)
+
+# Every run of a claimed job: which node, from when to when, how it ended (done, failed,
+# lapsed: its node stopped renewing and another took the job over).
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job", String(200), nullable=False),
+    Column("node", Text, nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("renewed_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("outcome", String(16)),
+    sqlite_autoincrement=True,
+)
+Index("job_runs_job", job_runs.c.job, job_runs.c.id)
