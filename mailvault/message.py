@@ -581,7 +581,10 @@ class _HeaderFields:
     last line end dropped), read without the standard parser's per-line machinery."""
 
     def __init__(self, fields: list[tuple[str, str]]) -> None:
-        self._fields = fields
+        # By lower-case name, in order: _read_headers looks a dozen names up per message.
+        self._by_name: dict[str, list[str]] = {}
+        for name, value in fields:
+            self._by_name.setdefault(name.lower(), []).append(value)
         self.defects: list[Any] = []  # a block with any defect is not read here at all
 
     @classmethod
@@ -609,17 +612,13 @@ class _HeaderFields:
 
     def get(self, name: str, failobj: None = None) -> str | None:
         """The first field of that name's value (Message.get)."""
-        name = name.lower()
-        for key, value in self._fields:
-            if key.lower() == name:
-                return value
-        return failobj
+        found = self._by_name.get(name.lower())
+        return found[0] if found else failobj
 
     def get_all(self, name: str, failobj: None = None) -> list[str] | None:
         """Every field of that name's value (Message.get_all)."""
-        name = name.lower()
-        found = [value for key, value in self._fields if key.lower() == name]
-        return found or failobj
+        found = self._by_name.get(name.lower())
+        return list(found) if found else failobj
 
 
 def leaf_headers(head: bytes) -> LeafHeaders | None:

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import mimetypes
+import re
 from email.header import Header
 from email.utils import encode_rfc2231
 
@@ -336,7 +337,26 @@ def attachment_part(attachment: Attachment, html: str, depth: int) -> Part | Non
                + _param("filename", name)]
     if content_id and content_id.isascii():
         headers.append(f"Content-ID: <{content_id}>")
-    return Part(headers, _base64(data), inline=inline, encoding="base64")
+    return Part(headers, _base64(data), inline=inline, encoding="base64",
+                facts=_attachment_facts(mime, name, "inline" if inline else "attachment",
+                                        content_id))
+
+
+# A MIME type as one token, which the parser's get_content_type() returns as it is.
+_PLAIN_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+
+
+def _attachment_facts(mime: str, name: str, disposition: str,
+                      content_id: str) -> LeafHeaders | None:
+    """What parse() reads from an attachment's header block, when the block is plain enough
+    to know without parsing it (a token type, a printable ASCII name that needs no escape or
+    decoding); None leaves it to leaf_headers()."""
+    name = " ".join(name.split())
+    if not (_PLAIN_TYPE.fullmatch(mime) and name.isascii() and name.isprintable()
+            and not any(c in name for c in '"\\;') and "=?" not in name
+            and (not content_id.isascii() or content_id.isprintable())):
+        return None
+    return LeafHeaders(mime, None, name, disposition)
 
 
 def _is_message_text(data: bytes) -> bool:

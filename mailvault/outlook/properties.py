@@ -67,6 +67,10 @@ class PropertyBag:
 
     def __init__(self, codepage: str | None = None) -> None:
         self._values: dict[int, tuple[int, bytes]] = {}
+        # UTF-16 strings decoded once: the MIME builder asks for the same few (class, subject,
+        # names, addresses) several times per item. 8-bit ones depend on the code page, which
+        # is set after the bag is filled, so they are decoded each time.
+        self._texts: dict[int, str] = {}
         self.codepage = codepage  # Python codec for 8-bit strings; cp1252 when unknown
         self.names: NameMap | None = None
 
@@ -75,6 +79,8 @@ class PropertyBag:
         if ptype == PT_STRING8 and self._values.get(prop_id, (0,))[0] == PT_UNICODE:
             return
         self._values[prop_id] = (ptype, data)
+        if self._texts:
+            self._texts.pop(prop_id, None)
 
     def __contains__(self, prop_id: int) -> bool:
         return prop_id in self._values
@@ -91,6 +97,9 @@ class PropertyBag:
 
     def text(self, prop_id: int) -> str | None:
         """A string property decoded (UTF-16, or 8-bit in the item's code page)."""
+        value = self._texts.get(prop_id)
+        if value is not None:
+            return value
         found = self._values.get(prop_id)
         if found is None or found[0] not in _STRING_TYPES:
             return None
@@ -99,7 +108,10 @@ class PropertyBag:
             value = data.decode("utf-16-le", "replace")
         else:
             value = decode_8bit(data, self.codepage)
-        return value.split("\x00", 1)[0] if "\x00" in value else value
+        value = value.split("\x00", 1)[0] if "\x00" in value else value
+        if ptype == PT_UNICODE:
+            self._texts[prop_id] = value
+        return value
 
     def integer(self, prop_id: int) -> int | None:
         """An integer or boolean property as int, or None."""
