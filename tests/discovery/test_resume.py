@@ -83,8 +83,10 @@ def test_a_finished_export_is_not_written_again(corpus_vault: Path, tmp_path: Pa
     assert other.returncode == 1 and b"format is one of eml, mbox" in other.stderr
 
 
+# The workers build documents the same way for either format (only the writing differs, and
+# test_export checks each format's files): eml runs by default, mbox with `-m slow`.
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("fmt", ["eml", "mbox"])
+@pytest.mark.parametrize("fmt", ["eml", pytest.param("mbox", marks=pytest.mark.slow)])
 def test_the_files_do_not_depend_on_the_number_of_workers(corpus_vault: Path, tmp_path: Path,
                                                           fmt: str) -> None:
     """Documents are built in worker processes, batches ahead of the writing: one worker or

@@ -22,7 +22,7 @@ from tests.reliability.processes import catalog_scalar, kill_at, moment, seeded
 from tests.reliability.serving import Senders, Server
 from tests.support import build_message, invoke, write_mbox
 
-QUICK_KILLS = 3
+QUICK_KILLS = 2
 SLOW_KILLS = 50
 PER_ROUND = 60
 BATCH = {"MAILVAULT_INGEST_BATCH_SIZE": "8", "MAILVAULT_INGEST_WORKERS": "1"}

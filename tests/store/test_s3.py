@@ -83,12 +83,13 @@ def _objects(server: moto.MotoServer, bucket: str) -> dict[str, dict[str, object
 def test_corpus_mbox_round_trips_through_the_bucket(s3_vault: tuple[Path, str],
                                                     s3_env: moto.MotoServer,
                                                     corpus: Path) -> None:
-    """Six of the corpus's mbox files (about 490 messages), in two imports (two objects at
-    least: each command seals and uploads what it wrote)."""
+    """Five of the corpus's small mbox files (129 messages), in two imports (two objects at
+    least: each command seals and uploads what it wrote). The slow test below takes them
+    all; here the number of messages is not the point, and each costs a ranged GET."""
     enron = corpus / "mbox" / "enron-allen-p"
     _round_trip(s3_vault, s3_env, [
         [corpus / "mbox" / "rlug" / "rlug.mbox", enron / "inbox.mbox", enron / "notes_inbox.mbox"],
-        [enron / "deleted_items.mbox", enron / "straw.mbox", enron / "contacts.mbox"]])
+        [enron / "straw.mbox", enron / "contacts.mbox"]])
 
 
 @pytest.mark.slow
