@@ -99,6 +99,11 @@ def test_a_lease_run_out_hands_the_job_over(engine: Engine) -> None:
     assert lapsed.ended_at is not None and lapsed.ended_at <= newest.started_at
 
 
+def server_clock(engine: Engine) -> float:
+    with engine.connect() as conn:
+        return database.clock(conn)
+
+
 def test_a_renewed_lease_keeps_the_job(engine: Engine) -> None:
     settings = ServeSettings(node="node-a", lease_s=1.5)
     lease = claims.hold(engine, settings, "review")
@@ -106,7 +111,7 @@ def test_a_renewed_lease_keeps_the_job(engine: Engine) -> None:
     with lease:
         # Past the first lease: renewals keep it (each a third of the lease apart).
         deadline = lease.claim.expires_at + 1.0
-        while database.clock(engine.connect()) < deadline:
+        while server_clock(engine) < deadline:
             assert claims.claim(engine, "review", "node-b", 60) is None
             time.sleep(0.1)
         assert not lease.lost()
