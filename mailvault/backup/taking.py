@@ -45,7 +45,7 @@ from mailvault.backup.manifest import FileEntry, Manifest
 from mailvault.capture.users import USERS_FILE
 from mailvault.compliance.disposition import REPORTS
 from mailvault.config import CONFIG_FILE
-from mailvault.errors import InputError, IntegrityError, StoreError
+from mailvault.errors import InputError, IntegrityError, StoreError, VaultError
 from mailvault.gateway.segments import TOMBSTONES
 from mailvault.store import audit, catalog, catalog_copy, database, file_modes, vault_format
 from mailvault.store.blobs import volume_path
@@ -233,6 +233,13 @@ def _postgresql_snapshot(engine: Engine, target: Path, progress: Progress | None
     transaction: each statement sees the database as it was at the first, whatever is
     committed meanwhile. The copy is made from scratch each time (a copy cut short holds
     an older snapshot, which no later one may be mixed with)."""
+    found = vault_format.format_of(engine)
+    if found != vault_format.FORMAT_VERSION:
+        # The copier knows this release's tables only (upgrade --backup-to meets this).
+        raise VaultError(f"this vault's catalog in PostgreSQL is of format {found}: only one "
+                         f"of this release's format ({vault_format.FORMAT_VERSION}) is backed "
+                         "up; back it up with the release that wrote it (or pg_dump), then "
+                         "upgrade with --no-backup.")
     temporary = target.with_name(target.name + ".part")
     temporary.unlink(missing_ok=True)
     os.close(file_modes.open_new(temporary, os.O_WRONLY))
