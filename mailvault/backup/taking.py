@@ -214,7 +214,10 @@ def _prepare(vault_path: Path, target: Path) -> dict[str, FileEntry]:
         if not journal.exists(target):
             raise InputError(f"{target} is not empty and holds no backup: back up into a new "
                              "folder or one that holds an earlier backup.")
-        return journal.read(target)
+        # Written again whole: a line a kill cut short must not run into the next one.
+        previous = journal.read(target)
+        journal.start(target, previous)
+        return previous
     file_modes.make_folder(target)
     journal.start(target, {})
     return previous

@@ -5,7 +5,8 @@ All four need Permission.BACKUP (administrators): a backup holds every message a
 
     back_up    a ``backup`` entry after the copy (folder, messages, the snapshot's audit
                head, what was copied): the backup itself ends at the entry before it; a
-               backup that fails writes no entry (it is not a backup)
+               backup that fails writes ``backup-failed`` (folder, the sentence) instead,
+               when the catalog can still be written
     restore    a ``restore`` entry in the new vault, chained to the backup's last entry
                (where its catalog and volumes went)
     upgrade    an ``upgrade`` entry (formats before and after, the backup taken first)
@@ -16,7 +17,10 @@ is no vault to write to; the next backup or restore is).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailvault.accounts.principal import Principal, require
 from mailvault.accounts.roles import Permission
@@ -27,6 +31,7 @@ from mailvault.backup.restoring import Restored
 from mailvault.backup.taking import BackupReport, Progress
 from mailvault.backup.upgrading import Upgraded
 from mailvault.compliance import object_lock
+from mailvault.errors import MailvaultError
 from mailvault.gateway.mailboxes import GatewayMailboxes
 from mailvault.store import audit, file_modes
 from mailvault.store.objects import ObjectBlobStore
@@ -42,9 +47,16 @@ def back_up(vault: Vault, who: Principal, to: Path, *, include_keys: bool = Fals
     PostgreSQL, its volumes local or in a bucket); audited."""
     require(who, Permission.BACKUP)
     bucket = vault.blobs.objects if isinstance(vault.blobs, ObjectBlobStore) else None
-    report = taking.take(vault.path, vault.engine, to, include_keys=include_keys,
-                         include_index=include_index, gateway=_gateway_folder(vault),
-                         objects=bucket, progress=progress)
+    try:
+        report = taking.take(vault.path, vault.engine, to, include_keys=include_keys,
+                             include_index=include_index, gateway=_gateway_folder(vault),
+                             objects=bucket, progress=progress)
+    except MailvaultError as exc:
+        # Best effort: the database may be what failed; the caller hears of it either way.
+        with contextlib.suppress(MailvaultError, SQLAlchemyError), vault.engine.begin() as conn:
+            audit.record(conn, who.name, "backup-failed", {"folder": str(to),
+                                                            "reason": str(exc)})
+        raise
     with vault.engine.begin() as conn:
         audit.record(conn, who.name, "backup", {
             "folder": str(report.folder), "messages": report.messages,

@@ -114,6 +114,9 @@ def test_a_connection_lost_mid_snapshot_is_one_sentence_and_the_next_run_complet
         report = backups.back_up(vault, ADMIN, tmp_path / "backup")
         assert backups.check_backup(ADMIN, tmp_path / "backup").ok
         with vault.engine.connect() as conn:
-            # Only the backup that was made is in the log.
-            assert [e.action for e in audit.entries(conn)].count("backup") == 1
+            actions = [e.action for e in audit.entries(conn)]
+            failed_entry = audit.last(conn, "backup-failed")
+        # Only the backup that was made is in the log as one; the other says why it failed.
+        assert actions.count("backup") == 1 and actions.count("backup-failed") == 1
+        assert failed_entry is not None and failed_entry.detail["reason"] == sentence
     assert report.messages == 8
