@@ -166,7 +166,8 @@ def copy_file(source: Path, target: Path, length: int | None = None) -> FileEntr
 def write_pieces(target: Path, pieces: Iterable[bytes]) -> FileEntry:
     """Write ``pieces`` to ``target`` (a temporary file fsynced and renamed into place,
     owner-only); returns its size and SHA-256, computed while writing. A full disk is
-    StorageFullError in one sentence, and leaves no file at ``target``."""
+    StorageFullError in one sentence; a failure of any kind leaves no temporary file, and
+    ``target`` as it was."""
     temporary = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
     size = 0
@@ -184,9 +185,10 @@ def write_pieces(target: Path, pieces: Iterable[bytes]) -> FileEntry:
         finally:
             os.close(fd)
         os.replace(temporary, target)
-    except OSError as exc:
+    except BaseException as exc:
+        # Nothing half-written is left (a source that failed part way, a full disk).
         temporary.unlink(missing_ok=True)
-        if is_full(exc):
+        if isinstance(exc, OSError) and is_full(exc):
             raise disk_full(target.parent) from exc
         raise
     return FileEntry(size=size, sha256=digest.hexdigest())

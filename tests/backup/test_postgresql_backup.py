@@ -24,7 +24,7 @@ from tests import postgres
 from tests.backup.conftest import ADMIN, assert_restored, by_hash, catalog_hashes, messages
 from tests.compliance.conftest import archive
 from tests.postgresql.conftest import Catalog
-from tests.support import invoke
+from tests.support import invoke, run
 
 
 def _pg_vault(path: Path, pg: Catalog) -> Vault:
@@ -120,3 +120,17 @@ def test_a_connection_lost_mid_snapshot_is_one_sentence_and_the_next_run_complet
         assert actions.count("backup") == 1 and actions.count("backup-failed") == 1
         assert failed_entry is not None and failed_entry.detail["reason"] == sentence
     assert report.messages == 8
+
+
+def test_a_refused_password_is_one_sentence_and_writes_nothing(
+        pg_catalog: Catalog, tmp_path: Path) -> None:
+    _pg_vault(tmp_path / "vault", pg_catalog).close()
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password\n", encoding="utf-8")
+    wrong.chmod(0o600)
+    refused = run("backup", "--to", tmp_path / "backup", "--vault", tmp_path / "vault",
+                  env={"MAILVAULT_CATALOG_PASSWORD_FILE": str(wrong)})
+    assert refused.returncode == 1
+    said = refused.stderr.decode().strip()
+    assert len(said.splitlines()) == 1 and "password authentication failed" in said, said
+    assert not (tmp_path / "backup").exists()

@@ -102,4 +102,5 @@ def test_a_bucket_that_cannot_be_reached_is_one_sentence(
     sentence = str(failed.value)
     assert "cannot be reached" in sentence and "\n" not in sentence
     assert not (tmp_path / "backup" / manifest.MANIFEST_FILE).exists()
+    assert not list((tmp_path / "backup").rglob("*.part"))
     assert not backups.check_backup(ADMIN, tmp_path / "backup").ok
