@@ -130,6 +130,14 @@ def take(vault_path: Path, engine: Engine, target: Path, *, include_keys: bool =
                                for place in catalog.volume_places(engine).values()):
         raise InputError("this vault's catalog names volumes in an S3 bucket, and no bucket "
                          "is set to read them from ([store] blobs).")
+    if engine.dialect.name == database.POSTGRESQL:
+        found = vault_format.format_of(engine)
+        if found != vault_format.FORMAT_VERSION:
+            # The copier knows this release's tables only (upgrade --backup-to meets this).
+            raise VaultError(f"this vault's catalog in PostgreSQL is of format {found}: only "
+                             f"one of this release's format ({vault_format.FORMAT_VERSION}) is "
+                             "backed up; back it up with the release that wrote it (or "
+                             "pg_dump), then upgrade with --no-backup.")
     previous = _prepare(vault_path, target)
     files: dict[str, FileEntry] = {}
     report = BackupReport(folder=target, messages=0, audit_seq=0, audit_hash="", format=0,
@@ -236,13 +244,6 @@ def _postgresql_snapshot(engine: Engine, target: Path, progress: Progress | None
     transaction: each statement sees the database as it was at the first, whatever is
     committed meanwhile. The copy is made from scratch each time (a copy cut short holds
     an older snapshot, which no later one may be mixed with)."""
-    found = vault_format.format_of(engine)
-    if found != vault_format.FORMAT_VERSION:
-        # The copier knows this release's tables only (upgrade --backup-to meets this).
-        raise VaultError(f"this vault's catalog in PostgreSQL is of format {found}: only one "
-                         f"of this release's format ({vault_format.FORMAT_VERSION}) is backed "
-                         "up; back it up with the release that wrote it (or pg_dump), then "
-                         "upgrade with --no-backup.")
     temporary = target.with_name(target.name + ".part")
     temporary.unlink(missing_ok=True)
     os.close(file_modes.open_new(temporary, os.O_WRONLY))
