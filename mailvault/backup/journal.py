@@ -39,7 +39,8 @@ def read(folder: Path) -> dict[str, FileEntry]:
     for line in text.splitlines():
         try:
             data = json.loads(line)
-            entries[str(data.pop("name"))] = FileEntry(**data)
+            name = str(data.pop("name"))
+            entries[name] = FileEntry(**data)
         except (ValueError, TypeError, KeyError, AttributeError):
             continue
     return entries

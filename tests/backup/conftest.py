@@ -18,6 +18,7 @@ from mailvault.store import audit, catalog
 from mailvault.usecases import auditing, monitoring
 from mailvault.vault import Vault
 from tests import s3_server as moto
+from tests.compliance.conftest import archive
 from tests.postgresql.conftest import pg_catalog
 from tests.support import Attachment, build_message
 
@@ -51,6 +52,13 @@ def loose_modes(root: Path) -> list[str]:
         if mode & 0o077 or (path.is_dir() and mode != 0o700):
             loose.append(f"{path.relative_to(root)} {mode:o}")
     return loose
+
+
+def archive_in_batches(vault: Vault, raws: list[bytes], size: int = 4) -> None:
+    """Archive ``size`` messages at a time: a volume is sealed when a batch ends past its
+    size, so batches of four messages of 300 KB fill a 1 MB volume each."""
+    for start in range(0, len(raws), size):
+        archive(vault, raws[start:start + size])
 
 
 def by_hash(raws: list[bytes]) -> dict[str, bytes]:

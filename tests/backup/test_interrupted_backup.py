@@ -25,8 +25,14 @@ from mailvault.usecases import backups
 from mailvault.vault import CATALOG_FILE, Vault
 from tests import full_disk
 from tests import s3_server as moto
-from tests.backup.conftest import ADMIN, assert_restored, by_hash, messages, s3_store
-from tests.compliance.conftest import archive
+from tests.backup.conftest import (
+    ADMIN,
+    archive_in_batches,
+    assert_restored,
+    by_hash,
+    messages,
+    s3_store,
+)
 from tests.postgresql.conftest import Catalog
 from tests.support import invoke
 
@@ -52,11 +58,11 @@ with vaults.opened(Path(vault_path)) as vault:
 
 def test_a_killed_backup_is_not_complete_and_the_next_run_keeps_what_it_copied(
         pg_catalog: Catalog, s3_env: moto.MotoServer, tmp_path: Path) -> None:
-    raws = messages(9, "killed", _BIG)
+    raws = messages(12, "killed", _BIG)
     with Vault.create(tmp_path / "vault", store=s3_store(s3_env, s3_env.new_bucket()),
                       catalog_url=pg_catalog.url,
                       catalog_password_file=str(pg_catalog.password_file)) as vault:
-        archive(vault, raws)
+        archive_in_batches(vault, raws)
         uploaded = object_lock.upload_pending(vault).uploaded
     assert len(uploaded) >= 3
     backup = tmp_path / "backup"
@@ -84,9 +90,9 @@ def test_a_full_disk_is_one_sentence_and_the_next_run_keeps_the_sealed_copies(
         vault_path: Path, tmp_path: Path) -> None:
     Vault.create(vault_path).close()
     (vault_path / "mailvault.toml").write_text("[store]\nvolume_max_mb = 1\n")
-    raws = messages(9, "full", _BIG)
+    raws = messages(12, "full", _BIG)
     with Vault.open(vault_path) as vault:
-        archive(vault, raws)
+        archive_in_batches(vault, raws)
         volumes = sorted((vault_path / "volumes").rglob("*.vol"))
         assert len(volumes) >= 3
         catalog_bytes = sum(p.stat().st_size for p in vault_path.glob(f"{CATALOG_FILE}*"))
@@ -109,3 +115,11 @@ def test_a_full_disk_is_one_sentence_and_the_next_run_keeps_the_sealed_copies(
             backups.restore(ADMIN, disk / "backup", tmp_path / "restored",
                             keys_from=vault_path / "keys")
     assert_restored(tmp_path / "restored", by_hash(raws), report.audit_seq)
+
+
+def test_a_journal_line_cut_short_by_a_kill_is_passed_over(tmp_path: Path) -> None:
+    whole = manifest.FileEntry(size=3, sha256="ab" * 32, volume=1, tier="active", sealed=True)
+    journal.start(tmp_path, {manifest.volume_name("active", 1): whole})
+    with open(tmp_path / journal.JOURNAL_FILE, "a", encoding="utf-8") as cut:
+        cut.write('{"name": "volumes/active/00000002.vol", "sealed": tr')
+    assert journal.read(tmp_path) == {manifest.volume_name("active", 1): whole}

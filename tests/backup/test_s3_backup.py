@@ -23,7 +23,14 @@ from mailvault.store.objects import SCHEME
 from mailvault.usecases import backups
 from mailvault.vault import Vault
 from tests import s3_server as moto
-from tests.backup.conftest import ADMIN, assert_restored, by_hash, messages, s3_store
+from tests.backup.conftest import (
+    ADMIN,
+    archive_in_batches,
+    assert_restored,
+    by_hash,
+    messages,
+    s3_store,
+)
 from tests.compliance.conftest import archive
 from tests.sources.dovecot import free_ports
 from tests.support import invoke
@@ -43,15 +50,15 @@ def _uploaded(vault: Vault) -> set[str]:
 
 def test_objects_are_copied_once_and_restore_into_volumes_and_into_a_bucket(
         s3_env: moto.MotoServer, tmp_path: Path) -> None:
-    first, second, open_ones = (messages(6, "first", _BIG), messages(6, "second", _BIG),
+    first, second, open_ones = (messages(8, "first", _BIG), messages(8, "second", _BIG),
                                 messages(2, "open"))
     with Vault.create(tmp_path / "vault", store=s3_store(s3_env, s3_env.new_bucket())) as vault:
-        archive(vault, first)
+        archive_in_batches(vault, first)
         object_lock.upload_pending(vault)
         archive(vault, open_ones)  # stays in the local volume being written
         objects_one = _uploaded(vault)
         one = backups.back_up(vault, ADMIN, tmp_path / "backup")
-        archive(vault, second)
+        archive_in_batches(vault, second)
         object_lock.upload_pending(vault)
         objects_two = _uploaded(vault)
         two = backups.back_up(vault, ADMIN, tmp_path / "backup")
@@ -93,7 +100,7 @@ def test_objects_are_copied_once_and_restore_into_volumes_and_into_a_bucket(
 def test_a_bucket_that_cannot_be_reached_is_one_sentence(
         s3_env: moto.MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Vault.create(tmp_path / "vault", store=s3_store(s3_env, s3_env.new_bucket())) as vault:
-        archive(vault, messages(3, "away", _BIG))
+        archive(vault, messages(2, "away"))
         object_lock.upload_pending(vault)
     # Nothing listens on this port any more.
     monkeypatch.setenv("MAILVAULT_STORE_S3_ENDPOINT", f"http://127.0.0.1:{free_ports(1)[0]}")
