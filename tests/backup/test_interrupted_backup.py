@@ -5,7 +5,8 @@ nodes' profile) is killed with SIGKILL right after its first object is copied: t
 has no manifest and fails `backup verify`; the next run keeps that copy (objects never
 change), copies the rest, and the backup restores byte-exact. A full disk under the backup
 folder is one sentence; once there is space again the next run keeps the sealed volumes the
-first one copied.
+first one copied. A journal line cut short by a kill is passed over, and a volume this machine
+does not have (another node's, not uploaded yet) is one sentence.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 
 from mailvault.backup import journal, manifest
 from mailvault.compliance import object_lock
-from mailvault.errors import StorageFullError
+from mailvault.errors import StorageFullError, StoreError
 from mailvault.usecases import backups
 from mailvault.vault import CATALOG_FILE, Vault
 from tests import full_disk
@@ -123,3 +124,17 @@ def test_a_journal_line_cut_short_by_a_kill_is_passed_over(tmp_path: Path) -> No
     with open(tmp_path / journal.JOURNAL_FILE, "a", encoding="utf-8") as cut:
         cut.write('{"name": "volumes/active/00000002.vol", "sealed": tr')
     assert journal.read(tmp_path) == {manifest.volume_name("active", 1): whole}
+
+
+def test_a_volume_that_is_not_on_this_machine_is_one_sentence(vault: Vault,
+                                                              tmp_path: Path) -> None:
+    """As another node's volume not uploaded yet looks from here: the catalog names a local
+    file this machine does not have, and no object."""
+    archive_in_batches(vault, messages(2, "elsewhere"))
+    missing = vault.path / "volumes" / "active" / "00000001.vol"
+    missing.unlink()
+    with pytest.raises(StoreError) as failed:
+        backups.back_up(vault, ADMIN, tmp_path / "backup")
+    sentence = str(failed.value)
+    assert "volume 1 is not in" in sentence and "run the backup again" in sentence
+    assert not (tmp_path / "backup" / manifest.MANIFEST_FILE).exists()
