@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection, Table, create_engine
 
 from mailvault.backup import manifest
 from mailvault.config import load_settings
@@ -134,3 +135,50 @@ def test_a_refused_password_is_one_sentence_and_writes_nothing(
     said = refused.stderr.decode().strip()
     assert len(said.splitlines()) == 1 and "password authentication failed" in said, said
     assert not (tmp_path / "backup").exists()
+
+
+def test_a_restore_into_postgresql_cut_short_goes_on_where_it_stopped(
+        pg_catalog: Catalog, postgres_cluster: postgres.Cluster, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    raws = messages(10, "resumed")
+    with Vault.create(tmp_path / "vault") as vault:
+        archive(vault, raws)
+        report = backups.back_up(vault, ADMIN, tmp_path / "backup")
+    monkeypatch.setattr(catalog_copy, "CHUNK_ROWS", 5)
+    upsert = catalog_copy.database.upsert
+    calls: list[str] = []
+
+    def cut_at_the_fourth_chunk(conn: Connection, table: Table, keys: list[str],
+                                values: dict[str, object]) -> None:
+        calls.append(table.name)
+        if calls.count(catalog_copy.PROGRESS_TABLE) == 5:
+            raise RuntimeError("cut")
+        upsert(conn, table, keys, values)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog_copy.database, "upsert", cut_at_the_fourth_chunk)
+        with pytest.raises(RuntimeError, match="cut"):
+            backups.restore(ADMIN, tmp_path / "backup", tmp_path / "restored",
+                            keys_from=tmp_path / "vault" / "keys", catalog_url=pg_catalog.url,
+                            catalog_password_file=str(pg_catalog.password_file))
+    assert not (tmp_path / "restored").exists()
+    engine = create_engine(pg_catalog.url.replace("postgresql://", "postgresql+psycopg://"),
+                           connect_args={"password": postgres_cluster.password})
+    try:
+        assert catalog_copy.in_progress(engine) is not None
+    finally:
+        engine.dispose()
+
+    backups.restore(ADMIN, tmp_path / "backup", tmp_path / "restored",
+                    keys_from=tmp_path / "vault" / "keys", catalog_url=pg_catalog.url,
+                    catalog_password_file=str(pg_catalog.password_file))
+    with Vault.open(tmp_path / "restored") as again:
+        counts = catalog_copy.row_counts(again.engine)
+    source = create_engine(f"sqlite:///{tmp_path / 'backup' / manifest.CATALOG}")
+    try:
+        held = catalog_copy.row_counts(source)
+    finally:
+        source.dispose()
+    # Nothing copied twice: the restore's own entry is the only row more.
+    assert counts == {**held, "audit_log": held["audit_log"] + 1}
+    assert_restored(tmp_path / "restored", by_hash(raws), report.audit_seq)
