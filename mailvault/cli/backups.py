@@ -22,6 +22,7 @@ from mailvault.cli.app import (
     print_json,
     print_line,
 )
+from mailvault.cli.progress import Meter
 from mailvault.errors import InputError
 from mailvault.usecases import backups, migrating
 
@@ -58,9 +59,18 @@ def backup(
         return
     if to is None:
         raise InputError("say where the backup goes: mailvault backup --to DIR.")
-    with open_vault(vault) as opened:
+    with open_vault(vault) as opened, Meter("backup", unit="files", short="file") as meter:
+        files = [0, 0]
+
+        def copied(name: str, amount: int) -> None:
+            # Catalog tables report rows; files (volumes, objects) their bytes.
+            if not name.startswith(f"{backups.BACKUP_CATALOG}:"):
+                files[0] += 1
+                files[1] += amount
+                meter.update(files[0], files[1])
+
         report = backups.back_up(opened, principal(), to, include_keys=include_keys,
-                                 include_index=include_index)
+                                 include_index=include_index, progress=copied)
     if json_out:
         print_json(report.to_json())
         return

@@ -27,6 +27,7 @@ from mailvault.accounts.roles import Permission
 from mailvault.backup import checking, restoring, taking, upgrading
 from mailvault.backup.checking import BackupCheck
 from mailvault.backup.destination import Destination
+from mailvault.backup.manifest import CATALOG as BACKUP_CATALOG
 from mailvault.backup.restoring import Restored
 from mailvault.backup.taking import BackupReport, Progress
 from mailvault.backup.upgrading import Upgraded
@@ -38,7 +39,10 @@ from mailvault.store.objects import ObjectBlobStore
 from mailvault.store.vault_format import FORMAT_VERSION
 from mailvault.vault import Vault, default_vault_path
 
-__all__ = ["FORMAT_VERSION", "back_up", "check_backup", "format_of", "restore", "upgrade"]
+# BACKUP_CATALOG: the catalog's file in a backup; ``back_up``'s progress names its tables
+# "BACKUP_CATALOG:TABLE" (rows), every other file by its path (bytes).
+__all__ = ["BACKUP_CATALOG", "FORMAT_VERSION", "back_up", "check_backup", "format_of",
+           "restore", "upgrade"]
 
 
 def back_up(vault: Vault, who: Principal, to: Path, *, include_keys: bool = False,
