@@ -6,23 +6,28 @@ for a whole one. It carries a digest over its own content: a flipped byte in it 
 like one in any file it lists.
 
     DIR/backup.json                   this manifest
-    DIR/catalog.sqlite                the catalog at the snapshot (SQLite's online backup)
+    DIR/catalog.sqlite                the catalog at the snapshot (SQLite's online backup,
+                                      or a PostgreSQL catalog copied in one snapshot)
     DIR/mailvault.toml, smtp-users.json, reports/...   settings and disposition reports
-    DIR/volumes/<tier>/NNNNNNNN.vol   each volume up to the length the snapshot uses
+    DIR/volumes/<tier>/NNNNNNNN.vol   each volume up to the length the snapshot uses (an
+                                      uploaded volume: its object, whole)
+    DIR/backup-progress.jsonl         only while a backup runs (backup/journal.py)
     DIR/keys/...                      only with --include-keys
     DIR/index/...                     only with --include-index
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailvault.errors import InputError
+from mailvault.errors import InputError, StorageFullError
 from mailvault.store import file_modes
 from mailvault.store.blobs import volume_path
 
@@ -65,6 +70,11 @@ class Manifest:
     index_included: bool
     key_hashes: dict[str, str] = field(default_factory=dict)
     files: dict[str, FileEntry] = field(default_factory=dict)
+    # Where the vault kept its catalog ("sqlite" or "postgresql") and its sealed volumes
+    # ("" for local volumes, else the bucket's s3:// location): the backup holds both as
+    # files either way, and says what they came from.
+    catalog: str = "sqlite"
+    blobs: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,8 +97,13 @@ def write(folder: Path, manifest: Manifest) -> None:
     """Write the manifest (owner-only, fsynced, renamed into place) with its digest."""
     data = manifest.to_json()
     data["digest"] = _digest(data)
-    file_modes.write_replacing(folder / MANIFEST_FILE,
-                               json.dumps(data, indent=1, sort_keys=True).encode())
+    try:
+        file_modes.write_replacing(folder / MANIFEST_FILE,
+                                   json.dumps(data, indent=1, sort_keys=True).encode())
+    except OSError as exc:
+        if is_full(exc):
+            raise disk_full(folder) from exc
+        raise
 
 
 def read(folder: Path) -> Manifest:
@@ -119,7 +134,9 @@ def read(folder: Path) -> Manifest:
                         audit_hash=data["audit_hash"], messages=int(data["messages"]),
                         keys_included=bool(data["keys_included"]),
                         index_included=bool(data["index_included"]),
-                        key_hashes=dict(data["key_hashes"]), files=files)
+                        key_hashes=dict(data["key_hashes"]), files=files,
+                        catalog=str(data.get("catalog", "sqlite")),
+                        blobs=str(data.get("blobs", "")))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"the backup manifest {path} is incomplete ({exc}).") from exc
 
@@ -138,32 +155,66 @@ def hash_file(path: Path) -> FileEntry:
 def copy_file(source: Path, target: Path, length: int | None = None) -> FileEntry:
     """Copy ``source`` (its first ``length`` bytes, or all of it) to ``target``, owner-only,
     fsynced; returns the copy's size and SHA-256, computed while copying."""
-    file_modes.make_folder(target.parent)
+    copied = write_pieces(target, _pieces(source, length))
+    if length is not None and copied.size < length:
+        target.unlink(missing_ok=True)
+        raise InputError(f"{source} ends at byte {copied.size}, before the {length} bytes the "
+                         "catalog uses.")
+    return copied
+
+
+def write_pieces(target: Path, pieces: Iterable[bytes]) -> FileEntry:
+    """Write ``pieces`` to ``target`` (a temporary file fsynced and renamed into place,
+    owner-only); returns its size and SHA-256, computed while writing. A full disk is
+    StorageFullError in one sentence; a failure of any kind leaves no temporary file, and
+    ``target`` as it was."""
     temporary = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
     size = 0
-    fd = file_modes.open_new(temporary, os.O_WRONLY | os.O_TRUNC)
     try:
-        with open(source, "rb") as handle:
-            while length is None or size < length:
-                want = _CHUNK if length is None else min(_CHUNK, length - size)
-                piece = handle.read(want)
-                if not piece:
-                    break
+        file_modes.make_folder(target.parent)
+        fd = file_modes.open_new(temporary, os.O_WRONLY | os.O_TRUNC)
+        try:
+            for piece in pieces:
                 digest.update(piece)
                 view = memoryview(piece)
                 while view:
                     view = view[os.write(fd, view):]
                 size += len(piece)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if length is not None and size < length:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, target)
+    except BaseException as exc:
+        # Nothing half-written is left (a source that failed part way, a full disk).
         temporary.unlink(missing_ok=True)
-        raise InputError(f"{source} ends at byte {size}, before the {length} bytes the "
-                         "catalog uses.")
-    os.replace(temporary, target)
+        if isinstance(exc, OSError) and is_full(exc):
+            raise disk_full(target.parent) from exc
+        raise
     return FileEntry(size=size, sha256=digest.hexdigest())
+
+
+def is_full(error: OSError) -> bool:
+    """Whether a write failed for want of space (or of quota)."""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(folder: Path) -> StorageFullError:
+    """The one sentence for a backup that ran out of space writing into ``folder``."""
+    return StorageFullError(f"the disk of the backup folder {folder} is full: free some space "
+                            "and run the backup again (what was copied is kept).")
+
+
+def _pieces(source: Path, length: int | None) -> Iterator[bytes]:
+    """A file's bytes (its first ``length``, or all) in 1 MB pieces."""
+    size = 0
+    with open(source, "rb") as handle:
+        while length is None or size < length:
+            piece = handle.read(_CHUNK if length is None else min(_CHUNK, length - size))
+            if not piece:
+                return
+            size += len(piece)
+            yield piece
 
 
 def _digest(data: dict[str, Any]) -> str:

@@ -19,58 +19,37 @@ import json
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select
 
 from mailvault.backup import manifest
+from mailvault.backup.destination import Destination, check_bucket, check_catalog, write_places
 from mailvault.backup.restoring import keep_folders_inside
 from mailvault.backup.taking import copy_index
 from mailvault.compliance import retention
 from mailvault.compliance.integrity import archive_problems
 from mailvault.compliance.object_lock import DELETED
 from mailvault.config import CONFIG_FILE, load_settings
-from mailvault.errors import InputError, MailvaultError, VaultError
+from mailvault.errors import InputError, MailvaultError
 from mailvault.store import (
     audit,
     catalog,
     catalog_copy,
-    database,
     file_modes,
     schema,
     vault_format,
 )
 from mailvault.store.audit_head import HEAD_FILE
 from mailvault.store.blobs import volume_path
-from mailvault.store.objects import (
-    SCHEME,
-    Bucket,
-    Objects,
-    environment_credentials,
-    read_credentials_file,
-    store_credentials,
-)
+from mailvault.store.objects import SCHEME, read_credentials_file, store_credentials
 from mailvault.vault import Vault, open_catalog
 
 MARKER = "migrating.json"
 _VERIFY_BATCH = 500
 # Past this many, messages that differ are counted, not listed (a bucket gone away).
 _LISTED = 50
-
-
-@dataclass(frozen=True)
-class Destination:
-    """Where a vault moves: a new folder, a PostgreSQL catalog and/or a bucket."""
-
-    folder: Path
-    catalog_url: str = ""
-    catalog_password_file: str = ""
-    blobs: str = ""
-    s3_endpoint: str = ""
-    s3_credentials: Path | None = None
 
 
 def check(source: Vault, to: Destination) -> None:
@@ -104,35 +83,10 @@ def check(source: Vault, to: Destination) -> None:
                          f"{marker.get('catalog') or 'a local catalog'} and "
                          f"{marker.get('blobs') or 'local volumes'}: give the same --to and "
                          "--blobs.")
-    if to.blobs:
-        credentials = (read_credentials_file(to.s3_credentials) if to.s3_credentials
-                       else environment_credentials())
-        Objects(Bucket.parse(to.blobs, to.s3_endpoint), credentials).check()
-    elif to.s3_endpoint or to.s3_credentials:
-        raise InputError("--s3-endpoint and --s3-credentials go with --blobs s3://...")
-    if to.catalog_url:
-        engine = database.open_engine(Path("/nonexistent"), to.catalog_url,
-                                      to.catalog_password_file)
-        try:
-            _check_catalog(engine, to.catalog_url, str(source.path), marker is not None)
-        finally:
-            engine.dispose()
-
-
-def _check_catalog(engine: Engine, url: str, origin: str, resuming: bool) -> None:
-    try:
-        with engine.connect():
-            pass
-    except DBAPIError as exc:
-        # libpq's first line says it: a wrong password, a refused connection, no database.
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise VaultError(f"the catalog database {url} cannot be used: {reason}.") from exc
-    started = catalog_copy.in_progress(engine)
+    check_bucket(to)
     # Tables are this migration's when a run of it made them (its copy under way, or done
     # and the rest of the move not yet).
-    if vault_format.format_of(engine) is not None and started != origin and not resuming:
-        raise VaultError(f"the catalog database {url} already holds tables: give a new, "
-                         "empty database.")
+    check_catalog(to, str(source.path), resuming=marker is not None)
 
 
 def prepare(source: Vault, to: Destination) -> None:
@@ -161,24 +115,12 @@ def prepare(source: Vault, to: Destination) -> None:
 
 
 def _write_settings(source: Path, target: Path, to: Destination) -> None:
-    """The source's settings, its outside folders commented out, with the new places."""
-    text = source.read_text(encoding="utf-8") if source.exists() else ""
-    store = {"blobs": to.blobs, "s3_endpoint": to.s3_endpoint}
-    store_lines = "".join(f"{name} = {json.dumps(value)}\n"
-                          for name, value in store.items() if value)
-    if store_lines:
-        text = (text.replace("[store]\n", "[store]\n" + store_lines, 1) if "[store]\n" in text
-                else text + "\n[store]\n" + store_lines)
-    if to.catalog_url:
-        if "[catalog]" in text:
-            raise InputError(f"{source} has a [catalog] section: remove it before migrating.")
-        text += f"\n[catalog]\nurl = {json.dumps(to.catalog_url)}\n"
-        if to.catalog_password_file:
-            password_file = str(Path(to.catalog_password_file).expanduser().resolve())
-            text += f"password_file = {json.dumps(password_file)}\n"
+    """The source's settings, its outside folders commented out, with the new places (a
+    vault moved to PostgreSQL alone keeps the source's bucket, if it has one)."""
     temporary = target.with_name(target.name + ".part")
-    file_modes.write_replacing(temporary, text.encode())
+    file_modes.write_replacing(temporary, source.read_bytes() if source.exists() else b"")
     keep_folders_inside(temporary, "moved by migrate")
+    write_places(temporary, to, "moved by migrate", keep_bucket=not to.blobs)
     os.replace(temporary, target)
 
 
@@ -188,12 +130,9 @@ def copy_catalog(source: Vault, to: Destination,
     this run inserted per table. Nothing when an earlier run finished it."""
     engine = open_catalog(to.folder, load_settings(to.folder))
     try:
-        started = catalog_copy.in_progress(engine)
-        if started is None and vault_format.format_of(engine) is not None:
+        if catalog_copy.in_progress(engine) is None and \
+                vault_format.format_of(engine) is not None:
             return {}
-        if started is None:
-            catalog_copy.begin(engine, str(source.path))
-        vault_format.create(engine)
         tiers = {tier: str(to.folder / manifest.VOLUMES / tier)
                  for tier in ("active", "open", "deep")}
 
@@ -203,9 +142,8 @@ def copy_catalog(source: Vault, to: Destination,
                 row["folder"] = tiers.get(row["tier"], row["folder"])
             return row
 
-        copied = catalog_copy.copy_tables(source.engine, engine, {"volumes": place}, progress)
-        catalog_copy.finish(engine)
-        return copied
+        return catalog_copy.copy_catalog(source.engine, engine, str(source.path),
+                                         {"volumes": place}, progress)
     finally:
         engine.dispose()
 

@@ -45,7 +45,8 @@ def init(
         "no keys.")] = None,
     blobs: Annotated[str, typer.Option(
         "--blobs", help="Keep sealed volumes in an S3-compatible bucket with Object Lock: "
-        "s3://BUCKET/PREFIX (default: local disk only).")] = "",
+        "s3://BUCKET/PREFIX (default: local disk only; with --from-backup, the restored "
+        "volumes are uploaded there).")] = "",
     s3_endpoint: Annotated[str, typer.Option(
         "--s3-endpoint", help="With --blobs: the S3 endpoint URL (default: AWS).")] = "",
     s3_credentials: Annotated[Path | None, typer.Option(
@@ -55,7 +56,7 @@ def init(
     catalog: Annotated[str, typer.Option(
         "--catalog", help="Keep the catalog in this empty PostgreSQL database, "
         "postgresql://USER@HOST:PORT/DATABASE (no password in it), instead of the vault "
-        "folder.")] = "",
+        "folder (with --from-backup, the restored catalog goes there).")] = "",
     catalog_password_file: Annotated[Path | None, typer.Option(
         "--catalog-password-file", help="With --catalog: a file whose first line is the "
         "database password (else PGPASSWORD or ~/.pgpass).")] = None,
@@ -66,12 +67,22 @@ def init(
     """Create a vault: settings, keyring, catalog, index and volume folders; or restore one
     from a backup (--from-backup DIR)."""
     if from_backup is not None:
-        restored = backups.restore(principal(), from_backup, vault, keys)
+        if passphrase or search_backend:
+            raise InputError("--passphrase and --search-backend do not go with --from-backup "
+                             "(the restored vault keeps the backup's keys and settings).")
+        restored = backups.restore(
+            principal(), from_backup, vault, keys, catalog_url=catalog,
+            catalog_password_file=str(catalog_password_file or ""), blobs=blobs,
+            s3_endpoint=s3_endpoint, s3_credentials=s3_credentials)
+        where = (" (catalog in PostgreSQL)" if restored.catalog == "postgresql" else "") + \
+            (f" ({restored.volumes_uploaded} volumes uploaded to {restored.blobs})"
+             if restored.blobs else "")
         print_line(f"Restored {restored.messages} messages from {restored.backup} into "
-                   f"{restored.vault}; the audit log goes on from entry {restored.audit_seq}.")
+                   f"{restored.vault}{where}; the audit log goes on from entry "
+                   f"{restored.audit_seq}.")
         for name in restored.settings_changed:
-            print_line(f"{name} named a folder outside the vault: commented out in "
-                       "mailvault.toml (the restored vault keeps it inside).")
+            print_line(f"{name} named a place of the old vault: commented out in "
+                       "mailvault.toml (the restored vault keeps its own).")
         return
     if keys is not None:
         raise InputError("--keys goes with --from-backup.")

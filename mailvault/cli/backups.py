@@ -22,6 +22,7 @@ from mailvault.cli.app import (
     print_json,
     print_line,
 )
+from mailvault.cli.progress import Meter
 from mailvault.errors import InputError
 from mailvault.usecases import backups, migrating
 
@@ -50,23 +51,36 @@ def backup(
     vault: VaultOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Back the vault up into a folder: a consistent snapshot of the catalog, the volumes it
-    uses, the settings; the keyring only with --include-keys."""
+    """Back the vault up into a folder: a consistent snapshot of the catalog (SQLite or
+    PostgreSQL), the volumes it uses (local files or the bucket's objects), the settings;
+    the keyring only with --include-keys. Run it again into the same folder: only what is
+    new is copied, and a backup cut short goes on where it stopped."""
     if ctx.invoked_subcommand is not None:
         return
     if to is None:
         raise InputError("say where the backup goes: mailvault backup --to DIR.")
-    with open_vault(vault) as opened:
+    with open_vault(vault) as opened, Meter("backup", unit="files", short="file") as meter:
+        files = [0, 0]
+
+        def copied(name: str, amount: int) -> None:
+            # Catalog tables report rows; files (volumes, objects) their bytes.
+            if not name.startswith(f"{backups.BACKUP_CATALOG}:"):
+                files[0] += 1
+                files[1] += amount
+                meter.update(files[0], files[1])
+
         report = backups.back_up(opened, principal(), to, include_keys=include_keys,
-                                 include_index=include_index)
+                                 include_index=include_index, progress=copied)
     if json_out:
         print_json(report.to_json())
         return
     print_line(f"Backed up {report.messages} messages into {report.folder} (audit log to "
                f"entry {report.audit_seq}).")
-    console.print(f"copied {len(report.copied)} files ({human_bytes(report.bytes_copied)}); "
-                  f"kept {len(report.kept)} sealed volumes from the earlier backup; removed "
-                  f"{len(report.removed)}", highlight=False)
+    objects = f", {report.objects_copied} of them objects of {report.blobs}" \
+        if report.blobs else ""
+    console.print(f"copied {len(report.copied)} files ({human_bytes(report.bytes_copied)})"
+                  f"{objects}; kept {len(report.kept)} sealed volumes from the earlier "
+                  f"backup; removed {len(report.removed)}", highlight=False)
     if not include_keys:
         console.print("The keys are not in the backup: a restore needs the vault's keys "
                       "folder (--keys DIR).", highlight=False)

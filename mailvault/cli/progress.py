@@ -22,10 +22,14 @@ PLAIN_EVERY_S = 5.0
 
 
 class Meter:
-    """Counts messages and bytes; shows them with rate and ETA (ETA from bytes when known)."""
+    """Counts messages (or other items: ``unit``, ``short`` in rates) and bytes; shows them
+    with rate and ETA (ETA from bytes when known)."""
 
-    def __init__(self, label: str, total_bytes: int | None = None) -> None:
+    def __init__(self, label: str, total_bytes: int | None = None,
+                 unit: str = "messages", short: str = "msg") -> None:
         self.label = label
+        self.unit = unit
+        self.short = short
         self.total_bytes = total_bytes or None
         self.messages = 0
         self.bytes = 0
@@ -39,8 +43,8 @@ class Meter:
         if self._interactive:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
-                TextColumn("{task.fields[messages]} msgs {task.fields[mb]:.1f} MB "
-                           "{task.fields[rate]:.0f} msg/s"),
+                TextColumn(f"{{task.fields[messages]}} {self.short}s {{task.fields[mb]:.1f}} MB "
+                           f"{{task.fields[rate]:.0f}} {self.short}/s"),
                 TimeElapsedColumn(), TimeRemainingColumn(), console=errors, transient=False)
             self._progress.start()
             self._task = self._progress.add_task(self.label, total=self.total_bytes,
@@ -58,8 +62,9 @@ class Meter:
         elif time.monotonic() - self._last_line >= PLAIN_EVERY_S:
             self._last_line = time.monotonic()
             percent = f" {100 * done_bytes / self.total_bytes:.0f}%" if self.total_bytes else ""
-            errors.print(f"{self.label}:{percent} {messages} messages, "
-                         f"{done_bytes / 1048576:.1f} MB, {rate:.0f} msg/s", highlight=False)
+            errors.print(f"{self.label}:{percent} {messages} {self.unit}, "
+                         f"{done_bytes / 1048576:.1f} MB, {rate:.0f} {self.short}/s",
+                         highlight=False)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -1,23 +1,28 @@
 """Copying one catalog into another, table by table, resumable and exactly once.
 
 ``migrate`` moves an embedded vault's catalog (SQLite) into PostgreSQL, or into a new SQLite
-file. Each table is copied in chunks ordered by its key (its primary key; ``message_id`` for
-the two tables without one), and each chunk is committed together with the progress record
-that says how far the table is copied: a run killed anywhere resumes after the last chunk
-committed and never inserts a row twice, whether or not the table has a primary key. The
-progress table lives in the target catalog only while the copy runs (``finish`` drops it),
-so the finished catalog has the schema's tables and nothing else.
+file; ``backup`` copies a PostgreSQL catalog into the backup's SQLite file, reading every
+table through one connection that holds one REPEATABLE READ transaction (a snapshot), and a
+restore copies that file into a PostgreSQL database again. Each table is copied in chunks
+ordered by its key (its primary key; ``message_id`` for the two tables without one), and each
+chunk is committed together with the progress record that says how far the table is copied:
+a run killed anywhere resumes after the last chunk committed and never inserts a row twice,
+whether or not the table has a primary key. The progress table lives in the target catalog
+only while the copy runs (``finish`` drops it), so the finished catalog has the schema's
+tables and nothing else.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from sqlalchemy import (
     Column,
     ColumnElement,
+    Connection,
     Engine,
     MetaData,
     String,
@@ -29,8 +34,10 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.exc import DBAPIError
 
-from mailvault.store import database, schema
+from mailvault.errors import VaultError
+from mailvault.store import database, schema, vault_format
 
 PROGRESS_TABLE = "migration_progress"
 # The progress row (not a table's) that names what is being copied into this catalog.
@@ -42,6 +49,46 @@ _progress = Table(PROGRESS_TABLE, MetaData(),
                   Column("done_to", Text, nullable=False))
 # Rewrites a table's rows before they are inserted (volumes: where their files now are).
 RowMap = Callable[[dict[str, Any]], dict[str, Any]]
+# Where rows are read from: an engine (a connection per chunk), or one connection whose open
+# transaction every chunk reads (a snapshot).
+Source = Engine | Connection
+
+
+def check_target(engine: Engine, url: str, origin: str, resuming: bool = False) -> None:
+    """Refuse, in one sentence, a target database that cannot be reached (a wrong password,
+    a refused connection, no such database) or that holds tables other than those of an
+    unfinished copy from ``origin`` (or of the run ``resuming`` takes up again)."""
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        # libpq's first line says it: a wrong password, a refused connection, no database.
+        raise VaultError(f"the catalog database {url} cannot be used: "
+                         f"{first_line(exc)}.") from exc
+    if vault_format.format_of(engine) is not None and in_progress(engine) != origin \
+            and not resuming:
+        raise VaultError(f"the catalog database {url} already holds tables: give a new, "
+                         "empty database.")
+
+
+def first_line(exc: DBAPIError) -> str:
+    """The driver's own first line of an error (libpq's say what went wrong there)."""
+    text = str(exc.orig).strip() if exc.orig is not None else str(exc)
+    return (text.splitlines() or ["no reason given"])[0].rstrip(".")
+
+
+def copy_catalog(source: Source, target: Engine, origin: str,
+                 maps: dict[str, RowMap] | None = None,
+                 progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Copy the whole catalog into ``target`` (empty, or holding an unfinished copy from
+    ``origin``): the schema at the newest format, every table, then the progress record
+    dropped. Returns the rows this run inserted per table."""
+    if in_progress(target) is None:
+        begin(target, origin)
+    vault_format.create(target)
+    copied = copy_tables(source, target, maps, progress)
+    finish(target)
+    return copied
 
 
 def in_progress(engine: Engine) -> str | None:
@@ -61,7 +108,7 @@ def begin(engine: Engine, origin: str) -> None:
         database.upsert(conn, _progress, ["name"], {"name": ORIGIN, "done_to": origin})
 
 
-def copy_tables(source: Engine, target: Engine, maps: dict[str, RowMap] | None = None,
+def copy_tables(source: Source, target: Engine, maps: dict[str, RowMap] | None = None,
                 progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
     """Copy every table of the schema that the target has not finished; returns the rows
     inserted per table by this run. ``maps`` rewrites the rows of some tables."""
@@ -69,8 +116,9 @@ def copy_tables(source: Engine, target: Engine, maps: dict[str, RowMap] | None =
     for table in schema.metadata.sorted_tables:
         copied[table.name] = _copy_table(source, target, table, (maps or {}).get(table.name),
                                          progress)
-    with source.connect() as conn:
-        last = database.last_ids(conn)
+    with _reading(source) as conn:
+        last = {table: value for table, value in database.last_ids(conn).items()
+                if table in schema.metadata.tables}
     with target.begin() as conn:
         database.advance_ids(conn, last)
     return copied
@@ -103,7 +151,12 @@ def _up_to(key: list[Column[Any]], values: list[Any]) -> ColumnElement[bool]:
     return tuple_(*key) <= tuple_(*values) if len(key) > 1 else key[0] <= values[0]
 
 
-def _copy_table(source: Engine, target: Engine, table: Table, row_map: RowMap | None,
+def _reading(source: Source) -> AbstractContextManager[Connection]:
+    """A connection to read with: the snapshot's own, or a new one of the engine."""
+    return nullcontext(source) if isinstance(source, Connection) else source.connect()
+
+
+def _copy_table(source: Source, target: Engine, table: Table, row_map: RowMap | None,
                 progress: Callable[[str, int], None] | None) -> int:
     key = _key(table)
     with target.connect() as conn:
@@ -112,7 +165,7 @@ def _copy_table(source: Engine, target: Engine, table: Table, row_map: RowMap | 
     last: list[Any] | None = json.loads(done) if done is not None else None
     inserted = 0
     while True:
-        with source.connect() as conn:
+        with _reading(source) as conn:
             where = _after(key, last) if last is not None else None
             # The chunk ends at the key of its CHUNK_ROWS-th row, and takes every row with
             # that key (a table keyed by message_id holds several rows per message).

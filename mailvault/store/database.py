@@ -164,10 +164,17 @@ _TAKE_WRITER_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 def last_ids(conn: Connection) -> dict[str, int]:
     """The last id each table with never-reused ids has handed out (SQLite's
-    ``sqlite_sequence``; a disposed message's id is in it though its row is gone). Only a
-    SQLite catalog is read: it is what ``migrate`` moves from."""
+    ``sqlite_sequence``, PostgreSQL's serial sequences; a disposed message's id is in it
+    though its row is gone)."""
     if is_postgresql(conn):
-        return {}
+        found: dict[str, int] = {}
+        for table, _column, sequence in _serials(conn):
+            # The sequence's name comes from the server (pg_get_serial_sequence), quoted.
+            value, called = conn.execute(text(f"SELECT last_value, is_called FROM {sequence}"))\
+                .one()
+            if called:
+                found[table] = int(value)
+        return found
     if conn.execute(text("SELECT count(*) FROM sqlite_master "
                          "WHERE name = 'sqlite_sequence'")).scalar() == 0:
         return {}
@@ -179,12 +186,7 @@ def advance_ids(conn: Connection, last: dict[str, int]) -> None:
     """Make every table's next generated id follow both the rows it holds (copied with their
     ids) and ``last`` (the ids the source handed out): no id is ever handed out twice."""
     if is_postgresql(conn):
-        serials = conn.execute(text(
-            "SELECT table_name, column_name, "
-            "pg_get_serial_sequence(quote_ident(table_name), column_name) AS sequence "
-            "FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND column_default LIKE 'nextval(%'")).all()
-        for table, column, sequence in serials:
+        for table, column, sequence in _serials(conn):
             held = conn.execute(text(f'SELECT coalesce(max("{column}"), 0) FROM "{table}"'))\
                 .scalar() or 0
             value = max(int(held), last.get(table, 0))
@@ -201,6 +203,15 @@ def advance_ids(conn: Connection, last: dict[str, int]) -> None:
         elif int(held) < value:
             conn.execute(text("UPDATE sqlite_sequence SET seq = :seq WHERE name = :name"),
                          {"name": table, "seq": value})
+
+
+def _serials(conn: Connection) -> list[tuple[str, str, str]]:
+    """(table, column, sequence) of every serial column of the catalog's schema."""
+    return [(row.table_name, row.column_name, row.sequence) for row in conn.execute(text(
+        "SELECT table_name, column_name, "
+        "pg_get_serial_sequence(quote_ident(table_name), column_name) AS sequence "
+        "FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND column_default LIKE 'nextval(%'"))]
 
 
 def clock(conn: Connection) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import configparser
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +63,13 @@ class Bucket:
         """The object key of a volume with these bytes."""
         name = f"{volume_id:08d}-{digest[:32]}.vol"
         return f"{self.prefix}/{name}" if self.prefix else name
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        """The SHA-256 prefix an object's key names ('' for a key not made by ``key_for``)."""
+        name = key.rsplit("/", 1)[-1]
+        stem, _, digest = name.removesuffix(".vol").partition("-")
+        return digest if stem.isdigit() and name.endswith(".vol") else ""
 
     def url(self, key: str) -> str:
         """What the catalog's volume row says once the object holds the volume."""
@@ -191,6 +198,22 @@ class Objects:
         answer = self._call(f"read {key}", lambda: self._client.get_object(
             Bucket=self.bucket.name, Key=key, Range=f"bytes={offset}-{offset + length - 1}"))
         return bytes(answer["Body"].read())
+
+    def pieces(self, key: str, size: int = 1 << 20) -> Iterator[bytes]:
+        """The whole object, in pieces of ``size`` bytes (one streamed GET); a connection
+        lost part way is StoreError in one sentence."""
+        from botocore.exceptions import BotoCoreError
+
+        answer = self._call(f"read {key}", lambda: self._client.get_object(
+            Bucket=self.bucket.name, Key=key))
+        body = answer["Body"]
+        try:
+            yield from body.iter_chunks(size)
+        except (BotoCoreError, OSError) as exc:
+            raise StoreError(f"the bucket {self.bucket.name} stopped sending {key}: "
+                             f"{exc}.") from exc
+        finally:
+            body.close()
 
     def lock(self, key: str) -> Lock:
         """The object's lock as the bucket reports it."""

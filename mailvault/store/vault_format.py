@@ -65,7 +65,9 @@ def format_of(engine: Engine) -> int | None:
                 return 0 if tables else None
             revision = conn.execute(select(_version_table.c.version_num)).scalar()
     except OperationalError as exc:
-        raise VaultError(f"the catalog cannot be read: {exc.orig}.") from exc
+        # The driver's first line says it (libpq adds hints on further lines).
+        reason = (str(exc.orig).strip().splitlines() or ["no reason given"])[0].rstrip(".")
+        raise VaultError(f"the catalog cannot be read: {reason}.") from exc
     if revision is None:
         return 0
     try:

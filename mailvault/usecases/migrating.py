@@ -18,7 +18,7 @@ from typing import Any
 from mailvault.accounts.principal import Principal, require
 from mailvault.accounts.roles import Permission
 from mailvault.backup import migrating
-from mailvault.backup.migrating import Destination as Destination
+from mailvault.backup.destination import Destination as Destination
 from mailvault.compliance import object_lock
 from mailvault.store import audit, catalog_copy, file_modes
 from mailvault.vault import Vault, default_vault_path

@@ -319,11 +319,11 @@ def test_the_bucket_can_be_named_in_mailvault_toml(s3_env: moto.MotoServer,
     assert _local_volumes(path) == []
 
 
-def test_backup_refuses_a_vault_with_blobs_in_a_bucket(s3_vault: tuple[Path, str]) -> None:
-    path, _bucket = s3_vault
+def test_the_backup_command_copies_the_objects(s3_vault: tuple[Path, str]) -> None:
+    path, bucket = s3_vault
     _import_some(path, [_message(1, "backup")])
     done = run("backup", "--vault", path, "--to", path.parent / "backup")
-    assert done.returncode == 1
-    assert done.stderr.decode().strip() == (
-        "mailvault: this vault keeps its blobs in an S3 bucket, which a backup does not copy "
-        "yet: protect the bucket itself (replication, Object Lock).")
+    assert done.returncode == 0, done.stderr.decode()
+    assert f"1 of them objects of s3://{bucket}/archive" in done.stdout.decode()
+    checked = run("backup", "verify", path.parent / "backup")
+    assert checked.returncode == 0, checked.stdout.decode()
