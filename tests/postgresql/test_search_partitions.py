@@ -261,13 +261,34 @@ def _messages(folder: Path, first: int, number: int) -> None:
         for n in range(first, first + number)])
 
 
+def _vault(pg: Catalog, folder: Path) -> Path:
+    vault = folder / "vault"
+    made = run("init", "--vault", vault, "--catalog", pg.url, "--catalog-password-file",
+               pg.password_file, "--search-backend", "postgresql")
+    assert made.returncode == 0, made.stderr.decode()
+    return vault
+
+
+def _analyzed(vault: Path, table: str) -> int:
+    """How many times ANALYZE (not autovacuum's) ran on this table."""
+    with Vault.open(vault) as opened, opened.engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE relid = to_regclass(:t)"),
+            {"t": table}).scalar() or 0)
+
+
+def test_an_import_leaves_the_months_it_filled_with_statistics(pg_catalog: Catalog,
+                                                                tmp_path: Path) -> None:
+    vault = _vault(pg_catalog, tmp_path)
+    _messages(tmp_path / "mail", 0, 60)
+    assert invoke("import", tmp_path / "mail", "--vault", vault).exit_code == 0
+    assert _analyzed(vault, "search_documents_m202201") == 1
+
+
 def test_an_unpartitioned_table_is_searched_until_reindex_rebuilds_it(
         pg_catalog: Catalog, tmp_path: Path) -> None:
-    vault = tmp_path / "vault"
-    made = run("init", "--vault", vault, "--catalog", pg_catalog.url, "--catalog-password-file",
-               pg_catalog.password_file, "--search-backend", "postgresql")
-    assert made.returncode == 0, made.stderr.decode()
-    _messages(tmp_path / "first", 0, 60)
+    vault = _vault(pg_catalog, tmp_path)
+    _messages(tmp_path / "first", 0, 6)
     assert invoke("import", tmp_path / "first", "--vault", vault).exit_code == 0
     with Vault.open(vault) as opened, opened.engine.begin() as conn:
         for statement in _SCHEMA_1:
@@ -278,27 +299,21 @@ def test_an_unpartitioned_table_is_searched_until_reindex_rebuilds_it(
             return str(conn.execute(text(
                 f"SELECT relkind FROM pg_class WHERE oid = to_regclass('{DOCUMENTS}')")).scalar())
 
-    assert count(vault, "budget") == 60
+    assert count(vault, "budget") == 6
     status = invoke("status", "--vault", vault, "--json")
     assert "without month partitions" in status.text
-    assert "mailvault reindex" in run("status", "--vault", vault).stdout.decode()
+    assert "mailvault reindex" in status.text
     # Still written as it is: new mail is found in it.
-    _messages(tmp_path / "second", 60, 4)
+    _messages(tmp_path / "second", 6, 4)
     assert invoke("import", tmp_path / "second", "--vault", vault).exit_code == 0
     assert kind() == "r"
-    assert count(vault, "budget") == 64
-    assert count(vault, 'body:"forecast number 61"') == 1
+    assert count(vault, 'body:"forecast number 7"') == 1
     newest = invoke("search", "", "--vault", vault, "--json", "--limit", "3")
-    rebuilt = run("reindex", "--vault", vault)
-    assert rebuilt.returncode == 0, rebuilt.stderr.decode()
+    rebuilt = invoke("reindex", "--vault", vault)
+    assert rebuilt.exit_code == 0, rebuilt.text
     assert kind() == "p"
-    assert count(vault, "budget") == 64
-    assert count(vault, 'body:"forecast number 61"') == 1
+    assert count(vault, 'body:"forecast number 7"') == 1
     assert invoke("search", "", "--vault", vault, "--json", "--limit", "3").text == newest.text
     assert "without month partitions" not in invoke("status", "--vault", vault, "--json").text
-    with Vault.open(vault) as opened, opened.engine.connect() as conn:
+    with Vault.open(vault) as opened:
         assert opened.index.upgrade == ""
-        # The reindex left the month it filled with statistics.
-        assert conn.execute(text(
-            "SELECT analyze_count FROM pg_stat_user_tables "
-            "WHERE relid = to_regclass('search_documents_m202201')")).scalar() == 1
