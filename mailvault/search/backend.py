@@ -84,6 +84,11 @@ class SearchBackend(Protocol):
         """Release the writer (and its lock)."""
         ...
 
+    def refresh_statistics(self) -> None:
+        """After many documents were written (a heal, an import, a reindex): bring what the
+        backend plans its searches with up to date."""
+        ...
+
     # -- reading -------------------------------------------------------------------------
 
     def search(self, node: q.Node, limit: int, offset: int = 0,

@@ -470,6 +470,9 @@ class SearchIndex:
                 self._writer.wait_merging_threads()
             self._writer = None
 
+    def refresh_statistics(self) -> None:
+        """Nothing to do: Tantivy plans no searches from statistics."""
+
     def clear(self) -> None:
         """Delete every document and the marker (for a full rebuild)."""
         self.close()

@@ -156,6 +156,9 @@ def _heal(vault: Vault, progress: Callable[[int], None] | None) -> int:
     if vault.index.marker() != IndexMarker(watermark, generation):
         # Nothing needed indexing, but the folder had no marker (or an outdated one).
         vault.index.commit(watermark, generation)
+    # After a reindex or an import (whose flush heals), what was written is searched with
+    # fresh statistics (the pipeline's own documents count too: same backend object).
+    vault.index.refresh_statistics()
     return counter.done
 
 
