@@ -10,6 +10,12 @@ A PST is read in a process of its own: reading and rebuilding items costs about 
 as the importing process's own work, so the two run side by side. The importer lists the
 folders through it, then asks for the items in chunks, a bounded number ahead, so memory
 stays bounded; a reading process that dies is a recorded failure, never a hang.
+
+Given the pipeline's ``SourcePreparation``, the file is read by as many processes as the
+pipeline has workers, and once the pipeline's config is settled each of them also hashes and
+prepares the messages it rebuilt (``PreparedIncoming``): the pipeline's workers would do the
+same work, but only after the message's bytes had gone from the reading process through the
+importer to a worker, and the importer is the one process every message passes through.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 
 from mailvault import lifeline
 from mailvault.errors import InputError
+from mailvault.ingest.prepare import SourcePreparation, WorkerConfig, prepared_incoming
 from mailvault.message import KnownMessage
 from mailvault.outlook.forms import CONVERTED_KINDS, build_form
 from mailvault.outlook.item import EMAIL, Item
@@ -124,12 +131,17 @@ class _Chunk:
 def pst_items(path: Path, folder: str | None, tally: OutlookTally,
               advance: Callable[[int], None],
               read_whole: Callable[[Provenance], None] | None = None,
+              preparation: SourcePreparation | None = None,
               ) -> Iterator[Incoming | Unreadable]:
-    """Every item of a PST/OST file, folder by folder, read in a process of its own;
-    ``advance`` hears bytes of progress, ``read_whole`` of each folder listed and of the file
-    once read to the end. InputError when the file is no PST at all."""
-    # The reading process ends with this one, even when it is killed (lifeline.py).
-    reading = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"),
+    """Every item of a PST/OST file, folder by folder, read in a process of its own (in
+    ``preparation.processes`` of them, which also prepare the messages for the pipeline
+    once its config is settled); ``advance`` hears bytes of progress, ``read_whole`` of each
+    folder listed and of the file once read to the end. InputError when the file is no PST
+    at all."""
+    processes = max(1, preparation.processes) if preparation is not None else 1
+    # The reading processes end with this one, even when it is killed (lifeline.py).
+    reading = ProcessPoolExecutor(processes,
+                                  mp_context=multiprocessing.get_context("forkserver"),
                                   initializer=lifeline.bind_to, initargs=(os.getpid(),))
     try:
         try:
@@ -139,7 +151,7 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
         total = sum(len(e.nids) for e in plan if isinstance(e, _FolderItems)) or 1
         step = path.stat().st_size // total
         listed = [_provenance(path, e.name, None) for e in plan if isinstance(e, _FolderItems)]
-        for entry in _read_ahead(reading, path, plan):
+        for entry in _read_ahead(reading, path, plan, preparation):
             if isinstance(entry, Unreadable):
                 tally.unreadable += 1
                 yield entry
@@ -164,9 +176,11 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
         reading.shutdown(wait=True, cancel_futures=True)
 
 
-def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItems | Unreadable]
+def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItems | Unreadable],
+                preparation: SourcePreparation | None,
                 ) -> Iterator[Unreadable | tuple[int, Future[_Chunk]]]:
-    """The plan's failures, and its chunks as futures submitted CHUNKS_AHEAD in advance."""
+    """The plan's failures, and its chunks as futures submitted CHUNKS_AHEAD in advance
+    (each with the pipeline's config as it is when the chunk is asked for)."""
     queued: deque[Unreadable | tuple[int, Future[_Chunk]]] = deque()
     submitted = 0
     for work in _work(plan):
@@ -174,7 +188,8 @@ def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItem
             queued.append(work)
         else:
             found, nids = work
-            queued.append((len(nids), _submit(reading, path, found, nids)))
+            config = preparation.config() if preparation is not None else None
+            queued.append((len(nids), _submit(reading, path, found, nids, config)))
             submitted += 1
         while submitted >= CHUNKS_AHEAD:
             entry = queued.popleft()
@@ -184,10 +199,10 @@ def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItem
 
 
 def _submit(reading: ProcessPoolExecutor, path: Path, found: _FolderItems,
-            nids: list[int]) -> Future[_Chunk]:
+            nids: list[int], config: WorkerConfig | None) -> Future[_Chunk]:
     """Ask for a chunk; once the reading process has died, a future holding that failure."""
     try:
-        return reading.submit(_read_chunk, path, found.name, found.label, nids)
+        return reading.submit(_read_chunk, path, found.name, found.label, nids, config)
     except BrokenProcessPool as exc:
         failed: Future[_Chunk] = Future()
         failed.set_exception(exc)
@@ -280,14 +295,18 @@ class _HeldFile:
 _HELD = _HeldFile()
 
 
-def _read_chunk(path: Path, name: str, label: str, nids: list[int]) -> _Chunk:
-    """In the reading process: some items of one folder, as messages or failures."""
+def _read_chunk(path: Path, name: str, label: str, nids: list[int],
+                config: WorkerConfig | None = None) -> _Chunk:
+    """In a reading process: some items of one folder, as messages or failures; with a
+    config, each message hashed and prepared for the pipeline."""
     tally = OutlookTally()
     items: list[Incoming | Unreadable] = []
     reader = _HELD.get(path)
     for nid in nids:
-        items.extend(_one(tally, _provenance(path, name, str(nid)),
-                          partial(reader.item, nid), f"item {nid} in folder {label}"))
+        for found in _one(tally, _provenance(path, name, str(nid)), partial(reader.item, nid),
+                          f"item {nid} in folder {label}"):
+            items.append(prepared_incoming(found, config)
+                         if config is not None and isinstance(found, Incoming) else found)
     return _Chunk(items, tally)
 
 
