@@ -20,7 +20,6 @@ importer to a worker, and the importer is the one process every message passes t
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import struct
 from collections import Counter, deque
@@ -141,7 +140,7 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
     processes = max(1, preparation.processes) if preparation is not None else 1
     # The reading processes end with this one, even when it is killed (lifeline.py).
     reading = ProcessPoolExecutor(processes,
-                                  mp_context=multiprocessing.get_context("forkserver"),
+                                  mp_context=lifeline.worker_context(),
                                   initializer=lifeline.bind_to, initargs=(os.getpid(),))
     try:
         try:
