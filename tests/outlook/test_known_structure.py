@@ -22,7 +22,7 @@ from mailvault.outlook.source import OutlookTally, pst_items
 from mailvault.records import Incoming, Unreadable
 from mailvault.search.document import IndexDoc
 from mailvault.search.extract import Limits
-from mailvault.store import schema
+from mailvault.store import catalog, schema
 from mailvault.vault import Vault
 from tests.outlook.pst_writer import Format, write_pst
 
@@ -68,10 +68,11 @@ def test_known_structure_gives_what_a_parse_gives(pst_dir: Path, written: list[P
 Items = Sequence[Incoming] | Callable[[Pipeline], Iterable[Incoming | Unreadable]]
 
 
-def _archived(path: Path, items: Items, workers: int = 1) -> tuple[
+def _archived(path: Path, items: Items, workers: int = 1, batch_size: int = 500) -> tuple[
         dict[str, list[Any]], list[IndexDoc], list[bytes]]:
     """The catalog rows an archive of ``items`` (or of what a function of the pipeline
-    gives) writes, the documents it indexes, and each message's bytes read back."""
+    gives) writes in batches of ``batch_size`` (the first one trains the zstd dictionary),
+    the documents it indexes, and each message's bytes read back."""
     docs: list[IndexDoc] = []
     with Vault.create(path) as vault:
         put = vault.index.put
@@ -82,6 +83,7 @@ def _archived(path: Path, items: Items, workers: int = 1) -> tuple[
 
         vault.index.put = keep  # type: ignore[method-assign]
         with Pipeline(vault, actor="test", workers=workers) as pipeline:
+            pipeline.batch_size = batch_size
             pipeline.archive_many(items(pipeline) if callable(items) else items)
         rows: dict[str, list[Any]] = {}
         with vault.engine.connect() as conn:
@@ -91,7 +93,8 @@ def _archived(path: Path, items: Items, workers: int = 1) -> tuple[
                 rows[table.name] = [
                     {k: v for k, v in row._mapping.items() if not k.endswith("_at")}
                     for row in conn.execute(select(table).order_by(*table.primary_key))]
-        raws = [vault.read_raw(row["id"]) for row in rows["messages"]]
+            found = catalog.messages_by_id(conn, [row["id"] for row in rows["messages"]])
+        raws = [vault.read_raw(row) for row in found]
     return rows, sorted(docs, key=lambda d: d.id), raws
 
 
@@ -132,15 +135,16 @@ def test_messages_prepared_by_the_reading_processes_archive_as_parsed_ones(
             yield item
 
     def read(pipeline: Pipeline) -> Iterable[Incoming | Unreadable]:
-        # The dictionary is trained on the first batch: the chunks after it are prepared.
-        pipeline.batch_size = 100
         return keeping(pst_items(written[0], None, OutlookTally(), lambda _size: None,
                                  preparation=pipeline.source_preparation()))
 
-    through = _archived(tmp_path / "through", read, workers=2)  # two reading processes
+    # Two reading processes; the dictionary is trained on the first batch of 100, and the
+    # chunks asked for after that are prepared where they are read.
+    through = _archived(tmp_path / "through", read, workers=2, batch_size=100)
     assert any(isinstance(i, PreparedIncoming) for i in seen)
     assert any(not isinstance(i, PreparedIncoming) for i in seen)
-    parsed = _archived(tmp_path / "parsed", [replace(i, known=None) for i in _mail(written[0])])
+    parsed = _archived(tmp_path / "parsed", [replace(i, known=None) for i in _mail(written[0])],
+                       batch_size=100)
     assert len(through[0]["messages"]) == len(seen)
     _assert_same(through, parsed)
 
