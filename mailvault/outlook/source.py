@@ -59,6 +59,9 @@ _REPLIED = (102, 103)  # EXCHIVERB_REPLYTOSENDER, EXCHIVERB_REPLYTOALL
 # importer (about as many items as one pipeline batch takes at a time).
 CHUNK_ITEMS = 64
 CHUNKS_AHEAD = 16
+# A prepared message weighs about twice as much in the importer (its compressed blobs and
+# text besides its bytes): half as many chunks ahead, still about one pipeline batch.
+PREPARED_CHUNKS_AHEAD = 8
 
 
 @dataclass
@@ -179,9 +182,11 @@ def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItem
                 preparation: SourcePreparation | None,
                 ) -> Iterator[Unreadable | tuple[int, Future[_Chunk]]]:
     """The plan's failures, and its chunks as futures submitted CHUNKS_AHEAD in advance
-    (each with the pipeline's config as it is when the chunk is asked for)."""
+    (PREPARED_CHUNKS_AHEAD when the reading processes prepare; each chunk with the
+    pipeline's config as it is when the chunk is asked for)."""
     queued: deque[Unreadable | tuple[int, Future[_Chunk]]] = deque()
     submitted = 0
+    ahead = CHUNKS_AHEAD if preparation is None else PREPARED_CHUNKS_AHEAD
     for work in _work(plan):
         if isinstance(work, Unreadable):
             queued.append(work)
@@ -190,7 +195,7 @@ def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItem
             config = preparation.config() if preparation is not None else None
             queued.append((len(nids), _submit(reading, path, found, nids, config)))
             submitted += 1
-        while submitted >= CHUNKS_AHEAD:
+        while submitted >= ahead:
             entry = queued.popleft()
             submitted -= not isinstance(entry, Unreadable)
             yield entry

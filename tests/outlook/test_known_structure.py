@@ -125,7 +125,7 @@ def test_messages_prepared_by_the_reading_processes_archive_as_parsed_ones(
     pipeline's dictionary exists are prepared by its workers, the rest where they were
     read; everything as a parse of every message gives."""
     monkeypatch.setattr(source, "CHUNK_ITEMS", 8)
-    monkeypatch.setattr(source, "CHUNKS_AHEAD", 2)
+    monkeypatch.setattr(source, "PREPARED_CHUNKS_AHEAD", 2)
     seen: list[Incoming] = []
 
     def keeping(items: Iterable[Incoming | Unreadable]) -> Iterator[Incoming | Unreadable]:
