@@ -24,9 +24,9 @@ import time
 from multiprocessing.context import ForkServerContext
 
 _POLL_S = 0.5
-# What the import pipeline's workers and the PST reading processes run. The fork server
+# What the import pipeline's workers and the PST reading process run. The fork server
 # imports them once and every worker it forks has them: imported in each worker instead,
-# they cost a few tenths of a second of CPU per process, four times over in a PST import.
+# they cost a few tenths of a second of CPU per process, three times over in a PST import.
 _PRELOADED = ["mailvault.ingest.prepare", "mailvault.outlook.source"]
 
 

@@ -38,7 +38,6 @@ from typing import BinaryIO
 
 from mailvault.errors import InputError
 from mailvault.fsnames import shown
-from mailvault.ingest.prepare import SourcePreparation
 from mailvault.message import parse_date
 from mailvault.outlook.msg import OLE_MAGIC, is_msg
 from mailvault.outlook.ndb import MAGIC as PST_MAGIC
@@ -95,9 +94,6 @@ class Reader:
         self.paths = [p.expanduser() for p in paths]
         self.options = options
         self.scan = FileScan()
-        # Set by the caller to the pipeline's offer: PST files are then read, and their
-        # messages prepared, in processes of their own (outlook.source.pst_items).
-        self.preparation: SourcePreparation | None = None
         for path in self.paths:
             if not path.exists():
                 raise InputError(f"{path} does not exist.")
@@ -139,7 +135,7 @@ class Reader:
             yield self._eml(path, folder, item=str(path))
         elif kind == "pst":
             yield from pst_items(path, self.options.folder, self.scan.outlook, self.scan.advance,
-                                 self.scan.read_whole.append, self.preparation)
+                                 self.scan.read_whole.append)
         elif kind == "msg":
             self.scan.advance(_size_of(path))
             yield from msg_items(path, folder, self.scan.outlook)

@@ -33,13 +33,7 @@ from sqlalchemy.exc import OperationalError
 from mailvault import lifeline
 from mailvault.errors import StoreError
 from mailvault.fsnames import shown
-from mailvault.ingest.prepare import (
-    Prepared,
-    PreparedIncoming,
-    SourcePreparation,
-    WorkerConfig,
-    prepare_chunk,
-)
+from mailvault.ingest.prepare import Prepared, WorkerConfig, prepare_chunk
 from mailvault.message import KnownMessage
 from mailvault.records import Incoming, Provenance, Unreadable
 from mailvault.search import indexing
@@ -152,8 +146,6 @@ class Pipeline:
         # Set when a write of ours failed; new documents then wait for a heal to succeed.
         self._index_failing = False
         self._last_commit = time.monotonic()
-        self._dictionary_settled = False
-        self._load_dictionary()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -170,14 +162,6 @@ class Pipeline:
         # redoes those documents.
         with contextlib.suppress(StoreError):
             self._flush_watermark()
-
-    def source_preparation(self) -> SourcePreparation:
-        """What a source that runs processes of its own may use to prepare messages there
-        (``PreparedIncoming``): this pipeline's worker count and settled config."""
-        return SourcePreparation(self._workers, self._settled_config)
-
-    def _settled_config(self) -> WorkerConfig | None:
-        return self.config if self._dictionary_settled else None
 
     def _flush_watermark(self) -> None:
         if self._pending_watermark is not None:
@@ -244,77 +228,44 @@ class Pipeline:
             if reason:
                 started.refused.append((item.provenance, reason, len(item.raw)))
                 continue
-            # A source that prepared the message also hashed it, in its own process.
-            digest = (item.sha256 if isinstance(item, PreparedIncoming)
-                      else hashlib.sha256(item.raw).hexdigest())
+            digest = hashlib.sha256(item.raw).hexdigest()
             started.accepted.append((item, digest))
         with self.vault.engine.connect() as conn:
             started.known = catalog.known(conn, (d for _, d in started.accepted))
         seen: set[str] = set()
-        new_items: list[Incoming] = []
+        new_raws: list[tuple[bytes, KnownMessage | None]] = []
         for item, digest in started.accepted:
             if digest not in started.known and digest not in seen:
                 seen.add(digest)
                 started.new_order.append(digest)
-                new_items.append(item)
-        self._ensure_dictionary([item.raw for item in new_items])
-        # What a source prepared with this very config is the workers' result already; the
-        # rest goes to the workers, in order.
-        to_workers: list[tuple[bytes, KnownMessage | None]] = []
-        for item in new_items:
-            if isinstance(item, PreparedIncoming) and item.config == self.config:
-                self._submit(started, to_workers)
-                to_workers = []
-                run = started.results[-1] if started.results else None
-                if not isinstance(run, list):
-                    run = []
-                    started.results.append(run)
-                run.append(item.prepared)
-            else:
-                to_workers.append((item.raw, item.known))
-        self._submit(started, to_workers)
+                new_raws.append((item.raw, item.known))
+        self._ensure_dictionary([raw for raw, _ in new_raws])
+        chunk = max(1, min(64, len(new_raws) // (self._workers * 2) or 1))
+        for start in range(0, len(new_raws), chunk):
+            started.futures.append(
+                self._pool.submit(prepare_chunk, new_raws[start:start + chunk], self.config))
         return started
-
-    def _submit(self, started: _Started, raws: list[tuple[bytes, KnownMessage | None]]
-                ) -> None:
-        """Hand messages to the workers in chunks (a few per worker, so that they share)."""
-        chunk = max(1, min(64, len(raws) // (self._workers * 2) or 1))
-        for start in range(0, len(raws), chunk):
-            started.results.append(
-                self._pool.submit(prepare_chunk, raws[start:start + chunk], self.config))
-
-    def _load_dictionary(self) -> None:
-        """Take the tier's newest zstd dictionary, if it has one (Active only: the other
-        tiers' dictionaries are for their own packing); the config is settled once the
-        dictionary question is (see _ensure_dictionary)."""
-        if self.tier != "active" or self.vault.settings.store.dictionary_kb <= 0:
-            self._dictionary_settled = True
-            return
-        engine = self.vault.engine
-        dict_id = dictionaries.newest(engine, self.tier)
-        if dict_id is not None:
-            self.config = replace(self.config, dictionary=dictionaries.load(
-                engine, self.vault.keyring, dict_id))
-            self._dictionary_settled = True
 
     def _ensure_dictionary(self, samples: list[bytes]) -> None:
         """Give the workers the tier's zstd dictionary; train one on the first batch with
         enough new messages when the tier has none (Active only: the other tiers train
         theirs when mail moves there)."""
-        if self._dictionary_settled:
+        if self.config.dictionary is not None or self.tier != "active":
             return
-        # Another process may have trained one since this pipeline started.
-        self._load_dictionary()
-        if self._dictionary_settled:
+        size = self.vault.settings.store.dictionary_kb * 1024
+        if size <= 0:
             return
-        # Headers and text are what repeats; long attachments would only crowd them out.
-        data = dictionaries.train([raw[:DICTIONARY_SAMPLE_BYTES] for raw in samples],
-                                  self.vault.settings.store.dictionary_kb * 1024)
-        if data is None:
-            return
-        dictionaries.save(self.vault.engine, self.vault.keyring, self.tier, data)
+        engine, keyring = self.vault.engine, self.vault.keyring
+        dict_id = dictionaries.newest(engine, self.tier)
+        if dict_id is not None:
+            data: bytes | None = dictionaries.load(engine, keyring, dict_id)
+        else:
+            # Headers and text are what repeats; long attachments would only crowd them out.
+            data = dictionaries.train([raw[:DICTIONARY_SAMPLE_BYTES] for raw in samples], size)
+            if data is None:
+                return
+            dictionaries.save(engine, keyring, self.tier, data)
         self.config = replace(self.config, dictionary=data)
-        self._dictionary_settled = True
 
     def _refusal(self, raw: bytes) -> str:
         if not raw.strip():
@@ -326,8 +277,7 @@ class Pipeline:
 
     def _finish(self, batch: list[Incoming | Unreadable], started: _Started) -> list[Outcome]:
         prepared: dict[str, Prepared] = {}
-        results: Iterator[Prepared] = (p for r in started.results
-                                       for p in (r if isinstance(r, list) else r.result()))
+        results: Iterator[Prepared] = (p for f in started.futures for p in f.result())
         for digest, item in zip(started.new_order, results, strict=True):
             prepared[digest] = item
         # The batch was hashed while the one before it was still being committed: whatever
@@ -521,8 +471,7 @@ class _Started:
     refused: list[tuple[Provenance, str, int]] = field(default_factory=list)
     known: dict[str, int] = field(default_factory=dict)
     new_order: list[str] = field(default_factory=list)
-    # In new_order: the workers' chunks, and runs of what the source prepared itself.
-    results: list[Future[list[Prepared]] | list[Prepared]] = field(default_factory=list)
+    futures: list[Future[list[Prepared]]] = field(default_factory=list)
 
 
 def _new_message(digest: str, item: Prepared, first: Incoming, location: Location,

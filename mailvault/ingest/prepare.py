@@ -3,21 +3,14 @@
 Parsing, attachment text, the single-instance split, compression, the catalog's fields and
 the index document: everything but ids and locations. This module imports no database and
 no index library, so the workers stay small.
-
-A source that already runs in processes of its own (the PST reading processes) may run
-``prepare`` there and hand the pipeline a ``PreparedIncoming``: the same function with the
-config the pipeline would give its workers, so the message's bytes need not travel to a
-worker and back through the importing process.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailvault.message import KnownMessage, ParsedMessage, parse, parse_known
-from mailvault.records import Incoming, MessageFields
+from mailvault.records import MessageFields
 from mailvault.search.document import FULL_TEXT_TIERS, IndexDoc, message_document
 from mailvault.search.extract import Limits, extractor
 from mailvault.store import layout
@@ -86,33 +79,3 @@ def prepare_chunk(raws: list[tuple[bytes, KnownMessage | None]],
                   config: WorkerConfig) -> list[Prepared]:
     """prepare() for each of a chunk of messages (one round trip to a worker)."""
     return [prepare(raw, config, known) for raw, known in raws]
-
-
-@dataclass(frozen=True, kw_only=True)
-class PreparedIncoming(Incoming):
-    """An Incoming whose source ran ``prepare`` on it already, with ``config``, and hashed
-    it (``sha256``): the pipeline takes ``prepared`` as its workers' result when ``config``
-    is the one it would give them, and sends the message to a worker otherwise."""
-
-    sha256: str
-    prepared: Prepared
-    config: WorkerConfig
-
-
-def prepared_incoming(item: Incoming, config: WorkerConfig) -> PreparedIncoming:
-    """``item`` hashed and prepared with ``config``, as the pipeline would (its KnownMessage
-    is used here and not kept: the pipeline no longer needs it)."""
-    return PreparedIncoming(raw=item.raw, provenance=item.provenance,
-                            sha256=hashlib.sha256(item.raw).hexdigest(),
-                            prepared=prepare(item.raw, config, item.known), config=config)
-
-
-@dataclass(frozen=True)
-class SourcePreparation:
-    """What a pipeline offers a source that can prepare messages in processes of its own:
-    how many processes the work may take (the pipeline's worker count), and the config to
-    prepare with, once it is settled (None before: the tier's dictionary is trained on the
-    first batch, and a message prepared without it would be prepared again)."""
-
-    processes: int
-    config: Callable[[], WorkerConfig | None]

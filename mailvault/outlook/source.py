@@ -10,12 +10,6 @@ A PST is read in a process of its own: reading and rebuilding items costs about 
 as the importing process's own work, so the two run side by side. The importer lists the
 folders through it, then asks for the items in chunks, a bounded number ahead, so memory
 stays bounded; a reading process that dies is a recorded failure, never a hang.
-
-Given the pipeline's ``SourcePreparation``, the file is read by as many processes as the
-pipeline has workers, and once the pipeline's config is settled each of them also hashes and
-prepares the messages it rebuilt (``PreparedIncoming``): the pipeline's workers would do the
-same work, but only after the message's bytes had gone from the reading process through the
-importer to a worker, and the importer is the one process every message passes through.
 """
 
 from __future__ import annotations
@@ -32,7 +26,6 @@ from pathlib import Path
 
 from mailvault import lifeline
 from mailvault.errors import InputError
-from mailvault.ingest.prepare import SourcePreparation, WorkerConfig, prepared_incoming
 from mailvault.message import KnownMessage
 from mailvault.outlook.forms import CONVERTED_KINDS, build_form
 from mailvault.outlook.item import EMAIL, Item
@@ -59,9 +52,6 @@ _REPLIED = (102, 103)  # EXCHIVERB_REPLYTOSENDER, EXCHIVERB_REPLYTOALL
 # importer (about as many items as one pipeline batch takes at a time).
 CHUNK_ITEMS = 64
 CHUNKS_AHEAD = 16
-# A prepared message weighs about twice as much in the importer (its compressed blobs and
-# text besides its bytes): half as many chunks ahead, still about one pipeline batch.
-PREPARED_CHUNKS_AHEAD = 8
 
 
 @dataclass
@@ -133,17 +123,12 @@ class _Chunk:
 def pst_items(path: Path, folder: str | None, tally: OutlookTally,
               advance: Callable[[int], None],
               read_whole: Callable[[Provenance], None] | None = None,
-              preparation: SourcePreparation | None = None,
               ) -> Iterator[Incoming | Unreadable]:
-    """Every item of a PST/OST file, folder by folder, read in a process of its own (in
-    ``preparation.processes`` of them, which also prepare the messages for the pipeline
-    once its config is settled); ``advance`` hears bytes of progress, ``read_whole`` of each
-    folder listed and of the file once read to the end. InputError when the file is no PST
-    at all."""
-    processes = max(1, preparation.processes) if preparation is not None else 1
-    # The reading processes end with this one, even when it is killed (lifeline.py).
-    reading = ProcessPoolExecutor(processes,
-                                  mp_context=lifeline.worker_context(),
+    """Every item of a PST/OST file, folder by folder, read in a process of its own;
+    ``advance`` hears bytes of progress, ``read_whole`` of each folder listed and of the file
+    once read to the end. InputError when the file is no PST at all."""
+    # The reading process ends with this one, even when it is killed (lifeline.py).
+    reading = ProcessPoolExecutor(1, mp_context=lifeline.worker_context(),
                                   initializer=lifeline.bind_to, initargs=(os.getpid(),))
     try:
         try:
@@ -153,7 +138,7 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
         total = sum(len(e.nids) for e in plan if isinstance(e, _FolderItems)) or 1
         step = path.stat().st_size // total
         listed = [_provenance(path, e.name, None) for e in plan if isinstance(e, _FolderItems)]
-        for entry in _read_ahead(reading, path, plan, preparation):
+        for entry in _read_ahead(reading, path, plan):
             if isinstance(entry, Unreadable):
                 tally.unreadable += 1
                 yield entry
@@ -178,24 +163,19 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
         reading.shutdown(wait=True, cancel_futures=True)
 
 
-def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItems | Unreadable],
-                preparation: SourcePreparation | None,
+def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItems | Unreadable]
                 ) -> Iterator[Unreadable | tuple[int, Future[_Chunk]]]:
-    """The plan's failures, and its chunks as futures submitted CHUNKS_AHEAD in advance
-    (PREPARED_CHUNKS_AHEAD when the reading processes prepare; each chunk with the
-    pipeline's config as it is when the chunk is asked for)."""
+    """The plan's failures, and its chunks as futures submitted CHUNKS_AHEAD in advance."""
     queued: deque[Unreadable | tuple[int, Future[_Chunk]]] = deque()
     submitted = 0
-    ahead = CHUNKS_AHEAD if preparation is None else PREPARED_CHUNKS_AHEAD
     for work in _work(plan):
         if isinstance(work, Unreadable):
             queued.append(work)
         else:
             found, nids = work
-            config = preparation.config() if preparation is not None else None
-            queued.append((len(nids), _submit(reading, path, found, nids, config)))
+            queued.append((len(nids), _submit(reading, path, found, nids)))
             submitted += 1
-        while submitted >= ahead:
+        while submitted >= CHUNKS_AHEAD:
             entry = queued.popleft()
             submitted -= not isinstance(entry, Unreadable)
             yield entry
@@ -203,10 +183,10 @@ def _read_ahead(reading: ProcessPoolExecutor, path: Path, plan: list[_FolderItem
 
 
 def _submit(reading: ProcessPoolExecutor, path: Path, found: _FolderItems,
-            nids: list[int], config: WorkerConfig | None) -> Future[_Chunk]:
+            nids: list[int]) -> Future[_Chunk]:
     """Ask for a chunk; once the reading process has died, a future holding that failure."""
     try:
-        return reading.submit(_read_chunk, path, found.name, found.label, nids, config)
+        return reading.submit(_read_chunk, path, found.name, found.label, nids)
     except BrokenProcessPool as exc:
         failed: Future[_Chunk] = Future()
         failed.set_exception(exc)
@@ -299,18 +279,14 @@ class _HeldFile:
 _HELD = _HeldFile()
 
 
-def _read_chunk(path: Path, name: str, label: str, nids: list[int],
-                config: WorkerConfig | None = None) -> _Chunk:
-    """In a reading process: some items of one folder, as messages or failures; with a
-    config, each message hashed and prepared for the pipeline."""
+def _read_chunk(path: Path, name: str, label: str, nids: list[int]) -> _Chunk:
+    """In the reading process: some items of one folder, as messages or failures."""
     tally = OutlookTally()
     items: list[Incoming | Unreadable] = []
     reader = _HELD.get(path)
     for nid in nids:
-        for found in _one(tally, _provenance(path, name, str(nid)), partial(reader.item, nid),
-                          f"item {nid} in folder {label}"):
-            items.append(prepared_incoming(found, config)
-                         if config is not None and isinstance(found, Incoming) else found)
+        items.extend(_one(tally, _provenance(path, name, str(nid)),
+                          partial(reader.item, nid), f"item {nid} in folder {label}"))
     return _Chunk(items, tally)
 
 

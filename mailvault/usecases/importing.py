@@ -114,7 +114,6 @@ def import_files(vault: Vault, who: Principal, planned: PlannedImport,
             started = time.monotonic()
             with vault.engine.connect() as conn:
                 last_failure = catalog.last_failure_id(conn)
-            reader.preparation = pipeline.source_preparation()
             pipeline.archive_many(reader, on_batch=on_batch)
             with vault.engine.begin() as conn:
                 settled = catalog.settle_failures(conn, reader.scan.read_whole, last_failure)
