@@ -10,7 +10,9 @@ first by tests/outlook/pst_writer.py (realistic sizes, 1 in 5 with an attachment
   - `mailvault import` of readpst's mbox output: the same messages without the PST reader,
     i.e. what storing and indexing costs by itself.
 Messages/s = items / wall time; peak memory = maximum RSS (for an import, of the largest
-process: the main one or a worker).
+process: the main one or a worker). Each round also gives issue 14's ratio, the direct import's
+time over readpst's plus the import of its mbox (the target: at most 0.8), and the load
+average (1 minute) before and after it, on stderr.
 
     .venv/bin/python bench/pst_import.py --messages 10000 --rounds 3
     .venv/bin/python bench/pst_import.py --rounds 5 ../shared/corpus/pst/*.pst
@@ -71,10 +73,25 @@ def import_into_new_vault(paths: list[Path], work: Path) -> tuple[float, int, in
     return wall, rss, summary["archived"] + summary["duplicates"]
 
 
+DIRECT = "mailvault import (PST)"
+READPST = "readpst to mbox"
+MBOX = "mailvault import (readpst's mbox)"
+
+
+def ratio(results: dict[str, tuple[float, int]]) -> float:
+    """Issue 14's figure: the direct import's time over readpst's plus its mbox's import."""
+    return results[DIRECT][0] / (results[READPST][0] + results[MBOX][0])
+
+
+def load() -> str:
+    """The 1-minute load average."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
 def one_round(files: list[Path], work: Path) -> dict[str, tuple[float, int]]:
     results: dict[str, tuple[float, int]] = {}
     wall, rss, items = import_into_new_vault(files, work)
-    results["mailvault import (PST)"] = (wall, rss)
+    results[DIRECT] = (wall, rss)
     mbox = work / "readpst"
     mbox.mkdir()
     total, peak = 0.0, 0
@@ -82,12 +99,12 @@ def one_round(files: list[Path], work: Path) -> dict[str, tuple[float, int]]:
         wall, rss, _ = timed(["readpst", "-q", "-o", str(mbox), str(path)])
         total += wall
         peak = max(peak, rss)
-    results["readpst to mbox"] = (total, peak)
+    results[READPST] = (total, peak)
     wall, rss, out = timed([sys.executable, "-c", READER_ONLY, *map(str, files)])
     assert int(out) >= items  # it also counts the items without a standard form
     results["mailvault PST reader alone"] = (wall, rss)
     wall, rss, _ = import_into_new_vault([mbox], work)
-    results["mailvault import (readpst's mbox)"] = (wall, rss)
+    results[MBOX] = (wall, rss)
     shutil.rmtree(mbox)
     results["items"] = (float(items), 0)
     return results
@@ -108,10 +125,12 @@ def main() -> None:
         size = sum(f.stat().st_size for f in files)
         rounds = []
         for n in range(args.rounds):
+            before = load()
             with tempfile.TemporaryDirectory() as work:
                 rounds.append(one_round(files, Path(work)))
-            print(f"round {n + 1}: " + ", ".join(f"{k} {v[0]:.2f}"
-                                                 for k, v in rounds[-1].items()), file=sys.stderr)
+            print(f"round {n + 1} (load {before} -> {load()}): "
+                  + ", ".join(f"{k} {v[0]:.2f}" for k, v in rounds[-1].items())
+                  + f", ratio {ratio(rounds[-1]):.2f}", file=sys.stderr)
     items = int(rounds[0]["items"][0])
     print(f"{len(files)} file(s), {size / 1048576:.0f} MiB, {items} messages, "
           f"median of {args.rounds} rounds\n")
@@ -123,6 +142,9 @@ def main() -> None:
         wall = statistics.median(r[name][0] for r in rounds)
         rss = statistics.median(r[name][1] for r in rounds)
         print(f"| {name} | {wall:.2f} | {items / wall:.0f} | {rss / 1024:.0f} |")
+    ratios = [ratio(r) for r in rounds]
+    print(f"\ndirect / (readpst + mbox import): median {statistics.median(ratios):.2f} "
+          f"(rounds: {' / '.join(f'{r:.2f}' for r in ratios)})")
 
 
 if __name__ == "__main__":

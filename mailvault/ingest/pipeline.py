@@ -135,8 +135,8 @@ class Pipeline:
         if count <= 0:
             count = multiprocessing.cpu_count()
         # The workers end with this process, even when it is killed (lifeline.py).
-        self._pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(
-            "forkserver"), initializer=lifeline.bind_to, initargs=(os.getpid(),))
+        self._pool = ProcessPoolExecutor(count, mp_context=lifeline.worker_context(),
+                                         initializer=lifeline.bind_to, initargs=(os.getpid(),))
         self._workers = count
         self._pending_watermark: int | None = None
         self._uncommitted: list[int] = []

@@ -131,18 +131,23 @@ def _built_fields(item: Item, present: frozenset[str] | set[str] = frozenset()
     props = item.props
     fields: list[tuple[str, str]] = []
     if not {"from", "sender"} <= present:
-        sender = _sender(props)
+        shown_as = _sender(props)
+        acting = (props.text(PR_SENDER_NAME),
+                  _smtp(props, PR_SENDER_SMTP, PR_SENDER_EMAIL, PR_SENDER_ADDRTYPE))
+        sender = _mailbox(*shown_as)
         if sender and "from" not in present:
             fields.append(("from", "From: " + sender))
-        if "sender" not in present:
-            actual = _mailbox(props.text(PR_SENDER_NAME),
-                              _smtp(props, PR_SENDER_SMTP, PR_SENDER_EMAIL, PR_SENDER_ADDRTYPE))
+        # The same name and address make the same mailbox: no Sender field, nothing to
+        # format (most items, and every received one whose From the transport headers give).
+        if "sender" not in present and acting != shown_as:
+            actual = _mailbox(*acting)
             if actual and sender and actual.lower() != sender.lower():
                 fields.append(("sender", "Sender: " + actual))
-    if not {"to", "cc", "bcc"} <= present:
-        by_type = _recipients(item)
+    wanted = {kind for kind, name in _RECIPIENT_HEADERS.items() if name.lower() not in present}
+    if wanted:
+        by_type = _recipients(item, wanted)
         for kind, name in _RECIPIENT_HEADERS.items():
-            if by_type.get(kind) and name.lower() not in present:
+            if by_type.get(kind):
                 fields.append((name.lower(),
                                f"{name}: " + ("," + CRLF + " ").join(by_type[kind])))
     if "subject" not in present:
@@ -163,32 +168,36 @@ def _built_fields(item: Item, present: frozenset[str] | set[str] = frozenset()
     return fields
 
 
-def _recipients(item: Item) -> dict[int, list[str]]:
-    """The item's recipients as mailboxes, by recipient type (1 To, 2 Cc, 3 Bcc)."""
+def _recipients(item: Item, kinds: set[int]) -> dict[int, list[str]]:
+    """The item's recipients of the given types (1 To, 2 Cc, 3 Bcc) as mailboxes, by type
+    (those of other types are not formatted at all)."""
     props = item.props
     by_type: dict[int, list[str]] = {}
     for recipient in item.recipients:
         kind = recipient.integer(PR_RECIPIENT_TYPE) or 1
+        if kind not in kinds:
+            continue
         mailbox = _mailbox(recipient.text(PR_DISPLAY_NAME), _recipient_address(recipient))
-        if mailbox and kind in _RECIPIENT_HEADERS:
+        if mailbox:
             by_type.setdefault(kind, []).append(mailbox)
     if not item.recipients:
         # An item without a recipient table still shows who it went to, by name.
         for kind, tag in ((1, PR_DISPLAY_TO), (2, PR_DISPLAY_CC), (3, PR_DISPLAY_BCC)):
             names = [n.strip() for n in (props.text(tag) or "").split(";") if n.strip()]
-            if names:
+            if names and kind in kinds:
                 by_type[kind] = [_mailbox(n, None) for n in names]
     return by_type
 
 
-def _sender(props: PropertyBag) -> str:
+def _sender(props: PropertyBag) -> tuple[str | None, str | None]:
+    """The name and address From shows: whom the item was sent for, else who sent it."""
     name = props.text(PR_SENT_REPRESENTING_NAME)
     address = _smtp(props, PR_SENT_REPRESENTING_SMTP, PR_SENT_REPRESENTING_EMAIL,
                     PR_SENT_REPRESENTING_ADDRTYPE)
     if not name and not address:
         name = props.text(PR_SENDER_NAME)
         address = _smtp(props, PR_SENDER_SMTP, PR_SENDER_EMAIL, PR_SENDER_ADDRTYPE)
-    return _mailbox(name, address)
+    return name, address
 
 
 def _smtp(props: PropertyBag, smtp_tag: int, email_tag: int, type_tag: int) -> str | None:

@@ -14,7 +14,6 @@ stays bounded; a reading process that dies is a recorded failure, never a hang.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import struct
 from collections import Counter, deque
@@ -129,7 +128,7 @@ def pst_items(path: Path, folder: str | None, tally: OutlookTally,
     ``advance`` hears bytes of progress, ``read_whole`` of each folder listed and of the file
     once read to the end. InputError when the file is no PST at all."""
     # The reading process ends with this one, even when it is killed (lifeline.py).
-    reading = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"),
+    reading = ProcessPoolExecutor(1, mp_context=lifeline.worker_context(),
                                   initializer=lifeline.bind_to, initargs=(os.getpid(),))
     try:
         try:
