@@ -72,6 +72,10 @@ class Layout:
     # The ORDER_KEY column (else newest and oldest sort by "sort_date", ties by an
     # aggregation's second sort key).
     order_key: bool
+    # Nothing kept that no query reads: no stored document (ids are read from their fast
+    # column), dates and sizes as fast columns only (range queries read those, never the
+    # terms an indexed number adds), and no field norms (nothing is ranked by relevance).
+    lean: bool
 
 
 # An index folder built with a schema not listed here (an older mailvault) is emptied when
@@ -79,9 +83,9 @@ class Layout:
 # as before (phrases over From/To/Cc/Bcc by their positions without the word runs, results
 # sorted without the order key) until `mailvault reindex` builds it again.
 LAYOUTS = {
-    3: Layout(3, word_runs=False, order_key=False),
-    4: Layout(4, word_runs=True, order_key=False),
-    5: Layout(5, word_runs=True, order_key=True),
+    3: Layout(3, word_runs=False, order_key=False, lean=False),
+    4: Layout(4, word_runs=True, order_key=False, lean=False),
+    5: Layout(5, word_runs=True, order_key=True, lean=True),
 }
 SCHEMA_VERSION = 5
 PHRASE_SCHEMA_VERSION = 3
@@ -202,13 +206,13 @@ def layout_schema(layout: Layout) -> tantivy.Schema:
     """The Tantivy schema of an index folder of this layout."""
     builder = tantivy.SchemaBuilder()
     # Signed: the Python binding deletes by term only on signed integers.
-    builder.add_integer_field("id", stored=True, indexed=True, fast=True)
-    builder.add_integer_field("date", indexed=True, fast=True)
+    builder.add_integer_field("id", stored=not layout.lean, indexed=True, fast=True)
+    builder.add_integer_field("date", indexed=not layout.lean, fast=True)
     if layout.order_key:
         builder.add_unsigned_field(ORDER_KEY, fast=True)
     else:
         builder.add_integer_field("sort_date", fast=True)
-    builder.add_unsigned_field("size", indexed=True, fast=True)
+    builder.add_unsigned_field("size", indexed=not layout.lean, fast=True)
     for name in TEXT_FIELDS:
         builder.add_text_field(name, tokenizer_name=ANALYZER)
     for name in _keyword_fields(layout):
@@ -232,6 +236,25 @@ def _expected_fields(layout: Layout) -> dict[str, bool]:
     fields.update((name, False) for name in TEXT_FIELDS)
     fields.update((name, name in FACET_FIELDS) for name in _keyword_fields(layout))
     return fields
+
+
+def _opened(path: Path, layout: Layout) -> tantivy.Index:
+    """The Tantivy index in ``path`` (a folder of ``layout`` or an empty one, created)."""
+    if not layout.lean:
+        return tantivy.Index(layout_schema(layout), path=str(path), reuse=True)
+    if _folder_fields(path) is None:
+        tantivy.Index(layout_schema(layout), path=str(path), reuse=True)
+        # The binding declares field norms on every text field and offers no switch; a
+        # folder without segments yet takes them out of its schema in meta.json, which is
+        # Tantivy's own (serialized) schema, read back as it is by Index.open.
+        meta_path = path / "meta.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        for entry in meta["schema"]:
+            indexing = entry.get("options", {}).get("indexing")
+            if indexing is not None:
+                indexing["fieldnorms"] = False
+        file_modes.write_replacing(meta_path, json.dumps(meta, indent=2).encode("utf-8"))
+    return tantivy.Index.open(str(path))
 
 
 def order_key(doc: IndexDoc) -> int:
@@ -295,11 +318,11 @@ class SearchIndex:
         # Whether the folder holds the word runs (RUN_FIELDS): one built by an older
         # mailvault does not, and answers phrases over those fields by positions.
         self.word_runs = self.layout.word_runs
-        self.schema = layout_schema(self.layout)
         try:
-            self._index = tantivy.Index(self.schema, path=str(path), reuse=True)
+            self._index = _opened(path, self.layout)
         except (OSError, ValueError) as exc:
             raise VaultError(f"the index in {path} cannot be opened: {exc}.") from exc
+        self.schema = self._index.schema
         self.analyzer = text_analyzer()
         self._splitter = word_splitter()
         self._index.register_tokenizer(ANALYZER, self.analyzer)
