@@ -8,7 +8,8 @@ fast fields ``.fast``, field norms ``.fieldnorm``, deletions ``.del``, the rest)
 vault's documents, built again by the product's own indexing code, are written into new
 one-segment indexes in a temporary folder: once with every field, and once without each
 field in turn, so that each field's marginal bytes show (its postings, positions, terms,
-fast column and norms together).
+fast column and norms together). These rebuilt indexes have field norms on every text
+field (the binding's default), whatever the vault's folder has.
 """
 
 from __future__ import annotations
