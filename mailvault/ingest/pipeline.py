@@ -54,6 +54,10 @@ MAX_REFUSALS_KEPT = 1000
 LOOKAHEAD = 2
 DICTIONARY_SAMPLE_BYTES = 16 * 1024
 INDEX_COMMIT_DOCS = 20_000
+# Live mail (capture, syncs) is searchable within a second. Each commit writes a segment,
+# and Tantivy merges segments only eight at a time: a bulk import passes a longer interval
+# (importing.IMPORT_INDEX_COMMIT_S), so that its mail ends in few segments, which do not
+# each repeat the same words' dictionary.
 INDEX_COMMIT_S = 1.0
 
 
@@ -115,8 +119,10 @@ class Pipeline:
     """Archives batches into one vault; holds the worker processes between batches."""
 
     def __init__(self, vault: Vault, *, tier: str = "active", actor: str = "system",
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, index_commit_s: float = INDEX_COMMIT_S) -> None:
         self.vault = vault
+        # How long archived mail may wait to be searchable (see INDEX_COMMIT_S).
+        self.index_commit_s = index_commit_s
         self.tier = tier
         self.actor = actor
         settings = vault.settings
@@ -418,12 +424,12 @@ class Pipeline:
         return rejected
 
     def _commit_index(self, force: bool) -> None:
-        """Commit the index every INDEX_COMMIT_DOCS documents or INDEX_COMMIT_S seconds (a
-        commit costs tens of milliseconds), then let the watermark follow."""
+        """Commit the index every INDEX_COMMIT_DOCS documents or ``index_commit_s`` seconds
+        (a commit costs tens of milliseconds), then let the watermark follow."""
         if not self._uncommitted:
             return
         due = (len(self._uncommitted) >= INDEX_COMMIT_DOCS
-               or time.monotonic() - self._last_commit >= INDEX_COMMIT_S)
+               or time.monotonic() - self._last_commit >= self.index_commit_s)
         if not (force or due):
             return
         index = self.vault.index

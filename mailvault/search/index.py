@@ -25,6 +25,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,43 @@ FACET_FIELDS = ("year", "fromdomain", "folderkey", "tier", "has")
 # query with exactly the phrase's matches instead of a walk over the positions of its words.
 RUN_FIELDS = {"from": "fromrun", "to": "torun", "cc": "ccrun", "bcc": "bccrun"}
 RUN_WORDS = 5
-# The version of the schema below, written into the marker. An index folder built with
-# another schema (an older mailvault) is emptied when opened and rebuilt by healing, except
-# one of PHRASE_SCHEMA_VERSION (no word runs), which is kept and answers those phrases by
-# their positions until `mailvault reindex` builds it again.
-SCHEMA_VERSION = 4
+# (date, id) in one unsigned fast column (``order_key``): the newest and oldest orders with
+# ties broken by the message id, which Tantivy's top-N collector then gives by itself,
+# exactly, at a fraction of an aggregation's cost per match. Dates take the high
+# ORDER_DATE_BITS (seconds from 1970; message.py keeps dates to 2200, under 2**33), the id
+# the low ORDER_ID_BITS.
+ORDER_KEY = "order"
+ORDER_DATE_BITS = 33
+ORDER_ID_BITS = 31
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What an index folder of one schema version holds, and so how a query is compiled
+    for it. The version is written into the marker."""
+
+    version: int
+    # The word runs (RUN_FIELDS) beside From/To/Cc/Bcc.
+    word_runs: bool
+    # The ORDER_KEY column (else newest and oldest sort by "sort_date", ties by an
+    # aggregation's second sort key).
+    order_key: bool
+    # Nothing kept that no query reads: no stored document (ids are read from their fast
+    # column), dates and sizes as fast columns only (range queries read those, never the
+    # terms an indexed number adds), and no field norms (nothing is ranked by relevance).
+    lean: bool
+
+
+# An index folder built with a schema not listed here (an older mailvault) is emptied when
+# opened and rebuilt by healing. One of a listed older layout is kept, answering every query
+# as before (phrases over From/To/Cc/Bcc by their positions without the word runs, results
+# sorted without the order key) until `mailvault reindex` builds it again.
+LAYOUTS = {
+    3: Layout(3, word_runs=False, order_key=False, lean=False),
+    4: Layout(4, word_runs=True, order_key=False, lean=False),
+    5: Layout(5, word_runs=True, order_key=True, lean=True),
+}
+SCHEMA_VERSION = 5
 PHRASE_SCHEMA_VERSION = 3
 _LOCK_WAIT_S = 30.0
 WRITER_LOCK = ".tantivy-writer.lock"  # Tantivy's writer holds an flock on this file
@@ -164,33 +197,73 @@ def _count(result: tantivy.SearchResult) -> int:
 
 
 def _schema(word_runs: bool) -> tantivy.Schema:
+    """The schema of the newest layout with (or without) the word runs."""
+    return layout_schema(max((layout for layout in LAYOUTS.values()
+                              if layout.word_runs == word_runs), key=lambda x: x.version))
+
+
+def layout_schema(layout: Layout) -> tantivy.Schema:
+    """The Tantivy schema of an index folder of this layout."""
     builder = tantivy.SchemaBuilder()
     # Signed: the Python binding deletes by term only on signed integers.
-    builder.add_integer_field("id", stored=True, indexed=True, fast=True)
-    builder.add_integer_field("date", indexed=True, fast=True)
-    builder.add_integer_field("sort_date", fast=True)
-    builder.add_unsigned_field("size", indexed=True, fast=True)
+    builder.add_integer_field("id", stored=not layout.lean, indexed=True, fast=True)
+    builder.add_integer_field("date", indexed=not layout.lean, fast=True)
+    if layout.order_key:
+        builder.add_unsigned_field(ORDER_KEY, fast=True)
+    else:
+        builder.add_integer_field("sort_date", fast=True)
+    builder.add_unsigned_field("size", indexed=not layout.lean, fast=True)
     for name in TEXT_FIELDS:
         builder.add_text_field(name, tokenizer_name=ANALYZER)
-    for name in _keyword_fields(word_runs):
+    for name in _keyword_fields(layout):
         builder.add_text_field(name, tokenizer_name="raw", index_option="basic",
                                fast=name in FACET_FIELDS)
     return builder.build()
 
 
-def _keyword_fields(word_runs: bool) -> tuple[str, ...]:
+def _keyword_fields(layout: Layout) -> tuple[str, ...]:
     # "refs": the Message-IDs a message replies to (In-Reply-To, References), for threads.
     # "party": every address party to the message (own-mail scoping, query.Party).
     extra = tuple(n for n in (*FACET_FIELDS, "refs", "party") if n not in KEYWORD_FIELDS)
-    return KEYWORD_FIELDS + extra + (tuple(RUN_FIELDS.values()) if word_runs else ())
+    return KEYWORD_FIELDS + extra + (tuple(RUN_FIELDS.values()) if layout.word_runs else ())
 
 
-def _expected_fields(word_runs: bool) -> dict[str, bool]:
-    """Field name -> fast, as _schema() declares them (compared with an index folder's)."""
-    fields = {"id": True, "date": True, "sort_date": True, "size": True}
+def _expected_fields(layout: Layout) -> dict[str, bool]:
+    """Field name -> fast, as layout_schema() declares them (compared with an index
+    folder's)."""
+    fields = {"id": True, "date": True, ORDER_KEY if layout.order_key else "sort_date": True,
+              "size": True}
     fields.update((name, False) for name in TEXT_FIELDS)
-    fields.update((name, name in FACET_FIELDS) for name in _keyword_fields(word_runs))
+    fields.update((name, name in FACET_FIELDS) for name in _keyword_fields(layout))
     return fields
+
+
+def _opened(path: Path, layout: Layout) -> tantivy.Index:
+    """The Tantivy index in ``path`` (a folder of ``layout`` or an empty one, created)."""
+    if not layout.lean:
+        return tantivy.Index(layout_schema(layout), path=str(path), reuse=True)
+    if _folder_fields(path) is None:
+        tantivy.Index(layout_schema(layout), path=str(path), reuse=True)
+        # The binding declares field norms on every text field and offers no switch; a
+        # folder without segments yet takes them out of its schema in meta.json, which is
+        # Tantivy's own (serialized) schema, read back as it is by Index.open.
+        meta_path = path / "meta.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        for entry in meta["schema"]:
+            indexing = entry.get("options", {}).get("indexing")
+            if indexing is not None:
+                indexing["fieldnorms"] = False
+        file_modes.write_replacing(meta_path, json.dumps(meta, indent=2).encode("utf-8"))
+    return tantivy.Index.open(str(path))
+
+
+def order_key(doc: IndexDoc) -> int:
+    """The ORDER_KEY of a document: its date (0 when it has none, as the newest and oldest
+    orders sort it) above its id. A date outside the column's range is held to its edge."""
+    if not 0 <= doc.id < 1 << ORDER_ID_BITS:
+        raise ValueError(f"message id {doc.id} is beyond the index's order key")
+    date = min(max(doc.date or 0, 0), (1 << ORDER_DATE_BITS) - 1)
+    return date << ORDER_ID_BITS | doc.id
 
 
 def _folder_fields(path: Path) -> dict[str, bool] | None:
@@ -240,15 +313,16 @@ class SearchIndex:
         self.heap_bytes = max(heap_mb, 16) * 1024 * 1024
         file_modes.make_folder(path)
         self._writer: tantivy.IndexWriter | None = None
-        self.schema_version = self._folder_schema()
+        self.layout = self._folder_layout()
+        self.schema_version = self.layout.version
         # Whether the folder holds the word runs (RUN_FIELDS): one built by an older
         # mailvault does not, and answers phrases over those fields by positions.
-        self.word_runs = self.schema_version != PHRASE_SCHEMA_VERSION
-        self.schema = _schema(self.word_runs)
+        self.word_runs = self.layout.word_runs
         try:
-            self._index = tantivy.Index(self.schema, path=str(path), reuse=True)
+            self._index = _opened(path, self.layout)
         except (OSError, ValueError) as exc:
             raise VaultError(f"the index in {path} cannot be opened: {exc}.") from exc
+        self.schema = self._index.schema
         self.analyzer = text_analyzer()
         self._splitter = word_splitter()
         self._index.register_tokenizer(ANALYZER, self.analyzer)
@@ -265,33 +339,37 @@ class SearchIndex:
         # window's few. Below 0, every query counts as broad (tests of both ways).
         self.broad_matches = 300_000
 
-    def _folder_schema(self) -> int:
-        """The schema version to open the folder with: this one, or the one before it,
-        kept (see PHRASE_SCHEMA_VERSION). A folder built with any other schema (its marker
-        names another version, or its fields differ) is emptied: healing then fills it from
-        the catalog, as a new folder."""
+    def _folder_layout(self) -> Layout:
+        """The layout to open the folder with: the newest, or an older one kept (see
+        LAYOUTS). A folder built with any other schema (its marker names another version,
+        or its fields differ) is emptied: healing then fills it from the catalog, as a new
+        folder."""
         fields = _folder_fields(self.path)
         if fields is None:
-            return SCHEMA_VERSION
+            return LAYOUTS[SCHEMA_VERSION]
         written = self._marker_schema()
-        if fields == _expected_fields(True) and written in (None, SCHEMA_VERSION):
-            return SCHEMA_VERSION
-        if fields == _expected_fields(False) and written in (None, PHRASE_SCHEMA_VERSION):
-            return PHRASE_SCHEMA_VERSION
+        for layout in LAYOUTS.values():
+            if fields == _expected_fields(layout) and written in (None, layout.version):
+                return layout
         if self.writer_busy():
             raise VaultError(f"the index in {self.path} was built by another version of "
                              "mailvault and another process is writing it: stop that process "
                              "(mailvault serve) so that the index can be rebuilt.")
         _empty_folder(self.path)
-        return SCHEMA_VERSION
+        return LAYOUTS[SCHEMA_VERSION]
 
     @property
     def upgrade(self) -> str:
         """What a rebuild would bring this folder ('' when it has the current schema)."""
-        if self.word_runs:
-            return ""
-        return ("the index was built by an older mailvault: from:, to:, cc: and bcc: "
-                "searches of several words are slower until 'mailvault reindex' rebuilds it")
+        if not self.layout.word_runs:
+            return ("the index was built by an older mailvault: from:, to:, cc: and bcc: "
+                    "searches of several words are slower until 'mailvault reindex' "
+                    "rebuilds it")
+        if self.layout.version != SCHEMA_VERSION:
+            return ("the index was built by an older mailvault: it takes more disk, and "
+                    "searches of many messages are slower, until 'mailvault reindex' "
+                    "rebuilds it")
+        return ""
 
     def _marker_schema(self) -> int | None:
         try:
@@ -486,7 +564,10 @@ class SearchIndex:
         d.add_integer("id", doc.id)
         if doc.date is not None:
             d.add_integer("date", doc.date)
-        d.add_integer("sort_date", doc.date or 0)
+        if self.layout.order_key:
+            d.add_unsigned(ORDER_KEY, order_key(doc))
+        else:
+            d.add_integer("sort_date", doc.date or 0)
         d.add_unsigned("size", doc.size)
         d.add_text("tier", doc.tier)
         if doc.date is not None:
@@ -554,24 +635,34 @@ class SearchIndex:
         API and the pages alike), and when ``facets`` is more than 0, ``facet_counts``
         with that many values per facet.
 
-        One aggregation counts the total, the facets and the page of hits in one pass over
-        the matches (a separate search and facet count evaluated a broad phrase twice);
-        a query known to be broad, or a deep page, has its page sorted afterwards within
-        a window of the order (``_page``), since sorting 600,000 matches cost more than
-        evaluating the query again over a few thousand. ``reach``: the query is
-        everything a principal may see (an empty query, scoped), whose facet counts are
-        kept for this index generation (``_ReachCounts``) and counted again after any
-        commit, and whose hits come from the top-N collector (``_reach_page``): every
-        page of it, API or search page, in the same order, where messages of the same
-        date follow the index's order instead."""
+        With the order key (``Layout.order_key``), a page newest or oldest first comes
+        from Tantivy's top-N collector over that column, which breaks ties by id itself
+        (several times cheaper per match than an aggregation's sort), and the facets, if
+        asked for, from an aggregation without hits. Otherwise (the largest first, or an
+        older layout) one aggregation counts the total, the facets and the page of hits in
+        one pass over the matches (a separate search and facet count evaluated a broad
+        phrase twice); a query known to be broad, or a deep page, has its page sorted
+        afterwards within a window of the order (``_page``), since sorting 600,000 matches
+        cost more than evaluating the query again over a few thousand. ``reach``: the
+        query is everything a principal may see (an empty query, scoped), whose facet
+        counts are kept for this index generation (``_ReachCounts``) and counted again
+        after any commit, and whose hits come from the top-N collector (``_top_page``):
+        every page of it, API or search page, in the same order (in an older layout,
+        messages of the same date follow the index's order there)."""
         if order not in SORT_ORDERS:
             raise QueryError(f"results can be sorted {', '.join(SORT_ORDERS)}, not {order!r}.")
         generation = self._generation() if reach and facets > 0 else None
         searcher = self._searcher()
         compiled = self.compile(node)
+        page = (limit, offset, order)
         if reach:
-            return self._reach_page(searcher, compiled, (node, facets), generation,
-                                    (limit, offset, order))
+            known = (self._reach_known(searcher, compiled, (node, facets), generation)
+                     if generation is not None else None)
+            return self._top_page(searcher, compiled, known, page)
+        if self._keyed(order):
+            known = (self._aggregate(searcher, compiled, facets, None)[:2] if facets > 0
+                     else None)
+            return self._top_page(searcher, compiled, known, page)
         if limit <= 0:
             total, counts, _, _ = self._aggregate(searcher, compiled, facets, None)
             return total, [], counts
@@ -586,24 +677,30 @@ class SearchIndex:
             ids = self._page(searcher, node, spread, (limit, offset, order))
         return total, ids, counts
 
-    def _reach_page(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
-                    key: tuple[q.Node, int], generation: bytes | None,
-                    page: tuple[int, int, str]
-                    ) -> tuple[int, list[int], dict[str, list[tuple[str, int]]]]:
-        """``search_counted`` of a principal's whole reach: the facet counts kept for this
-        generation (counted and kept if not yet), the hits from Tantivy's top-N collector,
-        several times cheaper per match than the aggregation's, which is what a query
-        matching nearly everything needs; ties follow the index's order of documents."""
+    def _keyed(self, order: str) -> bool:
+        """Whether pages in this order come from the order key's column."""
+        return self.layout.order_key and order in ("newest", "oldest")
+
+    def _reach_known(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
+                     key: tuple[q.Node, int], generation: bytes
+                     ) -> tuple[int, dict[str, list[tuple[str, int]]]]:
+        """The total and facet counts of a principal's whole reach, kept for this
+        generation (counted and kept if not yet)."""
+        known = self._reach_counts.get(key, generation)
+        if known is None:
+            counted, counts, _, _ = self._aggregate(searcher, compiled, key[1], None)
+            known = (counted, counts, [])
+            self._reach_counts.put(key, generation, known)
+        return known[0], known[1]
+
+    def _top_page(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
+                  known: tuple[int, dict[str, list[tuple[str, int]]]] | None,
+                  page: tuple[int, int, str]
+                  ) -> tuple[int, list[int], dict[str, list[tuple[str, int]]]]:
+        """``search_counted`` with the hits from Tantivy's top-N collector, given the total
+        and facet counts if they are ``known`` already (else counted with the hits)."""
         limit, offset, order = page
-        total: int | None = None
-        counts: dict[str, list[tuple[str, int]]] = {}
-        if generation is not None:
-            known = self._reach_counts.get(key, generation)
-            if known is None:
-                counted, counts, _, _ = self._aggregate(searcher, compiled, key[1], None)
-                known = (counted, counts, [])
-                self._reach_counts.put(key, generation, known)
-            total, counts, _ = known
+        total, counts = known if known is not None else (None, {})
         if limit <= 0 or (total is not None and offset >= total):
             if total is None:
                 total = _count(searcher.search(compiled, limit=1, count=True))
@@ -799,8 +896,11 @@ class SearchIndex:
     def _top(self, searcher: tantivy.Searcher, compiled: tantivy.Query, limit: int,
              offset: int, order: str, count: bool) -> tuple[int, list[int]]:
         """(the count if asked for, else 0; ids of a page of matches) by Tantivy's top-N
-        collector, whose ties (same date, same size) follow the index's order of documents."""
+        collector: over the order key, ties broken by id; over another column, ties (same
+        date, same size) follow the index's order of documents."""
         field, direction = SORT_ORDERS[order]
+        if self._keyed(order):
+            field = ORDER_KEY
         try:
             result = searcher.search(compiled, limit=limit, offset=offset, count=count,
                                      order_by_field=field, order=direction)
@@ -893,7 +993,7 @@ class SearchIndex:
                 else (tantivy.Occur.Must, self.compile(child)) for child in children]
 
     def _term(self, term: q.Term) -> tantivy.Query:
-        if term.field is not None and term.field not in _expected_fields(False):
+        if term.field is not None and term.field not in _expected_fields(self.layout):
             # hold: (and any operator the index has no field for) names messages that are
             # looked up before a search reaches the index; one reaching it is a caller's slip.
             raise QueryError(f"the index cannot answer '{term.field}:' by itself: the messages "
