@@ -30,7 +30,7 @@ from tests.reliability.resources import folder_bytes, usage
 from tests.reliability.serving import Senders, Server
 from tests.sources.dovecot import Dovecot
 from tests.sources.mailboxes import new_mailbox
-from tests.support import build_message, invoke, write_mbox
+from tests.support import build_message, invoke, write_mbox, write_settings
 
 QUICK_S = 60
 SLOW_S = 3600
@@ -80,7 +80,7 @@ class Figures:
 def soak(tmp_path: Path, server: Dovecot, seconds: float) -> Figures:
     vault = tmp_path / "vault"
     assert invoke("init", "--vault", vault).exit_code == 0
-    (vault / "mailvault.toml").write_text(f"[spool]\nsegment_mb = {SEGMENT_MB}\n")
+    write_settings(vault, f"[spool]\nsegment_mb = {SEGMENT_MB}\n")
     # Mail from 2001 is past a 10-year default; the load's mail (2021) and IMAP mail (now)
     # are not.
     assert invoke("retention", "default", "--period", "10y", "--vault", vault).exit_code == 0
