@@ -228,8 +228,10 @@ def _copy_catalog(template: Path, to: Path, url: str) -> None:
                       encoding="utf-8")
     source, target = (open_catalog(path, load_settings(path)) for path in (template, to))
     try:
+        catalog_copy.begin(target, str(template))
         vault_format.create(target)
         catalog_copy.copy_tables(source, target)
+        catalog_copy.finish(target)
     finally:
         source.dispose()
         target.dispose()

@@ -14,8 +14,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError
 
-from mailvault.store import database, schema, vault_format
-from mailvault.vault import Vault
+from mailvault.store import catalog_copy, database, schema, vault_format
+from mailvault.usecases import auditing, finding, monitoring
+from mailvault.vault import CATALOG_FILE, Vault
+from tests.backup.conftest import READER
+from tests.backup.test_vault_format import copy_fixture
+from tests.fixtures.make_vault_fixture import MESSAGES, fixture_path
 from tests.postgresql.conftest import Catalog
 from tests.support import build_message, catalog_sql, invoke, search_json, write_eml_folder
 
@@ -66,6 +70,39 @@ def test_a_format_4_catalog_upgrades_to_64_bit_columns_and_sequences(
                                                 (PAST_32_BITS + 1, "/w", 1)]
     finally:
         engine.dispose()
+
+
+def test_the_format_4_fixture_vault_upgrades_with_mailvault_upgrade(
+        pg_catalog: Catalog, tmp_path: Path) -> None:
+    """The fixture vault of format 4 with its catalog moved into PostgreSQL as format 4 made
+    it there, then `mailvault upgrade`: the vault reads, verifies and counts as before."""
+    path = copy_fixture(fixture_path(4), tmp_path / "vault")
+    embedded, engine = database.sqlite_engine(path / CATALOG_FILE), _engine(pg_catalog)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(vault_format.alembic_config(conn), "0004")
+        catalog_copy.begin(engine, str(path))
+        catalog_copy.copy_tables(embedded, engine)
+        catalog_copy.finish(engine)
+    finally:
+        embedded.dispose()
+        engine.dispose()
+    for file in path.glob(CATALOG_FILE + "*"):
+        file.unlink()
+    with (path / "mailvault.toml").open("a", encoding="utf-8") as settings:
+        settings.write(f'\n[catalog]\nurl = "{pg_catalog.url}"\n'
+                       f'password_file = "{pg_catalog.password_file}"\n')
+
+    upgraded = invoke("upgrade", "--no-backup", "--vault", path)
+
+    assert upgraded.exit_code == 0, upgraded.text
+    assert f"from format 4 to {vault_format.FORMAT_VERSION}" in upgraded.text
+    with Vault.open(path) as vault:
+        assert vault.engine.dialect.name == "postgresql"
+        assert monitoring.verify(vault, READER).ok
+        assert auditing.verify_chain(vault, READER).ok
+        assert finding.count(vault, READER, "") == MESSAGES
+        assert finding.count(vault, READER, "subject:quarterly") == 2
 
 
 def test_a_new_catalog_has_64_bit_sequences(pg_catalog: Catalog) -> None:
