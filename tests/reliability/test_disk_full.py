@@ -18,7 +18,7 @@ from tests.full_disk import fill, tmpfs, top_up
 from tests.reliability.invariants import check_vault
 from tests.reliability.processes import catalog_scalar, wait_for
 from tests.reliability.serving import Server, smtp_message
-from tests.support import build_message, invoke, run, write_mbox, write_settings
+from tests.support import build_message, invoke, run, sqlite_only, write_mbox, write_settings
 
 COUNT = 40
 
@@ -132,6 +132,7 @@ def test_open_volumes_full_under_a_tier_move_then_resume(tmp_path: Path,
 
 # Slower than the others: `status` is asked while full, stale and recovered.
 @pytest.mark.timeout(600)
+@sqlite_only("the catalog's own disk fills (a PostgreSQL catalog's disk is the server's)")
 def test_catalog_disk_full_under_serve_answers_4xx_or_keeps_mail(tmp_path: Path,
                                                                  disks: ExitStack) -> None:
     """The catalog's own disk is full (spool, index and volumes are elsewhere): mail is
