@@ -14,7 +14,7 @@ from mailvault.accounts.users import UserRecord
 from mailvault.store import audit, schema
 from mailvault.store.audit import AuditEntry
 from mailvault.vault import Vault
-from tests.support import write_settings
+from tests.support import catalog_bytes, write_settings
 
 PASSWORD = "correct horse battery staple"
 ADMIN = "cli:test-admin"
@@ -43,8 +43,10 @@ def alice(accounts_vault: Vault) -> UserRecord:
 
 
 def vault_bytes(vault: Vault) -> bytes:
-    """Every byte of every file in the vault folder (catalog, its WAL, keys, config...)."""
-    return b"".join(p.read_bytes() for p in sorted(vault.path.rglob("*")) if p.is_file())
+    """Every byte of every file in the vault folder (catalog, its WAL, keys, config...), and
+    everything its catalog holds (a PostgreSQL catalog is not in the folder)."""
+    files = b"".join(p.read_bytes() for p in sorted(vault.path.rglob("*")) if p.is_file())
+    return files + catalog_bytes(vault.path)
 
 
 def audit_log(vault: Vault) -> list[AuditEntry]:
