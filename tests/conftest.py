@@ -103,12 +103,9 @@ def search_database(postgres_cluster: postgres.Cluster) -> Iterator[str]:
 # in its mailvault.toml as `init --catalog` would name it, so that it opens so in this process
 # and in children alike; the password is libpq's PGPASSWORD. Vaults made by a child process
 # (`mailvault init` run as a program through tests.support.run) get one the same way.
-TEST_CATALOG = os.environ.get("MAILVAULT_TEST_CATALOG", "sqlite")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def catalog_profile(request: pytest.FixtureRequest) -> Iterator[None]:
-    if TEST_CATALOG != "postgresql":
+    if support.CATALOG_PROFILE != "postgresql":
         yield
         return
     cluster: postgres.Cluster = request.getfixturevalue("postgres_cluster")

@@ -9,15 +9,16 @@ Typer app in-process for speed where only the output matters.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
+import tomllib
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -26,10 +27,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from sqlalchemy import Connection
 from typer.testing import CliRunner
 
 from mailvault.cli import app
-from mailvault.config import load_settings
+from mailvault.config import CONFIG_FILE, load_settings
+from mailvault.store import catalog_copy, vault_format
 from mailvault.vault import CATALOG_FILE, open_catalog
 
 MAILVAULT = [sys.executable, "-m", "mailvault"]
@@ -51,6 +54,19 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI should have this: {reason}")
     pytest.skip(reason)
+
+
+# The catalog every vault a test makes gets (tests/conftest.py): "sqlite" (the vault folder's
+# file) or, under MAILVAULT_TEST_CATALOG=postgresql, a schema of the session's PostgreSQL.
+CATALOG_PROFILE = os.environ.get("MAILVAULT_TEST_CATALOG", "sqlite")
+
+
+def sqlite_only(reason: str) -> pytest.MarkDecorator:
+    """Mark a test of what only a SQLite catalog has (a file in the vault folder, its modes,
+    the vault folder's disk under it): skipped, with the reason, when the tests run against
+    PostgreSQL."""
+    return pytest.mark.skipif(CATALOG_PROFILE == "postgresql",
+                              reason=f"the catalog is SQLite's only: {reason}")
 
 
 def build_message(
@@ -190,27 +206,100 @@ def write_maildir(root: Path, messages: Sequence[bytes], sub: str = "cur") -> li
 
 def copy_vault(template: Path, to: Path) -> Path:
     """A copy of a vault folder whose catalog points at the copy's own volume folders (a
-    test that changes a vault prepared once per session or module works on a copy)."""
+    test that changes a vault prepared once per session or module works on a copy). A
+    catalog in PostgreSQL is copied into a new schema (``new_catalog_url``), which the
+    copy's mailvault.toml then names: a copy never shares the template's catalog."""
     shutil.copytree(template, to)
-    with sqlite3.connect(to / CATALOG_FILE) as db:
-        db.execute("UPDATE volumes SET folder = replace(folder, ?, ?)",
-                   (str(template), str(to)))
+    url = load_settings(template).catalog.url
+    if url:
+        _copy_catalog(template, to, url)
+    catalog_sql(to, "UPDATE volumes SET folder = replace(folder, ?, ?)", str(template), str(to))
     return to
 
 
-def catalog_sql(vault: Path, statement: str, *args: object) -> list[tuple[Any, ...]]:
-    """Run one statement (``?`` placeholders) on a vault's catalog as someone with a SQL shell
-    would, beside the program: the SQLite file, or the PostgreSQL database [catalog] url
-    names; committed; the rows it returns, if any."""
+def _copy_catalog(template: Path, to: Path, url: str) -> None:
+    if new_catalog_url is None:
+        raise RuntimeError(f"{template} keeps its catalog in PostgreSQL: copying it needs "
+                           "MAILVAULT_TEST_CATALOG=postgresql (a new schema for the copy)")
+    copy_url = new_catalog_url()
+    config = to / CONFIG_FILE
+    config.write_text(config.read_text(encoding="utf-8").replace(json.dumps(url),
+                                                                 json.dumps(copy_url)),
+                      encoding="utf-8")
+    source, target = (open_catalog(path, load_settings(path)) for path in (template, to))
+    try:
+        catalog_copy.begin(target, str(template))
+        vault_format.create(target)
+        catalog_copy.copy_tables(source, target)
+        catalog_copy.finish(target)
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+def write_settings(vault: Path, text: str) -> None:
+    """Replace a vault's mailvault.toml with ``text``, keeping where its catalog is (the
+    ``[catalog]`` and ``[search]`` sections ``init --catalog`` wrote, unless ``text`` has
+    its own): a test's settings never move a vault's catalog."""
+    config = vault / CONFIG_FILE
+    kept = tomllib.loads(config.read_text(encoding="utf-8")) if config.exists() else {}
+    given = tomllib.loads(text)
+    for section in ("catalog", "search"):
+        if section in kept and section not in given:
+            text += f"\n[{section}]\n" + "".join(f"{name} = {json.dumps(value)}\n"
+                                                 for name, value in kept[section].items())
+    config.write_text(text, encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class CatalogShell:
+    """One transaction on a vault's catalog, as someone with a SQL shell beside the program
+    has it: statements with ``?`` placeholders, on SQLite and PostgreSQL alike."""
+
+    conn: Connection
+
+    def execute(self, statement: str, *args: object) -> list[tuple[Any, ...]]:
+        """Run one statement; the rows it returns, if any."""
+        if args and self.conn.dialect.paramstyle != "qmark":
+            statement = statement.replace("%", "%%").replace("?", "%s")
+        result = self.conn.exec_driver_sql(statement, tuple(args)) if args \
+            else self.conn.exec_driver_sql(statement)
+        return [tuple(row) for row in result] if result.returns_rows else []
+
+
+@contextlib.contextmanager
+def catalog_shell(vault: Path) -> Iterator[CatalogShell]:
+    """A SQL shell on a vault's catalog (the SQLite file, or the PostgreSQL database
+    [catalog] url names) for one transaction, committed when the block ends."""
     engine = open_catalog(vault, load_settings(vault))
     try:
         with engine.begin() as conn:
-            if conn.dialect.paramstyle != "qmark":
-                statement = statement.replace("?", "%s")
-            result = conn.exec_driver_sql(statement, tuple(args))
-            return [tuple(row) for row in result] if result.returns_rows else []
+            yield CatalogShell(conn)
     finally:
         engine.dispose()
+
+
+def catalog_sql(vault: Path, statement: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run one statement (``?`` placeholders) on a vault's catalog in a transaction of its
+    own (``catalog_shell``); committed; the rows it returns, if any."""
+    with catalog_shell(vault) as shell:
+        return shell.execute(statement, *args)
+
+
+def catalog_bytes(vault: Path) -> bytes:
+    """Everything a vault's catalog holds, to look for what must never be stored there (a
+    password, a token): the SQLite files byte for byte (rows deleted but not yet overwritten
+    included), or every value of every table of its PostgreSQL schema."""
+    if not load_settings(vault).catalog.url:
+        return b"".join(path.read_bytes() for path in sorted(vault.glob(CATALOG_FILE + "*")))
+    held = []
+    with catalog_shell(vault) as shell:
+        for (table,) in shell.execute("SELECT tablename FROM pg_tables "
+                                      "WHERE schemaname = current_schema()"):
+            for row in shell.execute(f'SELECT * FROM "{table}"'):
+                held += [value if isinstance(value, bytes) else str(value).encode()
+                         for value in row]
+    return b"\n".join(held)
 
 
 # -- the command line ------------------------------------------------------------------------

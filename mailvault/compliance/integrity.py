@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import (
     Column,
     Connection,
-    Integer,
     MetaData,
     String,
     Table,
@@ -40,7 +39,7 @@ _PAGE = 100
 # What the audit log says is archived, built in a temporary table while it is read, so that
 # memory stays flat however many messages the vault holds.
 _claims = Table("archive_claims", MetaData(), Column("sha256", String(64), primary_key=True),
-                Column("seq", Integer, nullable=False), prefixes=["TEMPORARY"])
+                Column("seq", schema.Int64, nullable=False), prefixes=["TEMPORARY"])
 
 
 def volume_problems(vault: Vault) -> list[str]:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, Text, bindparam, func, literal, select, update
+from sqlalchemy import Connection, String, Text, bindparam, func, literal, select, update
 
 from mailvault.errors import IntegrityError, VaultError
 from mailvault.store import database, schema
@@ -136,7 +136,7 @@ def record(conn: Connection, actor: str, action: str, detail: dict[str, Any],
 _log = schema.audit_log
 _INSERT = (_log.insert().from_select(
     ["seq", "at", "actor", "action", "detail", "prev_hash", "hash"],
-    select(func.coalesce(func.max(_log.c.seq), 0) + 1, bindparam("at", type_=Integer),
+    select(func.coalesce(func.max(_log.c.seq), 0) + 1, bindparam("at", type_=schema.Int64),
            bindparam("actor", type_=Text), bindparam("action", type_=String),
            bindparam("detail", type_=Text), literal(""), literal("")))
     .returning(_log.c.seq))

@@ -610,7 +610,7 @@ def _set_index_state(conn: Connection, name: str, value: int) -> None:
 def tiers_through(conn: Connection, through: int) -> dict[int, str]:
     """The tier of every message with an id up to ``through``."""
     rows = conn.execute(select(schema.messages.c.id, schema.messages.c.tier)
-                        .where(*_ids_through(through)))
+                        .where(schema.messages.c.id <= through))
     return {r.id: r.tier for r in rows}
 
 
@@ -623,16 +623,7 @@ def count_reindex_pending(conn: Connection) -> int:
 def count_ids_between(conn: Connection, above: int, through: int) -> int:
     """How many messages have an id in (above, through]."""
     return int(conn.execute(select(func.count()).select_from(schema.messages).where(
-        schema.messages.c.id > above, *_ids_through(through))).scalar() or 0)
-
-
-# Ids are 32-bit integers on PostgreSQL, which refuses a larger bound ("every id" is asked
-# as 2**62): a bound past the largest id bounds nothing, so it is left out.
-_LARGEST_ID = 2**31 - 1
-
-
-def _ids_through(through: int) -> list[Any]:
-    return [] if through >= _LARGEST_ID else [schema.messages.c.id <= through]
+        schema.messages.c.id > above, schema.messages.c.id <= through)).scalar() or 0)
 
 
 def max_message_id(conn: Connection) -> int:

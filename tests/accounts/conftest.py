@@ -14,6 +14,7 @@ from mailvault.accounts.users import UserRecord
 from mailvault.store import audit, schema
 from mailvault.store.audit import AuditEntry
 from mailvault.vault import Vault
+from tests.support import catalog_bytes, write_settings
 
 PASSWORD = "correct horse battery staple"
 ADMIN = "cli:test-admin"
@@ -25,9 +26,8 @@ LOCKOUT_MINUTES = 10
 def accounts_vault(vault_path: Path) -> Iterator[Vault]:
     """A new vault whose mailvault.toml sets the lock-out to 3 failures for 10 minutes."""
     Vault.create(vault_path).close()
-    (vault_path / "mailvault.toml").write_text(
-        f"[accounts]\nmax_failed_logins = {MAX_FAILED}\nlockout_minutes = {LOCKOUT_MINUTES}\n",
-        encoding="utf-8")
+    write_settings(vault_path, f"[accounts]\nmax_failed_logins = {MAX_FAILED}\n"
+                               f"lockout_minutes = {LOCKOUT_MINUTES}\n")
     opened = Vault.open(vault_path)
     try:
         yield opened
@@ -43,8 +43,10 @@ def alice(accounts_vault: Vault) -> UserRecord:
 
 
 def vault_bytes(vault: Vault) -> bytes:
-    """Every byte of every file in the vault folder (catalog, its WAL, keys, config...)."""
-    return b"".join(p.read_bytes() for p in sorted(vault.path.rglob("*")) if p.is_file())
+    """Every byte of every file in the vault folder (catalog, its WAL, keys, config...), and
+    everything its catalog holds (a PostgreSQL catalog is not in the folder)."""
+    files = b"".join(p.read_bytes() for p in sorted(vault.path.rglob("*")) if p.is_file())
+    return files + catalog_bytes(vault.path)
 
 
 def audit_log(vault: Vault) -> list[AuditEntry]:

@@ -128,3 +128,21 @@ def test_the_migrations_make_the_tables_the_code_declares(tmp_path: Path) -> Non
             assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
         assert vault_format.format_of(engine) == vault_format.FORMAT_VERSION
         engine.dispose()
+
+
+def test_format_5_changes_no_table_of_a_sqlite_catalog(tmp_path: Path) -> None:
+    """Format 5 widens integers on PostgreSQL only: SQLite's INTEGER is 64-bit already, and a
+    table altered there would be copied whole (tests/postgresql/test_wide_integers.py)."""
+    path = copy_fixture(HERE / "vault-format-4", tmp_path / "vault")
+
+    def tables() -> list[tuple[str, str]]:
+        with sqlite3.connect(path / CATALOG_FILE) as db:
+            found = db.execute("SELECT name, sql FROM sqlite_master "
+                               "WHERE name != 'alembic_version' ORDER BY name").fetchall()
+        db.close()
+        return found
+
+    before = tables()
+    upgraded = backups.upgrade(ADMIN, path, None)
+    assert (upgraded.before, upgraded.after) == (4, 5)
+    assert tables() == before

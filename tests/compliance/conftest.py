@@ -12,7 +12,7 @@ from mailvault.ingest.files import FileOptions, Reader
 from mailvault.ingest.pipeline import Outcome, Pipeline
 from mailvault.records import Incoming, Provenance
 from mailvault.vault import Vault
-from tests.support import copy_vault
+from tests.support import copy_vault, write_settings
 
 ENRON = Path("mbox") / "enron-allen-p"
 ENRON_MESSAGES = 3034
@@ -27,7 +27,7 @@ def enron_template(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     path = tmp_path_factory.mktemp("enron") / "vault"
     vault = Vault.create(path)
     try:
-        (path / "mailvault.toml").write_text(SETTINGS, encoding="utf-8")
+        write_settings(path, SETTINGS)
         vault.close()
         vault = Vault.open(path)
         with Pipeline(vault, actor="test") as pipeline:
@@ -59,7 +59,7 @@ def small_vault(vault_path: Path) -> Iterator[Vault]:
     """An empty vault with small volumes (built messages go in with ``archive``)."""
     created = Vault.create(vault_path)
     created.close()
-    (vault_path / "mailvault.toml").write_text(SETTINGS, encoding="utf-8")
+    write_settings(vault_path, SETTINGS)
     vault = Vault.open(vault_path)
     try:
         yield vault

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -15,14 +14,13 @@ import pytest
 
 from mailvault.compliance.verify import verify
 from mailvault.store import catalog
-from mailvault.vault import CATALOG_FILE, Vault
+from mailvault.vault import Vault
 from tests.compliance.conftest import ENRON_MESSAGES
-from tests.support import MAILVAULT, run
+from tests.support import MAILVAULT, catalog_sql, run
 
 
 def tier_counts(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path / CATALOG_FILE, timeout=30) as db:
-        return dict(db.execute("SELECT tier, count(*) FROM messages GROUP BY tier").fetchall())
+    return dict(catalog_sql(path, "SELECT tier, count(*) FROM messages GROUP BY tier"))
 
 
 def kill_mid_move(path: Path, target: str, after: int) -> dict[str, int]:

@@ -1,15 +1,15 @@
-"""An insider with write access to the catalog (a SQL shell on catalog.sqlite) but not to the
-keyring: each of their moves is named by ``verify`` or ``audit verify`` afterwards.
+"""An insider with write access to the catalog (a SQL shell on catalog.sqlite, or on the
+PostgreSQL database) but not to the keyring: each of their moves is named by ``verify`` or
+``audit verify`` afterwards.
 
-The insider's edits are plain sqlite3 statements; what is checked is what the real command
-line says after them."""
+The insider's edits are plain SQL statements (``tests.support.catalog_shell``, on either
+database); what is checked is what the real command line says after them."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import shutil
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,24 +21,38 @@ from mailvault.compliance.verify import verify
 from mailvault.config import load_settings
 from mailvault.errors import ConfigError
 from mailvault.store import audit
-from mailvault.vault import CATALOG_FILE, Vault
+from mailvault.vault import Vault
 from tests.compliance.conftest import archive
-from tests.support import build_message, count, invoke, run, write_mbox
+from tests.support import (
+    CatalogShell,
+    build_message,
+    catalog_shell,
+    catalog_sql,
+    count,
+    invoke,
+    run,
+    write_mbox,
+    write_settings,
+)
 
 OLD = datetime.now(UTC) - timedelta(days=3 * 365)
 RECENT = datetime.now(UTC) - timedelta(days=10)
 GENESIS = "0" * 64
 
 
-def catalog(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(path / CATALOG_FILE)
-
-
 def sha_of(path: Path, message_id: int) -> str:
-    with catalog(path) as db:
-        (digest,) = db.execute("SELECT sha256 FROM messages WHERE id = ?",
-                               (message_id,)).fetchone()
+    [(digest,)] = catalog_sql(path, "SELECT sha256 FROM messages WHERE id = ?", message_id)
     return str(digest)
+
+
+def delete_messages(path: Path, ids: list[int]) -> None:
+    """Delete message rows as an insider would, with the rows that refer to them (which
+    PostgreSQL's foreign keys require first; SQLite's shell does not check them)."""
+    marks = ", ".join("?" * len(ids))
+    with catalog_shell(path) as db:
+        for table in ("message_parts", "addresses", "attachments", "provenance"):
+            db.execute(f"DELETE FROM {table} WHERE message_id IN ({marks})", *ids)
+        db.execute(f"DELETE FROM messages WHERE id IN ({marks})", *ids)
 
 
 def public_hash(prev: str, seq: int, at: int, actor: str, action: str, detail: str) -> str:
@@ -49,14 +63,14 @@ def public_hash(prev: str, seq: int, at: int, actor: str, action: str, detail: s
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def rehash_publicly(db: sqlite3.Connection) -> None:
+def rehash_publicly(db: CatalogShell) -> None:
     """Recompute every entry's prev_hash and hash with the public algorithm."""
     prev = GENESIS
     rows = db.execute("SELECT seq, at, actor, action, detail FROM audit_log ORDER BY seq")
-    for seq, at, actor, action, detail in rows.fetchall():
+    for seq, at, actor, action, detail in rows:
         digest = public_hash(prev, seq, at, actor, action, detail)
         db.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?",
-                   (prev, digest, seq))
+                   prev, digest, seq)
         prev = digest
 
 
@@ -87,8 +101,7 @@ def audit_entries(path: Path) -> list[dict[str, Any]]:
 
 def test_deleted_message_rows_are_named_even_after_reindex(enron_path: Path) -> None:
     gone = [sha_of(enron_path, 10), sha_of(enron_path, 2000)]
-    with catalog(enron_path) as db:
-        db.execute("DELETE FROM messages WHERE id IN (10, 2000)")
+    delete_messages(enron_path, [10, 2000])
     reindexed = run("reindex", "--vault", enron_path)
     assert reindexed.returncode == 0, reindexed.stderr
     assert count(enron_path, "") == 3032
@@ -130,8 +143,7 @@ def test_disposed_and_rearchived_messages_are_not_reported(small_vault: Vault) -
     assert again != expired
     assert verify(small_vault, "admin").ok
     kept_sha = sha_of(small_vault.path, kept)
-    with catalog(small_vault.path) as db:
-        db.execute("DELETE FROM messages WHERE id = ?", (kept,))
+    delete_messages(small_vault.path, [kept])
     found = [p for p in verify(small_vault, "admin").problems if "no disposition" in p]
     assert len(found) == 1 and kept_sha in found[0]
 
@@ -141,7 +153,7 @@ def test_disposed_and_rearchived_messages_are_not_reported(small_vault: Vault) -
 
 def test_a_chain_rehashed_with_the_public_algorithm_is_detected(mail_path: Path) -> None:
     assert invoke("audit", "verify", "--vault", mail_path).exit_code == 0
-    with catalog(mail_path) as db:
+    with catalog_shell(mail_path) as db:
         db.execute("UPDATE audit_log SET detail = replace(detail, '\"archived\":5', "
                    "'\"archived\":4') WHERE action = 'ingest'")
         rehash_publicly(db)
@@ -155,11 +167,9 @@ def test_a_chain_rehashed_with_the_public_algorithm_is_detected(mail_path: Path)
 def test_deleting_the_last_entries_is_detected(mail_path: Path) -> None:
     for word in ("alpha", "beta", "gamma"):
         assert invoke("search", word, "--vault", mail_path).exit_code == 0
-    with catalog(mail_path) as db:
-        db.execute("DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 2 FROM audit_log)")
-        # Even the counter that would show a gap at the next entry is put back.
-        db.execute("UPDATE sqlite_sequence SET seq = (SELECT max(seq) FROM audit_log) "
-                   "WHERE name = 'audit_log'")
+    # Entries are numbered from the newest one held, so the next entry shows no gap either.
+    catalog_sql(mail_path,
+                "DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 2 FROM audit_log)")
     result = run("audit", "verify", "--vault", mail_path)
     assert result.returncode == 1
     assert b"deleted" in result.stdout, result.stdout
@@ -171,8 +181,7 @@ def test_audit_verify_against_a_head_kept_elsewhere(mail_path: Path) -> None:
     # What an insider can restore: the vault's own head file as it was at some point.
     kept_file = mail_path.parent / "head-file-then"
     shutil.copy(mail_path / "audit-head.json", kept_file)
-    with catalog(mail_path) as db:
-        (then,) = db.execute("SELECT max(seq) FROM audit_log").fetchone()
+    [(then,)] = catalog_sql(mail_path, "SELECT max(seq) FROM audit_log")
     for word in ("alpha", "beta"):
         assert invoke("search", word, "--vault", mail_path).exit_code == 0
     seq, digest = invoke("audit", "head", "--vault", mail_path).text.split()
@@ -180,9 +189,7 @@ def test_audit_verify_against_a_head_kept_elsewhere(mail_path: Path) -> None:
     assert good.exit_code == 0, good.text
     # The insider cuts the log back to where it was and restores the head file of then:
     # the vault alone cannot tell, the head kept elsewhere can.
-    with catalog(mail_path) as db:
-        db.execute("DELETE FROM audit_log WHERE seq > ?", (then,))
-        db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'audit_log'", (then,))
+    catalog_sql(mail_path, "DELETE FROM audit_log WHERE seq > ?", then)
     shutil.copy(kept_file, mail_path / "audit-head.json")
     assert invoke("audit", "verify", "--vault", mail_path).exit_code == 0
     cut = run("audit", "verify", "--head", f"{seq} {digest}", "--vault", mail_path)
@@ -219,13 +226,12 @@ def test_entries_from_before_the_chain_key_verify_and_stay_protected(tmp_path: P
     path = tmp_path / "vault"
     assert invoke("init", "--vault", path).exit_code == 0
     # Make it a vault of an older mailvault: public-hash entries, no chain key, no head file.
-    with catalog(path) as db:
+    with catalog_shell(path) as db:
         db.execute("DELETE FROM audit_log")
-        db.execute("DELETE FROM sqlite_sequence WHERE name = 'audit_log'")
         for n in range(1, 4):
             db.execute("INSERT INTO audit_log (seq, at, actor, action, detail, prev_hash, "
                        "hash) VALUES (?, ?, 'old', 'search', ?, '', '')",
-                       (n, 1_600_000_000 + n, json.dumps({"query": f"q{n}"})))
+                       n, 1_600_000_000 + n, json.dumps({"query": f"q{n}"}))
         rehash_publicly(db)
     (path / "keys" / "audit-chain.key").unlink(missing_ok=True)
     (path / "audit-head.json").unlink(missing_ok=True)
@@ -234,15 +240,15 @@ def test_entries_from_before_the_chain_key_verify_and_stay_protected(tmp_path: P
     actions = [e["action"] for e in audit_entries(path)]
     assert actions[:4] == ["search", "search", "search", "audit-key"]
     # The old entries are still covered: rewriting them breaks the key-introduction entry.
-    with catalog(path) as db:
+    with catalog_shell(path) as db:
         db.execute("UPDATE audit_log SET detail = '{\"query\":\"nothing\"}' WHERE seq = 2")
         prev = GENESIS
         for seq, at, actor, action, detail in db.execute(
                 "SELECT seq, at, actor, action, detail FROM audit_log WHERE seq < 4 "
-                "ORDER BY seq").fetchall():
+                "ORDER BY seq"):
             digest = public_hash(prev, seq, at, actor, action, detail)
             db.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?",
-                       (prev, digest, seq))
+                       prev, digest, seq)
             prev = digest
     result = run("audit", "verify", "--vault", path)
     assert result.returncode == 1
@@ -259,15 +265,14 @@ def settings_entries(path: Path) -> list[dict[str, Any]]:
 def test_settings_changes_are_audited(tmp_path: Path) -> None:
     path = tmp_path / "vault"
     assert invoke("init", "--vault", path).exit_code == 0
-    (path / "mailvault.toml").write_text(
-        "[retention]\nfour_eyes = true\ndefault_days = 3650\n\n"
-        "[smtp]\nallow = [\"10.0.0.0/8\"]\n", encoding="utf-8")
+    write_settings(
+        path, "[retention]\nfour_eyes = true\ndefault_days = 3650\n\n"
+        "[smtp]\nallow = [\"10.0.0.0/8\"]\n")
     assert invoke("count", "", "--vault", path).exit_code == 0
     before = len(settings_entries(path))
-    (path / "mailvault.toml").write_text(
-        "[retention]\nfour_eyes = false\ndefault_days = 30\n\n"
-        "[smtp]\nallow = [\"0.0.0.0/0\"]\n\n[milter]\non_failure = \"accept\"\n",
-        encoding="utf-8")
+    write_settings(
+        path, "[retention]\nfour_eyes = false\ndefault_days = 30\n\n"
+        "[smtp]\nallow = [\"0.0.0.0/0\"]\n\n[milter]\non_failure = \"accept\"\n")
     assert run("count", "", "--vault", path).returncode == 0
     entries = settings_entries(path)
     assert len(entries) == before + 1
@@ -330,13 +335,13 @@ def test_a_run_proposed_under_four_eyes_keeps_needing_a_second_person(tmp_path: 
     assert invoke("init", "--vault", path).exit_code == 0
     write_mbox(tmp_path / "old.mbox", [build_message(subject="old", date=OLD)])
     assert invoke("import", tmp_path / "old.mbox", "--vault", path).exit_code == 0
-    (path / "mailvault.toml").write_text("[retention]\nfour_eyes = true\n", encoding="utf-8")
+    write_settings(path, "[retention]\nfour_eyes = true\n")
     alice = {"MAILVAULT_ACTOR": "alice"}
     assert invoke("retention", "default", "--period", "1y", "--vault", path,
                   env=alice).exit_code == 0
     proposed = invoke("dispose", "--propose", "--vault", path, "--json", env=alice).json()
     # Alice turns the rule off in mailvault.toml (audited) and approves her own run.
-    (path / "mailvault.toml").write_text("[retention]\nfour_eyes = false\n", encoding="utf-8")
+    write_settings(path, "[retention]\nfour_eyes = false\n")
     result = run("dispose", "--approve", str(proposed["id"]), "--vault", path, env=alice)
     assert result.returncode == 1 and b"four-eyes" in result.stderr, result.stderr
     assert count(path, "") == 1

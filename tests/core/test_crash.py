@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,15 @@ from pathlib import Path
 from mailvault.search.index import SearchIndex
 from mailvault.vault import Vault
 from tests.core.corpus_reading import mbox_messages
-from tests.support import MAILVAULT, build_message, count, invoke, run, write_eml_folder
+from tests.support import (
+    MAILVAULT,
+    build_message,
+    catalog_sql,
+    count,
+    invoke,
+    run,
+    write_eml_folder,
+)
 
 ENRON_MESSAGES = 3034
 KILL_AFTER = 400
@@ -27,8 +34,8 @@ KILL_AFTER = 400
 def catalog_count(vault: Path) -> int:
     """Messages committed to the catalog, read as any other reader would (no vault opened,
     so nothing heals)."""
-    with sqlite3.connect(f"file:{vault / 'catalog.sqlite'}?mode=ro", uri=True) as conn:
-        return int(conn.execute("select count(*) from messages").fetchone()[0])
+    [(held,)] = catalog_sql(vault, "SELECT count(*) FROM messages")
+    return int(held)
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -50,7 +57,7 @@ def test_kill_during_an_import_then_run_it_again(tmp_path: Path, corpus: Path) -
     try:
         deadline = time.monotonic() + 120
         while process.poll() is None and time.monotonic() < deadline:
-            if (vault / "catalog.sqlite").exists() and catalog_count(vault) >= KILL_AFTER:
+            if catalog_count(vault) >= KILL_AFTER:
                 break
             time.sleep(0.02)
         assert process.poll() is None, "the import ended before it could be killed"

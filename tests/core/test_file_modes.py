@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from mailvault.config import load_settings
 from mailvault.store import file_modes
 from mailvault.vault import CATALOG_FILE, Vault
 from tests.capture.conftest import wait_until
@@ -48,6 +49,11 @@ def exposed(root: Path) -> list[str]:
     return found
 
 
+def catalog_files(vault: Path) -> list[Path]:
+    """The catalog's file in the vault folder: SQLite's, none for a PostgreSQL catalog."""
+    return [] if load_settings(vault).catalog.url else [vault / CATALOG_FILE]
+
+
 def drained(vault: Path) -> int:
     """How many messages the running server says it archived (read from its status file, not
     by opening the vault: an open would tighten what the server left loose)."""
@@ -74,7 +80,8 @@ def serve_one_message(vault: Path) -> list[str]:
                 client.sendmail("carol@example.org", ["journal@example.org"],
                                 build_message(subject="captured live"))
             wait_until(lambda: drained(vault) == 1, what="the server to archive the message")
-            assert (vault / (CATALOG_FILE + "-wal")).exists()
+            for catalog in catalog_files(vault):
+                assert catalog.with_name(catalog.name + "-wal").exists()
             assert list((vault / "spool").iterdir())
             return exposed(vault)
         finally:
@@ -112,7 +119,7 @@ def test_a_vault_made_by_the_library_is_owner_only(vault_path: Path,
 def test_opening_a_vault_tightens_what_an_older_version_left_open(
         vault_path: Path, loose_umask: None) -> None:
     Vault.create(vault_path).close()
-    loose = [vault_path, vault_path / "index", vault_path / CATALOG_FILE,
+    loose = [vault_path, vault_path / "index", *catalog_files(vault_path),
              vault_path / "mailvault.toml"]
     for path in loose:
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -123,6 +130,7 @@ def test_opening_a_vault_tightens_what_an_older_version_left_open(
 KILLED_WRITER = """
 import os, signal, sys
 from pathlib import Path
+from mailvault.config import load_settings
 from mailvault.store import file_modes
 
 # Killed between writing its temporary and renaming it over the file.

@@ -4,22 +4,18 @@ silently; the rest of the export is whole and verifies."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from mailvault.vault import CATALOG_FILE
 from tests.discovery.conftest import export, manifest, summary
-from tests.support import build_message, run, write_eml_folder
+from tests.support import build_message, catalog_sql, run, write_eml_folder
 
 
 def _flip_byte_of(vault: Path, message_id: int) -> None:
-    with sqlite3.connect(vault / CATALOG_FILE) as db:
-        volume, offset, length = db.execute(
-            "SELECT volume_id, offset, length FROM messages WHERE id = ?",
-            (message_id,)).fetchone()
-        (folder,) = db.execute("SELECT folder FROM volumes WHERE id = ?", (volume,)).fetchone()
+    [(volume, offset, length)] = catalog_sql(
+        vault, 'SELECT volume_id, "offset", length FROM messages WHERE id = ?', message_id)
+    [(folder,)] = catalog_sql(vault, "SELECT folder FROM volumes WHERE id = ?", volume)
     path = Path(folder) / f"{volume:08d}.vol"
     os.chmod(path, 0o600)
     with open(path, "r+b") as handle:

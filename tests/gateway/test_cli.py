@@ -9,7 +9,7 @@ from pathlib import Path
 from mailvault.gateway.mailboxes import GatewayMailboxes
 from mailvault.store import audit
 from mailvault.vault import Vault
-from tests.support import run
+from tests.support import run, write_settings
 
 
 def _create(vault: Vault) -> dict[str, str]:
@@ -21,7 +21,7 @@ def _create(vault: Vault) -> dict[str, str]:
 
 
 def test_create_list_suspend_delete(vault: Vault, tmp_path: Path) -> None:
-    (vault.path / "mailvault.toml").write_text('[gateway]\ndomain = "gw.example.org"\n')
+    write_settings(vault.path, '[gateway]\ndomain = "gw.example.org"\n')
     created = _create(vault)
     assert created["address"] == f"{created['id']}@gw.example.org"
     plain = run("gateway", "mailbox", "create", "--vault", vault.path)

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from mailvault.vault import CATALOG_FILE, Vault
-from tests.conftest import TEST_CATALOG
-from tests.support import run
+from tests.support import CATALOG_PROFILE, run
 
-pytestmark = pytest.mark.skipif(TEST_CATALOG != "postgresql",
+pytestmark = pytest.mark.skipif(CATALOG_PROFILE != "postgresql",
                                 reason="only under MAILVAULT_TEST_CATALOG=postgresql")
 
 

@@ -19,7 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import MAILVAULT
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailvault.config import CONFIG_FILE, load_settings
+from tests.support import MAILVAULT, catalog_sql
 
 WAIT_S = 120.0
 
@@ -74,6 +77,12 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
 def catalog_scalar(vault: Path, sql: str, *args: object) -> int:
     """One number read from the catalog as an outside reader would (0 before it exists or
     while it is locked): nothing is opened, so nothing heals."""
+    if (vault / CONFIG_FILE).exists() and load_settings(vault).catalog.url:
+        try:
+            [(value,)] = catalog_sql(vault, sql, *args)
+        except SQLAlchemyError:
+            return 0
+        return int(value or 0)
     try:
         with contextlib.closing(sqlite3.connect(f"file:{vault / 'catalog.sqlite'}?mode=ro",
                                                 uri=True, timeout=0.2)) as conn:

@@ -18,7 +18,7 @@ from tests.full_disk import fill, tmpfs, top_up
 from tests.reliability.invariants import check_vault
 from tests.reliability.processes import catalog_scalar, wait_for
 from tests.reliability.serving import Server, smtp_message
-from tests.support import build_message, invoke, run, write_mbox
+from tests.support import build_message, invoke, run, sqlite_only, write_mbox, write_settings
 
 COUNT = 40
 
@@ -62,7 +62,7 @@ def test_active_volumes_full_under_import_then_resume(tmp_path: Path,
     vault = tmp_path / "vault"
     volumes = disks.enter_context(tmpfs(tmp_path / "active", "4m"))
     assert invoke("init", "--vault", vault).exit_code == 0
-    (vault / "mailvault.toml").write_text(f'[tiers]\nactive_folder = "{volumes}"\n')
+    write_settings(vault, f'[tiers]\nactive_folder = "{volumes}"\n')
     first = incompressible("before")
     write_mbox(tmp_path / "first.mbox", first)
     assert invoke("import", tmp_path / "first.mbox", "--vault", vault).exit_code == 0
@@ -87,7 +87,7 @@ def test_active_volumes_full_under_serve_keeps_acknowledged_mail(tmp_path: Path,
     vault = tmp_path / "vault"
     volumes = disks.enter_context(tmpfs(tmp_path / "active", "2m"))
     assert invoke("init", "--vault", vault).exit_code == 0
-    (vault / "mailvault.toml").write_text(f'[tiers]\nactive_folder = "{volumes}"\n')
+    write_settings(vault, f'[tiers]\nactive_folder = "{volumes}"\n')
     filler = fill(volumes)
     server = Server.start(vault)
     sent = [smtp_message("volume-full", i, body_lines=200) for i in range(COUNT)]
@@ -112,8 +112,8 @@ def test_open_volumes_full_under_a_tier_move_then_resume(tmp_path: Path,
     vault = tmp_path / "vault"
     open_disk = disks.enter_context(tmpfs(tmp_path / "open", "2m"))
     assert invoke("init", "--vault", vault).exit_code == 0
-    (vault / "mailvault.toml").write_text(f'[tiers]\nopen_folder = "{open_disk}"\n'
-                                          'move_batch = 10\n')
+    write_settings(vault, f'[tiers]\nopen_folder = "{open_disk}"\n'
+                          'move_batch = 10\n')
     messages = incompressible("tiered", 60)
     write_mbox(tmp_path / "all.mbox", messages)
     assert invoke("import", tmp_path / "all.mbox", "--vault", vault).exit_code == 0
@@ -132,6 +132,7 @@ def test_open_volumes_full_under_a_tier_move_then_resume(tmp_path: Path,
 
 # Slower than the others: `status` is asked while full, stale and recovered.
 @pytest.mark.timeout(600)
+@sqlite_only("the catalog's own disk fills (a PostgreSQL catalog's disk is the server's)")
 def test_catalog_disk_full_under_serve_answers_4xx_or_keeps_mail(tmp_path: Path,
                                                                  disks: ExitStack) -> None:
     """The catalog's own disk is full (spool, index and volumes are elsewhere): mail is
@@ -141,8 +142,8 @@ def test_catalog_disk_full_under_serve_answers_4xx_or_keeps_mail(tmp_path: Path,
     vault = root / "vault"
     assert invoke("init", "--vault", vault).exit_code == 0
     elsewhere = tmp_path / "elsewhere"
-    (vault / "mailvault.toml").write_text(
-        f'[tiers]\nactive_folder = "{elsewhere / "active"}"\n'
+    write_settings(
+        vault, f'[tiers]\nactive_folder = "{elsewhere / "active"}"\n'
         f'[spool]\nfolder = "{elsewhere / "spool"}"\n')
     disks.enter_context(tmpfs(vault / "index", "16m"))
     server = Server.start(vault)

@@ -9,12 +9,10 @@ cleared with the generation), compaction, the report, the run marked executed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -25,7 +23,7 @@ import pytest
 from mailvault.search.index import SearchIndex
 from tests.reliability.invariants import check_vault
 from tests.reliability.processes import catalog_scalar
-from tests.support import build_message, invoke, write_mbox
+from tests.support import build_message, catalog_sql, copy_vault, invoke, write_mbox
 
 OLD = datetime(2001, 5, 6, 7, 8, tzinfo=UTC)
 NEW = datetime.now(UTC)
@@ -122,12 +120,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str], 
 def copy_of(template: tuple[Path, set[str], set[str]], tmp_path: Path) -> Path:
     """A copy of the template vault whose volumes are its own (the catalog names each
     volume's folder)."""
-    vault = tmp_path / "vault"
-    shutil.copytree(template[0], vault)
-    with contextlib.closing(sqlite3.connect(vault / "catalog.sqlite")) as conn, conn:
-        conn.execute("update volumes set folder = replace(folder, ?, ?)",
-                     (str(template[0]), str(vault)))
-    return vault
+    return copy_vault(template[0], tmp_path / "vault")
 
 
 def dispose_again_and_check(vault: Path, template: tuple[Path, set[str], set[str]]) -> None:
@@ -167,9 +160,8 @@ def leave_a_commit_killed_inside_tantivy(vault: Path, scratch: Path) -> list[str
     to start from, so the same file names); returns the files left."""
     index = vault / "index"
     shutil.copytree(index, scratch)
-    with contextlib.closing(sqlite3.connect(vault / "catalog.sqlite")) as conn:
-        queued = [row[0] for row in conn.execute(
-            "select message_id from reindex_queue order by message_id")]
+    queued = [row[0] for row in catalog_sql(
+        vault, "select message_id from reindex_queue order by message_id")]
     copy = SearchIndex(scratch)
     copy.delete(queued)
     copy.commit()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from mailvault.search.index import SearchIndex
 from tests.reliability.die_at import HOLD
 from tests.reliability.invariants import check_vault
 from tests.reliability.processes import catalog_scalar, wait_for
-from tests.support import build_message, invoke, write_mbox
+from tests.support import build_message, catalog_sql, invoke, write_mbox
 
 ROOT = Path(__file__).resolve().parents[2]
 PUT = "mailvault.search.index:SearchIndex.put"
@@ -53,14 +52,8 @@ def as_left(vault: Path) -> tuple[list[int], list[int]]:
     """(the ids the index holds, the catalog's ids) as the heals left them: read without
     opening the vault, whose open would heal the index first."""
     indexed = sorted(SearchIndex(vault / "index").ids(q.MatchAll()))
-    with contextlib.closing(sqlite3.connect(vault / "catalog.sqlite")) as conn:
-        ids = sorted(row[0] for row in conn.execute("select id from messages"))
+    ids = sorted(row[0] for row in catalog_sql(vault, "select id from messages"))
     return indexed, ids
-
-
-def catalog_write(vault: Path, sql: str) -> None:
-    with contextlib.closing(sqlite3.connect(vault / "catalog.sqlite")) as conn, conn:
-        conn.execute(sql)
 
 
 @contextlib.contextmanager
@@ -90,7 +83,7 @@ def held_heal(vault: Path, when: str, hold: Path) -> Iterator[None]:
 def test_a_disposal_while_another_heal_rebuilds_the_same_messages(tmp_path: Path) -> None:
     vault, current, expired = archived(tmp_path)
     # Queued for a new document, as a tier move or a new arrival leaves them.
-    catalog_write(vault, "insert into reindex_queue select id from messages")
+    catalog_sql(vault, "insert into reindex_queue select id from messages")
     # The heal has added their documents from what it read (not committed), holding the
     # writer: the disposal's own heal finds the writer taken and leaves the deletions queued,
     # in the very queue rows the held heal clears once it has committed.
@@ -107,7 +100,7 @@ def test_a_disposal_while_another_heal_rebuilds_the_same_messages(tmp_path: Path
 def test_a_disposal_while_a_heal_indexes_what_it_read_before(tmp_path: Path) -> None:
     vault, current, expired = archived(tmp_path)
     # The index is behind the catalog (as after a full disk): a heal writes every document.
-    catalog_write(vault, "update index_state set value = 0 where name = 'indexed_through'")
+    catalog_sql(vault, "update index_state set value = 0 where name = 'indexed_through'")
     # The heal has read the messages and their bytes and not yet taken the writer: the
     # disposal's heal takes it, deletes the documents and clears its queue; then the held
     # heal adds the documents of what it read.

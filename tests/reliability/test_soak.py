@@ -9,11 +9,9 @@ by default). ``MAILVAULT_SOAK_REPORT=FILE`` writes the figures as JSON.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +28,7 @@ from tests.reliability.resources import folder_bytes, usage
 from tests.reliability.serving import Senders, Server
 from tests.sources.dovecot import Dovecot
 from tests.sources.mailboxes import new_mailbox
-from tests.support import build_message, invoke, write_mbox
+from tests.support import build_message, catalog_sql, invoke, write_mbox, write_settings
 
 QUICK_S = 60
 SLOW_S = 3600
@@ -80,7 +78,7 @@ class Figures:
 def soak(tmp_path: Path, server: Dovecot, seconds: float) -> Figures:
     vault = tmp_path / "vault"
     assert invoke("init", "--vault", vault).exit_code == 0
-    (vault / "mailvault.toml").write_text(f"[spool]\nsegment_mb = {SEGMENT_MB}\n")
+    write_settings(vault, f"[spool]\nsegment_mb = {SEGMENT_MB}\n")
     # Mail from 2001 is past a 10-year default; the load's mail (2021) and IMAP mail (now)
     # are not.
     assert invoke("retention", "default", "--period", "10y", "--vault", vault).exit_code == 0
@@ -165,9 +163,7 @@ def soak(tmp_path: Path, server: Dovecot, seconds: float) -> Figures:
 
 def archived(vault: Path) -> set[str]:
     """The SHA-256 of every message in the catalog, read without opening the vault."""
-    with contextlib.closing(sqlite3.connect(f"file:{vault / 'catalog.sqlite'}?mode=ro",
-                                            uri=True, timeout=5)) as conn:
-        return {row[0] for row in conn.execute("select sha256 from messages")}
+    return {row[0] for row in catalog_sql(vault, "select sha256 from messages")}
 
 
 def summarise(figures: Figures) -> None:

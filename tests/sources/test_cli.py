@@ -17,7 +17,7 @@ from mailvault.store import audit
 from mailvault.vault import Vault
 from tests.sources.dovecot import Dovecot
 from tests.sources.mailboxes import Mailbox
-from tests.support import invoke, run
+from tests.support import catalog_bytes, invoke, run
 
 
 def test_add_sync_reconcile_status_by_the_real_program(
@@ -55,7 +55,7 @@ def test_add_sync_reconcile_status_by_the_real_program(
                            invoke("source", "show", "work", "--vault", vault, "--json").stdout,
                            invoke("source", "list", "--vault", vault).stdout])
     assert owner.password.encode() not in everything
-    assert owner.password.encode() not in (vault / "catalog.sqlite").read_bytes()
+    assert owner.password.encode() not in catalog_bytes(vault)
     with Vault.open(vault) as opened, opened.engine.connect() as conn:
         logged = list(audit.entries(conn))
     actions = {e.action for e in logged}

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from mailvault.sources.redaction import REDACTED, Redactor
-from mailvault.vault import CATALOG_FILE
-from tests.support import invoke
+from tests.support import catalog_bytes, invoke
 
 # Quotes and a backslash: imaplib sends it as a quoted string, escaped.
 PASSWORD = 'Tr0ub4dor "&" 3\\x'
@@ -134,7 +133,7 @@ def test_a_server_echoing_the_login_never_gets_the_password_recorded_or_shown(
             shown = invoke(*command, "--vault", vault, *json_flag)
             assert shown.exit_code == 0
             outputs.append(shown.stdout)
-    stored = b"".join(path.read_bytes() for path in vault.glob(CATALOG_FILE + "*"))
+    stored = catalog_bytes(vault)
     for form in secret_forms():
         assert form not in stored, form
         for output in outputs:

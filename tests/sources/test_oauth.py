@@ -40,7 +40,7 @@ from tests.sources.oauth_provider import (
     running_provider,
 )
 from tests.sources.support import message_hashes, per_folder, run_sync
-from tests.support import invoke
+from tests.support import catalog_bytes, invoke, write_settings
 
 # A script a source names as its token command: prints the token this test issued for the
 # mailbox in MAILVAULT_OAUTH_USER (what a real one gets from its refresh token).
@@ -118,7 +118,7 @@ def test_client_credentials_read_the_mailbox_with_one_token_and_keep_the_secret_
     assert provider.grants == ["client:imap.test"]
     assert f"user=<{owner.address}>, method=XOAUTH2" in server.log()
 
-    stored = b"".join(p.read_bytes() for p in vault.path.glob("catalog.sqlite*"))
+    stored = catalog_bytes(vault.path)
     assert CLIENT_SECRET.encode() not in stored
     assert not any(token.encode() in stored for token in provider.tokens)
     assert registry.secret(vault, spec) == CLIENT_SECRET
@@ -165,7 +165,7 @@ def test_a_service_account_gets_a_token_per_mailbox_of_the_domain(
                                             (second.address, "INBOX"): 1}
     assert sorted(provider.grants) == sorted(f"sub:{b.address}:{GOOGLE_SCOPE}"
                                              for b in (first, second))
-    stored = b"".join(p.read_bytes() for p in vault.path.glob("catalog.sqlite*"))
+    stored = catalog_bytes(vault.path)
     assert b"PRIVATE KEY" not in stored
 
 
@@ -296,14 +296,14 @@ def test_a_toml_oauth_source_reads_its_secret_from_a_file(vault: Vault, tmp_path
                                                           ) -> None:
     secret = tmp_path / "client-secret"
     secret.write_text("from-the-file\n")
-    (vault.path / "mailvault.toml").write_text(
-        '[sources.m365]\nkind = "imap"\nhost = "outlook.office365.com"\n'
+    write_settings(
+        vault.path, '[sources.m365]\nkind = "imap"\nhost = "outlook.office365.com"\n'
         'user = "a@contoso.com"\nauth = "xoauth2"\ntenant = "contoso.com"\n'
         f'client_id = "app"\nsecret_file = "{secret}"\n')
     [spec] = from_toml(vault.path)
     assert registry.secret(vault, spec) == "from-the-file"
-    (vault.path / "mailvault.toml").write_text(
-        '[sources.m365]\nkind = "imap"\nhost = "outlook.office365.com"\n'
+    write_settings(
+        vault.path, '[sources.m365]\nkind = "imap"\nhost = "outlook.office365.com"\n'
         'user = "a@contoso.com"\nauth = "xoauth2"\ntenant = "contoso.com"\nclient_id = "app"\n')
     with pytest.raises(ConfigError, match="needs a secret_file"):
         from_toml(vault.path)

@@ -27,7 +27,7 @@ from mailvault.accounts import tokens, users
 from mailvault.config import WebSettings
 from mailvault.vault import Vault
 from mailvault.web.app import create_app
-from tests.support import Attachment, build_message
+from tests.support import Attachment, build_message, copy_vault
 from tests.usecases.conftest import archive, file_arrival, journal_arrival
 
 PASSWORD = "correct horse battery staple"
@@ -130,8 +130,7 @@ def make_site(tmp_path: Path, **settings: Any) -> Site:
     """A copy of the prepared archive (built once per test run: archiving starts worker
     processes and each password costs an Argon2 hash), opened with these [web] settings."""
     template, mail = _template()
-    shutil.copytree(template, tmp_path / "vault", symlinks=True)
-    vault = Vault.open(tmp_path / "vault")
+    vault = Vault.open(copy_vault(template, tmp_path / "vault"))
     web = WebSettings(**settings)
     return Site(vault, web, dict(mail), create_app(vault, web))
 

@@ -17,6 +17,7 @@ from mailvault.compliance import storage_history
 from mailvault.usecases import monitoring
 from mailvault.vault import Vault
 from tests.capture.conftest import WEB_AND_SMTP, Running, running_serve, start_serving, wait_until
+from tests.support import write_settings
 from tests.web.site import Browser, Site, site_fixture
 from tests.web.test_monitoring import OPERATOR, refused_file
 
@@ -81,7 +82,7 @@ def test_a_retry_that_fails_again_in_the_archiver_is_listed_once(tmp_path: Path)
     for site in site_fixture(tmp_path):
         _big, failure_id = refused_file(site.vault, tmp_path)
         # serve's archiver reads its limit from mailvault.toml: still too small.
-        (site.vault.path / "mailvault.toml").write_text("[ingest]\nmax_message_mb = 1\n")
+        write_settings(site.vault.path, "[ingest]\nmax_message_mb = 1\n")
         running = start_serving(site.vault, {"web": ["127.0.0.1:0"]})
         try:
             # serve samples storage per tier at start, before anyone looks.

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from mailvault.accounts import sessions, users
 from mailvault.store import audit, schema
+from tests.support import catalog_bytes
 from tests.web.site import ACTOR, PASSWORD, Site, site_fixture
 
 
@@ -42,7 +43,7 @@ def test_sign_in_keeps_only_a_hash_of_the_session_token(site: Site) -> None:
     with site.vault.engine.connect() as conn:
         stored = conn.execute(select(schema.web_sessions.c.token_hash)).scalars().all()
     assert stored == [hashlib.sha256(cookie.encode()).hexdigest()]
-    assert cookie not in (site.vault.path / "catalog.sqlite").read_bytes().decode("latin-1")
+    assert cookie.encode() not in catalog_bytes(site.vault.path)
     page = browser.get("/")
     assert page.status_code == 200 and 'id="who">audrey<' in page.text
     assert ("web:127.0.0.1", "login") in audit_actions(site)
