@@ -185,6 +185,14 @@ class Vault:
         if not cls.exists(path):
             raise VaultError(f"there is no vault in {path} (create one with 'mailvault init').")
         settings = load_settings(path)
+        if (not settings.catalog.url and not (path / CATALOG_FILE).exists()
+                and (path / HEAD_FILE).exists()):
+            # The audit log has entries, so the catalog existed: opening would make a new,
+            # empty one and the archive would look empty (a mailvault.toml that lost its
+            # [catalog] url, or a deleted catalog.sqlite).
+            raise VaultError(f"the catalog of the vault in {path} is missing: there is no "
+                             f"{CATALOG_FILE} and mailvault.toml names no [catalog] url; put "
+                             "the catalog (or that setting) back, or restore a backup.")
         for folder in (path, *_tier_folders_outside(path, settings)):
             file_modes.tighten(folder)
         # Files replaced whole (the config, the status file, disposition reports) sit in the

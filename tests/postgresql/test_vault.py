@@ -113,3 +113,21 @@ def test_the_corpus_reads_back_byte_exact_from_a_postgresql_catalog(
     got = run("get", str(found[0]["id"]), "--raw", "--vault", vault)
     assert got.returncode == 0
     assert got.stdout == expected[found[0]["sha256"]]
+
+
+def test_a_settings_file_that_lost_its_catalog_is_refused_not_opened_empty(
+        pg_catalog: Catalog, tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    _init(vault, pg_catalog)
+    settings = vault / "mailvault.toml"
+    kept = settings.read_text(encoding="utf-8")
+    settings.write_text("\n".join(line for line in kept.splitlines()
+                                  if not line.startswith("url")) + "\n", encoding="utf-8")
+
+    refused = run("count", "", "--vault", vault)
+
+    assert refused.returncode != 0
+    assert "catalog of the vault" in refused.stderr.decode()
+    assert not (vault / CATALOG_FILE).exists()  # no new, empty catalog made
+    settings.write_text(kept, encoding="utf-8")
+    assert run("count", "", "--vault", vault).returncode == 0
