@@ -196,12 +196,6 @@ def _count(result: tantivy.SearchResult) -> int:
     return int(getattr(result, "count", 0) or 0)
 
 
-def _schema(word_runs: bool) -> tantivy.Schema:
-    """The schema of the newest layout with (or without) the word runs."""
-    return layout_schema(max((layout for layout in LAYOUTS.values()
-                              if layout.word_runs == word_runs), key=lambda x: x.version))
-
-
 def layout_schema(layout: Layout) -> tantivy.Schema:
     """The Tantivy schema of an index folder of this layout."""
     builder = tantivy.SchemaBuilder()

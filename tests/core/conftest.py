@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tantivy
 
+from mailvault.search.index import LAYOUTS, MARKER_FILE, layout_schema
 from tests.core.corpus_reading import Expected, corpus_messages
 from tests.postgres import SEARCH_BACKENDS, search_init_options
-from tests.support import run
+from tests.support import invoke, run, write_mbox
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,22 @@ def _imported(corpus: Path, folder: Path, options: list[str]) -> CorpusVault:
                    "--vault", path, "--json")
     assert imported.returncode == 0, imported.stderr.decode()
     return CorpusVault(path, json.loads(imported.stdout), corpus_messages(corpus))
+
+
+def vault_with_older_index(path: Path, corpus: Path, version: int,
+                           messages: list[bytes]) -> Path:
+    """A vault holding Enron's inbox and ``messages`` whose index folder is what an older
+    mailvault left, of index schema ``version``: its fields and its version in the marker,
+    no documents yet (healing on the next open writes them as that layout holds them)."""
+    invoke("init", "--vault", path)
+    built = path.parent / "built.mbox"
+    write_mbox(built, messages)
+    for source in (corpus / "mbox" / "enron-allen-p" / "inbox.mbox", built):
+        assert invoke("import", source, "--vault", path).exit_code == 0
+    folder = path / "index"
+    for entry in folder.iterdir():
+        entry.unlink()
+    tantivy.Index(layout_schema(LAYOUTS[version]), path=str(folder))
+    (folder / MARKER_FILE).write_text(json.dumps(
+        {"watermark": 0, "generation": 0, "schema": version}))
+    return path

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import tantivy
 
 from mailvault.search import query as q
 from mailvault.search.document import IndexDoc
@@ -19,11 +18,11 @@ from mailvault.search.index import (
     ORDER_ID_BITS,
     SCHEMA_VERSION,
     SearchIndex,
-    layout_schema,
     order_key,
 )
 from mailvault.vault import Vault
-from tests.support import Attachment, build_message, invoke, search_json, write_mbox
+from tests.core.conftest import vault_with_older_index
+from tests.support import Attachment, build_message, invoke, search_json
 
 BEFORE = 4
 
@@ -31,25 +30,12 @@ BEFORE = 4
 @pytest.fixture
 def older(tmp_path: Path, corpus: Path) -> Path:
     """A vault whose index folder was built with the layout before the newest."""
-    path = tmp_path / "vault"
-    invoke("init", "--vault", path)
-    write_mbox(tmp_path / "built.mbox", [
+    return vault_with_older_index(tmp_path / "vault", corpus, BEFORE, [
         build_message(sender='"Phillip Allen" <pa@example.org>', subject="display name"),
         build_message(sender="phillip_allen@example.org", subject="same date"),
         build_message(subject="natural gas forecast", date=datetime(2001, 5, 14, tzinfo=UTC),
                       attachments=[Attachment("west.pdf", bytes(range(256)) * 100,
                                               "application/pdf")])])
-    for source in (corpus / "mbox" / "enron-allen-p" / "inbox.mbox", tmp_path / "built.mbox"):
-        assert invoke("import", source, "--vault", path).exit_code == 0
-    folder = path / "index"
-    for entry in folder.iterdir():
-        entry.unlink()
-    # What the mailvault before this one left: its schema and its version in the marker;
-    # the documents come from healing on the next open, as that version wrote them.
-    tantivy.Index(layout_schema(LAYOUTS[BEFORE]), path=str(folder))
-    (folder / MARKER_FILE).write_text(json.dumps(
-        {"watermark": 0, "generation": 0, "schema": BEFORE}))
-    return path
 
 
 QUERIES = ["", "from:phillip.allen", "subject:gas", '"natural gas"', "west*", "has:attachment",

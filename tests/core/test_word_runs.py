@@ -12,17 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tantivy
 
 from mailvault.search import indexing
 from mailvault.search import query as q
 from mailvault.search.document import IndexDoc
 from mailvault.search.index import MARKER_FILE, PHRASE_SCHEMA_VERSION, SCHEMA_VERSION, SearchIndex
-from mailvault.search.index import _schema as index_schema
 from mailvault.store import catalog
 from mailvault.vault import Vault
-from tests.core.conftest import CorpusVault
-from tests.support import build_message, invoke, search_json, write_mbox
+from tests.core.conftest import CorpusVault, vault_with_older_index
+from tests.support import build_message, invoke, search_json
 
 FIELDS = ("from", "to", "cc", "bcc")
 
@@ -145,22 +143,9 @@ def test_made_up_values_answer_the_same_by_runs_and_by_phrase(tmp_path: Path) ->
 @pytest.fixture
 def older(tmp_path: Path, corpus: Path) -> Path:
     """A vault whose index folder was built with the schema before the word runs."""
-    path = tmp_path / "vault"
-    invoke("init", "--vault", path)
-    write_mbox(tmp_path / "built.mbox", [
+    return vault_with_older_index(tmp_path / "vault", corpus, PHRASE_SCHEMA_VERSION, [
         build_message(sender='"Phillip Allen" <pa@example.org>', subject="display name"),
         build_message(sender="phillip_allen@example.org", subject="underscore")])
-    for source in (corpus / "mbox" / "enron-allen-p" / "inbox.mbox", tmp_path / "built.mbox"):
-        assert invoke("import", source, "--vault", path).exit_code == 0
-    folder = path / "index"
-    for entry in folder.iterdir():
-        entry.unlink()
-    # What an older mailvault left: its schema's fields and its version in the marker; the
-    # documents come from healing on the next open, as that version wrote them.
-    tantivy.Index(index_schema(False), path=str(folder))
-    (folder / MARKER_FILE).write_text(json.dumps(
-        {"watermark": 0, "generation": 0, "schema": PHRASE_SCHEMA_VERSION}))
-    return path
 
 
 QUERIES = ["from:phillip.allen", "to:k..allen@enron.com", "from:phillip", "from:phil",
