@@ -89,6 +89,9 @@ async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str
             for endpoint in endpoints:
                 status.listening(endpoint)
             listening += endpoints
+        # The status file exists before the server says it listens: `status` run right after
+        # already finds it running (and a disk that fills at once still leaves a file to read).
+        _publish(vault, status, spool)
         if on_ready is not None:
             on_ready(listening)
         while not stop.is_set():

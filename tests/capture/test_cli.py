@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from mailvault.capture.status import read_status
 from mailvault.capture.users import USERS_FILE
 from mailvault.store import audit
 from mailvault.vault import Vault
@@ -52,6 +53,15 @@ def test_status_shows_the_running_endpoint(vault: Vault,
     assert "spool: 0 waiting for the vault" in text
     running.stop()
     assert "capture: not running" in run("status", "--vault", str(vault.path)).stdout
+
+
+def test_status_says_running_as_soon_as_serve_listens(vault: Vault,
+                                                      serving: Callable[..., Running]) -> None:
+    """No window after 'listening' in which `status` says serve never ran (a disk that fills
+    at that moment would otherwise leave no status file at all)."""
+    serving()
+    data = read_status(vault.path)
+    assert data is not None and data["running"], data
 
 
 def test_smtp_users_are_kept_hashed_and_audited(vault_path: Path) -> None:
