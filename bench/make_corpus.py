@@ -55,12 +55,13 @@ def vary(raw: bytes, number: int, rng: random.Random) -> bytes:
     return head.rstrip(b"\n") + b"\n\n" + body
 
 
-def write_mbox(out: Path, count: int, seed: int = 1) -> int:
-    """Write ``count`` messages to an mboxrd file; returns its size in bytes."""
+def write_mbox(out: Path, count: int, seed: int = 1, start: int = 0) -> int:
+    """Write ``count`` messages, numbered from ``start`` (so that chunks written one after
+    the other are distinct), to an mboxrd file; returns its size in bytes."""
     rng = random.Random(seed)
     pool = seeds(CORPUS)
     with open(out, "wb") as handle:
-        for number in range(count):
+        for number in range(start, start + count):
             message = vary(pool[number % len(pool)], number, rng)
             message = _FROM_LINE.sub(b">From ", message)
             handle.write(b"From bench@mailvault Thu Jan  1 00:00:00 2004\n")
