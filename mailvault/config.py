@@ -147,6 +147,12 @@ class StoreSettings:
     s3_object_mb: int = setting(
         8, "With s3:// blobs, a volume is sealed and uploaded as one object at this size."
     )
+    s3_upload_after_s: int = setting(
+        600,
+        "With s3:// blobs, under serve a volume that has taken mail for this many seconds is "
+        "sealed and uploaded even if smaller than s3_object_mb: a quiet node's mail reaches "
+        "the bucket within about this time.",
+    )
     s3_credentials_file: str = setting(
         "",
         "An AWS-style credentials file read at each start (empty: the credentials sealed in "

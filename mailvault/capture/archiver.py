@@ -24,11 +24,15 @@ from mailvault import lifeline
 from mailvault.capture.drain import Drain
 from mailvault.capture.spool import Position, Span, Spool, SpooledMessage, read_spans
 from mailvault.capture.status import CaptureStatus
+from mailvault.compliance import object_lock
 from mailvault.errors import MailvaultError
 from mailvault.ingest.pipeline import Pipeline
 from mailvault.vault import Vault
 
 RESTART_AFTER_S = 2.0
+# How often the archiver looks for volumes to upload, at most (a pass reads the catalog's
+# volume list).
+UPLOAD_CHECK_S = 60.0
 _EXIT_GRACE_S = 30.0
 
 
@@ -152,6 +156,32 @@ class RemoteSpool:
             self.conn.send(message)
 
 
+class BucketUploads:
+    """The archiver's uploads, for a vault whose blobs go to a bucket: every volume this node
+    wrote goes up once it is full or has taken mail for ``[store] s3_upload_after_s``, while
+    serve runs (each node uploads its own: the volumes are on its disk). Without it a quiet
+    node's last volume, and every volume of a node that runs no lifecycle pass, would stay
+    on local disk until serve stops."""
+
+    def __init__(self, vault: Vault, source: RemoteSpool) -> None:
+        self.vault = vault
+        self.source = source
+        self._after_s = float(vault.settings.store.s3_upload_after_s)
+        self._every_s = min(UPLOAD_CHECK_S, max(self._after_s / 2, 0.1))
+        self._next = 0.0
+
+    def __call__(self) -> None:
+        moment = time.monotonic()
+        if moment < self._next:
+            return
+        self._next = moment + self._every_s
+        try:
+            object_lock.upload_aged(self.vault, self._after_s)
+        except MailvaultError as exc:
+            # The volumes stay durable on this disk; the next pass tries again.
+            self.source.error(f"uploading to the bucket failed (will retry): {exc}")
+
+
 def run_archiver(vault_path: str, spool_folder: str, conn: Connection,
                  start: tuple[int, int], actor: str, server: int) -> None:
     """The archiver process: open the vault and drain until told to stop."""
@@ -163,7 +193,7 @@ def run_archiver(vault_path: str, spool_folder: str, conn: Connection,
     source = RemoteSpool(Path(spool_folder), conn)
     try:
         with Vault.open(Path(vault_path)) as vault, Pipeline(vault, actor=actor) as pipeline:
-            Drain(source, pipeline, Position(*start)).run()
+            Drain(source, pipeline, Position(*start), BucketUploads(vault, source)).run()
     except MailvaultError as exc:
         source.error(f"the archiver cannot open the vault: {exc}")
         raise SystemExit(1) from exc

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from mailvault.capture.arrival import to_incoming
@@ -59,9 +59,13 @@ class SpoolSource(Protocol):
 class Drain:
     """Runs ``pipeline.archive_many`` over the spool until the source says stop."""
 
-    def __init__(self, source: SpoolSource, pipeline: Pipeline, start: Position) -> None:
+    def __init__(self, source: SpoolSource, pipeline: Pipeline, start: Position,
+                 upkeep: Callable[[], None] | None = None) -> None:
         self.source = source
         self.pipeline = pipeline
+        # Run after every read, mail or not (it keeps its own pace and reports its own
+        # failures): the archiver's uploads to a bucket.
+        self._upkeep = upkeep
         self._committed = start
         self._index_problem = ""
         # A read takes a few pipeline batches, so the pipeline can prepare the next batch
@@ -79,6 +83,8 @@ class Drain:
             records = self.source.read(self._committed, self._read_size, IDLE_WAIT_S)
             if records is None:
                 return
+            if self._upkeep is not None:
+                self._upkeep()
             behind = bool(self.pipeline.vault.index_problem)
             heal_due = time.monotonic() - healed_at >= heal_every
             if not records and not heal_due:

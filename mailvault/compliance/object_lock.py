@@ -53,11 +53,26 @@ def upload_pending(vault: Vault) -> UploadReport:
     it with its lock; the catalog then names the object and the local file goes. Run when a
     command ends and when one starts, so a node killed between its local write and its upload
     finishes the upload when it runs again."""
+    if isinstance(vault.blobs, ObjectBlobStore):
+        vault.blobs.seal_open()
+    return _upload_sealed(vault)
+
+
+def upload_aged(vault: Vault, seconds: float) -> UploadReport:
+    """What a process that keeps writing (serve's archiver) runs now and then: seal the
+    volumes it has appended to for ``seconds`` or more, leave younger ones open, and upload
+    every sealed local volume (those that filled up included) with its lock."""
+    if not isinstance(vault.blobs, ObjectBlobStore):
+        return UploadReport()
+    vault.blobs.seal_older_than(seconds)
+    return _upload_sealed(vault)
+
+
+def _upload_sealed(vault: Vault) -> UploadReport:
     report = UploadReport()
     store = vault.blobs
     if not isinstance(store, ObjectBlobStore):
         return report
-    store.seal_open()
     ready: list[tuple[int, Path]] = []
     for volume_id, place in sorted(catalog.volume_places(vault.engine).items()):
         if place.startswith((SCHEME, DELETED)):

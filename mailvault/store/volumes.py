@@ -19,6 +19,7 @@ import os
 import stat
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,8 @@ class Volumes:
         self._size = 0
         self._dirty = False
         self._new_file = False
+        # When this process began appending to the open volume (monotonic seconds).
+        self._opened_at: float | None = None
         self._readers: dict[int, int] = {}
         # Under serve, the drain and the lifecycle pass may write one tier from two threads.
         self._lock = threading.RLock()
@@ -137,6 +140,16 @@ class Volumes:
             os.close(self._file)
             self._file = None
             self._current = None
+            self._opened_at = None
+
+    def seal_older_than(self, seconds: float) -> bool:
+        """Seal the open volume if this process began appending to it at least ``seconds``
+        ago; whether it did."""
+        with self._lock:
+            if self._opened_at is None or time.monotonic() - self._opened_at < seconds:
+                return False
+            self.seal()
+            return True
 
     def read(self, location: Location) -> bytes:
         """The record at a location (header and payload)."""
@@ -191,6 +204,7 @@ class Volumes:
                 info = os.fstat(fd)
                 self._file, self._size = fd, info.st_size
                 if info.st_mode & stat.S_IWUSR and info.st_nlink and self._size < self.max_bytes:
+                    self._opened_at = time.monotonic()
                     return self._file
                 if info.st_mode & stat.S_IWUSR and info.st_nlink:
                     self.seal()
@@ -211,6 +225,7 @@ class Volumes:
             raise _store_error(exc, "create a volume") from exc
         self._size = 0
         self._new_file = True
+        self._opened_at = time.monotonic()
         return self._file
 
     def _truncate_to(self, size: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import smtplib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from mailvault.store.objects import SCHEME, ObjectBlobStore
 from mailvault.usecases import disposition, holds
 from mailvault.vault import Vault
 from tests import s3_server as moto
+from tests.capture.conftest import build, running_serve, wait_until
 from tests.core.corpus_reading import mbox_messages
 from tests.support import run
 
@@ -327,3 +329,31 @@ def test_the_backup_command_copies_the_objects(s3_vault: tuple[Path, str]) -> No
     assert f"1 of them objects of s3://{bucket}/archive" in done.stdout.decode()
     checked = run("backup", "verify", path.parent / "backup")
     assert checked.returncode == 0, checked.stdout.decode()
+
+
+def test_serve_uploads_a_quiet_nodes_mail_while_it_runs(
+        s3_vault: tuple[Path, str], s3_env: moto.MotoServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mail taken by SMTP reaches the bucket while serve still runs, though its volume is far
+    from full (1 MB objects here): the archiver seals a volume that has taken mail for
+    ``s3_upload_after_s`` and uploads it; mail that arrives after goes into a new volume,
+    which follows the same way."""
+    path, bucket = s3_vault
+    monkeypatch.setenv("MAILVAULT_STORE_S3_UPLOAD_AFTER_S", "1")
+    first, second = build("quiet node, first"), build("quiet node, second")
+    with Vault.open(path) as vault, running_serve(vault) as running:
+        def sent_and_uploaded(raw: bytes, objects: int) -> None:
+            with smtplib.SMTP("127.0.0.1", running.port()) as client:
+                client.sendmail("alice@example.org", ["archive@example.org"], raw)
+            wait_until(lambda: len(_objects(s3_env, bucket)) == objects
+                       and _local_volumes(path) == [], what=f"{objects} object(s), no local volume")
+
+        sent_and_uploaded(first, 1)
+        sent_and_uploaded(second, 2)
+        with vault.engine.connect() as conn:
+            rows = list(catalog.iter_messages(conn))
+            places = catalog.volume_places(vault.engine)
+        assert {vault.read_raw(r) for r in rows} == {first, second}
+        assert all(place.startswith(SCHEME) for place in places.values())
+        # Each object carries the lock its mail needs.
+        assert object_lock.lock_problems(vault) == []
