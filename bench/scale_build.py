@@ -159,6 +159,8 @@ def main() -> None:
         if args.catalog and args.search_backend == "postgresql":
             catalog -= int(found["index_bytes"])
         print(json.dumps({
+            "catalog": "postgresql" if args.catalog else "sqlite",
+            "search": args.search_backend if args.catalog else "tantivy",
             "messages": have,
             "archived": summary["archived"],
             "seconds": round(elapsed, 1),
