@@ -68,6 +68,13 @@ class Provenance:
         data["extra"] = dict(self.extra)
         return data
 
+    def to_stored_json(self) -> dict[str, Any]:
+        """``to_json()`` without the fields left at their defaults (None, empty): what the
+        catalog keeps for each arrival, a third of the full form for a file's messages.
+        ``from_json`` gives them back."""
+        return {name: value for name, value in self.to_json().items()
+                if name in ("kind", "source") or value not in (None, [], {})}
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Provenance:
         """The inverse of to_json()."""

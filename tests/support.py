@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 
 from mailvault.cli import app
 from mailvault.config import CONFIG_FILE, load_settings
+from mailvault.records import Provenance
 from mailvault.store import catalog_copy, vault_format
 from mailvault.vault import CATALOG_FILE, open_catalog
 
@@ -46,6 +47,11 @@ class Attachment:
     filename: str
     data: bytes
     content_type: str = "application/octet-stream"
+
+
+def stored_provenance(data: str) -> dict[str, Any]:
+    """An arrival as the catalog keeps it (only the fields that are set), every field back."""
+    return Provenance.from_json(json.loads(data)).to_json()
 
 
 def unavailable(reason: str) -> NoReturn:

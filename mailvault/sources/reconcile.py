@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mailvault.errors import SourceError
+from mailvault.records import Provenance
 from mailvault.sources import scope, state
 from mailvault.sources.definitions import MAILDROP_KINDS, SourceSpec
 from mailvault.sources.imap import Endpoint, ImapSession
@@ -178,7 +179,8 @@ def _recorded(vault: Vault, spec: SourceSpec, account: str
         for data in conn.execute(select(prov.c.data).where(
                 prov.c.kind == spec.kind, prov.c.source == spec.name,
                 prov.c.account == account)).scalars():
-            record = json.loads(data)
+            # The catalog keeps only the fields that are set (Provenance.to_stored_json).
+            record = Provenance.from_json(json.loads(data)).to_json()
             archived[record["folder"]].add(_place(record))
         for row in conn.execute(select(fail.c.provenance, fail.c.reason).where(
                 fail.c.kind == spec.kind, fail.c.source == spec.name,

@@ -305,7 +305,7 @@ def add_provenances(conn: Connection, arrivals: Sequence[tuple[int, Provenance]]
                                                 "account", "received_at", "data"), [
             (m, key[1], prov.kind, shown(prov.source), _shown(prov.folder),
              _shown(prov.account), epoch(prov.received_at) if prov.received_at else stamp,
-             exact_json(prov.to_json())) for key, m, prov in fresh])
+             exact_json(prov.to_stored_json())) for key, m, prov in fresh])
         _add_envelope_addresses(conn, [(m, prov) for _, m, prov in fresh])
     return {m for _, m, _ in fresh}
 

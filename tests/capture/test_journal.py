@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import smtplib
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ from mailvault.search.query import parse
 from mailvault.store import catalog, schema
 from mailvault.vault import Vault
 from tests.capture.conftest import Running, build, message_count, wait_until
+from tests.support import stored_provenance
 
 ORIGINAL = (b"From: Michelle <michelle@contoso.com>\r\nTo: chris@contoso.com\r\n"
             b"Cc: sales@contoso.com\r\nSubject: Quarterly report\r\n"
@@ -79,7 +79,7 @@ def test_journal_report_over_smtp(vault: Vault, serving: Callable[..., Running])
         (row,) = catalog.messages_by_id(conn, [catalog.max_message_id(conn)])
         (data,) = conn.execute(select(schema.provenance.c.data)).scalars().all()
     assert vault.read_raw(row) == ORIGINAL
-    prov = json.loads(data)
+    prov = stored_provenance(data)
     assert prov["envelope_from"] == "michelle@contoso.com"
     assert "legal@contoso.com" in prov["envelope_to"]
     assert prov["extra"]["journal"] == "exchange"

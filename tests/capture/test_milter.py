@@ -18,6 +18,7 @@ from mailvault.records import Provenance
 from mailvault.store import catalog, schema
 from mailvault.vault import Vault
 from tests.capture.conftest import Running, message_count, wait_until
+from tests.support import stored_provenance
 
 
 class ScriptedMTA:
@@ -83,7 +84,7 @@ def test_scripted_conversation_without_no_reply_flags(
         (data_text,) = conn.execute(select(schema.provenance.c.data)).scalars().all()
     assert vault.read_raw(row) == (b"From: alice@example.org\r\nSubject: first\r\n\tfolded\r\n"
                                    b"\r\nkept\r\n")
-    prov = json.loads(data_text)
+    prov = stored_provenance(data_text)
     assert prov["envelope_from"] == "carol@example.org"
     assert prov["envelope_to"] == ["dan@example.org", "eve@example.org"]
     assert prov["client_address"] == "192.0.2.7" and prov["client_name"] == "mx.example.org"
@@ -111,7 +112,7 @@ def test_envelope_bytes_that_are_not_utf8_are_archived_with_the_bytes(
     wait_until(lambda: message_count(vault) == 1)
     with vault.engine.connect() as conn:
         (data_text,) = conn.execute(select(schema.provenance.c.data)).scalars().all()
-    prov = json.loads(data_text)
+    prov = stored_provenance(data_text)
     assert prov["envelope_from"] == "\\xff\\xfe@bad"
     assert prov["envelope_to"] == ["j\\xe9@x.org", "ok@example.org"]
     assert prov["helo"] == "h\\xe9st" and prov["client_name"] == "mx\\xff.example.org"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import smtplib
 import subprocess
@@ -19,6 +18,7 @@ from mailvault.vault import Vault
 from tests.capture.conftest import Running, build, message_count, wait_until
 from tests.capture.postfix import Postfix, start_postfix
 from tests.full_disk import fill
+from tests.support import stored_provenance
 
 
 @pytest.fixture
@@ -42,7 +42,8 @@ def postfix_factory() -> Iterator[Callable[[dict[str, str]], Postfix]]:
 
 def provenance_rows(vault: Vault) -> list[dict[str, object]]:
     with vault.engine.connect() as conn:
-        return [json.loads(d) for d in conn.execute(select(schema.provenance.c.data)).scalars()]
+        return [stored_provenance(d)
+                for d in conn.execute(select(schema.provenance.c.data)).scalars()]
 
 
 def test_always_bcc_copies_are_archived(vault: Vault, serving: Callable[..., Running],

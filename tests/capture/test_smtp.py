@@ -23,6 +23,7 @@ from mailvault.serve import spool_folder
 from mailvault.store import catalog, schema
 from mailvault.vault import Vault
 from tests.capture.conftest import Certificate, Running, build, message_count, wait_until
+from tests.support import stored_provenance
 
 Serving = Callable[..., Running]
 
@@ -37,7 +38,7 @@ def client_tls() -> ssl.SSLContext:
 def provenances(vault: Vault) -> list[dict[str, object]]:
     with vault.engine.connect() as conn:
         rows = conn.execute(select(schema.provenance.c.data)).all()
-    return [json.loads(r.data) for r in rows]
+    return [stored_provenance(r.data) for r in rows]
 
 
 def raw_of_only_message(vault: Vault) -> bytes:

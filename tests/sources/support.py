@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
@@ -14,6 +13,7 @@ from mailvault.sources.report import SyncReport
 from mailvault.sources.sync import sync
 from mailvault.store import schema
 from mailvault.vault import Vault
+from tests.support import stored_provenance
 
 
 def run_sync(vault: Vault, spec: SourceSpec) -> SyncReport:
@@ -32,7 +32,7 @@ def arrivals(vault: Vault, source: str) -> list[dict[str, Any]]:
     with vault.engine.connect() as conn:
         rows = conn.execute(select(schema.provenance.c.data)
                             .where(schema.provenance.c.source == source)).scalars()
-        return [json.loads(r) for r in rows]
+        return [stored_provenance(r) for r in rows]
 
 
 def per_folder(vault: Vault, source: str) -> Counter[tuple[str, str]]:
