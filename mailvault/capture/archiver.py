@@ -180,6 +180,9 @@ class BucketUploads:
         except MailvaultError as exc:
             # The volumes stay durable on this disk; the next pass tries again.
             self.source.error(f"uploading to the bucket failed (will retry): {exc}")
+        except OSError as exc:
+            # Another node or command uploaded and removed the file while this one read it.
+            self.source.error(f"uploading to the bucket failed (will retry): {exc.strerror}.")
 
 
 def run_archiver(vault_path: str, spool_folder: str, conn: Connection,
