@@ -10,6 +10,7 @@
     ├── NotFoundError         no message, source or policy by that name or id
     ├── QueryError            a search query that cannot be parsed
     ├── InputError            a path or file that cannot be imported (missing, unreadable)
+    │   └── BusyError         the job asked for runs now in another process or on another node
     ├── SourceError           a remote source failed (login, network, TLS); carries whether to retry
     ├── GatewayError          a gateway mailbox refused an operation
     │   ├── MailboxUnavailable  no mailbox by that id or address, or it is suspended
@@ -64,6 +65,10 @@ class QueryError(MailvaultError):
 
 class InputError(MailvaultError):
     """A file or folder given to import cannot be read as mail."""
+
+
+class BusyError(InputError):
+    """The job asked for is running now in another process or on another node."""
 
 
 class SourceError(MailvaultError):

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from mailvault.capture.services import PeriodicService
 from mailvault.compliance import compaction, object_lock, retention, tiers
-from mailvault.errors import ConfigError
+from mailvault.errors import BusyError, ConfigError
 from mailvault.store import schema
 from mailvault.store.catalog import now
 
@@ -54,7 +54,10 @@ def apply(vault: Vault, actor: str = ACTOR,
     ends it early at a batch boundary."""
     report = LifecycleReport()
     for job in tiers.unfinished(vault):
-        tiers.run_job(vault, job.id, stopping=stopping)
+        try:
+            tiers.run_job(vault, job.id, stopping=stopping)
+        except BusyError:
+            continue  # a command or another node is moving it now
         report.resumed.append(job.id)
     settings = vault.settings.tiers
     rules = (("deep", settings.deep_after_days, ("active", "open")),

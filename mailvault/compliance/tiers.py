@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from mailvault.compliance.packing import Packer, Written, warmest
-from mailvault.errors import InputError, NotFoundError
+from mailvault.errors import BusyError, InputError, NotFoundError
 from mailvault.search.query import parse
-from mailvault.store import audit, catalog, dictionaries, schema
+from mailvault.store import audit, catalog, claims, dictionaries, schema
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART
 from mailvault.store.catalog import MessageRow, from_epoch, now
 
@@ -102,13 +102,28 @@ def run_job(vault: Vault, job_id: int,
             stopping: Callable[[], bool] | None = None) -> Job:
     """Move what is left of a job, batch by batch; safe to run again after a crash.
     ``stopping`` is asked between batches: when it says so, the job is left running (a later
-    run finishes it)."""
+    run finishes it). The job is claimed (``tier-move:ID``) while it runs, so a command and
+    a serve node's lifecycle pass, or two nodes, never move the same job at once: the second
+    gets BusyError."""
     with vault.engine.connect() as conn:
         job = _job(conn, job_id)
     if job.state == DONE:
         return job
+    name = f"tier-move:{job_id}"
+    lease = claims.hold(vault.engine, vault.settings.serve, name)
+    if lease is None:
+        node = claims.holder_of(vault.engine, name) or "another node"
+        raise BusyError(f"tier move job {job_id} is running on {node}.")
+    with lease:
+        return _run_job(vault, job, progress,
+                        lambda: lease.lost() or (stopping is not None and stopping()))
+
+
+def _run_job(vault: Vault, job: Job, progress: Callable[[int, int], None] | None,
+             stopping: Callable[[], bool]) -> Job:
+    job_id = job.id
     while True:
-        if stopping is not None and stopping():
+        if stopping():
             return job
         with vault.engine.connect() as conn:
             rows, gone = _next_batch(vault, conn, job)

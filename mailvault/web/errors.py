@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from mailvault.errors import (
     AuthenticationError,
+    BusyError,
     ConfigError,
     GatewayError,
     InputError,
@@ -34,6 +35,8 @@ STATUS: tuple[tuple[type[MailvaultError], int], ...] = (
     (NotFoundError, 404),
     (PermissionDenied, 403),
     (QueryError, 400),
+    # The job runs now elsewhere: the request may succeed later, as it stands.
+    (BusyError, 409),
     (InputError, 400),
     (AuthenticationError, 401),
     # The mail server a request named (a restore's mailbox) refused the login or the

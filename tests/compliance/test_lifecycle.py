@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from mailvault.compliance import lifecycle, tiers
-from mailvault.store import schema
+from mailvault.errors import BusyError
+from mailvault.store import claims, schema
 from mailvault.vault import Vault
 from tests.compliance.conftest import archive
 from tests.support import build_message
@@ -42,6 +43,24 @@ def test_rules_move_mail_by_age(small_vault: Vault, monkeypatch: pytest.MonkeyPa
 def test_a_pass_resumes_unfinished_moves(small_vault: Vault) -> None:
     ids = archive(small_vault, [build_message(subject=f"m{n}") for n in range(3)])
     job = tiers.create_job(small_vault, ids, "open", "left behind", "admin")
+    assert lifecycle.apply(small_vault).resumed == [job.id]
+    assert set(tier_of(small_vault).values()) == {"open"}
+
+
+def test_a_move_another_node_is_running_is_refused_here_and_skipped_by_the_pass(
+        small_vault: Vault) -> None:
+    """A tier job is claimed while it runs: a command (or a pass) on a second node is told
+    where it runs instead of moving the same messages at the same time, and the pass goes
+    on with the rest of its work; once the other node lets go, it is finished here."""
+    ids = archive(small_vault, [build_message(subject=f"busy {n}") for n in range(3)])
+    job = tiers.create_job(small_vault, ids, "open", "by hand elsewhere", "admin")
+    held = claims.claim(small_vault.engine, f"tier-move:{job.id}", "node-b", 600)
+    assert held is not None
+    with pytest.raises(BusyError, match=f"tier move job {job.id} is running on node-b"):
+        tiers.run_job(small_vault, job.id)
+    assert lifecycle.apply(small_vault).resumed == []
+    assert set(tier_of(small_vault).values()) == {"active"}
+    claims.release(small_vault.engine, held)
     assert lifecycle.apply(small_vault).resumed == [job.id]
     assert set(tier_of(small_vault).values()) == {"open"}
 
