@@ -10,7 +10,7 @@
     ├── NotFoundError         no message, source or policy by that name or id
     ├── QueryError            a search query that cannot be parsed
     ├── InputError            a path or file that cannot be imported (missing, unreadable)
-    │   └── BusyError         the job asked for runs now in another process or on another node
+    │   └── BusyError         a job (tier move, export, restore, disposition) runs now elsewhere
     ├── SourceError           a remote source failed (login, network, TLS); carries whether to retry
     ├── GatewayError          a gateway mailbox refused an operation
     │   ├── MailboxUnavailable  no mailbox by that id or address, or it is suspended

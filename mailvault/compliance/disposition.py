@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Table, insert, select, update
 
 from mailvault.compliance import compaction, holds, object_lock, retention
-from mailvault.errors import InputError, NotFoundError
+from mailvault.errors import BusyError, InputError, NotFoundError
 from mailvault.store import audit, catalog, claims, file_modes, schema
 from mailvault.store.catalog import from_epoch, now
 
@@ -240,7 +240,7 @@ def _execute(vault: Vault, run: Run, approver: str) -> Run:
     lease = claims.hold(vault.engine, vault.settings.serve, job)
     if lease is None:
         node = claims.holder_of(vault.engine, job) or "another node"
-        raise InputError(f"disposition run {run.id} is being executed on {node}.")
+        raise BusyError(f"disposition run {run.id} is being executed on {node}.")
     with lease:
         return _execute_held(vault, run, approver)
 

@@ -47,7 +47,7 @@ from mailvault import lifeline
 from mailvault.discovery import documents, jobs, loadfile, manifest, mbox, signing
 from mailvault.discovery.jobs import ExportJob
 from mailvault.discovery.manifest import LOAD_FILE
-from mailvault.errors import InputError, StorageFullError, StoreError
+from mailvault.errors import BusyError, InputError, StorageFullError, StoreError
 from mailvault.message import Extractor
 from mailvault.search.extract import Limits, extractor
 from mailvault.store import catalog, claims, file_modes
@@ -128,11 +128,11 @@ def _running(vault: Vault, job: ExportJob) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(f"export job {job.id} is running in another process.") from None
+            raise BusyError(f"export job {job.id} is running in another process.") from None
         lease = claims.hold(vault.engine, vault.settings.serve, f"export:{job.id}")
         if lease is None:
             node = claims.holder_of(vault.engine, f"export:{job.id}") or "another node"
-            raise InputError(f"export job {job.id} is running on {node}.")
+            raise BusyError(f"export job {job.id} is running on {node}.")
         with lease:
             yield
     finally:

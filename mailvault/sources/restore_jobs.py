@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
-from mailvault.errors import InputError, NotFoundError
+from mailvault.errors import BusyError, NotFoundError
 from mailvault.store import file_modes, schema
 from mailvault.store.catalog import from_epoch, now
 
@@ -134,7 +134,7 @@ def running(vault: Vault, job: RestoreJob) -> Iterator[RestoreJob]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(f"restore {job.id} is running in another process.") from None
+            raise BusyError(f"restore {job.id} is running in another process.") from None
         table = schema.restore_jobs
         with vault.engine.begin() as conn:
             conn.execute(update(table).where(table.c.id == job.id).values(
