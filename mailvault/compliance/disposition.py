@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Table, insert, select, update
 
 from mailvault.compliance import compaction, holds, object_lock, retention
-from mailvault.errors import BusyError, InputError, NotFoundError
+from mailvault.errors import InputError, NotFoundError
 from mailvault.store import audit, catalog, claims, file_modes, schema
 from mailvault.store.catalog import from_epoch, now
 
@@ -236,12 +236,8 @@ def runs(vault: Vault, limit: int = 20) -> list[Run]:
 def _execute(vault: Vault, run: Run, approver: str) -> Run:
     """Execute the run under its job claim (``disposition:RUN``): two nodes (or two
     administrators) finishing the same interrupted run would dispose of it twice at once."""
-    job = f"disposition:{run.id}"
-    lease = claims.hold(vault.engine, vault.settings.serve, job)
-    if lease is None:
-        node = claims.holder_of(vault.engine, job) or "another node"
-        raise BusyError(f"disposition run {run.id} is being executed on {node}.")
-    with lease:
+    with claims.hold_or_busy(vault.engine, vault.settings.serve, f"disposition:{run.id}",
+                             f"disposition run {run.id}"):
         return _execute_held(vault, run, approver)
 
 

@@ -53,9 +53,10 @@ def upload_pending(vault: Vault) -> UploadReport:
     it with its lock; the catalog then names the object and the local file goes. Run when a
     command ends and when one starts, so a node killed between its local write and its upload
     finishes the upload when it runs again."""
-    if isinstance(vault.blobs, ObjectBlobStore):
-        vault.blobs.seal_open()
-    return _upload_sealed(vault)
+    if not isinstance(vault.blobs, ObjectBlobStore):
+        return UploadReport()
+    vault.blobs.seal_open()
+    return _upload_sealed(vault, vault.blobs)
 
 
 def upload_aged(vault: Vault, seconds: float) -> UploadReport:
@@ -65,14 +66,11 @@ def upload_aged(vault: Vault, seconds: float) -> UploadReport:
     if not isinstance(vault.blobs, ObjectBlobStore):
         return UploadReport()
     vault.blobs.seal_older_than(seconds)
-    return _upload_sealed(vault)
+    return _upload_sealed(vault, vault.blobs)
 
 
-def _upload_sealed(vault: Vault) -> UploadReport:
+def _upload_sealed(vault: Vault, store: ObjectBlobStore) -> UploadReport:
     report = UploadReport()
-    store = vault.blobs
-    if not isinstance(store, ObjectBlobStore):
-        return report
     ready: list[tuple[int, Path]] = []
     for volume_id, place in sorted(catalog.volume_places(vault.engine).items()):
         if place.startswith((SCHEME, DELETED)):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from mailvault.compliance.packing import Packer, Written, warmest
-from mailvault.errors import BusyError, InputError, NotFoundError
+from mailvault.errors import InputError, NotFoundError
 from mailvault.search.query import parse
 from mailvault.store import audit, catalog, claims, dictionaries, schema
 from mailvault.store.blobs import KIND_MESSAGE, KIND_PART
@@ -109,11 +109,8 @@ def run_job(vault: Vault, job_id: int,
         job = _job(conn, job_id)
     if job.state == DONE:
         return job
-    name = f"tier-move:{job_id}"
-    lease = claims.hold(vault.engine, vault.settings.serve, name)
-    if lease is None:
-        node = claims.holder_of(vault.engine, name) or "another node"
-        raise BusyError(f"tier move job {job_id} is running on {node}.")
+    lease = claims.hold_or_busy(vault.engine, vault.settings.serve, f"tier-move:{job_id}",
+                                f"tier move job {job_id}")
     with lease:
         return _run_job(vault, job, progress,
                         lambda: lease.lost() or (stopping is not None and stopping()))

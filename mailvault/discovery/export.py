@@ -129,11 +129,8 @@ def _running(vault: Vault, job: ExportJob) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BusyError(f"export job {job.id} is running in another process.") from None
-        lease = claims.hold(vault.engine, vault.settings.serve, f"export:{job.id}")
-        if lease is None:
-            node = claims.holder_of(vault.engine, f"export:{job.id}") or "another node"
-            raise BusyError(f"export job {job.id} is running on {node}.")
-        with lease:
+        with claims.hold_or_busy(vault.engine, vault.settings.serve, f"export:{job.id}",
+                                 f"export job {job.id}"):
             yield
     finally:
         os.close(fd)

@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select, update
 
 from mailvault.config import ServeSettings
+from mailvault.errors import BusyError
 from mailvault.store import database, schema
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,16 @@ class Lease:
                 self._lost.set()
                 return
             self.claim = renewed
+
+
+def hold_or_busy(engine: Engine, settings: ServeSettings, job: str, what: str) -> Lease:
+    """Claim ``job`` for a run asked for now (a command, a page, a pass), or raise BusyError
+    ("WHAT is running on NODE.") when another process or node holds it."""
+    lease = hold(engine, settings, job)
+    if lease is None:
+        node = holder_of(engine, job) or "another node"
+        raise BusyError(f"{what} is running on {node}.")
+    return lease
 
 
 def hold(engine: Engine, settings: ServeSettings, job: str,

@@ -319,11 +319,11 @@ class ObjectBlobStore(VolumeBlobStore):
             volumes.sync()
             volumes.seal()
 
-    def seal_older_than(self, seconds: float) -> list[str]:
+    def seal_older_than(self, seconds: float) -> None:
         """Seal the volumes this process has appended to for at least ``seconds`` (a
-        quiet node's mail must not wait for a volume to fill); the tiers sealed."""
-        return [tier for tier in list(self._open)
-                if self.volumes(tier).seal_older_than(seconds)]
+        quiet node's mail must not wait for a volume to fill)."""
+        for tier in list(self._open):
+            self.volumes(tier).seal_older_than(seconds)
 
     def upload(self, volume_id: int, path: Path, lock: Lock) -> str:
         """Put a sealed volume file in the bucket with its lock; returns the object's URL.
