@@ -1,10 +1,12 @@
 """`mailvault serve`: the long-running services of one vault, started and stopped together.
 
 Every service is built by a factory in ``SERVICES`` from the shared ``ServeContext`` (one
-Vault, one spool, one set of counters): adding a service (the IMAP scheduler, the web UI) is
-one line here. A factory returns None when its service is not configured. Whatever a service
-captures goes through the one spool, and one archiver process (``capture/archiver.py``) drains
-it into the vault: that process alone holds the index writer and the pipeline's workers.
+Vault, one spool, one set of counters): adding a service (the IMAP scheduler, say) is one line
+here. The faces served beside them (the web application) are given by the caller
+(``faces``), so that this module never imports a face. A factory returns None when its
+service is not configured. Whatever a service captures goes through the one spool, and one
+archiver process (``capture/archiver.py``) drains it into the vault: that process alone holds
+the index writer and the pipeline's workers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mailvault.capture.archiver import Archiver
@@ -30,7 +32,6 @@ from mailvault.gateway.smtp_proxy import smtp_proxy_service
 from mailvault.review.service import review_service
 from mailvault.sources.serving import scheduler_service
 from mailvault.vault import Vault
-from mailvault.web.service import web_service
 
 STATUS_EVERY_S = 1.0
 # At a clean stop the spool is archived first, for up to this long (the rest is replayed).
@@ -44,7 +45,6 @@ SERVICES: tuple[ServiceFactory, ...] = (
     scheduler_service,
     lifecycle_service,
     review_service,
-    web_service,
     pop3_service,
     pop3_proxy_service,
 )
@@ -62,15 +62,17 @@ def spool_folder(vault: Vault) -> Path:
 
 async def serve(vault: Vault, stop: asyncio.Event, overrides: dict[str, list[str]] | None = None,
                 on_ready: Callable[[list[str]], None] | None = None,
-                actor: str = "serve") -> None:
-    """Run every configured service until ``stop`` is set; ``on_ready`` hears what listens."""
+                actor: str = "serve", faces: Sequence[ServiceFactory] = ()) -> None:
+    """Run every configured service, and those of ``faces`` (the web application's
+    factory), until ``stop`` is set; ``on_ready`` hears what listens."""
     settings = vault.settings.spool
     spool = Spool(spool_folder(vault), settings.segment_mb * 1024 * 1024,
                   settings.max_mb * 1024 * 1024, settings.in_flow_depth,
                   settings.in_flow_delay_s)
     status = CaptureStatus()
     context = ServeContext(vault, spool, status, overrides or {})
-    services = [s for s in (factory(context) for factory in SERVICES) if s is not None]
+    services = [s for s in (factory(context) for factory in (*SERVICES, *faces))
+                if s is not None]
     if not services:
         raise MailvaultError("nothing to serve: no SMTP, milter, web or gateway address is "
                              "configured.")
@@ -120,14 +122,15 @@ def _publish(vault: Vault, status: CaptureStatus, spool: Spool) -> None:
 
 
 def run_until_signalled(vault: Vault, overrides: dict[str, list[str]],
-                        on_ready: Callable[[list[str]], None], actor: str) -> None:
-    """Serve in this thread until SIGINT or SIGTERM."""
+                        on_ready: Callable[[list[str]], None], actor: str,
+                        faces: Sequence[ServiceFactory] = ()) -> None:
+    """Serve in this thread, with ``faces`` beside the services, until SIGINT or SIGTERM."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve(vault, stop, overrides, on_ready, actor)
+        await serve(vault, stop, overrides, on_ready, actor, faces)
 
     asyncio.run(main())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -61,7 +62,7 @@ def serve(
     # Imported here: the web stack (FastAPI, uvicorn, pydantic) doubles the start-up time of
     # every other command, which never serves.
     from mailvault.serve import run_until_signalled
-    from mailvault.web.service import web_url
+    from mailvault.web.service import web_service, web_url
 
     if init:
         _initialise(vault)
@@ -89,7 +90,8 @@ def serve(
                 if endpoint.startswith("web "):
                     print(f"open {web_url(endpoint, tls)} in a browser", flush=True)
 
-        serving.serve(opened, principal(), overrides, ready, run_until_signalled)
+        serving.serve(opened, principal(), overrides, ready,
+                      functools.partial(run_until_signalled, faces=(web_service,)))
     print("stopped", flush=True)
 
 

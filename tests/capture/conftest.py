@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from mailvault.serve import serve
 from mailvault.store import schema
 from mailvault.vault import Vault
+from mailvault.web.service import web_service
 from tests.full_disk import tmpfs
 
 READY_TIMEOUT_S = 30.0
@@ -69,7 +70,8 @@ def start_serving(vault: Vault, overrides: dict[str, list[str]] | None = None) -
         started.set()
         try:
             loop.run_until_complete(serve(vault, stop_event, overrides
-                                          or {"smtp": ["127.0.0.1:0"]}, on_ready))
+                                          or {"smtp": ["127.0.0.1:0"]}, on_ready,
+                                          faces=(web_service,)))
         except BaseException as exc:
             holder["running"].error = exc
             ready.set()

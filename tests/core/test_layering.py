@@ -87,7 +87,8 @@ FACE_MAY_IMPORT = ("cli", "usecases", "errors", "days", "password_files",
                    "accounts.principal", "accounts.roles",
                    # the runner of the long-running services, itself a face (see serve.py)
                    "serve",
-                   # how the web face names its own address (serve prints the URL to open)
+                   # the web face's service, which `serve` runs beside the others, and how
+                   # it names its own address (serve prints the URL to open)
                    "web.service")
 # Names taken from lower layers for option help only, never to decide anything.
 FACE_OPTION_NAMES = {
@@ -112,6 +113,14 @@ def test_the_command_line_reaches_the_vault_only_through_use_cases() -> None:
 # re-exported through the use case that returns it (``finding.MessageRow``). serve.py is the
 # runner that starts the capabilities' services, not a face in this sense.
 FACE_NEVER_IMPORTS = ("store", "search", "compliance")
+
+
+def test_the_runner_of_services_imports_no_face() -> None:
+    """serve.py starts the capabilities' services; the faces served beside them (the web
+    application) are handed to it by the command that runs it."""
+    faces = [module for module, _ in _imported_names(ROOT / "serve.py", for_types=True)
+             if module.split(".")[0] in ("web", "cli")]
+    assert faces == []
 
 
 def test_faces_never_import_store_search_or_compliance() -> None:
