@@ -92,7 +92,7 @@ def vault_documents(path: Path) -> list[IndexDoc]:
     with Vault.open(path) as vault:
         with vault.engine.connect() as conn:
             rows = list(catalog.iter_messages(conn, after_id=0))
-        docs, _ = indexing._building(vault, rows, None)()
+        docs = indexing._building(vault, rows, None)()
         return docs
 
 

@@ -33,8 +33,9 @@ from typer.testing import CliRunner
 from mailvault.cli import app
 from mailvault.config import CONFIG_FILE, load_settings
 from mailvault.records import Provenance
+from mailvault.search import indexing
 from mailvault.store import catalog_copy, vault_format
-from mailvault.vault import CATALOG_FILE, open_catalog
+from mailvault.vault import CATALOG_FILE, Vault, open_catalog
 
 MAILVAULT = [sys.executable, "-m", "mailvault"]
 DEFAULT_DATE = datetime(2021, 3, 4, 10, 30, tzinfo=UTC)
@@ -358,6 +359,16 @@ def search_json(vault: Path, query: str, limit: int = 100_000) -> list[dict[str,
     assert result.exit_code == 0, result.stdout
     rows: list[dict[str, Any]] = result.json()
     return rows
+
+
+def heal(vault: Path) -> int:
+    """Heal a vault's index as this process's node (``MAILVAULT_SERVE_NODE``) would; returns
+    how many documents were written. The vault is not opened: opening heals."""
+    opened = Vault(vault, load_settings(vault))
+    try:
+        return indexing.heal(opened)
+    finally:
+        opened.close()
 
 
 def count(vault: Path, query: str) -> int:

@@ -32,9 +32,10 @@ class IndexMarker:
     """What the backend holds, recorded with each commit.
 
     ``watermark``: every catalog message with an id up to it has a committed document.
-    ``generation``: the catalog's count of finished reindex rounds (new arrivals, tier moves,
-    dispositions) that the documents reflect. The catalog keeps both as well; a backend
-    whose marker is behind them is an older copy (an index folder put back).
+    ``generation``: the last entry of the catalog's reindex log (new arrivals, tier moves,
+    dispositions) that the documents reflect. The catalog keeps the watermark as well; a
+    backend whose marker is behind it, or behind the log's pruned floor, is an older copy
+    (an index folder put back).
     """
 
     watermark: int
@@ -49,6 +50,12 @@ class SearchBackend(Protocol):
     lost_writers: int
 
     @property
+    def location(self) -> str:
+        """Where the index is (a folder, or the catalog's database): with the node's name,
+        it names the index's cursor over the reindex log."""
+        ...
+
+    @property
     def upgrade(self) -> str:
         """What a rebuild would bring ('' when the backend has its current schema)."""
         ...
@@ -57,6 +64,11 @@ class SearchBackend(Protocol):
 
     def writer_busy(self) -> bool:
         """Whether another process holds the writer now (a peek: never waits)."""
+        ...
+
+    def hold_writer(self) -> None:
+        """Take the writer now, as the first write would (waiting for another process's), and
+        keep it until ``close``: what is read after cannot be changed by another writer."""
         ...
 
     def put(self, docs: Sequence[IndexDoc], replace: bool = True) -> dict[int, str]:

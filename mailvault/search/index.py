@@ -353,6 +353,11 @@ class SearchIndex:
         return LAYOUTS[SCHEMA_VERSION]
 
     @property
+    def location(self) -> str:
+        """The index folder."""
+        return str(self.path)
+
+    @property
     def upgrade(self) -> str:
         """What a rebuild would bring this folder ('' when it has the current schema)."""
         if not self.layout.word_runs:
@@ -400,6 +405,11 @@ class SearchIndex:
         with contextlib.suppress(ValueError):
             writer.garbage_collect_files()
         return writer
+
+    def hold_writer(self) -> None:
+        """Take the writer now, as the first write would (waiting for another process's)."""
+        with self._writing():
+            pass
 
     def writer_busy(self) -> bool:
         """Whether another process (or index object) holds the writer now: a peek at the

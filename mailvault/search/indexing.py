@@ -5,13 +5,15 @@ index missed after a crash or a full disk, messages whose arrivals or tier chang
 folder put back from an older copy, a full rebuild) reads the bytes back from the store,
 parses them again and builds the same document.
 
-What the index holds is known from two records that must agree: the catalog's (watermark and
-reindex generation, in ``index_state``) and the index folder's own marker (``IndexMarker``,
-written after each index commit, so it travels with the folder). The index is trusted up to
-the lower watermark. A marker whose generation is behind the catalog's means the folder
-missed reindex rounds that cannot be named any more, so every document is written again; an
-index with no marker at all (an empty folder, or one written before markers) is checked
-document by document.
+What the index holds is known from two records that must agree: the catalog's watermark
+(``index_state``) and the index's own marker (``IndexMarker``, written after each index
+commit, so it travels with the folder). The index is trusted up to the lower watermark.
+Changes to archived messages (an arrival, a tier move, a disposal) are entries of the
+catalog's reindex log; the marker's generation is the last entry the index applied, so each
+index (one per node) applies the entries after it, and entries every index has applied are
+pruned. A marker behind the pruned floor means the index missed changes that cannot be named
+any more, so every document is written again; an index with no marker at all (an empty
+folder, or one written before markers) is checked document by document.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,7 +43,7 @@ from mailvault.search.document import (
     with_arrivals,
 )
 from mailvault.search.extract import Limits, extractor
-from mailvault.store import audit, catalog
+from mailvault.store import audit, catalog, claims
 
 
 class Vault(Protocol):
@@ -63,16 +66,21 @@ _EVERY_ID = 2**62
 PARALLEL_FROM = 20_000
 # Messages a worker parses per round trip (a batch gives each of two workers several).
 _CHUNK = 64
+# A node's index that has not healed for this long stops holding back the pruning of the
+# reindex log; when it comes back, it finds its cursor below the floor and rebuilds.
+CURSOR_KEPT_S = 7 * 86_400
+# How often an idle index records its cursor again (a heal that applies entries always does).
+CURSOR_SEEN_EVERY_S = 3_600
 
 
 @dataclass(frozen=True)
 class IndexedThrough:
     """How far the index can be trusted, from the catalog's record and the index's own.
 
-    ``watermark``: every message up to it has a current document (reindex queue aside).
-    ``generation``: the reindex rounds the documents reflect. ``suspect``: the two records
-    disagree (or the index has none), so documents below the watermark are compared with the
-    catalog one by one after healing.
+    ``watermark``: every message up to it has a current document (reindex log aside).
+    ``generation``: the last reindex log entry the documents reflect. ``suspect``: the two
+    records disagree (or the index has none), so documents below the watermark are compared
+    with the catalog one by one after healing.
     """
 
     watermark: int
@@ -107,15 +115,17 @@ class IndexProgress:
 def indexed_through(vault: Vault, conn: Connection) -> IndexedThrough:
     """How far the index holds current documents (reads only; works on a full disk)."""
     watermark = catalog.get_watermark(conn)
-    generation = catalog.get_generation(conn)
+    # Every change logged so far is in a document written from today's catalog.
+    newest = catalog.last_reindex_seq(conn)
+    floor = catalog.reindex_floor(conn)
     marker = vault.index.marker()
     if marker is None:
         if vault.index.doc_count() == 0:
             # A new or deleted index folder: every document is written from today's catalog.
-            return IndexedThrough(0, generation, suspect=watermark > 0)
-        return IndexedThrough(watermark, generation, suspect=True)
-    if marker.generation < generation:
-        return IndexedThrough(0, generation, suspect=True)
+            return IndexedThrough(0, newest, suspect=watermark > 0)
+        return IndexedThrough(watermark, floor, suspect=True)
+    if marker.generation < floor:
+        return IndexedThrough(0, newest, suspect=True)
     return IndexedThrough(min(watermark, marker.watermark), marker.generation,
                           suspect=marker.watermark < watermark)
 
@@ -139,26 +149,53 @@ def heal(vault: Vault, progress: Callable[[int], None] | None = None) -> int:
 
 
 def _heal(vault: Vault, progress: Callable[[int], None] | None) -> int:
+    cursor = _cursor_name(vault)
+    with vault.engine.connect() as conn:
+        start = indexed_through(vault, conn)
+        work = (catalog.count_ids_between(conn, start.watermark, _EVERY_ID)
+                or catalog.count_reindex_after(conn, start.generation) or start.suspect)
+        recorded = catalog.index_cursor(conn, cursor)
+    done = 0
+    if work or vault.index.marker() != IndexMarker(start.watermark, start.generation):
+        done = _heal_holding_writer(vault, cursor, progress)
+    elif recorded is None or recorded[0] != start.generation or (
+            recorded[1] < time.time() - CURSOR_SEEN_EVERY_S):
+        # An idle index says it is still there, or it would stop holding back the pruning
+        # of entries it has yet to apply. Best effort: a full disk must not fail a reader.
+        with contextlib.suppress(OperationalError):
+            _record_cursor(vault, cursor, start.generation)
+    # After a reindex or an import (whose flush heals), what was written is searched with
+    # fresh statistics (the pipeline's own documents count too: same backend object).
+    vault.index.refresh_statistics()
+    return done
+
+
+def _heal_holding_writer(vault: Vault, cursor: str,
+                         progress: Callable[[int], None] | None) -> int:
+    # The writer first, then where to start: another process healing the same index in
+    # between could otherwise move its cursor (one name for both) past entries this heal
+    # still needs, and prune them.
+    vault.index.hold_writer()
     with vault.engine.connect() as conn:
         start = indexed_through(vault, conn)
         behind = catalog.count_ids_between(conn, start.watermark, _EVERY_ID)
+    # Recorded before the work, so that no other node prunes what a rebuild will need.
+    _record_cursor(vault, cursor, start.generation)
     counter = _Counter(progress)
     with _parsers(vault, behind) as pool:
         watermark = _index_above(vault, start.watermark, start.generation, counter, pool)
-        generation = _index_queue(vault, watermark, start.generation, counter)
+        generation = _index_log(vault, watermark, start.generation, counter)
     if start.suspect:
         with vault.engine.connect() as conn:
             wrong = _mismatched(vault, conn, watermark)
         if wrong:
-            with vault.engine.begin() as conn:
-                catalog.queue_reindex(conn, wrong)
-            generation = _index_queue(vault, watermark, generation, counter)
+            # This index's own difference: mended here, not logged for every index.
+            counter.add(_rewrite(vault, wrong))
+            vault.index.commit(watermark, generation)
     if vault.index.marker() != IndexMarker(watermark, generation):
         # Nothing needed indexing, but the folder had no marker (or an outdated one).
         vault.index.commit(watermark, generation)
-    # After a reindex or an import (whose flush heals), what was written is searched with
-    # fresh statistics (the pipeline's own documents count too: same backend object).
-    vault.index.refresh_statistics()
+    _record_cursor(vault, cursor, generation)
     return counter.done
 
 
@@ -183,21 +220,19 @@ def _index_above(vault: Vault, watermark: int, generation: int, counter: _Counte
                  pool: ProcessPoolExecutor | None = None) -> int:
     """Index every message above ``watermark``, a batch per commit; the new watermark.
     With worker processes, each batch is handed to them before the one before it is
-    written, so that parsing and writing overlap."""
+    written, so that parsing and writing overlap.
+
+    A message another process changes after it was read here (disposed of, moved) has its
+    change logged after ``generation``: the log pass mends its document."""
     rows = _batch_after(vault, watermark)
     building = _building(vault, rows, pool)
     while rows:
         following = _batch_after(vault, rows[-1].id)
         ahead = _building(vault, following, pool) if following else None
-        docs, built = building()
-        _put(vault, rows, docs)
+        _put(vault, rows, building())
         watermark = rows[-1].id
         vault.index.commit(watermark, generation)
         with vault.engine.begin() as conn:
-            # A message another process changed since it was read (disposed of, say, its
-            # own heal finding nothing to delete yet) is queued: the queue pass below mends
-            # its document.
-            catalog.queue_reindex(conn, _changed(conn, built))
             catalog.set_watermark(conn, watermark)
         counter.add(len(rows))
         if ahead is None:
@@ -211,34 +246,49 @@ def _batch_after(vault: Vault, watermark: int) -> list[catalog.MessageRow]:
         return list(islice(catalog.iter_messages(conn, after_id=watermark), _BATCH))
 
 
-def _index_queue(vault: Vault, watermark: int, generation: int, counter: _Counter) -> int:
-    """Rebuild the document of every queued message, a round per commit; the generation."""
+def _index_log(vault: Vault, watermark: int, generation: int, counter: _Counter) -> int:
+    """Rebuild the document of every message in the reindex log after ``generation``, a batch
+    of entries per commit; the last entry applied.
+
+    Entries commit in the order they are numbered (``catalog.queue_reindex``), so a change
+    committed after a batch was read is numbered after it and is applied by a later batch
+    (here or at the next heal), even if its message's document was just built from the
+    state before it."""
     while True:
         with vault.engine.connect() as conn:
-            ids = catalog.reindex_pending(conn, _BATCH)
-            rows = catalog.messages_by_id(conn, ids)
-        if not ids:
+            entries = catalog.reindex_after(conn, generation, _BATCH)
+        if not entries:
             return generation
-        # A queued id without a message was disposed of: its document goes.
-        present = {r.id for r in rows}
-        vault.index.delete([i for i in ids if i not in present])
-        docs, built = _building(vault, rows, None)()
-        _put(vault, rows, docs)
-        # The index records the round before the catalog does: a crash in between leaves the
-        # index ahead (the round is done again), never a copy that looks newer than it is.
-        generation += 1
+        written = _rewrite(vault, list(dict.fromkeys(entry.message_id for entry in entries)))
+        # The index records the entries it applied before the catalog hears of it: a crash
+        # in between applies them again, harmlessly.
+        generation = entries[-1].seq
         vault.index.commit(watermark, generation)
-        with vault.engine.begin() as conn:
-            # Only what is still as it was read leaves the queue. A message changed since
-            # (disposed of, moved) was queued again by its changer, which is the same queue
-            # row, and its changer's own heal may have found the writer taken or run before
-            # this round's documents were added: clearing it would leave a document of a
-            # message that is gone, with nothing queued to remove it. It stays for the next
-            # round.
-            changed = set(_changed(conn, built))
-            catalog.clear_reindex(conn, [i for i in ids if i not in changed])
-            catalog.set_generation(conn, generation)
-        counter.add(len(rows))
+        counter.add(written)
+
+
+def _rewrite(vault: Vault, ids: list[int]) -> int:
+    """Write these messages' documents again (not committed); one the catalog no longer has
+    was disposed of, and its document goes. Returns how many documents were written."""
+    with vault.engine.connect() as conn:
+        rows = catalog.messages_by_id(conn, ids)
+    present = {r.id for r in rows}
+    vault.index.delete([i for i in ids if i not in present])
+    _put(vault, rows, _building(vault, rows, None)())
+    return len(rows)
+
+
+def _cursor_name(vault: Vault) -> str:
+    """What names this index among the nodes' indexes: the node and where the index is."""
+    return f"{claims.node_name(vault.settings.serve.node)}:{vault.index.location}"
+
+
+def _record_cursor(vault: Vault, name: str, generation: int) -> None:
+    """Record how far this index has applied the reindex log, and prune what every index
+    seen lately has applied."""
+    with vault.engine.begin() as conn:
+        catalog.record_index_cursor(conn, name, generation)
+        catalog.prune_reindex_log(conn, time.time() - CURSOR_KEPT_S)
 
 
 def _mismatched(vault: Vault, conn: Connection, watermark: int) -> list[int]:
@@ -272,7 +322,7 @@ def index_progress(vault: Vault) -> IndexProgress:
             present = catalog.tiers_through(conn, through.watermark)
             indexed -= len([i for i in _mismatched(vault, conn, through.watermark)
                             if i in present])
-        queued = catalog.count_reindex_pending(conn)
+        queued = catalog.count_reindex_after(conn, through.generation)
         newest = catalog.max_message_id(conn)
     problem = vault.index_problem
     if not problem and (indexed < messages or queued) and vault.index.writer_busy():
@@ -296,12 +346,6 @@ def rebuild(vault: Vault, actor: str, progress: Callable[[int], None] | None = N
     return heal(vault, progress)
 
 
-def _changed(conn: Connection, built: dict[int, catalog.DocumentState]) -> list[int]:
-    """The messages whose documents were built from a state the catalog no longer has."""
-    now = catalog.document_states(conn, list(built))
-    return [i for i, state in built.items() if now.get(i) != state]
-
-
 def _put(vault: Vault, rows: list[catalog.MessageRow], docs: list[IndexDoc]) -> None:
     """Write the documents of these messages (not committed). A message the index will not
     take stays recorded as a failure (once) and healing goes on past it; one it takes now
@@ -314,26 +358,21 @@ def _put(vault: Vault, rows: list[catalog.MessageRow], docs: list[IndexDoc]) -> 
                                              for r in rows if r.id in rejected})
 
 
-Built = tuple[list[IndexDoc], dict[int, catalog.DocumentState]]
-
-
 def _building(vault: Vault, rows: list[catalog.MessageRow],
-              pool: ProcessPoolExecutor | None) -> Callable[[], Built]:
-    """The documents of these messages and the state of each they were built from, as a
-    call that returns them: parsed by the worker processes from now on (the bytes are read
-    now, here: only this process holds the keys), or without workers all here when called.
-    A worker that dies leaves its batch to be parsed here."""
+              pool: ProcessPoolExecutor | None) -> Callable[[], list[IndexDoc]]:
+    """The documents of these messages, as a call that returns them: parsed by the worker
+    processes from now on (the bytes are read now, here: only this process holds the keys),
+    or without workers all here when called. A worker that dies leaves its batch to be
+    parsed here."""
     settings = vault.settings.search
     limits = Limits(max_bytes=settings.extract_max_mb * 1024 * 1024,
                     timeout_s=settings.extract_timeout_s, max_chars=settings.extract_max_chars)
 
-    def finish(docs: list[IndexDoc]) -> Built:
+    def finish(docs: list[IndexDoc]) -> list[IndexDoc]:
         with vault.engine.connect() as conn:
             arrivals = catalog.arrivals_of(conn, [r.id for r in rows])
-        return ([with_arrivals(doc, row.id, arrivals[row.id])
-                 for doc, row in zip(docs, rows, strict=True)],
-                {row.id: catalog.DocumentState(row.tier, row.location, len(arrivals[row.id]))
-                 for row in rows})
+        return [with_arrivals(doc, row.id, arrivals[row.id])
+                for doc, row in zip(docs, rows, strict=True)]
 
     def read() -> list[tuple[bytes, int, str]]:
         return [(vault.read_raw(row), row.size, row.tier) for row in rows]
@@ -348,7 +387,7 @@ def _building(vault: Vault, rows: list[catalog.MessageRow],
     except BrokenProcessPool:
         futures = []
 
-    def collect() -> Built:
+    def collect() -> list[IndexDoc]:
         try:
             parsed = [doc for future in futures for doc in future.result()] if futures else None
         except BrokenProcessPool:

@@ -193,6 +193,11 @@ class PostgresIndex:
         self._lock_key = self._prepare()
 
     @property
+    def location(self) -> str:
+        """The catalog's database (one index that every node shares)."""
+        return "postgresql"
+
+    @property
     def upgrade(self) -> str:
         """What a rebuild would bring ('' when the tables have the current schema)."""
         with self.engine.connect() as conn:
@@ -251,6 +256,11 @@ class PostgresIndex:
         partitioned = kind == "p"
         return _WriterState(partitioned, partitions.existing(conn) if partitioned else set(),
                             int(highest or 0))
+
+    def hold_writer(self) -> None:
+        """Take the writer now, as the first write would (waiting for another process's)."""
+        with self._writing():
+            pass
 
     def writer_busy(self) -> bool:
         if self._writer_conn is not None:

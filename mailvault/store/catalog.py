@@ -35,7 +35,9 @@ from mailvault.store.database import CATALOG_FULL
 from mailvault.store.volumes import Location
 
 WATERMARK = "indexed_through"
-GENERATION = "reindex_generation"
+# The last reindex log entry handed out, and the last one pruned (``reindex_log``).
+REINDEX_SEQ = "reindex_seq"
+REINDEX_FLOOR = "reindex_floor"
 
 
 @dataclass
@@ -402,10 +404,19 @@ def settle_failures(conn: Connection, places: Iterable[Provenance], up_to: int) 
 
 
 def queue_reindex(conn: Connection, message_ids: Iterable[int]) -> None:
-    """Mark messages whose index document must be rebuilt (a new folder or source, say)."""
-    rows = [{"message_id": m} for m in set(message_ids)]
-    if rows:
-        conn.execute(database.insert_ignoring(conn, schema.reindex_queue).values(rows))
+    """Log messages whose index document must be rebuilt (a new folder or source, say): every
+    index applies the entry after those it has applied."""
+    ids = sorted(set(message_ids))
+    if not ids:
+        return
+    # Entries must commit in the order they are numbered, or an index could apply a later
+    # one and pass over an earlier one still uncommitted (SQLite's single writer gives that
+    # by itself).
+    database.serialize_writers(conn)
+    last = _index_state(conn, REINDEX_SEQ)
+    conn.execute(schema.reindex_log.insert(), [
+        {"seq": last + n, "message_id": message_id} for n, message_id in enumerate(ids, 1)])
+    _set_index_state(conn, REINDEX_SEQ, last + len(ids))
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -583,24 +594,87 @@ def resolve_failures(conn: Connection, arrivals: Iterable[Provenance]) -> None:
 
 def get_watermark(conn: Connection) -> int:
     """The highest message id whose index document is committed."""
-    value = conn.execute(select(schema.index_state.c.value)
-                         .where(schema.index_state.c.name == WATERMARK)).scalar()
-    return int(value or 0)
+    return _index_state(conn, WATERMARK)
 
 
 def set_watermark(conn: Connection, value: int) -> None:
     _set_index_state(conn, WATERMARK, value)
 
 
-def get_generation(conn: Connection) -> int:
-    """How many reindex rounds (queued documents rebuilt and committed) have finished."""
+def last_reindex_seq(conn: Connection) -> int:
+    """The newest reindex log entry (0: none ever)."""
+    return _index_state(conn, REINDEX_SEQ)
+
+
+def reindex_floor(conn: Connection) -> int:
+    """The newest entry pruned from the reindex log: an index that has not applied it missed
+    changes nobody can name any more."""
+    return _index_state(conn, REINDEX_FLOOR)
+
+
+@dataclass(frozen=True)
+class ReindexEntry:
+    """One entry of the reindex log: the message whose document must be rebuilt."""
+
+    seq: int
+    message_id: int
+
+
+def reindex_after(conn: Connection, seq: int, limit: int = 1000) -> list[ReindexEntry]:
+    """The reindex log's entries after ``seq``, oldest first."""
+    log = schema.reindex_log
+    rows = conn.execute(select(log.c.seq, log.c.message_id).where(log.c.seq > seq)
+                        .order_by(log.c.seq).limit(limit))
+    return [ReindexEntry(int(r.seq), int(r.message_id)) for r in rows]
+
+
+def count_reindex_after(conn: Connection, seq: int) -> int:
+    """How many reindex log entries come after ``seq`` (what an index at ``seq`` has yet to
+    apply)."""
+    return int(conn.execute(select(func.count()).select_from(schema.reindex_log)
+                            .where(schema.reindex_log.c.seq > seq)).scalar() or 0)
+
+
+def index_cursor(conn: Connection, name: str) -> tuple[int, float] | None:
+    """(seq, seen_at) of the index called ``name``, or None if it never recorded one."""
+    row = conn.execute(select(schema.index_cursors.c.seq, schema.index_cursors.c.seen_at)
+                       .where(schema.index_cursors.c.name == name)).first()
+    return None if row is None else (int(row.seq), float(row.seen_at))
+
+
+def record_index_cursor(conn: Connection, name: str, seq: int) -> None:
+    """Record that the index called ``name`` has applied the reindex log through ``seq``."""
+    database.upsert(conn, schema.index_cursors, ["name"],
+                    {"name": name, "seq": seq, "seen_at": now()})
+
+
+def prune_reindex_log(conn: Connection, seen_since: float) -> int:
+    """Delete the entries that every index seen since ``seen_since`` has applied, and raise
+    the floor to the last of them; returns the floor. An index not seen since then (a node
+    gone for long) finds its cursor below the floor when it comes back, and rebuilds."""
+    cursors = schema.index_cursors
+    lowest = conn.execute(select(func.min(cursors.c.seq))
+                          .where(cursors.c.seen_at >= seen_since)).scalar()
+    floor = reindex_floor(conn)
+    if lowest is None or int(lowest) <= floor:
+        return floor
+    conn.execute(schema.reindex_log.delete().where(schema.reindex_log.c.seq <= int(lowest)))
+    _set_index_state(conn, REINDEX_FLOOR, int(lowest))
+    return int(lowest)
+
+
+def forget_reindex_log(conn: Connection) -> None:
+    """Drop every entry of the reindex log and raise the floor to the newest: an index that
+    has not applied them all rebuilds (a catalog copied without its log)."""
+    conn.execute(schema.reindex_log.delete())
+    if last_reindex_seq(conn) > reindex_floor(conn):
+        _set_index_state(conn, REINDEX_FLOOR, last_reindex_seq(conn))
+
+
+def _index_state(conn: Connection, name: str) -> int:
     value = conn.execute(select(schema.index_state.c.value)
-                         .where(schema.index_state.c.name == GENERATION)).scalar()
+                         .where(schema.index_state.c.name == name)).scalar()
     return int(value or 0)
-
-
-def set_generation(conn: Connection, value: int) -> None:
-    _set_index_state(conn, GENERATION, value)
 
 
 def _set_index_state(conn: Connection, name: str, value: int) -> None:
@@ -614,12 +688,6 @@ def tiers_through(conn: Connection, through: int) -> dict[int, str]:
     return {r.id: r.tier for r in rows}
 
 
-def count_reindex_pending(conn: Connection) -> int:
-    """How many messages wait for a new index document."""
-    return int(conn.execute(select(func.count()).select_from(schema.reindex_queue)).scalar()
-               or 0)
-
-
 def count_ids_between(conn: Connection, above: int, through: int) -> int:
     """How many messages have an id in (above, through]."""
     return int(conn.execute(select(func.count()).select_from(schema.messages).where(
@@ -629,51 +697,6 @@ def count_ids_between(conn: Connection, above: int, through: int) -> int:
 def max_message_id(conn: Connection) -> int:
     """The newest message id (0 for an empty vault)."""
     return int(conn.execute(select(func.max(schema.messages.c.id))).scalar() or 0)
-
-
-def reindex_pending(conn: Connection, limit: int = 1000) -> list[int]:
-    """Message ids queued for a new index document."""
-    rows = conn.execute(select(schema.reindex_queue.c.message_id).limit(limit))
-    return [r.message_id for r in rows]
-
-
-@dataclass(frozen=True)
-class DocumentState:
-    """What a message's index document depends on that can change after it is archived:
-    its tier and where its bytes are (a tier move, compaction) and how many arrivals it has
-    (arrivals are only ever added). Its bytes, and so everything else in the document, never
-    change."""
-
-    tier: str
-    location: Location
-    arrivals: int
-
-
-def document_states(conn: Connection, message_ids: Sequence[int]) -> dict[int, DocumentState]:
-    """The ``DocumentState`` of each of these messages the catalog holds (a message that is
-    gone, disposed of, is left out). A document written from a state the catalog no longer
-    has is out of date: another process changed the message while it was being indexed."""
-    m, p = schema.messages, schema.provenance
-    out: dict[int, DocumentState] = {}
-    for start in range(0, len(message_ids), 500):
-        chunk = list(message_ids[start:start + 500])
-        counts: dict[int, int] = {
-            row[0]: int(row[1]) for row in conn.execute(
-                select(p.c.message_id, func.count()).where(p.c.message_id.in_(chunk))
-                .group_by(p.c.message_id))}
-        for row in conn.execute(select(m.c.id, m.c.tier, m.c.volume_id, m.c.offset,
-                                       m.c.length).where(m.c.id.in_(chunk))):
-            out[row.id] = DocumentState(row.tier, Location(row.volume_id, row.offset,
-                                                           row.length),
-                                        counts.get(row.id, 0))
-    return out
-
-
-def clear_reindex(conn: Connection, ids: Iterable[int]) -> None:
-    ids = list(ids)
-    for start in range(0, len(ids), 500):
-        conn.execute(schema.reindex_queue.delete().where(
-            schema.reindex_queue.c.message_id.in_(ids[start:start + 500])))
 
 
 def arrivals_of(conn: Connection, message_ids: Sequence[int]) -> dict[int, list[Provenance]]:

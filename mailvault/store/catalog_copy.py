@@ -10,6 +10,11 @@ a run killed anywhere resumes after the last chunk committed and never inserts a
 whether or not the table has a primary key. The progress table lives in the target catalog
 only while the copy runs (``finish`` drops it), so the finished catalog has the schema's
 tables and nothing else.
+
+What a catalog's own indexes have applied (the reindex log and their cursors over it) is not
+copied, and the copy's floor is raised past the log: its index is built anew from the copied
+catalog (an index folder copied along, by a backup, is rebuilt unless it had applied the whole
+log).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from mailvault.errors import VaultError
-from mailvault.store import database, schema, vault_format
+from mailvault.store import catalog, database, schema, vault_format
 
 PROGRESS_TABLE = "migration_progress"
 # The progress row (not a table's) that names what is being copied into this catalog.
@@ -47,6 +52,8 @@ CHUNK_ROWS = 2000
 _progress = Table(PROGRESS_TABLE, MetaData(),
                   Column("name", String(64), primary_key=True),
                   Column("done_to", Text, nullable=False))
+# Tables about the indexes of the catalog copied from, not about its archive.
+NOT_COPIED = frozenset({schema.reindex_log.name, schema.index_cursors.name})
 # Rewrites a table's rows before they are inserted (volumes: where their files now are).
 RowMap = Callable[[dict[str, Any]], dict[str, Any]]
 # Where rows are read from: an engine (a connection per chunk), or one connection whose open
@@ -87,6 +94,9 @@ def copy_catalog(source: Source, target: Engine, origin: str,
         begin(target, origin)
     vault_format.create(target)
     copied = copy_tables(source, target, maps, progress)
+    with target.begin() as conn:
+        # The log stayed behind: an index copied along (a backup's) must not trust it.
+        catalog.forget_reindex_log(conn)
     finish(target)
     return copied
 
@@ -113,7 +123,7 @@ def copy_tables(source: Source, target: Engine, maps: dict[str, RowMap] | None =
     """Copy every table of the schema that the target has not finished; returns the rows
     inserted per table by this run. ``maps`` rewrites the rows of some tables."""
     copied: dict[str, int] = {}
-    for table in schema.metadata.sorted_tables:
+    for table in copied_tables():
         copied[table.name] = _copy_table(source, target, table, (maps or {}).get(table.name),
                                          progress)
     with _reading(source) as conn:
@@ -130,12 +140,17 @@ def finish(engine: Engine) -> None:
         _progress.drop(conn, checkfirst=True)
 
 
+def copied_tables() -> list[Table]:
+    """The schema's tables that a copy copies, in an order that respects their keys."""
+    return [table for table in schema.metadata.sorted_tables if table.name not in NOT_COPIED]
+
+
 def row_counts(engine: Engine) -> dict[str, int]:
-    """The number of rows of every table of the schema."""
+    """The number of rows of every table a copy copies."""
     with engine.connect() as conn:
         return {table.name: int(conn.execute(select(func.count()).select_from(table))
                                 .scalar() or 0)
-                for table in schema.metadata.sorted_tables}
+                for table in copied_tables()}
 
 
 def _key(table: Table) -> list[Column[Any]]:

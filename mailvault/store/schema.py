@@ -149,10 +149,25 @@ index_state = Table(
     Column("value", Int64, nullable=False),
 )
 
-reindex_queue = Table(
-    "reindex_queue",
+# Every change to an archived message that its index document must follow (an arrival, a
+# tier move, a disposal), in the order the changes committed (``seq``). Each index applies the
+# entries after the last one it applied (its marker's ``generation``), so several nodes' indexes
+# follow one log; entries every index has applied are pruned (``index_cursors``).
+reindex_log = Table(
+    "reindex_log",
     metadata,
-    Column("message_id", Int64, primary_key=True),
+    Column("seq", Int64, primary_key=True, autoincrement=False),
+    Column("message_id", Int64, nullable=False),
+)
+
+# How far each index (a node's Tantivy folder, or the PostgreSQL search tables) has applied the
+# reindex log, and when it last said so: entries every index seen lately has applied go.
+index_cursors = Table(
+    "index_cursors",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("seq", Int64, nullable=False),
+    Column("seen_at", Float, nullable=False),
 )
 
 audit_log = Table(

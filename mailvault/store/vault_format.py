@@ -24,7 +24,7 @@ from mailvault.store import migrations, schema
 if TYPE_CHECKING:
     from alembic.config import Config
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 HEAD_REVISION = f"{FORMAT_VERSION:04d}"
 
 # Alembic's own table, declared here so that reading the format needs no migration scripts.

@@ -143,6 +143,44 @@ def test_format_5_changes_no_table_of_a_sqlite_catalog(tmp_path: Path) -> None:
         return found
 
     before = tables()
-    upgraded = backups.upgrade(ADMIN, path, None)
-    assert (upgraded.before, upgraded.after) == (4, 5)
+    engine = create_engine(f"sqlite:///{path / CATALOG_FILE}")
+    with engine.begin() as conn:
+        command.upgrade(vault_format.alembic_config(conn), "0005")
+    engine.dispose()
     assert tables() == before
+
+
+def test_format_6_makes_the_reindex_queue_a_log_above_every_marker(tmp_path: Path) -> None:
+    """The queued messages become log entries numbered above the old generation (with room
+    for a marker that ran ahead of it), and the old generation the floor: a marker at it
+    applies them, one behind it rebuilds."""
+    path = copy_fixture(HERE / "vault-format-5", tmp_path / "vault")
+    with sqlite3.connect(path / CATALOG_FILE) as db:
+        db.execute("INSERT INTO reindex_queue VALUES (4), (2)")
+        db.execute("INSERT OR REPLACE INTO index_state VALUES ('reindex_generation', 7)")
+    db.close()
+
+    engine = create_engine(f"sqlite:///{path / CATALOG_FILE}")
+    with engine.begin() as conn:  # the migration alone: `upgrade` opens the vault, which heals
+        command.upgrade(vault_format.alembic_config(conn), "head")
+    engine.dispose()
+
+    def log() -> tuple[list[tuple[int, int]], dict[str, int]]:
+        with sqlite3.connect(path / CATALOG_FILE) as db:
+            entries = db.execute("SELECT seq, message_id FROM reindex_log ORDER BY seq")
+            state = db.execute("SELECT name, value FROM index_state")
+            found = entries.fetchall(), dict(state.fetchall())
+        db.close()
+        return found
+
+    slack = 1 << 20
+    entries, state = log()
+    assert entries == [(7 + slack + 1, 2), (7 + slack + 2, 4)]
+    assert (state["reindex_floor"], state["reindex_seq"]) == (7, 7 + slack + 2)
+    assert "reindex_generation" not in state
+    with Vault.open(path) as vault:
+        assert finding.count(vault, READER, "") == MESSAGES
+    # The one index applied them (a new folder: by writing every document), and they went.
+    entries, state = log()
+    assert entries == []
+    assert (state["reindex_floor"], state["reindex_seq"]) == (7 + slack + 2, 7 + slack + 2)

@@ -80,7 +80,7 @@ def test_the_corpus_answers_the_same_by_runs_and_by_phrase(
         assert index.word_runs and index.schema_version == SCHEMA_VERSION
         with vault.engine.connect() as conn:
             rows = list(catalog.iter_messages(conn, after_id=0))
-        docs, _built = indexing._building(vault, pick.sample(rows, 300), None)()
+        docs = indexing._building(vault, pick.sample(rows, 300), None)()
         terms = list(dict.fromkeys(candidates(docs, pick)))
         assert len(terms) > 1000
         found = 0

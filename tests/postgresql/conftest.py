@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,3 +28,13 @@ def pg_catalog(postgres_cluster: postgres.Cluster, tmp_path: Path) -> Iterator[C
     password_file.chmod(0o600)
     with postgres_cluster.database() as name:
         yield Catalog(postgres_cluster.url(name), password_file, name)
+
+
+def join(first: Path, to: Path) -> Path:
+    """A second node's vault folder: the first one's settings, keys and audit head file
+    (docs/postgresql.md, "Several nodes")."""
+    to.mkdir(mode=0o700)
+    for name in ("mailvault.toml", "audit-head.json"):
+        shutil.copy2(first / name, to / name)
+    shutil.copytree(first / "keys", to / "keys")
+    return to

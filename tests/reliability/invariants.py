@@ -23,7 +23,7 @@ from sqlalchemy import exists, select
 
 from mailvault.search import query as q
 from mailvault.serve import spool_folder
-from mailvault.store import schema
+from mailvault.store import catalog, schema
 from mailvault.vault import Vault
 from tests.support import invoke
 
@@ -50,7 +50,8 @@ def check_vault(path: Path, *, present: Iterable[str] = (), absent: Iterable[str
                 schema.tier_jobs.c.state != "done")).scalars().all()
             job_items = conn.execute(select(schema.tier_job_items.c.message_id)).all()
             tombstones = frozenset(conn.execute(select(schema.tombstones.c.sha256)).scalars())
-            queued = conn.execute(select(schema.reindex_queue)).all()
+            marker = vault.index.marker()
+            queued = catalog.reindex_after(conn, marker.generation if marker else 0)
             runs = schema.disposition_runs
             half_done = conn.execute(select(runs.c.id).where(
                 (runs.c.state == "executing") | ((runs.c.state == "proposed") & exists().where(
@@ -58,7 +59,7 @@ def check_vault(path: Path, *, present: Iterable[str] = (), absent: Iterable[str
         indexed = sorted(vault.index.ids(q.MatchAll()))
         spool = spool_folder(vault)
         # Why a heal may have left the index behind, for the failure's message.
-        why = (f"queued for reindexing: {len(queued)}; index problem: "
+        why = (f"logged for reindexing: {len(queued)}; index problem: "
                f"{vault.index_problem or 'none'}; writer held elsewhere: "
                f"{vault.index.writer_busy()}")
     by_hash = Counter(sha for _, sha in rows)

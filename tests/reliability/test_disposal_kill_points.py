@@ -3,8 +3,8 @@ again), then `dispose` run again: every invariant of ``check_vault`` must hold, 
 that the index holds no document of a disposed message.
 
 The steps of one batch, in order: the catalog transaction (tombstones, rows deleted, ids
-queued for the index), the heal (index deletes, index commit, the index's marker, the queue
-cleared with the generation), compaction, the report, the run marked executed.
+logged for the index), the heal (index deletes, index commit, the index's marker, its cursor
+over the reindex log recorded), compaction, the report, the run marked executed.
 """
 
 from __future__ import annotations
@@ -43,17 +43,17 @@ POINTS = {
     "catalog-committed": (BATCH_HEAL, "before", 2),
     "index-deleted-uncommitted": (f"{INDEX}.delete", "after", 1),
     "index-committed-no-marker": (f"{INDEX}._write_marker", "before", 1),
-    "marker-written-queue-kept": (f"{INDEX}.commit", "after", 1),
-    "queue-cleared": (BATCH_HEAL, "after", 2),
+    "marker-written-cursor-not-recorded": (f"{INDEX}.commit", "after", 1),
+    "healed": (BATCH_HEAL, "after", 2),
     "compacted": ("mailvault.compliance.compaction:compact", "after", 1),
     "reported": (f"{DISPOSITION}:_write_report", "after", 1),
 }
 # Where the heal of the next command (its open) is killed in turn, after a kill that left
-# the batch's ids queued.
+# the batch's ids logged.
 HEAL_POINTS = {
     "heal-deleted-uncommitted": (f"{INDEX}.delete", "after", 1),
     "heal-committed-no-marker": (f"{INDEX}._write_marker", "before", 1),
-    "heal-marker-written-queue-kept": (f"{INDEX}.commit", "after", 1),
+    "heal-marker-written-cursor-not-recorded": (f"{INDEX}.commit", "after", 1),
 }
 
 
@@ -146,14 +146,14 @@ def test_the_heal_that_finishes_a_killed_disposal_killed_in_turn(
         tmp_path: Path, template: tuple[Path, set[str], set[str]], name: str) -> None:
     vault = copy_of(template, tmp_path)
     assert die_at(vault, POINTS["catalog-committed"], "dispose") == -9
-    assert catalog_scalar(vault, "select count(*) from reindex_queue") == EXPIRED
+    assert catalog_scalar(vault, "select count(*) from reindex_log") == EXPIRED
     # Any command's open heals: `status` is the lightest.
     assert die_at(vault, HEAL_POINTS[name], "status") == -9, f"the heal never reached {name}"
     dispose_again_and_check(vault, template)
 
 
 def leave_a_commit_killed_inside_tantivy(vault: Path, scratch: Path) -> list[str]:
-    """Leave in the vault's index what a heal killed inside Tantivy's commit of the queued
+    """Leave in the vault's index what a heal killed inside Tantivy's commit of the logged
     deletions leaves: their deletion files written (and registered in ``.managed.json``, as
     Tantivy does before it writes a file), meta.json not yet replaced. Made by doing the
     same deletions, in the same order, on a copy of the index (same segments, same opstamp
@@ -161,7 +161,7 @@ def leave_a_commit_killed_inside_tantivy(vault: Path, scratch: Path) -> list[str
     index = vault / "index"
     shutil.copytree(index, scratch)
     queued = [row[0] for row in catalog_sql(
-        vault, "select message_id from reindex_queue order by message_id")]
+        vault, "select message_id from reindex_log order by seq")]
     copy = SearchIndex(scratch)
     copy.delete(queued)
     copy.commit()
@@ -179,7 +179,7 @@ def test_a_heal_killed_inside_the_index_commit_does_not_stop_the_next(
         tmp_path: Path, template: tuple[Path, set[str], set[str]]) -> None:
     """The 50-kill loop's failure: the next writer met the killed one's deletion file
     (``FileAlreadyExists``), every heal failed, and the documents of the disposed messages
-    stayed in the index with their deletions queued."""
+    stayed in the index with their deletions logged."""
     vault = copy_of(template, tmp_path)
     assert die_at(vault, POINTS["catalog-committed"], "dispose") == -9
     assert leave_a_commit_killed_inside_tantivy(vault, tmp_path / "scratch")

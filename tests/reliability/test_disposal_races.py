@@ -1,5 +1,5 @@
 """A disposal while another process heals the index: whichever order their steps take, no
-document of a disposed message may stay in the index with nothing queued to remove it (the
+document of a disposed message may stay in the index with nothing logged to remove it (the
 state the 50-kill disposition loop once ended in: 190 documents for 130 messages).
 
 The other process is held at a chosen step of its heal (``die_at`` with
@@ -18,9 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from mailvault.config import load_settings
 from mailvault.search import query as q
 from mailvault.search.index import SearchIndex
+from mailvault.store import catalog, schema
+from mailvault.vault import open_catalog
 from tests.reliability.die_at import HOLD
 from tests.reliability.invariants import check_vault
 from tests.reliability.processes import catalog_scalar, wait_for
@@ -46,6 +50,23 @@ def archived(tmp_path: Path) -> tuple[Path, set[str], set[str]]:
     write_mbox(tmp_path / "all.mbox", expired + current)
     assert invoke("import", tmp_path / "all.mbox", "--vault", vault).exit_code == 0
     return vault, digests(current), digests(expired)
+
+
+def log_every_message(vault: Path) -> None:
+    """Log every message for a new document, as a tier move or a new arrival does (through
+    the catalog alone: opening the vault would heal at once)."""
+    engine = open_catalog(vault, load_settings(vault))
+    try:
+        with engine.begin() as conn:
+            catalog.queue_reindex(conn, conn.execute(select(schema.messages.c.id)).scalars())
+    finally:
+        engine.dispose()
+
+
+def logged(vault: Path) -> int:
+    """The newest entry of the reindex log."""
+    return int(catalog_scalar(
+        vault, "select coalesce(max(value), 0) from index_state where name = 'reindex_seq'"))
 
 
 def as_left(vault: Path) -> tuple[list[int], list[int]]:
@@ -82,14 +103,15 @@ def held_heal(vault: Path, when: str, hold: Path) -> Iterator[None]:
 @pytest.mark.timeout(300)
 def test_a_disposal_while_another_heal_rebuilds_the_same_messages(tmp_path: Path) -> None:
     vault, current, expired = archived(tmp_path)
-    # Queued for a new document, as a tier move or a new arrival leaves them.
-    catalog_sql(vault, "insert into reindex_queue select id from messages")
+    log_every_message(vault)
+    before = logged(vault)
     # The heal has added their documents from what it read (not committed), holding the
-    # writer: the disposal's own heal finds the writer taken and leaves the deletions queued,
-    # in the very queue rows the held heal clears once it has committed.
+    # writer: the disposal's own heal finds the writer taken and leaves its deletions
+    # logged, after the entries the held heal applies.
     with held_heal(vault, "after", tmp_path / "hold"):
         assert invoke("dispose", "--vault", vault).exit_code == 0
-        assert catalog_scalar(vault, "select count(*) from reindex_queue") == 11
+        assert catalog_scalar(vault, "select count(*) from reindex_log where seq > ?",
+                              before) == len(expired)
     indexed, ids = as_left(vault)
     assert indexed == ids
     facts = check_vault(vault, present=current, absent=expired)
@@ -101,14 +123,15 @@ def test_a_disposal_while_a_heal_indexes_what_it_read_before(tmp_path: Path) -> 
     vault, current, expired = archived(tmp_path)
     # The index is behind the catalog (as after a full disk): a heal writes every document.
     catalog_sql(vault, "update index_state set value = 0 where name = 'indexed_through'")
-    # The heal has read the messages and their bytes and not yet taken the writer: the
-    # disposal's heal takes it, deletes the documents and clears its queue; then the held
-    # heal adds the documents of what it read.
+    before = logged(vault)
+    # The heal has read the messages and their bytes, holding the writer (taken before it
+    # read where to start): the disposal's heal finds it taken and leaves its deletions
+    # logged; the held heal then adds the documents of what it read, and applies them.
     with held_heal(vault, "before", tmp_path / "hold"):
         assert invoke("dispose", "--vault", vault).exit_code == 0
-        assert catalog_scalar(vault, "select count(*) from reindex_queue") == 0
-    # (The next open would find this index's marker behind the catalog's generation and
-    # rewrite every document; a running serve opens nothing, so the heal must not leave it.)
+        assert catalog_scalar(vault, "select count(*) from reindex_log where seq > ?",
+                              before) == len(expired)
+    # (A running serve opens nothing: the heal itself must leave no document behind.)
     indexed, ids = as_left(vault)
     assert indexed == ids
     facts = check_vault(vault, present=current, absent=expired)

@@ -9,7 +9,6 @@ the scheduled source synced once.
 
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 from itertools import pairwise
 from pathlib import Path
@@ -20,7 +19,7 @@ from sqlalchemy import func, select
 from mailvault.store import claims, schema
 from mailvault.vault import Vault
 from tests import s3_server as moto
-from tests.postgresql.conftest import Catalog
+from tests.postgresql.conftest import Catalog, join
 from tests.reliability.invariants import check_vault
 from tests.reliability.processes import wait_for
 from tests.reliability.serving import Senders, Server
@@ -43,16 +42,6 @@ user = "archive"
 password_file = "{password_file}"
 interval = "1h"
 """
-
-
-def join(first: Path, to: Path) -> Path:
-    """A second node's vault folder: the first one's settings, keys and audit head file
-    (docs/postgresql.md, "Several nodes")."""
-    to.mkdir(mode=0o700)
-    for name in ("mailvault.toml", "audit-head.json"):
-        shutil.copy2(first / name, to / name)
-    shutil.copytree(first / "keys", to / "keys")
-    return to
 
 
 def closed_port() -> int:
