@@ -361,8 +361,20 @@ def search_json(vault: Path, query: str, limit: int = 100_000) -> list[dict[str,
     return rows
 
 
+def reindex_log_entries(vault: Path) -> int:
+    """How many entries the vault's reindex log keeps (those not yet applied by every index
+    seen lately)."""
+    [(entries,)] = catalog_sql(vault, "SELECT count(*) FROM reindex_log")
+    return int(entries)
+
+
+# The environment variable that names this process's node (``[serve] node``): each node's
+# index keeps its own cursor over the reindex log.
+NODE_VARIABLE = "MAILVAULT_SERVE_NODE"
+
+
 def heal(vault: Path) -> int:
-    """Heal a vault's index as this process's node (``MAILVAULT_SERVE_NODE``) would; returns
+    """Heal a vault's index as this process's node (``NODE_VARIABLE``) would; returns
     how many documents were written. The vault is not opened: opening heals."""
     opened = Vault(vault, load_settings(vault))
     try:

@@ -17,11 +17,13 @@ import pytest
 from mailvault.search import indexing
 from tests.full_disk import fill, resize, tmpfs
 from tests.support import (
+    NODE_VARIABLE,
     build_message,
     catalog_sql,
     count,
     heal,
     invoke,
+    reindex_log_entries,
     run,
     search_json,
     sqlite_only,
@@ -33,7 +35,6 @@ EARLY = 30
 LATE = 8
 WRITER_LOCK = ".tantivy-writer.lock"
 MARKER_FILE = "mailvault-index.json"  # the index folder's own record of what it holds
-NODE = "MAILVAULT_SERVE_NODE"
 
 
 def index_status(vault: Path) -> dict[str, object]:
@@ -260,41 +261,36 @@ def test_each_node_applies_only_the_changes_it_missed(tmp_path: Path,
     messages = [build_message(subject=f"message {i}", body=f"word{i}\n") for i in range(20)]
     write_eml_folder(tmp_path / "inbox", messages)
     write_mbox(tmp_path / "Projects", messages[:3])
-    monkeypatch.setenv(NODE, "node-a")
+    monkeypatch.setenv(NODE_VARIABLE, "node-a")
     assert invoke("init", "--vault", vault).exit_code == 0
     assert invoke("import", tmp_path / "inbox", "--vault", vault).exit_code == 0
     # Node b's index: a copy of today's, which b has seen.
     shutil.copytree(vault / "index", tmp_path / "index-b")
-    monkeypatch.setenv(NODE, "node-b")
+    monkeypatch.setenv(NODE_VARIABLE, "node-b")
     assert heal(vault) == 0
 
-    monkeypatch.setenv(NODE, "node-a")
+    monkeypatch.setenv(NODE_VARIABLE, "node-a")
     assert invoke("tier", "move", "word5 OR word6", "--to", "deep", "--vault",
                   vault).exit_code == 0
     assert invoke("import", tmp_path / "Projects", "--vault", vault).exit_code == 0
     assert heal(vault) == 0  # a applied them as it went
-    assert logged_entries(vault) == 5  # kept: b has not applied them
+    assert reindex_log_entries(vault) == 5  # kept: b has not applied them
 
     shutil.copytree(vault / "index", tmp_path / "index-a")
     put_back(tmp_path / "index-b", vault / "index")
-    monkeypatch.setenv(NODE, "node-b")
+    monkeypatch.setenv(NODE_VARIABLE, "node-b")
     assert heal(vault) == 5  # those five, not all twenty
     assert (count(vault, "folder:projects"), count(vault, "tier:deep"), count(vault, "")) == (
         3, 2, 20)
-    assert logged_entries(vault) == 0  # both have applied them: pruned
+    assert reindex_log_entries(vault) == 0  # both have applied them: pruned
 
     # Node a is away for longer than the log waits for a node; b moves on.
     catalog_sql(vault, "UPDATE index_cursors SET seen_at = seen_at - ? WHERE name LIKE ?",
                 indexing.CURSOR_KEPT_S + 60, "node-a:%")
     assert invoke("tier", "move", "word7", "--to", "deep", "--vault", vault).exit_code == 0
     assert count(vault, "tier:deep") == 3
-    assert logged_entries(vault) == 0  # not kept for node a
+    assert reindex_log_entries(vault) == 0  # not kept for node a
     put_back(tmp_path / "index-a", vault / "index")
-    monkeypatch.setenv(NODE, "node-a")
+    monkeypatch.setenv(NODE_VARIABLE, "node-a")
     assert heal(vault) == 20  # behind the floor: every document again
     assert (count(vault, "tier:deep"), count(vault, "")) == (3, 20)
-
-
-def logged_entries(vault: Path) -> int:
-    [(entries,)] = catalog_sql(vault, "SELECT count(*) FROM reindex_log")
-    return int(entries)

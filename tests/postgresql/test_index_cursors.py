@@ -17,16 +17,15 @@ from mailvault.vault import open_catalog
 from tests.postgresql.conftest import Catalog, join
 from tests.reliability.processes import wait_for
 from tests.support import (
+    NODE_VARIABLE,
     build_message,
-    catalog_sql,
     count,
     heal,
     invoke,
+    reindex_log_entries,
     run,
     write_eml_folder,
 )
-
-NODE = "MAILVAULT_SERVE_NODE"
 
 
 def _init(vault: Path, pg: Catalog) -> None:
@@ -35,33 +34,30 @@ def _init(vault: Path, pg: Catalog) -> None:
     assert made.returncode == 0, made.stderr.decode()
 
 
-def logged_entries(vault: Path) -> int:
-    [(entries,)] = catalog_sql(vault, "SELECT count(*) FROM reindex_log")
-    return int(entries)
 
 
 def test_a_change_on_one_node_reaches_the_other_as_that_change(
         pg_catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = tmp_path / "node-a"
-    monkeypatch.setenv(NODE, "node-a")
+    monkeypatch.setenv(NODE_VARIABLE, "node-a")
     _init(first, pg_catalog)
     second = join(first, tmp_path / "node-b")
     write_eml_folder(tmp_path / "mail", [build_message(subject=f"message {i}",
                                                        body=f"word{i}\n") for i in range(20)])
     assert invoke("import", tmp_path / "mail", "--vault", first).exit_code == 0
-    monkeypatch.setenv(NODE, "node-b")
+    monkeypatch.setenv(NODE_VARIABLE, "node-b")
     assert heal(second) == 20  # a new index folder: every document
 
-    monkeypatch.setenv(NODE, "node-a")
+    monkeypatch.setenv(NODE_VARIABLE, "node-a")
     assert invoke("tier", "move", "word5 OR word6", "--to", "deep", "--vault",
                   first).exit_code == 0
     assert count(first, "tier:deep") == 2
-    assert logged_entries(first) == 2  # node b has yet to apply them
+    assert reindex_log_entries(first) == 2  # node b has yet to apply them
 
-    monkeypatch.setenv(NODE, "node-b")
+    monkeypatch.setenv(NODE_VARIABLE, "node-b")
     assert heal(second) == 2  # the two moved, not the twenty
     assert (count(second, "tier:deep"), count(second, "")) == (2, 20)
-    assert logged_entries(first) == 0
+    assert reindex_log_entries(first) == 0
 
 
 def test_log_entries_commit_in_the_order_they_are_numbered(pg_catalog: Catalog,
