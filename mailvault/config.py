@@ -197,6 +197,10 @@ class SearchSettings:
         "tantivy", "Where the full-text index lives: tantivy (a folder in the vault, the "
         "default) or postgresql (tables in the catalog's database; needs [catalog] url; set "
         "by 'mailvault init --search-backend postgresql', docs/postgresql.md).")
+    node_absence_days: float = setting(
+        7.0, "How long the reindex log keeps changes for a node's index that has not been "
+        "seen (several serve nodes on one PostgreSQL catalog); a node away longer rebuilds "
+        "its index when it comes back.")
 
 
 @dataclass

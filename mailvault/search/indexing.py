@@ -66,9 +66,6 @@ _EVERY_ID = 2**62
 PARALLEL_FROM = 20_000
 # Messages a worker parses per round trip (a batch gives each of two workers several).
 _CHUNK = 64
-# A node's index that has not healed for this long stops holding back the pruning of the
-# reindex log; when it comes back, it finds its cursor below the floor and rebuilds.
-CURSOR_KEPT_S = 7 * 86_400
 # How often an idle index records its cursor again (a heal that applies entries always does).
 CURSOR_SEEN_EVERY_S = 3_600
 
@@ -288,7 +285,10 @@ def _record_cursor(vault: Vault, name: str, generation: int) -> None:
     seen lately has applied."""
     with vault.engine.begin() as conn:
         catalog.record_index_cursor(conn, name, generation)
-        catalog.prune_reindex_log(conn, time.time() - CURSOR_KEPT_S)
+        # A node's index not seen for this long stops holding back the pruning; when it
+        # comes back, it finds its cursor below the floor and rebuilds.
+        catalog.prune_reindex_log(
+            conn, time.time() - vault.settings.search.node_absence_days * 86_400)
 
 
 def _mismatched(vault: Vault, conn: Connection, watermark: int) -> list[int]:

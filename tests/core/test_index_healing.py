@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from mailvault.search import indexing
 from tests.full_disk import fill, resize, tmpfs
 from tests.support import (
     NODE_VARIABLE,
@@ -284,13 +283,19 @@ def test_each_node_applies_only_the_changes_it_missed(tmp_path: Path,
         3, 2, 20)
     assert reindex_log_entries(vault) == 0  # both have applied them: pruned
 
-    # Node a is away for longer than the log waits for a node; b moves on.
+    # Node a has been away for 8 days; b moves on. With [search] node_absence_days = 30
+    # the log waits for a, with the default 7 it does not.
     catalog_sql(vault, "UPDATE index_cursors SET seen_at = seen_at - ? WHERE name LIKE ?",
-                indexing.CURSOR_KEPT_S + 60, "node-a:%")
+                8 * 86_400, "node-a:%")
+    monkeypatch.setenv("MAILVAULT_SEARCH_NODE_ABSENCE_DAYS", "30")
     assert invoke("tier", "move", "word7", "--to", "deep", "--vault", vault).exit_code == 0
     assert count(vault, "tier:deep") == 3
-    assert reindex_log_entries(vault) == 0  # not kept for node a
+    assert reindex_log_entries(vault) == 1  # kept for node a
+    monkeypatch.delenv("MAILVAULT_SEARCH_NODE_ABSENCE_DAYS")
+    assert invoke("tier", "move", "word8", "--to", "deep", "--vault", vault).exit_code == 0
+    assert count(vault, "tier:deep") == 4
+    assert reindex_log_entries(vault) == 0  # not kept for node a any more
     put_back(tmp_path / "index-a", vault / "index")
     monkeypatch.setenv(NODE_VARIABLE, "node-a")
     assert heal(vault) == 20  # behind the floor: every document again
-    assert (count(vault, "tier:deep"), count(vault, "")) == (3, 20)
+    assert (count(vault, "tier:deep"), count(vault, "")) == (4, 20)
