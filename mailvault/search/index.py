@@ -408,8 +408,8 @@ class SearchIndex:
 
     def hold_writer(self) -> None:
         """Take the writer now, as the first write would (waiting for another process's)."""
-        with self._writing():
-            pass
+        with self._write_lock:
+            self.writer()
 
     def writer_busy(self) -> bool:
         """Whether another process (or index object) holds the writer now: a peek at the

@@ -259,8 +259,8 @@ class PostgresIndex:
 
     def hold_writer(self) -> None:
         """Take the writer now, as the first write would (waiting for another process's)."""
-        with self._writing():
-            pass
+        with self._write_lock:
+            self._writer()
 
     def writer_busy(self) -> bool:
         if self._writer_conn is not None:
