@@ -18,6 +18,9 @@ import re
 from typing import Any
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# json.dumps builds an encoder on every call given any option; the catalog writes one
+# document per arrival, so the plain form has one kept.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def _escape_byte(match: re.Match[str]) -> str:
@@ -38,7 +41,8 @@ def exact_json(data: Any, **options: Any) -> str:
     """``json.dumps(data, ensure_ascii=False)`` that also holds names with undecodable bytes:
     their surrogates are written as JSON escapes, so the text is valid UTF-8 and
     ``json.loads`` gives the exact names back."""
-    text = json.dumps(data, ensure_ascii=False, **options)
+    text = (json.dumps(data, ensure_ascii=False, **options) if options
+            else _ENCODER.encode(data))
     if text.isascii():
         return text
     # A lone surrogate in json.dumps output can only stand inside a string: escaping it

@@ -72,8 +72,19 @@ class Provenance:
         """``to_json()`` without the fields left at their defaults (None, empty): what the
         catalog keeps for each arrival, a third of the full form for a file's messages.
         ``from_json`` gives them back."""
-        return {name: value for name, value in self.to_json().items()
-                if name in ("kind", "source") or value not in (None, [], {})}
+        data: dict[str, Any] = {"kind": self.kind, "source": self.source}
+        for name in _OPTIONAL_FIELDS:
+            value = getattr(self, name)
+            if value is None or value == ():
+                continue
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif name == "extra":
+                value = dict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            data[name] = value
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Provenance:
@@ -101,6 +112,10 @@ class Provenance:
             bits.append(f"@{self.item}")
         return shown(" ".join(bits))
 
+
+
+# The fields to_stored_json() keeps only when they are set, in the order to_json() has them.
+_OPTIONAL_FIELDS = tuple(f.name for f in fields(Provenance) if f.name not in ("kind", "source"))
 
 @dataclass(frozen=True)
 class Incoming:

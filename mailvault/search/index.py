@@ -51,6 +51,9 @@ FACET_FIELDS = ("year", "fromdomain", "folderkey", "tier", "has")
 # query with exactly the phrase's matches instead of a walk over the positions of its words.
 RUN_FIELDS = {"from": "fromrun", "to": "torun", "cc": "ccrun", "bcc": "bccrun"}
 RUN_WORDS = 5
+# How many participant values' runs are kept between documents (``_RunCache``): a value and
+# its runs take a few hundred bytes, so a few MB at most.
+RUN_CACHE_VALUES = 20_000
 # (date, id) in one unsigned fast column (``order_key``): the newest and oldest orders with
 # ties broken by the message id, which Tantivy's top-N collector then gives by itself,
 # exactly, at a fraction of an aggregation's cost per match. Dates take the high
@@ -155,6 +158,25 @@ class _ReachCounts:
             while len(self._kept) >= _REACH_KEPT:
                 del self._kept[next(iter(self._kept))]
             self._kept[key] = (generation, counted)
+
+
+class _RunCache:
+    """Word runs by participant value, at most RUN_CACHE_VALUES of them: emptied when
+    full, since a batch's values are mostly the ones of the batches before it. Used under
+    the index's write lock (documents are built there), so it takes no lock of its own."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, tuple[str, ...]] = {}
+
+    def get(self, value: str) -> tuple[str, ...] | None:
+        """The runs kept for this value, if any."""
+        return self._runs.get(value)
+
+    def put(self, value: str, runs: tuple[str, ...]) -> None:
+        """Keep these runs, starting afresh when the cache is full."""
+        if len(self._runs) >= RUN_CACHE_VALUES:
+            self._runs = {}
+        self._runs[value] = runs
 
 
 def _spread(result: dict[str, Any] | None) -> list[tuple[int, int | None, int]]:
@@ -319,6 +341,7 @@ class SearchIndex:
         self.schema = self._index.schema
         self.analyzer = text_analyzer()
         self._splitter = word_splitter()
+        self._run_cache = _RunCache()
         self._index.register_tokenizer(ANALYZER, self.analyzer)
         # How many writers failed and were replaced: documents added before a replacement
         # were lost with the old writer, whoever added them.
@@ -596,7 +619,7 @@ class SearchIndex:
                 if value:
                     d.add_text(name, spaced(value))
             if self.word_runs and name in RUN_FIELDS:
-                for run in sorted({r for v in values if v for r in self._runs(spaced(v))}):
+                for run in sorted({r for v in values if v for r in self._value_runs(v)}):
                     d.add_text(RUN_FIELDS[name], run)
         if doc.msgid:
             d.add_text("msgid", doc.msgid.strip().strip("<>"))
@@ -604,6 +627,15 @@ class SearchIndex:
             for value in values:
                 d.add_text(name, value.lower())
         return d
+
+    def _value_runs(self, value: str) -> tuple[str, ...]:
+        """The word runs of one participant value, kept for the values seen most (the
+        same senders and recipients come back message after message)."""
+        runs = self._run_cache.get(value)
+        if runs is None:
+            runs = tuple(self._runs(spaced(value)))
+            self._run_cache.put(value, runs)
+        return runs
 
     def _runs(self, text: str) -> Iterator[str]:
         """Every run of 2 to RUN_WORDS adjacent words of one value, as the analyzer indexes

@@ -140,6 +140,25 @@ def test_made_up_values_answer_the_same_by_runs_and_by_phrase(tmp_path: Path) ->
     index.close()
 
 
+
+def test_runs_kept_between_documents_are_the_runs_of_their_value(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cache of three values, emptied again and again by the values below: every copy
+    # of a value gets that value's runs, kept or worked out afresh.
+    monkeypatch.setattr("mailvault.search.index.RUN_CACHE_VALUES", 3)
+    values = [f"Person {n} Sender <person{n}.sender@example{n % 3}.org>" for n in range(7)]
+    docs = [IndexDoc(id=copy * 100 + n + 1, date=None, size=10, tier="active",
+                     from_=[values[n]], to=[values[(n + 1) % 7]])
+            for copy in range(3) for n in range(7)]
+    index = SearchIndex(tmp_path / "index")
+    index.put(docs, replace=False)
+    index.commit(len(docs), 0)
+    for n in range(7):
+        for name, sender in (("from", n), ("to", (n - 1) % 7)):
+            by_runs, by_phrase = both_ways(index, q.Term(name, f"person{n}.sender"))
+            assert by_runs == by_phrase == [copy * 100 + sender + 1 for copy in range(3)]
+    index.close()
+
 @pytest.fixture
 def older(tmp_path: Path, corpus: Path) -> Path:
     """A vault whose index folder was built with the schema before the word runs."""
