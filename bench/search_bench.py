@@ -1,6 +1,7 @@
 """Search latency (p50/p95) of 20 realistic queries, on a vault or on a synthetic index.
 
     python bench/search_bench.py --vault /path/to/vault           # after import_bench.py
+    python bench/search_bench.py --vault /path/to/vault --threads 1   # never split a search
     python bench/search_bench.py --synthetic 1000000              # index-only, 1M documents
     python bench/search_bench.py --synthetic 100000 --postgresql URL --password-file F
                                              # the same on the PostgreSQL search backend,
@@ -81,8 +82,10 @@ def report(samples: dict[str, list[float]], documents: int) -> None:
         print(f"  {statistics.median(values):8.2f} ms  {query or '(empty: all)'}")
 
 
-def bench_vault(path: Path, repeat: int) -> None:
+def bench_vault(path: Path, repeat: int, threads: int | None) -> None:
     vault = Vault.open(path)
+    if threads is not None:
+        vault.index.threads = threads
     samples: dict[str, list[float]] = {}
     for text in QUERIES:
         def one(text: str = text) -> None:
@@ -140,9 +143,11 @@ def main() -> None:
     parser.add_argument("--postgresql", default="", help="with --synthetic: the catalog URL "
                         "of an empty database or schema for the PostgreSQL backend")
     parser.add_argument("--password-file", default="")
+    parser.add_argument("--threads", type=int, help="with --vault: the threads one search "
+                        "may use (the vault's [search] query_threads if not given)")
     args = parser.parse_args()
     if args.vault:
-        bench_vault(args.vault, args.repeat)
+        bench_vault(args.vault, args.repeat, args.threads)
     elif args.synthetic:
         with tempfile.TemporaryDirectory(prefix="mailvault-search-") as folder:
             bench_synthetic(args.synthetic, args.repeat, Path(folder) / "index",

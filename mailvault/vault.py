@@ -238,7 +238,8 @@ class Vault:
             return PostgresIndex(self.engine)
         if backend != SEARCH_TANTIVY:
             raise ConfigError(f"[search] backend is tantivy or postgresql, not {backend!r}.")
-        return SearchIndex(self.path / "index", self.settings.search.index_heap_mb)
+        return SearchIndex(self.path / "index", self.settings.search.index_heap_mb,
+                           self.settings.search.query_threads)
 
     def tier_folder(self, tier: str) -> Path:
         """Where a tier's volume files live ([tiers] <tier>_folder, or inside the vault)."""

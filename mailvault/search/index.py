@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +114,13 @@ _SPREAD = "_spread"
 # messages, are sorted in the aggregation that counts the matches (one pass); a deeper
 # page, or a broader query, is sorted within a window of the order (``_page``).
 _ONE_PASS_HITS = 1_000
+# An index of at least this many documents has a broad query's page searched in parts, one
+# a thread (``_top``); below it the threads cost more than they save.
+SPLIT_DOCS = 250_000
+# Nor is a query known to match fewer messages than this (``_worth_splitting``).
+SPLIT_MATCHES = 50_000
+# How many parts at most, whatever the machine.
+MAX_SEARCH_THREADS = 4
 # How many principals' reach counts are kept (each is a few hundred bytes).
 _REACH_KEPT = 256
 # The spread of the matches over dates, in weeks: a page of hits is then sorted among the
@@ -324,9 +333,14 @@ def positioned_words(analyzer: tantivy.TextAnalyzer, splitter: tantivy.TextAnaly
 class SearchIndex:
     """One Tantivy index folder: a writer opened on demand, a searcher reloaded on demand."""
 
-    def __init__(self, path: Path, heap_mb: int = 128) -> None:
+    def __init__(self, path: Path, heap_mb: int = 128, threads: int = 0) -> None:
         self.path = path
         self.heap_bytes = max(heap_mb, 16) * 1024 * 1024
+        # How many parts one search may be split into (``_top``), each on its own thread:
+        # 0 means one per core.
+        self.threads = min(threads or os.cpu_count() or 1, MAX_SEARCH_THREADS)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()  # serve's routes search from several threads
         file_modes.make_folder(path)
         self._writer: tantivy.IndexWriter | None = None
         self.layout = self._folder_layout()
@@ -567,7 +581,11 @@ class SearchIndex:
             raise self._write_error(exc) from exc
 
     def close(self) -> None:
-        """Release the writer (and its lock)."""
+        """Release the writer (and its lock) and the threads of split searches."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
         if self._writer is not None:
             # A writer killed by a failed write reports that failure again here; what it had
             # not committed is lost either way, and healing redoes it.
@@ -583,7 +601,8 @@ class SearchIndex:
         self.close()
         _empty_folder(self.path)
         lost = self.lost_writers + 1  # whatever was added and not committed went too
-        self.__init__(self.path, self.heap_bytes // (1024 * 1024))  # type: ignore[misc]
+        self.__init__(self.path, self.heap_bytes // (1024 * 1024),  # type: ignore[misc]
+                      self.threads)
         self.lost_writers = lost
 
     def _document(self, doc: IndexDoc) -> tantivy.Document:
@@ -694,11 +713,13 @@ class SearchIndex:
         if reach:
             known = (self._reach_known(searcher, compiled, (node, facets), generation)
                      if generation is not None else None)
-            return self._top_page(searcher, compiled, known, page)
+            return self._top_page(searcher, compiled, known, page,
+                                  self._worth_splitting(searcher, node))
         if self._keyed(order):
             known = (self._aggregate(searcher, compiled, facets, None)[:2] if facets > 0
                      else None)
-            return self._top_page(searcher, compiled, known, page)
+            return self._top_page(searcher, compiled, known, page,
+                                  self._worth_splitting(searcher, node))
         if limit <= 0:
             total, counts, _, _ = self._aggregate(searcher, compiled, facets, None)
             return total, [], counts
@@ -731,17 +752,19 @@ class SearchIndex:
 
     def _top_page(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
                   known: tuple[int, dict[str, list[tuple[str, int]]]] | None,
-                  page: tuple[int, int, str]
+                  page: tuple[int, int, str], split: bool
                   ) -> tuple[int, list[int], dict[str, list[tuple[str, int]]]]:
         """``search_counted`` with the hits from Tantivy's top-N collector, given the total
-        and facet counts if they are ``known`` already (else counted with the hits)."""
+        and facet counts if they are ``known`` already (else counted with the hits);
+        ``split``: the query may be searched in parts (``_top``)."""
         limit, offset, order = page
         total, counts = known if known is not None else (None, {})
         if limit <= 0 or (total is not None and offset >= total):
             if total is None:
                 total = _count(searcher.search(compiled, limit=1, count=True))
             return total, [], counts
-        counted, ids = self._top(searcher, compiled, limit, offset, order, total is None)
+        counted, ids = self._top(searcher, compiled, limit, offset, order, total is None,
+                                 split)
         return (counted if total is None else total), ids, counts
 
     def facet_counts(self, node: q.Node, size: int = 20) -> dict[str, list[tuple[str, int]]]:
@@ -794,6 +817,13 @@ class SearchIndex:
         ids = [int(h["docvalue_fields"]["id"][0])
                for h in result.get(_HITS, {}).get("hits", [])]
         return total, counts if facets > 0 else {}, _spread(result.get(_SPREAD)), ids
+
+    def _worth_splitting(self, searcher: tantivy.Searcher, node: q.Node) -> bool:
+        """Whether a query may match enough messages for its search in parts to pay: not
+        when its terms say it matches fewer than SPLIT_MATCHES (``_most``), where a
+        second search and the threads cost more than they save."""
+        most = self._most(searcher, node)
+        return most is None or most >= SPLIT_MATCHES
 
     def _most(self, searcher: tantivy.Searcher, node: q.Node) -> int | None:
         """At most how many documents match, from the document frequencies of its terms
@@ -930,21 +960,74 @@ class SearchIndex:
             offset += page
 
     def _top(self, searcher: tantivy.Searcher, compiled: tantivy.Query, limit: int,
-             offset: int, order: str, count: bool) -> tuple[int, list[int]]:
+             offset: int, order: str, count: bool, split: bool = False
+             ) -> tuple[int, list[int]]:
         """(the count if asked for, else 0; ids of a page of matches) by Tantivy's top-N
         collector: over the order key, ties broken by id; over another column, ties (same
-        date, same size) follow the index's order of documents."""
+        date, same size) follow the index's order of documents. With ``split``, a page by
+        the order key over a large index is searched in parts (``_parts``), one a
+        thread."""
         field, direction = SORT_ORDERS[order]
         if self._keyed(order):
             field = ORDER_KEY
-        try:
-            result = searcher.search(compiled, limit=limit, offset=offset, count=count,
-                                     order_by_field=field, order=direction)
-        except ValueError as exc:
-            raise QueryError(f"the search failed: {exc}.") from exc
+            parts = self._parts(searcher, compiled, offset + limit) if split else []
+            if len(parts) > 1:
+                return self._top_of_parts(searcher, parts, (limit, offset, direction), count)
+        result = self._search(searcher, compiled, limit, offset, count, (field, direction))
         # The id fast field, not the stored documents: one column read per page.
         values = searcher.fast_field_values("id", [address for _, address in result.hits])
         return _count(result), [int(v) for v in values if v is not None]
+
+    @staticmethod
+    def _search(searcher: tantivy.Searcher, compiled: tantivy.Query, limit: int, offset: int,
+                count: bool, by: tuple[str, tantivy.Order]) -> tantivy.SearchResult:
+        try:
+            return searcher.search(compiled, limit=limit, offset=offset, count=count,
+                                   order_by_field=by[0], order=by[1])
+        except ValueError as exc:
+            raise QueryError(f"the search failed: {exc}.") from exc
+
+    def _parts(self, searcher: tantivy.Searcher, compiled: tantivy.Query, hits: int
+               ) -> list[tantivy.Query]:
+        """The query split by ranges of message ids into ``threads`` parts that together
+        match exactly what it matches, or the query alone: when the index is small, the
+        page deep (each part must give all its hits), or one thread is all there is.
+        Documents are added in the order of their ids, so each part's matches lie mostly
+        in one stretch of each segment, which Tantivy reaches by skipping: each part walks
+        about its share of the matches, and the parts run at once (the binding lets go of
+        the interpreter while it searches)."""
+        marker = self.marker()
+        if (self.threads < 2 or hits > _ONE_PASS_HITS or marker is None
+                or searcher.num_docs < SPLIT_DOCS):
+            return [compiled]
+        step = marker.watermark // self.threads + 1
+        edges = [None, *(step * n for n in range(1, self.threads)), None]
+        return [tantivy.Query.boolean_query([
+            (tantivy.Occur.Must, compiled),
+            (tantivy.Occur.Must, tantivy.Query.range_query(
+                self.schema, "id", tantivy.FieldType.Integer, low,
+                high - 1 if high is not None else None))])
+            for low, high in itertools.pairwise(edges)]
+
+    def _top_of_parts(self, searcher: tantivy.Searcher, parts: list[tantivy.Query],
+                      page: tuple[int, int, tantivy.Order], count: bool) -> tuple[int, list[int]]:
+        """``_top`` over the parts at once: each gives its first offset + limit hits by the
+        order key (unique: the date above the id), and the page is cut from all of them in
+        that order; the counts add up, since every match is in exactly one part."""
+        limit, offset, direction = page
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="search")
+            pool = self._pool
+        results = list(pool.map(
+            lambda part: self._search(searcher, part, offset + limit, 0, count,
+                                      (ORDER_KEY, direction)), parts))
+        hits = sorted((hit for result in results for hit in result.hits),
+                      key=lambda hit: int(hit[0]), reverse=direction == tantivy.Order.Desc)
+        chosen = [address for _, address in hits[offset:offset + limit]]
+        values = searcher.fast_field_values("id", chosen)
+        return sum(_count(result) for result in results), [int(v) for v in values
+                                                            if v is not None]
 
     def doc_count(self) -> int:
         return int(self._searcher().num_docs)

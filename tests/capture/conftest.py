@@ -69,9 +69,11 @@ def start_serving(vault: Vault, overrides: dict[str, list[str]] | None = None) -
         holder["running"] = Running(vault, threading.current_thread(), loop, stop_event)
         started.set()
         try:
-            loop.run_until_complete(serve(vault, stop_event, overrides
-                                          or {"smtp": ["127.0.0.1:0"]}, on_ready,
-                                          faces=(web_service,)))
+            # SMTP on a free port unless the test says where: never the default 2525,
+            # which a test on the other worker may hold.
+            loop.run_until_complete(serve(vault, stop_event,
+                                          {"smtp": ["127.0.0.1:0"], **(overrides or {})},
+                                          on_ready, faces=(web_service,)))
         except BaseException as exc:
             holder["running"].error = exc
             ready.set()
