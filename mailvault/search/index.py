@@ -62,6 +62,11 @@ RUN_CACHE_VALUES = 20_000
 # ORDER_DATE_BITS (seconds from 1970; message.py keeps dates to 2200, under 2**33), the id
 # the low ORDER_ID_BITS.
 ORDER_KEY = "order"
+DAY_FIELD = "day"
+DAY_S = 86_400
+# A date range beside a clause known to match under this share of the documents reads the
+# date column instead of the day numbers (``_beside_narrow``).
+DAY_TERMS_SHARE = 0.25
 ORDER_DATE_BITS = 33
 ORDER_ID_BITS = 31
 
@@ -81,6 +86,11 @@ class Layout:
     # column), dates and sizes as fast columns only (range queries read those, never the
     # terms an indexed number adds), and no field norms (nothing is ranked by relevance).
     lean: bool
+    # The UTC day number of the date, indexed (DAY_FIELD): a range of whole days, what
+    # after:, before: and on: ask, is then a union of the days' postings, which Tantivy
+    # intersects with the other clauses by skipping, where the date column is read for
+    # every candidate.
+    days: bool = False
 
 
 # An index folder built with a schema not listed here (an older mailvault) is emptied when
@@ -91,8 +101,9 @@ LAYOUTS = {
     3: Layout(3, word_runs=False, order_key=False, lean=False),
     4: Layout(4, word_runs=True, order_key=False, lean=False),
     5: Layout(5, word_runs=True, order_key=True, lean=True),
+    6: Layout(6, word_runs=True, order_key=True, lean=True, days=True),
 }
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 PHRASE_SCHEMA_VERSION = 3
 _LOCK_WAIT_S = 30.0
 WRITER_LOCK = ".tantivy-writer.lock"  # Tantivy's writer holds an flock on this file
@@ -238,6 +249,8 @@ def layout_schema(layout: Layout) -> tantivy.Schema:
     else:
         builder.add_integer_field("sort_date", fast=True)
     builder.add_unsigned_field("size", indexed=not layout.lean, fast=True)
+    if layout.days:
+        builder.add_integer_field(DAY_FIELD, indexed=True)
     for name in TEXT_FIELDS:
         builder.add_text_field(name, tokenizer_name=ANALYZER)
     for name in _keyword_fields(layout):
@@ -258,6 +271,8 @@ def _expected_fields(layout: Layout) -> dict[str, bool]:
     folder's)."""
     fields = {"id": True, "date": True, ORDER_KEY if layout.order_key else "sort_date": True,
               "size": True}
+    if layout.days:
+        fields[DAY_FIELD] = False
     fields.update((name, False) for name in TEXT_FIELDS)
     fields.update((name, name in FACET_FIELDS) for name in _keyword_fields(layout))
     return fields
@@ -401,10 +416,13 @@ class SearchIndex:
             return ("the index was built by an older mailvault: from:, to:, cc: and bcc: "
                     "searches of several words are slower until 'mailvault reindex' "
                     "rebuilds it")
-        if self.layout.version != SCHEMA_VERSION:
+        if not self.layout.lean:
             return ("the index was built by an older mailvault: it takes more disk, and "
                     "searches of many messages are slower, until 'mailvault reindex' "
                     "rebuilds it")
+        if self.layout.version != SCHEMA_VERSION:
+            return ("the index was built by an older mailvault: searches by date (after:, "
+                    "before:, on:) are slower until 'mailvault reindex' rebuilds it")
         return ""
 
     def _marker_schema(self) -> int | None:
@@ -610,6 +628,8 @@ class SearchIndex:
         d.add_integer("id", doc.id)
         if doc.date is not None:
             d.add_integer("date", doc.date)
+            if self.layout.days:
+                d.add_integer(DAY_FIELD, doc.date // DAY_S)
         if self.layout.order_key:
             d.add_unsigned(ORDER_KEY, order_key(doc))
         else:
@@ -919,6 +939,21 @@ class SearchIndex:
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, window),
                                             *self._clauses(node)])
 
+    def _date_range(self, node: q.DateRange, by_column: bool = False) -> tantivy.Query:
+        """A range of dates: over the indexed day numbers when the layout has them and the
+        bounds are whole UTC days (as the query language gives them), unless ``by_column``;
+        else over the date column; the same documents either way."""
+        start = int(node.start.timestamp()) if node.start else None
+        end = int(node.end.timestamp()) if node.end else None
+        if (self.layout.days and not by_column
+                and all(b is None or b % DAY_S == 0 for b in (start, end))):
+            return tantivy.Query.range_query(
+                self.schema, DAY_FIELD, tantivy.FieldType.Integer,
+                start // DAY_S if start is not None else None,
+                end // DAY_S - 1 if end is not None else None)
+        return tantivy.Query.range_query(self.schema, "date", tantivy.FieldType.Integer,
+                                         start, end - 1 if end is not None else None)
+
     def _generation(self) -> bytes:
         """What identifies the committed state of the index: Tantivy's meta.json, which
         every commit (new segments, deletes, merges) replaces. Read before the searcher is
@@ -1066,11 +1101,7 @@ class SearchIndex:
         if isinstance(node, q.Term):
             return self._term(node)
         if isinstance(node, q.DateRange):
-            return tantivy.Query.range_query(
-                self.schema, "date", tantivy.FieldType.Integer,
-                int(node.start.timestamp()) if node.start else None,
-                int(node.end.timestamp()) - 1 if node.end else None,
-            )
+            return self._date_range(node)
         if isinstance(node, q.SizeRange):
             return tantivy.Query.range_query(
                 self.schema, "size", tantivy.FieldType.Unsigned,
@@ -1106,10 +1137,29 @@ class SearchIndex:
         raise QueryError(f"unsupported query node {node!r}.")
 
     def _clauses(self, node: q.Node) -> list[tuple[tantivy.Occur, tantivy.Query]]:
-        """The clauses of a conjunction (a node of any other kind is one clause)."""
+        """The clauses of a conjunction (a node of any other kind is one clause). A date
+        range beside a clause known to be narrow reads the date column (``_date_range``)."""
         children = node.children if isinstance(node, q.And) else (node,)
+        by_column = self._beside_narrow(children)
         return [(tantivy.Occur.MustNot, self.compile(child.child)) if isinstance(child, q.Not)
+                else (tantivy.Occur.Must, self._date_range(child, by_column))
+                if isinstance(child, q.DateRange)
                 else (tantivy.Occur.Must, self.compile(child)) for child in children]
+
+    def _beside_narrow(self, children: Sequence[q.Node]) -> bool:
+        """Whether a date range among these clauses of a conjunction should read the date
+        column rather than the day numbers: when another clause is known (``_most``) to
+        match under DAY_TERMS_SHARE of the documents. The day numbers' union costs about
+        the documents of the range, whoever else is asked; the column, read only for the
+        candidates of the other clauses, is cheaper when they are few (measured at 1M:
+        ``subject:gas after:2001-01-01`` 4.5 ms by the column, 10 ms by the days)."""
+        if not self.layout.days or not any(isinstance(c, q.DateRange) for c in children):
+            return False
+        searcher = self._index.searcher()
+        narrow = searcher.num_docs * DAY_TERMS_SHARE
+        return any(most is not None and most < narrow
+                   for most in (self._most(searcher, c) for c in children
+                                if not isinstance(c, (q.DateRange, q.Not))))
 
     def _term(self, term: q.Term) -> tantivy.Query:
         if term.field is not None and term.field not in _expected_fields(self.layout):
