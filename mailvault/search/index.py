@@ -62,13 +62,14 @@ RUN_CACHE_VALUES = 20_000
 # ORDER_DATE_BITS (seconds from 1970; message.py keeps dates to 2200, under 2**33), the id
 # the low ORDER_ID_BITS.
 ORDER_KEY = "order"
+ORDER_DATE_BITS = 33
+ORDER_ID_BITS = 31
+# Each dated message's UTC day number (``Layout.days``).
 DAY_FIELD = "day"
 DAY_S = 86_400
 # A date range beside a clause known to match under this share of the documents reads the
 # date column instead of the day numbers (``_beside_narrow``).
 DAY_TERMS_SHARE = 0.25
-ORDER_DATE_BITS = 33
-ORDER_ID_BITS = 31
 
 
 @dataclass(frozen=True)
