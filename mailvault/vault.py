@@ -41,7 +41,6 @@ from mailvault.errors import (
 from mailvault.search import indexing
 from mailvault.search.backend import SearchBackend
 from mailvault.search.index import SearchIndex
-from mailvault.search.postgresql_index import PostgresIndex
 from mailvault.store import (
     audit_chain,
     catalog,
@@ -235,6 +234,10 @@ class Vault:
             if self.engine.dialect.name != database.POSTGRESQL:
                 raise ConfigError("[search] backend = \"postgresql\" needs the catalog in "
                                   "PostgreSQL ([catalog] url).")
+            # Here, not at the top: psycopg and the backend cost every command's start
+            # (60-90 ms) and only vaults searched in PostgreSQL use them.
+            from mailvault.search.postgresql_index import PostgresIndex
+
             return PostgresIndex(self.engine)
         if backend != SEARCH_TANTIVY:
             raise ConfigError(f"[search] backend is tantivy or postgresql, not {backend!r}.")
