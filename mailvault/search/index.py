@@ -25,7 +25,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -978,9 +978,14 @@ class SearchIndex:
                 if v is not None]
 
     def count(self, node: q.Node) -> int:
-        """How many messages match."""
+        """How many messages match: over a large index, a broad query's parts counted at
+        once (``_parts``), which add up since every match is in exactly one part."""
         searcher = self._searcher()
-        return _count(searcher.search(self.compile(node), limit=1, count=True))
+        compiled = self.compile(node)
+        parts = self._parts(searcher, compiled, 1) if self._worth_splitting(searcher, node) \
+            else [compiled]
+        return sum(_count(result) for result in self._each_part(
+            lambda part: searcher.search(part, limit=1, count=True), parts))
 
     def ids(self, node: q.Node, page: int = 10_000) -> Iterator[int]:
         """Every matching message id, newest first, read a page at a time."""
@@ -1051,19 +1056,27 @@ class SearchIndex:
         order key (unique: the date above the id), and the page is cut from all of them in
         that order; the counts add up, since every match is in exactly one part."""
         limit, offset, direction = page
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="search")
-            pool = self._pool
-        results = list(pool.map(
+        results = self._each_part(
             lambda part: self._search(searcher, part, offset + limit, 0, count,
-                                      (ORDER_KEY, direction)), parts))
+                                      (ORDER_KEY, direction)), parts)
         hits = sorted((hit for result in results for hit in result.hits),
                       key=lambda hit: int(hit[0]), reverse=direction == tantivy.Order.Desc)
         chosen = [address for _, address in hits[offset:offset + limit]]
         values = searcher.fast_field_values("id", chosen)
         return sum(_count(result) for result in results), [int(v) for v in values
                                                             if v is not None]
+
+    def _each_part(self, search: Callable[[tantivy.Query], tantivy.SearchResult],
+                   parts: list[tantivy.Query]) -> list[tantivy.SearchResult]:
+        """``search`` of every part, at once on the index's threads when there are several
+        (the pool is made on first use); of a lone query, in this thread."""
+        if len(parts) == 1:
+            return [search(parts[0])]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="search")
+            pool = self._pool
+        return list(pool.map(search, parts))
 
     def doc_count(self) -> int:
         return int(self._searcher().num_docs)

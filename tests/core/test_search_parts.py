@@ -1,6 +1,7 @@
 """A page searched in parts, one a thread (``SearchIndex._top``), is exactly the page the
 whole query gives: the same total, the same ids in the same order, on every page, both
-orders, whatever the number of parts; and it splits only where it should."""
+orders, whatever the number of parts; a count in parts is the whole count; and it splits
+only where it should."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def test_parts_give_exactly_the_page_of_the_whole(
             # The page of a count already known (the search page's facets gave it).
             expected = whole.search_counted(node, 50, 0, order, facets=3)
             assert split.search_counted(node, 50, 0, order, facets=3) == expected
+        assert split.count(node) == whole.count(node), text
     assert split._pool is not None  # the parts did run on the threads
     assert whole._pool is None
     split.close()
