@@ -59,32 +59,15 @@ class Provenance:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (datetimes as ISO 8601, tuples as lists)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("internal_date", "received_at"):
-            if data[name] is not None:
-                data[name] = data[name].isoformat()
-        data["flags"] = list(self.flags)
-        data["envelope_to"] = list(self.envelope_to)
-        data["extra"] = dict(self.extra)
-        return data
+        return {name: _json_value(name, getattr(self, name)) for name in _FIELDS}
 
     def to_stored_json(self) -> dict[str, Any]:
         """``to_json()`` without the fields left at their defaults (None, empty): what the
         catalog keeps for each arrival, a third of the full form for a file's messages.
         ``from_json`` gives them back."""
-        data: dict[str, Any] = {"kind": self.kind, "source": self.source}
-        for name in _OPTIONAL_FIELDS:
-            value = getattr(self, name)
-            if value is None or value == ():
-                continue
-            if isinstance(value, datetime):
-                value = value.isoformat()
-            elif name == "extra":
-                value = dict(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            data[name] = value
-        return data
+        values = ((name, getattr(self, name)) for name in _FIELDS)
+        return {name: _json_value(name, value) for name, value in values
+                if name in ("kind", "source") or (value is not None and value != ())}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Provenance:
@@ -113,9 +96,21 @@ class Provenance:
         return shown(" ".join(bits))
 
 
+# The fields in their order, read once (dataclasses.fields costs more than a message's JSON).
+_FIELDS = tuple(f.name for f in fields(Provenance))
 
-# The fields to_stored_json() keeps only when they are set, in the order to_json() has them.
-_OPTIONAL_FIELDS = tuple(f.name for f in fields(Provenance) if f.name not in ("kind", "source"))
+
+def _json_value(name: str, value: Any) -> Any:
+    """A field's value as JSON holds it: datetimes as ISO 8601, ``extra`` as an object,
+    other tuples as lists."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if name == "extra":
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
 
 @dataclass(frozen=True)
 class Incoming:

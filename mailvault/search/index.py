@@ -53,7 +53,7 @@ FACET_FIELDS = ("year", "fromdomain", "folderkey", "tier", "has")
 # query with exactly the phrase's matches instead of a walk over the positions of its words.
 RUN_FIELDS = {"from": "fromrun", "to": "torun", "cc": "ccrun", "bcc": "bccrun"}
 RUN_WORDS = 5
-# How many participant values' runs are kept between documents (``_RunCache``): a value and
+# How many participant values' runs are kept between documents (``_value_runs``): a value and
 # its runs take a few hundred bytes, so a few MB at most.
 RUN_CACHE_VALUES = 20_000
 # (date, id) in one unsigned fast column (``order_key``): the newest and oldest orders with
@@ -179,25 +179,6 @@ class _ReachCounts:
             while len(self._kept) >= _REACH_KEPT:
                 del self._kept[next(iter(self._kept))]
             self._kept[key] = (generation, counted)
-
-
-class _RunCache:
-    """Word runs by participant value, at most RUN_CACHE_VALUES of them: emptied when
-    full, since a batch's values are mostly the ones of the batches before it. Used under
-    the index's write lock (documents are built there), so it takes no lock of its own."""
-
-    def __init__(self) -> None:
-        self._runs: dict[str, tuple[str, ...]] = {}
-
-    def get(self, value: str) -> tuple[str, ...] | None:
-        """The runs kept for this value, if any."""
-        return self._runs.get(value)
-
-    def put(self, value: str, runs: tuple[str, ...]) -> None:
-        """Keep these runs, starting afresh when the cache is full."""
-        if len(self._runs) >= RUN_CACHE_VALUES:
-            self._runs = {}
-        self._runs[value] = runs
 
 
 def _spread(result: dict[str, Any] | None) -> list[tuple[int, int | None, int]]:
@@ -371,7 +352,8 @@ class SearchIndex:
         self.schema = self._index.schema
         self.analyzer = text_analyzer()
         self._splitter = word_splitter()
-        self._run_cache = _RunCache()
+        # Word runs by participant value (``_value_runs``), used under the write lock.
+        self._run_cache: dict[str, tuple[str, ...]] = {}
         self._index.register_tokenizer(ANALYZER, self.analyzer)
         # How many writers failed and were replaced: documents added before a replacement
         # were lost with the old writer, whoever added them.
@@ -673,8 +655,10 @@ class SearchIndex:
         same senders and recipients come back message after message)."""
         runs = self._run_cache.get(value)
         if runs is None:
-            runs = tuple(self._runs(spaced(value)))
-            self._run_cache.put(value, runs)
+            # Emptied when full: a batch's values are mostly those of the batches before.
+            if len(self._run_cache) >= RUN_CACHE_VALUES:
+                self._run_cache.clear()
+            runs = self._run_cache[value] = tuple(self._runs(spaced(value)))
         return runs
 
     def _runs(self, text: str) -> Iterator[str]:
