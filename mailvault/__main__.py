@@ -1,3 +1,3 @@
-from mailvault.cli import main
+from mailvault.entry import main
 
 main()

@@ -4,6 +4,9 @@ MAILVAULT_VAULT, JSON output that parses, and errors as one sentence on stderr w
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,20 @@ def test_mail_text_is_shown_as_written(empty_vault: Path, tmp_path: Path) -> Non
     assert listed.exit_code == 0 and subject in listed.text
     shown = invoke("show", "1", "--vault", empty_vault)
     assert shown.exit_code == 0 and f"Subject: {subject}\n" in shown.text
+
+
+def test_the_installed_command_keeps_its_workers_light(empty_vault: Path, tmp_path: Path) -> None:
+    """multiprocessing runs the command's script again in every worker it starts: the script
+    must import the command line only in the process that runs the command (each worker
+    importing it cost 1.1-1.4 s of CPU per import)."""
+    script = Path(sys.executable).parent / "mailvault"
+    write_eml_folder(tmp_path / "mail", [build_message(subject=f"Worker {n}") for n in range(8)])
+    done = subprocess.run([script, "import", tmp_path / "mail", "--vault", empty_vault],
+                          capture_output=True, timeout=300, check=False,
+                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert done.returncode == 0, done.stderr.decode()
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.decode().splitlines()
+                if line.startswith("import time:")]
+    assert imported.count("mailvault.ingest.prepare") >= 1  # the workers' server started
+    assert imported.count("mailvault.entry") >= 2  # and workers re-ran the script
+    assert imported.count("mailvault.cli") == 1
