@@ -196,8 +196,8 @@ class SearchSettings:
     query_threads: int = setting(
         0, "Threads one search may use over a large index (250,000 messages or more): its "
         "messages are split by id into that many parts searched at once. 0: one per core "
-        "(at most 4); 1: never split, as a server busy with many searchers at once may "
-        "prefer.")
+        "(at most 4); 1: never split. A search beside another one of the same index is "
+        "never split (the cores are busy already).")
     backend: str = setting(
         "tantivy", "Where the full-text index lives: tantivy (a folder in the vault, the "
         "default) or postgresql (tables in the catalog's database; needs [catalog] url; set "

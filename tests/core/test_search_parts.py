@@ -1,7 +1,7 @@
 """A page searched in parts, one a thread (``SearchIndex._top``), is exactly the page the
 whole query gives: the same total, the same ids in the same order, on every page, both
 orders, whatever the number of parts; a count in parts is the whole count; and it splits
-only where it should."""
+only where it should: never beside another search."""
 
 from __future__ import annotations
 
@@ -81,3 +81,21 @@ def test_small_indexes_narrow_queries_deep_pages_and_other_orders_are_not_split(
     assert index._pool is not None
     assert len(SearchIndex(folder, threads=1)._parts(searcher, compiled, 50)) == 1
     index.close()
+
+
+def test_a_search_beside_another_is_not_split(folder: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mailvault.search.index.SPLIT_DOCS", 1)
+    monkeypatch.setattr("mailvault.search.index.SPLIT_MATCHES", 1)
+    index = SearchIndex(folder, threads=2)
+    whole = SearchIndex(folder, threads=1)
+    node = q.parse("from:alpha")
+    with index._searching():  # another thread's search, still running
+        assert index.search(node, 50) == whole.search(node, 50)
+        assert index.count(node) == whole.count(node)
+        assert index._pool is None  # no part ran on the threads
+    assert index._searches == 0
+    assert index.search(node, 50) == whole.search(node, 50)
+    assert index._pool is not None  # alone again, it splits
+    index.close()
+    whole.close()
