@@ -21,7 +21,7 @@ from mailvault.search import query as q
 from mailvault.search.index import SearchIndex
 
 QUERIES = ("from:phillip.allen", "from:enron.com before:2000-06-01", "on:2001-05-14",
-           "to:allen", "west*")
+           "to:allen", "west*", "", 'body:"please call"')
 USER = q.Party(frozenset({"phillip.allen@enron.com"}))
 
 

@@ -135,6 +135,11 @@ SPLIT_DOCS = 250_000
 SPLIT_MATCHES = 50_000
 # How many parts at most, whatever the machine.
 MAX_SEARCH_THREADS = 4
+# A page whose total is known comes first from the newest days (``_newest_page``): the
+# order keys of this many newest documents are kept to choose how many days, and the days
+# chosen hold about NEWEST_SPARE times the page's share of the matches.
+NEWEST_KEPT = 4096
+NEWEST_SPARE = 4
 # How many principals' reach counts are kept (each is a few hundred bytes).
 _REACH_KEPT = 256
 # The spread of the matches over dates, in weeks: a page of hits is then sorted among the
@@ -342,6 +347,9 @@ class SearchIndex:
         self._pool_lock = threading.Lock()  # serve's routes search from several threads
         # Pages and counts being searched now, from every thread (``_searching``).
         self._searches = 0
+        # The order keys of the newest documents, newest first (``_newest_page``): read
+        # once, kept while they still choose days that hold enough.
+        self._newest: list[int] | None = None
         file_modes.make_folder(path)
         self._writer: tantivy.IndexWriter | None = None
         self.layout = self._folder_layout()
@@ -774,9 +782,66 @@ class SearchIndex:
             if total is None:
                 total = _count(searcher.search(compiled, limit=1, count=True))
             return total, [], counts
+        if total is not None:
+            newest = self._newest_page(searcher, compiled, total, page)
+            if newest is not None:
+                return total, newest, counts
         counted, ids = self._top(searcher, compiled, limit, offset, order, total is None,
                                  split)
         return (counted if total is None else total), ids, counts
+
+    def _newest_page(self, searcher: tantivy.Searcher, compiled: tantivy.Query, total: int,
+                     page: tuple[int, int, str]) -> list[int] | None:
+        """The ids of a page newest first of a query whose ``total`` is known (the search
+        page's facets counted it, or a principal's reach counts are kept), searched among
+        the documents of the newest days only; None where that cannot be done or did not
+        hold the page, and the caller searches every match.
+
+        Why: with the total known, the top-N collector's walk over every match is only for
+        the page, and a query matching most of the archive has its first 50 among the
+        newest few hundred documents. The days (indexed ``day`` terms, schema 6) are
+        chosen from the order keys of the NEWEST_KEPT newest documents (``_newest``) so
+        that they hold about NEWEST_SPARE times the page's share of ``total``, assuming
+        the matches spread like the documents. Every document of those days sorts before
+        every other (a dated document's key starts with its date; an undated one's is its
+        id alone, below any date from the second day of 1970), so the days' first hits
+        are the query's first hits once they number offset + limit; otherwise (the
+        matches lie elsewhere in time, or messages were deleted) the caller
+        searches them all, and the kept keys are read again next time. Measured at 1M:
+        ``from:phillip.allen``'s page 8.8 ms -> 0.2 ms, ``body:"please call"`` 18.8 ->
+        0.8 ms (docs/benchmarks.md)."""
+        limit, offset, order = page
+        wanted = offset + limit
+        if (order != "newest" or not self.layout.days or wanted > _ONE_PASS_HITS
+                or searcher.num_docs < SPLIT_DOCS):
+            return None
+        span = wanted * searcher.num_docs // total * NEWEST_SPARE
+        newest = self._newest
+        if newest is None:
+            result = searcher.search(tantivy.Query.all_query(), limit=NEWEST_KEPT,
+                                     count=False, order_by_field=ORDER_KEY,
+                                     order=tantivy.Order.Desc)
+            newest = self._newest = [int(key) for key, _ in result.hits]
+        if span >= len(newest):
+            return None
+        first_day = (newest[span] >> ORDER_ID_BITS) // DAY_S
+        if first_day < 1:
+            return None
+        days = tantivy.Query.range_query(self.schema, DAY_FIELD, tantivy.FieldType.Integer,
+                                         first_day, None, use_inverted_index=True)
+        result = self._search(searcher, tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, compiled), (tantivy.Occur.Must, days)]),
+            limit, offset, True, (ORDER_KEY, tantivy.Order.Desc))
+        found = _count(result)
+        if found < wanted:
+            self._newest = None
+            return None
+        if found > wanted * NEWEST_SPARE * 16:
+            # The days have filled with new mail since the keys were read: read them again
+            # next time, before the walk over those days costs what this saves.
+            self._newest = None
+        values = searcher.fast_field_values("id", [address for _, address in result.hits])
+        return [int(v) for v in values if v is not None]
 
     def facet_counts(self, node: q.Node, size: int = 20) -> dict[str, list[tuple[str, int]]]:
         """For each facet field, its most frequent values among the matches, with counts
