@@ -208,6 +208,14 @@ def _spread(result: dict[str, Any] | None) -> list[tuple[int, int | None, int]]:
     return spread
 
 
+def _ends_before(node: q.Node, moment: int) -> bool:
+    """Whether the query asks for messages dated before ``moment`` (seconds) only: it is, or
+    is a conjunction with, a range of dates that ends by then."""
+    if isinstance(node, q.DateRange):
+        return node.end is not None and node.end.timestamp() <= moment
+    return isinstance(node, q.And) and any(_ends_before(c, moment) for c in node.children)
+
+
 def keyword_value(term: q.Term) -> str:
     """The indexed form of a keyword field's value (a Message-ID without its brackets)."""
     return term.text.strip().strip("<>") if term.field == "msgid" else term.text.lower()
@@ -732,13 +740,11 @@ class SearchIndex:
         if reach:
             known = (self._reach_known(searcher, compiled, (node, facets), generation)
                      if generation is not None else None)
-            return self._top_page(searcher, compiled, known, page,
-                                  self._worth_splitting(searcher, node))
+            return self._top_page(searcher, node, compiled, known, page)
         if self._keyed(order):
             known = (self._aggregate(searcher, compiled, facets, None)[:2] if facets > 0
                      else None)
-            return self._top_page(searcher, compiled, known, page,
-                                  self._worth_splitting(searcher, node))
+            return self._top_page(searcher, node, compiled, known, page)
         if limit <= 0:
             total, counts, _, _ = self._aggregate(searcher, compiled, facets, None)
             return total, [], counts
@@ -769,13 +775,14 @@ class SearchIndex:
             self._reach_counts.put(key, generation, known)
         return known[0], known[1]
 
-    def _top_page(self, searcher: tantivy.Searcher, compiled: tantivy.Query,
+    def _top_page(self, searcher: tantivy.Searcher, node: q.Node, compiled: tantivy.Query,
                   known: tuple[int, dict[str, list[tuple[str, int]]]] | None,
-                  page: tuple[int, int, str], split: bool
+                  page: tuple[int, int, str]
                   ) -> tuple[int, list[int], dict[str, list[tuple[str, int]]]]:
         """``search_counted`` with the hits from Tantivy's top-N collector, given the total
-        and facet counts if they are ``known`` already (else counted with the hits);
-        ``split``: the query may be searched in parts (``_top``)."""
+        and facet counts if they are ``known`` already (else counted with the hits): from
+        the newest days when they hold the page (``_newest_page``), else over every match,
+        in parts where that pays (``_top``)."""
         limit, offset, order = page
         total, counts = known if known is not None else (None, {})
         if limit <= 0 or (total is not None and offset >= total):
@@ -783,15 +790,15 @@ class SearchIndex:
                 total = _count(searcher.search(compiled, limit=1, count=True))
             return total, [], counts
         if total is not None:
-            newest = self._newest_page(searcher, compiled, total, page)
+            newest = self._newest_page(searcher, node, compiled, total, page)
             if newest is not None:
                 return total, newest, counts
         counted, ids = self._top(searcher, compiled, limit, offset, order, total is None,
-                                 split)
+                                 self._worth_splitting(searcher, node))
         return (counted if total is None else total), ids, counts
 
-    def _newest_page(self, searcher: tantivy.Searcher, compiled: tantivy.Query, total: int,
-                     page: tuple[int, int, str]) -> list[int] | None:
+    def _newest_page(self, searcher: tantivy.Searcher, node: q.Node, compiled: tantivy.Query,
+                     total: int, page: tuple[int, int, str]) -> list[int] | None:
         """The ids of a page newest first of a query whose ``total`` is known (the search
         page's facets counted it, or a principal's reach counts are kept), searched among
         the documents of the newest days only; None where that cannot be done or did not
@@ -825,7 +832,9 @@ class SearchIndex:
         if span >= len(newest):
             return None
         first_day = (newest[span] >> ORDER_ID_BITS) // DAY_S
-        if first_day < 1:
+        if first_day < 1 or _ends_before(node, first_day * DAY_S):
+            # A range of dates that ends before those days matches none of them, and
+            # Tantivy would read its days' documents once for nothing.
             return None
         days = tantivy.Query.range_query(self.schema, DAY_FIELD, tantivy.FieldType.Integer,
                                          first_day, None, use_inverted_index=True)

@@ -13,7 +13,7 @@ import pytest
 
 from mailvault.search import query as q
 from mailvault.search.document import IndexDoc
-from mailvault.search.index import SearchIndex
+from mailvault.search.index import SearchIndex, _ends_before
 
 COUNT = 1_200
 DAY = 86_400
@@ -90,3 +90,12 @@ def test_pages_from_the_newest_days_are_the_whole_searchs(
     assert pages(newest) == pages(whole)
     whole.close()
     newest.close()
+
+
+def test_a_range_ending_before_the_days_is_not_searched_there() -> None:
+    march = 951_868_800  # 2000-03-01
+    assert _ends_before(q.parse("before:2000-03-01"), march)
+    assert _ends_before(q.parse("from:alpha on:2000-02-29"), march)
+    assert not _ends_before(q.parse("from:alpha before:2000-03-02"), march)
+    assert not _ends_before(q.parse("after:2000-01-01"), march)
+    assert not _ends_before(q.parse("before:2000-03-01 OR from:alpha"), march)
